@@ -1,0 +1,62 @@
+"""Hamilton nodes of the extraction stage: discover → manifest → extract → extraction tables."""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow as pa
+
+from relspec.catalog import TableStore
+from semantics.discovery import DEFAULT_MAX_FILE_BYTES, Discovery, DiscoveryOptions, discover
+from semantics.entities import EXTRACTION_ENTITIES, FILE
+from semantics.extract.manifest import FileManifest, plan_manifest
+from semantics.extract.parallel import Progress, rows_to_table, run_extraction
+
+
+def discovery(
+    source_root: str,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> Discovery:
+    """The Python files of the code base (git-aware, default excludes, size cap)."""
+    options = DiscoveryOptions(include=tuple(include or ()), exclude=tuple(exclude or ()),
+                               max_file_bytes=max_file_bytes)
+    return discover(source_root, options)
+
+
+def previous_files(table_store: TableStore) -> pa.Table | None:
+    """The file table of the last build into this output, if any: the per-file cache's key."""
+    return table_store.read(FILE.table)
+
+
+def file_manifest(discovery: Discovery, previous_files: pa.Table | None) -> FileManifest:
+    """Which files to extract (new or changed content, or a new extractor) and which to keep."""
+    return plan_manifest(discovery, previous_files)
+
+
+def extraction(file_manifest: FileManifest, jobs: int = 0, progress: Progress | None = None) -> dict[str, pa.Table]:
+    """Rows of every extraction entity for the files this build extracts, by entity name."""
+    workers = jobs if jobs > 0 else (os.cpu_count() or 1)
+    tables = run_extraction(file_manifest.tasks, workers, progress)
+    for rows in file_manifest.skipped_rows:
+        for name, entity_rows in rows.items():
+            if entity_rows:
+                tables[name] = pa.concat_tables([tables[name], rows_to_table(name, entity_rows)])
+    return tables
+
+
+def extraction_tables(extraction: dict[str, pa.Table], file_manifest: FileManifest,
+                      table_store: TableStore) -> dict[str, int]:
+    """Write the extraction tables: each file's rows replaced alone, in one commit per table.
+
+    Returns every extraction table's version after the write (unchanged tables keep theirs).
+    """
+    replaced = None if not file_manifest.unchanged else file_manifest.replaced_file_ids()
+    versions: dict[str, int] = {}
+    for entity in EXTRACTION_ENTITIES:
+        if entity is FILE:
+            continue  # written last: it is what marks the other tables' rows as current
+        versions[entity.table] = table_store.replace_files(entity.table, extraction[entity.name], replaced)
+    versions[FILE.table] = table_store.replace_files(FILE.table, extraction[FILE.name], replaced)
+    return versions

@@ -1,0 +1,47 @@
+"""The driver factory: a Hamilton driver over the whole pipeline, configured for one build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hamilton import driver as hamilton_driver
+
+import dataflows.cpg
+import dataflows.extraction
+import driver.authority
+from semantics.discovery import DEFAULT_MAX_FILE_BYTES
+
+PIPELINE_MODULES = (driver.authority, dataflows.extraction, dataflows.cpg)
+
+
+def build_driver(
+    source_root: str | Path,
+    output_dir: str | Path,
+    *,
+    jobs: int = 0,
+    include: list[str] | tuple[str, ...] = (),
+    exclude: list[str] | tuple[str, ...] = (),
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> hamilton_driver.Driver:
+    """A Hamilton driver that builds the CPG of ``source_root`` into ``output_dir``.
+
+    ``dr.execute(["cpg_nodes"])`` returns the lazy DataFusion frame of the nodes;
+    ``dr.execute(["build_summary"])`` builds and publishes every table.
+    ``jobs`` is the number of extraction processes (0: one per core).
+    """
+    config = {
+        "source_root": str(Path(source_root).resolve()),
+        "output_dir": _output_location(output_dir),
+        "jobs": jobs,
+        "include": list(include),
+        "exclude": list(exclude),
+        "max_file_bytes": max_file_bytes,
+    }
+    return hamilton_driver.Builder().with_modules(*PIPELINE_MODULES).with_config(config).build()
+
+
+def _output_location(output_dir: str | Path) -> str:
+    text = str(output_dir)
+    if "://" in text:
+        return text.rstrip("/")
+    return str(Path(text).resolve())

@@ -1,0 +1,30 @@
+"""What a build produced, as the CLI and notebooks report it."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class BuildSummary(msgspec.Struct, frozen=True):
+    output_dir: str
+    files: int
+    files_extracted: int
+    files_reused: int
+    files_removed: int
+    lines: int
+    nodes_by_kind: dict[str, int]
+    edges_by_kind: dict[str, int]
+    diagnostics_by_code: dict[str, int]
+    table_versions: dict[str, int]
+
+    @property
+    def nodes(self) -> int:
+        return sum(self.nodes_by_kind.values())
+
+    @property
+    def edges(self) -> int:
+        return sum(self.edges_by_kind.values())
+
+    @property
+    def diagnostics(self) -> int:
+        return sum(self.diagnostics_by_code.values())

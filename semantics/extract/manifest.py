@@ -1,0 +1,68 @@
+"""Which files a build must extract: new or changed content, or a new extractor version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pyarrow as pa
+
+from semantics.discovery import Discovery
+from semantics.extract.files import EXTRACTOR_VERSION, FileTask, content_hash, failure_rows
+from semantics.ids import file_id_for
+
+
+class FileManifest(msgspec.Struct):
+    root: str
+    tasks: list[FileTask]  # files to extract now
+    skipped_rows: list[dict[str, list[tuple]]]  # rows standing for files we will not extract
+    unchanged: list[str]  # paths whose rows from an earlier build are still right
+    removed: list[str]  # paths of an earlier build that are gone
+    discovered: int
+
+    def replaced_file_ids(self) -> list[str]:
+        """Every file whose rows this build rewrites (or deletes)."""
+        paths = [task.path for task in self.tasks] + self.removed
+        paths += [rows["file"][0][1] for rows in self.skipped_rows]
+        return sorted({file_id_for(path) for path in paths})
+
+
+def plan_manifest(discovery: Discovery, previous: pa.Table | None,
+                  extractor_version: str = EXTRACTOR_VERSION) -> FileManifest:
+    """Read every discovered file once and decide what to extract.
+
+    ``previous`` is the earlier build's file table (path, content_hash, extractor_version, parsed
+    and the rest), or None for a first build.
+    """
+    known: dict[str, tuple[str, str]] = {}
+    if previous is not None and previous.num_rows:
+        for path, digest, version in zip(previous.column("path").to_pylist(),
+                                         previous.column("content_hash").to_pylist(),
+                                         previous.column("extractor_version").to_pylist(), strict=True):
+            known[path] = (digest, version)
+    root = Path(discovery.root)
+    tasks: list[FileTask] = []
+    skipped_rows: list[dict[str, list[tuple]]] = []
+    unchanged: list[str] = []
+    for found in discovery.files:
+        try:
+            raw = (root / found.path).read_bytes()
+        except OSError as err:
+            task = FileTask(found.path, b"", "")
+            skipped_rows.append(failure_rows(task, "discover", "unreadable", f"cannot read: {err.strerror or err}",
+                                             with_module=False))
+            continue
+        digest = content_hash(raw)
+        if known.get(found.path) == (digest, extractor_version):
+            unchanged.append(found.path)
+        else:
+            tasks.append(FileTask(found.path, raw, digest))
+    for skipped in discovery.skipped:
+        is_module = skipped.code == "file_too_large"
+        raw = (root / skipped.path).read_bytes() if is_module else b""
+        task = FileTask(skipped.path, raw, content_hash(raw) if is_module else "")
+        skipped_rows.append(failure_rows(task, "discover", skipped.code, skipped.message, with_module=is_module))
+    present = {found.path for found in discovery.files} | {s.path for s in discovery.skipped}
+    removed = sorted(path for path in known if path not in present)
+    return FileManifest(root=discovery.root, tasks=tasks, skipped_rows=skipped_rows, unchanged=unchanged,
+                        removed=removed, discovered=len(discovery.files) + len(discovery.skipped))

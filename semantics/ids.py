@@ -1,0 +1,24 @@
+"""The one id scheme: a kind prefix plus a 128-bit hash of the row's identifying parts.
+
+Nodes hash (repo-relative path, kind, bstart, bend[, discriminator]); edges hash (file id, kind,
+src, dst). Parts are joined with the ASCII unit separator; None is never hashed. The SQL views
+compute the same function with DataFusion's ``md5`` (see ``semantics.cpg_views.sql_stable_id``), so
+an id means the same thing whichever engine made it.
+"""
+
+from __future__ import annotations
+
+from hashlib import md5
+
+SEPARATOR = "\x1f"
+
+
+def stable_id(prefix: str, *parts: str | int) -> str:
+    if any(part is None for part in parts):
+        raise ValueError(f"an id part is None: {parts!r}")
+    digest = md5(SEPARATOR.join(map(str, parts)).encode("utf-8"), usedforsecurity=False).hexdigest()
+    return f"{prefix}:{digest}"
+
+
+def file_id_for(path: str) -> str:
+    return stable_id("file", path)
