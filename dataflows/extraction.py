@@ -10,7 +10,7 @@ from relspec.catalog import TableStore
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES, Discovery, DiscoveryOptions, discover
 from semantics.entities import EXTRACTION_ENTITIES, FILE
 from semantics.extract.manifest import FileManifest, plan_manifest
-from semantics.extract.parallel import Progress, rows_to_table, run_extraction
+from semantics.extract.parallel import NO_PROGRESS, Progress, rows_to_table, run_extraction
 
 
 def discovery(
@@ -35,7 +35,7 @@ def file_manifest(discovery: Discovery, previous_files: pa.Table | None) -> File
     return plan_manifest(discovery, previous_files)
 
 
-def extraction(file_manifest: FileManifest, jobs: int = 0, progress: Progress | None = None) -> dict[str, pa.Table]:
+def extraction(file_manifest: FileManifest, jobs: int = 0, progress: Progress = NO_PROGRESS) -> dict[str, pa.Table]:
     """Rows of every extraction entity for the files this build extracts, by entity name."""
     workers = jobs if jobs > 0 else (os.cpu_count() or 1)
     tables = run_extraction(file_manifest.tasks, workers, progress)

@@ -18,8 +18,8 @@ from semantics.qualnames import is_package_path, module_name_for
 def _extractor_version() -> str:
     """A hash of the extractor's own source: any change to it re-extracts every file."""
     here = Path(__file__).parent
-    sources = sorted(here.glob("*.py")) + [here.parent / "entities.py", here.parent / "ids.py",
-                                            here.parent / "qualnames.py"]
+    sources = [*sorted(here.glob("*.py")), here.parent / "entities.py", here.parent / "ids.py",
+               here.parent / "qualnames.py"]
     digest = hashlib.md5(usedforsecurity=False)
     for source in sources:
         digest.update(source.read_bytes())

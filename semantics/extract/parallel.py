@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-from typing import Protocol
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -24,20 +23,18 @@ BATCH_BYTES = 256 * 1024
 
 
 
-class Progress(Protocol):
-    """Where extraction reports how far it is: a terminal bar, a notebook widget, a log."""
+class Progress:
+    """Where extraction reports how far it is. Subclass it for a terminal bar, a notebook widget
+    or a log (a base class rather than a Protocol: Hamilton checks input types nominally)."""
 
-    def start(self, total: int) -> None: ...
-
-    def advance(self, done: int) -> None: ...
-
-
-class NoProgress:
     def start(self, total: int) -> None:
-        pass
+        """Extraction of ``total`` files begins."""
 
     def advance(self, done: int) -> None:
-        pass
+        """``done`` more files are finished."""
+
+
+NO_PROGRESS = Progress()
 
 
 def plan_batches(tasks: list[FileTask], jobs: int) -> list[list[FileTask]]:
@@ -135,7 +132,7 @@ class ExtractionOutput:
 
 def run_extraction(tasks: list[FileTask], jobs: int, progress: Progress | None = None) -> dict[str, pa.Table]:
     """Extract every task; returns one Arrow table per extraction entity (by entity name)."""
-    report = progress or NoProgress()
+    report = progress or NO_PROGRESS
     report.start(len(tasks))
     output = ExtractionOutput()
     batches = plan_batches(tasks, jobs)

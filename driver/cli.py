@@ -1,0 +1,211 @@
+"""The `cpgflow` command line.
+
+Every failure a user can cause (a missing path, an unwritable output, bad SQL) ends in one line on
+stderr and a non-zero exit; set CPGFLOW_DEBUG=1 to see the traceback of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import msgspec
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from driver.api import open_session
+from driver.factory import build_driver
+from relspec.summary import BuildSummary
+from semantics.discovery import DEFAULT_MAX_FILE_BYTES
+from semantics.extract.parallel import Progress as ExtractionProgress
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+class CliError(Exception):
+    """A failure the user can act on: reported in one line, exit status 1."""
+
+
+class BarProgress(ExtractionProgress):
+    """Extraction progress as a Rich bar on stderr (files done / total)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: int | None = None
+
+    def start(self, total: int) -> None:
+        self._task = self._progress.add_task("extracting", total=total)
+
+    def advance(self, done: int) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, done)
+
+
+def _source_root(path: Path) -> Path:
+    if not path.exists():
+        raise CliError(f"PATH '{path}' does not exist")
+    if not path.is_dir():
+        raise CliError(f"PATH '{path}' is not a directory")
+    return path.resolve()
+
+
+def _writable_output(out: Path) -> Path:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".cpgflow-write-probe-"):
+            pass
+    except FileExistsError:
+        raise CliError(f"DIR '{out}' exists and is not a directory") from None
+    except OSError as err:
+        raise CliError(f"DIR '{out}' is not writable: {err.strerror or err}") from None
+    return out.resolve()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Build a Code Property Graph of a Python code base as Delta Lake tables, and query it."""
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--out", "-o", "out", required=True, type=click.Path(path_type=Path), metavar="DIR",
+              help="Folder for the Delta tables.")
+@click.option("--jobs", "-j", default=0, show_default=True, help="Extraction processes (0: one per core).")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching this glob (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching this glob (repeatable).")
+@click.option("--max-file-bytes", default=DEFAULT_MAX_FILE_BYTES, show_default=True,
+              help="Files over this size get a diagnostic instead of extraction.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def build(path: Path, out: Path, jobs: int, include: tuple[str, ...], exclude: tuple[str, ...],
+          max_file_bytes: int, quiet: bool) -> None:
+    """Build the CPG of the code base at PATH into DIR."""
+    if jobs < 0:
+        raise CliError("--jobs must be 0 (one per core) or a positive number")
+    if max_file_bytes <= 0:
+        raise CliError("--max-file-bytes must be positive")
+    root = _source_root(path)
+    output = _writable_output(out)
+    started = time.perf_counter()
+    dr = build_driver(root, output, jobs=jobs, include=list(include), exclude=list(exclude),
+                      max_file_bytes=max_file_bytes)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=stderr, transient=True, disable=quiet) as bar:
+        summary: BuildSummary = dr.execute(["build_summary"], inputs={"progress": BarProgress(bar)})[
+            "build_summary"
+        ]
+    _print_summary(root, summary, time.perf_counter() - started)
+
+
+def _print_summary(root: Path, summary: BuildSummary, seconds: float) -> None:
+    stdout.print(f"[bold]Built the CPG of[/bold] {root} [bold]into[/bold] {summary.output_dir} "
+                 f"in {seconds:.1f} s")
+    stdout.print(f"  files {summary.files:,}  lines {summary.lines:,}  nodes {summary.nodes:,}  "
+                 f"edges {summary.edges:,}  diagnostics {summary.diagnostics:,}")
+    if summary.files_reused:
+        stdout.print(f"  extraction skipped for {summary.files_reused:,} unchanged files "
+                     f"(same content and extractor version); {summary.files_extracted:,} extracted")
+    else:
+        stdout.print(f"  extracted {summary.files_extracted:,} files")
+    if summary.files_removed:
+        stdout.print(f"  removed the rows of {summary.files_removed:,} files no longer present")
+    counts = Table(show_edge=False, box=None, pad_edge=False)
+    for header in ("node kind", "count", "edge kind", "count"):
+        counts.add_column(header, justify="right" if header == "count" else "left")
+    nodes, edges = list(summary.nodes_by_kind.items()), list(summary.edges_by_kind.items())
+    for index in range(max(len(nodes), len(edges))):
+        node = nodes[index] if index < len(nodes) else ("", "")
+        edge = edges[index] if index < len(edges) else ("", "")
+        counts.add_row(node[0], f"{node[1]:,}" if node[1] != "" else "", edge[0],
+                       f"{edge[1]:,}" if edge[1] != "" else "")
+    stdout.print(counts)
+    if summary.diagnostics:
+        codes = ", ".join(f"{code} {count}" for code, count in summary.diagnostics_by_code.items())
+        stdout.print(f"  diagnostics: {codes} (see the cpg_diagnostics table)")
+
+
+@cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("sql")
+@click.option("--format", "-f", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="Output format.")
+def query(out: Path, sql: str, output_format: str) -> None:
+    """Run SQL over the tables of DIR and print the result."""
+    if not out.is_dir():
+        raise CliError(f"DIR '{out}' is not a directory")
+    session, registered = open_session(out)
+    if not registered:
+        raise CliError(f"DIR '{out}' holds no cpgflow tables (run `cpgflow build PATH --out {out}` first)")
+    try:
+        result = session.sql(sql).to_arrow_table()
+    except Exception as err:  # DataFusion raises plain Exception subclasses for SQL errors
+        raise CliError(f"query failed: {_first_line(str(err))}") from None
+    _print_table(result, output_format)
+
+
+def _plain_types(table: pa.Table) -> pa.Table:
+    """DataFusion scans strings as view types, which CSV and JSON writers do not take."""
+    views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+    schema = pa.schema([field.with_type(views.get(field.type, field.type)) for field in table.schema])
+    return table.cast(schema)
+
+
+def _print_table(result: pa.Table, output_format: str) -> None:
+    result = _plain_types(result)
+    if output_format == "csv":
+        sink = pa.BufferOutputStream()
+        pa_csv.write_csv(result, sink)
+        sys.stdout.write(sink.getvalue().to_pybytes().decode())
+    elif output_format == "json":
+        sys.stdout.write(msgspec.json.encode(result.to_pylist()).decode() + "\n")
+    else:
+        table = Table(*result.column_names, show_lines=False)
+        for row in result.to_pylist():
+            table.add_row(*("" if value is None else str(value) for value in row.values()))
+        stdout.print(table)
+        stdout.print(f"{result.num_rows:,} rows", style="dim")
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "unknown error"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit status."""
+    logging.getLogger("hamilton").setLevel(logging.CRITICAL)
+    try:
+        cli.main(args=argv, prog_name="cpgflow", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.exceptions.NoArgsIsHelpError as err:
+        click.echo(err.ctx.get_help() if err.ctx else str(err), err=True)
+        return err.exit_code
+    except click.ClickException as err:
+        click.echo(f"error: {err.format_message()}", err=True)
+        return err.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except CliError as err:
+        click.echo(f"error: {err}", err=True)
+        return 1
+    except Exception as err:
+        if os.environ.get("CPGFLOW_DEBUG"):
+            raise
+        click.echo(f"error: {type(err).__name__}: {_first_line(str(err))} (CPGFLOW_DEBUG=1 for the traceback)",
+                   err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
