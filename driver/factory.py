@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hamilton import driver as hamilton_driver
+from hamilton.lifecycle import base as lifecycle_base
 
 import dataflows.cpg
 import dataflows.extraction
@@ -22,12 +23,14 @@ def build_driver(
     include: list[str] | tuple[str, ...] = (),
     exclude: list[str] | tuple[str, ...] = (),
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    adapters: list[lifecycle_base.LifecycleAdapter] | None = None,
 ) -> hamilton_driver.Driver:
     """A Hamilton driver that builds the CPG of ``source_root`` into ``output_dir``.
 
     ``dr.execute(["cpg_nodes"])`` returns the lazy DataFusion frame of the nodes;
     ``dr.execute(["build_summary"])`` builds and publishes every table.
-    ``jobs`` is the number of extraction processes (0: one per core).
+    ``jobs`` is the number of extraction processes (0: one per core). ``adapters`` are Hamilton
+    lifecycle adapters (a UI tracker, timing hooks).
     """
     config = {
         "source_root": str(Path(source_root).resolve()),
@@ -37,7 +40,10 @@ def build_driver(
         "exclude": list(exclude),
         "max_file_bytes": max_file_bytes,
     }
-    return hamilton_driver.Builder().with_modules(*PIPELINE_MODULES).with_config(config).build()
+    builder = hamilton_driver.Builder().with_modules(*PIPELINE_MODULES).with_config(config)
+    if adapters:
+        builder = builder.with_adapters(*adapters)
+    return builder.build()
 
 
 def _output_location(output_dir: str | Path) -> str:

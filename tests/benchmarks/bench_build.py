@@ -1,0 +1,110 @@
+"""Benchmark: build the CPG of the standard library (as `make demo` does) against plain `ast.parse`.
+
+Prints, from one run: files, lines, the build's wall time, the wall time of plain `ast.parse` over
+the same files in one fresh process (no pyarrow or datafusion imported, garbage collector as
+default: the honest floor), their ratio, wall time per pipeline node, and peak memory.
+
+    .venv/bin/python tests/benchmarks/bench_build.py [--root PATH] [--jobs N] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hamilton.lifecycle import NodeExecutionHook
+
+from driver.factory import build_driver
+from semantics.discovery import DiscoveryOptions, discover
+
+FLOOR_SCRIPT = """
+import ast, sys, time
+paths = sys.stdin.read().split("\\0")
+sources = [open(p, "rb").read() for p in paths if p]
+start = time.perf_counter()
+for source in sources:
+    try:
+        ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        pass
+print(time.perf_counter() - start)
+"""
+
+
+class NodeTimer(NodeExecutionHook):
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+
+    def run_before_node_execution(self, *, node_name: str, **kwargs: Any) -> None:
+        self._started[node_name] = time.perf_counter()
+
+    def run_after_node_execution(self, *, node_name: str, **kwargs: Any) -> None:
+        self.seconds[node_name] = time.perf_counter() - self._started.pop(node_name)
+
+
+def parse_floor(root: Path, paths: list[str]) -> float:
+    listing = "\0".join(str(root / path) for path in paths)
+    result = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT], input=listing, capture_output=True,
+                            text=True, check=True)
+    return float(result.stdout)
+
+
+def peak_rss_mib() -> float:
+    """Peak RSS of this (the driver) process. Workers are spawned (fork + exec), and a child's
+    ru_maxrss keeps the parent's pre-exec high-water mark, so theirs is not reported."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=sysconfig.get_paths()["stdlib"])
+    parser.add_argument("--jobs", type=int, default=0)
+    parser.add_argument("--keep", help="build into this folder (kept) instead of a temporary one")
+    parser.add_argument("--rebuild", action="store_true", help="also time a second, unchanged build")
+    args = parser.parse_args()
+    root = Path(args.root)
+    options = DiscoveryOptions(exclude=("site-packages",))
+    files = [found.path for found in discover(root, options).files]
+    out = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cpgflow-bench-"))
+    if out.exists():
+        shutil.rmtree(out)
+    timer = NodeTimer()
+    started = time.perf_counter()
+    dr = build_driver(root, out, jobs=args.jobs, exclude=["site-packages"], adapters=[timer])
+    summary = dr.execute(["build_summary"])["build_summary"]
+    build_seconds = time.perf_counter() - started
+    floor = parse_floor(root, files)
+    peak = peak_rss_mib()
+    print(f"root            {root}")
+    print(f"files           {summary.files:,}  lines {summary.lines:,}  nodes {summary.nodes:,}  "
+          f"edges {summary.edges:,}")
+    print(f"build wall      {build_seconds:7.2f} s  (jobs={args.jobs or 'all cores'})")
+    print(f"ast.parse wall  {floor:7.2f} s  (one process, same files)")
+    print(f"ratio           {build_seconds / floor:7.2f}  (target <= 8)")
+    print(f"peak RSS        {peak:7.0f} MiB in the driver process")
+    if timer.seconds:
+        print("per node (s):   " + ", ".join(f"{name} {seconds:.2f}" for name, seconds in
+                                              sorted(timer.seconds.items(), key=lambda item: -item[1])
+                                              if seconds >= 0.05))
+    if args.rebuild:
+        started = time.perf_counter()
+        again = build_driver(root, out, jobs=args.jobs, exclude=["site-packages"]).execute(["build_summary"])
+        rebuild_seconds = time.perf_counter() - started
+        reused = again["build_summary"].files_reused
+        print(f"unchanged rebuild {rebuild_seconds:5.2f} s  ({reused:,} files reused), "
+              f"ratio {rebuild_seconds / floor:.2f}")
+    if not args.keep:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
