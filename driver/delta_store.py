@@ -6,20 +6,28 @@ version of a table or the new one, never a half-written table.
 
 from __future__ import annotations
 
+import msgspec
 import pyarrow as pa
 from datafusion import DataFrame, SessionContext
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from relspec.catalog import DatasetCatalog
-from semantics.cpg_views import OUTPUTS
 from semantics.entities import EXTRACTION_ENTITIES, EntityDecl
-from semantics.types import SemanticType
+from semantics.types import SEMANTIC_METADATA_KEY, SemanticType
 
-_DECLARATIONS: dict[str, EntityDecl] = {
-    **{entity.table: entity for entity in EXTRACTION_ENTITIES},
-    **OUTPUTS,
-}
+_DECLARATIONS: dict[str, EntityDecl] = {entity.table: entity for entity in EXTRACTION_ENTITIES}
+
+
+def physical_schema(schema: pa.Schema) -> pa.Schema:
+    """The declared schema without field metadata. Semantic types travel in the table description
+    instead: DataFusion refuses to union or recurse over fields whose metadata differ."""
+    return pa.schema([field.remove_metadata() for field in schema])
+
+
+def semantic_description(schema: pa.Schema) -> str:
+    types = {field.name: (field.metadata or {}).get(SEMANTIC_METADATA_KEY, b"").decode() for field in schema}
+    return msgspec.json.encode({"cpgflow.semantic_types": types}).decode()
 
 
 def _sql_list(values: list[str]) -> str:
@@ -47,11 +55,11 @@ class DeltaTableStore:
 
     def replace_files(self, name: str, rows: pa.Table, file_ids: list[str] | None) -> int:
         """Replace the rows of ``file_ids`` (None: of every file) with ``rows`` in one commit."""
-        schema = _DECLARATIONS[name].arrow_schema()
-        rows = rows.cast(schema)
+        declared = _DECLARATIONS[name].arrow_schema()
+        rows = rows.cast(physical_schema(declared))
         table = self._table(name)
         if table is None or file_ids is None:
-            return self._write(name, rows, mode="overwrite")
+            return self._write(name, rows, mode="overwrite", description=semantic_description(declared))
         if not file_ids:
             return table.version()
         owner = _DECLARATIONS[name].require(SemanticType.FILE_ID).name
@@ -60,11 +68,13 @@ class DeltaTableStore:
     def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema) -> int:
         """Stream ``data`` into the table, cast batch by batch to the declared ``schema`` (a cast
         that would put a null in a non-null column fails the write before it commits)."""
+        physical = physical_schema(schema)
         if isinstance(data, pa.Table):
-            conformed: pa.Table | pa.RecordBatchReader = data.cast(schema)
+            conformed: pa.Table | pa.RecordBatchReader = data.cast(physical)
         else:
-            conformed = pa.RecordBatchReader.from_stream(data).cast(schema)
-        return self._write(name, conformed, mode="overwrite", schema_mode="overwrite")
+            conformed = pa.RecordBatchReader.from_stream(data).cast(physical)
+        return self._write(name, conformed, mode="overwrite", schema_mode="overwrite",
+                           description=semantic_description(schema))
 
     def _write(self, name: str, data: DataFrame | pa.Table | pa.RecordBatchReader, **options: object) -> int:
         location = self.catalog.location(name)

@@ -9,10 +9,12 @@ from hamilton.lifecycle import base as lifecycle_base
 
 import dataflows.cpg
 import dataflows.extraction
+import dataflows.semantic_plan
+import dataflows.views
 import driver.authority
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
 
-PIPELINE_MODULES = (driver.authority, dataflows.extraction, dataflows.cpg)
+PIPELINE_MODULES = (driver.authority, dataflows.extraction, dataflows.semantic_plan, dataflows.views, dataflows.cpg)
 
 
 def build_driver(

@@ -172,6 +172,7 @@ FUNCTION = _node(
     _contained_by(),
     Column("function_kind", "string", S.KIND, nullable=False, prop=True),
     Column("is_method", "bool", S.FLAG, nullable=False, prop=True),
+    Column("returns_param", "bool", S.FLAG, nullable=False, prop=True),
 )
 
 PARAMETER = _node(
@@ -208,7 +209,7 @@ SCOPE = _node(
         references=DEFINITIONS,
         edge=EdgeDecl("CONTAINS", "target_to_row"),
     ),
-    Column("parent_scope_id", "string", S.FOREIGN_ID, references=("scope",)),
+    Column("parent_scope_id", "string", S.SCOPE_ID, references=("scope",)),
 )
 
 BINDING = _node(
@@ -219,7 +220,7 @@ BINDING = _node(
     Column(
         "scope_id",
         "string",
-        S.FOREIGN_ID,
+        S.SCOPE_ID,
         nullable=False,
         references=("scope",),
         edge=EdgeDecl("DEFINES", "target_to_row"),
@@ -231,6 +232,7 @@ BINDING = _node(
         S.FOREIGN_ID,
         references=("class", "function", "parameter", "import"),
     ),
+    Column("value_call_id", "string", S.FOREIGN_ID, references=("call",)),
 )
 
 REFERENCE = _node(
@@ -238,7 +240,7 @@ REFERENCE = _node(
     "REFERENCE",
     "ref",
     Column("name", "string", S.NAME, nullable=False),
-    Column("scope_id", "string", S.FOREIGN_ID, nullable=False, references=("scope",)),
+    Column("scope_id", "string", S.SCOPE_ID, nullable=False, references=("scope",)),
     Column("ref_kind", "string", S.KIND, nullable=False, prop=True),
     Column("ctx", "string", S.KIND, nullable=False, prop=True),
     Column("base_id", "string", S.FOREIGN_ID, references=("reference",)),
@@ -251,7 +253,7 @@ IMPORT = _node(
     Column("name", "string", S.NAME, nullable=False),
     Column("qualname", "string", S.QUALNAME, nullable=False),
     _contained_by(),
-    Column("scope_id", "string", S.FOREIGN_ID, nullable=False, references=("scope",)),
+    Column("scope_id", "string", S.SCOPE_ID, nullable=False, references=("scope",)),
     Column("from_module", "string", S.TEXT, prop=True),
     Column("asname", "string", S.TEXT, prop=True),
     Column("level", "int32", S.ORDINAL, nullable=False, prop=True),
@@ -263,7 +265,7 @@ CALL = _node(
     "call",
     Column("name", "string", S.NAME),
     _contained_by(),
-    Column("scope_id", "string", S.FOREIGN_ID, nullable=False, references=("scope",)),
+    Column("scope_id", "string", S.SCOPE_ID, nullable=False, references=("scope",)),
     Column("callee", "string", S.TEXT, prop=True),
     Column("callee_ref_id", "string", S.FOREIGN_ID, references=("reference",)),
     Column("n_args", "int32", S.ORDINAL, nullable=False, prop=True),
@@ -315,6 +317,34 @@ DECORATOR = _node(
         edge=EdgeDecl("DECORATES", "row_to_target"),
     ),
     Column("position", "int32", S.ORDINAL, nullable=False, prop=True),
+    Column("ref_id", "string", S.FOREIGN_ID, references=("reference",)),  # a bare name/attribute decorator
+)
+
+# A class's base expressions, in order (not nodes: the base is a REFERENCE node already).
+BASE = EntityDecl(
+    name="base",
+    table="ex_bases",
+    id_prefix="base",
+    columns=(
+        Column("file_id", "string", S.FILE_ID, nullable=False),
+        Column("class_id", "string", S.FOREIGN_ID, nullable=False, references=("class",)),
+        Column("ref_id", "string", S.FOREIGN_ID, references=("reference",)),
+        Column("position", "int32", S.ORDINAL, nullable=False),
+        Column("text", "string", S.QUALNAME),
+    ),
+)
+
+# `global` and `nonlocal` statements: they move a name's bindings out of the scope they appear in.
+DECLARATION = EntityDecl(
+    name="declaration",
+    table="ex_declarations",
+    id_prefix="decl",
+    columns=(
+        Column("file_id", "string", S.FILE_ID, nullable=False),
+        Column("scope_id", "string", S.SCOPE_ID, nullable=False, references=("scope",)),
+        Column("name", "string", S.NAME, nullable=False),
+        Column("decl_kind", "string", S.KIND, nullable=False),
+    ),
 )
 
 DIAGNOSTIC = EntityDecl(
@@ -330,6 +360,23 @@ DIAGNOSTIC = EntityDecl(
         Column("line", "int32", S.LINE),
     ),
 )
+
+# Names Python resolves when no scope binds them (`len`, `print`): a source for name resolution,
+# produced from the running interpreter's `builtins` module.
+BUILTIN_NAMES = EntityDecl(
+    name="builtin_name",
+    table="builtin_names",
+    id_prefix="builtin",
+    columns=(Column("name", "string", S.NAME, nullable=False),),
+)
+
+
+def builtin_names_table() -> pa.Table:
+    import builtins
+
+    names = sorted(name for name in dir(builtins) if not name.startswith("__") or name == "__import__")
+    return pa.table({"name": names}, schema=BUILTIN_NAMES.arrow_schema())
+
 
 NODE_ENTITIES: tuple[EntityDecl, ...] = (
     MODULE,
@@ -347,7 +394,7 @@ NODE_ENTITIES: tuple[EntityDecl, ...] = (
 )
 
 # Every table the extractor produces, in one place; each row of each carries its file_id.
-EXTRACTION_ENTITIES: tuple[EntityDecl, ...] = (FILE, *NODE_ENTITIES, DIAGNOSTIC)
+EXTRACTION_ENTITIES: tuple[EntityDecl, ...] = (FILE, *NODE_ENTITIES, BASE, DECLARATION, DIAGNOSTIC)
 
 ENTITIES_BY_NAME: dict[str, EntityDecl] = {e.name: e for e in EXTRACTION_ENTITIES}
 

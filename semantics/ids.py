@@ -22,3 +22,22 @@ def stable_id(prefix: str, *parts: str | int) -> str:
 
 def file_id_for(path: str) -> str:
     return stable_id("file", path)
+
+
+def sql_stable_id(prefix: str, *parts: str) -> str:
+    """SQL computing `stable_id(prefix, *parts)` in DataFusion; ``parts`` are SQL expressions."""
+    separator = SEPARATOR.replace("'", "''")
+    return f"concat('{prefix}:', md5(concat_ws('{separator}', {', '.join(parts)})))"
+
+
+EXTERNAL_PATH = "<external>"
+EXTERNAL_KIND = "EXTERNAL_SYMBOL"
+
+
+def external_id(qualname: str) -> str:
+    """Id of the EXTERNAL_SYMBOL node of a name outside the code base (`os.path.join`, `<builtin>.len`)."""
+    return stable_id("ext", EXTERNAL_PATH, EXTERNAL_KIND, qualname)
+
+
+def sql_external_id(qualname_sql: str) -> str:
+    return sql_stable_id("ext", f"'{EXTERNAL_PATH}'", f"'{EXTERNAL_KIND}'", qualname_sql)

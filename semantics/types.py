@@ -15,6 +15,7 @@ class SemanticType(enum.StrEnum):
     ENTITY_ID = "entity_id"  # the row's own id (a cpg node id when the entity is a node)
     FOREIGN_ID = "foreign_id"  # an id of another entity
     FILE_ID = "file_id"  # the owning file's identity
+    SCOPE_ID = "scope_id"  # the lexical scope a name is bound or used in
     PATH = "path"  # repo-relative POSIX path
     SPAN_START = "span_start"  # byte offset, inclusive
     SPAN_END = "span_end"  # byte offset, exclusive
@@ -38,6 +39,7 @@ class CompatibilityGroup(enum.StrEnum):
     IDENTITY = "identity"
     FILE = "file"
     SPAN = "span"
+    SCOPE = "scope"
     POSITION = "position"
     SYMBOL = "symbol"
     VALUE = "value"
@@ -48,6 +50,7 @@ COMPATIBILITY: dict[SemanticType, CompatibilityGroup] = {
     SemanticType.FOREIGN_ID: CompatibilityGroup.IDENTITY,
     SemanticType.FILE_ID: CompatibilityGroup.FILE,
     SemanticType.PATH: CompatibilityGroup.FILE,
+    SemanticType.SCOPE_ID: CompatibilityGroup.SCOPE,
     SemanticType.SPAN_START: CompatibilityGroup.SPAN,
     SemanticType.SPAN_END: CompatibilityGroup.SPAN,
     SemanticType.LINE: CompatibilityGroup.POSITION,

@@ -19,9 +19,11 @@ from hashlib import md5 as _md5
 
 from semantics.entities import (
     ARGUMENT,
+    BASE,
     BINDING,
     CALL,
     CLASS,
+    DECLARATION,
     DECORATOR,
     DOCSTRING,
     FUNCTION,
@@ -84,6 +86,23 @@ class _Scope:
         self.is_comprehension = kind == "comprehension"
 
 
+class _Returns:
+    """Whether every `return` of a function returns its first parameter unchanged (a decorator
+    that hands back the function it decorates)."""
+
+    __slots__ = ("first_param", "only_first_param", "seen")
+
+    def __init__(self, first_param: str | None) -> None:
+        self.first_param = first_param
+        self.only_first_param = False
+        self.seen = False
+
+    def observe(self, value: ast.expr | None) -> None:
+        returns_param = type(value) is ast.Name and value.id == self.first_param
+        self.only_first_param = returns_param and (self.only_first_param or not self.seen)
+        self.seen = True
+
+
 class FileWalker:
     """Collects the rows of one parsed file. Call `walk_module(tree)` once."""
 
@@ -103,6 +122,8 @@ class FileWalker:
         self._definition_qualname = module
         self._lambda_counts: dict[str, int] = {}
         self._bind_kind = "assign"
+        self._bind_value_call: str | None = None  # the CALL whose result a plain `name = f()` binds
+        self._returns: list[_Returns] = []
 
     # -- ids and spans ---------------------------------------------------------------------------
 
@@ -177,9 +198,11 @@ class FileWalker:
         self._scopes.append(scope)
         return scope
 
-    def bind(self, name: str, span: Span, kind: str, definition_id: str | None, scope: _Scope) -> None:
+    def bind(self, name: str, span: Span, kind: str, definition_id: str | None, scope: _Scope,
+             value_call_id: str | None = None) -> None:
         binding_id = self.node_id(BINDING, span[0], span[1])
-        self.rows["binding"].append((binding_id, self.file_id, *span, name, scope.id, kind, definition_id))
+        self.rows["binding"].append((binding_id, self.file_id, *span, name, scope.id, kind, definition_id,
+                                     value_call_id))
 
     def nearest_function_scope(self) -> _Scope:
         for scope in reversed(self._scopes):
@@ -248,10 +271,12 @@ class FileWalker:
             span = self.span(decorator)
             deco_id = self.node_id(DECORATOR, span[0], span[1])
             called = decorator.func if isinstance(decorator, ast.Call) else decorator
+            ref_id = self.reference(decorator) if type(decorator) in _REFERENCE_TYPES else None
+            if ref_id is None:
+                self.visit(decorator)
             self.rows["decorator"].append(
-                (deco_id, self.file_id, *span, dotted_name(called), target_id, position)
+                (deco_id, self.file_id, *span, dotted_name(called), target_id, position, ref_id)
             )
-            self.visit(decorator)
 
     def parameters(self, args: ast.arguments, function_id: str, function_qualname: str) -> list[tuple]:
         """Visit annotations and defaults (enclosing scope) in source order; return parameter rows."""
@@ -299,9 +324,6 @@ class FileWalker:
         if not isinstance(node, ast.Lambda) and node.returns is not None:
             self.visit(node.returns)
         is_method = kind != "lambda" and self.scope.kind == "class"
-        self.rows["function"].append(
-            (function_id, self.file_id, *span, name, qualname, self._definition_id, kind, is_method)
-        )
         if kind != "lambda":
             self.bind(name, self.name_span_at(span[0], span[1], _DEF_NAME), "def", function_id, self.scope)
         scope = self.push_scope(span, "lambda" if kind == "lambda" else "function", name, qualname, function_id)
@@ -309,21 +331,37 @@ class FileWalker:
         for row in param_rows:
             name_span = self.name_span_at(row[2], row[3])
             self.bind(row[8], name_span, "parameter", row[0], scope)
+        returns = _Returns(param_rows[0][8] if param_rows else None)
+        self._returns.append(returns)
 
         def body() -> None:
             if isinstance(node, ast.Lambda):
+                returns.observe(node.body)
                 self.visit(node.body)
             else:
                 self.docstring(node.body, function_id)
                 self.visit_all(node.body)
 
         self.in_definition(function_id, qualname, body)
+        self._returns.pop()
+        self.rows["function"].append((function_id, self.file_id, *span, name, qualname, self._definition_id, kind,
+                                      is_method, returns.only_first_param))
+
+    def return_statement(self, node: ast.Return) -> None:
+        if self._returns:
+            self._returns[-1].observe(node.value)
+        if node.value is not None:
+            self.visit(node.value)
 
     def class_def(self, node: ast.ClassDef) -> None:
         span = self.span(node)
         class_id = self.node_id(CLASS, span[0], span[1])
         self.decorators(node.decorator_list, class_id)
-        self.visit_all(node.bases)
+        for position, base in enumerate(node.bases):
+            ref_id = self.reference(base) if type(base) in _REFERENCE_TYPES else None
+            if ref_id is None:
+                self.visit(base)
+            self.rows["base"].append((self.file_id, class_id, ref_id, position, dotted_name(base)))
         self.visit_all(node.keywords)
         qualname = f"{self._definition_qualname}.{node.name}"
         self.rows["class"].append((class_id, self.file_id, *span, node.name, qualname, self._definition_id))
@@ -374,14 +412,14 @@ class FileWalker:
         if type(node.ctx) is ast.Store:
             kind = self._bind_kind
             scope = self.nearest_function_scope() if kind == "walrus" else self.scope
-            self.bind(node.id, self.span(node), kind, None, scope)
+            self.bind(node.id, self.span(node), kind, None, scope, self._bind_value_call)
         else:
             self.reference(node)
 
     def attribute(self, node: ast.Attribute) -> None:
         self.reference(node)
 
-    def call(self, node: ast.Call) -> None:
+    def call(self, node: ast.Call) -> str:
         span = self.span(node)
         call_id = self.node_id(CALL, span[0], span[1])
         func = node.func
@@ -408,6 +446,7 @@ class FileWalker:
                               keyword.arg, call_id, position, kind))
             position += 1
             self.visit(keyword.value)
+        return call_id
 
     def imports(self, node: ast.Import | ast.ImportFrom) -> None:
         is_from = isinstance(node, ast.ImportFrom)
@@ -429,6 +468,11 @@ class FileWalker:
                 name_span = self.name_span_at(span[0], span[1])
                 bound = alias.name if is_from else alias.name.partition(".")[0]
             self.bind(bound, name_span, "import", import_id, self.scope)
+
+    def declaration(self, node: ast.Global | ast.Nonlocal) -> None:
+        kind = "global" if isinstance(node, ast.Global) else "nonlocal"
+        for name in node.names:
+            self.rows["declaration"].append((self.file_id, self.scope.id, name, kind))
 
     def except_handler(self, node: ast.ExceptHandler) -> None:
         if node.type is not None:
@@ -455,7 +499,7 @@ class FileWalker:
 
 
 _ENTITIES = (MODULE, CLASS, FUNCTION, PARAMETER, SCOPE, BINDING, REFERENCE, IMPORT, CALL, ARGUMENT,
-             DOCSTRING, DECORATOR)
+             DOCSTRING, DECORATOR, BASE, DECLARATION)
 _REFERENCE_TYPES = (ast.Name, ast.Attribute)
 _CTX_NAMES = {ast.Load: "load", ast.Store: "store", ast.Del: "del"}
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
@@ -492,9 +536,14 @@ def _for_loop(walker: FileWalker, node: ast.For | ast.AsyncFor) -> None:
 
 
 def _assign(walker: FileWalker, node: ast.Assign) -> None:
-    walker.visit(node.value)
+    value = node.value
+    value_call = walker.call(value) if type(value) is ast.Call else None
+    if value_call is None:
+        walker.visit(value)
     for target in node.targets:
+        walker._bind_value_call = value_call if type(target) is ast.Name else None
         walker.visit_target(target, "assign")
+    walker._bind_value_call = None
 
 
 def _aug_assign(walker: FileWalker, node: ast.AugAssign) -> None:
@@ -529,6 +578,9 @@ _DISPATCH: dict[type, Callable[[FileWalker, ast.AST], None]] = {
     ast.Import: FileWalker.imports,
     ast.ImportFrom: FileWalker.imports,
     ast.ExceptHandler: FileWalker.except_handler,
+    ast.Global: FileWalker.declaration,
+    ast.Nonlocal: FileWalker.declaration,
+    ast.Return: FileWalker.return_statement,
     ast.MatchAs: FileWalker.match_capture,
     ast.MatchStar: FileWalker.match_capture,
     ast.MatchMapping: FileWalker.match_capture,

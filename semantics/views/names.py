@@ -1,0 +1,210 @@
+"""Name resolution: every name use to the bindings it can read, by Python's scoping rules.
+
+A use in scope S looks in S, then in each enclosing scope outwards — class scopes are skipped
+except S itself (methods do not see class attributes as bare names) — and stops at the first scope
+where the name is bound or declared `global`. `global` sends the search to the module scope;
+`nonlocal` makes a scope skip its own binding. Bindings made under a `global`/`nonlocal`
+declaration belong to the scope the declaration names. Names bound nowhere fall back to builtins.
+
+When the resolving scope binds the name more than once, the use gets an edge to every candidate —
+those before it in the same scope if any, else all — each with confidence 1/candidates.
+"""
+
+from __future__ import annotations
+
+from semantics.specs import AnySpec, DeriveSpec, RelateSpec
+from semantics.types import SemanticType as S
+from semantics.views.columns import RESOLVED_EDGE, col
+
+MODULE_SCOPES = (col("scope_id", "string", S.SCOPE_ID, False), col("file_id", "string", S.FILE_ID, False))
+
+SCOPE_PARENTS = (
+    col("scope_id", "string", S.SCOPE_ID, False),
+    col("parent_scope_id", "string", S.FOREIGN_ID, references=("scope",)),
+    col("scope_kind", "string", S.KIND, False),
+)
+
+SCOPE_CHAIN = (
+    col("scope_id", "string", S.SCOPE_ID, False),  # the scope whose chain this is
+    col("lookup_scope_id", "string", S.FOREIGN_ID, False, ("scope",)),  # a scope on that chain
+    col("depth", "int64", S.ORDINAL, False),
+)
+
+NAME_USES = (
+    col("ref_id", "string", S.ENTITY_ID, False),
+    col("file_id", "string", S.FILE_ID, False),
+    col("scope_id", "string", S.SCOPE_ID, False),
+    col("name", "string", S.NAME, False),
+    col("bstart", "int64", S.SPAN_START, False),
+)
+
+USE_SCOPES = (
+    col("ref_id", "string", S.ENTITY_ID, False),
+    col("file_id", "string", S.FILE_ID, False),
+    col("name", "string", S.NAME, False),
+    col("bstart", "int64", S.SPAN_START, False),
+    col("scope_id", "string", S.SCOPE_ID, False),  # a scope the use may resolve in
+    col("depth", "int64", S.ORDINAL, False),
+)
+
+NAME_PRESENCE = (
+    col("scope_id", "string", S.SCOPE_ID, False),
+    col("name", "string", S.NAME, False),
+    col("mode", "string", S.KIND, False),
+)
+
+NAME_RESOLUTION = (
+    col("ref_id", "string", S.ENTITY_ID, False),
+    col("file_id", "string", S.FILE_ID, False),
+    col("name", "string", S.NAME, False),
+    col("bstart", "int64", S.SPAN_START, False),
+    col("depth", "int64", S.ORDINAL, False),
+    col("mode", "string", S.KIND, False),
+    col("scope_id", "string", S.SCOPE_ID, False),
+)
+
+EFFECTIVE_BINDINGS = (
+    col("binding_id", "string", S.ENTITY_ID, False),
+    col("file_id", "string", S.FILE_ID, False),
+    col("scope_id", "string", S.SCOPE_ID, False),
+    col("name", "string", S.NAME, False),
+    col("bstart", "int64", S.SPAN_START, False),
+    col("binding_kind", "string", S.KIND, False),
+    col("definition_id", "string", S.FOREIGN_ID),
+    col("value_call_id", "string", S.FOREIGN_ID, references=("call",)),
+)
+
+REFERENCE_CANDIDATES = (
+    col("ref_id", "string", S.ENTITY_ID, False),
+    col("file_id", "string", S.FILE_ID, False),
+    col("ref_start", "int64", S.SPAN_START, False),
+    col("depth", "int64", S.ORDINAL, False),
+    col("mode", "string", S.KIND, False),
+    col("binding_id", "string", S.FOREIGN_ID, False, ("binding",)),
+    col("binding_start", "int64", S.ORDINAL, False),
+)
+
+BUILTIN_USES = (
+    col("ref_id", "string", S.ENTITY_ID, False),
+    col("file_id", "string", S.FILE_ID, False),
+    col("name", "string", S.NAME, False),
+)
+
+SPECS: list[AnySpec] = [
+    DeriveSpec(
+        name="module_scopes", columns=MODULE_SCOPES, inputs=("ex_scopes",),
+        sql="SELECT id AS scope_id, file_id FROM ex_scopes WHERE scope_kind = 'module'",
+        doc="each file's module scope",
+    ),
+    DeriveSpec(
+        name="scope_parents", columns=SCOPE_PARENTS, inputs=("ex_scopes",),
+        sql="SELECT id AS scope_id, parent_scope_id, scope_kind FROM ex_scopes",
+        doc="each scope's enclosing scope and kind",
+    ),
+    DeriveSpec(
+        name="scope_chain", columns=SCOPE_CHAIN, inputs=("scope_parents",), recursive=True,
+        sql="""WITH RECURSIVE chain(scope_id, ancestor_id, depth) AS (
+    SELECT scope_id, scope_id AS ancestor_id, CAST(0 AS BIGINT) AS depth FROM scope_parents
+    UNION ALL
+    SELECT c.scope_id, s.parent_scope_id, c.depth + 1
+    FROM chain c JOIN scope_parents s ON s.scope_id = c.ancestor_id
+    WHERE s.parent_scope_id IS NOT NULL
+)
+SELECT c.scope_id, c.ancestor_id AS lookup_scope_id, c.depth FROM chain c
+JOIN scope_parents a ON a.scope_id = c.ancestor_id
+WHERE c.depth = 0 OR a.scope_kind <> 'class'""",
+        doc="for every scope, the scopes its names are looked up in, nearest first (enclosing class scopes skipped)",
+    ),
+    DeriveSpec(
+        name="name_uses", columns=NAME_USES, inputs=("ex_references",),
+        sql="SELECT id AS ref_id, file_id, scope_id, name, bstart FROM ex_references WHERE ref_kind = 'name'",
+        doc="every use of a bare name (reads and deletions)",
+    ),
+    RelateSpec(
+        name="use_scopes", columns=USE_SCOPES, left="name_uses", right="scope_chain", relation="same_scope",
+        select="l.ref_id, l.file_id, l.name, l.bstart, r.lookup_scope_id AS scope_id, r.depth",
+        doc="every scope each name use may resolve in (the use's scope chain)",
+    ),
+    DeriveSpec(
+        name="name_presence", columns=NAME_PRESENCE, inputs=("ex_bindings", "ex_declarations"),
+        sql="""SELECT DISTINCT b.scope_id, b.name, 'bound' AS mode FROM ex_bindings b
+LEFT JOIN ex_declarations d ON d.scope_id = b.scope_id AND d.name = b.name
+WHERE d.name IS NULL
+UNION
+SELECT DISTINCT scope_id, name, 'global' AS mode FROM ex_declarations WHERE decl_kind = 'global'""",
+        doc="the names each scope binds itself, or declares global (nonlocal names are not the scope's own)",
+    ),
+    RelateSpec(
+        name="scope_candidates", columns=USE_SCOPES + (NAME_PRESENCE[2],), left="use_scopes",
+        right="name_presence", relation="in_scope",
+        select="l.ref_id, l.file_id, l.name, l.bstart, l.scope_id, l.depth, r.mode",
+        doc="the scopes of a use's chain that bind (or declare global) its name",
+    ),
+    DeriveSpec(
+        name="name_resolution", columns=NAME_RESOLUTION, inputs=("scope_candidates", "module_scopes"),
+        sql="""SELECT x.ref_id, x.file_id, x.name, x.bstart, x.depth, x.mode,
+    CASE WHEN x.mode = 'global' THEN m.scope_id ELSE x.scope_id END AS scope_id
+FROM (SELECT *, row_number() OVER (PARTITION BY ref_id ORDER BY depth) AS rn FROM scope_candidates) x
+JOIN module_scopes m ON m.file_id = x.file_id
+WHERE x.rn = 1""",
+        doc="the one scope each name use resolves in: the nearest candidate (global: the module scope)",
+    ),
+    DeriveSpec(
+        name="effective_bindings", columns=EFFECTIVE_BINDINGS,
+        inputs=("ex_bindings", "ex_declarations", "scope_chain", "module_scopes"),
+        sql="""WITH b AS (
+    SELECT b.*, d.decl_kind FROM ex_bindings b
+    LEFT JOIN ex_declarations d ON d.scope_id = b.scope_id AND d.name = b.name
+),
+nonlocal_target AS (
+    SELECT b.id, c.lookup_scope_id AS target, row_number() OVER (PARTITION BY b.id ORDER BY c.depth) AS rn
+    FROM b JOIN scope_chain c ON c.scope_id = b.scope_id AND c.depth > 0
+    JOIN ex_bindings o ON o.scope_id = c.lookup_scope_id AND o.name = b.name
+    WHERE b.decl_kind = 'nonlocal'
+)
+SELECT b.id AS binding_id, b.file_id,
+    CASE WHEN b.decl_kind = 'global' THEN m.scope_id
+         WHEN b.decl_kind = 'nonlocal' THEN coalesce(n.target, b.scope_id)
+         ELSE b.scope_id END AS scope_id,
+    b.name, b.bstart, b.binding_kind, b.definition_id, b.value_call_id
+FROM b JOIN module_scopes m ON m.file_id = b.file_id
+LEFT JOIN nonlocal_target n ON n.id = b.id AND n.rn = 1""",
+        doc="every binding with the scope it really binds in (global/nonlocal declarations applied)",
+    ),
+    RelateSpec(
+        name="reference_candidates", columns=REFERENCE_CANDIDATES, left="name_resolution",
+        right="effective_bindings", relation="in_scope",
+        select="l.ref_id, l.file_id, l.bstart AS ref_start, l.depth, l.mode, r.binding_id, r.bstart AS binding_start",
+        doc="the bindings of a use's name in the scope it resolves in",
+    ),
+    DeriveSpec(
+        name="reference_edges", columns=RESOLVED_EDGE, inputs=("reference_candidates", "builtin_uses", "ex_scopes",
+                                                               "effective_bindings"),
+        sql="""WITH c AS (
+    SELECT c.*, (c.depth = 0 AND c.binding_start < c.ref_start) AS preceding, s.scope_kind
+    FROM reference_candidates c
+    JOIN effective_bindings b ON b.binding_id = c.binding_id
+    JOIN ex_scopes s ON s.id = b.scope_id
+),
+p AS (SELECT ref_id, max(CASE WHEN preceding THEN 1 ELSE 0 END) AS has_preceding FROM c GROUP BY ref_id),
+k AS (SELECT c.* FROM c JOIN p ON p.ref_id = c.ref_id WHERE p.has_preceding = 0 OR c.preceding)
+SELECT 'REFERENCES' AS kind, ref_id AS src, binding_id AS dst, CAST(NULL AS VARCHAR) AS external, file_id,
+    1.0 / CAST(count(*) OVER (PARTITION BY ref_id) AS DOUBLE) AS confidence,
+    CASE WHEN mode = 'global' THEN 'scope.global_declaration'
+         WHEN scope_kind = 'module' THEN 'scope.module'
+         WHEN depth = 0 THEN 'scope.local'
+         ELSE 'scope.enclosing' END AS resolver
+FROM k
+UNION ALL
+SELECT 'REFERENCES', ref_id, NULL, concat('<builtin>.', name), file_id, 1.0, 'scope.builtin' FROM builtin_uses""",
+        doc="REFERENCES edges: each name use to the bindings it can read, or to a builtin",
+    ),
+    DeriveSpec(
+        name="builtin_uses", columns=BUILTIN_USES, inputs=("name_uses", "name_resolution", "builtin_names"),
+        sql="""SELECT u.ref_id, u.file_id, u.name FROM name_uses u
+LEFT JOIN name_resolution r ON r.ref_id = u.ref_id
+JOIN builtin_names b ON b.name = u.name
+WHERE r.ref_id IS NULL""",
+        doc="name uses bound nowhere in the code's scopes that name a builtin",
+    ),
+]
