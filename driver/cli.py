@@ -17,12 +17,14 @@ import click
 import msgspec
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from datafusion import SessionContext
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from driver.api import open_session
 from driver.factory import build_driver
+from driver.reports import call_graph, plan_report
 from relspec.summary import BuildSummary
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
 from semantics.extract.parallel import Progress as ExtractionProgress
@@ -139,16 +141,51 @@ def _print_summary(root: Path, summary: BuildSummary, seconds: float) -> None:
               show_default=True, help="Output format.")
 def query(out: Path, sql: str, output_format: str) -> None:
     """Run SQL over the tables of DIR and print the result."""
-    if not out.is_dir():
-        raise CliError(f"DIR '{out}' is not a directory")
-    session, registered = open_session(out)
-    if not registered:
-        raise CliError(f"DIR '{out}' holds no cpgflow tables (run `cpgflow build PATH --out {out}` first)")
+    session = _built_session(out)
     try:
         result = session.sql(sql).to_arrow_table()
     except Exception as err:  # DataFusion raises plain Exception subclasses for SQL errors
         raise CliError(f"query failed: {_first_line(str(err))}") from None
     _print_table(result, output_format)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan(path: Path, as_json: bool) -> None:
+    """Show the compiled semantic plan for PATH without running it."""
+    root = _source_root(path)
+    results = build_driver(root).execute(["optimized_ir", "discovery"])
+    report = plan_report(results["optimized_ir"], results["discovery"])
+    if as_json:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(report)).decode() + "\n")
+        return
+    source = report["source"]
+    stdout.print(f"[bold]Plan for[/bold] {source['root']}: {source['files']:,} files; "  # type: ignore[index]
+                 f"{len(report['views']):,} views")  # type: ignore[arg-type]
+    table = Table("view", "kind", "level", "cache", "join")
+    for view in report["views"]:  # type: ignore[union-attr]
+        join = view["join"]
+        joined = f"{join['strategy']} ({join['keys_confidence']['decision_value']})" if join else ""
+        table.add_row(view["name"], view["kind"], str(view["level"]), view["cache"]["policy"], joined)
+    stdout.print(table)
+
+
+@cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+def callgraph(out: Path) -> None:
+    """Print the call graph of a built DIR as JSON: {caller: [callees]} by qualified name."""
+    session = _built_session(out)
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(call_graph(session))).decode() + "\n")
+
+
+def _built_session(out: Path) -> SessionContext:
+    if not out.is_dir():
+        raise CliError(f"DIR '{out}' is not a directory")
+    session, registered = open_session(out)
+    if not registered:
+        raise CliError(f"DIR '{out}' holds no cpgflow tables (run `cpgflow build PATH --out {out}` first)")
+    return session
 
 
 def _plain_types(table: pa.Table) -> pa.Table:

@@ -19,7 +19,7 @@ PIPELINE_MODULES = (driver.authority, dataflows.extraction, dataflows.semantic_p
 
 def build_driver(
     source_root: str | Path,
-    output_dir: str | Path,
+    output_dir: str | Path | None = None,
     *,
     jobs: int = 0,
     include: list[str] | tuple[str, ...] = (),
@@ -27,21 +27,23 @@ def build_driver(
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     adapters: list[lifecycle_base.LifecycleAdapter] | None = None,
 ) -> hamilton_driver.Driver:
-    """A Hamilton driver that builds the CPG of ``source_root`` into ``output_dir``.
+    """A Hamilton driver that builds the CPG of ``source_root`` into ``output_dir`` (which only
+    planning, e.g. ``dr.execute(["optimized_ir"])``, may leave out).
 
     ``dr.execute(["cpg_nodes"])`` returns the lazy DataFusion frame of the nodes;
     ``dr.execute(["build_summary"])`` builds and publishes every table.
     ``jobs`` is the number of extraction processes (0: one per core). ``adapters`` are Hamilton
     lifecycle adapters (a UI tracker, timing hooks).
     """
-    config = {
+    config: dict[str, object] = {
         "source_root": str(Path(source_root).resolve()),
-        "output_dir": _output_location(output_dir),
         "jobs": jobs,
         "include": list(include),
         "exclude": list(exclude),
         "max_file_bytes": max_file_bytes,
     }
+    if output_dir is not None:  # planning alone needs no output
+        config["output_dir"] = _output_location(output_dir)
     builder = hamilton_driver.Builder().with_modules(*PIPELINE_MODULES).with_config(config)
     if adapters:
         builder = builder.with_adapters(*adapters)

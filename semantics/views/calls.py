@@ -290,8 +290,8 @@ GROUP BY d.target_id""",
     ),
     DeriveSpec(
         name="call_edges", columns=RESOLVED_EDGE, inputs=("call_targets", "decorator_factors", "method_lookup"),
-        sql="""SELECT 'CALLS' AS kind, t.call_id AS src, t.target_id AS dst, CAST(NULL AS VARCHAR) AS external, t.file_id,
-    t.confidence * coalesce(f.factor, 1.0) AS confidence,
+        sql="""SELECT 'CALLS' AS kind, t.call_id AS src, t.target_id AS dst, CAST(NULL AS VARCHAR) AS external,
+    t.file_id, t.confidence * coalesce(f.factor, 1.0) AS confidence,
     concat('calls.', t.resolver, CASE WHEN f.factor < 1.0 THEN '.decorated' ELSE '' END) AS resolver
 FROM call_targets t LEFT JOIN decorator_factors f ON f.function_id = t.target_id
 WHERE t.target_kind = 'FUNCTION'

@@ -135,7 +135,7 @@ SELECT DISTINCT scope_id, name, 'global' AS mode FROM ex_declarations WHERE decl
         doc="the names each scope binds itself, or declares global (nonlocal names are not the scope's own)",
     ),
     RelateSpec(
-        name="scope_candidates", columns=USE_SCOPES + (NAME_PRESENCE[2],), left="use_scopes",
+        name="scope_candidates", columns=(*USE_SCOPES, NAME_PRESENCE[2]), left="use_scopes",
         right="name_presence", relation="in_scope",
         select="l.ref_id, l.file_id, l.name, l.bstart, l.scope_id, l.depth, r.mode",
         doc="the scopes of a use's chain that bind (or declare global) its name",

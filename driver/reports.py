@@ -1,0 +1,74 @@
+"""Reports over a built output: the call graph in the interchange format of call-graph tools."""
+
+from __future__ import annotations
+
+import msgspec
+from datafusion import SessionContext
+
+from semantics.discovery import Discovery
+from semantics.ir import SemanticIR
+
+# Callers are the definitions that contain call sites (module-level code under the module's own
+# name); a class instantiation is reported as its `__init__` when the code base has one for it.
+CALL_GRAPH_SQL = """
+WITH calls AS (
+    SELECT e.src AS call_id, e.dst, e.resolver FROM cpg_edges e WHERE e.kind = 'CALLS'
+),
+with_init AS (SELECT DISTINCT call_id FROM calls WHERE resolver = 'calls.class_init'),
+callees AS (
+    SELECT c.call_id, n.qualname FROM calls c JOIN cpg_nodes n ON n.node_id = c.dst
+    LEFT JOIN with_init i ON i.call_id = c.call_id
+    WHERE NOT (n.kind = 'CLASS' AND i.call_id IS NOT NULL)
+),
+callers AS (
+    SELECT x.dst AS call_id, p.qualname FROM cpg_edges x JOIN cpg_nodes p ON p.node_id = x.src
+    WHERE x.kind = 'CONTAINS' AND p.kind IN ('MODULE', 'CLASS', 'FUNCTION')
+)
+SELECT r.qualname AS caller, e.qualname AS callee
+FROM callers r JOIN callees e ON e.call_id = r.call_id
+UNION
+SELECT qualname, CAST(NULL AS VARCHAR) FROM cpg_nodes WHERE kind IN ('MODULE', 'FUNCTION')
+"""
+
+
+def call_graph(session: SessionContext) -> dict[str, list[str]]:
+    """{caller qualname: sorted callee qualnames}, every module and function a key."""
+    table = session.sql(CALL_GRAPH_SQL).to_arrow_table()
+    graph: dict[str, set[str]] = {}
+    for caller, callee in zip(table.column("caller").to_pylist(), table.column("callee").to_pylist(), strict=True):
+        callees = graph.setdefault(caller, set())
+        if callee is not None:
+            callees.add(callee)
+    return {caller: sorted(callees) for caller, callees in sorted(graph.items())}
+
+
+def plan_report(ir: SemanticIR, discovery: Discovery) -> dict[str, object]:
+    """The compiled semantic plan as plain data: every view with its kind, inputs, position, cache
+    hint and — for relate views — inferred join keys and strategy, each with confidence and evidence."""
+    views = []
+    for view in ir.views:
+        entry: dict[str, object] = {
+            "name": view.name,
+            "kind": view.kind,
+            "inputs": list(view.inputs),
+            "doc": view.spec.doc,
+            "level": view.position.level if view.position else None,
+            "consumers": list(view.position.consumers) if view.position else [],
+            "cache": msgspec.to_builtins(view.cache),
+            "join": None,
+        }
+        if view.join is not None:
+            entry["join"] = {
+                "strategy": view.join.strategy,
+                "keys": [list(pair) for pair in view.join.keys.equi],
+                "range": [list(term) for term in view.join.keys.range],
+                "keys_confidence": msgspec.to_builtins(view.join.keys.confidence),
+                "strategy_confidence": msgspec.to_builtins(view.join.confidence),
+            }
+        views.append(entry)
+    return {
+        "source": {"root": discovery.root, "files": len(discovery.files), "skipped": len(discovery.skipped),
+                   "git_aware": discovery.git_aware},
+        "outputs": list(ir.outputs),
+        "views": views,
+    }
