@@ -61,6 +61,7 @@ NAME_RESOLUTION = (
     col("depth", "int64", S.ORDINAL, False),
     col("mode", "string", S.KIND, False),
     col("scope_id", "string", S.SCOPE_ID, False),
+    col("scope_kind", "string", S.KIND, False),
 )
 
 EFFECTIVE_BINDINGS = (
@@ -80,6 +81,7 @@ REFERENCE_CANDIDATES = (
     col("ref_start", "int64", S.SPAN_START, False),
     col("depth", "int64", S.ORDINAL, False),
     col("mode", "string", S.KIND, False),
+    col("scope_kind", "string", S.KIND, False),
     col("binding_id", "string", S.FOREIGN_ID, False, ("binding",)),
     col("binding_start", "int64", S.ORDINAL, False),
 )
@@ -141,12 +143,16 @@ SELECT DISTINCT scope_id, name, 'global' AS mode FROM ex_declarations WHERE decl
         doc="the scopes of a use's chain that bind (or declare global) its name",
     ),
     DeriveSpec(
-        name="name_resolution", columns=NAME_RESOLUTION, inputs=("scope_candidates", "module_scopes"),
-        sql="""SELECT x.ref_id, x.file_id, x.name, x.bstart, x.depth, x.mode,
-    CASE WHEN x.mode = 'global' THEN m.scope_id ELSE x.scope_id END AS scope_id
-FROM (SELECT *, row_number() OVER (PARTITION BY ref_id ORDER BY depth) AS rn FROM scope_candidates) x
-JOIN module_scopes m ON m.file_id = x.file_id
-WHERE x.rn = 1""",
+        name="name_resolution", columns=NAME_RESOLUTION,
+        inputs=("scope_candidates", "module_scopes", "scope_parents"),
+        sql="""WITH nearest AS (SELECT ref_id, min(depth) AS depth FROM scope_candidates GROUP BY ref_id),
+chosen AS (
+    SELECT c.*, CASE WHEN c.mode = 'global' THEN m.scope_id ELSE c.scope_id END AS resolved
+    FROM scope_candidates c JOIN nearest n ON n.ref_id = c.ref_id AND n.depth = c.depth
+    JOIN module_scopes m ON m.file_id = c.file_id
+)
+SELECT c.ref_id, c.file_id, c.name, c.bstart, c.depth, c.mode, c.resolved AS scope_id, p.scope_kind
+FROM chosen c JOIN scope_parents p ON p.scope_id = c.resolved""",
         doc="the one scope each name use resolves in: the nearest candidate (global: the module scope)",
     ),
     DeriveSpec(
@@ -174,27 +180,27 @@ LEFT JOIN nonlocal_target n ON n.id = b.id AND n.rn = 1""",
     RelateSpec(
         name="reference_candidates", columns=REFERENCE_CANDIDATES, left="name_resolution",
         right="effective_bindings", relation="in_scope",
-        select="l.ref_id, l.file_id, l.bstart AS ref_start, l.depth, l.mode, r.binding_id, r.bstart AS binding_start",
+        select="l.ref_id, l.file_id, l.bstart AS ref_start, l.depth, l.mode, l.scope_kind, r.binding_id, "
+               "r.bstart AS binding_start",
         doc="the bindings of a use's name in the scope it resolves in",
     ),
     DeriveSpec(
-        name="reference_edges", columns=RESOLVED_EDGE, inputs=("reference_candidates", "builtin_uses", "ex_scopes",
-                                                               "effective_bindings"),
+        name="reference_edges", columns=RESOLVED_EDGE, inputs=("reference_candidates", "builtin_uses"),
         sql="""WITH c AS (
-    SELECT c.*, (c.depth = 0 AND c.binding_start < c.ref_start) AS preceding, s.scope_kind
-    FROM reference_candidates c
-    JOIN effective_bindings b ON b.binding_id = c.binding_id
-    JOIN ex_scopes s ON s.id = b.scope_id
+    SELECT *, (depth = 0 AND binding_start < ref_start) AS preceding FROM reference_candidates
 ),
-p AS (SELECT ref_id, max(CASE WHEN preceding THEN 1 ELSE 0 END) AS has_preceding FROM c GROUP BY ref_id),
-k AS (SELECT c.* FROM c JOIN p ON p.ref_id = c.ref_id WHERE p.has_preceding = 0 OR c.preceding)
-SELECT 'REFERENCES' AS kind, ref_id AS src, binding_id AS dst, CAST(NULL AS VARCHAR) AS external, file_id,
-    1.0 / CAST(count(*) OVER (PARTITION BY ref_id) AS DOUBLE) AS confidence,
-    CASE WHEN mode = 'global' THEN 'scope.global_declaration'
-         WHEN scope_kind = 'module' THEN 'scope.module'
-         WHEN depth = 0 THEN 'scope.local'
+counts AS (
+    SELECT ref_id, sum(CASE WHEN preceding THEN 1 ELSE 0 END) AS n_preceding, count(*) AS n_all
+    FROM c GROUP BY ref_id
+)
+SELECT 'REFERENCES' AS kind, c.ref_id AS src, c.binding_id AS dst, CAST(NULL AS VARCHAR) AS external, c.file_id,
+    1.0 / CAST(CASE WHEN n.n_preceding > 0 THEN n.n_preceding ELSE n.n_all END AS DOUBLE) AS confidence,
+    CASE WHEN c.mode = 'global' THEN 'scope.global_declaration'
+         WHEN c.scope_kind = 'module' THEN 'scope.module'
+         WHEN c.depth = 0 THEN 'scope.local'
          ELSE 'scope.enclosing' END AS resolver
-FROM k
+FROM c JOIN counts n ON n.ref_id = c.ref_id
+WHERE n.n_preceding = 0 OR c.preceding
 UNION ALL
 SELECT 'REFERENCES', ref_id, NULL, concat('<builtin>.', name), file_id, 1.0, 'scope.builtin' FROM builtin_uses""",
         doc="REFERENCES edges: each name use to the bindings it can read, or to a builtin",
