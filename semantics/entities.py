@@ -231,6 +231,7 @@ BINDING = _node(
         "string",
         S.FOREIGN_ID,
         references=("class", "function", "parameter", "import"),
+        edge=EdgeDecl("BINDS", "row_to_target"),  # the def, class, parameter or import a name binds
     ),
     Column("value_call_id", "string", S.FOREIGN_ID, references=("call",)),
 )
