@@ -1,0 +1,161 @@
+"""The IR passes and inference: parity of every relationship's inferred keys and strategy, and the
+rules behind them (ambiguity, override, failure, cache hints from topology)."""
+
+from __future__ import annotations
+
+import pytest
+
+from semantics.entities import Column
+from semantics.inference import InferenceError, infer_join
+from semantics.ir import (
+    SpecError,
+    apply_inference,
+    compile_specs,
+    emit,
+    infer_cache_hints,
+    infer_graph_positions,
+    infer_join_plans,
+    optimize,
+)
+from semantics.specs import DeriveSpec, RelateSpec
+from semantics.types import SemanticType as S
+from semantics.views import OUTPUTS, discover_specs
+
+# Every relationship of the pipeline and the join it must get: (equi keys, range keys, strategy).
+EXPECTED_JOINS = {
+    "use_scopes": ((("scope_id", "scope_id"),), (), "scope_equi"),
+    "scope_candidates": ((("scope_id", "scope_id"), ("name", "name")), (), "scope_name_equi"),
+    "reference_candidates": ((("scope_id", "scope_id"), ("name", "name")), (), "scope_name_equi"),
+    "import_definitions": ((("qualname", "qualname"),), (), "qualname_equi"),
+    "import_bindings": ((("qualname", "qualname"),), (), "qualname_equi"),
+    "class_bases": ((("ref_id", "ref_id"),), (), "foreign_key"),
+    "call_targets": ((("callee_ref_id", "ref_id"),), (), "foreign_key"),
+    "nodes_with_paths": ((("file_id", "file_id"),), (), "file_equi"),
+}
+
+
+def _planned():
+    ir = compile_specs(discover_specs(), OUTPUTS)
+    positions = infer_graph_positions(ir)
+    joins = infer_join_plans(ir)
+    return ir, positions, joins, infer_cache_hints(ir, positions)
+
+
+def test_every_relationship_gets_its_intended_keys_and_strategy() -> None:
+    _, _, joins, _ = _planned()
+    actual = {name: (plan.keys.equi, plan.keys.range, plan.strategy) for name, plan in joins.items()}
+    assert actual == EXPECTED_JOINS
+    for plan in joins.values():
+        assert plan.keys.confidence is not None and plan.keys.confidence.score == 1.0
+        assert plan.keys.confidence.evidence and plan.confidence.decision_type == "join_strategy"
+
+
+def test_no_relationship_spells_its_keys() -> None:
+    relate = [spec for spec in discover_specs() if isinstance(spec, RelateSpec)]
+    assert relate and all(spec.keys == () for spec in relate)
+
+
+def test_emitted_sql_uses_the_inferred_join() -> None:
+    ir, positions, joins, hints = _planned()
+    plan = emit(optimize(apply_inference(ir, positions, joins, hints)))
+    assert "ON l.callee_ref_id = r.ref_id" in plan.view("call_targets").sql
+    assert "ON l.scope_id = r.scope_id AND l.name = r.name" in plan.view("reference_candidates").sql
+
+
+LEFT = (
+    Column("id", "string", S.ENTITY_ID),
+    Column("file_id", "string", S.FILE_ID),
+    Column("bstart", "int64", S.SPAN_START),
+    Column("bend", "int64", S.SPAN_END),
+    Column("owner_id", "string", S.FOREIGN_ID, references=("function",)),
+    Column("other_id", "string", S.FOREIGN_ID, references=("class",)),
+)
+RIGHT = (
+    Column("id", "string", S.ENTITY_ID),
+    Column("file_id", "string", S.FILE_ID),
+    Column("bstart", "int64", S.SPAN_START),
+    Column("bend", "int64", S.SPAN_END),
+)
+
+
+def _relate(relation: str, keys: tuple = ()) -> RelateSpec:
+    return RelateSpec(name="r", columns=(), doc="", left="a", right="b", relation=relation,  # type: ignore[arg-type]
+                      select="l.id", keys=keys)
+
+
+def test_span_containment_and_overlap_come_from_span_types() -> None:
+    inside = infer_join(_relate("inside"), LEFT, RIGHT)
+    assert inside.strategy == "span_containment"
+    assert inside.condition() == "l.file_id = r.file_id AND l.bstart >= r.bstart AND l.bend <= r.bend"
+    overlap = infer_join(_relate("overlapping"), LEFT, RIGHT)
+    assert overlap.strategy == "span_overlap"
+    assert overlap.condition() == "l.file_id = r.file_id AND l.bstart < r.bend AND l.bend > r.bstart"
+
+
+def test_foreign_key_follows_the_declared_target_entity() -> None:
+    assert infer_join(_relate("refers_to"), LEFT, RIGHT, "class").keys.equi == (("other_id", "id"),)
+    assert infer_join(_relate("refers_to"), LEFT, RIGHT, "function").keys.equi == (("owner_id", "id"),)
+
+
+def test_an_ambiguous_choice_lowers_confidence_and_says_why() -> None:
+    plan = infer_join(_relate("refers_to"), LEFT, RIGHT, None)
+    assert plan.keys.equi == (("owner_id", "id"),)
+    assert plan.keys.confidence.score < 1.0
+    assert "2 foreign-id columns" in plan.keys.confidence.fallback_reason
+
+
+def test_an_explicit_override_wins_and_is_recorded() -> None:
+    plan = infer_join(_relate("refers_to", keys=(("other_id", "id"),)), LEFT, RIGHT, "function")
+    assert plan.keys.equi == (("other_id", "id"),)
+    assert plan.keys.confidence.evidence == ("explicit keys in the spec (override)",)
+
+
+def test_a_relationship_the_types_cannot_support_is_an_error() -> None:
+    no_qualname = (Column("id", "string", S.ENTITY_ID),)
+    with pytest.raises(InferenceError, match="cannot infer the keys of relation 'named'"):
+        infer_join(_relate("named"), no_qualname, no_qualname)
+
+
+def _derive(name: str, *inputs: str) -> DeriveSpec:
+    return DeriveSpec(name=name, columns=(), doc="", inputs=inputs, sql="SELECT 1")
+
+
+def test_cache_hints_follow_the_view_graph_topology() -> None:
+    # a -> b -> out: a is read once, so it stays lazy
+    ir = compile_specs([_derive("a", "ex_files"), _derive("b", "a"), _derive("out", "b")], ["out"])
+    hints = infer_cache_hints(ir, infer_graph_positions(ir))
+    assert {name: hint.policy for name, hint in hints.items()} == {
+        "a": "none", "b": "none", "out": "delta_output"}
+    # a second reader of a: now it is computed once and staged
+    ir = compile_specs([_derive("a", "ex_files"), _derive("b", "a"), _derive("c", "a"), _derive("out", "b", "c")],
+                       ["out"])
+    hints = infer_cache_hints(ir, infer_graph_positions(ir))
+    assert hints["a"].policy == "delta_staging"
+    assert hints["a"].confidence.evidence == ("read by 2 views: b, c",)
+    assert hints["b"].policy == "none"
+
+
+def test_a_recursive_reader_forces_its_input_to_be_materialized() -> None:
+    recursive = DeriveSpec(name="r", columns=(), doc="", inputs=("a",), sql="SELECT 1", recursive=True)
+    ir = compile_specs([_derive("a", "ex_files"), recursive, _derive("out", "r")], ["out"])
+    hints = infer_cache_hints(ir, infer_graph_positions(ir))
+    assert hints["a"].policy == "delta_staging"
+    with pytest.raises(SpecError, match="reads table 'ex_files' directly"):
+        compile_specs([DeriveSpec(name="r", columns=(), doc="", inputs=("ex_files",), sql="SELECT 1",
+                                  recursive=True)], ["r"])
+
+
+def test_compile_rejects_bad_specs() -> None:
+    with pytest.raises(SpecError, match="declared more than once"):
+        compile_specs([_derive("a", "ex_files"), _derive("a", "ex_files")], ["a"])
+    with pytest.raises(SpecError, match="neither a view nor an extraction table"):
+        compile_specs([_derive("a", "nowhere")], ["a"])
+    with pytest.raises(SpecError, match="cycle"):
+        compile_specs([_derive("a", "b"), _derive("b", "a")], ["a"])
+
+
+def test_optimize_drops_views_no_output_needs() -> None:
+    ir = compile_specs([_derive("a", "ex_files"), _derive("unused", "a"), _derive("out", "a")], ["out"])
+    positions = infer_graph_positions(ir)
+    pruned = optimize(apply_inference(ir, positions, {}, infer_cache_hints(ir, positions)))
+    assert pruned.names() == ("a", "out")
