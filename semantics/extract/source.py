@@ -67,8 +67,10 @@ def line_starts_of(raw: bytes, first: int = 0) -> list[int]:
 
 def decode_source(raw: bytes) -> SourceText:
     """Decode per PEP 263 (BOM, coding cookie, UTF-8 default); raise DecodeFailure if impossible."""
+    # detect_encoding reads lines split on \n only; old Mac files end lines with a lone \r
+    probe = raw.replace(b"\r", b"\n") if b"\n" not in raw[:4096] and b"\r" in raw[:4096] else raw
     try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(probe).readline)
     except SyntaxError as err:
         raise DecodeFailure("bad_encoding_declaration", str(err), getattr(err, "lineno", None)) from err
     try:

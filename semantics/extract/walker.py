@@ -175,10 +175,14 @@ class FileWalker:
         start, end = match.span(match.lastindex or 0)
         return self.sub_span(start, end)
 
-    def name_span_search(self, bstart: int, bend: int, pattern: re.Pattern[bytes]) -> Span | None:
+    def name_span_search(self, bstart: int, bend: int, pattern: re.Pattern[bytes], *,
+                         last: bool = True) -> Span | None:
+        """The span of the name the pattern captures in [bstart, bend): its last match (a name at
+        the end of a node), or its first (a name right after a node, before any comment)."""
         found = None
         for found in pattern.finditer(self.raw, bstart, bend):  # noqa: B007 - the last match wins
-            pass
+            if not last:
+                break
         if found is None:
             return None
         start, end = found.span(found.lastindex or 0)
@@ -480,7 +484,7 @@ class FileWalker:
         if node.name is not None:
             start = self.span(node.type)[1] if node.type is not None else self.span(node)[0]
             limit = self.span(node.body[0])[0] if node.body else self.span(node)[1]
-            name_span = self.name_span_search(start, limit, _AS_NAME) or self.span(node)
+            name_span = self.name_span_search(start, limit, _AS_NAME, last=False) or self.span(node)
             self.bind(node.name, name_span, "except", None, self.scope)
         self.visit_all(node.body)
 
