@@ -212,8 +212,12 @@ def _print_table(result: pa.Table, output_format: str) -> None:
 
 
 def _first_line(text: str) -> str:
+    """One line for an error: its first line, and its root cause when that is a later line."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "unknown error"
+    if not lines:
+        return "unknown error"
+    cause = lines[-1]
+    return lines[0] if len(lines) == 1 or cause in lines[0] else f"{lines[0]}: {cause}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,6 +106,8 @@ def _parse(source: SourceText, path: str) -> tuple[ast.Module | None, Diagnostic
     try:
         return ast.parse(source.text, filename=path), None
     except SyntaxError as err:
+        if "null bytes" in str(err.msg):  # 3.11 raises SyntaxError, 3.12 ValueError
+            return None, Diagnostic("parse", "invalid_source", str(err.msg), err.lineno)
         return None, Diagnostic("parse", "syntax_error", f"{err.msg}", err.lineno)
     except ValueError as err:  # e.g. "source code string cannot contain null bytes"
         return None, Diagnostic("parse", "invalid_source", str(err))

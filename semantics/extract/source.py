@@ -15,6 +15,7 @@ import tokenize
 import msgspec
 
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=]", re.M)
 _UTF8_NAMES = frozenset({"utf-8", "utf-8-sig"})
 
 
@@ -72,12 +73,14 @@ def decode_source(raw: bytes) -> SourceText:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(probe).readline)
     except SyntaxError as err:
-        raise DecodeFailure("bad_encoding_declaration", str(err), getattr(err, "lineno", None)) from err
+        if _COOKIE.search(b"\n".join(probe.removeprefix(codecs.BOM_UTF8).splitlines()[:2])):
+            raise DecodeFailure("bad_encoding_declaration", str(err), getattr(err, "lineno", None)) from err
+        # no cookie: the first lines are simply not UTF-8
+        raise _undecodable(raw, "utf-8") from err
     try:
         text = raw.decode(encoding)
     except (UnicodeDecodeError, LookupError) as err:
-        line = raw[: getattr(err, "start", 0)].count(b"\n") + 1 if isinstance(err, UnicodeDecodeError) else None
-        raise DecodeFailure("undecodable", f"cannot decode as {encoding}: {err}", line) from err
+        raise _undecodable(raw, encoding) from err
     codec = codecs.lookup(encoding).name
     is_utf8 = codec in _UTF8_NAMES or encoding in _UTF8_NAMES
     bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
@@ -91,6 +94,17 @@ def decode_source(raw: bytes) -> SourceText:
         is_utf8=is_utf8,
         is_ascii=raw.isascii(),
     )
+
+
+def _undecodable(raw: bytes, encoding: str) -> DecodeFailure:
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = len(line_starts_of(raw[: err.start]))
+        return DecodeFailure("undecodable", f"cannot decode as {encoding}: {err.reason} at byte {err.start}", line)
+    except LookupError as err:
+        return DecodeFailure("undecodable", f"unknown encoding {encoding}: {err}")
+    return DecodeFailure("undecodable", f"cannot decode as {encoding}")
 
 
 def undecoded_source(raw: bytes) -> SourceText:

@@ -1,0 +1,95 @@
+"""Shared builders for the test suite: source trees on disk, builds, queries and the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CPGFLOW = Path(sys.executable).parent / "cpgflow"
+if not CPGFLOW.exists():  # pragma: no cover - a non-venv interpreter
+    CPGFLOW = REPO / ".venv" / "bin" / "cpgflow"
+
+CPG_TABLE_NAMES = ("cpg_nodes", "cpg_edges", "cpg_props", "cpg_diagnostics")
+
+
+def write_tree(root: Path, files: Mapping[str, bytes | str]) -> Path:
+    """Write ``{relative posix path: content}`` under ``root`` (str content as UTF-8); return root."""
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, content in files.items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return root
+
+
+@pytest.fixture
+def make_tree(tmp_path: Path) -> Callable[..., Path]:
+    """``make_tree({"pkg/a.py": b"..."}, name="src")`` writes the files under ``tmp_path/name``."""
+
+    def make(files: Mapping[str, bytes | str], name: str = "src") -> Path:
+        return write_tree(tmp_path / name, files)
+
+    return make
+
+
+def build(root: Path | str, out: Path | str, **options):
+    """Build and publish every table in-process; returns the BuildSummary."""
+    from driver.api import build_driver
+
+    options.setdefault("jobs", 1)
+    dr = build_driver(root, out, **options)
+    return dr.execute(["build_summary"])["build_summary"]
+
+
+def query(out: Path | str, sql: str) -> list[dict]:
+    """Rows of ``sql`` over the tables of a built output, as Python dicts."""
+    from driver.api import open_session
+
+    session, _ = open_session(out)
+    return session.sql(sql).to_arrow_table().to_pylist()
+
+
+def table_rows(out: Path | str, table: str) -> list[dict]:
+    return query(out, f"SELECT * FROM {table}")
+
+
+def snapshot(out: Path | str) -> dict[str, set[tuple]]:
+    """Every registered table of a built output, as order-free row sets (one session)."""
+    from driver.api import open_session
+
+    session, tables = open_session(out)
+    return {table: row_set(session.sql(f"SELECT * FROM {table}").to_arrow_table().to_pylist()) for table in tables}
+
+
+def row_set(rows: list[dict]) -> set[tuple]:
+    """Rows as a set of tuples (column order is the table's), for order-free comparison."""
+    return {tuple(row.values()) for row in rows}
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("CPGFLOW_DEBUG", None)
+    env["COLUMNS"] = "200"  # Rich tables: wide enough not to wrap values
+    env["NO_COLOR"] = "1"
+    env["PYTHONUTF8"] = "1"
+    return env
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real ``cpgflow`` console script; stdout and stderr captured as text."""
+    return subprocess.run([str(CPGFLOW), *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env=cli_env(), timeout=timeout, check=False)
+
+
+def assert_one_line_error(stderr: str) -> None:
+    """A user-caused failure: exactly one line on stderr, starting with 'error:', and no traceback."""
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}: {stderr!r}"
+    assert lines[0].startswith("error:"), stderr
