@@ -23,7 +23,8 @@ from semantics.views import OUTPUTS, discover_specs
 
 # Every relationship of the pipeline and the join it must get: (equi keys, range keys, strategy).
 EXPECTED_JOINS = {
-    "use_scopes": ((("scope_id", "scope_id"),), (), "scope_equi"),
+    "key_scopes": ((("scope_id", "scope_id"),), (), "scope_equi"),
+    "resolved_uses": ((("scope_id", "scope_id"), ("name", "name")), (), "scope_name_equi"),
     "scope_candidates": ((("scope_id", "scope_id"), ("name", "name")), (), "scope_name_equi"),
     "reference_candidates": ((("scope_id", "scope_id"), ("name", "name")), (), "scope_name_equi"),
     "import_definitions": ((("qualname", "qualname"),), (), "qualname_equi"),

@@ -38,12 +38,17 @@ NAME_USES = (
     col("bstart", "int64", S.SPAN_START, False),
 )
 
-USE_SCOPES = (
-    col("ref_id", "string", S.ENTITY_ID, False),
-    col("file_id", "string", S.FILE_ID, False),
+NAME_KEYS = (
+    col("scope_id", "string", S.SCOPE_ID, False),
     col("name", "string", S.NAME, False),
-    col("bstart", "int64", S.SPAN_START, False),
-    col("scope_id", "string", S.SCOPE_ID, False),  # a scope the use may resolve in
+    col("file_id", "string", S.FILE_ID, False),
+)
+
+KEY_SCOPES = (
+    col("use_scope_id", "string", S.FOREIGN_ID, False, ("scope",)),  # where the name is used
+    col("name", "string", S.NAME, False),
+    col("file_id", "string", S.FILE_ID, False),
+    col("scope_id", "string", S.SCOPE_ID, False),  # a scope the name may resolve in
     col("depth", "int64", S.ORDINAL, False),
 )
 
@@ -54,13 +59,22 @@ NAME_PRESENCE = (
 )
 
 NAME_RESOLUTION = (
+    col("scope_id", "string", S.SCOPE_ID, False),  # where the name is used
+    col("name", "string", S.NAME, False),
+    col("resolved_scope_id", "string", S.FOREIGN_ID, False, ("scope",)),
+    col("depth", "int64", S.ORDINAL, False),
+    col("mode", "string", S.KIND, False),
+    col("scope_kind", "string", S.KIND, False),
+)
+
+RESOLVED_USES = (
     col("ref_id", "string", S.ENTITY_ID, False),
     col("file_id", "string", S.FILE_ID, False),
     col("name", "string", S.NAME, False),
     col("bstart", "int64", S.SPAN_START, False),
+    col("scope_id", "string", S.SCOPE_ID, False),  # the scope the use resolves in
     col("depth", "int64", S.ORDINAL, False),
     col("mode", "string", S.KIND, False),
-    col("scope_id", "string", S.SCOPE_ID, False),
     col("scope_kind", "string", S.KIND, False),
 )
 
@@ -122,10 +136,15 @@ WHERE c.depth = 0 OR a.scope_kind <> 'class'""",
         sql="SELECT id AS ref_id, file_id, scope_id, name, bstart FROM ex_references WHERE ref_kind = 'name'",
         doc="every use of a bare name (reads and deletions)",
     ),
+    DeriveSpec(
+        name="name_keys", columns=NAME_KEYS, inputs=("name_uses",),
+        sql="SELECT DISTINCT scope_id, name, file_id FROM name_uses",
+        doc="each (scope, name) that is used: resolution depends on these, not on each use",
+    ),
     RelateSpec(
-        name="use_scopes", columns=USE_SCOPES, left="name_uses", right="scope_chain", relation="same_scope",
-        select="l.ref_id, l.file_id, l.name, l.bstart, r.lookup_scope_id AS scope_id, r.depth",
-        doc="every scope each name use may resolve in (the use's scope chain)",
+        name="key_scopes", columns=KEY_SCOPES, left="name_keys", right="scope_chain", relation="same_scope",
+        select="l.scope_id AS use_scope_id, l.name, l.file_id, r.lookup_scope_id AS scope_id, r.depth",
+        doc="every scope a used name may resolve in (its scope's chain)",
     ),
     DeriveSpec(
         name="name_presence", columns=NAME_PRESENCE, inputs=("ex_bindings", "ex_declarations"),
@@ -137,23 +156,32 @@ SELECT DISTINCT scope_id, name, 'global' AS mode FROM ex_declarations WHERE decl
         doc="the names each scope binds itself, or declares global (nonlocal names are not the scope's own)",
     ),
     RelateSpec(
-        name="scope_candidates", columns=(*USE_SCOPES, NAME_PRESENCE[2]), left="use_scopes",
+        name="scope_candidates", columns=(*KEY_SCOPES, NAME_PRESENCE[2]), left="key_scopes",
         right="name_presence", relation="in_scope",
-        select="l.ref_id, l.file_id, l.name, l.bstart, l.scope_id, l.depth, r.mode",
-        doc="the scopes of a use's chain that bind (or declare global) its name",
+        select="l.use_scope_id, l.name, l.file_id, l.scope_id, l.depth, r.mode",
+        doc="the scopes of a used name's chain that bind (or declare global) it",
     ),
     DeriveSpec(
         name="name_resolution", columns=NAME_RESOLUTION,
         inputs=("scope_candidates", "module_scopes", "scope_parents"),
-        sql="""WITH nearest AS (SELECT ref_id, min(depth) AS depth FROM scope_candidates GROUP BY ref_id),
+        sql="""WITH nearest AS (
+    SELECT use_scope_id, name, min(depth) AS depth FROM scope_candidates GROUP BY use_scope_id, name
+),
 chosen AS (
     SELECT c.*, CASE WHEN c.mode = 'global' THEN m.scope_id ELSE c.scope_id END AS resolved
-    FROM scope_candidates c JOIN nearest n ON n.ref_id = c.ref_id AND n.depth = c.depth
+    FROM scope_candidates c
+    JOIN nearest n ON n.use_scope_id = c.use_scope_id AND n.name = c.name AND n.depth = c.depth
     JOIN module_scopes m ON m.file_id = c.file_id
 )
-SELECT c.ref_id, c.file_id, c.name, c.bstart, c.depth, c.mode, c.resolved AS scope_id, p.scope_kind
+SELECT c.use_scope_id AS scope_id, c.name, c.resolved AS resolved_scope_id, c.depth, c.mode, p.scope_kind
 FROM chosen c JOIN scope_parents p ON p.scope_id = c.resolved""",
-        doc="the one scope each name use resolves in: the nearest candidate (global: the module scope)",
+        doc="the one scope each used (scope, name) resolves in: the nearest candidate (global: the module scope)",
+    ),
+    RelateSpec(
+        name="resolved_uses", columns=RESOLVED_USES, left="name_uses", right="name_resolution", relation="in_scope",
+        select="l.ref_id, l.file_id, l.name, l.bstart, r.resolved_scope_id AS scope_id, r.depth, r.mode, "
+               "r.scope_kind",
+        doc="every name use with the scope it resolves in",
     ),
     DeriveSpec(
         name="effective_bindings", columns=EFFECTIVE_BINDINGS,
@@ -178,7 +206,7 @@ LEFT JOIN nonlocal_target n ON n.id = b.id AND n.rn = 1""",
         doc="every binding with the scope it really binds in (global/nonlocal declarations applied)",
     ),
     RelateSpec(
-        name="reference_candidates", columns=REFERENCE_CANDIDATES, left="name_resolution",
+        name="reference_candidates", columns=REFERENCE_CANDIDATES, left="resolved_uses",
         right="effective_bindings", relation="in_scope",
         select="l.ref_id, l.file_id, l.bstart AS ref_start, l.depth, l.mode, l.scope_kind, r.binding_id, "
                "r.bstart AS binding_start",
@@ -208,9 +236,9 @@ SELECT 'REFERENCES', ref_id, NULL, concat('<builtin>.', name), file_id, 1.0, 'sc
     DeriveSpec(
         name="builtin_uses", columns=BUILTIN_USES, inputs=("name_uses", "name_resolution", "builtin_names"),
         sql="""SELECT u.ref_id, u.file_id, u.name FROM name_uses u
-LEFT JOIN name_resolution r ON r.ref_id = u.ref_id
+LEFT JOIN name_resolution r ON r.scope_id = u.scope_id AND r.name = u.name
 JOIN builtin_names b ON b.name = u.name
-WHERE r.ref_id IS NULL""",
+WHERE r.scope_id IS NULL""",
         doc="name uses bound nowhere in the code's scopes that name a builtin",
     ),
 ]
