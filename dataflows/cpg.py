@@ -1,26 +1,40 @@
-"""Hamilton nodes around the views: the sources they read, and publishing what they produce."""
+"""Hamilton nodes around the views: the sources they read, publishing what they produce, and the
+run's record."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
 import pyarrow as pa
 from datafusion import DataFrame, SessionContext
+from hamilton.function_modifiers import tag
 
-from relspec.catalog import TableStore
+from relspec.authority import ExecutionAuthority
+from relspec.catalog import RUNS_TABLE, TableStore
+from relspec.maintenance import MaintenanceRecord
+from relspec.policy import CompiledExecutionPolicy
+from relspec.runs import ExecutionPackage, RunRecord, digest, run_row, seal_package
+from relspec.runs import view_fingerprints as fingerprints_of_views
 from relspec.summary import BuildSummary
+from relspec.validation import RuntimeCapabilities
 from semantics.entities import BUILTIN_NAMES, FILE, builtin_names_table
 from semantics.extract.manifest import FileManifest
-from semantics.views.graph import OUTPUT_SCHEMAS
+from semantics.ir import SemanticPlan
 
 
+@tag(role="extract")
 def builtin_names() -> pa.Table:
     """The names of the running interpreter's `builtins`: where unbound names resolve."""
     return builtin_names_table()
 
 
+@tag(role="view")
 def source_catalog(extraction_tables: dict[str, int], builtin_names: pa.Table, session: SessionContext,
-                   table_store: TableStore) -> dict[str, int]:
-    """The tables the views read, registered in the session: the extraction tables at the versions
-    just written, and the builtin names."""
+                   table_store: TableStore, execution_authority: ExecutionAuthority) -> dict[str, int]:
+    """The tables the views read, registered in the session at the versions just written."""
+    execution_authority.check_resolver(table_store.catalog, "view_registration")
     for name in extraction_tables:
         table_store.register(session, name)
     if session.table_exist(BUILTIN_NAMES.table):
@@ -29,12 +43,27 @@ def source_catalog(extraction_tables: dict[str, int], builtin_names: pa.Table, s
     return extraction_tables
 
 
-def published_cpg(cpg_nodes: DataFrame, cpg_edges: DataFrame, cpg_props: DataFrame,
-                  cpg_diagnostics: DataFrame, table_store: TableStore) -> dict[str, int]:
+@tag(role="policy")
+def source_versions(source_catalog: dict[str, int], builtin_names: pa.Table) -> dict[str, str]:
+    """Each source table's version (the builtin names: a hash of their content)."""
+    versions = {name: str(version) for name, version in source_catalog.items()}
+    versions[BUILTIN_NAMES.table] = digest(*builtin_names.column(0).to_pylist())
+    return versions
+
+
+@tag(role="policy")
+def view_fingerprints(semantic_plan: SemanticPlan, source_versions: dict[str, str]) -> dict[str, str]:
+    """Every view's fingerprint: its SQL and its inputs' fingerprints, down to source versions."""
+    return fingerprints_of_views(semantic_plan, source_versions)
+
+
+@tag(role="output")
+def published_cpg(cpg_nodes: DataFrame, cpg_edges: DataFrame, cpg_props: DataFrame, cpg_diagnostics: DataFrame,
+                  execution_authority: ExecutionAuthority) -> dict[str, int]:
     """The CPG tables written to the output, one Delta commit each; returns their versions."""
     frames = {"cpg_nodes": cpg_nodes, "cpg_edges": cpg_edges, "cpg_props": cpg_props,
               "cpg_diagnostics": cpg_diagnostics}
-    return {name: table_store.overwrite(name, frame, OUTPUT_SCHEMAS[name]) for name, frame in frames.items()}
+    return {name: execution_authority.publish(name, frame) for name, frame in frames.items()}
 
 
 def _counts(session: SessionContext, sql: str) -> dict[str, int]:
@@ -42,13 +71,12 @@ def _counts(session: SessionContext, sql: str) -> dict[str, int]:
     return dict(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
 
 
-def build_summary(published_cpg: dict[str, int], source_catalog: dict[str, int], file_manifest: FileManifest,
+@tag(role="output")
+def build_summary(run_record: RunRecord, source_catalog: dict[str, int], file_manifest: FileManifest,
                   session: SessionContext, table_store: TableStore) -> BuildSummary:
     """Counts of what the build produced, read back from the published tables."""
-    published = {name: f"published_{name}" for name in published_cpg}
-    for name, alias in published.items():
+    for name in run_record.output_versions:
         table_store.register(session, name)
-        session.register_view(alias, session.table(name))
     lines = session.sql(f"SELECT coalesce(sum(line_count), 0) AS n FROM {FILE.table}").to_arrow_table()
     files = session.sql(f"SELECT count(*) AS n FROM {FILE.table}").to_arrow_table()
     return BuildSummary(
@@ -61,5 +89,38 @@ def build_summary(published_cpg: dict[str, int], source_catalog: dict[str, int],
         nodes_by_kind=_counts(session, "SELECT kind, count(*) FROM cpg_nodes GROUP BY kind ORDER BY kind"),
         edges_by_kind=_counts(session, "SELECT kind, count(*) FROM cpg_edges GROUP BY kind ORDER BY kind"),
         diagnostics_by_code=_counts(session, "SELECT code, count(*) FROM cpg_diagnostics GROUP BY code ORDER BY code"),
-        table_versions={**source_catalog, **published_cpg},
+        table_versions={**source_catalog, **run_record.output_versions},
+        run_id=run_record.run_id,
     )
+
+
+@tag(role="output")
+def execution_package(semantic_plan: SemanticPlan, compiled_policy: CompiledExecutionPolicy,
+                      capabilities: RuntimeCapabilities, source_versions: dict[str, str],
+                      published_cpg: dict[str, int], execution_authority: ExecutionAuthority,
+                      session_settings: str) -> ExecutionPackage:
+    """The composite fingerprint of what decided this run's output: IR, policy, capabilities, each
+    view's DataFusion plan, session config, source versions."""
+    return seal_package(ExecutionPackage(
+        ir_fingerprint=digest(*(view.sql for view in semantic_plan.views)),
+        policy_fingerprint=compiled_policy.fingerprint,
+        capabilities_fingerprint=digest(msgspec.json.encode(capabilities)),
+        session_config_fingerprint=session_settings,
+        plan_fingerprints={outcome.view: outcome.plan_fingerprint for outcome in execution_authority.outcomes()},
+        source_versions=source_versions,
+    ))
+
+
+@tag(role="output")
+def run_record(execution_package: ExecutionPackage, published_cpg: dict[str, int],
+               maintenance: tuple[MaintenanceRecord, ...], execution_authority: ExecutionAuthority,
+               table_store: TableStore) -> RunRecord:
+    """The run, persisted in the output's run table: package, per-view outcomes, validation."""
+    record = RunRecord(
+        run_id=uuid.uuid4().hex[:12], started_at=execution_authority.started_at,
+        finished_at=datetime.now(UTC).isoformat(), status="published", output_versions=published_cpg,
+        views=execution_authority.outcomes(), validation=execution_authority.validation.issues,
+        maintenance=maintenance, package=execution_package,
+    )
+    table_store.append(RUNS_TABLE, run_row(record))
+    return record

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import os
+import uuid
+from datetime import UTC, datetime
 
 import pyarrow as pa
+from hamilton.function_modifiers import tag
 
-from relspec.catalog import TableStore
+from relspec.authority import ExecutionAuthority
+from relspec.catalog import RUNS_TABLE, TableStore
+from relspec.runs import RunRecord, run_row
+from relspec.validation import ValidationFailed
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES, Discovery, DiscoveryOptions, discover
 from semantics.entities import EXTRACTION_ENTITIES, FILE
 from semantics.extract.manifest import FileManifest, plan_manifest
 from semantics.extract.parallel import NO_PROGRESS, Progress, rows_to_table, run_extraction
 
 
+@tag(role="extract")
 def discovery(
     source_root: str,
     include: list[str] | None = None,
@@ -25,18 +32,26 @@ def discovery(
     return discover(source_root, options)
 
 
+@tag(role="extract")
 def previous_files(table_store: TableStore) -> pa.Table | None:
     """The file table of the last build into this output, if any: the per-file cache's key."""
     return table_store.read(FILE.table)
 
 
+@tag(role="extract")
 def file_manifest(discovery: Discovery, previous_files: pa.Table | None) -> FileManifest:
     """Which files to extract (new or changed content, or a new extractor) and which to keep."""
     return plan_manifest(discovery, previous_files)
 
 
-def extraction(file_manifest: FileManifest, jobs: int = 0, progress: Progress = NO_PROGRESS) -> dict[str, pa.Table]:
-    """Rows of every extraction entity for the files this build extracts, by entity name."""
+@tag(role="extract")
+def extraction(file_manifest: FileManifest, execution_authority: ExecutionAuthority, table_store: TableStore,
+               jobs: int = 0, progress: Progress = NO_PROGRESS) -> dict[str, pa.Table]:
+    """Rows of every extraction entity for the files this build extracts, by entity name.
+
+    The run's gate: when validation fails in `error` mode, the run stops here, before anything is
+    written, and records why in the run table."""
+    _stop_if_invalid(execution_authority, table_store)
     workers = jobs if jobs > 0 else (os.cpu_count() or 1)
     tables = run_extraction(file_manifest.tasks, workers, progress)
     for rows in file_manifest.skipped_rows:
@@ -46,6 +61,18 @@ def extraction(file_manifest: FileManifest, jobs: int = 0, progress: Progress = 
     return tables
 
 
+def _stop_if_invalid(authority: ExecutionAuthority, table_store: TableStore) -> None:
+    if not authority.validation.blocking:
+        return
+    record = RunRecord(run_id=uuid.uuid4().hex[:12], started_at=authority.started_at,
+                       finished_at=datetime.now(UTC).isoformat(), status="failed_validation", output_versions={},
+                       views=(), validation=authority.validation.issues, maintenance=(), package=None,
+                       message="validation failed in error mode: nothing was written")
+    table_store.append(RUNS_TABLE, run_row(record))
+    raise ValidationFailed(f"validation failed, nothing published: {authority.validation.summary()}")
+
+
+@tag(role="extract")
 def extraction_tables(extraction: dict[str, pa.Table], file_manifest: FileManifest,
                       table_store: TableStore) -> dict[str, int]:
     """Write the extraction tables: each file's rows replaced alone, in one commit per table.

@@ -5,6 +5,8 @@ No data is read here: the plan is a pure function of the view specs and the enti
 
 from __future__ import annotations
 
+from hamilton.function_modifiers import tag
+
 from semantics.inference import JoinPlan
 from semantics.ir import (
     CacheHint,
@@ -23,42 +25,50 @@ from semantics.specs import AnySpec
 from semantics.views import OUTPUTS, discover_specs
 
 
+@tag(role="inference")
 def view_specs() -> tuple[AnySpec, ...]:
     """Every view spec of the pipeline, discovered by convention in `semantics.views`."""
     return discover_specs()
 
 
+@tag(role="inference")
 def compiled_ir(view_specs: tuple[AnySpec, ...]) -> SemanticIR:
     """compile: specs checked against each other and the extraction tables, in dependency order."""
     return compile_specs(view_specs, OUTPUTS)
 
 
+@tag(role="inference")
 def graph_positions(compiled_ir: SemanticIR) -> dict[str, GraphPosition]:
     """infer: each view's level and consumers in the view graph."""
     return infer_graph_positions(compiled_ir)
 
 
+@tag(role="inference")
 def join_plans(compiled_ir: SemanticIR) -> dict[str, JoinPlan]:
     """infer: join keys and strategy of every relate view, from its inputs' semantic types."""
     return infer_join_plans(compiled_ir)
 
 
+@tag(role="inference")
 def cache_hints(compiled_ir: SemanticIR, graph_positions: dict[str, GraphPosition]) -> dict[str, CacheHint]:
     """infer: a cache hint per view from the view graph's topology."""
     return infer_cache_hints(compiled_ir, graph_positions)
 
 
+@tag(role="inference")
 def inferred_ir(compiled_ir: SemanticIR, graph_positions: dict[str, GraphPosition],
                 join_plans: dict[str, JoinPlan], cache_hints: dict[str, CacheHint]) -> SemanticIR:
     """The IR with every inferred property attached."""
     return apply_inference(compiled_ir, graph_positions, join_plans, cache_hints)
 
 
+@tag(role="inference")
 def optimized_ir(inferred_ir: SemanticIR) -> SemanticIR:
     """optimize: only the views the outputs need, in dependency order."""
     return optimize(inferred_ir)
 
 
+@tag(role="inference")
 def semantic_plan(optimized_ir: SemanticIR) -> SemanticPlan:
     """emit: the SQL DataFusion runs for every view, joins filled in from the inference."""
     return emit(optimized_ir)

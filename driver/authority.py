@@ -1,24 +1,48 @@
-"""Hamilton nodes that provide the run's execution resources: the DataFusion session and the store.
+"""Hamilton nodes that bind the run to its engines: the DataFusion session, the Delta store, the
+probed capabilities, the execution authority every view runs through, and Delta maintenance.
 
-They live in ``driver`` because only the driver may bind the pipeline to concrete engines (Delta
-Lake here); the ``dataflows`` nodes see them through ``relspec.catalog.TableStore``.
+They live in ``driver`` because only the driver may bind the pipeline to concrete engines; the
+``dataflows`` nodes see them through ``relspec`` interfaces.
 """
 
 from __future__ import annotations
 
 import os
+import platform
+import time
+from datetime import UTC, datetime
+from importlib.metadata import version
 
-from datafusion import SessionConfig, SessionContext
+import deltalake
+import msgspec
+import pyarrow as pa
+from datafusion import DataFrame, SessionConfig, SessionContext
+from deltalake import DeltaTable
+from hamilton.function_modifiers import tag
 
 from driver.delta_store import DeltaTableStore
+from driver.maintenance import maintain
+from relspec.authority import ExecutionAuthority
 from relspec.catalog import DatasetCatalog, TableStore
+from relspec.maintenance import MaintenanceRecord
+from relspec.policy import CompiledExecutionPolicy
+from relspec.runs import Outcome, ViewOutcome, digest
+from relspec.validation import RuntimeCapabilities, ValidationResult
+from semantics.entities import EntityDecl
+from semantics.ir import EmittedView, typed
+from semantics.views.graph import OUTPUT_SCHEMAS
+
+# The datafusion/deltalake pair pinned in pyproject.toml and tested together.
+TESTED_PAIR = ("55.0.0", "1.6.6")
 
 
+@tag(role="authority")
 def table_store(output_dir: str) -> TableStore:
-    """The one store of this run: every table is read and written through it."""
+    """The run's one store, and with it the run's one dataset resolver (a fresh identity)."""
     return DeltaTableStore(DatasetCatalog(output_dir))
 
 
+@tag(role="authority")
 def session(jobs: int = 0) -> SessionContext:
     """The DataFusion session every view of the run executes on."""
     partitions = jobs if jobs > 0 else (os.cpu_count() or 1)
@@ -31,3 +55,119 @@ def session(jobs: int = 0) -> SessionContext:
         .set("datafusion.execution.parquet.schema_force_view_types", "false")
     )
     return SessionContext(config)
+
+
+@tag(role="authority")
+def capabilities(session: SessionContext) -> RuntimeCapabilities:
+    """What this engine offers, probed: versions, SQL functions, recursive queries, Delta provider."""
+    routines = session.sql("SELECT DISTINCT routine_name FROM information_schema.routines").to_arrow_table()
+    try:
+        session.sql("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) "
+                    "SELECT count(*) FROM r").to_arrow_table()
+        recursive = True
+    except Exception:  # the engine refuses recursion: the validator reports it
+        recursive = False
+    datafusion_version, deltalake_version = version("datafusion"), deltalake.__version__
+    return RuntimeCapabilities(
+        datafusion_version=datafusion_version,
+        deltalake_version=deltalake_version,
+        pyarrow_version=pa.__version__,
+        python_version=platform.python_version(),
+        functions=tuple(sorted(routines.column(0).to_pylist())),
+        recursive_queries=recursive,
+        delta_provider=hasattr(DeltaTable, "__datafusion_table_provider__"),
+        tested_pair=(datafusion_version, deltalake_version) == TESTED_PAIR,
+    )
+
+
+class RunAuthority(ExecutionAuthority):
+    """Runs every view as the compiled policy says and records what happened."""
+
+    def __init__(self, session: SessionContext, capabilities: RuntimeCapabilities, store: TableStore,
+                 policy: CompiledExecutionPolicy, validation: ValidationResult) -> None:
+        self.session = session
+        self.capabilities = capabilities
+        self.store = store
+        self.resolver = store.catalog
+        self.policy = policy
+        self.validation = validation
+        self.started_at = datetime.now(UTC).isoformat()
+        self._outcomes: list[ViewOutcome] = []
+
+    def apply_scan_policy(self, resolver: DatasetCatalog) -> None:
+        self.check_resolver(resolver, "scan_override")
+        for key, value in sorted(self.policy.scan.options.items()):
+            self.session.sql(f"SET {key} = {value}").collect()
+
+    def run_view(self, view: EmittedView, fingerprint: str) -> DataFrame:
+        policy = self.policy.cache[view.name].cache
+        started = time.perf_counter()
+        rows: int | None = None
+        if policy == "delta_staging":
+            registration = self.policy.materialization.registration.get(view.name, "delta")
+            if self.store.staged_fingerprint(view.name) == fingerprint:
+                outcome: Outcome = "reused"
+            else:
+                schema = EntityDecl(view.name, view.name, "view", view.columns).arrow_schema()
+                rows = self.store.stage(view.name, self.session.sql(_conformed_sql(view)), schema, fingerprint).rows
+                outcome = "computed_staged"
+            self.store.register_staged(self.session, view.name, registration)
+            frame = self.session.table(view.name)
+        else:
+            frame = self.session.sql(view.sql)
+            if self.session.table_exist(view.name):
+                self.session.deregister_table(view.name)
+            self.session.register_view(view.name, frame)
+            outcome = "lazy"
+        self._record(view.name, policy, outcome, rows, time.perf_counter() - started, fingerprint, frame)
+        return frame
+
+    def publish(self, name: str, frame: DataFrame) -> int:
+        self.check_resolver(self.store.catalog, "dataset_readiness")
+        started = time.perf_counter()
+        version, rows = self.store.overwrite(name, frame, OUTPUT_SCHEMAS[name])
+        self._record(name, self.policy.cache[name].cache, "published", rows, time.perf_counter() - started,
+                     "", frame)
+        return version
+
+    def _record(self, name: str, policy: str, outcome: Outcome, rows: int | None, seconds: float,
+                fingerprint: str, frame: DataFrame) -> None:
+        plan = digest(str(frame.optimized_logical_plan().display_indent())) \
+            if self.policy.diagnostics.record_plans else ""
+        self._outcomes.append(ViewOutcome(name, policy, outcome, rows, round(seconds, 4), fingerprint,  # type: ignore[arg-type]
+                                          plan))
+
+    def outcomes(self) -> tuple[ViewOutcome, ...]:
+        return tuple(self._outcomes)
+
+
+def _conformed_sql(view: EmittedView) -> str:
+    """The view's SQL cast onto its declared column types, so what is staged has exactly the
+    declared schema (a Delta scan can hand back view-typed strings under a plain-string schema)."""
+    return f"SELECT {', '.join(typed(column.name, column) for column in view.columns)} FROM ({view.sql}) v"
+
+
+@tag(role="authority")
+def execution_authority(session: SessionContext, capabilities: RuntimeCapabilities, table_store: TableStore,
+                        compiled_policy: CompiledExecutionPolicy, validation: ValidationResult) -> ExecutionAuthority:
+    """The execution authority context: session, capabilities, resolver, policy and validation; the
+    scan policy is applied to the session here."""
+    authority = RunAuthority(session, capabilities, table_store, compiled_policy, validation)
+    authority.apply_scan_policy(table_store.catalog)
+    return authority
+
+
+@tag(role="output")
+def maintenance(published_cpg: dict[str, int], compiled_policy: CompiledExecutionPolicy,
+                table_store: TableStore) -> tuple[MaintenanceRecord, ...]:
+    """Outcome-based maintenance of every published table: compact, checkpoint or vacuum as its
+    write outcome and policy decide; executed and recorded."""
+    return tuple(maintain(table_store.catalog.location(name), compiled_policy.maintenance[name])
+                 for name in sorted(published_cpg))
+
+
+@tag(role="authority")
+def session_settings(session: SessionContext) -> str:
+    """A fingerprint of every setting of the session the views ran on."""
+    settings = session.sql("SELECT name, value FROM information_schema.df_settings ORDER BY name").to_arrow_table()
+    return digest(msgspec.json.encode(settings.to_pylist()))

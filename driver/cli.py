@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -24,8 +25,12 @@ from rich.table import Table
 
 from driver.api import open_session
 from driver.factory import build_driver
-from driver.reports import call_graph, plan_report
+from driver.reports import call_graph, dag_report, plan_report
+from relspec.catalog import RUNS_TABLE
+from relspec.policy import parse_overrides
+from relspec.runs import read_records
 from relspec.summary import BuildSummary
+from relspec.validation import ValidationFailed
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
 from semantics.extract.parallel import Progress as ExtractionProgress
 
@@ -86,24 +91,36 @@ def cli() -> None:
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching this glob (repeatable).")
 @click.option("--max-file-bytes", default=DEFAULT_MAX_FILE_BYTES, show_default=True,
               help="Files over this size get a diagnostic instead of extraction.")
+@click.option("--cache-policy", "cache_policy", multiple=True, metavar="VIEW=POLICY",
+              help="Override a view's compiled cache policy: none, delta_staging or delta_output (repeatable).")
+@click.option("--validation", type=click.Choice(["warn", "error"]), default="warn", show_default=True,
+              help="error: a run that fails validation stops before writing anything.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def build(path: Path, out: Path, jobs: int, include: tuple[str, ...], exclude: tuple[str, ...],
-          max_file_bytes: int, quiet: bool) -> None:
+          max_file_bytes: int, cache_policy: tuple[str, ...], validation: str, quiet: bool) -> None:
     """Build the CPG of the code base at PATH into DIR."""
     if jobs < 0:
         raise CliError("--jobs must be 0 (one per core) or a positive number")
     if max_file_bytes <= 0:
         raise CliError("--max-file-bytes must be positive")
+    try:
+        overrides = parse_overrides(cache_policy)
+    except ValueError as err:
+        raise CliError(str(err)) from None
     root = _source_root(path)
     output = _writable_output(out)
     started = time.perf_counter()
     dr = build_driver(root, output, jobs=jobs, include=list(include), exclude=list(exclude),
-                      max_file_bytes=max_file_bytes)
+                      max_file_bytes=max_file_bytes, cache_overrides=overrides,
+                      validation_mode=validation)  # type: ignore[arg-type]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=stderr, transient=True, disable=quiet) as bar:
-        summary: BuildSummary = dr.execute(["build_summary"], inputs={"progress": BarProgress(bar)})[
-            "build_summary"
-        ]
+        try:
+            summary: BuildSummary = dr.execute(["build_summary"], inputs={"progress": BarProgress(bar)})[
+                "build_summary"
+            ]
+        except ValidationFailed as err:
+            raise CliError(str(err)) from None
     _print_summary(root, summary, time.perf_counter() - started)
 
 
@@ -177,6 +194,56 @@ def callgraph(out: Path) -> None:
     """Print the call graph of a built DIR as JSON: {caller: [callees]} by qualified name."""
     session = _built_session(out)
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(call_graph(session))).decode() + "\n")
+
+
+@cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the run records as JSON.")
+def runs(out: Path, as_json: bool) -> None:
+    """List the runs recorded in DIR: time, fingerprints, per-view outcomes, validation issues."""
+    session = _built_session(out)
+    if not session.table_exist(RUNS_TABLE):
+        raise CliError(f"DIR '{out}' has no run records")
+    records = read_records(session.table(RUNS_TABLE).to_arrow_table())
+    if as_json:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(records)).decode() + "\n")
+        return
+    for record in records:
+        package = record.package
+        stdout.print(f"[bold]run {record.run_id}[/bold] {record.started_at}  {record.status}  "
+                     f"package {package.fingerprint[:12] if package else '-'}  "
+                     f"policy {package.policy_fingerprint[:12] if package else '-'}")
+        counts: dict[str, int] = {}
+        for outcome in record.views:
+            counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+        stdout.print("  views: " + ", ".join(f"{name} {count}" for name, count in sorted(counts.items())))
+        table = Table("view", "policy", "outcome", "rows", "seconds", box=None, show_edge=False)
+        for outcome in record.views:
+            if outcome.outcome != "lazy":
+                table.add_row(outcome.view, outcome.policy, outcome.outcome,
+                              "" if outcome.rows is None else f"{outcome.rows:,}", f"{outcome.seconds:.2f}")
+        stdout.print(table)
+        for issue in record.validation:
+            stdout.print(f"  {issue.severity}: {issue.code} ({issue.subject}): {issue.message}", markup=False)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the graph as JSON.")
+@click.option("--png", "png", type=click.Path(path_type=Path), help="Render the graph to this PNG file (graphviz).")
+def dag(path: Path, as_json: bool, png: Path | None) -> None:
+    """Show the Hamilton graph the driver factory builds, each node tagged with its role."""
+    root = _source_root(path)
+    dr = build_driver(root, root / ".cpgflow-unused")
+    graph = dag_report(dr)
+    if png is not None:
+        if shutil.which("dot") is None:
+            raise CliError("rendering a PNG needs graphviz's `dot` (apt-get install graphviz)")
+        dr.display_all_functions(str(png.with_suffix("")), render_kwargs={"format": "png", "view": False},
+                                 show_legend=False)
+        stdout.print(f"wrote {png}")
+    if as_json or png is None:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(graph)).decode() + "\n")
 
 
 def _built_session(out: Path) -> SessionContext:

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 from datafusion import DataFrame, SessionContext
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from relspec.catalog import DatasetCatalog
+from relspec.catalog import DatasetCatalog, StagedResult
+from relspec.runs import RUN_SCHEMA
 from semantics.entities import EXTRACTION_ENTITIES, EntityDecl
 from semantics.types import SEMANTIC_METADATA_KEY, SemanticType
 
 _DECLARATIONS: dict[str, EntityDecl] = {entity.table: entity for entity in EXTRACTION_ENTITIES}
+FINGERPRINT_KEY = "cpgflow.fingerprint"
 
 
-def physical_schema(schema: pa.Schema) -> pa.Schema:
+def physical_schema(schema: pa.Schema, *, nullable: bool = False) -> pa.Schema:
     """The declared schema without field metadata. Semantic types travel in the table description
     instead: DataFusion refuses to union or recurse over fields whose metadata differ."""
-    return pa.schema([field.remove_metadata() for field in schema])
+    return pa.schema([field.remove_metadata().with_nullable(nullable or field.nullable) for field in schema])
 
 
 def semantic_description(schema: pa.Schema) -> str:
@@ -34,16 +37,30 @@ def _sql_list(values: list[str]) -> str:
     return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
 
 
+def _stream(data: DataFrame | pa.Table, schema: pa.Schema) -> pa.Table | pa.RecordBatchReader:
+    """``data`` cast batch by batch to ``schema`` (a null in a non-null column fails the write
+    before it commits)."""
+    if isinstance(data, pa.Table):
+        return data.cast(schema)
+    source = pa.RecordBatchReader.from_stream(data)
+    # cast batch by batch: RecordBatchReader.cast relabels string_view columns as string without
+    # converting their buffers, which the Delta writer then rejects
+    return pa.RecordBatchReader.from_batches(schema, (batch.cast(schema) for batch in source))
+
+
 class DeltaTableStore:
     def __init__(self, catalog: DatasetCatalog, storage_options: dict[str, str] | None = None) -> None:
         self.catalog = catalog
         self.storage_options = storage_options
 
-    def _table(self, name: str) -> DeltaTable | None:
+    def _open(self, location: str) -> DeltaTable | None:
         try:
-            return DeltaTable(self.catalog.location(name), storage_options=self.storage_options)
+            return DeltaTable(location, storage_options=self.storage_options)
         except TableNotFoundError:
             return None
+
+    def _table(self, name: str) -> DeltaTable | None:
+        return self._open(self.catalog.location(name))
 
     def version(self, name: str) -> int | None:
         table = self._table(name)
@@ -53,8 +70,21 @@ class DeltaTableStore:
         table = self._table(name)
         return None if table is None else table.to_pyarrow_table(columns=columns)
 
+    def statistics(self, name: str) -> tuple[int, int, int, int] | None:
+        table = self._table(name)
+        if table is None:
+            return None
+        actions = pa.table(table.get_add_actions(flatten=True))
+        rows = pc.sum(actions.column("num_records")).as_py() if "num_records" in actions.column_names else 0
+        size = pc.sum(actions.column("size_bytes")).as_py() if actions.num_rows else 0
+        return int(rows or 0), actions.num_rows, int(size or 0), table.version()
+
     def replace_files(self, name: str, rows: pa.Table, file_ids: list[str] | None) -> int:
-        """Replace the rows of ``file_ids`` (None: of every file) with ``rows`` in one commit."""
+        """Replace the rows of ``file_ids`` (None: of every file) with ``rows`` in one commit.
+
+        When the files' rows are exactly what the table already holds (an edit that moved nothing
+        this entity records), nothing is written and the version stays: views over the table keep
+        their staged results."""
         declared = _DECLARATIONS[name].arrow_schema()
         rows = rows.cast(physical_schema(declared))
         table = self._table(name)
@@ -63,28 +93,71 @@ class DeltaTableStore:
         if not file_ids:
             return table.version()
         owner = _DECLARATIONS[name].require(SemanticType.FILE_ID).name
+        current = table.to_pyarrow_dataset().to_table(filter=pc.field(owner).isin(file_ids))
+        if _same_rows(current, rows):
+            return table.version()
         return self._write(name, rows, mode="overwrite", predicate=f"{owner} IN ({_sql_list(file_ids)})")
 
-    def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema) -> int:
-        """Stream ``data`` into the table, cast batch by batch to the declared ``schema`` (a cast
-        that would put a null in a non-null column fails the write before it commits)."""
-        physical = physical_schema(schema)
-        if isinstance(data, pa.Table):
-            conformed: pa.Table | pa.RecordBatchReader = data.cast(physical)
-        else:
-            conformed = pa.RecordBatchReader.from_stream(data).cast(physical)
-        return self._write(name, conformed, mode="overwrite", schema_mode="overwrite",
-                           description=semantic_description(schema))
+    def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema) -> tuple[int, int]:
+        version = self._write(name, _stream(data, physical_schema(schema)), mode="overwrite",
+                              schema_mode="overwrite", description=semantic_description(schema))
+        return version, self._rows_added(self.catalog.location(name))
+
+    def append(self, name: str, rows: pa.Table) -> int:
+        return self._write(name, rows.cast(RUN_SCHEMA), mode="append")
+
+    def staged_fingerprint(self, view: str) -> str | None:
+        table = self._open(self.catalog.staging_location(view))
+        if table is None:
+            return None
+        value = table.history(1)[0].get(FINGERPRINT_KEY)
+        return str(value) if value is not None else None
+
+    def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str) -> StagedResult:
+        location = self.catalog.staging_location(view)
+        write_deltalake(location, _stream(data, physical_schema(schema, nullable=True)), mode="overwrite",
+                        schema_mode="overwrite", storage_options=self.storage_options,
+                        commit_properties=CommitProperties(custom_metadata={FINGERPRINT_KEY: fingerprint}))
+        table = DeltaTable(location, storage_options=self.storage_options)
+        return StagedResult(rows=self._rows_added(location), version=table.version())
 
     def _write(self, name: str, data: DataFrame | pa.Table | pa.RecordBatchReader, **options: object) -> int:
         location = self.catalog.location(name)
         write_deltalake(location, data, storage_options=self.storage_options, **options)  # type: ignore[arg-type]
         return DeltaTable(location, storage_options=self.storage_options).version()
 
+    def _rows_added(self, location: str) -> int:
+        metrics = DeltaTable(location, storage_options=self.storage_options).history(1)[0].get("operationMetrics", {})
+        return int(metrics.get("num_added_rows", 0))
+
     def register(self, session: SessionContext, name: str) -> None:
         table = self._table(name)
         if table is None:
             raise LookupError(f"dataset {name} does not exist at {self.catalog.location(name)}")
-        if session.table_exist(name):
-            session.deregister_table(name)
+        _replace(session, name)
         session.register_table(name, table)
+
+    def register_staged(self, session: SessionContext, view: str, registration: str) -> None:
+        table = self._open(self.catalog.staging_location(view))
+        if table is None:
+            raise LookupError(f"view {view} has no staged result")
+        _replace(session, view)
+        if registration == "dataset":  # re-scannable: a recursive query reads it once per iteration
+            session.register_dataset(view, table.to_pyarrow_dataset())
+        else:
+            session.register_table(view, table)
+
+
+def _replace(session: SessionContext, name: str) -> None:
+    if session.table_exist(name):
+        session.deregister_table(name)
+
+
+def _same_rows(current: pa.Table, new: pa.Table) -> bool:
+    if current.num_rows != new.num_rows:
+        return False
+    if not new.num_rows:
+        return True
+    keys = [(column, "ascending") for column in new.column_names]
+    return current.select(new.column_names).cast(new.schema).sort_by(keys).equals(new.sort_by(keys))
+

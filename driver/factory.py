@@ -9,12 +9,16 @@ from hamilton.lifecycle import base as lifecycle_base
 
 import dataflows.cpg
 import dataflows.extraction
+import dataflows.policy
 import dataflows.semantic_plan
 import dataflows.views
 import driver.authority
+from relspec.policy import ValidationMode
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
+from semantics.ir import CachePolicy
 
-PIPELINE_MODULES = (driver.authority, dataflows.extraction, dataflows.semantic_plan, dataflows.views, dataflows.cpg)
+PIPELINE_MODULES = (driver.authority, dataflows.extraction, dataflows.semantic_plan, dataflows.policy,
+                    dataflows.views, dataflows.cpg)
 
 
 def build_driver(
@@ -25,6 +29,8 @@ def build_driver(
     include: list[str] | tuple[str, ...] = (),
     exclude: list[str] | tuple[str, ...] = (),
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    cache_overrides: dict[str, CachePolicy] | None = None,
+    validation_mode: ValidationMode = "warn",
     adapters: list[lifecycle_base.LifecycleAdapter] | None = None,
 ) -> hamilton_driver.Driver:
     """A Hamilton driver that builds the CPG of ``source_root`` into ``output_dir`` (which only
@@ -33,7 +39,9 @@ def build_driver(
     ``dr.execute(["cpg_nodes"])`` returns the lazy DataFusion frame of the nodes;
     ``dr.execute(["build_summary"])`` builds and publishes every table.
     ``jobs`` is the number of extraction processes (0: one per core). ``adapters`` are Hamilton
-    lifecycle adapters (a UI tracker, timing hooks).
+    lifecycle adapters (a UI tracker, timing hooks). ``cache_overrides`` ({view: policy}) win over
+    the compiled cache policies; ``validation_mode="error"`` stops a run that fails validation
+    before it writes anything.
     """
     config: dict[str, object] = {
         "source_root": str(Path(source_root).resolve()),
@@ -41,6 +49,8 @@ def build_driver(
         "include": list(include),
         "exclude": list(exclude),
         "max_file_bytes": max_file_bytes,
+        "cache_overrides": dict(cache_overrides or {}),
+        "validation_mode": validation_mode,
     }
     if output_dir is not None:  # planning alone needs no output
         config["output_dir"] = _output_location(output_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 from datafusion import SessionContext
+from hamilton import driver as hamilton_driver
 
 from semantics.discovery import Discovery
 from semantics.ir import SemanticIR
@@ -72,3 +73,22 @@ def plan_report(ir: SemanticIR, discovery: Discovery) -> dict[str, object]:
         "outputs": list(ir.outputs),
         "views": views,
     }
+
+
+def dag_report(dr: hamilton_driver.Driver) -> dict[str, object]:
+    """The Hamilton graph: every node with its role (extract, inference, policy, view, output,
+    authority), its type and the nodes it depends on."""
+    nodes = []
+    for variable in sorted(dr.list_available_variables(), key=lambda variable: variable.name):
+        if variable.is_external_input:
+            continue
+        nodes.append({
+            "name": variable.name,
+            "role": variable.tags.get("role", "input"),
+            "type": getattr(variable.type, "__name__", str(variable.type)),
+            "depends_on": sorted(variable.required_dependencies | variable.optional_dependencies),
+        })
+    roles: dict[str, int] = {}
+    for node in nodes:
+        roles[str(node["role"])] = roles.get(str(node["role"]), 0) + 1
+    return {"nodes": nodes, "roles": dict(sorted(roles.items()))}

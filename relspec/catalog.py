@@ -3,10 +3,14 @@
 `TableStore` is the boundary through which the pipeline reads and writes tables. The pipeline
 (``dataflows``) speaks only this protocol; the driver supplies the Delta Lake implementation. Table
 locations are URIs joined with ``/``: nothing here assumes a local path.
+
+The catalog is the run's dataset resolver: one per run, with an identity that every boundary
+(view registration, scan options, dataset readiness) checks against the run's authority.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Protocol
 
 import msgspec
@@ -16,24 +20,42 @@ from datafusion import DataFrame, SessionContext
 from semantics.entities import EXTRACTION_ENTITIES
 
 EXTRACT_FOLDER = "extract"
+STAGING_FOLDER = "_staging"
+RUNS_TABLE = "cpg_runs"
 CPG_TABLES = ("cpg_nodes", "cpg_edges", "cpg_props", "cpg_diagnostics")
 EXTRACT_TABLES = tuple(entity.table for entity in EXTRACTION_ENTITIES)
+
+
+def _new_identity() -> str:
+    return uuid.uuid4().hex
 
 
 class DatasetCatalog(msgspec.Struct, frozen=True):
     """Where every dataset of an output root lives."""
 
     root: str
+    identity: str = msgspec.field(default_factory=_new_identity)
 
     def location(self, name: str) -> str:
+        base = self.root.rstrip("/")
         if name in EXTRACT_TABLES:
-            return f"{self.root.rstrip('/')}/{EXTRACT_FOLDER}/{name}"
+            return f"{base}/{EXTRACT_FOLDER}/{name}"
         if name in CPG_TABLES:
-            return f"{self.root.rstrip('/')}/{name}"
+            return f"{base}/{name}"
+        if name == RUNS_TABLE:
+            return f"{base}/_runs"
         raise KeyError(f"unknown dataset {name!r}")
 
+    def staging_location(self, view: str) -> str:
+        return f"{self.root.rstrip('/')}/{STAGING_FOLDER}/{view}"
+
     def names(self) -> tuple[str, ...]:
-        return (*CPG_TABLES, *EXTRACT_TABLES)
+        return (*CPG_TABLES, *EXTRACT_TABLES, RUNS_TABLE)
+
+
+class StagedResult(msgspec.Struct, frozen=True):
+    rows: int
+    version: int
 
 
 class TableStore(Protocol):
@@ -45,11 +67,26 @@ class TableStore(Protocol):
     def read(self, name: str, columns: list[str] | None = None) -> pa.Table | None:
         """The table's rows (optionally some columns), or None if it does not exist yet."""
 
-    def replace_files(self, name: str, rows: pa.Table, file_ids: list[str]) -> int:
+    def statistics(self, name: str) -> tuple[int, int, int, int] | None:
+        """(rows, files, bytes, version) from the table's metadata, without scanning it."""
+
+    def replace_files(self, name: str, rows: pa.Table, file_ids: list[str] | None) -> int:
         """Atomically replace every row owned by ``file_ids`` with ``rows``; return the new version."""
 
-    def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema) -> int:
-        """Atomically replace the whole table; return the new version."""
+    def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema) -> tuple[int, int]:
+        """Atomically replace the whole table; return (version, rows written)."""
+
+    def append(self, name: str, rows: pa.Table) -> int:
+        """Append rows in one commit; return the new version."""
+
+    def staged_fingerprint(self, view: str) -> str | None:
+        """The fingerprint recorded with a view's staged result, if one exists."""
+
+    def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str) -> StagedResult:
+        """Write a view's result to its staging table, recording its fingerprint."""
 
     def register(self, session: SessionContext, name: str) -> None:
         """Make the table queryable by its name in ``session``."""
+
+    def register_staged(self, session: SessionContext, view: str, registration: str) -> None:
+        """Register a view's staged result under the view's name (`delta` or `dataset` scan)."""

@@ -16,6 +16,7 @@ class BuildSummary(msgspec.Struct, frozen=True):
     edges_by_kind: dict[str, int]
     diagnostics_by_code: dict[str, int]
     table_versions: dict[str, int]
+    run_id: str = ""
 
     @property
     def nodes(self) -> int:

@@ -41,6 +41,7 @@ class GraphPosition(msgspec.Struct, frozen=True):
 class CacheHint(msgspec.Struct, frozen=True):
     policy: CachePolicy
     confidence: InferenceConfidence
+    required: bool = False  # staging is needed for correctness: a recursive view re-scans this one
 
 
 class ViewIR(msgspec.Struct, frozen=True):
@@ -72,8 +73,9 @@ class EmittedView(msgspec.Struct, frozen=True):
     name: str
     kind: ViewKind
     sql: str
-    cache: CachePolicy
+    cache: CachePolicy  # the IR's hint; execution obeys the compiled policy
     inputs: tuple[str, ...]
+    columns: tuple[Column, ...]
 
 
 class SemanticPlan(msgspec.Struct, frozen=True):
@@ -198,9 +200,14 @@ def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition]) -> di
         position = positions[view.name]
         fan_out = len(position.consumers)
         recursive_readers = [name for name in position.consumers if name in recursive]
+        is_recursive = view.name in recursive
         if position.terminal:
             policy: CachePolicy = "delta_output"
             evidence = ("a requested output of the pipeline",)
+        elif is_recursive and fan_out:
+            policy = "delta_staging"
+            evidence = ("a recursive query: computed on its own, since inlined into its readers' plans it stalls "
+                        "DataFusion's optimizer",)
         elif recursive_readers:
             policy = "delta_staging"
             evidence = (f"read by recursive view {', '.join(recursive_readers)}, which re-scans it per iteration",)
@@ -210,7 +217,9 @@ def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition]) -> di
         else:
             policy = "none"
             evidence = (f"read by {fan_out} view{'s' if fan_out != 1 else ''}: inlined into its consumer",)
-        hints[view.name] = CacheHint(policy, InferenceConfidence("cache_hint", policy, 1.0, evidence))
+        hints[view.name] = CacheHint(policy, InferenceConfidence("cache_hint", policy, 1.0, evidence),
+                                     required=bool(recursive_readers or (is_recursive and fan_out))
+                                     and not position.terminal)
     return hints
 
 
@@ -307,5 +316,6 @@ def emit(ir: SemanticIR) -> SemanticPlan:
     for view in ir.views:
         if view.cache is None:
             raise SpecError(f"view {view.name!r} reached emit without a cache hint: run the inference passes")
-        views.append(EmittedView(view.name, view.kind, EMITTERS[view.kind](view), view.cache.policy, view.inputs))
+        views.append(EmittedView(view.name, view.kind, EMITTERS[view.kind](view), view.cache.policy, view.inputs,
+                                 view.columns))
     return SemanticPlan(views=tuple(views), outputs=ir.outputs)

@@ -1,0 +1,100 @@
+"""Hamilton nodes of the policy compiler: the view graph and statistics in, one
+`CompiledExecutionPolicy` and its validation out."""
+
+from __future__ import annotations
+
+from hamilton.function_modifiers import tag
+
+from relspec.catalog import TableStore
+from relspec.maintenance import MaintenancePolicy
+from relspec.policy import (
+    CompiledExecutionPolicy,
+    DiagnosticsFlags,
+    MaterializationStrategy,
+    ScanPolicy,
+    TableStats,
+    ValidationMode,
+    ViewPolicy,
+    compile_cache_policies,
+    compile_maintenance,
+    compile_registration,
+    compile_scan_policy,
+    compile_udf_requirements,
+    fingerprint_policy,
+)
+from relspec.validation import RuntimeCapabilities, ValidationInput, ValidationResult, validate
+from relspec.view_graph import ViewGraph
+from semantics.entities import BUILTIN_NAMES
+from semantics.ir import SOURCE_COLUMNS, CachePolicy, SemanticIR, SemanticPlan
+
+
+@tag(role="policy")
+def view_graph(semantic_plan: SemanticPlan) -> ViewGraph:
+    """Views as nodes, dependencies as edges, from the emitted plan."""
+    return ViewGraph(semantic_plan)
+
+
+@tag(role="policy")
+def table_statistics(table_store: TableStore) -> dict[str, TableStats]:
+    """Rows, files and bytes of every table the last build left, from Delta metadata (no scan)."""
+    stats = {}
+    for name in table_store.catalog.names():
+        found = table_store.statistics(name)
+        if found is not None:
+            stats[name] = TableStats(*found)
+    return stats
+
+
+@tag(role="policy")
+def cache_policies(optimized_ir: SemanticIR, view_graph: ViewGraph, table_statistics: dict[str, TableStats],
+                   cache_overrides: dict[str, CachePolicy] | None = None) -> dict[str, ViewPolicy]:
+    """Cache policy by view: the topology's hint weighed against costs; explicit overrides win."""
+    return compile_cache_policies(optimized_ir, view_graph, table_statistics, cache_overrides or {})
+
+
+@tag(role="policy")
+def scan_policy(table_statistics: dict[str, TableStats]) -> ScanPolicy:
+    """Scan options for the session, from the source tables' statistics."""
+    return compile_scan_policy(table_statistics)
+
+
+@tag(role="policy")
+def materialization(optimized_ir: SemanticIR, cache_policies: dict[str, ViewPolicy]) -> MaterializationStrategy:
+    """Where staged views go and how each is registered for its readers."""
+    return compile_registration(optimized_ir, cache_policies)
+
+
+@tag(role="policy")
+def maintenance_policies(optimized_ir: SemanticIR,
+                         table_statistics: dict[str, TableStats]) -> dict[str, MaintenancePolicy]:
+    """Maintenance thresholds per published dataset, by size tier."""
+    return compile_maintenance(optimized_ir.outputs, table_statistics)
+
+
+@tag(role="policy")
+def udf_requirements(semantic_plan: SemanticPlan) -> dict[str, tuple[str, ...]]:
+    """The SQL functions each view needs from the engine."""
+    return compile_udf_requirements(semantic_plan, set(SOURCE_COLUMNS))
+
+
+@tag(role="policy")
+def compiled_policy(cache_policies: dict[str, ViewPolicy], scan_policy: ScanPolicy,
+                    materialization: MaterializationStrategy, maintenance_policies: dict[str, MaintenancePolicy],
+                    udf_requirements: dict[str, tuple[str, ...]],
+                    validation_mode: ValidationMode = "warn") -> CompiledExecutionPolicy:
+    """Every execution decision of the run, in one fingerprinted struct."""
+    return fingerprint_policy(CompiledExecutionPolicy(
+        cache=cache_policies, scan=scan_policy, maintenance=maintenance_policies, udfs=udf_requirements,
+        materialization=materialization, diagnostics=DiagnosticsFlags(), validation_mode=validation_mode,
+    ))
+
+
+@tag(role="policy")
+def validation(optimized_ir: SemanticIR, compiled_policy: CompiledExecutionPolicy,
+               capabilities: RuntimeCapabilities, table_store: TableStore,
+               cache_overrides: dict[str, CachePolicy] | None = None) -> ValidationResult:
+    """The validator bundle over plan, policy, capabilities and catalog."""
+    return validate(ValidationInput(
+        ir=optimized_ir, policy=compiled_policy, capabilities=capabilities, overrides=dict(cache_overrides or {}),
+        datasets=(*table_store.catalog.names(), BUILTIN_NAMES.table),
+    ))

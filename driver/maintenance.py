@@ -1,0 +1,166 @@
+"""Delta maintenance, executed: measure a table's write outcome, decide, compact / vacuum /
+checkpoint, and record what happened.
+
+Everything goes through the table URI and deltalake's object store (``DeltaStorageHandler`` for the
+two log files read directly), so a cloud table is maintained like a local one. Maintenance never
+fails a build: any exception becomes the record's ``error``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+from deltalake.fs import DeltaStorageHandler
+from pyarrow.fs import FileSelector, PyFileSystem
+
+from relspec.maintenance import (
+    MaintenanceDecision,
+    MaintenancePolicy,
+    MaintenanceRecord,
+    WriteOutcome,
+    decide_maintenance,
+)
+
+UNMEASURED_REASON = "skip.outcome_unavailable"
+VACUUM_OPERATIONS = frozenset({"VACUUM START", "VACUUM END"})
+LOG_FOLDER = "_delta_log"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_UNKNOWN = (-1, -1)
+
+StorageOptions = dict[str, str] | None
+
+
+def dataset_name(table_uri: str) -> str:
+    return table_uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _open(table_uri: str, storage_options: StorageOptions) -> DeltaTable:
+    return DeltaTable(table_uri, storage_options=storage_options)
+
+
+def _log_files(table: DeltaTable, storage_options: StorageOptions) -> PyFileSystem:
+    return PyFileSystem(DeltaStorageHandler(table.table_uri, storage_options))
+
+
+def _files_added(files: PyFileSystem, version: int) -> int:
+    """Add actions of the commit that made ``version``, whatever its operation (write, merge,
+    optimize...): its commit info names the same count differently for each."""
+    with files.open_input_stream(f"{LOG_FOLDER}/{version:020d}.json") as commit:
+        lines = commit.read().splitlines()
+    return sum(1 for line in lines if line.strip() and "add" in msgspec.json.decode(line))
+
+
+def _checkpoint_version(name: str) -> int | None:
+    stem = name.rsplit("/", 1)[-1]
+    digits = stem.split(".", 1)[0]
+    return int(digits) if ".checkpoint." in stem and digits.isdigit() else None
+
+
+def _last_checkpoint(files: PyFileSystem, version: int) -> int | None:
+    """The version of the newest checkpoint at or below ``version``. ``_last_checkpoint`` is a hint
+    the protocol lets a writer omit, so its absence falls back to listing the log."""
+    try:
+        with files.open_input_stream(f"{LOG_FOLDER}/_last_checkpoint") as hint:
+            hinted: int = msgspec.json.decode(hint.read())["version"]
+        if hinted <= version:
+            return hinted
+    except FileNotFoundError:
+        pass
+    listed = (_checkpoint_version(info.path) for info in files.get_file_info(FileSelector(LOG_FOLDER)))
+    return max((found for found in listed if found is not None and found <= version), default=None)
+
+
+def _last_vacuum(table: DeltaTable) -> int | None:
+    """Vacuum commits only when it deletes something: a vacuum that found nothing leaves no trace."""
+    return next((commit["version"] for commit in table.history() if commit.get("operation") in VACUUM_OPERATIONS),
+                None)
+
+
+def write_outcome(table_uri: str, policy: MaintenancePolicy, storage_options: StorageOptions = None) -> WriteOutcome:
+    table = _open(table_uri, storage_options)
+    version = table.version()
+    sizes = pa.table(table.get_add_actions()).column("size_bytes")
+    log = _log_files(table, storage_options)
+    checkpoint = _last_checkpoint(log, version)
+    vacuum = _last_vacuum(table)
+    return WriteOutcome(
+        dataset=dataset_name(table_uri),
+        version=version,
+        files_added=_files_added(log, version),
+        files_total=len(sizes),
+        small_files=int(pc.sum(pc.less(sizes, policy.small_file_bytes)).as_py() or 0),
+        bytes_total=int(pc.sum(sizes).as_py() or 0),
+        versions_since_checkpoint=version - (-1 if checkpoint is None else checkpoint),
+        versions_since_vacuum=version - (-1 if vacuum is None else vacuum),
+    )
+
+
+def _execute(table: DeltaTable, decision: MaintenanceDecision, policy: MaintenancePolicy) -> None:
+    # Checkpoint last, so it covers the commits compaction and vacuum (two: START and END) add.
+    if decision.compact:
+        table.optimize.compact()
+    if decision.vacuum:
+        table.vacuum(retention_hours=policy.vacuum_retention_hours, dry_run=False, enforce_retention_duration=False)
+    if decision.checkpoint:
+        table.update_incremental()
+        table.create_checkpoint()
+
+
+def _state(table: DeltaTable) -> tuple[int, int]:
+    return table.version(), len(table.file_uris())
+
+
+def _state_or_unknown(table_uri: str, storage_options: StorageOptions) -> tuple[int, int]:
+    try:
+        return _state(_open(table_uri, storage_options))
+    except Exception:
+        return _UNKNOWN
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {_ANSI.sub('', str(error)).strip()}"
+
+
+def run_maintenance(table_uri: str, decision: MaintenanceDecision, policy: MaintenancePolicy,
+                    storage_options: StorageOptions = None) -> MaintenanceRecord:
+    started = time.perf_counter()
+    before, error = _UNKNOWN, None
+    try:
+        table = _open(table_uri, storage_options)
+        before = _state(table)
+        _execute(table, decision, policy)
+    except Exception as exc:
+        error = _describe(exc)
+    after = _state_or_unknown(table_uri, storage_options)
+    return MaintenanceRecord(
+        dataset=decision.dataset,
+        decision=decision,
+        version_before=before[0],
+        version_after=after[0],
+        files_before=before[1],
+        files_after=after[1],
+        seconds=time.perf_counter() - started,
+        error=error,
+    )
+
+
+def maintain(table_uri: str, policy: MaintenancePolicy, storage_options: StorageOptions = None) -> MaintenanceRecord:
+    started = time.perf_counter()
+    try:
+        outcome = write_outcome(table_uri, policy, storage_options)
+    except Exception as exc:
+        name = dataset_name(table_uri)
+        return MaintenanceRecord(
+            dataset=name,
+            decision=MaintenanceDecision(name, compact=False, checkpoint=False, vacuum=False,
+                                         reasons=(UNMEASURED_REASON,)),
+            version_before=-1, version_after=-1, files_before=-1, files_after=-1,
+            seconds=time.perf_counter() - started,
+            error=_describe(exc),
+        )
+    return run_maintenance(table_uri, decide_maintenance(outcome, policy), policy, storage_options)

@@ -1,0 +1,48 @@
+"""The execution authority: the one object a run's views execute through.
+
+The driver builds it (session, capabilities, dataset resolver, compiled policy, validation); the
+pipeline's view nodes only see this interface, so they cannot run a view any other way than the
+policy says.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from datafusion import DataFrame
+
+from relspec.catalog import DatasetCatalog
+from relspec.policy import CompiledExecutionPolicy
+from relspec.runs import ViewOutcome
+from relspec.validation import RuntimeCapabilities, ValidationResult
+from semantics.ir import EmittedView
+
+
+class ResolverIdentityError(RuntimeError):
+    """A dataset resolver other than the run's own reached one of the run's boundaries."""
+
+
+class ExecutionAuthority(abc.ABC):
+    policy: CompiledExecutionPolicy
+    validation: ValidationResult
+    capabilities: RuntimeCapabilities
+    resolver: DatasetCatalog
+    started_at: str  # ISO time the run's authority was built
+
+    def check_resolver(self, resolver: DatasetCatalog, boundary: str) -> None:
+        if resolver.identity != self.resolver.identity:
+            raise ResolverIdentityError(
+                f"{boundary}: dataset resolver {resolver.identity[:8]} is not this run's ({self.resolver.identity[:8]})"
+            )
+
+    @abc.abstractmethod
+    def run_view(self, view: EmittedView, fingerprint: str) -> DataFrame:
+        """Execute one view as its cache policy says; return the frame its readers use."""
+
+    @abc.abstractmethod
+    def publish(self, name: str, frame: DataFrame) -> int:
+        """Write an output view to its published table; return the table's version."""
+
+    @abc.abstractmethod
+    def outcomes(self) -> tuple[ViewOutcome, ...]:
+        """What happened to each view so far, in execution order."""

@@ -1,0 +1,195 @@
+"""The compiled execution policy: every execution decision of a run, made once, with its evidence.
+
+Each `compile_*` function is one step of the compiler (a Hamilton node in `dataflows/policy.py`).
+Cache policies start from the IR's topology-derived hints and weigh them against measured table
+statistics; explicit overrides win and are recorded as such. Execution reads every field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Literal
+
+import msgspec
+
+from relspec.maintenance import MaintenancePolicy
+from relspec.view_graph import ViewGraph
+from semantics.inference import InferenceConfidence
+from semantics.ir import CACHE_POLICIES, CachePolicy, SemanticIR, SemanticPlan
+
+ValidationMode = Literal["warn", "error"]
+Registration = Literal["delta", "dataset"]
+
+# A view that only scans source tables totalling fewer rows than this is cheaper to recompute in each
+# reader than to write and read back. Only such leaf views are inlined: inlining views built on other
+# views grows the readers' plans until DataFusion's optimizer stalls (measured on the fixture suite).
+STAGING_MIN_ROWS = 20_000
+# Table-size tiers shared by every size-based decision.
+SIZE_TIERS: tuple[tuple[str, int], ...] = (("small", 100_000), ("medium", 2_000_000), ("large", 2**63 - 1))
+
+
+class TableStats(msgspec.Struct, frozen=True):
+    rows: int
+    files: int
+    bytes: int
+    version: int
+
+
+class ViewPolicy(msgspec.Struct, frozen=True):
+    cache: CachePolicy
+    confidence: InferenceConfidence
+    override: bool = False
+    required: bool = False  # staging is needed for correctness (a recursive reader), not for speed
+
+
+class ScanPolicy(msgspec.Struct, frozen=True):
+    """DataFusion session options for scanning the source tables, from their statistics."""
+
+    options: dict[str, str]
+    confidence: InferenceConfidence
+
+
+class MaterializationStrategy(msgspec.Struct, frozen=True):
+    staging_folder: str = "_staging"
+    # How a staged view is registered for its readers: `dataset` (an Arrow dataset, which a
+    # recursive query can re-scan) or `delta` (the Delta provider: file statistics and pruning).
+    registration: dict[str, Registration] = {}
+
+
+class DiagnosticsFlags(msgspec.Struct, frozen=True):
+    record_plans: bool = True  # keep each executed view's physical plan fingerprint in the run record
+
+
+class CompiledExecutionPolicy(msgspec.Struct, frozen=True):
+    cache: dict[str, ViewPolicy]
+    scan: ScanPolicy
+    maintenance: dict[str, MaintenancePolicy]
+    udfs: dict[str, tuple[str, ...]]  # SQL functions each view needs from the engine
+    materialization: MaterializationStrategy
+    diagnostics: DiagnosticsFlags
+    validation_mode: ValidationMode
+    fingerprint: str = ""
+
+
+def size_tier(rows: int) -> str:
+    for tier, limit in SIZE_TIERS:
+        if rows < limit:
+            return tier
+    return SIZE_TIERS[-1][0]
+
+
+def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, CachePolicy]:
+    """`VIEW=POLICY` strings to a mapping; a malformed one is a ValueError naming it."""
+    overrides: dict[str, CachePolicy] = {}
+    for pair in pairs:
+        view, sep, policy = pair.partition("=")
+        if not sep or not view or policy not in CACHE_POLICIES:
+            raise ValueError(f"--cache-policy {pair!r}: expected VIEW=POLICY with POLICY one of "
+                             f"{', '.join(CACHE_POLICIES)}")
+        overrides[view] = policy  # type: ignore[assignment]
+    return overrides
+
+
+def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, TableStats],
+                           overrides: dict[str, CachePolicy]) -> dict[str, ViewPolicy]:
+    source_rows = {name: stat.rows for name, stat in stats.items()}
+    policies: dict[str, ViewPolicy] = {}
+    for view in ir.views:
+        hint = view.cache
+        assert hint is not None, "cache hints are inferred before the policy is compiled"
+        evidence = list(hint.confidence.evidence)
+        policy, score, fallback = hint.policy, hint.confidence.score, None
+        if policy == "delta_staging" and not hint.required:
+            if not stats:
+                fallback = "no table statistics yet (first build): topology alone decides"
+                score = min(score, 0.7)
+            else:
+                cost = graph.upstream_cost(view.name, source_rows)
+                evidence.append(f"reads {cost:,} source rows in all")
+                if cost < STAGING_MIN_ROWS and not graph.inputs(view.name):
+                    policy = "none"
+                    evidence.append(f"a scan of under {STAGING_MIN_ROWS:,} rows: recomputing it in each reader is "
+                                    "cheaper than staging it")
+        override = overrides.get(view.name)
+        if override is not None:
+            evidence.append(f"explicit override {view.name}={override} (compiled: {policy})")
+            policy, score, fallback = override, 1.0, None
+        policies[view.name] = ViewPolicy(
+            cache=policy,
+            confidence=InferenceConfidence("cache_policy", policy, score, tuple(evidence), fallback),
+            override=override is not None,
+            required=hint.required,
+        )
+    return policies
+
+
+def compile_scan_policy(stats: dict[str, TableStats]) -> ScanPolicy:
+    """Parquet scan options: pushed-down filters and page pruning pay off once a table spans many
+    files or rows; for small tables they only add work."""
+    largest = max((stat.rows for stat in stats.values()), default=0)
+    most_files = max((stat.files for stat in stats.values()), default=0)
+    large = size_tier(largest) != "small" or most_files > 8
+    options = {
+        "datafusion.execution.parquet.pushdown_filters": "true" if large else "false",
+        "datafusion.execution.parquet.reorder_filters": "true" if large else "false",
+        "datafusion.execution.parquet.enable_page_index": "true",
+        "datafusion.execution.collect_statistics": "true",
+    }
+    evidence = (f"largest source table: {largest:,} rows ({size_tier(largest)} tier), most files: {most_files}",)
+    return ScanPolicy(options, InferenceConfidence("scan_policy", "pushdown" if large else "plain",
+                                                   1.0 if stats else 0.5, evidence,
+                                                   None if stats else "no table statistics yet"))
+
+
+def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy]) -> MaterializationStrategy:
+    recursive_inputs = {name for view in ir.views if getattr(view.spec, "recursive", False) for name in view.inputs}
+    registration: dict[str, Registration] = {
+        name: "dataset" if name in recursive_inputs else "delta"
+        for name, policy in policies.items() if policy.cache == "delta_staging"
+    }
+    return MaterializationStrategy(registration=registration)
+
+
+def compile_maintenance(outputs: tuple[str, ...], stats: dict[str, TableStats]) -> dict[str, MaintenancePolicy]:
+    """Maintenance thresholds per published dataset, by its size tier: big tables checkpoint more
+    often (their logs grow costly to replay) and tolerate more small files before compacting."""
+    policies = {}
+    for name in outputs:
+        tier = size_tier(stats[name].rows) if name in stats else "small"
+        if tier == "large":
+            policies[name] = MaintenancePolicy(compact_min_small_files=16, checkpoint_every_versions=5)
+        elif tier == "medium":
+            policies[name] = MaintenancePolicy(compact_min_small_files=8, checkpoint_every_versions=10)
+        else:
+            policies[name] = MaintenancePolicy(compact_min_small_files=4, checkpoint_every_versions=20)
+    return policies
+
+
+_FUNCTION_CALL = re.compile(r"\b([a-z_][a-z0-9_]*)\s*\(", re.I)
+_SQL_WORDS = frozenset({
+    "select", "from", "where", "and", "or", "not", "in", "exists", "as", "on", "join", "using", "over",
+    "values", "with", "recursive", "union", "cast", "case", "when", "then", "else", "end", "is", "null",
+    "distinct", "all", "count", "min", "max", "sum", "avg", "coalesce", "partition", "by", "order",
+})
+
+
+_CTE_NAME = re.compile(r"\b([a-z_][a-z0-9_]*)\s*(?:\([^()]*\))?\s+AS\s*\(", re.I)
+
+
+def compile_udf_requirements(plan: SemanticPlan, known_tables: set[str]) -> dict[str, tuple[str, ...]]:
+    """The scalar and window functions each view's SQL calls, beyond the SQL core every engine has."""
+    views = {view.name for view in plan.views} | known_tables
+    requirements = {}
+    for view in plan.views:
+        called = {match.lower() for match in _FUNCTION_CALL.findall(view.sql)}
+        called -= _SQL_WORDS
+        called -= {name.lower() for name in views}
+        called -= {name.lower() for name in _CTE_NAME.findall(view.sql)}
+        requirements[view.name] = tuple(sorted(called))
+    return requirements
+
+
+def fingerprint_policy(policy: CompiledExecutionPolicy) -> CompiledExecutionPolicy:
+    body = msgspec.json.encode(msgspec.structs.replace(policy, fingerprint=""))
+    return msgspec.structs.replace(policy, fingerprint=hashlib.md5(body, usedforsecurity=False).hexdigest())

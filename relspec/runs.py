@@ -1,0 +1,107 @@
+"""What a run did, as typed artifacts: view fingerprints, the execution package, the run record.
+
+A view's fingerprint is a Merkle hash of its SQL and its inputs' fingerprints, down to the source
+tables' versions: two runs with equal fingerprints compute the same rows, so a staged result can be
+reused. The execution package fingerprints everything that decides a run's output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+import msgspec
+import pyarrow as pa
+
+from relspec.maintenance import MaintenanceRecord
+from relspec.validation import ValidationIssue
+from semantics.ir import CachePolicy, SemanticPlan
+
+Outcome = Literal["lazy", "computed_staged", "reused", "published"]
+RunStatus = Literal["published", "failed_validation", "failed"]
+
+
+def digest(*parts: str | bytes) -> str:
+    hasher = hashlib.md5(usedforsecurity=False)
+    for part in parts:
+        hasher.update(part if isinstance(part, bytes) else part.encode())
+        hasher.update(b"\x1f")
+    return hasher.hexdigest()
+
+
+def view_fingerprints(plan: SemanticPlan, source_versions: dict[str, str]) -> dict[str, str]:
+    """Fingerprint of every view: its SQL and its inputs' fingerprints (sources: name@version)."""
+    prints: dict[str, str] = {}
+    for view in plan.views:  # dependency order
+        inputs = sorted(prints[name] if name in prints else f"{name}@{source_versions.get(name, '?')}"
+                        for name in view.inputs)
+        prints[view.name] = digest(view.sql, *inputs)
+    return prints
+
+
+class ViewOutcome(msgspec.Struct, frozen=True):
+    view: str
+    policy: CachePolicy
+    outcome: Outcome
+    rows: int | None
+    seconds: float
+    fingerprint: str
+    plan_fingerprint: str  # of the optimized logical plan DataFusion built
+
+
+class ExecutionPackage(msgspec.Struct, frozen=True):
+    ir_fingerprint: str
+    policy_fingerprint: str
+    capabilities_fingerprint: str
+    session_config_fingerprint: str
+    plan_fingerprints: dict[str, str]
+    source_versions: dict[str, str]
+    fingerprint: str = ""
+
+
+def seal_package(package: ExecutionPackage) -> ExecutionPackage:
+    body = msgspec.json.encode(msgspec.structs.replace(package, fingerprint=""))
+    return msgspec.structs.replace(package, fingerprint=digest(body))
+
+
+class RunRecord(msgspec.Struct, frozen=True):
+    run_id: str
+    started_at: str
+    finished_at: str
+    status: RunStatus
+    output_versions: dict[str, int]
+    views: tuple[ViewOutcome, ...]
+    validation: tuple[ValidationIssue, ...]
+    maintenance: tuple[MaintenanceRecord, ...]
+    package: ExecutionPackage | None
+    message: str = ""
+
+
+# The run table's rows: the record's headline fields as columns, the whole record as JSON.
+RUN_SCHEMA = pa.schema([
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("started_at", pa.string(), nullable=False),
+    pa.field("finished_at", pa.string(), nullable=False),
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("package_fingerprint", pa.string()),
+    pa.field("policy_fingerprint", pa.string()),
+    pa.field("record", pa.string(), nullable=False),
+])
+
+
+def run_row(record: RunRecord) -> pa.Table:
+    package = record.package
+    return pa.table({
+        "run_id": [record.run_id],
+        "started_at": [record.started_at],
+        "finished_at": [record.finished_at],
+        "status": [record.status],
+        "package_fingerprint": [package.fingerprint if package else None],
+        "policy_fingerprint": [package.policy_fingerprint if package else None],
+        "record": [msgspec.json.encode(record).decode()],
+    }, schema=RUN_SCHEMA)
+
+
+def read_records(table: pa.Table) -> list[RunRecord]:
+    records = [msgspec.json.decode(text, type=RunRecord) for text in table.column("record").to_pylist()]
+    return sorted(records, key=lambda record: record.started_at)

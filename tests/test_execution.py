@@ -1,0 +1,173 @@
+"""Execution authority: the compiled policy is obeyed by the materializers, proved from what ran
+(DataFusion plans, Delta tables on disk, run records); validation gates the run; runs are recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_resolution import FIXTURE
+
+from driver.api import build_driver, open_session
+from driver.cli import main as cli_main
+from driver.delta_store import DeltaTableStore
+from relspec.authority import ResolverIdentityError
+from relspec.catalog import RUNS_TABLE, DatasetCatalog
+from relspec.runs import RunRecord, read_records
+from relspec.view_graph import ViewGraph
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for relative, text in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+
+
+def _runs(out: Path) -> list[RunRecord]:
+    session, _ = open_session(out)
+    return read_records(session.table(RUNS_TABLE).to_arrow_table())
+
+
+@pytest.fixture
+def code(tmp_path: Path) -> Path:
+    root = tmp_path / "src"
+    _write(root, FIXTURE)
+    return root
+
+
+def test_policies_are_obeyed_as_seen_in_datafusion_plans_and_on_disk(code: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    dr = build_driver(code, out, jobs=1)
+    results = dr.execute(["build_summary", "compiled_policy", "name_keys"])
+    policy = results["compiled_policy"]
+    record = _runs(out)[-1]
+    outcomes = {outcome.view: outcome for outcome in record.views}
+    # every view ran exactly as its compiled policy says
+    expected_outcome = {"none": "lazy", "delta_staging": "computed_staged", "delta_output": "published"}
+    for view, view_policy in policy.cache.items():
+        assert outcomes[view].outcome == expected_outcome[view_policy.cache], view
+    staged = {view for view, p in policy.cache.items() if p.cache == "delta_staging"}
+    lazy = {view for view, p in policy.cache.items() if p.cache == "none"}
+    assert "name_uses" in staged and "name_keys" in lazy
+    # staged views exist as Delta tables; lazy ones do not
+    assert all((out / "_staging" / view / "_delta_log").is_dir() for view in staged)
+    assert not any((out / "_staging" / view).exists() for view in lazy)
+    # name_keys reads name_uses: its plan scans the staged table, not the extraction table beneath it
+    plan = str(results["name_keys"].optimized_logical_plan().display_indent())
+    assert "TableScan: name_uses" in plan and "ex_references" not in plan
+
+
+def test_an_override_to_none_inlines_the_view_into_its_readers(code: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    results = build_driver(code, out, jobs=1, cache_overrides={"name_uses": "none"}).execute(
+        ["build_summary", "compiled_policy", "name_keys"])
+    view_policy = results["compiled_policy"].cache["name_uses"]
+    assert view_policy.cache == "none" and view_policy.override
+    assert "explicit override name_uses=none (compiled: delta_staging)" in view_policy.confidence.evidence
+    plan = str(results["name_keys"].optimized_logical_plan().display_indent())
+    assert "TableScan: ex_references" in plan  # recomputed inside its reader
+    assert not (out / "_staging" / "name_uses").exists()
+
+
+def test_unchanged_rebuild_reuses_every_staged_view_and_an_edit_recomputes_exactly_downstream(
+        code: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_driver(code, out, jobs=1).execute(["build_summary"])
+    build_driver(code, out, jobs=1).execute(["build_summary"])
+    second = _runs(out)[-1]
+    staged = [o for o in second.views if o.policy == "delta_staging"]
+    assert staged and all(o.outcome == "reused" for o in staged)
+    # a new function in a file without classes or decorators: the tables holding that file's rows
+    # change (its MODULE id hashes its span, so rows pointing at the module change too); the
+    # tables where the file has no rows keep their versions
+    money = code / "shop" / "money.py"
+    money.write_text(money.read_text() + "\n\ndef halve(x):\n    return x / 2\n")
+    results = build_driver(code, out, jobs=1).execute(["build_summary", "semantic_plan"])
+    third = _runs(out)[-1]
+    changed = {name for name, version in third.package.source_versions.items()
+               if second.package.source_versions.get(name) != version}
+    assert {"ex_files", "ex_functions", "ex_modules"} <= changed
+    assert not {"ex_bases", "ex_decorators", "ex_declarations"} & changed
+    downstream = ViewGraph(results["semantic_plan"]).downstream_of_sources(changed)
+    recomputed = {o.view for o in third.views if o.outcome == "computed_staged"}
+    reused = {o.view for o in third.views if o.outcome == "reused"}
+    assert recomputed == {o.view for o in third.views if o.policy == "delta_staging"} & downstream
+    assert not reused & downstream  # (here every staged view reads a changed table)
+    session, _ = open_session(out)
+    names = session.sql("SELECT qualname FROM cpg_nodes WHERE name = 'halve' AND kind = 'FUNCTION'").to_arrow_table()
+    assert names.column(0).to_pylist() == ["shop.money.halve"]
+
+
+def test_validation_error_mode_stops_before_writing_and_says_why(code: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    status = cli_main(["build", str(code), "--out", str(out), "-j", "1", "-q", "--validation", "error",
+                       "--cache-policy", "cpg_nodes=none"])
+    err = capsys.readouterr().err.strip()
+    assert status == 1
+    assert len(err.splitlines()) == 1 and "policy.output_not_published (cpg_nodes)" in err
+    # nothing published, nothing extracted: only the run table records the refusal
+    assert not (out / "cpg_nodes").exists() and not (out / "extract").exists()
+    (record,) = _runs(out)
+    assert record.status == "failed_validation"
+    assert [issue.code for issue in record.validation] == ["policy.output_not_published"]
+
+
+def test_warn_mode_reports_and_goes_on(code: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_driver(code, out, jobs=1, cache_overrides={"no_such_view": "none"}).execute(["build_summary"])
+    (record,) = _runs(out)
+    assert record.status == "published"
+    assert [issue.code for issue in record.validation] == ["policy.unknown_view"]
+
+
+def test_bad_cache_policy_argument_is_one_line(code: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["build", str(code), "--out", str(tmp_path / "o"), "--cache-policy", "cpg_nodes=fast"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --cache-policy 'cpg_nodes=fast'") and len(err.splitlines()) == 1
+
+
+def test_runs_command_lists_runs_with_outcomes(code: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    build_driver(code, out, jobs=1).execute(["build_summary"])
+    build_driver(code, out, jobs=1).execute(["build_summary"])
+    capsys.readouterr()
+    assert cli_main(["runs", str(out), "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [record["status"] for record in records] == ["published", "published"]
+    first, second = records
+    assert first["package"]["fingerprint"] and first["package"]["policy_fingerprint"]
+    outcomes = {o["view"]: o["outcome"] for o in second["views"]}
+    assert outcomes["cpg_nodes"] == "published" and outcomes["scope_chain"] == "reused"
+    assert {m["dataset"] for m in second["maintenance"]} == {"cpg_nodes", "cpg_edges", "cpg_props", "cpg_diagnostics"}
+    assert cli_main(["runs", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.count("published") >= 2 and "reused" in text
+
+
+def test_a_foreign_resolver_is_refused_at_each_boundary(code: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    results = build_driver(code, out, jobs=1).execute(["execution_authority"])
+    authority = results["execution_authority"]
+    stranger = DeltaTableStore(DatasetCatalog(str(out)))  # same place, another resolver
+    for boundary in ("view_registration", "scan_override", "dataset_readiness"):
+        with pytest.raises(ResolverIdentityError, match=boundary):
+            authority.check_resolver(stranger.catalog, boundary)
+    authority.check_resolver(authority.resolver, "view_registration")  # its own passes
+
+
+def test_capabilities_are_probed(code: Path, tmp_path: Path) -> None:
+    capabilities = build_driver(code, tmp_path / "out", jobs=1).execute(["capabilities"])["capabilities"]
+    assert capabilities.recursive_queries and capabilities.delta_provider and capabilities.tested_pair
+    assert {"md5", "concat_ws", "row_number"} <= set(capabilities.functions)
+
+
+def test_dag_command_tags_every_node_with_its_role(code: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["dag", str(code), "--json"]) == 0
+    graph = json.loads(capsys.readouterr().out)
+    roles = {node["name"]: node["role"] for node in graph["nodes"]}
+    assert roles["extraction"] == "extract" and roles["join_plans"] == "inference"
+    assert roles["compiled_policy"] == "policy" and roles["reference_edges"] == "view"
+    assert roles["cpg_nodes"] == "output" and roles["session"] == "authority"
+    assert set(graph["roles"]) == {"authority", "extract", "inference", "output", "policy", "view"}
