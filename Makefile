@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT := build/demo
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup system-deps demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) system-deps
+
+# graphviz's `dot` renders `cpgflow dag --png` (and its test); installed with apt-get when missing.
+system-deps:
+	@command -v dot >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -qq graphviz >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -qq >/dev/null && $$SUDO apt-get install -y -qq graphviz >/dev/null; }; }
 
 # The CPG of this interpreter's standard library (its site-packages excluded).
 demo: $(STAMP)
@@ -24,7 +31,7 @@ demo: $(STAMP)
 		 JOIN cpg_nodes f ON f.node_id = e.dst WHERE c.kind = 'CLASS' AND f.kind = 'FUNCTION' \
 		 GROUP BY c.qualname ORDER BY methods DESC, c.qualname LIMIT 5"
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -234,7 +234,7 @@ def runs(out: Path, as_json: bool) -> None:
 def dag(path: Path, as_json: bool, png: Path | None) -> None:
     """Show the Hamilton graph the driver factory builds, each node tagged with its role."""
     root = _source_root(path)
-    dr = build_driver(root, root / ".cpgflow-unused")
+    dr = build_driver(root)
     graph = dag_report(dr)
     if png is not None:
         if shutil.which("dot") is None:

@@ -171,3 +171,10 @@ def test_dag_command_tags_every_node_with_its_role(code: Path, capsys: pytest.Ca
     assert roles["compiled_policy"] == "policy" and roles["reference_edges"] == "view"
     assert roles["cpg_nodes"] == "output" and roles["session"] == "authority"
     assert set(graph["roles"]) == {"authority", "extract", "inference", "output", "policy", "view"}
+
+
+def test_dag_renders_a_png_with_graphviz(code: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "pipeline.png"
+    assert cli_main(["dag", str(code), "--png", str(target)]) == 0
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert capsys.readouterr().out.strip() == f"wrote {target}"
