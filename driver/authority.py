@@ -122,12 +122,17 @@ class RunAuthority(ExecutionAuthority):
         self._record(view.name, policy, outcome, rows, time.perf_counter() - started, fingerprint, frame)
         return frame
 
-    def publish(self, name: str, frame: DataFrame) -> int:
+    def publish(self, name: str, frame: DataFrame, fingerprint: str) -> int:
         self.check_resolver(self.store.catalog, "dataset_readiness")
         started = time.perf_counter()
-        version, rows = self.store.overwrite(name, frame, OUTPUT_SCHEMAS[name])
+        current = self.store.version(name)
+        if current is not None and self.store.published_fingerprint(name) == fingerprint:
+            self._record(name, self.policy.cache[name].cache, "reused", None, time.perf_counter() - started,
+                         fingerprint, frame)
+            return current
+        version, rows = self.store.overwrite(name, frame, OUTPUT_SCHEMAS[name], fingerprint)
         self._record(name, self.policy.cache[name].cache, "published", rows, time.perf_counter() - started,
-                     "", frame)
+                     fingerprint, frame)
         return version
 
     def _record(self, name: str, policy: str, outcome: Outcome, rows: int | None, seconds: float,

@@ -98,15 +98,30 @@ class DeltaTableStore:
             return table.version()
         return self._write(name, rows, mode="overwrite", predicate=f"{owner} IN ({_sql_list(file_ids)})")
 
-    def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema) -> tuple[int, int]:
+    def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema,
+                  fingerprint: str | None = None) -> tuple[int, int]:
+        metadata = {FINGERPRINT_KEY: fingerprint} if fingerprint else None
         version = self._write(name, _stream(data, physical_schema(schema)), mode="overwrite",
-                              schema_mode="overwrite", description=semantic_description(schema))
+                              schema_mode="overwrite", description=semantic_description(schema),
+                              commit_properties=CommitProperties(custom_metadata=metadata))
         return version, self._rows_added(self.catalog.location(name))
+
+    def published_fingerprint(self, name: str) -> str | None:
+        """The fingerprint recorded with the table's last write, if it was a publish (a later
+        maintenance commit — compaction, vacuum — leaves the data as published)."""
+        table = self._table(name)
+        if table is None:
+            return None
+        for commit in table.history():
+            if commit.get("operation") in ("WRITE", "CREATE TABLE", "CREATE OR REPLACE TABLE"):
+                value = commit.get(FINGERPRINT_KEY)
+                return str(value) if value is not None else None
+        return None
 
     def append(self, name: str, rows: pa.Table) -> int:
         return self._write(name, rows.cast(RUN_SCHEMA), mode="append")
 
-    def staged_fingerprint(self, view: str) -> str | None:
+    def staged_fingerprint(self, view: str) -> str | None:  # staged tables see no maintenance
         table = self._open(self.catalog.staging_location(view))
         if table is None:
             return None

@@ -40,8 +40,9 @@ class ExecutionAuthority(abc.ABC):
         """Execute one view as its cache policy says; return the frame its readers use."""
 
     @abc.abstractmethod
-    def publish(self, name: str, frame: DataFrame) -> int:
-        """Write an output view to its published table; return the table's version."""
+    def publish(self, name: str, frame: DataFrame, fingerprint: str) -> int:
+        """Write an output view to its published table (unless the table already holds exactly this
+        result, by fingerprint); return the table's version."""
 
     @abc.abstractmethod
     def outcomes(self) -> tuple[ViewOutcome, ...]:

@@ -73,8 +73,12 @@ class TableStore(Protocol):
     def replace_files(self, name: str, rows: pa.Table, file_ids: list[str] | None) -> int:
         """Atomically replace every row owned by ``file_ids`` with ``rows``; return the new version."""
 
-    def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema) -> tuple[int, int]:
-        """Atomically replace the whole table; return (version, rows written)."""
+    def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema,
+                  fingerprint: str | None = None) -> tuple[int, int]:
+        """Atomically replace the whole table, recording ``fingerprint``; return (version, rows written)."""
+
+    def published_fingerprint(self, name: str) -> str | None:
+        """The fingerprint recorded when the table was last published, if any."""
 
     def append(self, name: str, rows: pa.Table) -> int:
         """Append rows in one commit; return the new version."""

@@ -17,7 +17,7 @@ from relspec.maintenance import MaintenanceRecord
 from relspec.validation import ValidationIssue
 from semantics.ir import CachePolicy, SemanticPlan
 
-Outcome = Literal["lazy", "computed_staged", "reused", "published"]
+Outcome = Literal["lazy", "computed_staged", "reused", "published"]  # reused: staged or published before
 RunStatus = Literal["published", "failed_validation", "failed"]
 
 

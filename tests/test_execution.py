@@ -139,7 +139,7 @@ def test_runs_command_lists_runs_with_outcomes(code: Path, tmp_path: Path, capsy
     first, second = records
     assert first["package"]["fingerprint"] and first["package"]["policy_fingerprint"]
     outcomes = {o["view"]: o["outcome"] for o in second["views"]}
-    assert outcomes["cpg_nodes"] == "published" and outcomes["scope_chain"] == "reused"
+    assert outcomes["cpg_nodes"] == "reused" and outcomes["scope_chain"] == "reused"  # nothing changed
     assert {m["dataset"] for m in second["maintenance"]} == {"cpg_nodes", "cpg_edges", "cpg_props", "cpg_diagnostics"}
     assert cli_main(["runs", str(out)]) == 0
     text = capsys.readouterr().out
