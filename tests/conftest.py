@@ -96,3 +96,19 @@ def assert_one_line_error(stderr: str) -> None:
     lines = stderr.splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}: {stderr!r}"
     assert lines[0].startswith("error:"), stderr
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shop fixture code base (tests/shop_fixture.py), built once per test module."""
+    from shop_fixture import FIXTURE
+
+    from driver.api import build_driver
+
+    root = tmp_path_factory.mktemp("shop_src")
+    for relative, text in FIXTURE.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    out = tmp_path_factory.mktemp("shop_out")
+    build_driver(root, out, jobs=1).execute(["build_summary"])
+    return out

@@ -8,9 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_resolution import FIXTURE
 
-from driver.api import build_driver
 from driver.cli import main as cli_main
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "queries.md"
@@ -19,17 +17,6 @@ QUERY = re.compile(r"```sql\n-- query: (?P<name>[\w-]+)\n(?P<sql>.*?)```", re.S)
 
 def documented_queries() -> dict[str, str]:
     return {match["name"]: match["sql"] for match in QUERY.finditer(DOCS.read_text())}
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("docs_src")
-    for relative, text in FIXTURE.items():
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        (root / relative).write_text(text)
-    out = tmp_path_factory.mktemp("docs_out")
-    build_driver(root, out, jobs=1).execute(["build_summary"])
-    return out
 
 
 def run(built: Path, name: str, capsys: pytest.CaptureFixture[str]) -> list[dict]:

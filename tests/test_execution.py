@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_resolution import FIXTURE
+from shop_fixture import FIXTURE
 
 from driver.api import build_driver, open_session
 from driver.cli import main as cli_main
