@@ -168,24 +168,38 @@ def query(out: Path, sql: str, output_format: str) -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option("--out", "-o", "out", type=click.Path(path_type=Path), metavar="DIR",
+              help="A build folder whose table statistics the policy should weigh (default: none).")
+@click.option("--cache-policy", "cache_policy", multiple=True, metavar="VIEW=POLICY",
+              help="Override a view's compiled cache policy (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan(path: Path, as_json: bool) -> None:
-    """Show the compiled semantic plan for PATH without running it."""
+def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], as_json: bool) -> None:
+    """Show the compiled plan for PATH without running it: views, joins, policy, validation."""
+    try:
+        overrides = parse_overrides(cache_policy)
+    except ValueError as err:
+        raise CliError(str(err)) from None
     root = _source_root(path)
-    results = build_driver(root).execute(["optimized_ir", "discovery"])
-    report = plan_report(results["optimized_ir"], results["discovery"])
+    with tempfile.TemporaryDirectory(prefix="cpgflow-plan-") as scratch:
+        statistics_from = out.resolve() if out is not None else Path(scratch)
+        results = build_driver(root, statistics_from, cache_overrides=overrides).execute(
+            ["optimized_ir", "discovery", "compiled_policy", "validation", "view_graph"])
+    report = plan_report(results["optimized_ir"], results["discovery"], results["compiled_policy"],
+                         results["validation"], results["view_graph"])
     if as_json:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(report)).decode() + "\n")
         return
     source = report["source"]
     stdout.print(f"[bold]Plan for[/bold] {source['root']}: {source['files']:,} files; "  # type: ignore[index]
-                 f"{len(report['views']):,} views")  # type: ignore[arg-type]
-    table = Table("view", "kind", "level", "cache", "join")
+                 f"{len(report['views']):,} views; policy {report['policy']['fingerprint'][:12]}")  # type: ignore[arg-type,index]
+    table = Table("view", "kind", "wave", "cache policy", "join")
     for view in report["views"]:  # type: ignore[union-attr]
         join = view["join"]
         joined = f"{join['strategy']} ({join['keys_confidence']['decision_value']})" if join else ""
-        table.add_row(view["name"], view["kind"], str(view["level"]), view["cache"]["policy"], joined)
+        table.add_row(view["name"], view["kind"], str(view["wave"]), view["policy"]["cache"], joined)
     stdout.print(table)
+    for issue in report["validation"]:  # type: ignore[union-attr]
+        stdout.print(f"{issue['severity']}: {issue['code']} ({issue['subject']}): {issue['message']}", markup=False)
 
 
 @cli.command()

@@ -6,6 +6,9 @@ import msgspec
 from datafusion import SessionContext
 from hamilton import driver as hamilton_driver
 
+from relspec.policy import CompiledExecutionPolicy
+from relspec.validation import ValidationResult
+from relspec.view_graph import ViewGraph
 from semantics.discovery import Discovery
 from semantics.ir import SemanticIR
 
@@ -43,9 +46,13 @@ def call_graph(session: SessionContext) -> dict[str, list[str]]:
     return {caller: sorted(callees) for caller, callees in sorted(graph.items())}
 
 
-def plan_report(ir: SemanticIR, discovery: Discovery) -> dict[str, object]:
-    """The compiled semantic plan as plain data: every view with its kind, inputs, position, cache
-    hint and — for relate views — inferred join keys and strategy, each with confidence and evidence."""
+def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionPolicy,
+                validation: ValidationResult, graph: ViewGraph) -> dict[str, object]:
+    """The compiled plan as plain data: every view with its kind, inputs, schedule position (wave),
+    IR cache hint and compiled cache policy with confidence and evidence, and — for relate views —
+    the inferred join keys and strategy; then the scan options, the policy fingerprint and the
+    validation issues."""
+    waves = {name: index for index, wave in enumerate(graph.generations()) for name in wave}
     views = []
     for view in ir.views:
         entry: dict[str, object] = {
@@ -53,9 +60,12 @@ def plan_report(ir: SemanticIR, discovery: Discovery) -> dict[str, object]:
             "kind": view.kind,
             "inputs": list(view.inputs),
             "doc": view.spec.doc,
-            "level": view.position.level if view.position else None,
-            "consumers": list(view.position.consumers) if view.position else [],
-            "cache": msgspec.to_builtins(view.cache),
+            "wave": waves[view.name],
+            "consumers": graph.consumers(view.name),
+            "hint": msgspec.to_builtins(view.cache),
+            "policy": msgspec.to_builtins(policy.cache[view.name]),
+            "registration": policy.materialization.registration.get(view.name),
+            "functions": list(policy.udfs.get(view.name, ())),
             "join": None,
         }
         if view.join is not None:
@@ -72,6 +82,13 @@ def plan_report(ir: SemanticIR, discovery: Discovery) -> dict[str, object]:
                    "git_aware": discovery.git_aware},
         "outputs": list(ir.outputs),
         "views": views,
+        "policy": {
+            "fingerprint": policy.fingerprint,
+            "validation_mode": policy.validation_mode,
+            "scan": msgspec.to_builtins(policy.scan),
+            "maintenance": msgspec.to_builtins(policy.maintenance),
+        },
+        "validation": msgspec.to_builtins(validation.issues),
     }
 
 

@@ -178,3 +178,21 @@ def test_dag_renders_a_png_with_graphviz(code: Path, tmp_path: Path, capsys: pyt
     assert cli_main(["dag", str(code), "--png", str(target)]) == 0
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert capsys.readouterr().out.strip() == f"wrote {target}"
+
+
+def test_plan_json_shows_policy_schedule_and_validation(code: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    build_driver(code, out, jobs=1).execute(["build_summary"])
+    assert cli_main(["plan", str(code), "--out", str(out), "--cache-policy", "name_keys=delta_staging",
+                     "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    views = {view["name"]: view for view in report["views"]}
+    assert views["name_keys"]["policy"]["cache"] == "delta_staging" and views["name_keys"]["policy"]["override"]
+    assert views["scope_chain"]["policy"]["required"] and views["scope_parents"]["registration"] == "dataset"
+    assert views["call_targets"]["join"]["keys"] == [["callee_ref_id", "ref_id"]]
+    assert views["scope_parents"]["wave"] == 0 and views["scope_chain"]["wave"] == 1
+    assert "md5" in views["structural_edges"]["functions"]
+    assert len(report["policy"]["fingerprint"]) == 32
+    assert report["policy"]["scan"]["options"]["datafusion.execution.collect_statistics"] == "true"
+    assert report["validation"] == []
