@@ -1,0 +1,172 @@
+"""The policy compiler and the validator bundle, on the real plan: each rule, and each validator made
+to fire by a planted fault."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from relspec.policy import (
+    STAGING_MIN_ROWS,
+    CompiledExecutionPolicy,
+    DiagnosticsFlags,
+    TableStats,
+    compile_cache_policies,
+    compile_maintenance,
+    compile_registration,
+    compile_scan_policy,
+    compile_udf_requirements,
+    fingerprint_policy,
+    parse_overrides,
+)
+from relspec.validation import RuntimeCapabilities, ValidationInput, validate
+from relspec.view_graph import ViewGraph
+from semantics.inference import InferenceConfidence
+from semantics.ir import (
+    SOURCE_COLUMNS,
+    apply_inference,
+    compile_specs,
+    emit,
+    infer_cache_hints,
+    infer_graph_positions,
+    infer_join_plans,
+    optimize,
+)
+from semantics.specs import DeriveSpec
+from semantics.views import OUTPUTS, discover_specs
+
+CAPABLE = RuntimeCapabilities(
+    datafusion_version="55.0.0", deltalake_version="1.6.6", pyarrow_version="26.0.1", python_version="3.11.7",
+    functions=("concat", "concat_ws", "length", "lpad", "md5", "reverse", "row_number", "split_part", "strpos",
+               "substr"),
+    recursive_queries=True, delta_provider=True, tested_pair=True,
+)
+
+
+def _pipeline(specs=None, outputs=OUTPUTS):
+    ir = compile_specs(specs if specs is not None else discover_specs(), outputs)
+    positions = infer_graph_positions(ir)
+    ir = optimize(apply_inference(ir, positions, infer_join_plans(ir), infer_cache_hints(ir, positions)))
+    plan = emit(ir)
+    return ir, plan, ViewGraph(plan)
+
+
+def _policy(ir, plan, graph, stats=None, overrides=None) -> CompiledExecutionPolicy:
+    stats = stats or {}
+    cache = compile_cache_policies(ir, graph, stats, overrides or {})
+    return fingerprint_policy(CompiledExecutionPolicy(
+        cache=cache, scan=compile_scan_policy(stats), maintenance=compile_maintenance(ir.outputs, stats),
+        udfs=compile_udf_requirements(plan, set(SOURCE_COLUMNS)), materialization=compile_registration(ir, cache),
+        diagnostics=DiagnosticsFlags(), validation_mode="error"))
+
+
+def _issues(ir, policy, capabilities=CAPABLE, overrides=None, datasets=None) -> list[tuple[str, str]]:
+    names = tuple(SOURCE_COLUMNS) if datasets is None else datasets
+    result = validate(ValidationInput(ir=ir, policy=policy, capabilities=capabilities,
+                                      overrides=overrides or {}, datasets=names))
+    return [(issue.code, issue.subject) for issue in result.issues]
+
+
+def _derive(name: str, *inputs: str) -> DeriveSpec:
+    return DeriveSpec(name=name, columns=(), doc="", inputs=inputs, sql="SELECT 1")
+
+
+def test_topology_change_changes_the_cache_policy() -> None:
+    stats = {"ex_files": TableStats(rows=10 * STAGING_MIN_ROWS, files=1, bytes=1, version=0)}
+    chain = [_derive("a", "ex_files"), _derive("b", "a"), _derive("out", "b")]
+    ir, plan, graph = _pipeline(chain, ("out",))
+    assert {name: p.cache for name, p in _policy(ir, plan, graph, stats).cache.items()} == {
+        "a": "none", "b": "none", "out": "delta_output"}
+    fork = [_derive("a", "ex_files"), _derive("b", "a"), _derive("c", "a"), _derive("out", "b", "c")]
+    ir, plan, graph = _pipeline(fork, ("out",))
+    cache = _policy(ir, plan, graph, stats).cache
+    assert cache["a"].cache == "delta_staging" and cache["b"].cache == "none"
+    assert f"reads {10 * STAGING_MIN_ROWS:,} source rows in all" in cache["a"].confidence.evidence
+
+
+def test_a_small_leaf_is_inlined_but_a_view_over_views_stays_staged() -> None:
+    stats = {"ex_files": TableStats(rows=10, files=1, bytes=1, version=0)}
+    fork = [_derive("a", "ex_files"), _derive("b", "a"), _derive("c", "a"), _derive("d", "b", "c"),
+            _derive("e", "d"), _derive("out", "d", "e")]
+    ir, plan, graph = _pipeline(fork, ("out",))
+    cache = _policy(ir, plan, graph, stats).cache
+    assert cache["a"].cache == "none"  # a leaf over 10 rows: cheaper to recompute
+    assert cache["d"].cache == "delta_staging"  # reads views: inlining it would grow its readers' plans
+    no_stats = _policy(ir, plan, graph, {}).cache["a"]
+    assert no_stats.cache == "delta_staging" and no_stats.confidence.fallback_reason.startswith("no table statistics")
+
+
+def test_overrides_win_and_malformed_ones_are_refused() -> None:
+    assert parse_overrides(["a=none", "b=delta_staging"]) == {"a": "none", "b": "delta_staging"}
+    for bad in ("a", "a=fast", "=none"):
+        with pytest.raises(ValueError, match="expected VIEW=POLICY"):
+            parse_overrides([bad])
+    ir, plan, graph = _pipeline()
+    policy = _policy(ir, plan, graph, overrides={"name_keys": "delta_staging"})
+    assert policy.cache["name_keys"].override and policy.cache["name_keys"].cache == "delta_staging"
+
+
+def test_the_policy_fingerprint_covers_every_field() -> None:
+    ir, plan, graph = _pipeline()
+    policy = _policy(ir, plan, graph)
+    assert policy.fingerprint == _policy(ir, plan, graph).fingerprint
+    changed = fingerprint_policy(msgspec.structs.replace(policy, validation_mode="warn"))
+    assert changed.fingerprint != policy.fingerprint
+
+
+def test_the_real_plan_validates_clean() -> None:
+    ir, plan, graph = _pipeline()
+    assert _issues(ir, _policy(ir, plan, graph)) == []
+
+
+def _with_cache(policy: CompiledExecutionPolicy, view: str, value: str) -> CompiledExecutionPolicy:
+    cache = dict(policy.cache)
+    cache[view] = msgspec.structs.replace(cache[view], cache=value)
+    return msgspec.structs.replace(policy, cache=cache)
+
+
+def test_each_validator_fires_on_its_fault() -> None:
+    ir, plan, graph = _pipeline()
+    good = _policy(ir, plan, graph)
+    assert _issues(ir, good, overrides={"nowhere": "none"}) == [("policy.unknown_view", "nowhere")]
+    missing = msgspec.structs.replace(good, cache={k: v for k, v in good.cache.items() if k != "definitions"})
+    assert _issues(ir, missing) == [("policy.missing_view", "definitions")]
+    assert _issues(ir, _with_cache(good, "cpg_edges", "delta_staging")) == [
+        ("policy.output_not_published", "cpg_edges")]
+    assert _issues(ir, _with_cache(good, "denotes", "delta_output")) == [
+        ("policy.intermediate_published", "denotes")]
+    assert _issues(ir, _with_cache(good, "scope_parents", "none")) == [
+        ("policy.required_staging_dropped", "scope_parents")]
+    no_md5 = msgspec.structs.replace(CAPABLE, functions=tuple(f for f in CAPABLE.functions if f != "md5"))
+    assert {subject for code, subject in _issues(ir, good, no_md5)} >= {"structural_edges", "resolved_edges"}
+    assert {code for code, _ in _issues(ir, good, no_md5)} == {"capabilities.missing_function"}
+    flat = msgspec.structs.replace(CAPABLE, recursive_queries=False)
+    assert _issues(ir, good, flat) == [("capabilities.no_recursive_queries", "scope_chain, method_lookup")]
+    odd = msgspec.structs.replace(CAPABLE, tested_pair=False)
+    assert _issues(ir, good, odd) == [("capabilities.untested_versions", "engine")]
+    without = tuple(name for name in SOURCE_COLUMNS if name != "ex_bases")
+    assert _issues(ir, good, datasets=without) == [("catalog.unresolvable_source", "ex_bases")]
+
+
+def test_a_low_confidence_join_is_a_warning() -> None:
+    ir, plan, graph = _pipeline()
+    view = ir.view("call_targets")
+    weak = msgspec.structs.replace(view.join.keys.confidence, score=0.6, fallback_reason="chose the first")
+    join = msgspec.structs.replace(view.join, keys=msgspec.structs.replace(view.join.keys, confidence=weak))
+    views = tuple(msgspec.structs.replace(v, join=join) if v.name == "call_targets" else v for v in ir.views)
+    shaky = msgspec.structs.replace(ir, views=views)
+    result = validate(ValidationInput(ir=shaky, policy=_policy(ir, plan, graph), capabilities=CAPABLE, overrides={},
+                                      datasets=tuple(SOURCE_COLUMNS)))
+    assert [(i.code, i.severity, i.subject) for i in result.issues] == [
+        ("plan.low_confidence_join", "warning", "call_targets")]
+    assert not result.blocking  # a warning never stops a run, even in error mode
+
+
+def test_scan_and_maintenance_follow_table_size_tiers() -> None:
+    small = {"ex_files": TableStats(rows=100, files=1, bytes=1, version=0)}
+    large = {"cpg_nodes": TableStats(rows=3_000_000, files=4, bytes=1, version=0)}
+    assert compile_scan_policy(small).options["datafusion.execution.parquet.pushdown_filters"] == "false"
+    assert compile_scan_policy(large).options["datafusion.execution.parquet.pushdown_filters"] == "true"
+    assert compile_maintenance(("cpg_nodes",), large)["cpg_nodes"].checkpoint_every_versions == 5
+    assert compile_maintenance(("cpg_nodes",), {})["cpg_nodes"].checkpoint_every_versions == 20
+    assert isinstance(compile_scan_policy({}).confidence, InferenceConfidence)
