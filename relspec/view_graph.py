@@ -23,7 +23,6 @@ class ViewGraph:
             for name in views_read:
                 self.graph.add_edge(self.index[name], self.index[view.name], None)
             self.sources[view.name] = tuple(name for name in view.inputs if name not in self.index)
-        self.outputs = plan.outputs
 
     def names(self) -> list[str]:
         return [self.graph[node] for node in rx.topological_sort(self.graph)]
@@ -33,12 +32,6 @@ class ViewGraph:
 
     def inputs(self, name: str) -> list[str]:
         return sorted(self.graph[node] for node in self.graph.predecessor_indices(self.index[name]))
-
-    def fan_out(self, name: str) -> int:
-        return self.graph.out_degree(self.index[name])
-
-    def is_terminal(self, name: str) -> bool:
-        return name in self.outputs
 
     def generations(self) -> list[list[str]]:
         """Views in waves: every view of a wave depends only on earlier waves."""

@@ -49,9 +49,6 @@ class EntityDecl(msgspec.Struct, frozen=True):
     columns: tuple[Column, ...]
     node_kind: str | None = None
 
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
     def columns_of(self, semantic: SemanticType) -> list[Column]:
         return [c for c in self.columns if c.semantic is semantic]
 
@@ -398,5 +395,3 @@ NODE_ENTITIES: tuple[EntityDecl, ...] = (
 EXTRACTION_ENTITIES: tuple[EntityDecl, ...] = (FILE, *NODE_ENTITIES, BASE, DECLARATION, DIAGNOSTIC)
 
 ENTITIES_BY_NAME: dict[str, EntityDecl] = {e.name: e for e in EXTRACTION_ENTITIES}
-
-NODE_KINDS: tuple[str, ...] = tuple(e.node_kind for e in NODE_ENTITIES if e.node_kind)

@@ -34,10 +34,7 @@ EXTERNAL_PATH = "<external>"
 EXTERNAL_KIND = "EXTERNAL_SYMBOL"
 
 
-def external_id(qualname: str) -> str:
-    """Id of the EXTERNAL_SYMBOL node of a name outside the code base (`os.path.join`, `<builtin>.len`)."""
-    return stable_id("ext", EXTERNAL_PATH, EXTERNAL_KIND, qualname)
-
-
 def sql_external_id(qualname_sql: str) -> str:
+    """SQL for the id of the EXTERNAL_SYMBOL node of a name outside the code base: the node id
+    scheme with path `<external>` and the qualified name (`os.path.join`) in place of a span."""
     return sql_stable_id("ext", f"'{EXTERNAL_PATH}'", f"'{EXTERNAL_KIND}'", qualname_sql)

@@ -86,7 +86,7 @@ def expected_from_ast(tree: ast.Module) -> tuple[Counter, dict[str, Counter]]:
 
 
 def _column_indexes(entity: str) -> list[int]:
-    names = ENTITIES_BY_NAME[entity].column_names()
+    names = [column.name for column in ENTITIES_BY_NAME[entity].columns]
     return [names.index(column) for column in SPAN_COLUMNS]
 
 

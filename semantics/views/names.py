@@ -12,6 +12,7 @@ those before it in the same scope if any, else all — each with confidence 1/ca
 
 from __future__ import annotations
 
+from semantics.qualnames import BUILTIN_PREFIX
 from semantics.specs import AnySpec, DeriveSpec, RelateSpec
 from semantics.types import SemanticType as S
 from semantics.views.columns import RESOLVED_EDGE, col
@@ -230,7 +231,8 @@ SELECT 'REFERENCES' AS kind, c.ref_id AS src, c.binding_id AS dst, CAST(NULL AS 
 FROM c JOIN counts n ON n.ref_id = c.ref_id
 WHERE n.n_preceding = 0 OR c.preceding
 UNION ALL
-SELECT 'REFERENCES', ref_id, NULL, concat('<builtin>.', name), file_id, 1.0, 'scope.builtin' FROM builtin_uses""",
+SELECT 'REFERENCES', ref_id, NULL, concat('""" + BUILTIN_PREFIX + """.', name), file_id, 1.0, 'scope.builtin'
+FROM builtin_uses""",
         doc="REFERENCES edges: each name use to the bindings it can read, or to a builtin",
     ),
     DeriveSpec(
