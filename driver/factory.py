@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import msgspec
 from hamilton import driver as hamilton_driver
+from hamilton.caching import fingerprinting
 from hamilton.lifecycle import base as lifecycle_base
 
 import dataflows.cpg
@@ -17,8 +20,33 @@ from relspec.policy import ValidationMode
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
 from semantics.ir import CachePolicy
 
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
 PIPELINE_MODULES = (driver.authority, dataflows.extraction, dataflows.semantic_plan, dataflows.policy,
                     dataflows.views, dataflows.cpg)
+
+# The planning chain is pure: its results depend only on the code of `semantics` and `relspec`, so
+# Hamilton's cache keeps them across runs, in a folder per version of that code (a node's own code
+# version would miss a change in the library it calls). Every other node holds live engine objects
+# (sessions, lazy frames, stores) or reads tables, whose reuse the fingerprinted staging decides.
+CACHED_NODES = ("view_specs", "compiled_ir", "graph_positions", "join_plans", "cache_hints", "inferred_ir",
+                "optimized_ir", "semantic_plan")
+HAMILTON_CACHE_FOLDER = "_hamilton_cache"
+
+
+@fingerprinting.hash_value.register(msgspec.Struct)
+def _hash_struct(obj: msgspec.Struct, *args: object, **kwargs: object) -> str:
+    """Hamilton's data version of a typed artifact: a hash of its encoding (not a random version)."""
+    return hashlib.md5(msgspec.json.encode(obj), usedforsecurity=False).hexdigest()
+
+
+def specs_version() -> str:
+    """A hash of the source that defines the specs and compiles them: the planning cache's folder."""
+    digest = hashlib.md5(usedforsecurity=False)
+    for folder in ("semantics", "relspec"):
+        for path in sorted((PACKAGE_ROOT / folder).rglob("*.py")):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def build_driver(
@@ -52,9 +80,12 @@ def build_driver(
         "cache_overrides": dict(cache_overrides or {}),
         "validation_mode": validation_mode,
     }
+    builder = hamilton_driver.Builder().with_modules(*PIPELINE_MODULES)
     if output_dir is not None:  # planning alone needs no output
         config["output_dir"] = _output_location(output_dir)
-    builder = hamilton_driver.Builder().with_modules(*PIPELINE_MODULES).with_config(config)
+        builder = builder.with_cache(path=f"{config['output_dir']}/{HAMILTON_CACHE_FOLDER}/{specs_version()}",
+                                     default=list(CACHED_NODES), default_behavior="disable")
+    builder = builder.with_config(config)
     if adapters:
         builder = builder.with_adapters(*adapters)
     return builder.build()

@@ -196,3 +196,19 @@ def test_plan_json_shows_policy_schedule_and_validation(code: Path, tmp_path: Pa
     assert len(report["policy"]["fingerprint"]) == 32
     assert report["policy"]["scan"]["options"]["datafusion.execution.collect_statistics"] == "true"
     assert report["validation"] == []
+
+
+def test_hamilton_caches_the_planning_chain_across_runs(code: Path, tmp_path: Path) -> None:
+    from driver.factory import CACHED_NODES, HAMILTON_CACHE_FOLDER, specs_version
+
+    out = tmp_path / "out"
+    build_driver(code, out, jobs=1).execute(["build_summary"])
+    assert (out / HAMILTON_CACHE_FOLDER / specs_version()).is_dir()  # a folder per version of the code
+    dr = build_driver(code, out, jobs=1)
+    dr.execute(["build_summary"])
+    logs = dr.cache.logs(dr.cache.last_run_id, level="debug")
+    for node in CACHED_NODES:
+        events = [str(event) for event in logs[node]]
+        assert f"{node}::result_store::get_result::hit" in events, node
+        assert f"{node}::adapter::execute_node" not in events, node
+    assert "session" not in logs or all("get_result" not in str(event) for event in logs["session"])
