@@ -6,10 +6,10 @@ from __future__ import annotations
 from hamilton.function_modifiers import tag
 
 from relspec.catalog import TableStore
-from relspec.maintenance import MaintenancePolicy
 from relspec.policy import (
     CompiledExecutionPolicy,
     DiagnosticsFlags,
+    MaintenanceChoice,
     MaterializationStrategy,
     ScanPolicy,
     TableStats,
@@ -53,9 +53,9 @@ def cache_policies(optimized_ir: SemanticIR, view_graph: ViewGraph, table_statis
 
 
 @tag(role="policy")
-def scan_policy(table_statistics: dict[str, TableStats]) -> ScanPolicy:
-    """Scan options for the session, from the source tables' statistics."""
-    return compile_scan_policy(table_statistics)
+def scan_policy(view_graph: ViewGraph, table_statistics: dict[str, TableStats]) -> ScanPolicy:
+    """Scan options for the session and for each view, from the statistics of the tables it reads."""
+    return compile_scan_policy(view_graph, table_statistics)
 
 
 @tag(role="policy")
@@ -66,7 +66,7 @@ def materialization(optimized_ir: SemanticIR, cache_policies: dict[str, ViewPoli
 
 @tag(role="policy")
 def maintenance_policies(optimized_ir: SemanticIR,
-                         table_statistics: dict[str, TableStats]) -> dict[str, MaintenancePolicy]:
+                         table_statistics: dict[str, TableStats]) -> dict[str, MaintenanceChoice]:
     """Maintenance thresholds per published dataset, by size tier."""
     return compile_maintenance(optimized_ir.outputs, table_statistics)
 
@@ -79,7 +79,7 @@ def udf_requirements(semantic_plan: SemanticPlan) -> dict[str, tuple[str, ...]]:
 
 @tag(role="policy")
 def compiled_policy(cache_policies: dict[str, ViewPolicy], scan_policy: ScanPolicy,
-                    materialization: MaterializationStrategy, maintenance_policies: dict[str, MaintenancePolicy],
+                    materialization: MaterializationStrategy, maintenance_policies: dict[str, MaintenanceChoice],
                     udf_requirements: dict[str, tuple[str, ...]],
                     validation_mode: ValidationMode = "warn") -> CompiledExecutionPolicy:
     """Every execution decision of the run, in one fingerprinted struct."""

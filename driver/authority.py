@@ -94,9 +94,11 @@ class RunAuthority(ExecutionAuthority):
         self.started_at = datetime.now(UTC).isoformat()
         self._outcomes: list[ViewOutcome] = []
 
-    def apply_scan_policy(self, resolver: DatasetCatalog) -> None:
+    def apply_scan_policy(self, resolver: DatasetCatalog, view: str | None = None) -> None:
+        """The session's scan options, or — before a view executes — that view's own."""
         self.check_resolver(resolver, "scan_override")
-        for key, value in sorted(self.policy.scan.options.items()):
+        chosen = self.policy.scan.session if view is None else self.policy.scan.views[view]
+        for key, value in sorted(chosen.options.items()):
             self.session.sql(f"SET {key} = {value}").collect()
 
     def run_view(self, view: EmittedView, fingerprint: str) -> DataFrame:
@@ -104,10 +106,11 @@ class RunAuthority(ExecutionAuthority):
         started = time.perf_counter()
         rows: int | None = None
         if policy == "delta_staging":
-            registration = self.policy.materialization.registration.get(view.name, "delta")
+            registration = self.policy.materialization.registration[view.name].registration
             if self.store.staged_fingerprint(view.name) == fingerprint:
                 outcome: Outcome = "reused"
             else:
+                self.apply_scan_policy(self.store.catalog, view.name)
                 schema = EntityDecl(view.name, view.name, "view", view.columns).arrow_schema()
                 rows = self.store.stage(view.name, self.session.sql(_conformed_sql(view)), schema, fingerprint).rows
                 outcome = "computed_staged"
@@ -130,6 +133,7 @@ class RunAuthority(ExecutionAuthority):
             self._record(name, self.policy.cache[name].cache, "reused", None, time.perf_counter() - started,
                          fingerprint, frame)
             return current
+        self.apply_scan_policy(self.store.catalog, name)
         version, rows = self.store.overwrite(name, frame, OUTPUT_SCHEMAS[name], fingerprint)
         self._record(name, self.policy.cache[name].cache, "published", rows, time.perf_counter() - started,
                      fingerprint, frame)
@@ -167,7 +171,7 @@ def maintenance(published_cpg: dict[str, int], compiled_policy: CompiledExecutio
                 table_store: TableStore) -> tuple[MaintenanceRecord, ...]:
     """Outcome-based maintenance of every published table: compact, checkpoint or vacuum as its
     write outcome and policy decide; executed and recorded."""
-    return tuple(maintain(table_store.catalog.location(name), compiled_policy.maintenance[name])
+    return tuple(maintain(table_store.catalog.location(name), compiled_policy.maintenance[name].policy)
                  for name in sorted(published_cpg))
 
 

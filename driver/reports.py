@@ -64,7 +64,8 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
             "consumers": graph.consumers(view.name),
             "hint": msgspec.to_builtins(view.cache),
             "policy": msgspec.to_builtins(policy.cache[view.name]),
-            "registration": policy.materialization.registration.get(view.name),
+            "registration": msgspec.to_builtins(policy.materialization.registration.get(view.name)),
+            "scan": msgspec.to_builtins(policy.scan.views[view.name]),
             "functions": list(policy.udfs.get(view.name, ())),
             "join": None,
         }

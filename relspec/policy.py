@@ -43,18 +43,33 @@ class ViewPolicy(msgspec.Struct, frozen=True):
     required: bool = False  # staging is needed for correctness (a recursive reader), not for speed
 
 
-class ScanPolicy(msgspec.Struct, frozen=True):
-    """DataFusion session options for scanning the source tables, from their statistics."""
+class ScanOptions(msgspec.Struct, frozen=True):
+    """DataFusion scan options (parquet pushdown, page index, statistics) and why."""
 
     options: dict[str, str]
     confidence: InferenceConfidence
 
 
+class ScanPolicy(msgspec.Struct, frozen=True):
+    session: ScanOptions  # applied when the run's session is set up
+    views: dict[str, ScanOptions]  # applied before a view executes (staged or published), from its sources
+
+
+class RegistrationChoice(msgspec.Struct, frozen=True):
+    # `dataset` (an Arrow dataset, which a recursive query can re-scan) or `delta` (the Delta
+    # provider: file statistics and pruning)
+    registration: Registration
+    confidence: InferenceConfidence
+
+
 class MaterializationStrategy(msgspec.Struct, frozen=True):
     staging_folder: str = "_staging"
-    # How a staged view is registered for its readers: `dataset` (an Arrow dataset, which a
-    # recursive query can re-scan) or `delta` (the Delta provider: file statistics and pruning).
-    registration: dict[str, Registration] = {}
+    registration: dict[str, RegistrationChoice] = {}  # how each staged view is registered for its readers
+
+
+class MaintenanceChoice(msgspec.Struct, frozen=True):
+    policy: MaintenancePolicy
+    confidence: InferenceConfidence
 
 
 class DiagnosticsFlags(msgspec.Struct, frozen=True):
@@ -64,7 +79,7 @@ class DiagnosticsFlags(msgspec.Struct, frozen=True):
 class CompiledExecutionPolicy(msgspec.Struct, frozen=True):
     cache: dict[str, ViewPolicy]
     scan: ScanPolicy
-    maintenance: dict[str, MaintenancePolicy]
+    maintenance: dict[str, MaintenanceChoice]
     udfs: dict[str, tuple[str, ...]]  # SQL functions each view needs from the engine
     materialization: MaterializationStrategy
     diagnostics: DiagnosticsFlags
@@ -124,11 +139,13 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
     return policies
 
 
-def compile_scan_policy(stats: dict[str, TableStats]) -> ScanPolicy:
-    """Parquet scan options: pushed-down filters and page pruning pay off once a table spans many
-    files or rows; for small tables they only add work."""
-    largest = max((stat.rows for stat in stats.values()), default=0)
-    most_files = max((stat.files for stat in stats.values()), default=0)
+def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None) -> ScanOptions:
+    """Parquet scan options for reading ``tables`` (all known ones if None): pushed-down filters
+    and filter reordering pay off once a table spans many files or rows; for small tables they only
+    add work."""
+    read = {name: stat for name, stat in stats.items() if tables is None or name in tables}
+    largest = max((stat.rows for stat in read.values()), default=0)
+    most_files = max((stat.files for stat in read.values()), default=0)
     large = size_tier(largest) != "small" or most_files > 8
     options = {
         "datafusion.execution.parquet.pushdown_filters": "true" if large else "false",
@@ -136,34 +153,54 @@ def compile_scan_policy(stats: dict[str, TableStats]) -> ScanPolicy:
         "datafusion.execution.parquet.enable_page_index": "true",
         "datafusion.execution.collect_statistics": "true",
     }
-    evidence = (f"largest source table: {largest:,} rows ({size_tier(largest)} tier), most files: {most_files}",)
-    return ScanPolicy(options, InferenceConfidence("scan_policy", "pushdown" if large else "plain",
-                                                   1.0 if stats else 0.5, evidence,
-                                                   None if stats else "no table statistics yet"))
+    evidence = (f"largest table read: {largest:,} rows ({size_tier(largest)} tier), most files: {most_files}",)
+    return ScanOptions(options, InferenceConfidence("scan_options", "pushdown" if large else "plain",
+                                                    1.0 if read else 0.5, evidence,
+                                                    None if read else "no table statistics yet"))
+
+
+def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats]) -> ScanPolicy:
+    views = {name: scan_options(stats, graph.transitive_sources(name)) for name in graph.names()}
+    return ScanPolicy(session=scan_options(stats), views=views)
 
 
 def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy]) -> MaterializationStrategy:
-    recursive_inputs = {name for view in ir.views if getattr(view.spec, "recursive", False) for name in view.inputs}
-    registration: dict[str, Registration] = {
-        name: "dataset" if name in recursive_inputs else "delta"
-        for name, policy in policies.items() if policy.cache == "delta_staging"
-    }
+    recursive_readers: dict[str, list[str]] = {}
+    for view in ir.views:
+        if getattr(view.spec, "recursive", False):
+            for name in view.inputs:
+                recursive_readers.setdefault(name, []).append(view.name)
+    registration = {}
+    for name, policy in policies.items():
+        if policy.cache != "delta_staging":
+            continue
+        readers = recursive_readers.get(name)
+        if readers:
+            evidence = (f"re-scanned by recursive view {', '.join(readers)}: a Delta scan runs once per plan",)
+            choice = RegistrationChoice("dataset", InferenceConfidence("registration", "dataset", 1.0, evidence))
+        else:
+            evidence = ("no recursive reader: the Delta provider keeps file statistics and pruning",)
+            choice = RegistrationChoice("delta", InferenceConfidence("registration", "delta", 1.0, evidence))
+        registration[name] = choice
     return MaterializationStrategy(registration=registration)
 
 
-def compile_maintenance(outputs: tuple[str, ...], stats: dict[str, TableStats]) -> dict[str, MaintenancePolicy]:
+def compile_maintenance(outputs: tuple[str, ...], stats: dict[str, TableStats]) -> dict[str, MaintenanceChoice]:
     """Maintenance thresholds per published dataset, by its size tier: big tables checkpoint more
     often (their logs grow costly to replay) and tolerate more small files before compacting."""
-    policies = {}
+    by_tier = {
+        "large": MaintenancePolicy(compact_min_small_files=16, checkpoint_every_versions=5),
+        "medium": MaintenancePolicy(compact_min_small_files=8, checkpoint_every_versions=10),
+        "small": MaintenancePolicy(compact_min_small_files=4, checkpoint_every_versions=20),
+    }
+    choices = {}
     for name in outputs:
-        tier = size_tier(stats[name].rows) if name in stats else "small"
-        if tier == "large":
-            policies[name] = MaintenancePolicy(compact_min_small_files=16, checkpoint_every_versions=5)
-        elif tier == "medium":
-            policies[name] = MaintenancePolicy(compact_min_small_files=8, checkpoint_every_versions=10)
-        else:
-            policies[name] = MaintenancePolicy(compact_min_small_files=4, checkpoint_every_versions=20)
-    return policies
+        known = name in stats
+        tier = size_tier(stats[name].rows) if known else "small"
+        evidence = (f"{stats[name].rows:,} rows: {tier} tier" if known else "not built yet: small tier",)
+        choices[name] = MaintenanceChoice(by_tier[tier], InferenceConfidence(
+            "maintenance", tier, 1.0 if known else 0.5, evidence, None if known else "no table statistics yet"))
+    return choices
 
 
 _FUNCTION_CALL = re.compile(r"\b([a-z_][a-z0-9_]*)\s*\(", re.I)

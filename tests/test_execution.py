@@ -189,12 +189,14 @@ def test_plan_json_shows_policy_schedule_and_validation(code: Path, tmp_path: Pa
     report = json.loads(capsys.readouterr().out)
     views = {view["name"]: view for view in report["views"]}
     assert views["name_keys"]["policy"]["cache"] == "delta_staging" and views["name_keys"]["policy"]["override"]
-    assert views["scope_chain"]["policy"]["required"] and views["scope_parents"]["registration"] == "dataset"
+    assert views["scope_chain"]["policy"]["required"]
+    assert views["scope_parents"]["registration"]["registration"] == "dataset"
     assert views["call_targets"]["join"]["keys"] == [["callee_ref_id", "ref_id"]]
     assert views["scope_parents"]["wave"] == 0 and views["scope_chain"]["wave"] == 1
     assert "md5" in views["structural_edges"]["functions"]
     assert len(report["policy"]["fingerprint"]) == 32
-    assert report["policy"]["scan"]["options"]["datafusion.execution.collect_statistics"] == "true"
+    assert report["policy"]["scan"]["session"]["options"]["datafusion.execution.collect_statistics"] == "true"
+    assert views["name_uses"]["scan"]["options"]["datafusion.execution.parquet.pushdown_filters"] == "false"
     assert report["validation"] == []
 
 
@@ -212,3 +214,16 @@ def test_hamilton_caches_the_planning_chain_across_runs(code: Path, tmp_path: Pa
         assert f"{node}::result_store::get_result::hit" in events, node
         assert f"{node}::adapter::execute_node" not in events, node
     assert "session" not in logs or all("get_result" not in str(event) for event in logs["session"])
+
+
+def test_a_view_runs_under_its_own_scan_options(code: Path, tmp_path: Path) -> None:
+    results = build_driver(code, tmp_path / "out", jobs=1).execute(
+        ["execution_authority", "semantic_plan", "view_fingerprints", "source_catalog"])
+    authority, plan = results["execution_authority"], results["semantic_plan"]
+    pushdown = "datafusion.execution.parquet.pushdown_filters"
+    authority.session.sql(f"SET {pushdown} = true").collect()  # not what scope_parents' policy says
+    authority.run_view(plan.view("scope_parents"), results["view_fingerprints"]["scope_parents"])
+    setting = authority.session.sql(
+        f"SELECT value FROM information_schema.df_settings WHERE name = '{pushdown}'").to_arrow_table()
+    expected = authority.policy.scan.views["scope_parents"].options[pushdown]
+    assert setting.column(0).to_pylist() == [expected] == ["false"]

@@ -55,7 +55,7 @@ def _policy(ir, plan, graph, stats=None, overrides=None) -> CompiledExecutionPol
     stats = stats or {}
     cache = compile_cache_policies(ir, graph, stats, overrides or {})
     return fingerprint_policy(CompiledExecutionPolicy(
-        cache=cache, scan=compile_scan_policy(stats), maintenance=compile_maintenance(ir.outputs, stats),
+        cache=cache, scan=compile_scan_policy(graph, stats), maintenance=compile_maintenance(ir.outputs, stats),
         udfs=compile_udf_requirements(plan, set(SOURCE_COLUMNS)), materialization=compile_registration(ir, cache),
         diagnostics=DiagnosticsFlags(), validation_mode="error"))
 
@@ -162,11 +162,22 @@ def test_a_low_confidence_join_is_a_warning() -> None:
     assert not result.blocking  # a warning never stops a run, even in error mode
 
 
-def test_scan_and_maintenance_follow_table_size_tiers() -> None:
-    small = {"ex_files": TableStats(rows=100, files=1, bytes=1, version=0)}
+def test_scan_options_are_per_view_from_the_tables_each_reads() -> None:
+    _, _, graph = _pipeline()
+    stats = {"ex_references": TableStats(rows=3_000_000, files=4, bytes=1, version=0),
+             "ex_bases": TableStats(rows=100, files=1, bytes=1, version=0)}
+    scan = compile_scan_policy(graph, stats)
+    pushdown = "datafusion.execution.parquet.pushdown_filters"
+    assert scan.views["name_uses"].options[pushdown] == "true"  # reads ex_references
+    assert scan.views["top_packages"].options[pushdown] == "false"  # reads only ex_modules
+    assert scan.session.options[pushdown] == "true"
+    assert scan.views["name_uses"].confidence.evidence == (
+        "largest table read: 3,000,000 rows (large tier), most files: 4",)
+    assert compile_scan_policy(graph, {}).session.confidence.fallback_reason == "no table statistics yet"
+
+
+def test_maintenance_follows_table_size_tiers() -> None:
     large = {"cpg_nodes": TableStats(rows=3_000_000, files=4, bytes=1, version=0)}
-    assert compile_scan_policy(small).options["datafusion.execution.parquet.pushdown_filters"] == "false"
-    assert compile_scan_policy(large).options["datafusion.execution.parquet.pushdown_filters"] == "true"
-    assert compile_maintenance(("cpg_nodes",), large)["cpg_nodes"].checkpoint_every_versions == 5
-    assert compile_maintenance(("cpg_nodes",), {})["cpg_nodes"].checkpoint_every_versions == 20
-    assert isinstance(compile_scan_policy({}).confidence, InferenceConfidence)
+    assert compile_maintenance(("cpg_nodes",), large)["cpg_nodes"].policy.checkpoint_every_versions == 5
+    fresh = compile_maintenance(("cpg_nodes",), {})["cpg_nodes"]
+    assert fresh.policy.checkpoint_every_versions == 20 and isinstance(fresh.confidence, InferenceConfidence)
