@@ -92,7 +92,15 @@ def build_summary(run_record: RunRecord, source_catalog: dict[str, int], file_ma
         diagnostics_by_code=_counts(session, "SELECT code, count(*) FROM cpg_diagnostics GROUP BY code ORDER BY code"),
         table_versions={**source_catalog, **run_record.output_versions},
         run_id=run_record.run_id,
+        view_outcomes=_outcome_counts(run_record),
     )
+
+
+def _outcome_counts(record: RunRecord) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for outcome in record.views:
+        counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 @tag(role="output")

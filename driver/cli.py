@@ -136,6 +136,8 @@ def _print_summary(root: Path, summary: BuildSummary, seconds: float) -> None:
         stdout.print(f"  extracted {summary.files_extracted:,} files")
     if summary.files_removed:
         stdout.print(f"  removed the rows of {summary.files_removed:,} files no longer present")
+    outcomes = ", ".join(f"{count} {outcome.replace('_', ' and ')}" for outcome, count in summary.view_outcomes.items())
+    stdout.print(f"  views: {outcomes} (run {summary.run_id}: cpgflow runs {summary.output_dir})")
     counts = Table(show_edge=False, box=None, pad_edge=False)
     for header in ("node kind", "count", "edge kind", "count"):
         counts.add_column(header, justify="right" if header == "count" else "left")
@@ -230,7 +232,8 @@ def runs(out: Path, as_json: bool) -> None:
         counts: dict[str, int] = {}
         for outcome in record.views:
             counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
-        stdout.print("  views: " + ", ".join(f"{name} {count}" for name, count in sorted(counts.items())))
+        stdout.print("  views: " + ", ".join(f"{count} {name.replace('_', ' and ')}" for name, count in
+                                             sorted(counts.items())))
         table = Table("view", "policy", "outcome", "rows", "seconds", box=None, show_edge=False)
         for outcome in record.views:
             if outcome.outcome != "lazy":

@@ -17,6 +17,7 @@ class BuildSummary(msgspec.Struct, frozen=True):
     diagnostics_by_code: dict[str, int]
     table_versions: dict[str, int]
     run_id: str = ""
+    view_outcomes: dict[str, int] = {}  # lazy / computed_staged / reused / published: how many views each
 
     @property
     def nodes(self) -> int:
