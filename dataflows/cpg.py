@@ -3,9 +3,6 @@ run's record."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-
 import msgspec
 import pyarrow as pa
 from datafusion import DataFrame, SessionContext
@@ -15,7 +12,7 @@ from relspec.authority import ExecutionAuthority
 from relspec.catalog import RUNS_TABLE, TableStore
 from relspec.maintenance import MaintenanceRecord
 from relspec.policy import CompiledExecutionPolicy
-from relspec.runs import ExecutionPackage, RunRecord, digest, run_row, seal_package
+from relspec.runs import ExecutionPackage, RunRecord, digest, new_run_record, run_row, seal_package
 from relspec.runs import view_fingerprints as fingerprints_of_views
 from relspec.summary import BuildSummary
 from relspec.validation import RuntimeCapabilities
@@ -92,15 +89,8 @@ def build_summary(run_record: RunRecord, source_catalog: dict[str, int], file_ma
         diagnostics_by_code=_counts(session, "SELECT code, count(*) FROM cpg_diagnostics GROUP BY code ORDER BY code"),
         table_versions={**source_catalog, **run_record.output_versions},
         run_id=run_record.run_id,
-        view_outcomes=_outcome_counts(run_record),
+        view_outcomes=run_record.outcome_counts(),
     )
-
-
-def _outcome_counts(record: RunRecord) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for outcome in record.views:
-        counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
-    return dict(sorted(counts.items()))
 
 
 @tag(role="output")
@@ -125,9 +115,8 @@ def run_record(execution_package: ExecutionPackage, published_cpg: dict[str, int
                maintenance: tuple[MaintenanceRecord, ...], execution_authority: ExecutionAuthority,
                table_store: TableStore) -> RunRecord:
     """The run, persisted in the output's run table: package, per-view outcomes, validation."""
-    record = RunRecord(
-        run_id=uuid.uuid4().hex[:12], started_at=execution_authority.started_at,
-        finished_at=datetime.now(UTC).isoformat(), status="published", output_versions=published_cpg,
+    record = new_run_record(
+        execution_authority.started_at, "published", output_versions=published_cpg,
         views=execution_authority.outcomes(), validation=execution_authority.validation.issues,
         maintenance=maintenance, package=execution_package,
     )

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import uuid
-from datetime import UTC, datetime
 
 import pyarrow as pa
 from hamilton.function_modifiers import tag
 
 from relspec.authority import ExecutionAuthority
 from relspec.catalog import RUNS_TABLE, TableStore
-from relspec.runs import RunRecord, run_row
+from relspec.runs import new_run_record, run_row
 from relspec.validation import ValidationFailed
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES, Discovery, DiscoveryOptions, discover
 from semantics.entities import EXTRACTION_ENTITIES, FILE
@@ -64,10 +62,8 @@ def extraction(file_manifest: FileManifest, execution_authority: ExecutionAuthor
 def _stop_if_invalid(authority: ExecutionAuthority, table_store: TableStore) -> None:
     if not authority.validation.blocking:
         return
-    record = RunRecord(run_id=uuid.uuid4().hex[:12], started_at=authority.started_at,
-                       finished_at=datetime.now(UTC).isoformat(), status="failed_validation", output_versions={},
-                       views=(), validation=authority.validation.issues, maintenance=(), package=None,
-                       message="validation failed in error mode: nothing was written")
+    record = new_run_record(authority.started_at, "failed_validation", validation=authority.validation.issues,
+                            message="validation failed in error mode: nothing was written")
     table_store.append(RUNS_TABLE, run_row(record))
     raise ValidationFailed(f"validation failed, nothing published: {authority.validation.summary()}")
 

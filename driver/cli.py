@@ -136,8 +136,8 @@ def _print_summary(root: Path, summary: BuildSummary, seconds: float) -> None:
         stdout.print(f"  extracted {summary.files_extracted:,} files")
     if summary.files_removed:
         stdout.print(f"  removed the rows of {summary.files_removed:,} files no longer present")
-    outcomes = ", ".join(f"{count} {outcome.replace('_', ' and ')}" for outcome, count in summary.view_outcomes.items())
-    stdout.print(f"  views: {outcomes} (run {summary.run_id}: cpgflow runs {summary.output_dir})")
+    stdout.print(f"  views: {_outcomes_text(summary.view_outcomes)} (run {summary.run_id}: "
+                 f"cpgflow runs {summary.output_dir})")
     counts = Table(show_edge=False, box=None, pad_edge=False)
     for header in ("node kind", "count", "edge kind", "count"):
         counts.add_column(header, justify="right" if header == "count" else "left")
@@ -229,11 +229,7 @@ def runs(out: Path, as_json: bool) -> None:
         stdout.print(f"[bold]run {record.run_id}[/bold] {record.started_at}  {record.status}  "
                      f"package {package.fingerprint[:12] if package else '-'}  "
                      f"policy {package.policy_fingerprint[:12] if package else '-'}")
-        counts: dict[str, int] = {}
-        for outcome in record.views:
-            counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
-        stdout.print("  views: " + ", ".join(f"{count} {name.replace('_', ' and ')}" for name, count in
-                                             sorted(counts.items())))
+        stdout.print(f"  views: {_outcomes_text(record.outcome_counts())}")
         table = Table("view", "policy", "outcome", "rows", "seconds", box=None, show_edge=False)
         for outcome in record.views:
             if outcome.outcome != "lazy":
@@ -270,6 +266,10 @@ def _built_session(out: Path) -> SessionContext:
     if not registered:
         raise CliError(f"DIR '{out}' holds no cpgflow tables (run `cpgflow build PATH --out {out}` first)")
     return session
+
+
+def _outcomes_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count} {outcome.replace('_', ' and ')}" for outcome, count in counts.items())
 
 
 def _plain_types(table: pa.Table) -> pa.Table:

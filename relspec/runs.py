@@ -8,6 +8,8 @@ reused. The execution package fingerprints everything that decides a run's outpu
 from __future__ import annotations
 
 import hashlib
+import uuid
+from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
@@ -75,6 +77,21 @@ class RunRecord(msgspec.Struct, frozen=True):
     maintenance: tuple[MaintenanceRecord, ...]
     package: ExecutionPackage | None
     message: str = ""
+
+    def outcome_counts(self) -> dict[str, int]:
+        """How many views each outcome (lazy, computed_staged, reused, published) had."""
+        counts: dict[str, int] = {}
+        for outcome in self.views:
+            counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def new_run_record(started_at: str, status: RunStatus, **fields: object) -> RunRecord:
+    """A run record stamped with a fresh id and its finish time; unset parts are empty."""
+    defaults: dict[str, object] = {"output_versions": {}, "views": (), "validation": (), "maintenance": (),
+                                   "package": None}
+    return RunRecord(run_id=uuid.uuid4().hex[:12], started_at=started_at, finished_at=datetime.now(UTC).isoformat(),
+                     status=status, **{**defaults, **fields})  # type: ignore[arg-type]
 
 
 # The run table's rows: the record's headline fields as columns, the whole record as JSON.
