@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pyarrow as pa
 from hamilton.function_modifiers import tag
 
@@ -50,8 +48,7 @@ def extraction(file_manifest: FileManifest, execution_authority: ExecutionAuthor
     The run's gate: when validation fails in `error` mode, the run stops here, before anything is
     written, and records why in the run table."""
     _stop_if_invalid(execution_authority, table_store)
-    workers = jobs if jobs > 0 else (os.cpu_count() or 1)
-    tables = run_extraction(file_manifest.tasks, workers, progress)
+    tables = run_extraction(file_manifest.tasks, jobs, file_manifest.root, progress)
     for rows in file_manifest.skipped_rows:
         for name, entity_rows in rows.items():
             if entity_rows:

@@ -7,7 +7,6 @@ They live in ``driver`` because only the driver may bind the pipeline to concret
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from relspec.policy import CompiledExecutionPolicy
 from relspec.runs import Outcome, ViewOutcome, digest
 from relspec.validation import RuntimeCapabilities, ValidationResult
 from semantics.entities import EntityDecl
+from semantics.extract.parallel import available_cores
 from semantics.ir import EmittedView, typed
 from semantics.views.graph import OUTPUT_SCHEMAS
 
@@ -45,7 +45,7 @@ def table_store(output_dir: str) -> TableStore:
 @tag(role="authority")
 def session(jobs: int = 0) -> SessionContext:
     """The DataFusion session every view of the run executes on."""
-    partitions = jobs if jobs > 0 else (os.cpu_count() or 1)
+    partitions = min(jobs, available_cores()) if jobs > 0 else available_cores()
     config = (
         SessionConfig()
         .with_target_partitions(partitions)

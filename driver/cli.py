@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -18,13 +19,14 @@ import click
 import msgspec
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from datafusion import SessionContext
+from datafusion import SessionContext, SQLOptions
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from driver.api import open_session
 from driver.factory import build_driver
+from driver.options import BuildOptionError, check_build_options, check_source_root
 from driver.reports import call_graph, dag_report, plan_report
 from relspec.catalog import RUNS_TABLE
 from relspec.policy import parse_overrides
@@ -32,14 +34,30 @@ from relspec.runs import read_records
 from relspec.summary import BuildSummary
 from relspec.validation import ValidationFailed
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
+from semantics.extract.files import EXTRACTOR_CRASHED
 from semantics.extract.parallel import Progress as ExtractionProgress
+
+# `cpgflow query` reads: DDL (CREATE, DROP), DML (INSERT, COPY ... TO) and statements (SET) are refused.
+READ_ONLY = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
+REFUSED_STATEMENT = re.compile(r"(DDL|DML|Statement) not supported: \w+")
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
 
 
+EXIT_EXTRACTOR_CRASHED = 3
+# How the CLI names the Python API's build options in its error lines.
+CLI_OPTION_NAMES = {"source_root": "PATH", "output_dir": "--out", "jobs": "--jobs", "include": "--include",
+                    "exclude": "--exclude", "max_file_bytes": "--max-file-bytes", "cache_overrides": "--cache-policy",
+                    "validation_mode": "--validation"}
+
+
 class CliError(Exception):
-    """A failure the user can act on: reported in one line, exit status 1."""
+    """A failure reported in one line; exit status 1 unless said otherwise."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class BarProgress(ExtractionProgress):
@@ -55,14 +73,6 @@ class BarProgress(ExtractionProgress):
     def advance(self, done: int) -> None:
         if self._task is not None:
             self._progress.advance(self._task, done)
-
-
-def _source_root(path: Path) -> Path:
-    if not path.exists():
-        raise CliError(f"PATH '{path}' does not exist")
-    if not path.is_dir():
-        raise CliError(f"PATH '{path}' is not a directory")
-    return path.resolve()
 
 
 def _writable_output(out: Path) -> Path:
@@ -84,7 +94,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--out", "-o", "out", required=True, type=click.Path(path_type=Path), metavar="DIR",
+@click.option("--out", "-o", "out", required=True, type=click.Path(path_type=str), metavar="DIR",
               help="Folder for the Delta tables.")
 @click.option("--jobs", "-j", default=0, show_default=True, help="Extraction processes (0: one per core).")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching this glob (repeatable).")
@@ -96,23 +106,19 @@ def cli() -> None:
 @click.option("--validation", type=click.Choice(["warn", "error"]), default="warn", show_default=True,
               help="error: a run that fails validation stops before writing anything.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def build(path: Path, out: Path, jobs: int, include: tuple[str, ...], exclude: tuple[str, ...],
+def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tuple[str, ...],
           max_file_bytes: int, cache_policy: tuple[str, ...], validation: str, quiet: bool) -> None:
     """Build the CPG of the code base at PATH into DIR."""
-    if jobs < 0:
-        raise CliError("--jobs must be 0 (one per core) or a positive number")
-    if max_file_bytes <= 0:
-        raise CliError("--max-file-bytes must be positive")
     try:
         overrides = parse_overrides(cache_policy)
     except ValueError as err:
         raise CliError(str(err)) from None
-    root = _source_root(path)
-    output = _writable_output(out)
+    options = {"jobs": jobs, "include": list(include), "exclude": list(exclude), "max_file_bytes": max_file_bytes,
+               "cache_overrides": overrides, "validation_mode": validation}
+    root = check_build_options(path, out, **options)  # type: ignore[arg-type]
+    output = _writable_output(Path(out))
     started = time.perf_counter()
-    dr = build_driver(root, output, jobs=jobs, include=list(include), exclude=list(exclude),
-                      max_file_bytes=max_file_bytes, cache_overrides=overrides,
-                      validation_mode=validation)  # type: ignore[arg-type]
+    dr = build_driver(root, output, **options)  # type: ignore[arg-type]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=stderr, transient=True, disable=quiet) as bar:
         try:
@@ -122,6 +128,20 @@ def build(path: Path, out: Path, jobs: int, include: tuple[str, ...], exclude: t
         except ValidationFailed as err:
             raise CliError(str(err)) from None
     _print_summary(root, summary, time.perf_counter() - started)
+    _report_failures(root, summary)
+
+
+def _report_failures(root: Path, summary: BuildSummary) -> None:
+    """An empty build is a warning; files the extractor crashed on are our failure, not the input's:
+    the build is published but exits with EXIT_EXTRACTOR_CRASHED."""
+    if summary.files == 0:
+        stderr.print(f"warning: no Python file matched under {root} (check PATH, --include and --exclude)",
+                     markup=False, highlight=False)
+    crashed = summary.diagnostics_by_code.get(EXTRACTOR_CRASHED, 0)
+    if crashed:
+        raise CliError(f"the extractor crashed on {crashed:,} file{'s' if crashed > 1 else ''}: an internal error, "
+                       f"please report it (rows with code {EXTRACTOR_CRASHED} in cpg_diagnostics say which)",
+                       exit_code=EXIT_EXTRACTOR_CRASHED)
 
 
 def _print_summary(root: Path, summary: BuildSummary, seconds: float) -> None:
@@ -159,11 +179,14 @@ def _print_summary(root: Path, summary: BuildSummary, seconds: float) -> None:
 @click.option("--format", "-f", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="Output format.")
 def query(out: Path, sql: str, output_format: str) -> None:
-    """Run SQL over the tables of DIR and print the result."""
+    """Run a read-only SQL query over the tables of DIR and print the result."""
     session = _built_session(out)
     try:
-        result = session.sql(sql).to_arrow_table()
+        result = session.sql_with_options(sql, READ_ONLY).to_arrow_table()
     except Exception as err:  # DataFusion raises plain Exception subclasses for SQL errors
+        refused = REFUSED_STATEMENT.search(str(err))
+        if refused:
+            raise CliError(f"query refused: queries are read-only ({refused.group(0)})") from None
         raise CliError(f"query failed: {_first_line(str(err))}") from None
     _print_table(result, output_format)
 
@@ -181,7 +204,7 @@ def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], as_json: b
         overrides = parse_overrides(cache_policy)
     except ValueError as err:
         raise CliError(str(err)) from None
-    root = _source_root(path)
+    root = check_source_root(path)
     with tempfile.TemporaryDirectory(prefix="cpgflow-plan-") as scratch:
         statistics_from = out.resolve() if out is not None else Path(scratch)
         results = build_driver(root, statistics_from, cache_overrides=overrides).execute(
@@ -246,7 +269,7 @@ def runs(out: Path, as_json: bool) -> None:
 @click.option("--png", "png", type=click.Path(path_type=Path), help="Render the graph to this PNG file (graphviz).")
 def dag(path: Path, as_json: bool, png: Path | None) -> None:
     """Show the Hamilton graph the driver factory builds, each node tagged with its role."""
-    root = _source_root(path)
+    root = check_source_root(path)
     dr = build_driver(root)
     graph = dag_report(dr)
     if png is not None:
@@ -279,11 +302,21 @@ def _plain_types(table: pa.Table) -> pa.Table:
     return table.cast(schema)
 
 
+def _nested_as_json(table: pa.Table) -> pa.Table:
+    """CSV has no lists, structs or maps: such a column's values are written as JSON text."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_nested(field.type):
+            text = [None if value is None else msgspec.json.encode(value).decode()
+                    for value in table.column(index).to_pylist()]
+            table = table.set_column(index, field.name, pa.array(text, type=pa.string()))
+    return table
+
+
 def _print_table(result: pa.Table, output_format: str) -> None:
     result = _plain_types(result)
     if output_format == "csv":
         sink = pa.BufferOutputStream()
-        pa_csv.write_csv(result, sink)
+        pa_csv.write_csv(_nested_as_json(result), sink)
         sys.stdout.write(sink.getvalue().to_pybytes().decode())
     elif output_format == "json":
         sys.stdout.write(msgspec.json.encode(result.to_pylist()).decode() + "\n")
@@ -322,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except CliError as err:
         click.echo(f"error: {err}", err=True)
+        return err.exit_code
+    except BuildOptionError as err:
+        click.echo(f"error: {CLI_OPTION_NAMES.get(err.option, err.option)}: {err.problem}", err=True)
         return 1
     except Exception as err:
         if os.environ.get("CPGFLOW_DEBUG"):

@@ -16,6 +16,7 @@ import dataflows.policy
 import dataflows.semantic_plan
 import dataflows.views
 import driver.authority
+from driver.options import check_build_options
 from relspec.policy import ValidationMode
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
 from semantics.ir import CachePolicy
@@ -69,10 +70,14 @@ def build_driver(
     ``jobs`` is the number of extraction processes (0: one per core). ``adapters`` are Hamilton
     lifecycle adapters (a UI tracker, timing hooks). ``cache_overrides`` ({view: policy}) win over
     the compiled cache policies; ``validation_mode="error"`` stops a run that fails validation
-    before it writes anything.
+    before it writes anything. A wrong option raises `driver.options.BuildOptionError` (a
+    ValueError) before anything is written.
     """
+    root = check_build_options(source_root, output_dir, jobs=jobs, include=include, exclude=exclude,
+                               max_file_bytes=max_file_bytes, cache_overrides=cache_overrides or {},
+                               validation_mode=validation_mode)
     config: dict[str, object] = {
-        "source_root": str(Path(source_root).resolve()),
+        "source_root": str(root),
         "jobs": jobs,
         "include": list(include),
         "exclude": list(exclude),

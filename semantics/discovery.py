@@ -7,6 +7,7 @@ root, and files over the size cap are reported rather than read.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import subprocess
@@ -33,8 +34,9 @@ class DiscoveredFile(msgspec.Struct, frozen=True):
 
 
 class SkippedFile(msgspec.Struct, frozen=True):
-    path: str
-    code: str  # symlink_outside_root | file_too_large | unreadable
+    path: str  # repo-relative POSIX path; bytes that are not UTF-8 shown as \xNN escapes
+    code: str  # symlink_outside_root | symlink_loop | dangling_symlink | not_a_regular_file | undecodable_path
+    #            | file_too_large | unreadable
     message: str
 
 
@@ -114,6 +116,12 @@ def _walk_files(root: Path) -> list[str]:
     return sorted(paths)
 
 
+def readable_path(rel: str) -> str:
+    """A path as text that can be stored and hashed: bytes of the file name that are not UTF-8
+    (decoded by the OS layer as surrogate escapes) become ``\\xNN``."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def discover(root: str | Path, options: DiscoveryOptions | None = None) -> Discovery:
     options = options or DiscoveryOptions()
     root_path = Path(root).resolve()
@@ -140,18 +148,43 @@ def discover(root: str | Path, options: DiscoveryOptions | None = None) -> Disco
 
 
 def _check(root: Path, rel: str, max_bytes: int) -> DiscoveredFile | SkippedFile | None:
+    """The file to extract, why it is skipped, or None when it is not there (git lists a tracked
+    file deleted from the work tree)."""
+    shown = readable_path(rel)
+    if shown != rel:
+        return SkippedFile(shown, "undecodable_path", "the file name is not valid UTF-8; not extracted")
     path = root / rel
     try:
         if path.is_symlink():
-            target = path.resolve()
-            if not target.is_relative_to(root):
-                return SkippedFile(rel, "symlink_outside_root",
-                                   f"symlink to {target} points outside the root; not followed")
+            skipped = _check_link(root, rel, path)
+            if skipped is not None:
+                return skipped
+        if not path.exists():
+            return None
         if not path.is_file():
-            return None  # a dangling symlink, a socket, or a folder named like a source file
+            return SkippedFile(rel, "not_a_regular_file", "a folder, FIFO, socket or device, not a file; not read")
         size = path.stat().st_size
     except OSError as err:
         return SkippedFile(rel, "unreadable", f"cannot stat: {err.strerror or err}")
     if size > max_bytes:
         return SkippedFile(rel, "file_too_large", f"{size} bytes is over the {max_bytes}-byte cap")
     return DiscoveredFile(rel, size)
+
+
+def _check_link(root: Path, rel: str, path: Path) -> SkippedFile | None:
+    """Why a symlink is not followed, or None when it leads to a file inside the root."""
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 reports a loop as RuntimeError, later versions as OSError
+        return SkippedFile(rel, "symlink_loop", "symlink loop; not followed")
+    except FileNotFoundError:
+        missing = readable_path(os.readlink(path))
+        return SkippedFile(rel, "dangling_symlink", f"symlink to {missing}, which does not exist")
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return SkippedFile(rel, "symlink_loop", "symlink loop; not followed")
+        raise
+    if not target.is_relative_to(root):
+        return SkippedFile(rel, "symlink_outside_root",
+                           f"symlink to {readable_path(str(target))} points outside the root; not followed")
+    return None

@@ -176,6 +176,24 @@ def _bad_cases(tmp: Path, built: Path) -> dict[str, tuple[list[str], str]]:
         "unknown column": (["query", str(built), "SELECT no_such_column FROM cpg_nodes"], "no_such_column"),
         "execution-time error": (["query", str(built), "SELECT CAST('x' AS INT) AS n"], "query failed"),
         "bad --format": (["query", str(built), "SELECT 1", "--format", "xml"], "xml"),
+        "--out empty": (["build", str(root), "--out", ""], "--out"),
+        "--jobs too many": (["build", str(root), "--out", str(tmp / "o8"), "--jobs", "99999999999999999999"],
+                            "--jobs"),
+        "--cache-policy unknown view": (["build", str(root), "--out", str(tmp / "o9"), "--cache-policy",
+                                         "nosuchview=none"], "no view is named 'nosuchview'"),
+        "--cache-policy output not published": (["build", str(root), "--out", str(tmp / "o10"), "--cache-policy",
+                                                 "cpg_nodes=none"], "published output"),
+        "--cache-policy intermediate published": (["build", str(root), "--out", str(tmp / "o11"),
+                                                   "--cache-policy", "call_edges=delta_output"], "only the outputs"),
+        "--cache-policy unknown policy": (["build", str(root), "--out", str(tmp / "o12"), "--cache-policy",
+                                           "call_edges=memory"], "--cache-policy"),
+        "plan --cache-policy unknown view": (["plan", str(root), "--cache-policy", "nosuchview=none"],
+                                             "no view is named"),
+        "query COPY TO a file": (["query", str(built), f"COPY (SELECT 1 AS n) TO '{tmp / 'copied.csv'}'"],
+                                 "read-only (DML not supported: COPY)"),
+        "query CREATE": (["query", str(built), "CREATE TABLE t AS SELECT 1 AS n"], "read-only (DDL"),
+        "query DROP": (["query", str(built), "DROP TABLE cpg_nodes"], "read-only (DDL"),
+        "query SET": (["query", str(built), "SET datafusion.execution.batch_size = 1"], "read-only (Statement"),
     }
 
 
@@ -184,7 +202,9 @@ BAD_CASE_NAMES = [  # the keys of _bad_cases, for test ids
     "DIR is a regular file", "DIR under /proc", "--jobs -1", "--jobs not a number", "--max-file-bytes 0",
     "unknown option", "unknown command", "query DIR does not exist", "query DIR with no tables",
     "query DIR is a file", "query missing SQL", "bad SQL syntax", "unknown table", "unknown column",
-    "execution-time error", "bad --format",
+    "execution-time error", "bad --format", "--out empty", "--jobs too many", "--cache-policy unknown view",
+    "--cache-policy output not published", "--cache-policy intermediate published", "--cache-policy unknown policy",
+    "plan --cache-policy unknown view", "query COPY TO a file", "query CREATE", "query DROP", "query SET",
 ]
 
 
@@ -195,7 +215,7 @@ def test_bad_case_list_is_complete(tmp_path, tiny_built):
 @pytest.mark.parametrize("case", BAD_CASE_NAMES)
 def test_bad_arguments_console_script(case, tmp_path, tiny_built):
     argv, fragment = _bad_cases(tmp_path, tiny_built[1])[case]
-    done = run_cli(*argv)
+    done = run_cli(*argv, cwd=tmp_path)  # a relative or empty DIR wrongly accepted lands in tmp_path
     assert done.returncode != 0, done
     assert_one_line_error(done.stderr)
     assert fragment in done.stderr, done.stderr
@@ -204,8 +224,9 @@ def test_bad_arguments_console_script(case, tmp_path, tiny_built):
 
 
 @pytest.mark.parametrize("case", BAD_CASE_NAMES)
-def test_bad_arguments_in_process(case, tmp_path, tiny_built, capsys):
+def test_bad_arguments_in_process(case, tmp_path, tiny_built, capsys, monkeypatch):
     argv, fragment = _bad_cases(tmp_path, tiny_built[1])[case]
+    monkeypatch.chdir(tmp_path)
     code = main(argv)
     captured = capsys.readouterr()
     assert code != 0
@@ -214,11 +235,61 @@ def test_bad_arguments_in_process(case, tmp_path, tiny_built, capsys):
     assert captured.out == ""
 
 
+@pytest.mark.parametrize("options", [
+    ["--jobs", "99999999999999999999"], ["--jobs", "1025"], ["--cache-policy", "nosuchview=none"],
+    ["--cache-policy", "cpg_edges=delta_staging"], ["--max-file-bytes", "0"],
+], ids=" ".join)
+def test_refused_options_touch_nothing(options, tmp_path):
+    """A wrong option is refused before the output folder is created."""
+    root = write_tree(tmp_path / "src", TINY)
+    out = tmp_path / "out"
+    done = run_cli("build", root, "--out", out, *options)
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr)
+    assert not out.exists()
+
+
 def test_failed_build_creates_no_output(tmp_path):
     out = tmp_path / "out"
     done = run_cli("build", tmp_path / "missing", "--out", out)
     assert done.returncode != 0
     assert not out.exists()
+
+
+def test_empty_out_writes_nothing_into_the_current_directory(tmp_path):
+    root = write_tree(tmp_path / "src", TINY)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    done = run_cli("build", root, "--out", "", cwd=cwd)
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr)
+    assert list(cwd.iterdir()) == []
+
+
+def test_query_writes_nothing(tmp_path, tiny_built):
+    target = tmp_path / "copied.csv"
+    listing = sorted(path.relative_to(tiny_built[1]) for path in tiny_built[1].rglob("*"))
+    assert run_cli("query", tiny_built[1], f"COPY (SELECT 1 AS n) TO '{target}'").returncode == 1
+    assert run_cli("query", tiny_built[1], "DROP TABLE cpg_nodes").returncode == 1
+    assert run_cli("query", tiny_built[1], "INSERT INTO cpg_nodes SELECT * FROM cpg_nodes").returncode == 1
+    assert not target.exists()
+    assert sorted(path.relative_to(tiny_built[1]) for path in tiny_built[1].rglob("*")) == listing
+
+
+def test_query_csv_encodes_nested_columns_as_json(tiny_built):
+    done = run_cli("query", tiny_built[1], "SELECT make_array(1, 2) AS l, named_struct('a', 'x') AS s, "
+                   "CAST(NULL AS INT[]) AS n, 3 AS i", "-f", "csv")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '"l","s","n","i"\n"[1,2]","{""a"":""x""}",,3\n'
+
+
+def test_empty_build_warns(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = run_cli("build", empty, "--out", tmp_path / "out", "-q")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [f"warning: no Python file matched under {empty} (check PATH, --include and "
+                                        "--exclude)"]
 
 
 def test_no_arguments_prints_help(capsys):

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import build, query, write_tree
+from conftest import build, query, run_cli, write_tree
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -124,7 +124,53 @@ def test_size_cap_and_symlinks(tmp_path, make_tree):
     found = discover(root, DiscoveryOptions(max_file_bytes=100, use_git=False))
     assert sorted(f.path for f in found.files) == ["exact.py", "in_link.py", "small.py"]
     assert sorted((s.path, s.code) for s in found.skipped) == [
-        ("big.py", "file_too_large"), ("out_link.py", "symlink_outside_root")]
+        ("big.py", "file_too_large"), ("dangling.py", "dangling_symlink"), ("out_link.py", "symlink_outside_root")]
+
+
+def hostile_tree(root: Path) -> Path:
+    """Files no build may fail on: a name that is not UTF-8, symlink loops, a dangling link, a FIFO."""
+    write_tree(root, {"good.py": PY})
+    (root / os.fsdecode(b"bad\xffname.py")).write_bytes(PY.encode())
+    (root / "loop_a.py").symlink_to("loop_b.py")
+    (root / "loop_b.py").symlink_to("loop_a.py")
+    (root / "self_link.py").symlink_to("self_link.py")
+    (root / "dangling.py").symlink_to("missing.py")
+    os.mkfifo(root / "fifo.py")
+    return root
+
+
+HOSTILE_SKIPPED = [
+    ("bad\\xffname.py", "undecodable_path"), ("dangling.py", "dangling_symlink"), ("fifo.py", "not_a_regular_file"),
+    ("loop_a.py", "symlink_loop"), ("loop_b.py", "symlink_loop"), ("self_link.py", "symlink_loop"),
+]
+
+
+def test_hostile_files_are_reported_not_fatal(tmp_path):
+    root = hostile_tree(tmp_path / "src")
+    found = discover(root, DiscoveryOptions(use_git=False))
+    assert [f.path for f in found.files] == ["good.py"]
+    assert sorted((s.path, s.code) for s in found.skipped) == HOSTILE_SKIPPED
+
+
+def test_hostile_files_in_git(tmp_path):
+    root = hostile_tree(tmp_path / "src")
+    (root / "fifo.py").unlink()  # git cannot add a FIFO
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
+    found = discover(root)
+    assert found.git_aware
+    assert [f.path for f in found.files] == ["good.py"]
+    assert sorted((s.path, s.code) for s in found.skipped) == [item for item in HOSTILE_SKIPPED if item[0] != "fifo.py"]
+
+
+def test_hostile_files_through_the_cli(tmp_path):
+    root = hostile_tree(tmp_path / "src")
+    done = run_cli("build", root, "--out", tmp_path / "out", "-q")
+    assert done.returncode == 0, done.stderr
+    rows = query(tmp_path / "out", "SELECT path, code FROM cpg_diagnostics ORDER BY path")
+    assert [(row["path"], row["code"]) for row in rows] == HOSTILE_SKIPPED
+    modules = query(tmp_path / "out", "SELECT path FROM cpg_nodes WHERE kind = 'MODULE'")
+    assert [row["path"] for row in modules] == ["good.py"]
 
 
 # -- include / exclude globs --------------------------------------------------------------------------

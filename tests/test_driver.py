@@ -421,3 +421,45 @@ def test_fixed_file_loses_its_diagnostic(tmp_path):
     assert second.diagnostics_by_code == {}
     assert query(out, "SELECT count(*) AS n FROM cpg_diagnostics") == [{"n": 0}]
     assert query(out, "SELECT qualname FROM cpg_nodes WHERE kind = 'FUNCTION'") == [{"qualname": "a.fixed"}]
+
+
+# -- the Python API refuses what the CLI refuses, before anything is written ----------------------------------
+
+
+@pytest.mark.parametrize(("option", "value", "fragment"), [
+    ("cache_overrides", {"call_edges": "memory"}, "the policy must be one of"),
+    ("cache_overrides", {"nosuchview": "none"}, "no view is named 'nosuchview'"),
+    ("cache_overrides", {"cpg_nodes": "none"}, "published output"),
+    ("cache_overrides", {"call_edges": "delta_output"}, "only the outputs"),
+    ("validation_mode", "strict", "must be one of warn, error"),
+    ("jobs", -1, "up to 1024"),
+    ("jobs", 99999999999999999999, "up to 1024"),
+    ("jobs", True, "up to 1024"),
+    ("max_file_bytes", 0, "positive"),
+    ("include", "pkg/*.py", "a list of non-empty glob strings"),
+    ("exclude", [""], "a list of non-empty glob strings"),
+])
+def test_build_driver_refuses_a_bad_option(option, value, fragment, tmp_path):
+    from driver.options import BuildOptionError
+
+    root = write_tree(tmp_path / "src", {"m.py": "x = 1\n"})
+    out = tmp_path / "out"
+    with pytest.raises(BuildOptionError, match=re.escape(fragment)) as raised:
+        build_driver(root, out, **{option: value})
+    assert raised.value.option == option
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("source", "output", "option"), [
+    ("missing", "out", "source_root"), ("", "out", "source_root"), ("src", "", "output_dir"),
+    ("src", "   ", "output_dir"),
+])
+def test_build_driver_refuses_bad_folders(source, output, option, tmp_path, monkeypatch):
+    from driver.options import BuildOptionError
+
+    monkeypatch.chdir(tmp_path)
+    write_tree(tmp_path / "src", {"m.py": "x = 1\n"})
+    with pytest.raises(BuildOptionError) as raised:
+        build_driver(source, output)
+    assert raised.value.option == option
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["src"]

@@ -103,23 +103,23 @@ def test_validation_error_mode_stops_before_writing_and_says_why(code: Path, tmp
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     status = cli_main(["build", str(code), "--out", str(out), "-j", "1", "-q", "--validation", "error",
-                       "--cache-policy", "cpg_nodes=none"])
+                       "--cache-policy", "scope_parents=none"])
     err = capsys.readouterr().err.strip()
     assert status == 1
-    assert len(err.splitlines()) == 1 and "policy.output_not_published (cpg_nodes)" in err
+    assert len(err.splitlines()) == 1 and "policy.required_staging_dropped (scope_parents)" in err
     # nothing published, nothing extracted: only the run table records the refusal
     assert not (out / "cpg_nodes").exists() and not (out / "extract").exists()
     (record,) = _runs(out)
     assert record.status == "failed_validation"
-    assert [issue.code for issue in record.validation] == ["policy.output_not_published"]
+    assert [issue.code for issue in record.validation] == ["policy.required_staging_dropped"]
 
 
 def test_warn_mode_reports_and_goes_on(code: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    build_driver(code, out, jobs=1, cache_overrides={"no_such_view": "none"}).execute(["build_summary"])
+    build_driver(code, out, jobs=1, cache_overrides={"class_bases": "none"}).execute(["build_summary"])
     (record,) = _runs(out)
     assert record.status == "published"
-    assert [issue.code for issue in record.validation] == ["policy.unknown_view"]
+    assert [issue.code for issue in record.validation] == ["policy.required_staging_dropped"]
 
 
 def test_bad_cache_policy_argument_is_one_line(code: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

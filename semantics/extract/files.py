@@ -28,6 +28,9 @@ def _extractor_version() -> str:
 
 EXTRACTOR_VERSION = _extractor_version()
 
+# The diagnostic code of a file whose extraction killed its worker process: our failure, not the input's.
+EXTRACTOR_CRASHED = "extractor_crashed"
+
 # The walker recurses a few frames per AST level; `ast` itself refuses trees deeper than the
 # default limit allows, so this bound only lets the walker follow every tree `ast` accepts.
 WALK_RECURSION_LIMIT = 20_000

@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pyarrow as pa
 
-from semantics.discovery import Discovery
+from semantics.discovery import Discovery, SkippedFile
 from semantics.extract.files import EXTRACTOR_VERSION, FileTask, content_hash, failure_rows
 from semantics.ids import file_id_for
 
@@ -25,6 +25,20 @@ class FileManifest(msgspec.Struct):
         paths = [task.path for task in self.tasks] + self.removed
         paths += [rows["file"][0][1] for rows in self.skipped_rows]
         return sorted({file_id_for(path) for path in paths})
+
+
+def _skipped_rows(root: Path, skipped: SkippedFile) -> dict[str, list[tuple]]:
+    """Rows standing for a file discovery refused. A file over the size cap is still a module of
+    the code base: its MODULE row stays, with the content hash of its bytes."""
+    raw = b""
+    if skipped.code == "file_too_large":
+        try:
+            raw = (root / skipped.path).read_bytes()
+        except OSError as err:
+            skipped = SkippedFile(skipped.path, "unreadable", f"cannot read: {err.strerror or err}")
+    is_module = skipped.code == "file_too_large"
+    task = FileTask(skipped.path, raw, content_hash(raw) if is_module else "")
+    return failure_rows(task, "discover", skipped.code, skipped.message, with_module=is_module)
 
 
 def plan_manifest(discovery: Discovery, previous: pa.Table | None,
@@ -58,10 +72,7 @@ def plan_manifest(discovery: Discovery, previous: pa.Table | None,
         else:
             tasks.append(FileTask(found.path, raw, digest))
     for skipped in discovery.skipped:
-        is_module = skipped.code == "file_too_large"
-        raw = (root / skipped.path).read_bytes() if is_module else b""
-        task = FileTask(skipped.path, raw, content_hash(raw) if is_module else "")
-        skipped_rows.append(failure_rows(task, "discover", skipped.code, skipped.message, with_module=is_module))
+        skipped_rows.append(_skipped_rows(root, skipped))
     present = {found.path for found in discovery.files} | {s.path for s in discovery.skipped}
     removed = sorted(path for path in known if path not in present)
     return FileManifest(root=discovery.root, tasks=tasks, skipped_rows=skipped_rows, unchanged=unchanged,
