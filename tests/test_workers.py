@@ -90,9 +90,20 @@ def test_worker_import_path_leaves_out_the_tree_and_the_current_directory(tmp_pa
     assert sysconfig.get_paths()["stdlib"] in kept
 
 
-def test_worker_import_path_keeps_the_interpreter_when_it_is_the_analysed_tree():
-    stdlib = sysconfig.get_paths()["stdlib"]
-    assert stdlib in worker_import_path(stdlib)
+def interpreter_entries() -> list[str]:
+    """What a fresh isolated interpreter puts on its import path: the standard library, lib-dynload,
+    site-packages (a worker cannot start without them)."""
+    listing = subprocess.run([sys.executable, "-I", "-c", "import sys; print('\\n'.join(sys.path))"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    return [str(Path(entry).resolve()) for entry in listing if Path(entry).exists()]
+
+
+@pytest.mark.parametrize("analysed", ["stdlib", "prefix"], ids=["the standard library", "the virtualenv"])
+def test_worker_import_path_keeps_the_interpreter_when_the_analysed_tree_holds_it(analysed):
+    """Analysing the standard library, or a project that holds the virtualenv cpgflow runs in."""
+    root = sysconfig.get_paths()["stdlib"] if analysed == "stdlib" else sys.prefix
+    kept = worker_import_path(root)
+    assert [entry for entry in interpreter_entries() if entry not in kept] == []
 
 
 def test_no_more_workers_than_the_work_or_the_cores_need(planted):

@@ -18,9 +18,9 @@ import gc
 import os
 import selectors
 import signal
+import site
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from collections import deque
 from pathlib import Path
@@ -111,14 +111,29 @@ def extract_batch(batch: list[FileTask]) -> dict[str, bytes]:
     return _rows_to_ipc(merged)
 
 
+def interpreter_folders() -> set[Path]:
+    """Folders the interpreter's own modules come from: each folder this process imported a
+    standard-library module from (the standard library, lib-dynload) and the site-packages folders."""
+    folders = {Path(path).resolve() for path in site.getsitepackages()}
+    if site.ENABLE_USER_SITE:
+        folders.add(Path(site.getusersitepackages()).resolve())
+    for name in sys.stdlib_module_names:
+        module = sys.modules.get(name)
+        location = getattr(module, "__file__", None)
+        if location:
+            folder = Path(location).resolve().parent
+            folders.add(folder.parent if hasattr(module, "__path__") else folder)
+    return folders
+
+
 def worker_import_path(source_root: str | Path) -> list[str]:
     """The parent's import path without what could let the analysed code base shadow a module: the
     current directory and any folder inside the analysed tree. The interpreter's own folders and the
-    one this package is imported from stay (the analysed tree may be the standard library itself)."""
+    one this package is imported from stay (the analysed tree may be the standard library itself, or
+    hold the virtualenv cpgflow runs in)."""
     root = Path(source_root).resolve()
     cwd = Path.cwd().resolve()
-    trusted = {Path(path).resolve() for key, path in sysconfig.get_paths().items() if key.endswith(("lib", "stdlib"))}
-    trusted.add(PACKAGE_PARENT)
+    trusted = interpreter_folders() | {PACKAGE_PARENT}
     kept = []
     for entry in sys.path:
         resolved = Path(entry or ".").resolve()
