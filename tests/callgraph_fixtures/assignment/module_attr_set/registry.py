@@ -1,0 +1,9 @@
+def default():
+    return "default"
+
+
+hook = default
+
+
+def fire():
+    return hook()

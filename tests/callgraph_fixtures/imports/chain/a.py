@@ -1,0 +1,3 @@
+from b import thing as stuff
+
+thing = stuff

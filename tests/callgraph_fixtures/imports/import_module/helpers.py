@@ -1,0 +1,9 @@
+def _setup():
+    return {}
+
+
+def greet():
+    return "hi"
+
+
+STATE = _setup()

@@ -1,0 +1,5 @@
+from .impl import Engine as Motor
+from .impl import run
+from .setup import configure
+
+configure()

@@ -1,0 +1,13 @@
+__all__ = ["public"]
+
+
+def public():
+    return "public"
+
+
+def other():
+    return "mod.other"
+
+
+def _private():
+    return "private"

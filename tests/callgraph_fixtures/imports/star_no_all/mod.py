@@ -1,0 +1,6 @@
+def visible():
+    return "visible"
+
+
+def _hidden():
+    return "mod._hidden"
