@@ -56,11 +56,12 @@ def view_fingerprints(semantic_plan: SemanticPlan, source_versions: dict[str, st
 
 @tag(role="output")
 def published_cpg(cpg_nodes: DataFrame, cpg_edges: DataFrame, cpg_props: DataFrame, cpg_diagnostics: DataFrame,
-                  view_fingerprints: dict[str, str], execution_authority: ExecutionAuthority) -> dict[str, int]:
+                  cpg_points_to: DataFrame, view_fingerprints: dict[str, str],
+                  execution_authority: ExecutionAuthority) -> dict[str, int]:
     """The CPG tables written to the output, one Delta commit each (a table already holding this
     exact result is left alone); returns their versions."""
     frames = {"cpg_nodes": cpg_nodes, "cpg_edges": cpg_edges, "cpg_props": cpg_props,
-              "cpg_diagnostics": cpg_diagnostics}
+              "cpg_diagnostics": cpg_diagnostics, "cpg_points_to": cpg_points_to}
     return {name: execution_authority.publish(name, frame, view_fingerprints[name]) for name, frame in frames.items()}
 
 

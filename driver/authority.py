@@ -26,14 +26,16 @@ from relspec.catalog import DatasetCatalog, TableStore
 from relspec.maintenance import MaintenanceRecord
 from relspec.policy import CompiledExecutionPolicy
 from relspec.runs import Outcome, ViewOutcome, digest
-from relspec.validation import RuntimeCapabilities, ValidationResult
+from relspec.validation import RuntimeCapabilities, ValidationFailed, ValidationResult
 from semantics.entities import EntityDecl
 from semantics.extract.parallel import available_cores
+from semantics.fixpoint import FixpointRun, run_fixpoint
 from semantics.ir import EmittedView, typed
 from semantics.views.graph import OUTPUT_SCHEMAS
 
 # The datafusion/deltalake pair pinned in pyproject.toml and tested together.
 TESTED_PAIR = ("55.0.0", "1.6.6")
+FIXPOINT_RESULT = "fixpoint_result"  # where a fixpoint's result waits to be staged
 
 
 @tag(role="authority")
@@ -107,22 +109,29 @@ class RunAuthority(ExecutionAuthority):
         rows: int | None = None
         if policy == "delta_staging":
             registration = self.policy.materialization.registration[view.name].registration
+            run: FixpointRun | None = None
             if self.store.staged_fingerprint(view.name) == fingerprint:
                 outcome: Outcome = "reused"
             else:
                 self.apply_scan_policy(self.store.catalog, view.name)
                 schema = EntityDecl(view.name, view.name, "view", view.columns).arrow_schema()
-                rows = self.store.stage(view.name, self.session.sql(_conformed_sql(view)), schema, fingerprint).rows
+                source = view.sql
+                if view.fixpoint is not None:
+                    result, run = run_fixpoint(self.session, view.fixpoint)
+                    _register_view(self.session, FIXPOINT_RESULT, result)
+                    source = f"SELECT * FROM {FIXPOINT_RESULT}"
+                data = self.session.sql(_conformed_sql(view, source))
+                rows = self.store.stage(view.name, data, schema, fingerprint).rows
                 outcome = "computed_staged"
             self.store.register_staged(self.session, view.name, registration)
             frame = self.session.table(view.name)
-        else:
-            frame = self.session.sql(view.sql)
-            if self.session.table_exist(view.name):
-                self.session.deregister_table(view.name)
-            self.session.register_view(view.name, frame)
-            outcome = "lazy"
-        self._record(view.name, policy, outcome, rows, time.perf_counter() - started, fingerprint, frame)
+            self._record(view.name, policy, outcome, rows, time.perf_counter() - started, fingerprint, frame, run)
+            return frame
+        if view.fixpoint is not None:  # validation reports the dropped staging; nothing lazy can stand for it
+            raise ValidationFailed(f"fixpoint view {view.name} must be staged, not {policy}")
+        frame = self.session.sql(view.sql)
+        _register_view(self.session, view.name, frame)
+        self._record(view.name, policy, "lazy", rows, time.perf_counter() - started, fingerprint, frame)
         return frame
 
     def publish(self, name: str, frame: DataFrame, fingerprint: str) -> int:
@@ -140,20 +149,26 @@ class RunAuthority(ExecutionAuthority):
         return version
 
     def _record(self, name: str, policy: str, outcome: Outcome, rows: int | None, seconds: float,
-                fingerprint: str, frame: DataFrame) -> None:
+                fingerprint: str, frame: DataFrame, run: FixpointRun | None = None) -> None:
         plan = digest(str(frame.optimized_logical_plan().display_indent())) \
             if self.policy.diagnostics.record_plans else ""
         self._outcomes.append(ViewOutcome(name, policy, outcome, rows, round(seconds, 4), fingerprint,  # type: ignore[arg-type]
-                                          plan))
+                                          plan, run.rounds if run else (), run.capped if run else 0))
 
     def outcomes(self) -> tuple[ViewOutcome, ...]:
         return tuple(self._outcomes)
 
 
-def _conformed_sql(view: EmittedView) -> str:
-    """The view's SQL cast onto its declared column types, so what is staged has exactly the
-    declared schema (a Delta scan can hand back view-typed strings under a plain-string schema)."""
-    return f"SELECT {', '.join(typed(column.name, column) for column in view.columns)} FROM ({view.sql}) v"
+def _conformed_sql(view: EmittedView, source: str) -> str:
+    """``source`` (the view's SQL) cast onto the view's declared column types, so what is staged has
+    exactly the declared schema (a Delta scan can hand back view-typed strings under a plain-string schema)."""
+    return f"SELECT {', '.join(typed(column.name, column) for column in view.columns)} FROM ({source}) v"
+
+
+def _register_view(session: SessionContext, name: str, frame: DataFrame) -> None:
+    if session.table_exist(name):
+        session.deregister_table(name)
+    session.register_view(name, frame)
 
 
 @tag(role="authority")

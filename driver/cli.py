@@ -219,9 +219,10 @@ def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], as_json: b
                  f"{len(report['views']):,} views; policy {report['policy']['fingerprint'][:12]}")  # type: ignore[arg-type,index]
     table = Table("view", "kind", "wave", "cache policy", "join")
     for view in report["views"]:  # type: ignore[union-attr]
-        join = view["join"]
+        join, fixpoint = view["join"], view["fixpoint"]
         joined = f"{join['strategy']} ({join['keys_confidence']['decision_value']})" if join else ""
-        table.add_row(view["name"], view["kind"], str(view["wave"]), view["policy"]["cache"], joined)
+        kind = f"{view['kind']} (fixpoint: {len(fixpoint['rules'])} rules)" if fixpoint else view["kind"]
+        table.add_row(view["name"], kind, str(view["wave"]), view["policy"]["cache"], joined)
     stdout.print(table)
     for issue in report["validation"]:  # type: ignore[union-attr]
         stdout.print(f"{issue['severity']}: {issue['code']} ({issue['subject']}): {issue['message']}", markup=False)
@@ -259,6 +260,11 @@ def runs(out: Path, as_json: bool) -> None:
                 table.add_row(outcome.view, outcome.policy, outcome.outcome,
                               "" if outcome.rows is None else f"{outcome.rows:,}", f"{outcome.seconds:.2f}")
         stdout.print(table)
+        for outcome in record.views:
+            if outcome.rounds:
+                added = ", ".join(f"{rows:,}" for rows in outcome.rounds)
+                stdout.print(f"  fixpoint {outcome.view}: {len(outcome.rounds) - 1} rounds after the seeds; rows added "
+                             f"(seeds first): {added}; dropped by caps: {outcome.capped:,}", markup=False)
         for issue in record.validation:
             stdout.print(f"  {issue.severity}: {issue.code} ({issue.subject}): {issue.message}", markup=False)
 

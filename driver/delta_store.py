@@ -6,6 +6,8 @@ version of a table or the new one, never a half-written table.
 
 from __future__ import annotations
 
+import os
+
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -158,9 +160,22 @@ class DeltaTableStore:
             raise LookupError(f"view {view} has no staged result")
         _replace(session, view)
         if registration == "dataset":  # re-scannable: a recursive query reads it once per iteration
-            session.register_dataset(view, table.to_pyarrow_dataset())
+            _register_in_memory(session, view, table)
         else:
             session.register_table(view, table)
+
+
+def _register_in_memory(session: SessionContext, name: str, table: DeltaTable) -> None:
+    """A Delta table read once through DataFusion and registered as in-memory batches (never an
+    empty partition list: a plan over zero partitions fails DataFusion's sanity check)."""
+    scan = f"{name}__delta_scan"
+    _replace(session, scan)
+    session.register_table(scan, table)
+    frame = session.table(scan)
+    batches = frame.collect() or [pa.RecordBatch.from_pylist([], schema=frame.schema())]
+    session.deregister_table(scan)
+    partitions = min(len(batches), os.cpu_count() or 1)
+    session.register_record_batches(name, [batches[index::partitions] for index in range(partitions)])
 
 
 def _replace(session: SessionContext, name: str) -> None:

@@ -10,23 +10,24 @@ from relspec.policy import CompiledExecutionPolicy
 from relspec.validation import ValidationResult
 from relspec.view_graph import ViewGraph
 from semantics.discovery import Discovery
-from semantics.ir import SemanticIR
+from semantics.ir import SemanticIR, ViewIR
+from semantics.specs import DeriveSpec
 
 # Callers are the definitions that contain call sites (module-level code under the module's own
-# name); a class instantiation is reported as its `__init__` when the code base has one for it.
+# name) or define what a decorator decorates. A class instantiation is reported as the `__init__` it
+# runs when the code base defines one for it (its `calls.class_init` edge), and not at all otherwise.
 CALL_GRAPH_SQL = """
-WITH calls AS (
-    SELECT e.src AS call_id, e.dst, e.resolver FROM cpg_edges e WHERE e.kind = 'CALLS'
-),
-with_init AS (SELECT DISTINCT call_id FROM calls WHERE resolver = 'calls.class_init'),
-callees AS (
-    SELECT c.call_id, n.qualname FROM calls c JOIN cpg_nodes n ON n.node_id = c.dst
-    LEFT JOIN with_init i ON i.call_id = c.call_id
-    WHERE NOT (n.kind = 'CLASS' AND i.call_id IS NOT NULL)
+WITH callees AS (
+    SELECT e.src AS call_id, n.qualname FROM cpg_edges e JOIN cpg_nodes n ON n.node_id = e.dst
+    WHERE e.kind = 'CALLS' AND n.kind <> 'CLASS'
 ),
 callers AS (
     SELECT x.dst AS call_id, p.qualname FROM cpg_edges x JOIN cpg_nodes p ON p.node_id = x.src
     WHERE x.kind = 'CONTAINS' AND p.kind IN ('MODULE', 'CLASS', 'FUNCTION')
+    UNION ALL  -- a decorator is applied by the scope that defines what it decorates
+    SELECT d.src, p.qualname FROM cpg_edges d JOIN cpg_edges x ON x.kind = 'CONTAINS' AND x.dst = d.dst
+    JOIN cpg_nodes p ON p.node_id = x.src
+    WHERE d.kind = 'DECORATES' AND p.kind IN ('MODULE', 'CLASS', 'FUNCTION')
 )
 SELECT r.qualname AS caller, e.qualname AS callee
 FROM callers r JOIN callees e ON e.call_id = r.call_id
@@ -44,6 +45,18 @@ def call_graph(session: SessionContext) -> dict[str, list[str]]:
         if callee is not None:
             callees.add(callee)
     return {caller: sorted(callees) for caller, callees in sorted(graph.items())}
+
+
+def _fixpoint_stages(view: ViewIR) -> dict[str, object] | None:
+    """A fixpoint view's program: its relations, and the rules each round runs."""
+    program = view.spec.fixpoint if isinstance(view.spec, DeriveSpec) else None
+    if program is None:
+        return None
+    return {"relations": [relation.name for relation in program.relations],
+            "seeds": [f"{rule.name} -> {rule.target}" for rule in program.seeds],
+            "rules": [f"{rule.name} -> {rule.target}" for rule in program.rules],
+            "caps": [f"{cap.relation}.{cap.key} <= {cap.limit}" for cap in program.caps],
+            "max_rounds": program.max_rounds}
 
 
 def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionPolicy,
@@ -68,6 +81,7 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
             "scan": msgspec.to_builtins(policy.scan.views[view.name]),
             "functions": list(policy.udfs.get(view.name, ())),
             "join": None,
+            "fixpoint": _fixpoint_stages(view),
         }
         if view.join is not None:
             entry["join"] = {

@@ -18,11 +18,12 @@ import pyarrow as pa
 from datafusion import DataFrame, SessionContext
 
 from semantics.entities import EXTRACTION_ENTITIES
+from semantics.views import OUTPUTS
 
 EXTRACT_FOLDER = "extract"
 STAGING_FOLDER = "_staging"
 RUNS_TABLE = "cpg_runs"
-CPG_TABLES = ("cpg_nodes", "cpg_edges", "cpg_props", "cpg_diagnostics")
+CPG_TABLES = OUTPUTS  # the published tables, at the root of the output
 EXTRACT_TABLES = tuple(entity.table for entity in EXTRACTION_ENTITIES)
 
 

@@ -49,6 +49,8 @@ class ViewOutcome(msgspec.Struct, frozen=True):
     seconds: float
     fingerprint: str
     plan_fingerprint: str  # of the optimized logical plan DataFusion built
+    rounds: tuple[int, ...] = ()  # a fixpoint view computed: rows each round added (seeds first)
+    capped: int = 0  # a fixpoint view computed: rows its caps dropped
 
 
 class ExecutionPackage(msgspec.Struct, frozen=True):

@@ -345,6 +345,37 @@ DECLARATION = EntityDecl(
     ),
 )
 
+# Value flows, the facts of the points-to analysis (semantics/views/pointsto.py): each row says how
+# values move between value nodes. A value node is a name or attribute use (its REFERENCE id), a call's
+# result (its CALL id), a binding, a function or class object (its id), a decorator application (its
+# DECORATOR id), or a synthetic node of a container literal, a subscript, an unpacked element or a
+# loop item (`val:` ids, which are not CPG nodes). The kinds:
+#   assign      dst (binding) holds whatever src holds
+#   ret, yield  dst (a function) returns / yields what src holds;  generator: dst is a generator function
+#   callee      dst (a call or decorator application) calls what src holds
+#   arg         src is an argument of call dst, at `position` (positional) or named `key` (`*`, `**`: unpacked)
+#   attr_load   dst (an attribute use) reads attribute `key` of what src holds
+#   attr_store  attribute `key` of what dst holds is set to what src holds
+#   elem_load   dst reads element `key` (NULL: unknown) of the containers src holds
+#   elem_store  element `key` (NULL: unknown) of the containers dst holds is set to what src holds
+#   iter        dst (a loop item) is an element of what src holds
+#   alloc       dst is a new container of type `key` (list, tuple, set, dict, generator)
+#   instance    dst (an `except E as e` binding) holds an instance of the classes src holds
+#   super       dst (a `super()` call in a method of class src) is that method's super object
+FLOW = EntityDecl(
+    name="flow",
+    table="ex_flows",
+    id_prefix="flow",
+    columns=(
+        Column("file_id", "string", S.FILE_ID, nullable=False),
+        Column("kind", "string", S.KIND, nullable=False),
+        Column("dst", "string", S.FOREIGN_ID, nullable=False),
+        Column("src", "string", S.FOREIGN_ID),
+        Column("key", "string", S.TEXT),
+        Column("position", "int32", S.ORDINAL),
+    ),
+)
+
 DIAGNOSTIC = EntityDecl(
     name="diagnostic",
     table="ex_diagnostics",
@@ -392,6 +423,6 @@ NODE_ENTITIES: tuple[EntityDecl, ...] = (
 )
 
 # Every table the extractor produces, in one place; each row of each carries its file_id.
-EXTRACTION_ENTITIES: tuple[EntityDecl, ...] = (FILE, *NODE_ENTITIES, BASE, DECLARATION, DIAGNOSTIC)
+EXTRACTION_ENTITIES: tuple[EntityDecl, ...] = (FILE, *NODE_ENTITIES, BASE, DECLARATION, FLOW, DIAGNOSTIC)
 
 ENTITIES_BY_NAME: dict[str, EntityDecl] = {e.name: e for e in EXTRACTION_ENTITIES}

@@ -14,6 +14,7 @@ from typing import Literal
 import msgspec
 
 from semantics.entities import BUILTIN_NAMES, ENTITIES_BY_NAME, EXTRACTION_ENTITIES, Column
+from semantics.fixpoint import FixpointProgram
 from semantics.inference import InferenceConfidence, JoinPlan, infer_join
 from semantics.specs import (
     AnySpec,
@@ -76,6 +77,7 @@ class EmittedView(msgspec.Struct, frozen=True):
     cache: CachePolicy  # the IR's hint; execution obeys the compiled policy
     inputs: tuple[str, ...]
     columns: tuple[Column, ...]
+    fixpoint: FixpointProgram | None = None  # run to a fixpoint instead of as one query
 
 
 class SemanticPlan(msgspec.Struct, frozen=True):
@@ -122,6 +124,8 @@ def compile_specs(specs: Iterable[AnySpec], outputs: Iterable[str],
                 raise SpecError(f"view {view.name!r} reads {name!r}, which is neither a view nor an extraction table")
             if name in sources and isinstance(view.spec, DeriveSpec) and view.spec.recursive:
                 raise SpecError(f"recursive view {view.name!r} reads table {name!r} directly; read it through a view")
+        if isinstance(view.spec, DeriveSpec) and view.spec.fixpoint is not None and not view.spec.recursive:
+            raise SpecError(f"fixpoint view {view.name!r} re-scans its inputs every round: declare it recursive")
     missing = [name for name in outputs if name not in seen]
     if missing:
         raise SpecError(f"requested outputs {missing} are not views")
@@ -316,6 +320,7 @@ def emit(ir: SemanticIR) -> SemanticPlan:
     for view in ir.views:
         if view.cache is None:
             raise SpecError(f"view {view.name!r} reached emit without a cache hint: run the inference passes")
+        fixpoint = view.spec.fixpoint if isinstance(view.spec, DeriveSpec) else None
         views.append(EmittedView(view.name, view.kind, EMITTERS[view.kind](view), view.cache.policy, view.inputs,
-                                 view.columns))
+                                 view.columns, fixpoint))
     return SemanticPlan(views=tuple(views), outputs=ir.outputs)

@@ -19,6 +19,7 @@ from typing import Literal
 import msgspec
 
 from semantics.entities import ENTITIES_BY_NAME, Column
+from semantics.fixpoint import FixpointProgram
 
 ViewKind = Literal["normalize", "derive", "relate", "union", "project", "diagnostic"]
 VIEW_KINDS: tuple[ViewKind, ...] = ("normalize", "derive", "relate", "union", "project", "diagnostic")
@@ -54,6 +55,9 @@ class DeriveSpec(ViewSpec, frozen=True, tag="derive"):
     # A recursive query (WITH RECURSIVE) re-scans its inputs once per iteration: they must be
     # materialized views, not table scans (a Delta scan runs once per plan).
     recursive: bool = False
+    # A rule program evaluated to a fixpoint instead of one query (``sql`` is then its text, for
+    # fingerprints and plans); it re-scans its inputs every round, so it is ``recursive`` too.
+    fixpoint: FixpointProgram | None = None
 
 
 class RelateSpec(ViewSpec, frozen=True, tag="relate"):

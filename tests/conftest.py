@@ -15,7 +15,7 @@ CPGFLOW = Path(sys.executable).parent / "cpgflow"
 if not CPGFLOW.exists():  # pragma: no cover - a non-venv interpreter
     CPGFLOW = REPO / ".venv" / "bin" / "cpgflow"
 
-CPG_TABLE_NAMES = ("cpg_nodes", "cpg_edges", "cpg_props", "cpg_diagnostics")
+CPG_TABLE_NAMES = ("cpg_nodes", "cpg_edges", "cpg_props", "cpg_diagnostics", "cpg_points_to")
 
 
 def write_tree(root: Path, files: Mapping[str, bytes | str]) -> Path:

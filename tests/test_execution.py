@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import CPG_TABLE_NAMES
 from shop_fixture import FIXTURE
 
 from driver.api import build_driver, open_session
@@ -140,7 +141,7 @@ def test_runs_command_lists_runs_with_outcomes(code: Path, tmp_path: Path, capsy
     assert first["package"]["fingerprint"] and first["package"]["policy_fingerprint"]
     outcomes = {o["view"]: o["outcome"] for o in second["views"]}
     assert outcomes["cpg_nodes"] == "reused" and outcomes["scope_chain"] == "reused"  # nothing changed
-    assert {m["dataset"] for m in second["maintenance"]} == {"cpg_nodes", "cpg_edges", "cpg_props", "cpg_diagnostics"}
+    assert {m["dataset"] for m in second["maintenance"]} == set(CPG_TABLE_NAMES)
     assert cli_main(["runs", str(out)]) == 0
     text = capsys.readouterr().out
     assert text.count("published") >= 2 and "reused" in text

@@ -38,6 +38,7 @@ from semantics.views import OUTPUTS, discover_specs
 CAPABLE = RuntimeCapabilities(
     datafusion_version="55.0.0", deltalake_version="1.6.6", pyarrow_version="26.0.1", python_version="3.11.7",
     functions=("concat", "concat_ws", "length", "lpad", "md5", "reverse", "row_number", "split_part", "strpos",
+               "replace",
                "substr"),
     recursive_queries=True, delta_provider=True, tested_pair=True,
 )
@@ -141,7 +142,8 @@ def test_each_validator_fires_on_its_fault() -> None:
     assert {subject for code, subject in _issues(ir, good, no_md5)} >= {"structural_edges", "resolved_edges"}
     assert {code for code, _ in _issues(ir, good, no_md5)} == {"capabilities.missing_function"}
     flat = msgspec.structs.replace(CAPABLE, recursive_queries=False)
-    assert _issues(ir, good, flat) == [("capabilities.no_recursive_queries", "scope_chain, method_lookup")]
+    assert _issues(ir, good, flat) == [("capabilities.no_recursive_queries",
+                                        "scope_chain, method_lookup, class_ancestors, value_flow_fixpoint")]
     odd = msgspec.structs.replace(CAPABLE, tested_pair=False)
     assert _issues(ir, good, odd) == [("capabilities.untested_versions", "engine")]
     without = tuple(name for name in SOURCE_COLUMNS if name != "ex_bases")

@@ -26,6 +26,7 @@ from semantics.entities import (
     DECLARATION,
     DECORATOR,
     DOCSTRING,
+    FLOW,
     FUNCTION,
     IMPORT,
     MODULE,
@@ -124,6 +125,10 @@ class FileWalker:
         self._bind_kind = "assign"
         self._bind_value_call: str | None = None  # the CALL whose result a plain `name = f()` binds
         self._returns: list[_Returns] = []
+        self._flows = self.rows["flow"]
+        self._store_values: list[str] = []  # the value nodes a store target receives
+        self._method_class: dict[str, str] = {}  # method id -> the class whose body defines it
+        self._generators: set[str] = set()
 
     # -- ids and spans ---------------------------------------------------------------------------
 
@@ -139,6 +144,25 @@ class FileWalker:
             self._id_counts[key] = seen + 1
             text = f"{self._id_base}{kind}\x1f{bstart}\x1f{bend}\x1f{seen}"
         return f"{entity.id_prefix}:{_md5(text.encode(), usedforsecurity=False).hexdigest()}"
+
+    def value_id(self, tag: str, node: ast.AST) -> str:
+        """The id of a synthetic value node (a container literal, a subscript, an unpacked element,
+        a loop item): the node id scheme under kind `tag`, prefix `val`."""
+        bstart, bend = self.span(node)[:2]
+        key = (tag, bstart, bend)
+        seen = self._id_counts.get(key, 0)
+        self._id_counts[key] = seen + 1
+        text = f"{self._id_base}{tag}\x1f{bstart}\x1f{bend}" + (f"\x1f{seen}" if seen else "")
+        return f"val:{_md5(text.encode(), usedforsecurity=False).hexdigest()}"
+
+    def flow(self, kind: str, dst: str, src: str | None = None, key: str | None = None,
+             position: int | None = None) -> None:
+        self._flows.append((self.file_id, kind, dst, src, key, position))
+
+    def flows(self, kind: str, dst: str, sources: list[str], key: str | None = None,
+              position: int | None = None) -> None:
+        for source in sources:
+            self._flows.append((self.file_id, kind, dst, source, key, position))
 
     def span(self, node: ast.AST) -> Span:
         line, col = node.lineno, node.col_offset  # type: ignore[attr-defined]
@@ -203,10 +227,11 @@ class FileWalker:
         return scope
 
     def bind(self, name: str, span: Span, kind: str, definition_id: str | None, scope: _Scope,
-             value_call_id: str | None = None) -> None:
+             value_call_id: str | None = None) -> str:
         binding_id = self.node_id(BINDING, span[0], span[1])
         self.rows["binding"].append((binding_id, self.file_id, *span, name, scope.id, kind, definition_id,
                                      value_call_id))
+        return binding_id
 
     def nearest_function_scope(self) -> _Scope:
         for scope in reversed(self._scopes):
@@ -229,11 +254,48 @@ class FileWalker:
             if node is not None:
                 self.visit(node)
 
-    def visit_target(self, node: ast.AST, kind: str) -> None:
-        outer = self._bind_kind
-        self._bind_kind = kind
+    def visit_target(self, node: ast.AST, kind: str, values: list[str] | None = None) -> None:
+        """Visit a store target that receives the value nodes ``values``."""
+        outer, outer_values = self._bind_kind, self._store_values
+        self._bind_kind, self._store_values = kind, values or []
         self.visit(node)
-        self._bind_kind = outer
+        self._bind_kind, self._store_values = outer, outer_values
+
+    def expr(self, node: ast.expr) -> list[str]:
+        """Visit an expression; return the value nodes that hold its value (none for a value no
+        call can reach through, such as a number or an arithmetic result)."""
+        kind = type(node)
+        if kind is ast.Name or kind is ast.Attribute:
+            return [self.reference(node)]  # type: ignore[arg-type]
+        handler = _VALUE_HANDLERS.get(kind)
+        if handler is not None:
+            return handler(self, node)
+        self.visit(node)
+        return []
+
+    def container(self, node: ast.expr, type_name: str, elements: list[tuple[str | None, ast.expr]]) -> list[str]:
+        """A container literal: a new container whose elements (by constant key where known) hold
+        the elements' values."""
+        container_id = self.value_id("CONTAINER", node)
+        self.flow("alloc", container_id, key=type_name)
+        for key, element in elements:
+            if type(element) is ast.Starred:
+                self.flows("elem_store", container_id, self.expr(element.value))
+            else:
+                self.flows("elem_store", container_id, self.expr(element), key)
+        return [container_id]
+
+    def store_unpacked(self, node: ast.Tuple | ast.List) -> None:
+        """`a, *b, c = value`: each target receives the element at its position of what the value
+        holds; a starred target the containers themselves."""
+        values = self._store_values
+        for position, element in enumerate(node.elts):
+            if type(element) is ast.Starred:
+                self.visit_target(element.value, self._bind_kind, values)
+                continue
+            item = self.value_id("UNPACK", element)
+            self.flows("elem_load", item, values, str(position))
+            self.visit_target(element, self._bind_kind, [item])
 
     def add_module(self) -> tuple[str, Span]:
         """The MODULE row, which every discovered file gets, parseable or not."""
@@ -270,20 +332,35 @@ class FileWalker:
         self._definition_id, self._definition_qualname = outer_id, outer_qualname
         self._scopes.pop()
 
-    def decorators(self, decorators: list[ast.expr], target_id: str) -> None:
+    def decorators(self, decorators: list[ast.expr], target_id: str) -> list[tuple[str, list[str]]]:
+        """DECORATOR rows; returns each decorator's id and the value nodes of its expression."""
+        applied = []
         for position, decorator in enumerate(decorators):
             span = self.span(decorator)
             deco_id = self.node_id(DECORATOR, span[0], span[1])
             called = decorator.func if isinstance(decorator, ast.Call) else decorator
-            ref_id = self.reference(decorator) if type(decorator) in _REFERENCE_TYPES else None
-            if ref_id is None:
-                self.visit(decorator)
+            values = self.expr(decorator)
+            ref_id = values[0] if type(decorator) in _REFERENCE_TYPES else None
             self.rows["decorator"].append(
                 (deco_id, self.file_id, *span, dotted_name(called), target_id, position, ref_id)
             )
+            applied.append((deco_id, values))
+        return applied
 
-    def parameters(self, args: ast.arguments, function_id: str, function_qualname: str) -> list[tuple]:
-        """Visit annotations and defaults (enclosing scope) in source order; return parameter rows."""
+    def decorated_value(self, definition_id: str, applied: list[tuple[str, list[str]]]) -> str:
+        """`@a @b def f`: f is bound to a(b(f)); each application is a call of the decorator (its
+        DECORATOR node) with the value below it as argument. Returns the value node f is bound to."""
+        value = definition_id
+        for deco_id, values in reversed(applied):
+            self.flows("callee", deco_id, values, "decorator")
+            self.flow("arg", deco_id, value, position=0)
+            value = deco_id
+        return value
+
+    def parameters(self, args: ast.arguments, function_id: str,
+                   function_qualname: str) -> tuple[list[tuple], list[list[str]]]:
+        """Visit annotations and defaults (enclosing scope) in source order; return the parameter
+        rows and each parameter's default value nodes."""
         positional = [*args.posonlyargs, *args.args]
         first_default = len(positional) - len(args.defaults)
         specs: list[tuple[ast.arg, str, ast.expr | None]] = []
@@ -297,11 +374,11 @@ class FileWalker:
         if args.kwarg is not None:
             specs.append((args.kwarg, "var_keyword", None))
         rows = []
+        defaults: list[list[str]] = []
         for position, (arg, kind, default) in enumerate(specs):
             if arg.annotation is not None:
                 self.visit(arg.annotation)
-            if default is not None:
-                self.visit(default)
+            defaults.append(self.expr(default) if default is not None else [])
             span = self.span(arg)
             param_id = self.node_id(PARAMETER, span[0], span[1])
             annotation = (
@@ -309,39 +386,45 @@ class FileWalker:
             )
             rows.append((param_id, self.file_id, *span, arg.arg, function_id, kind, position,
                          default is not None, annotation))
-        return rows
+        return rows, defaults
 
-    def function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+    def function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> list[str]:
+        """FUNCTION, PARAMETER and scope rows; returns the value node of a lambda (the function)."""
         span = self.span(node)
         function_id = self.node_id(FUNCTION, span[0], span[1])
         parent_qualname = self._definition_qualname
+        applied: list[tuple[str, list[str]]] = []
         if isinstance(node, ast.Lambda):
             count = self._lambda_counts.get(parent_qualname, 0) + 1
             self._lambda_counts[parent_qualname] = count
             name, kind = f"<lambda{count}>", "lambda"
         else:
-            self.decorators(node.decorator_list, function_id)
+            applied = self.decorators(node.decorator_list, function_id)
             name = node.name
             kind = "async_def" if isinstance(node, ast.AsyncFunctionDef) else "def"
         qualname = f"{parent_qualname}.{name}"
-        param_rows = self.parameters(node.args, function_id, qualname)
+        param_rows, defaults = self.parameters(node.args, function_id, qualname)
         if not isinstance(node, ast.Lambda) and node.returns is not None:
             self.visit(node.returns)
         is_method = kind != "lambda" and self.scope.kind == "class"
+        if is_method:
+            self._method_class[function_id] = self._definition_id
         if kind != "lambda":
-            self.bind(name, self.name_span_at(span[0], span[1], _DEF_NAME), "def", function_id, self.scope)
+            binding = self.bind(name, self.name_span_at(span[0], span[1], _DEF_NAME), "def", function_id,
+                                self.scope)
+            self.flow("assign", binding, self.decorated_value(function_id, applied))
         scope = self.push_scope(span, "lambda" if kind == "lambda" else "function", name, qualname, function_id)
         self.rows["parameter"].extend(param_rows)
-        for row in param_rows:
+        for row, default in zip(param_rows, defaults, strict=True):
             name_span = self.name_span_at(row[2], row[3])
-            self.bind(row[8], name_span, "parameter", row[0], scope)
+            self.flows("assign", self.bind(row[8], name_span, "parameter", row[0], scope), default)
         returns = _Returns(param_rows[0][8] if param_rows else None)
         self._returns.append(returns)
 
         def body() -> None:
             if isinstance(node, ast.Lambda):
                 returns.observe(node.body)
-                self.visit(node.body)
+                self.flows("ret", function_id, self.expr(node.body))
             else:
                 self.docstring(node.body, function_id)
                 self.visit_all(node.body)
@@ -350,17 +433,34 @@ class FileWalker:
         self._returns.pop()
         self.rows["function"].append((function_id, self.file_id, *span, name, qualname, self._definition_id, kind,
                                       is_method, returns.only_first_param))
+        return [function_id]
 
     def return_statement(self, node: ast.Return) -> None:
         if self._returns:
             self._returns[-1].observe(node.value)
         if node.value is not None:
-            self.visit(node.value)
+            self.flows("ret", self._definition_id, self.expr(node.value))
+
+    def yield_value(self, node: ast.Yield | ast.YieldFrom) -> list[str]:
+        """A `yield` makes its function a generator whose elements hold what is yielded."""
+        function_id = self._definition_id
+        if function_id not in self._generators:
+            self._generators.add(function_id)
+            self.flow("generator", function_id)
+        if node.value is not None:
+            values = self.expr(node.value)
+            if type(node) is ast.Yield:
+                self.flows("yield", function_id, values)
+            else:  # `yield from it`: the elements of it
+                item = self.value_id("ITEM", node)
+                self.flows("iter", item, values)
+                self.flow("yield", function_id, item)
+        return []
 
     def class_def(self, node: ast.ClassDef) -> None:
         span = self.span(node)
         class_id = self.node_id(CLASS, span[0], span[1])
-        self.decorators(node.decorator_list, class_id)
+        applied = self.decorators(node.decorator_list, class_id)
         for position, base in enumerate(node.bases):
             ref_id = self.reference(base) if type(base) in _REFERENCE_TYPES else None
             if ref_id is None:
@@ -369,7 +469,8 @@ class FileWalker:
         self.visit_all(node.keywords)
         qualname = f"{self._definition_qualname}.{node.name}"
         self.rows["class"].append((class_id, self.file_id, *span, node.name, qualname, self._definition_id))
-        self.bind(node.name, self.name_span_at(span[0], span[1], _DEF_NAME), "class", class_id, self.scope)
+        binding = self.bind(node.name, self.name_span_at(span[0], span[1], _DEF_NAME), "class", class_id, self.scope)
+        self.flow("assign", binding, self.decorated_value(class_id, applied))
         self.push_scope(span, "class", node.name, qualname, class_id)
 
         def body() -> None:
@@ -378,45 +479,74 @@ class FileWalker:
 
         self.in_definition(class_id, qualname, body)
 
-    def comprehension(self, node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp) -> None:
+    def comprehension(self, node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp) -> list[str]:
+        """A comprehension: a new container holding the values of its element expression."""
         generators = node.generators
-        self.visit(generators[0].iter)
+        iterated = self.expr(generators[0].iter)
         name = _COMPREHENSION_NAMES[type(node)]
         self.push_scope(self.span(node), "comprehension", name,
                         f"{self._definition_qualname}.{name}", self._definition_id)
         for index, generator in enumerate(generators):
-            self.visit_target(generator.target, "comprehension")
             if index:
-                self.visit(generator.iter)
+                iterated = self.expr(generator.iter)
+            self.visit_target(generator.target, "comprehension", self.loop_item(generator.target, iterated))
             self.visit_all(generator.ifs)
+        container_id = self.value_id("CONTAINER", node)
+        self.flow("alloc", container_id, key=_COMPREHENSION_TYPES[type(node)])
         if isinstance(node, ast.DictComp):
             self.visit(node.key)
-            self.visit(node.value)
+            self.flows("elem_store", container_id, self.expr(node.value))
         else:
-            self.visit(node.elt)
+            self.flows("elem_store", container_id, self.expr(node.elt))
         self._scopes.pop()
+        return [container_id]
+
+    def loop_item(self, target: ast.expr, iterated: list[str]) -> list[str]:
+        """The value node of one element of what a loop iterates."""
+        if not iterated:
+            return []
+        item = self.value_id("ITEM", target)
+        self.flows("iter", item, iterated)
+        return [item]
 
     def reference(self, node: ast.Name | ast.Attribute) -> str:
-        """Emit a REFERENCE row for a name or attribute use and return its id."""
+        """Emit a REFERENCE row for a name or attribute use and return its id; an attribute's
+        load or store is a value flow from or to what its base holds."""
+        bases: list[str] = []
         if isinstance(node, ast.Name):
             base_id, ref_kind, name = None, "name", node.id
         else:
             value = node.value
             base_id = self.reference(value) if type(value) in _REFERENCE_TYPES else None
-            if base_id is None:
-                self.visit(value)
+            bases = [base_id] if base_id is not None else self.base_values(value)
             ref_kind, name = "attribute", node.attr
         span = self.span(node)
         ref_id = self.node_id(REFERENCE, span[0], span[1])
-        ctx = _CTX_NAMES[type(node.ctx)]
+        ctx_type = type(node.ctx)
+        ctx = _CTX_NAMES[ctx_type]
         self.rows["reference"].append((ref_id, self.file_id, *span, name, self.scope.id, ref_kind, ctx, base_id))
+        if ctx_type is ast.Load:
+            for base in bases:
+                self.flow("attr_load", ref_id, base, name)
+        elif ctx_type is ast.Store:
+            for base in bases:
+                self.flows("attr_store", base, self._store_values, name)
         return ref_id
+
+    def base_values(self, node: ast.expr) -> list[str]:
+        """The value nodes of an attribute's base; a string literal is a new `str` object."""
+        if type(node) is ast.Constant and isinstance(node.value, str | bytes):
+            constant_id = self.value_id("CONSTANT", node)
+            self.flow("alloc", constant_id, key=type(node.value).__name__)
+            return [constant_id]
+        return self.expr(node)
 
     def name(self, node: ast.Name) -> None:
         if type(node.ctx) is ast.Store:
             kind = self._bind_kind
             scope = self.nearest_function_scope() if kind == "walrus" else self.scope
-            self.bind(node.id, self.span(node), kind, None, scope, self._bind_value_call)
+            binding = self.bind(node.id, self.span(node), kind, None, scope, self._bind_value_call)
+            self.flows("assign", binding, self._store_values)
         else:
             self.reference(node)
 
@@ -428,9 +558,11 @@ class FileWalker:
         call_id = self.node_id(CALL, span[0], span[1])
         func = node.func
         callee = dotted_name(func)
-        callee_ref_id = self.reference(func) if type(func) in _REFERENCE_TYPES else None
-        if callee_ref_id is None:
-            self.visit(func)
+        callees = self.expr(func)
+        callee_ref_id = callees[0] if type(func) in _REFERENCE_TYPES else None
+        self.flows("callee", call_id, callees)
+        if callee == "super" and not node.args and self._definition_id in self._method_class:
+            self.flow("super", call_id, self._method_class[self._definition_id])
         name = callee.rpartition(".")[2] if callee else None
         self.rows["call"].append((call_id, self.file_id, *span, name, self._definition_id, self.scope.id,
                                   callee, callee_ref_id, len(node.args) + len(node.keywords)))
@@ -438,18 +570,21 @@ class FileWalker:
         position = 0
         for arg in node.args:
             arg_span = self.span(arg)
-            kind = "star" if isinstance(arg, ast.Starred) else "positional"
+            starred = type(arg) is ast.Starred
             arguments.append((self.node_id(ARGUMENT, arg_span[0], arg_span[1]), self.file_id, *arg_span,
-                              None, call_id, position, kind))
+                              None, call_id, position, "star" if starred else "positional"))
+            if starred:
+                self.flows("arg", call_id, self.expr(arg.value), "*", position)  # type: ignore[attr-defined]
+            else:
+                self.flows("arg", call_id, self.expr(arg), position=position)
             position += 1
-            self.visit(arg)
         for keyword in node.keywords:
             kw_span = self.span(keyword)
             kind = "keyword" if keyword.arg is not None else "double_star"
             arguments.append((self.node_id(ARGUMENT, kw_span[0], kw_span[1]), self.file_id, *kw_span,
                               keyword.arg, call_id, position, kind))
             position += 1
-            self.visit(keyword.value)
+            self.flows("arg", call_id, self.expr(keyword.value), keyword.arg or "**")
         return call_id
 
     def imports(self, node: ast.Import | ast.ImportFrom) -> None:
@@ -479,13 +614,17 @@ class FileWalker:
             self.rows["declaration"].append((self.file_id, self.scope.id, name, kind))
 
     def except_handler(self, node: ast.ExceptHandler) -> None:
-        if node.type is not None:
-            self.visit(node.type)
+        classes: list[str] = []
+        if type(node.type) is ast.Tuple:
+            for element in node.type.elts:
+                classes += self.expr(element)
+        elif node.type is not None:
+            classes = self.expr(node.type)
         if node.name is not None:
             start = self.span(node.type)[1] if node.type is not None else self.span(node)[0]
             limit = self.span(node.body[0])[0] if node.body else self.span(node)[1]
             name_span = self.name_span_search(start, limit, _AS_NAME, last=False) or self.span(node)
-            self.bind(node.name, name_span, "except", None, self.scope)
+            self.flows("instance", self.bind(node.name, name_span, "except", None, self.scope), classes)
         self.visit_all(node.body)
 
     def match_capture(self, node: ast.MatchAs | ast.MatchStar | ast.MatchMapping) -> None:
@@ -503,7 +642,7 @@ class FileWalker:
 
 
 _ENTITIES = (MODULE, CLASS, FUNCTION, PARAMETER, SCOPE, BINDING, REFERENCE, IMPORT, CALL, ARGUMENT,
-             DOCSTRING, DECORATOR, BASE, DECLARATION)
+             DOCSTRING, DECORATOR, BASE, DECLARATION, FLOW)
 _REFERENCE_TYPES = (ast.Name, ast.Attribute)
 _CTX_NAMES = {ast.Load: "load", ast.Store: "store", ast.Del: "del"}
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
@@ -526,46 +665,135 @@ def _children(node: ast.AST) -> list[ast.AST]:
 
 def _with_targets(walker: FileWalker, node: ast.With | ast.AsyncWith) -> None:
     for item in node.items:
-        walker.visit(item.context_expr)
+        values = walker.expr(item.context_expr)  # `as` binds what __enter__ returns: taken as the manager
         if item.optional_vars is not None:
-            walker.visit_target(item.optional_vars, "with")
+            walker.visit_target(item.optional_vars, "with", values)
     walker.visit_all(node.body)
 
 
 def _for_loop(walker: FileWalker, node: ast.For | ast.AsyncFor) -> None:
-    walker.visit(node.iter)
-    walker.visit_target(node.target, "for")
+    iterated = walker.expr(node.iter)
+    walker.visit_target(node.target, "for", walker.loop_item(node.target, iterated))
     walker.visit_all(node.body)
     walker.visit_all(node.orelse)
 
 
 def _assign(walker: FileWalker, node: ast.Assign) -> None:
     value = node.value
-    value_call = walker.call(value) if type(value) is ast.Call else None
-    if value_call is None:
-        walker.visit(value)
+    values = walker.expr(value)
+    value_call = values[0] if type(value) is ast.Call else None
     for target in node.targets:
         walker._bind_value_call = value_call if type(target) is ast.Name else None
-        walker.visit_target(target, "assign")
+        walker.visit_target(target, "assign", values)
     walker._bind_value_call = None
 
 
 def _aug_assign(walker: FileWalker, node: ast.AugAssign) -> None:
-    walker.visit(node.value)
-    walker.visit_target(node.target, "augassign")
+    walker.visit_target(node.target, "augassign", walker.expr(node.value))
 
 
 def _ann_assign(walker: FileWalker, node: ast.AnnAssign) -> None:
     walker.visit(node.annotation)
-    if node.value is not None:
-        walker.visit(node.value)
-    walker.visit_target(node.target, "annassign")
+    values = walker.expr(node.value) if node.value is not None else []
+    walker.visit_target(node.target, "annassign", values)
 
 
-def _named_expr(walker: FileWalker, node: ast.NamedExpr) -> None:
-    walker.visit(node.value)
-    walker.visit_target(node.target, "walrus")
+def _named_expr(walker: FileWalker, node: ast.NamedExpr) -> list[str]:
+    values = walker.expr(node.value)
+    walker.visit_target(node.target, "walrus", values)
+    return values
 
+
+def _subscript(walker: FileWalker, node: ast.Subscript) -> list[str]:
+    """`c[k]`: an element of the containers c holds (by constant key where known); a slice, the
+    containers themselves (their elements)."""
+    containers = walker.expr(node.value)
+    index = node.slice
+    if type(index) is ast.Slice:
+        walker.visit(index)
+        return containers if type(node.ctx) is ast.Load else []
+    key = _constant_key(index)
+    if key is None:
+        walker.visit(index)
+    if type(node.ctx) is ast.Store:
+        for container in containers:
+            walker.flows("elem_store", container, walker._store_values, key)
+        return []
+    element = walker.value_id("ELEMENT", node)
+    walker.flows("elem_load", element, containers, key)
+    return [element]
+
+
+def _constant_key(node: ast.expr) -> str | None:
+    """A subscript or dict key known at extraction: a string, number or negative number constant."""
+    if type(node) is ast.Constant and type(node.value) in (str, int):
+        return repr(node.value)
+    if type(node) is ast.UnaryOp and type(node.op) is ast.USub and type(node.operand) is ast.Constant \
+            and type(node.operand.value) is int:
+        return repr(-node.operand.value)
+    return None
+
+
+def _sequence(walker: FileWalker, node: ast.List | ast.Tuple | ast.Set) -> list[str]:
+    if type(getattr(node, "ctx", None)) is ast.Store:
+        walker.store_unpacked(node)  # type: ignore[arg-type]
+        return []
+    keyed = type(node) is not ast.Set and not any(type(element) is ast.Starred for element in node.elts)
+    elements = [(str(position) if keyed else None, element) for position, element in enumerate(node.elts)]
+    return walker.container(node, _CONTAINER_TYPES[type(node)], elements)
+
+
+def _dict(walker: FileWalker, node: ast.Dict) -> list[str]:
+    elements: list[tuple[str | None, ast.expr]] = []
+    for key, value in zip(node.keys, node.values, strict=True):
+        if key is None:  # `**other`: its elements
+            elements.append((None, ast.Starred(value=value)))
+            continue
+        constant = _constant_key(key)
+        if constant is None:
+            walker.visit(key)
+        elements.append((constant, value))
+    return walker.container(node, "dict", elements)
+
+
+def _if_expression(walker: FileWalker, node: ast.IfExp) -> list[str]:
+    walker.visit(node.test)
+    return walker.expr(node.body) + walker.expr(node.orelse)
+
+
+def _bool_operation(walker: FileWalker, node: ast.BoolOp) -> list[str]:
+    return [value for operand in node.values for value in walker.expr(operand)]
+
+
+def _passthrough(walker: FileWalker, node: ast.Starred | ast.Await) -> list[str]:
+    return walker.expr(node.value)
+
+
+_CONTAINER_TYPES = {ast.List: "list", ast.Tuple: "tuple", ast.Set: "set"}
+_COMPREHENSION_TYPES = {ast.ListComp: "list", ast.SetComp: "set", ast.DictComp: "dict", ast.GeneratorExp: "generator"}
+
+# Expressions whose value a call can reach through: each handler visits the node and returns its
+# value nodes (`FileWalker.expr`). Names and attributes are handled there (their REFERENCE ids).
+_VALUE_HANDLERS: dict[type, Callable[[FileWalker, ast.AST], list[str]]] = {
+    ast.Call: lambda walker, node: [walker.call(node)],  # type: ignore[arg-type]
+    ast.Lambda: FileWalker.function,  # type: ignore[dict-item]
+    ast.ListComp: FileWalker.comprehension,  # type: ignore[dict-item]
+    ast.SetComp: FileWalker.comprehension,  # type: ignore[dict-item]
+    ast.DictComp: FileWalker.comprehension,  # type: ignore[dict-item]
+    ast.GeneratorExp: FileWalker.comprehension,  # type: ignore[dict-item]
+    ast.List: _sequence,  # type: ignore[dict-item]
+    ast.Tuple: _sequence,  # type: ignore[dict-item]
+    ast.Set: _sequence,  # type: ignore[dict-item]
+    ast.Dict: _dict,  # type: ignore[dict-item]
+    ast.Subscript: _subscript,  # type: ignore[dict-item]
+    ast.IfExp: _if_expression,  # type: ignore[dict-item]
+    ast.BoolOp: _bool_operation,  # type: ignore[dict-item]
+    ast.NamedExpr: _named_expr,  # type: ignore[dict-item]
+    ast.Starred: _passthrough,  # type: ignore[dict-item]
+    ast.Await: _passthrough,  # type: ignore[dict-item]
+    ast.Yield: FileWalker.yield_value,  # type: ignore[dict-item]
+    ast.YieldFrom: FileWalker.yield_value,  # type: ignore[dict-item]
+}
 
 _DISPATCH: dict[type, Callable[[FileWalker, ast.AST], None]] = {
     ast.FunctionDef: FileWalker.function,
@@ -597,3 +825,5 @@ _DISPATCH: dict[type, Callable[[FileWalker, ast.AST], None]] = {
     ast.AnnAssign: _ann_assign,
     ast.NamedExpr: _named_expr,
 }
+# An expression visited where its value goes nowhere still records its rows and inner flows.
+_DISPATCH.update({kind: handler for kind, handler in _VALUE_HANDLERS.items() if kind not in _DISPATCH})  # type: ignore[misc]

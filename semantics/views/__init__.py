@@ -8,7 +8,7 @@ import pkgutil
 
 from semantics.specs import AnySpec
 
-OUTPUTS = ("cpg_nodes", "cpg_edges", "cpg_props", "cpg_diagnostics")
+OUTPUTS = ("cpg_nodes", "cpg_edges", "cpg_props", "cpg_diagnostics", "cpg_points_to")
 
 
 def discover_specs() -> tuple[AnySpec, ...]:

@@ -11,6 +11,7 @@ from semantics.ir import quote, typed
 from semantics.specs import AnySpec, DeriveSpec, DiagnosticSpec, NormalizeSpec, ProjectSpec, RelateSpec, UnionSpec
 from semantics.types import SemanticType as S
 from semantics.views.columns import EDGE_COLUMNS, NODE_COLUMNS, NODE_SHAPE, PROP_COLUMNS, RESOLVED_EDGE
+from semantics.views.pointsto import POINTS_TO
 
 STRUCTURAL_RESOLVER = "syntax"
 # Every view whose rows are resolution edges (kind, src, dst or external, confidence, resolver).
@@ -123,6 +124,8 @@ SPECS: list[AnySpec] = [
                 doc="the published property table"),
     ProjectSpec(name="cpg_diagnostics", columns=DIAGNOSTIC.columns, input="diagnostics", output="cpg_diagnostics",
                 doc="the published diagnostics table"),
+    ProjectSpec(name="cpg_points_to", columns=POINTS_TO, input="points_to", output="cpg_points_to",
+                doc="the published points-to relation: what each value node can hold"),
 ]
 
 def _output_schemas() -> dict[str, pa.Schema]:

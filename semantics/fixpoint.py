@@ -1,0 +1,167 @@
+"""Semi-naive fixpoint evaluation of a rule program on DataFusion.
+
+A `FixpointProgram` declares recursive relations, the SQL that seeds them, and rules: each rule is a
+SELECT deriving rows of one relation from the rows *new in the last round* of another (`delta_<name>`)
+joined with everything known so far (`<name>`) and with the program's inputs. Each round runs every
+rule once, keeps the rows not already known, and stops when a round adds nothing. A rule over two
+recursive relations is written twice, once per delta, which is what semi-naive evaluation needs.
+
+Relations live in memory as Arrow tables registered in the session; `prepare` statements run once
+first (e.g. splitting a fact table by kind) and are registered the same way. A relation may cap how
+many rows one key holds (`Cap`): a guard against blow-up, applied in a total order so a capped result
+is deterministic, and counted.
+"""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+from datafusion import DataFrame, SessionContext, col
+
+from semantics.entities import Column
+from semantics.types import ARROW_TYPES
+
+PARTITIONS = os.cpu_count() or 1
+
+
+class Relation(msgspec.Struct, frozen=True):
+    name: str
+    columns: tuple[Column, ...]
+
+    def schema(self) -> pa.Schema:
+        return pa.schema([pa.field(column.name, ARROW_TYPES[column.type]) for column in self.columns])
+
+    def conformed(self, frame: DataFrame) -> DataFrame:
+        """``frame``'s rows cast onto the relation's columns (plain types, whatever the scan gave)."""
+        return frame.select(*(col(c.name).cast(ARROW_TYPES[c.type]).alias(c.name) for c in self.columns))
+
+
+class Rule(msgspec.Struct, frozen=True):
+    name: str
+    target: str  # the relation it derives rows of
+    sql: str
+
+
+class Cap(msgspec.Struct, frozen=True):
+    relation: str
+    key: str  # a column: no value of it holds more than `limit` rows
+    limit: int
+
+
+class Prepared(msgspec.Struct, frozen=True):
+    name: str
+    sql: str
+
+
+class FixpointProgram(msgspec.Struct, frozen=True):
+    relations: tuple[Relation, ...]
+    prepare: tuple[Prepared, ...]
+    seeds: tuple[Rule, ...]  # rows known before the first round (no delta to read)
+    rules: tuple[Rule, ...]
+    result: str  # the SELECT over the final relations that is the view's result
+    caps: tuple[Cap, ...] = ()
+    max_rounds: int = 200
+
+    def text(self) -> str:
+        """The whole program as one text: what its fingerprint and `cpgflow plan` show."""
+        parts = [f"-- prepare {p.name}\n{p.sql}" for p in self.prepare]
+        parts += [f"-- seed {r.name} -> {r.target}\n{r.sql}" for r in self.seeds]
+        parts += [f"-- rule {r.name} -> {r.target}\n{r.sql}" for r in self.rules]
+        parts += [f"-- cap {c.relation}.{c.key} <= {c.limit}" for c in self.caps]
+        parts.append(f"-- result, after at most {self.max_rounds} rounds\n{self.result}")
+        return "\n\n".join(parts)
+
+
+class FixpointRun(msgspec.Struct, frozen=True):
+    """How the evaluation went: rows each round added (seeds first), and rows dropped by caps."""
+
+    rounds: tuple[int, ...]
+    capped: int
+    converged: bool
+
+
+def _register(session: SessionContext, name: str, table: pa.Table) -> None:
+    """``table`` as an in-memory table spread over the session's partitions (never zero of them: a
+    plan over no partition fails DataFusion's sanity check)."""
+    if session.table_exist(name):
+        session.deregister_table(name)
+    batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+    partitions = min(len(batches), PARTITIONS)
+    session.register_record_batches(name, [batches[index::partitions] for index in range(partitions)])
+
+
+def _collect(session: SessionContext, sql: str) -> pa.Table:
+    return session.sql(sql).to_arrow_table()
+
+
+class _State:
+    """Every relation's known rows and last delta, registered in the session under their names."""
+
+    def __init__(self, session: SessionContext, program: FixpointProgram) -> None:
+        self.session = session
+        self.relations = {relation.name: relation for relation in program.relations}
+        self.caps = {cap.relation: cap for cap in program.caps}
+        self.known = {name: relation.schema().empty_table() for name, relation in self.relations.items()}
+        self.capped = 0
+
+    def publish(self, deltas: dict[str, pa.Table]) -> int:
+        """Register ``deltas`` as `delta_<name>` and add them to what is known; returns rows added."""
+        added = 0
+        for name, delta in deltas.items():
+            self.known[name] = pa.concat_tables([self.known[name], delta])
+            _register(self.session, name, self.known[name])
+            _register(self.session, f"delta_{name}", delta)
+            added += delta.num_rows
+        return added
+
+    def derive(self, rule: Rule) -> pa.Table:
+        relation = self.relations[rule.target]
+        return relation.conformed(self.session.sql(rule.sql)).to_arrow_table().cast(relation.schema())
+
+    def novel(self, name: str, candidates: list[pa.Table]) -> pa.Table:
+        """The candidate rows of relation ``name`` not known yet, distinct, within its cap."""
+        relation = self.relations[name]
+        if not candidates:
+            return relation.schema().empty_table()
+        _register(self.session, "fixpoint_candidates", pa.concat_tables(candidates))
+        columns = ", ".join(column.name for column in relation.columns)
+        sql = f"SELECT DISTINCT {columns} FROM fixpoint_candidates EXCEPT SELECT {columns} FROM {name}"
+        cap = self.caps.get(name)
+        if cap is None:
+            return _collect(self.session, sql)
+        order = ", ".join(f"n.{column.name}" for column in relation.columns)
+        capped_sql = f"""WITH new AS ({sql}),
+counts AS (SELECT {cap.key}, count(*) AS held FROM {name} GROUP BY {cap.key}),
+ranked AS (SELECT n.*, row_number() OVER (PARTITION BY n.{cap.key} ORDER BY {order}) AS rank FROM new n)
+SELECT {', '.join(f'r.{c.name}' for c in relation.columns)}, coalesce(c.held, 0) + r.rank <= {cap.limit} AS kept
+FROM ranked r LEFT JOIN counts c ON c.{cap.key} = r.{cap.key}"""
+        table = _collect(self.session, capped_sql)
+        kept = table.column("kept")
+        self.capped += table.num_rows - (pc.sum(kept).as_py() or 0)
+        return table.filter(kept).drop_columns(["kept"])
+
+
+def run_fixpoint(session: SessionContext, program: FixpointProgram) -> tuple[DataFrame, FixpointRun]:
+    """Evaluate ``program`` to its fixpoint (or `max_rounds`); returns its result and how it went."""
+    for prepared in program.prepare:
+        _register(session, prepared.name, _collect(session, prepared.sql))
+    state = _State(session, program)
+    empty = {name: relation.schema().empty_table() for name, relation in state.relations.items()}
+    state.publish(empty)
+    seeds: dict[str, list[pa.Table]] = {name: [] for name in state.relations}
+    for seed in program.seeds:
+        seeds[seed.target].append(state.derive(seed))
+    rounds = [state.publish({name: state.novel(name, tables) for name, tables in seeds.items()})]
+    converged = rounds[0] == 0
+    while not converged and len(rounds) <= program.max_rounds:
+        derived: dict[str, list[pa.Table]] = {name: [] for name in state.relations}
+        for rule in program.rules:
+            derived[rule.target].append(state.derive(rule))
+        deltas = {name: state.novel(name, tables) for name, tables in derived.items()}
+        rounds.append(state.publish(deltas))
+        converged = rounds[-1] == 0
+    result = session.sql(program.result)
+    return result, FixpointRun(rounds=tuple(rounds), capped=state.capped, converged=converged)

@@ -1,0 +1,400 @@
+"""Value flow: a flow-insensitive (Andersen-style) points-to analysis with on-the-fly call-graph
+construction, evaluated relationally on DataFusion to a fixpoint (`semantics.fixpoint`).
+
+Facts come from extraction (`ex_flows`, see `semantics.entities.FLOW`) and from name and import
+resolution. Abstract values are functions and lambdas (`FUNCTION`, their id), classes (`CLASS`),
+instances of a class of the code base (`INSTANCE`, the class id), modules (`MODULE`), names outside
+the code base (`EXTERNAL`, by qualified name: `os.path.join`, `<builtin>.len`, `<**PyList**>.append`),
+containers (`CONTAINER`: a literal, a comprehension, a generator's results) and `super()` objects
+(`SUPER`, the class whose method calls it). A value may carry a receiver: a method read through an
+instance is bound to it (`recv`, the instance's class id), which shifts the call's arguments by one
+and binds the method's first parameter.
+
+Three relations grow together: `pts` (value node → abstract value), `edges` (value node → value node:
+whatever the first holds, the second holds too; static ones from assignments, returns and name
+resolution, dynamic ones from calls, attribute and element stores and loads), and `callees` (call
+site → what it calls, with the mode: `call`, `init` for the `__init__` an instantiation runs,
+`decorator` for a decorator application, `callback` for a function a builtin such as `map` calls).
+Field and element nodes are named by the object they belong to: `fld:<kind>:<object>.<attribute>`,
+`elm:<container>[<key>]` (`[*]` every element, `[?]` stored under a key not known at extraction).
+
+Class attributes and methods are looked up nearest first along an approximate MRO (the class, then
+its bases depth-first in order); C3 is not computed yet. A value node holds at most
+`VALUES_PER_NODE` abstract values: past that, further values are dropped (deterministically, and
+counted in the run record), so a variable that can hold very many values cannot make the analysis
+quadratic.
+"""
+
+from __future__ import annotations
+
+from semantics.fixpoint import Cap, FixpointProgram, Prepared, Relation, Rule
+from semantics.qualnames import BUILTIN_PREFIX
+from semantics.specs import AnySpec, DeriveSpec
+from semantics.types import SemanticType as S
+from semantics.views.columns import col
+
+VALUES_PER_NODE = 64
+# An attribute of a name outside the code base is that name's qualified name plus the attribute, up
+# to this many dots (`os.path.join` has two): `node = node.parent` on an external would otherwise
+# grow a new name every round.
+EXTERNAL_DEPTH = 4
+# Builtins that call a function they are given (its arguments are not known here).
+CALLBACK_BUILTINS = ("map", "filter", "sorted", "min", "max", "iter", "next", "reduce")
+# The interchange format's names of builtin types, for their methods (`<**PyList**>.append`).
+BUILTIN_TYPE_NAMES = {"list": "List", "dict": "Dict", "set": "Set", "tuple": "Tuple", "str": "Str", "bytes": "Bytes"}
+
+VALUE_FLOWS = (
+    col("file_id", "string", S.FILE_ID, False),
+    col("kind", "string", S.KIND, False),
+    col("dst", "string", S.FOREIGN_ID, False),
+    col("src", "string", S.FOREIGN_ID),
+    col("key", "string", S.TEXT),
+    col("position", "int32", S.ORDINAL),
+)
+
+PARAMETER_BINDINGS = (
+    col("function_id", "string", S.FOREIGN_ID, False, ("function",)),
+    col("position", "int32", S.ORDINAL, False),
+    col("name", "string", S.NAME, False),
+    col("param_kind", "string", S.KIND, False),
+    col("binding_id", "string", S.ENTITY_ID, False),
+    col("method_kind", "string", S.KIND, False),  # method | staticmethod | classmethod | function
+)
+
+CLASS_ANCESTORS = (
+    col("class_id", "string", S.FOREIGN_ID, False, ("class",)),
+    col("ancestor_id", "string", S.FOREIGN_ID, False, ("class",)),
+    col("depth", "int64", S.ORDINAL, False),
+    col("route", "string", S.TEXT, False),
+)
+
+CLASS_ATTRIBUTES = (
+    col("class_id", "string", S.FOREIGN_ID, False, ("class",)),
+    col("name", "string", S.NAME, False),
+    col("binding_id", "string", S.FOREIGN_ID, False, ("binding",)),
+)
+
+FIXPOINT_ROWS = (
+    col("relation", "string", S.KIND, False),  # pts | callees
+    col("node", "string", S.FOREIGN_ID, False),  # a value node, or a call site for callees
+    col("kind", "string", S.KIND, False),
+    col("obj", "string", S.QUALNAME, False),  # a node id, or a qualified name for EXTERNAL
+    col("recv", "string", S.FOREIGN_ID),
+    col("mode", "string", S.KIND),
+)
+
+POINTS_TO = (
+    col("node", "string", S.FOREIGN_ID, False),
+    col("file_id", "string", S.FILE_ID, False),
+    col("value_kind", "string", S.KIND, False),
+    col("value_id", "string", S.FOREIGN_ID),
+    col("qualname", "string", S.QUALNAME),
+    col("receiver_id", "string", S.FOREIGN_ID, references=("class",)),
+    col("confidence", "float64", S.ORDINAL, False),
+    col("resolver", "string", S.KIND, False),
+)
+
+PT_CALL_TARGETS = (
+    col("call_id", "string", S.ENTITY_ID, False),
+    col("file_id", "string", S.FILE_ID, False),
+    col("target_kind", "string", S.KIND, False),
+    col("target_id", "string", S.FOREIGN_ID),
+    col("qualname", "string", S.QUALNAME, False),
+    col("mode", "string", S.KIND, False),
+    col("confidence", "float64", S.ORDINAL, False),
+)
+
+_PTS = Relation("pts", (col("node", "string", S.FOREIGN_ID, False), col("kind", "string", S.KIND, False),
+                        col("obj", "string", S.QUALNAME, False), col("recv", "string", S.FOREIGN_ID)))
+_EDGES = Relation("edges", (col("src", "string", S.FOREIGN_ID, False), col("dst", "string", S.FOREIGN_ID, False),
+                            col("recv", "string", S.FOREIGN_ID)))
+_CALLEES = Relation("callees", (col("call_id", "string", S.FOREIGN_ID, False), col("kind", "string", S.KIND, False),
+                                col("obj", "string", S.QUALNAME, False), col("recv", "string", S.FOREIGN_ID),
+                                col("mode", "string", S.KIND, False)))
+
+
+def _flows_of(kind: str, columns: str) -> str:
+    return f"SELECT {columns} FROM value_flows WHERE kind = '{kind}'"
+
+
+_PYTYPE = "CASE key " + " ".join(f"WHEN '{t}' THEN '{n}'" for t, n in BUILTIN_TYPE_NAMES.items()) + " END"
+
+_PREPARE = (
+    Prepared("pt_callee_flows", _flows_of("callee", "dst AS call_id, src, coalesce(key, 'call') AS mode")),
+    Prepared("pt_arg_flows", _flows_of("arg", "dst AS call_id, src, key, position")),
+    Prepared("pt_attr_loads", _flows_of("attr_load", "dst, src, key")),
+    Prepared("pt_attr_stores", _flows_of("attr_store", "dst, src, key")),
+    Prepared("pt_elem_loads", _flows_of("elem_load", "dst, src, key")),
+    Prepared("pt_elem_stores", _flows_of("elem_store", "dst, src, key")),
+    Prepared("pt_iters", _flows_of("iter", "dst, src")),
+    Prepared("pt_instances", _flows_of("instance", "dst, src")),
+    Prepared("pt_allocs", _flows_of("alloc", f"dst AS obj, {_PYTYPE} AS pytype")),
+    Prepared("pt_modules", "SELECT node_id, qualname FROM definitions WHERE def_kind = 'MODULE'"),
+)
+
+_SEEDS = (
+    Rule("definitions", "pts", "SELECT node_id AS node, def_kind AS kind, node_id AS obj, NULL AS recv "
+                               "FROM definitions WHERE def_kind IN ('FUNCTION', 'CLASS')"),
+    Rule("containers", "pts", "SELECT obj AS node, 'CONTAINER' AS kind, obj, NULL AS recv FROM pt_allocs"),
+    Rule("imports_and_receivers", "pts",
+         "SELECT binding_id AS node, target_kind AS kind, coalesce(target_id, qualname) AS obj, NULL AS recv "
+         "FROM binding_denotes WHERE (resolver LIKE 'name.imports%' OR resolver LIKE 'name.receiver%') "
+         "AND target_kind <> 'BINDING'"),  # an imported variable: its values flow (imported_variables)
+    Rule("builtins", "pts", "SELECT src AS node, 'EXTERNAL' AS kind, external AS obj, NULL AS recv "
+                            "FROM reference_edges WHERE kind = 'REFERENCES' AND external IS NOT NULL"),
+    Rule("generators", "pts", _flows_of("generator", "concat('ret:', dst) AS node, 'CONTAINER' AS kind, "
+                                                     "concat('gen:', dst) AS obj, NULL AS recv")),
+    Rule("super", "pts", _flows_of("super", "dst AS node, 'SUPER' AS kind, src AS obj, NULL AS recv")),
+    Rule("assignments", "edges", _flows_of("assign", "src, dst, NULL AS recv")),
+    Rule("returns", "edges", _flows_of("ret", "src, concat('ret:', dst) AS dst, NULL AS recv")),
+    Rule("yields", "edges", _flows_of("yield", "src, concat('elm:gen:', dst, '[*]') AS dst, NULL AS recv")),
+    Rule("name_uses", "edges", "SELECT dst AS src, src AS dst, NULL AS recv FROM reference_edges "
+                               "WHERE kind = 'REFERENCES' AND dst IS NOT NULL"),
+    Rule("imported_variables", "edges",
+         "SELECT t.target_id AS src, b.binding_id AS dst, NULL AS recv FROM import_targets t "
+         "JOIN effective_bindings b ON b.definition_id = t.import_id AND b.binding_kind = 'import' "
+         "WHERE t.target_kind = 'BINDING'"),
+)
+
+
+_BIND = "CASE WHEN {v}.kind = 'FUNCTION' AND {v}.recv IS NULL THEN e.recv ELSE {v}.recv END"
+
+# Values move along edges, to a fixpoint within the round (a recursive query: a chain of copies costs
+# one round, not one per link); a plain function read through a binding edge becomes a method bound
+# to the edge's receiver.
+_PROPAGATE = f"""WITH RECURSIVE reach(node, kind, obj, recv) AS (
+    SELECT * FROM (
+        SELECT node, kind, obj, recv FROM delta_pts
+        UNION ALL
+        SELECT e.dst, p.kind, p.obj, {_BIND.format(v="p")} FROM pts p JOIN delta_edges e ON e.src = p.node
+    ) fresh
+    UNION
+    SELECT e.dst, r.kind, r.obj, {_BIND.format(v="r")} FROM reach r JOIN edges e ON e.src = r.node
+)
+SELECT node, kind, obj, recv FROM reach"""
+
+
+# How a call's arguments reach a function's parameters: positional ones by position (after the
+# receiver of a bound method or the class of a classmethod), keyword ones by name.
+_SHIFT = ("CASE WHEN par.method_kind = 'staticmethod' THEN 0 WHEN par.method_kind = 'classmethod' THEN 1 "
+          "WHEN c.recv IS NULL THEN 0 ELSE 1 END")
+_ARGUMENT_EDGES = f"""SELECT a.src, par.binding_id AS dst, NULL AS recv
+FROM delta_callees c JOIN pt_arg_flows a ON a.call_id = c.call_id JOIN parameter_bindings par ON par.function_id = c.obj
+WHERE c.kind = 'FUNCTION' AND c.mode <> 'callback' AND (
+    (a.key IS NULL AND par.param_kind IN ('positional_only', 'positional') AND par.position = a.position + {_SHIFT})
+    OR (a.key = par.name AND par.param_kind IN ('positional', 'keyword_only')))"""
+
+_RECEIVER = """SELECT par.binding_id AS node, 'INSTANCE' AS kind, c.recv AS obj, NULL AS recv
+FROM delta_callees c JOIN parameter_bindings par ON par.function_id = c.obj AND par.position = 0
+WHERE c.kind = 'FUNCTION' AND c.recv IS NOT NULL AND c.mode <> 'callback' AND par.method_kind = 'method'"""
+
+_ATTRIBUTE_VALUES = f"""SELECT l.dst AS node, 'EXTERNAL' AS kind, concat(p.obj, '.', l.key) AS obj, NULL AS recv
+FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node
+WHERE p.kind = 'EXTERNAL' AND length(p.obj) - length(replace(p.obj, '.', '')) < {EXTERNAL_DEPTH}
+UNION ALL
+SELECT l.dst, 'EXTERNAL', concat('<**Py', a.pytype, '**>.', l.key), NULL
+FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node JOIN pt_allocs a ON a.obj = p.obj
+WHERE p.kind = 'CONTAINER' AND a.pytype IS NOT NULL
+UNION ALL
+SELECT l.dst, 'MODULE', d.node_id, NULL
+FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node JOIN pt_modules m ON m.node_id = p.obj
+JOIN pt_modules d ON d.qualname = concat(m.qualname, '.', l.key) WHERE p.kind = 'MODULE'"""
+
+_ATTRIBUTE_EDGES = """SELECT concat('fld:', p.kind, ':', p.obj, '.', l.key) AS src, l.dst, NULL AS recv
+FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node WHERE p.kind IN ('INSTANCE', 'CLASS', 'MODULE')
+UNION ALL
+SELECT a.binding_id, l.dst, CASE WHEN p.kind = 'INSTANCE' THEN p.obj END
+FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node JOIN class_attributes a ON a.class_id = p.obj AND a.name = l.key
+WHERE p.kind IN ('INSTANCE', 'CLASS')
+UNION ALL
+SELECT a.binding_id, l.dst, p.obj
+FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node JOIN super_attributes a ON a.class_id = p.obj AND a.name = l.key
+WHERE p.kind = 'SUPER'
+UNION ALL
+SELECT b.binding_id, l.dst, NULL
+FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node JOIN pt_modules m ON m.node_id = p.obj
+JOIN module_bindings b ON b.qualname = concat(m.qualname, '.', l.key) WHERE p.kind = 'MODULE'"""
+
+_STORE_EDGES = """SELECT s.src, concat('fld:', p.kind, ':', p.obj, '.', s.key) AS dst, NULL AS recv
+FROM delta_pts p JOIN pt_attr_stores s ON s.dst = p.node WHERE p.kind IN ('INSTANCE', 'CLASS', 'MODULE')
+UNION ALL
+SELECT s.src, concat('elm:', p.obj, '[', coalesce(s.key, '?'), ']'), NULL
+FROM delta_pts p JOIN pt_elem_stores s ON s.dst = p.node WHERE p.kind = 'CONTAINER'
+UNION ALL
+SELECT s.src, concat('elm:', p.obj, '[*]'), NULL
+FROM delta_pts p JOIN pt_elem_stores s ON s.dst = p.node WHERE p.kind = 'CONTAINER'"""
+
+_LOAD_EDGES = """SELECT concat('elm:', p.obj, '[', coalesce(l.key, '*'), ']') AS src, l.dst, NULL AS recv
+FROM delta_pts p JOIN pt_elem_loads l ON l.src = p.node WHERE p.kind = 'CONTAINER'
+UNION ALL
+SELECT concat('elm:', p.obj, '[?]'), l.dst, NULL
+FROM delta_pts p JOIN pt_elem_loads l ON l.src = p.node WHERE p.kind = 'CONTAINER' AND l.key IS NOT NULL
+UNION ALL
+SELECT concat('elm:', p.obj, '[*]'), i.dst, NULL
+FROM delta_pts p JOIN pt_iters i ON i.src = p.node WHERE p.kind = 'CONTAINER'"""
+
+
+def _special_method(pts: str, methods: str, kind: str, name: str, mode: str) -> str:
+    """A call of a class runs its `__init__`; a call of an instance its `__call__` (looked up
+    through the class's MRO, bound to the instance)."""
+    return f"""SELECT f.call_id, 'FUNCTION' AS kind, q.obj, p.obj AS recv, '{mode}' AS mode
+FROM {pts} p JOIN pt_callee_flows f ON f.src = p.node
+JOIN class_attributes a ON a.class_id = p.obj AND a.name = '{name}'
+JOIN {methods} q ON q.node = a.binding_id AND q.kind = 'FUNCTION'
+WHERE p.kind = '{kind}' AND f.mode = 'call'"""
+
+
+def _callbacks(callees: str, pts: str) -> str:
+    names = ", ".join(f"'{BUILTIN_PREFIX}.{name}'" for name in CALLBACK_BUILTINS)
+    return f"""SELECT c.call_id, 'FUNCTION' AS kind, q.obj, NULL AS recv, 'callback' AS mode
+FROM {callees} c JOIN pt_arg_flows a ON a.call_id = c.call_id JOIN {pts} q ON q.node = a.src
+WHERE c.kind = 'EXTERNAL' AND c.obj IN ({names}) AND q.kind = 'FUNCTION'"""
+
+
+_RULES = (
+    Rule("propagate", "pts", _PROPAGATE),
+    Rule("receiver", "pts", _RECEIVER),
+    Rule("instantiation", "pts", "SELECT call_id AS node, 'INSTANCE' AS kind, obj, NULL AS recv FROM delta_callees "
+                                 "WHERE kind = 'CLASS' AND mode = 'call'"),
+    Rule("attribute_values", "pts", _ATTRIBUTE_VALUES),
+    Rule("caught_instance", "pts", "SELECT i.dst AS node, 'INSTANCE' AS kind, p.obj, NULL AS recv "
+                                   "FROM delta_pts p JOIN pt_instances i ON i.src = p.node WHERE p.kind = 'CLASS'"),
+    Rule("arguments", "edges", _ARGUMENT_EDGES),
+    Rule("returns", "edges", "SELECT concat('ret:', obj) AS src, call_id AS dst, NULL AS recv FROM delta_callees "
+                             "WHERE kind = 'FUNCTION' AND mode IN ('call', 'decorator')"),
+    Rule("opaque_decorators", "edges",
+         "SELECT a.src, c.call_id AS dst, NULL AS recv FROM delta_callees c "
+         "JOIN pt_arg_flows a ON a.call_id = c.call_id AND a.position = 0 "
+         "WHERE c.kind = 'EXTERNAL' AND c.mode = 'decorator'"),
+    Rule("attribute_loads", "edges", _ATTRIBUTE_EDGES),
+    Rule("stores", "edges", _STORE_EDGES),
+    Rule("element_loads", "edges", _LOAD_EDGES),
+    Rule("callees", "callees", "SELECT f.call_id, p.kind, p.obj, p.recv, f.mode FROM delta_pts p "
+                               "JOIN pt_callee_flows f ON f.src = p.node "
+                               "WHERE p.kind IN ('FUNCTION', 'CLASS', 'EXTERNAL')"),
+    Rule("init_of_new_class", "callees", _special_method("delta_pts", "pts", "CLASS", "__init__", "init")),
+    Rule("new_init_of_class", "callees", _special_method("pts", "delta_pts", "CLASS", "__init__", "init")),
+    Rule("call_of_new_instance", "callees", _special_method("delta_pts", "pts", "INSTANCE", "__call__", "call")),
+    Rule("new_call_of_instance", "callees", _special_method("pts", "delta_pts", "INSTANCE", "__call__", "call")),
+    Rule("callbacks_of_new_callees", "callees", _callbacks("delta_callees", "pts")),
+    Rule("new_callbacks", "callees", _callbacks("callees", "delta_pts")),
+)
+
+POINTS_TO_PROGRAM = FixpointProgram(
+    relations=(_PTS, _EDGES, _CALLEES),
+    prepare=_PREPARE,
+    seeds=_SEEDS,
+    rules=_RULES,
+    result="SELECT 'pts' AS relation, node, kind, obj, recv, CAST(NULL AS VARCHAR) AS mode FROM pts "
+           "UNION ALL SELECT 'callees', call_id, kind, obj, recv, mode FROM callees",
+    caps=(Cap("pts", "node", VALUES_PER_NODE),),
+)
+
+_ANCESTORS_SQL = """WITH RECURSIVE ancestors(class_id, ancestor_id, depth, route) AS (
+    SELECT node_id AS class_id, node_id AS ancestor_id, CAST(0 AS BIGINT) AS depth, CAST('' AS VARCHAR) AS route
+    FROM definitions WHERE def_kind = 'CLASS'
+    UNION ALL
+    SELECT a.class_id, b.target_id, a.depth + 1, concat(a.route, lpad(CAST(b.position AS VARCHAR), 4, '0'))
+    FROM ancestors a JOIN class_bases b ON b.class_id = a.ancestor_id
+    WHERE b.target_kind = 'CLASS' AND a.depth < 32
+)
+SELECT class_id, ancestor_id, depth, route FROM ancestors"""
+
+
+def _nearest_attributes(min_depth: int) -> str:
+    """For each class and attribute name, the bindings of the nearest ancestor (at least
+    ``min_depth`` away) whose class body binds the name: every such binding of that ancestor."""
+    return f"""WITH candidates AS (
+    SELECT a.class_id, b.name, b.binding_id, a.depth, a.route
+    FROM class_ancestors a JOIN ex_scopes s ON s.owner_id = a.ancestor_id AND s.scope_kind = 'class'
+    JOIN effective_bindings b ON b.scope_id = s.id
+    WHERE a.depth >= {min_depth}
+),
+nearest AS (SELECT class_id, name, min(concat(lpad(CAST(depth AS VARCHAR), 4, '0'), route)) AS place
+    FROM candidates GROUP BY class_id, name)
+SELECT DISTINCT c.class_id, c.name, c.binding_id FROM candidates c JOIN nearest n
+    ON n.class_id = c.class_id AND n.name = c.name
+    AND n.place = concat(lpad(CAST(c.depth AS VARCHAR), 4, '0'), c.route)"""
+
+
+SPECS: list[AnySpec] = [
+    DeriveSpec(
+        name="value_flows", columns=VALUE_FLOWS, inputs=("ex_flows",),
+        sql="SELECT file_id, kind, dst, src, key, position FROM ex_flows",
+        doc="the value-flow facts of every file (assignments, calls, returns, attribute and element stores and "
+            "loads), as the points-to fixpoint reads them",
+    ),
+    DeriveSpec(
+        name="parameter_bindings", columns=PARAMETER_BINDINGS, inputs=("ex_parameters", "ex_bindings", "ex_decorators",
+                                                                        "ex_functions"),
+        sql="""WITH kinds AS (
+    SELECT f.id AS function_id,
+        CASE WHEN max(CASE WHEN d.name = 'staticmethod' THEN 1 ELSE 0 END) = 1 THEN 'staticmethod'
+             WHEN max(CASE WHEN d.name = 'classmethod' THEN 1 ELSE 0 END) = 1 THEN 'classmethod'
+             WHEN f.is_method THEN 'method' ELSE 'function' END AS method_kind
+    FROM ex_functions f LEFT JOIN ex_decorators d ON d.target_id = f.id
+    GROUP BY f.id, f.is_method
+)
+SELECT p.function_id, p.position, p.name, p.param_kind, b.id AS binding_id, k.method_kind
+FROM ex_parameters p JOIN ex_bindings b ON b.definition_id = p.id AND b.binding_kind = 'parameter'
+JOIN kinds k ON k.function_id = p.function_id""",
+        doc="each function's parameters with the bindings they make, and whether it is a method, a staticmethod "
+            "or a classmethod",
+    ),
+    DeriveSpec(
+        name="class_ancestors", columns=CLASS_ANCESTORS, inputs=("definitions", "class_bases"), recursive=True,
+        sql=_ANCESTORS_SQL,
+        doc="each class with itself and its ancestors in the code base, nearest first (depth, then base order)",
+    ),
+    DeriveSpec(
+        name="class_attributes", columns=CLASS_ATTRIBUTES,
+        inputs=("class_ancestors", "ex_scopes", "effective_bindings"), sql=_nearest_attributes(0),
+        doc="for each class and name, the class-body bindings it finds: its own, else the nearest ancestor's",
+    ),
+    DeriveSpec(
+        name="super_attributes", columns=CLASS_ATTRIBUTES,
+        inputs=("class_ancestors", "ex_scopes", "effective_bindings"), sql=_nearest_attributes(1),
+        doc="for each class and name, what `super()` finds in one of its methods: the nearest ancestor's bindings",
+    ),
+    DeriveSpec(
+        name="value_flow_fixpoint", columns=FIXPOINT_ROWS, recursive=True, fixpoint=POINTS_TO_PROGRAM,
+        inputs=("value_flows", "definitions", "binding_denotes", "reference_edges", "import_targets",
+                "effective_bindings", "parameter_bindings", "class_attributes", "super_attributes",
+                "module_bindings"),
+        sql=POINTS_TO_PROGRAM.text(),
+        doc="the points-to fixpoint: what every value node can hold and what every call site calls",
+    ),
+    DeriveSpec(
+        name="points_to", columns=POINTS_TO,
+        inputs=("value_flow_fixpoint", "ex_bindings", "ex_references", "ex_calls", "ex_decorators"),
+        sql="""WITH nodes AS (
+    SELECT id, file_id FROM ex_bindings UNION ALL SELECT id, file_id FROM ex_references
+    UNION ALL SELECT id, file_id FROM ex_calls UNION ALL SELECT id, file_id FROM ex_decorators
+)
+SELECT p.node, n.file_id, p.kind AS value_kind, CASE WHEN p.kind = 'EXTERNAL' THEN NULL ELSE p.obj END AS value_id,
+    CASE WHEN p.kind = 'EXTERNAL' THEN p.obj END AS qualname, p.recv AS receiver_id,
+    1.0 / CAST(count(*) OVER (PARTITION BY p.node) AS DOUBLE) AS confidence, 'points_to' AS resolver
+FROM value_flow_fixpoint p JOIN nodes n ON n.id = p.node WHERE p.relation = 'pts'""",
+        doc="what each binding, name or attribute use, call result and decorator application can hold, with "
+            "confidence 1/(values it can hold)",
+    ),
+    DeriveSpec(
+        name="pt_call_targets", columns=PT_CALL_TARGETS,
+        inputs=("value_flow_fixpoint", "definitions", "ex_calls", "ex_decorators"),
+        sql="""WITH sites AS (
+    SELECT id AS call_id, file_id FROM ex_calls UNION ALL SELECT id, file_id FROM ex_decorators
+),
+targets AS (  -- one row per target, whatever receivers a method was bound to
+    SELECT DISTINCT node AS call_id, kind AS target_kind,
+        CASE WHEN kind = 'EXTERNAL' THEN NULL ELSE obj END AS target_id, obj, mode
+    FROM value_flow_fixpoint WHERE relation = 'callees'
+),
+counts AS (SELECT call_id, count(DISTINCT obj) AS k FROM targets WHERE mode <> 'init' GROUP BY call_id)
+SELECT t.call_id, s.file_id, t.target_kind, t.target_id, coalesce(d.qualname, t.obj) AS qualname, t.mode,
+    1.0 / CAST(coalesce(n.k, 1) AS DOUBLE) AS confidence
+FROM targets t JOIN sites s ON s.call_id = t.call_id LEFT JOIN counts n ON n.call_id = t.call_id
+LEFT JOIN definitions d ON d.node_id = t.target_id""",
+        doc="what each call site (or decorator application) calls, from the points-to fixpoint: confidence "
+            "1/(distinct targets of the site)",
+    ),
+]
