@@ -7,6 +7,10 @@ version of a table or the new one, never a half-written table.
 from __future__ import annotations
 
 import os
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import msgspec
 import pyarrow as pa
@@ -22,6 +26,12 @@ from semantics.types import SEMANTIC_METADATA_KEY, SemanticType
 
 _DECLARATIONS: dict[str, EntityDecl] = {entity.table: entity for entity in EXTRACTION_ENTITIES}
 FINGERPRINT_KEY = "cpgflow.fingerprint"
+PUMP_QUEUE_BATCHES = 4  # batches between DataFusion and the Delta writer: bounds the memory in flight
+PUMP_POLL_SECONDS = 0.1
+
+_SCAN_NAME = "delta_scan"
+
+_Item = pa.RecordBatch | Exception | None  # a batch, the error that ended the stream, or its end
 
 
 def physical_schema(schema: pa.Schema, *, nullable: bool = False) -> pa.Schema:
@@ -39,15 +49,73 @@ def _sql_list(values: list[str]) -> str:
     return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
 
 
-def _stream(data: DataFrame | pa.Table, schema: pa.Schema) -> pa.Table | pa.RecordBatchReader:
-    """``data`` cast batch by batch to ``schema`` (a null in a non-null column fails the write
-    before it commits)."""
+def _pump(frame: DataFrame, schema: pa.Schema, batches: queue.Queue[_Item], stop: threading.Event) -> None:
+    try:
+        for batch in frame.execute_stream():
+            if not _put(batches, batch.to_pyarrow().cast(schema), stop):
+                return
+    except Exception as error:  # handed to the writer, which raises it and commits nothing
+        _put(batches, error, stop)
+        return
+    _put(batches, None, stop)
+
+
+def _put(batches: queue.Queue[_Item], item: _Item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            batches.put(item, timeout=PUMP_POLL_SECONDS)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _drain(batches: queue.Queue[_Item]) -> Iterator[pa.RecordBatch]:
+    while (item := batches.get()) is not None:
+        if isinstance(item, Exception):
+            raise item
+        yield item
+
+
+@contextmanager
+def _pumped(data: DataFrame | pa.Table, schema: pa.Schema) -> Iterator[pa.Table | pa.RecordBatchReader]:
+    """``data`` cast to ``schema`` batch by batch (a null in a non-null column fails the write
+    before it commits; string_view columns are converted, not relabelled).
+
+    A frame is executed on a thread of ours and handed to the Delta writer through a bounded queue.
+    The writer must not pull DataFusion's stream itself, directly or through a Python generator: it
+    pulls on a thread of its own runtime, blocking it on DataFusion, whose Delta scans run on that
+    same runtime; past some size the two wait on each other for good."""
     if isinstance(data, pa.Table):
-        return data.cast(schema)
-    source = pa.RecordBatchReader.from_stream(data)
-    # cast batch by batch: RecordBatchReader.cast relabels string_view columns as string without
-    # converting their buffers, which the Delta writer then rejects
-    return pa.RecordBatchReader.from_batches(schema, (batch.cast(schema) for batch in source))
+        yield data.cast(schema)
+        return
+    batches: queue.Queue[_Item] = queue.Queue(maxsize=PUMP_QUEUE_BATCHES)
+    stop = threading.Event()
+    pump = threading.Thread(target=_pump, args=(data, schema, batches, stop), name="cpgflow-pump", daemon=True)
+    pump.start()
+    try:
+        yield pa.RecordBatchReader.from_batches(schema, _drain(batches))
+    finally:
+        stop.set()
+        pump.join()
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _scan(table: DeltaTable, columns: list[str] | None = None, where: str | None = None) -> pa.Table:
+    """A Delta table's rows read through a DataFusion session of its own, with the table's schema
+    (DataFusion hands back string_view columns, which pyarrow kernels such as ``is_in`` lack).
+    Never through deltalake's pyarrow readers: their thread pool can abort the process at exit."""
+    schema = pa.schema(table.schema().to_arrow())
+    if columns is not None:
+        schema = pa.schema([schema.field(column) for column in columns])
+    session = SessionContext()
+    session.register_table(_SCAN_NAME, table)
+    projection = ", ".join(_quoted(field.name) for field in schema)
+    condition = f" WHERE {where}" if where else ""
+    return session.sql(f"SELECT {projection} FROM {_SCAN_NAME}{condition}").to_arrow_table().cast(schema)
 
 
 class DeltaTableStore:
@@ -70,7 +138,7 @@ class DeltaTableStore:
 
     def read(self, name: str, columns: list[str] | None = None) -> pa.Table | None:
         table = self._table(name)
-        return None if table is None else table.to_pyarrow_table(columns=columns)
+        return None if table is None else _scan(table, columns)
 
     def statistics(self, name: str) -> tuple[int, int, int, int] | None:
         table = self._table(name)
@@ -95,7 +163,7 @@ class DeltaTableStore:
         if not file_ids:
             return table.version()
         owner = _DECLARATIONS[name].require(SemanticType.FILE_ID).name
-        current = table.to_pyarrow_dataset().to_table(filter=pc.field(owner).isin(file_ids))
+        current = _scan(table, where=f"{_quoted(owner)} IN ({_sql_list(file_ids)})")
         if _same_rows(current, rows):
             return table.version()
         return self._write(name, rows, mode="overwrite", predicate=f"{owner} IN ({_sql_list(file_ids)})")
@@ -103,9 +171,10 @@ class DeltaTableStore:
     def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema,
                   fingerprint: str | None = None) -> tuple[int, int]:
         metadata = {FINGERPRINT_KEY: fingerprint} if fingerprint else None
-        version = self._write(name, _stream(data, physical_schema(schema)), mode="overwrite",
-                              schema_mode="overwrite", description=semantic_description(schema),
-                              commit_properties=CommitProperties(custom_metadata=metadata))
+        with _pumped(data, physical_schema(schema)) as rows:
+            version = self._write(name, rows, mode="overwrite", schema_mode="overwrite",
+                                  description=semantic_description(schema),
+                                  commit_properties=CommitProperties(custom_metadata=metadata))
         return version, self._rows_added(self.catalog.location(name))
 
     def published_fingerprint(self, name: str) -> str | None:
@@ -132,13 +201,14 @@ class DeltaTableStore:
 
     def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str) -> StagedResult:
         location = self.catalog.staging_location(view)
-        write_deltalake(location, _stream(data, physical_schema(schema, nullable=True)), mode="overwrite",
-                        schema_mode="overwrite", storage_options=self.storage_options,
-                        commit_properties=CommitProperties(custom_metadata={FINGERPRINT_KEY: fingerprint}))
+        with _pumped(data, physical_schema(schema, nullable=True)) as rows:
+            write_deltalake(location, rows, mode="overwrite", schema_mode="overwrite",
+                            storage_options=self.storage_options,
+                            commit_properties=CommitProperties(custom_metadata={FINGERPRINT_KEY: fingerprint}))
         table = DeltaTable(location, storage_options=self.storage_options)
         return StagedResult(rows=self._rows_added(location), version=table.version())
 
-    def _write(self, name: str, data: DataFrame | pa.Table | pa.RecordBatchReader, **options: object) -> int:
+    def _write(self, name: str, data: pa.Table | pa.RecordBatchReader, **options: object) -> int:
         location = self.catalog.location(name)
         write_deltalake(location, data, storage_options=self.storage_options, **options)  # type: ignore[arg-type]
         return DeltaTable(location, storage_options=self.storage_options).version()
@@ -166,14 +236,11 @@ class DeltaTableStore:
 
 
 def _register_in_memory(session: SessionContext, name: str, table: DeltaTable) -> None:
-    """A Delta table read once through DataFusion and registered as in-memory batches (never an
-    empty partition list: a plan over zero partitions fails DataFusion's sanity check)."""
-    scan = f"{name}__delta_scan"
-    _replace(session, scan)
-    session.register_table(scan, table)
-    frame = session.table(scan)
-    batches = frame.collect() or [pa.RecordBatch.from_pylist([], schema=frame.schema())]
-    session.deregister_table(scan)
+    """A Delta table read once through DataFusion and registered as in-memory batches spread over
+    the cores (never an empty partition list: a plan over zero partitions fails DataFusion's sanity
+    check)."""
+    data = _scan(table)
+    batches = data.to_batches() or [pa.RecordBatch.from_pylist([], schema=data.schema)]
     partitions = min(len(batches), os.cpu_count() or 1)
     session.register_record_batches(name, [batches[index::partitions] for index in range(partitions)])
 

@@ -8,7 +8,9 @@
 - policy is never decided from names: the functions that decide cache hints call no string
   matching (startswith, endswith, regular expressions) and compare no name with a literal;
 - every view is declared once, in one SPECS list;
-- every Hamilton node of `dataflows/` declares the type it returns.
+- every Hamilton node of `dataflows/` declares the type it returns;
+- no Delta table is read through deltalake's pyarrow readers (`to_pyarrow_table`,
+  `to_pyarrow_dataset`): their thread pool can abort the process at exit; read through DataFusion.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ FORBIDDEN_IMPORTS: dict[str, set[str]] = {
 JOIN_LOGIC_MODULES = ("semantics/inference.py", "semantics/ir.py")
 POLICY_FUNCTIONS = {"infer_cache_hints"}
 NAME_MATCHING_CALLS = {"startswith", "endswith", "match", "fullmatch", "search", "fnmatch"}
+PACKAGES = ("semantics", "relspec", "dataflows", "driver")
+PYARROW_DELTA_READERS = {"to_pyarrow_table", "to_pyarrow_dataset"}
 
 
 def _python_files(root: Path, package: str) -> list[Path]:
@@ -120,7 +124,20 @@ def check_node_types(root: Path = ROOT) -> list[str]:
     return problems
 
 
-CHECKS = (check_layering, check_join_logic, check_policy_from_names, check_views_declared_once, check_node_types)
+def check_delta_reads(root: Path = ROOT) -> list[str]:
+    """Any use of the reader methods counts, called or passed on: only deltalake's tables have them."""
+    problems = []
+    for package in PACKAGES:
+        for path in _python_files(root, package):
+            for node in ast.walk(ast.parse(path.read_bytes())):
+                if isinstance(node, ast.Attribute) and node.attr in PYARROW_DELTA_READERS:
+                    problems.append(f"{path.relative_to(root)}:{node.lineno}: reads a Delta table with "
+                                    f".{node.attr}(); read it through a DataFusion session")
+    return problems
+
+
+CHECKS = (check_layering, check_join_logic, check_policy_from_names, check_views_declared_once, check_node_types,
+          check_delta_reads)
 
 
 def violations(root: Path = ROOT) -> list[str]:

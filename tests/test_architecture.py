@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 from check_architecture import (
+    PACKAGES,
     ROOT,
+    check_delta_reads,
     check_join_logic,
     check_layering,
     check_node_types,
@@ -23,7 +25,7 @@ def test_the_code_base_holds_every_rule() -> None:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    for package in ("semantics", "relspec", "dataflows"):
+    for package in PACKAGES:
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     return tmp_path
 
@@ -64,3 +66,12 @@ def test_an_untyped_node_fires(tree: Path) -> None:
     _append(tree / "dataflows/cpg.py", "def mystery(session):\n    return session")
     problems = check_node_types(tree)
     assert len(problems) == 1 and "node mystery has no artifact type" in problems[0]
+
+
+def test_a_pyarrow_read_of_a_delta_table_fires(tree: Path) -> None:
+    _append(tree / "driver/delta_store.py", "def rows(table):\n    return table.to_pyarrow_table()")
+    _append(tree / "dataflows/cpg.py", "READER = DeltaTable.to_pyarrow_dataset")
+    problems = sorted(check_delta_reads(tree))
+    assert len(problems) == 2
+    assert problems[0].startswith("dataflows/cpg.py:") and ".to_pyarrow_dataset()" in problems[0]
+    assert problems[1].startswith("driver/delta_store.py:") and ".to_pyarrow_table()" in problems[1]

@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 import pyarrow as pa
 import pytest
+from datafusion import SessionContext
 from deltalake import DeltaTable, write_deltalake
 from hypothesis import given
 from hypothesis import strategies as st
@@ -43,7 +44,9 @@ def append_rows(location: Path | str, count: int) -> None:
 
 
 def sorted_rows(location: Path) -> list[dict[str, object]]:
-    return sorted(DeltaTable(str(location)).to_pyarrow_table().to_pylist(), key=lambda row: row["id"])
+    session = SessionContext()
+    session.register_table("t", DeltaTable(str(location)))
+    return session.sql("SELECT * FROM t ORDER BY id").to_arrow_table().to_pylist()
 
 
 def parquet_on_disk(location: Path) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import re
+from bisect import bisect_right
 from collections.abc import Callable
 from hashlib import md5 as _md5
 
@@ -181,13 +182,7 @@ class FileWalker:
 
     def _position(self, offset: int) -> tuple[int, int]:
         starts = self.line_starts
-        lo, hi = 0, len(starts) - 1
-        while lo < hi:  # the last line start <= offset
-            mid = (lo + hi + 1) // 2
-            if starts[mid] <= offset:
-                lo = mid
-            else:
-                hi = mid - 1
+        lo = max(bisect_right(starts, offset) - 1, 0)  # the last line start <= offset
         prefix = self.raw[starts[lo] : offset]
         col = len(prefix) if self.source.is_utf8 else len(prefix.decode(self.source.encoding).encode())
         return lo + 1, col

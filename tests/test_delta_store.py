@@ -1,0 +1,87 @@
+"""The Delta store's writes and reads: staging never stalls, writes keep the declared schema, and no
+command of ours reads Delta through deltalake's pyarrow readers (which can abort the process at exit)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from conftest import REPO, run_cli, write_tree
+from datafusion import SessionContext
+from deltalake import write_deltalake
+
+from driver.delta_store import DeltaTableStore
+from relspec.catalog import DatasetCatalog
+
+# A Delta file past 2**20 rows holds two row groups; staging a join over its scan used to stall the
+# Delta writer for good (0% CPU), whether it pulled DataFusion's stream directly or through a
+# Python generator. It runs in a process of its own: a stalled writer cannot be interrupted.
+STAGE_A_JOIN = """
+import sys
+import pyarrow as pa
+from datafusion import SessionConfig, SessionContext
+from deltalake import DeltaTable, write_deltalake
+from driver.delta_store import DeltaTableStore
+from relspec.catalog import DatasetCatalog
+
+root, rows = sys.argv[1], int(sys.argv[2])
+write_deltalake(f"{root}/source", pa.table({"id": pa.array(range(rows), pa.int64())}))
+session = SessionContext(SessionConfig().with_target_partitions(1))
+session.register_table("source", DeltaTable(f"{root}/source"))
+frame = session.sql("SELECT a.id FROM source a JOIN source b ON a.id = b.id")
+schema = pa.schema([pa.field("id", pa.int64(), nullable=False)])
+print(DeltaTableStore(DatasetCatalog(root)).stage("joined", frame, schema, "fingerprint").rows)
+"""
+TWO_ROW_GROUPS = 2**20 + 50_000
+HANG_GUARD_SECONDS = 300  # not a speed bound: it turns a stall into a failure instead of a stuck run
+
+
+def test_staging_a_join_over_a_two_row_group_scan_finishes(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", STAGE_A_JOIN, str(tmp_path), str(TWO_ROW_GROUPS)],
+                          capture_output=True, text=True, cwd=REPO, timeout=HANG_GUARD_SECONDS, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(TWO_ROW_GROUPS)]
+
+
+def test_a_null_in_a_non_null_column_fails_the_write_before_it_commits(tmp_path: Path) -> None:
+    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    session = SessionContext()
+    schema = pa.schema([pa.field("node_id", pa.string(), nullable=False)])
+    store.overwrite("cpg_nodes", session.sql("SELECT 'n:1' AS node_id"), schema)
+    with pytest.raises(Exception, match="null"):
+        store.overwrite("cpg_nodes", session.sql("SELECT 'n:2' AS node_id UNION ALL SELECT NULL"), schema)
+    assert store.version("cpg_nodes") == 0
+    assert store.read("cpg_nodes").to_pylist() == [{"node_id": "n:1"}]
+
+
+def test_reads_have_plain_string_columns(tmp_path: Path) -> None:
+    """DataFusion scans hand back string_view, which pyarrow kernels such as ``is_in`` lack."""
+    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    write_deltalake(store.catalog.location("cpg_edges"), pa.table({"kind": ["CALLS"], "confidence": [1.0]}))
+    table = store.read("cpg_edges", columns=["kind"])
+    assert table.schema == pa.schema([pa.field("kind", pa.string())])
+    write_deltalake(store.catalog.staging_location("view"), pa.table({"name": ["a", "b"]}))
+    session = SessionContext()
+    store.register_staged(session, "view", "dataset")
+    assert session.table("view").schema() == pa.schema([pa.field("name", pa.string())])
+    assert session.sql("SELECT count(*) AS n FROM view").to_arrow_table().to_pylist() == [{"n": 2}]
+
+
+READER_RUNS = 3
+
+
+def test_no_command_aborts_at_exit(tmp_path: Path) -> None:
+    """Rebuilds read the last build (its file table, each edited file's rows, recursive views'
+    inputs) and queries read every table: each command exits 0 with nothing from an abort."""
+    source = write_tree(tmp_path / "src", {"pkg/__init__.py": "", "pkg/a.py": "def f():\n    return 1\n"})
+    out = tmp_path / "out"
+    for run in range(READER_RUNS):
+        (source / "pkg/b.py").write_text(f"from pkg.a import f\n\n\ndef g{run}():\n    return f()\n")
+        for args in (("build", source, "--out", out, "--jobs", "1", "-q"),
+                     ("query", out, "SELECT kind, count(*) AS n FROM cpg_edges GROUP BY kind")):
+            done = run_cli(*args)
+            assert done.returncode == 0, done.stderr
+            assert "terminate called" not in done.stderr, done.stderr
