@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -16,6 +17,8 @@ if not CPGFLOW.exists():  # pragma: no cover - a non-venv interpreter
     CPGFLOW = REPO / ".venv" / "bin" / "cpgflow"
 
 CPG_TABLE_NAMES = ("cpg_nodes", "cpg_edges", "cpg_props", "cpg_diagnostics", "cpg_points_to")
+# The running interpreter's standard library; its site-packages is excluded wherever it is built.
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
 
 def write_tree(root: Path, files: Mapping[str, bytes | str]) -> Path:
@@ -111,4 +114,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (root / relative).write_text(text)
     out = tmp_path_factory.mktemp("shop_out")
     build_driver(root, out, jobs=1).execute(["build_summary"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def stdlib_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The standard library built once per session, at its real path, with two extraction processes."""
+    out = tmp_path_factory.mktemp("stdlib_out")
+    build(STDLIB, out, jobs=2, exclude=("site-packages",))
     return out

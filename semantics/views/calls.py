@@ -9,7 +9,9 @@ symbol by qualified name. It is built in two phases:
    chains over modules, classes and external names by composing qualified names (`os.path.join`);
 2. typed: with the class hierarchy known (INHERITS_FROM, an approximate MRO: nearest ancestor
    first, bases in order), attributes of instances and classes find methods, inherited ones
-   included; a name bound by `x = C(...)` denotes an instance of C.
+   included; a name bound by `x = C(...)` denotes an instance of C. When the nearest class that
+   defines a method name defines it k times (`def f` in both branches of an if/else), any of them
+   can be the method at run time: each is a candidate, at 1/k.
 
 CALLS edges come from each call's callee: a function (its confidence lowered when a decorator
 might replace it); a class — to the class and to its `__init__`, own or inherited; or an external
@@ -70,6 +72,7 @@ METHOD_LOOKUP = (
     col("function_id", "string", S.FOREIGN_ID, False, ("function",)),
     col("qualname", "string", S.QUALNAME, False),
     col("depth", "int64", S.ORDINAL, False),
+    col("confidence", "float64", S.ORDINAL, False),  # 1/k when the nearest class defines the name k times
 )
 
 DECORATOR_FACTORS = (
@@ -122,16 +125,19 @@ FROM reference_edges WHERE external IS NOT NULL"""
 
 
 def _attribute_level_sql(base_view: str) -> str:
-    """Attributes whose base denotes a module, class or external name: compose qualified names."""
+    """Attributes whose base denotes a module, class or external name: compose qualified names. A
+    qualified name defined k times (a method or function defined in both branches of an if/else)
+    is each of them at 1/k."""
     return f"""WITH composed AS (
     SELECT a.ref_id, a.file_id, b.target_kind AS base_kind, concat(b.qualname, '.', a.name) AS qualname,
         b.confidence
     FROM attributes a JOIN {base_view} b ON b.ref_id = a.base_id
     WHERE b.target_kind IN ('MODULE', 'CLASS', 'EXTERNAL')
 )
-SELECT c.ref_id, c.file_id, d.def_kind AS target_kind, d.node_id AS target_id, d.qualname, c.confidence,
-    'attribute.definition' AS resolver
+SELECT c.ref_id, c.file_id, d.def_kind AS target_kind, d.node_id AS target_id, d.qualname,
+    c.confidence / CAST(k.n AS DOUBLE) AS confidence, 'attribute.definition' AS resolver
 FROM composed c JOIN definitions d ON d.qualname = c.qualname
+JOIN (SELECT qualname, count(*) AS n FROM definitions GROUP BY qualname) k ON k.qualname = c.qualname
 WHERE c.base_kind <> 'EXTERNAL'
 UNION ALL
 SELECT c.ref_id, c.file_id, t.target_kind, t.target_id, t.qualname, c.confidence * t.confidence,
@@ -211,6 +217,9 @@ FROM class_bases""",
         sql="SELECT parent_id AS class_id, name, id AS function_id, qualname FROM ex_functions WHERE is_method",
         doc="the methods defined in each class body",
     ),
+    # `place` orders the classes of the approximate MRO: depth (two digits: depth < 32), then the bases'
+    # positions along the route. The nearest place may hold several definitions of a name (defined
+    # twice, or in either of two classes that one base may denote): all of them are kept.
     DeriveSpec(
         name="method_lookup", columns=METHOD_LOOKUP, inputs=("class_bases", "definitions", "methods"),
         recursive=True,
@@ -222,13 +231,19 @@ FROM class_bases""",
     FROM ancestors a JOIN class_bases b ON b.class_id = a.ancestor_id
     WHERE b.target_kind = 'CLASS' AND a.depth < 32
 ),
-ranked AS (
-    SELECT a.class_id, m.name, m.function_id, m.qualname, a.depth,
-        row_number() OVER (PARTITION BY a.class_id, m.name ORDER BY a.depth, a.route) AS rn
+found AS (
+    SELECT DISTINCT a.class_id, m.name, m.function_id, m.qualname, a.depth,
+        concat(lpad(CAST(a.depth AS VARCHAR), 2, '0'), a.route) AS place
     FROM ancestors a JOIN methods m ON m.class_id = a.ancestor_id
+),
+nearest AS (
+    SELECT *, min(place) OVER (PARTITION BY class_id, name) AS best FROM found
 )
-SELECT class_id, name, function_id, qualname, depth FROM ranked WHERE rn = 1""",
-        doc="for each class and method name, the method it resolves to: its own, else the nearest inherited",
+SELECT class_id, name, function_id, qualname, depth,
+    1.0 / CAST(count(*) OVER (PARTITION BY class_id, name) AS DOUBLE) AS confidence
+FROM nearest WHERE place = best""",
+        doc="for each class and method name, the methods it resolves to: its own, else the nearest inherited; "
+            "every definition in that class is a candidate, at 1/k",
     ),
     DeriveSpec(
         name="instance_bindings", columns=BINDING_DENOTES,
@@ -256,7 +271,7 @@ FROM reference_edges e JOIN instance_bindings d ON d.binding_id = e.dst""",
     SELECT ref_id, target_kind, target_id, confidence FROM name_denotes_typed
 )
 SELECT a.ref_id, a.file_id, 'FUNCTION' AS target_kind, m.function_id AS target_id, m.qualname,
-    b.confidence * {METHOD_FACTOR} AS confidence,
+    b.confidence * {METHOD_FACTOR} * m.confidence AS confidence,
     CASE WHEN b.target_kind = 'INSTANCE' THEN 'attribute.method' ELSE 'attribute.inherited' END AS resolver
 FROM attributes a JOIN bases b ON b.ref_id = a.base_id
 JOIN method_lookup m ON m.class_id = b.target_id AND m.name = a.name
@@ -304,7 +319,7 @@ UNION ALL
 SELECT 'CALLS', call_id, target_id, NULL, file_id, confidence, concat('calls.class.', resolver)
 FROM legacy WHERE target_kind = 'CLASS'
 UNION ALL
-SELECT 'CALLS', t.call_id, m.function_id, NULL, t.file_id, t.confidence, 'calls.class_init'
+SELECT 'CALLS', t.call_id, m.function_id, NULL, t.file_id, t.confidence * m.confidence, 'calls.class_init'
 FROM legacy t JOIN method_lookup m ON m.class_id = t.target_id AND m.name = '__init__'
 WHERE t.target_kind = 'CLASS'
 UNION ALL

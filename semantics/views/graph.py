@@ -64,13 +64,19 @@ def _props_sql() -> str:
 
 
 def _resolved_edges_sql() -> str:
+    """One row per edge id: when rules (or one rule along several paths) find the same edge, it keeps
+    the highest confidence, and the resolver of that row (ties: the first resolver by name). The
+    order is total: rows of one edge id differ only in confidence and resolver."""
     union = "\nUNION ALL\n".join(
         f"SELECT {', '.join(c.name for c in RESOLVED_EDGE)} FROM {name}" for name in RESOLUTION_EDGE_VIEWS
     )
     dst = f"coalesce(dst, {sql_external_id('external')})"
+    columns = ", ".join(c.name for c in EDGE_COLUMNS)
     return (
+        f"SELECT {columns} FROM (\n"
+        f"SELECT *, row_number() OVER (PARTITION BY edge_id ORDER BY confidence DESC, resolver) AS rn FROM (\n"
         f"SELECT {sql_stable_id('edge', 'file_id', 'kind', 'src', dst)} AS edge_id, kind, src, {dst} AS dst, "
-        f"file_id, confidence, resolver FROM (\n{union}\n) e"
+        f"file_id, confidence, resolver FROM (\n{union}\n) e\n) found\n) ranked WHERE rn = 1"
     )
 
 
@@ -107,7 +113,7 @@ SPECS: list[AnySpec] = [
                sql=_structural_edges_sql(),
                doc="edges the entity declarations' foreign keys imply (CONTAINS, DEFINES, ...): confidence 1"),
     DeriveSpec(name="resolved_edges", columns=EDGE_COLUMNS, inputs=RESOLUTION_EDGE_VIEWS, sql=_resolved_edges_sql(),
-               doc="resolution edges (REFERENCES, IMPORTS, CALLS, INHERITS_FROM) with their ids"),
+               doc="resolution edges (REFERENCES, IMPORTS, CALLS, INHERITS_FROM) with their ids, one row per id"),
     UnionSpec(name="all_edges", columns=EDGE_COLUMNS, inputs=("structural_edges", "resolved_edges"),
               doc="every edge of the graph"),
     DeriveSpec(name="node_props", columns=PROP_COLUMNS,

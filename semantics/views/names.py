@@ -228,7 +228,8 @@ FROM chosen c JOIN scope_parents p ON p.scope_id = c.resolved""",
     LEFT JOIN ex_declarations d ON d.scope_id = b.scope_id AND d.name = b.name
 ),
 nonlocal_target AS (
-    SELECT b.id, c.lookup_scope_id AS target, row_number() OVER (PARTITION BY b.id ORDER BY c.depth) AS rn
+    SELECT b.id, c.lookup_scope_id AS target,
+        row_number() OVER (PARTITION BY b.id ORDER BY c.depth, c.lookup_scope_id) AS rn
     FROM b JOIN scope_chain c ON c.scope_id = b.scope_id AND c.depth > 0
     JOIN ex_bindings o ON o.scope_id = c.lookup_scope_id AND o.name = b.name
     WHERE b.decl_kind = 'nonlocal'
