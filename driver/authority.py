@@ -29,7 +29,7 @@ from relspec.runs import Outcome, ViewOutcome, digest
 from relspec.validation import RuntimeCapabilities, ValidationFailed, ValidationResult
 from semantics.entities import EntityDecl
 from semantics.extract.parallel import available_cores
-from semantics.fixpoint import FixpointRun, run_fixpoint
+from semantics.fixpoint import FixpointRun, register_in_memory, run_fixpoint
 from semantics.ir import EmittedView, typed
 from semantics.views.graph import OUTPUT_SCHEMAS
 
@@ -118,10 +118,11 @@ class RunAuthority(ExecutionAuthority):
                 source = view.sql
                 if view.fixpoint is not None:
                     result, run = run_fixpoint(self.session, view.fixpoint)
-                    _register_view(self.session, FIXPOINT_RESULT, result)
+                    register_in_memory(self.session, FIXPOINT_RESULT, result)
                     source = f"SELECT * FROM {FIXPOINT_RESULT}"
                 data = self.session.sql(_conformed_sql(view, source))
                 rows = self.store.stage(view.name, data, schema, fingerprint).rows
+                _replace_table(self.session, FIXPOINT_RESULT)  # the staged table stands for it now
                 outcome = "computed_staged"
             self.store.register_staged(self.session, view.name, registration)
             frame = self.session.table(view.name)
@@ -165,9 +166,13 @@ def _conformed_sql(view: EmittedView, source: str) -> str:
     return f"SELECT {', '.join(typed(column.name, column) for column in view.columns)} FROM ({source}) v"
 
 
-def _register_view(session: SessionContext, name: str, frame: DataFrame) -> None:
+def _replace_table(session: SessionContext, name: str) -> None:
     if session.table_exist(name):
         session.deregister_table(name)
+
+
+def _register_view(session: SessionContext, name: str, frame: DataFrame) -> None:
+    _replace_table(session, name)
     session.register_view(name, frame)
 
 

@@ -6,7 +6,6 @@ version of a table or the new one, never a half-written table.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from deltalake.exceptions import TableNotFoundError
 from relspec.catalog import DatasetCatalog, StagedResult
 from relspec.runs import RUN_SCHEMA
 from semantics.entities import EXTRACTION_ENTITIES, EntityDecl
+from semantics.fixpoint import register_in_memory
 from semantics.types import SEMANTIC_METADATA_KEY, SemanticType
 
 _DECLARATIONS: dict[str, EntityDecl] = {entity.table: entity for entity in EXTRACTION_ENTITIES}
@@ -236,13 +236,8 @@ class DeltaTableStore:
 
 
 def _register_in_memory(session: SessionContext, name: str, table: DeltaTable) -> None:
-    """A Delta table read once through DataFusion and registered as in-memory batches spread over
-    the cores (never an empty partition list: a plan over zero partitions fails DataFusion's sanity
-    check)."""
-    data = _scan(table)
-    batches = data.to_batches() or [pa.RecordBatch.from_pylist([], schema=data.schema)]
-    partitions = min(len(batches), os.cpu_count() or 1)
-    session.register_record_batches(name, [batches[index::partitions] for index in range(partitions)])
+    """A Delta table read once through DataFusion and registered in memory (re-scannable)."""
+    register_in_memory(session, name, _scan(table))
 
 
 def _replace(session: SessionContext, name: str) -> None:

@@ -83,7 +83,7 @@ class FixpointRun(msgspec.Struct, frozen=True):
     converged: bool
 
 
-def _register(session: SessionContext, name: str, table: pa.Table) -> None:
+def register_in_memory(session: SessionContext, name: str, table: pa.Table) -> None:
     """``table`` as an in-memory table spread over the session's partitions (never zero of them: a
     plan over no partition fails DataFusion's sanity check)."""
     if session.table_exist(name):
@@ -112,10 +112,19 @@ class _State:
         added = 0
         for name, delta in deltas.items():
             self.known[name] = pa.concat_tables([self.known[name], delta])
-            _register(self.session, name, self.known[name])
-            _register(self.session, f"delta_{name}", delta)
+            register_in_memory(self.session, name, self.known[name])
+            register_in_memory(self.session, f"delta_{name}", delta)
             added += delta.num_rows
         return added
+
+    def release(self, program: FixpointProgram) -> None:
+        """Drop every table the evaluation registered: a large program holds gigabytes."""
+        names = [*self.relations, *(f"delta_{name}" for name in self.relations),
+                 *(prepared.name for prepared in program.prepare), "fixpoint_candidates"]
+        for name in names:
+            if self.session.table_exist(name):
+                self.session.deregister_table(name)
+        self.known.clear()
 
     def derive(self, rule: Rule) -> pa.Table:
         relation = self.relations[rule.target]
@@ -126,7 +135,7 @@ class _State:
         relation = self.relations[name]
         if not candidates:
             return relation.schema().empty_table()
-        _register(self.session, "fixpoint_candidates", pa.concat_tables(candidates))
+        register_in_memory(self.session, "fixpoint_candidates", pa.concat_tables(candidates))
         columns = ", ".join(column.name for column in relation.columns)
         sql = f"SELECT DISTINCT {columns} FROM fixpoint_candidates EXCEPT SELECT {columns} FROM {name}"
         cap = self.caps.get(name)
@@ -144,10 +153,11 @@ FROM ranked r LEFT JOIN counts c ON c.{cap.key} = r.{cap.key}"""
         return table.filter(kept).drop_columns(["kept"])
 
 
-def run_fixpoint(session: SessionContext, program: FixpointProgram) -> tuple[DataFrame, FixpointRun]:
-    """Evaluate ``program`` to its fixpoint (or `max_rounds`); returns its result and how it went."""
+def run_fixpoint(session: SessionContext, program: FixpointProgram) -> tuple[pa.Table, FixpointRun]:
+    """Evaluate ``program`` to its fixpoint (or `max_rounds`); returns its result and how it went.
+    The relations it held in the session are dropped before it returns."""
     for prepared in program.prepare:
-        _register(session, prepared.name, _collect(session, prepared.sql))
+        register_in_memory(session, prepared.name, _collect(session, prepared.sql))
     state = _State(session, program)
     empty = {name: relation.schema().empty_table() for name, relation in state.relations.items()}
     state.publish(empty)
@@ -163,5 +173,6 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram) -> tuple[Dat
         deltas = {name: state.novel(name, tables) for name, tables in derived.items()}
         rounds.append(state.publish(deltas))
         converged = rounds[-1] == 0
-    result = session.sql(program.result)
+    result = session.sql(program.result).to_arrow_table()
+    state.release(program)
     return result, FixpointRun(rounds=tuple(rounds), capped=state.capped, converged=converged)

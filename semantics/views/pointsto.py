@@ -33,7 +33,7 @@ from semantics.specs import AnySpec, DeriveSpec
 from semantics.types import SemanticType as S
 from semantics.views.columns import col
 
-VALUES_PER_NODE = 64
+VALUES_PER_NODE = 8
 # An attribute of a name outside the code base is that name's qualified name plus the attribute, up
 # to this many dots (`os.path.join` has two): `node = node.parent` on an external would otherwise
 # grow a new name every round.
