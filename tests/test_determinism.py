@@ -148,23 +148,21 @@ def _build_twice(tmp_path: Path, files: dict[str, str]) -> tuple[Path, Path]:
 
 def test_a_method_defined_in_both_branches_gets_an_edge_to_each(tmp_path: Path) -> None:
     first, second = _build_twice(tmp_path, SHAPES)
-    area, init, method = "shapes.Shape.area", "shapes.Shape.__init__", "calls.attribute.method"
+    area, init, pt = "shapes.Shape.area", "shapes.Shape.__init__", "calls.points_to"
     assert _edges(first, "CALLS") == {
-        # `self` is an instance of Shape (1.0); a method through it 0.9; one of two definitions: 1/2
-        (19, area, 9, 0.45, method), (19, area, 15, 0.45, method),
+        # `self` holds an instance of Shape: `area` is either of two definitions, 1/2 each
+        (19, area, 9, 0.5, pt), (19, area, 15, 0.5, pt),
         # a class call reaches the class, and each of its two `__init__` at 1/2
-        (27, "shapes.Shape", 4, 1.0, "calls.class.name.definition"),
+        (27, "shapes.Shape", 4, 1.0, "calls.points_to.class"),
         (27, init, 6, 0.5, "calls.class_init"), (27, init, 12, 0.5, "calls.class_init"),
         # inherited, the two `__init__` are still the nearest (both one level up): 1/2 each
-        (28, "shapes.Square", 22, 1.0, "calls.class.name.definition"),
+        (28, "shapes.Square", 22, 1.0, "calls.points_to.class"),
         (28, init, 6, 0.5, "calls.class_init"), (28, init, 12, 0.5, "calls.class_init"),
-        # `shape = Shape()`: an instance (0.9), a method through it (0.9), one of two (1/2)
-        (29, area, 9, 0.405, method), (29, area, 15, 0.405, method),
-        (30, area, 9, 0.405, method), (30, area, 15, 0.405, method),
-        # through the class: its own two definitions by qualified name (1/2 each), or inherited
-        # through Square's base (0.9 * 1/2)
-        (31, area, 9, 0.5, "calls.attribute.definition"), (31, area, 15, 0.5, "calls.attribute.definition"),
-        (31, area, 9, 0.45, "calls.attribute.inherited"), (31, area, 15, 0.45, "calls.attribute.inherited"),
+        # `shape = Shape()`, `square = Square()`: instances, each finding the two definitions
+        (29, area, 9, 0.5, pt), (29, area, 15, 0.5, pt),
+        (30, area, 9, 0.5, pt), (30, area, 15, 0.5, pt),
+        # through the class (its own, or inherited by Square): the same two functions, unbound
+        (31, area, 9, 0.5, pt), (31, area, 15, 0.5, pt),
     }
     assert_same_cpg(first, second)
 
@@ -172,13 +170,14 @@ def test_a_method_defined_in_both_branches_gets_an_edge_to_each(tmp_path: Path) 
 def test_an_edge_found_twice_is_one_row(tmp_path: Path) -> None:
     first, second = _build_twice(tmp_path, TWICE)
     assert _edges(first, "CALLS") == {
-        # `lib` is read through two bindings (1/2 each), both the module: two derivations, one edge
-        (18, "lib.helper", 6, 0.5, "calls.attribute.definition"),
-        # `helper`: the direct import (1/2 * 1.0) beats the re-export through again.py (1/2 * 0.9)
-        (19, "lib.helper", 6, 0.5, "calls.name.imports.definition"),
-        (20, "app.Job", 14, 1.0, "calls.class.name.definition"),
-        # Job's base is lib.Base twice over: one ancestor, so `run` is its only candidate (0.9 * 0.9)
-        (21, "lib.Base.run", 2, 0.81, "calls.attribute.method"),
+        # `lib` is read through two bindings, both the module: one value, one target
+        (18, "lib.helper", 6, 1.0, "calls.points_to"),
+        # `helper`: the direct import and the re-export through again.py hold the same function
+        (19, "lib.helper", 6, 1.0, "calls.points_to"),
+        # Job has no __init__ in the code base: the class alone
+        (20, "app.Job", 14, 1.0, "calls.points_to.class"),
+        # Job's base is lib.Base twice over: one ancestor, so `run` is its only candidate
+        (21, "lib.Base.run", 2, 1.0, "calls.points_to"),
     }
     assert _edges(first, "INHERITS_FROM") == {(14, "lib.Base", 1, 0.5, "inherits.attribute.definition")}
     assert_same_cpg(first, second)

@@ -389,12 +389,17 @@ targets AS (  -- one row per target, whatever receivers a method was bound to
         CASE WHEN kind = 'EXTERNAL' THEN NULL ELSE obj END AS target_id, obj, mode
     FROM value_flow_fixpoint WHERE relation = 'callees'
 ),
-counts AS (SELECT call_id, count(DISTINCT obj) AS k FROM targets WHERE mode <> 'init' GROUP BY call_id)
+counts AS (
+    SELECT call_id, count(DISTINCT CASE WHEN mode <> 'init' THEN obj END) AS callees,
+        count(DISTINCT CASE WHEN mode = 'init' THEN obj END) AS inits
+    FROM targets GROUP BY call_id
+)
 SELECT t.call_id, s.file_id, t.target_kind, t.target_id, coalesce(d.qualname, t.obj) AS qualname, t.mode,
-    1.0 / CAST(coalesce(n.k, 1) AS DOUBLE) AS confidence
-FROM targets t JOIN sites s ON s.call_id = t.call_id LEFT JOIN counts n ON n.call_id = t.call_id
+    1.0 / CAST(CASE WHEN n.callees = 0 THEN 1 ELSE n.callees END AS DOUBLE)
+        / CAST(CASE WHEN t.mode = 'init' THEN n.inits ELSE 1 END AS DOUBLE) AS confidence
+FROM targets t JOIN sites s ON s.call_id = t.call_id JOIN counts n ON n.call_id = t.call_id
 LEFT JOIN definitions d ON d.node_id = t.target_id""",
         doc="what each call site (or decorator application) calls, from the points-to fixpoint: confidence "
-            "1/(distinct targets of the site)",
+            "1/(distinct targets of the site); the __init__ an instantiation runs, that times 1/(its candidates)",
     ),
 ]
