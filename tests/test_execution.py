@@ -56,7 +56,7 @@ def test_policies_are_obeyed_as_seen_in_datafusion_plans_and_on_disk(code: Path,
     assert not any((out / "_staging" / view).exists() for view in lazy)
     # name_keys reads name_uses: its plan scans the staged table, not the extraction table beneath it
     plan = str(results["name_keys"].optimized_logical_plan().display_indent())
-    assert "TableScan: name_uses" in plan and "ex_references" not in plan
+    assert "TableScan: delta.name_uses" in plan and "ex_references" not in plan
 
 
 def test_an_override_to_none_inlines_the_view_into_its_readers(code: Path, tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_an_override_to_none_inlines_the_view_into_its_readers(code: Path, tmp_p
     assert view_policy.cache == "none" and view_policy.override
     assert "explicit override name_uses=none (compiled: delta_staging)" in view_policy.confidence.evidence
     plan = str(results["name_keys"].optimized_logical_plan().display_indent())
-    assert "TableScan: ex_references" in plan  # recomputed inside its reader
+    assert "TableScan: delta.ex_references" in plan  # recomputed inside its reader
     assert not (out / "_staging" / "name_uses").exists()
 
 

@@ -247,7 +247,8 @@ LEFT JOIN nonlocal_target n ON n.id = b.id AND n.rn = 1""",
         name="binding_ranks", columns=BINDING_RANKS, inputs=("effective_bindings",),
         sql="""WITH """ + _BINDING_GROUPS + """,
 ordered AS (
-    SELECT binding_id, scope_id, name, row_number() OVER (ORDER BY scope_id, name, bstart, binding_id) AS position
+    SELECT binding_id, scope_id, name,
+        CAST(row_number() OVER (ORDER BY scope_id, name, bstart, binding_id) AS BIGINT) AS position
     FROM effective_bindings
 )
 SELECT o.binding_id, o.scope_id, o.name, CAST(o.position - g.earlier AS BIGINT) AS rank
