@@ -211,6 +211,7 @@ _SQL_WORDS = frozenset({
 })
 
 
+_SQL_COMMENT = re.compile(r"--[^\n]*")
 _CTE_NAME = re.compile(r"\b([a-z_][a-z0-9_]*)\s*(?:\([^()]*\))?\s+AS\s*\(", re.I)
 
 
@@ -219,10 +220,11 @@ def compile_udf_requirements(plan: SemanticPlan, known_tables: set[str]) -> dict
     views = {view.name for view in plan.views} | known_tables
     requirements = {}
     for view in plan.views:
-        called = {match.lower() for match in _FUNCTION_CALL.findall(view.sql)}
+        sql = _SQL_COMMENT.sub("", view.sql)
+        called = {match.lower() for match in _FUNCTION_CALL.findall(sql)}
         called -= _SQL_WORDS
         called -= {name.lower() for name in views}
-        called -= {name.lower() for name in _CTE_NAME.findall(view.sql)}
+        called -= {name.lower() for name in _CTE_NAME.findall(sql)}
         requirements[view.name] = tuple(sorted(called))
     return requirements
 

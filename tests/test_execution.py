@@ -115,6 +115,16 @@ def test_validation_error_mode_stops_before_writing_and_says_why(code: Path, tmp
     assert [issue.code for issue in record.validation] == ["policy.required_staging_dropped"]
 
 
+def test_a_default_build_validates_clean(code: Path, tmp_path: Path) -> None:
+    """Every view's SQL (the fixpoint program's comments and rule names included) passes validation:
+    e.g. no word followed by a parenthesis is taken for a function the engine lacks."""
+    out = tmp_path / "out"
+    build_driver(code, out, jobs=1).execute(["build_summary"])
+    (record,) = _runs(out)
+    assert record.status == "published"
+    assert record.validation == ()
+
+
 def test_warn_mode_reports_and_goes_on(code: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     build_driver(code, out, jobs=1, cache_overrides={"class_bases": "none"}).execute(["build_summary"])

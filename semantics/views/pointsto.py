@@ -27,6 +27,8 @@ quadratic.
 
 from __future__ import annotations
 
+import os
+
 from semantics.fixpoint import Cap, FixpointProgram, Prepared, Relation, Rule
 from semantics.qualnames import BUILTIN_PREFIX
 from semantics.specs import AnySpec, DeriveSpec
@@ -34,6 +36,8 @@ from semantics.types import SemanticType as S
 from semantics.views.columns import col
 
 VALUES_PER_NODE = 8
+# A node further than this along a chain of single copies from the chain's start stays a node of its own.
+COPY_CHAIN_DEPTH = 64
 # An attribute of a name outside the code base is that name's qualified name plus the attribute, up
 # to this many dots (`os.path.join` has two): `node = node.parent` on an external would otherwise
 # grow a new name every round.
@@ -119,17 +123,92 @@ def _flows_of(kind: str, columns: str) -> str:
 
 _PYTYPE = "CASE key " + " ".join(f"WHEN '{t}' THEN '{n}'" for t, n in BUILTIN_TYPE_NAMES.items()) + " END"
 
+# Copies known before any round: assignments, returns and yields, each name use from the bindings it
+# reads, and an imported variable from the binding it imports.
+_STATIC_EDGES = " UNION ALL ".join((
+    _flows_of("assign", "src, dst"),
+    _flows_of("ret", "src, concat('ret:', dst) AS dst"),
+    _flows_of("yield", "src, concat('elm:gen:', dst, '[*]') AS dst"),
+    "SELECT dst AS src, src AS dst FROM reference_edges WHERE kind = 'REFERENCES' AND dst IS NOT NULL",
+    "SELECT t.target_id AS src, b.binding_id AS dst FROM import_targets t JOIN effective_bindings b "
+    "ON b.definition_id = t.import_id AND b.binding_kind = 'import' WHERE t.target_kind = 'BINDING'",
+))
+
+# Nodes that gain values otherwise than by a static copy: seeded ones, and the targets of the rules
+# (parameters, call results, attribute and element loads, loop items, caught exceptions).
+_FIXED_NODES = " UNION ALL ".join((
+    "SELECT node_id AS node FROM definitions WHERE def_kind IN ('FUNCTION', 'CLASS')",
+    "SELECT binding_id FROM binding_denotes",
+    "SELECT src FROM reference_edges WHERE kind = 'REFERENCES' AND external IS NOT NULL",
+    "SELECT binding_id FROM parameter_bindings",
+    "SELECT dst FROM value_flows WHERE kind IN ('alloc', 'callee', 'attr_load', 'elem_load', 'iter', 'instance', "
+    "'super')",
+))
+
+# Nodes whose values a rule reads: what flows somewhere, what is called, stored into, loaded from.
+_READ_NODES = " UNION ALL ".join((
+    "SELECT src AS node FROM pt_static_all",
+    "SELECT src FROM value_flows WHERE kind IN ('callee', 'arg', 'attr_load', 'attr_store', 'elem_load', "
+    "'elem_store', 'iter', 'instance')",
+    "SELECT dst FROM value_flows WHERE kind IN ('attr_store', 'elem_store')",
+    "SELECT binding_id FROM class_attributes UNION ALL SELECT binding_id FROM super_attributes",
+    "SELECT binding_id FROM module_bindings",
+))
+
+
+def _mapped(sql: str, columns: str, *mapped: str) -> str:
+    """``sql``'s rows (its ``columns``) with each of the ``mapped`` ones replaced by its node's
+    representative (`pt_rep`)."""
+    joins = " ".join(f"LEFT JOIN pt_rep r_{c} ON r_{c}.node = x.{c}" for c in mapped)
+    kept = ", ".join(f"coalesce(r_{c}.rep, x.{c}) AS {c}" if c in mapped else f"x.{c}"
+                     for c in columns.split(", "))
+    return f"SELECT {kept} FROM ({sql}) x {joins}"
+
+
+
+# Before the rounds, the copy graph is made smaller without changing any answer (offline variable
+# substitution): a node whose only source is one static copy holds exactly what that source holds, so
+# it is replaced by its source's representative everywhere the rules read it (`pt_rep`), and a node no
+# rule reads gets its values once, after the rounds, from its static sources (`pt_sink_edges`).
 _PREPARE = (
-    Prepared("pt_callee_flows", _flows_of("callee", "dst AS call_id, src, coalesce(key, 'call') AS mode")),
-    Prepared("pt_arg_flows", _flows_of("arg", "dst AS call_id, src, key, position")),
-    Prepared("pt_attr_loads", _flows_of("attr_load", "dst, src, key")),
-    Prepared("pt_attr_stores", _flows_of("attr_store", "dst, src, key")),
-    Prepared("pt_elem_loads", _flows_of("elem_load", "dst, src, key")),
-    Prepared("pt_elem_stores", _flows_of("elem_store", "dst, src, key")),
-    Prepared("pt_iters", _flows_of("iter", "dst, src")),
-    Prepared("pt_instances", _flows_of("instance", "dst, src")),
+    Prepared("pt_static_all", _STATIC_EDGES),
+    Prepared("pt_fixed", _FIXED_NODES),
+    Prepared("pt_single", "SELECT dst AS node, min(src) AS src FROM pt_static_all s "
+                          "LEFT ANTI JOIN pt_fixed f ON f.node = s.dst "
+                          "WHERE dst NOT LIKE 'ret:%' AND dst NOT LIKE 'elm:%' "
+                          "GROUP BY dst HAVING count(DISTINCT src) = 1"),
+    Prepared("pt_rep", f"""WITH RECURSIVE chain(node, rep, depth) AS (
+    SELECT node, src, CAST(1 AS BIGINT) FROM pt_single
+    UNION ALL
+    SELECT c.node, s.src, c.depth + 1 FROM chain c JOIN pt_single s ON s.node = c.rep WHERE c.depth < {COPY_CHAIN_DEPTH}
+)
+SELECT node, rep FROM (
+    SELECT node, rep, row_number() OVER (PARTITION BY node ORDER BY depth DESC) AS rank FROM chain
+) WHERE rank = 1 AND rep NOT IN (SELECT node FROM pt_single)"""),  # else a cycle, or cut at the depth
+    Prepared("pt_live", f"SELECT DISTINCT coalesce(r.rep, x.node) AS node FROM ({_READ_NODES}) x "
+                        "LEFT JOIN pt_rep r ON r.node = x.node"),
+    Prepared("pt_copies", _mapped("SELECT DISTINCT src, dst FROM pt_static_all s "
+                                  "LEFT ANTI JOIN pt_rep r ON r.node = s.dst", "src, dst", "src")),
+    Prepared("pt_static", "SELECT DISTINCT src, dst FROM pt_copies c WHERE src <> dst AND "
+                          "(dst LIKE 'ret:%' OR dst LIKE 'elm:%' OR dst IN (SELECT node FROM pt_live))"),
+    Prepared("pt_sink_edges", "SELECT DISTINCT src, dst FROM pt_copies c WHERE src <> dst AND "
+                              "NOT (dst LIKE 'ret:%' OR dst LIKE 'elm:%' OR dst IN (SELECT node FROM pt_live))"),
+    Prepared("pt_callee_flows", _mapped("SELECT dst AS call_id, src, coalesce(key, 'call') AS mode FROM value_flows "
+                                        "WHERE kind = 'callee'", "call_id, src, mode", "src")),
+    Prepared("pt_arg_flows", _mapped(_flows_of("arg", "dst AS call_id, src, key, position"),
+                                     "call_id, src, key, position", "src")),
+    Prepared("pt_attr_loads", _mapped(_flows_of("attr_load", "dst, src, key"), "dst, src, key", "src")),
+    Prepared("pt_attr_stores", _mapped(_flows_of("attr_store", "dst, src, key"), "dst, src, key", "dst", "src")),
+    Prepared("pt_elem_loads", _mapped(_flows_of("elem_load", "dst, src, key"), "dst, src, key", "src")),
+    Prepared("pt_elem_stores", _mapped(_flows_of("elem_store", "dst, src, key"), "dst, src, key", "dst", "src")),
+    Prepared("pt_iters", _mapped(_flows_of("iter", "dst, src"), "dst, src", "src")),
+    Prepared("pt_instances", _mapped(_flows_of("instance", "dst, src"), "dst, src", "src")),
     Prepared("pt_allocs", _flows_of("alloc", f"dst AS obj, {_PYTYPE} AS pytype")),
     Prepared("pt_modules", "SELECT node_id, qualname FROM definitions WHERE def_kind = 'MODULE'"),
+    *(Prepared(f"pt_{name}", _mapped(f"SELECT {columns} FROM {name}", columns, "binding_id"))
+      for name, columns in (("class_attributes", "class_id, name, binding_id"),
+                            ("super_attributes", "class_id, name, binding_id"),
+                            ("module_bindings", "qualname, binding_id"))),
 )
 
 _SEEDS = (
@@ -139,21 +218,13 @@ _SEEDS = (
     Rule("imports_and_receivers", "pts",
          "SELECT binding_id AS node, target_kind AS kind, coalesce(target_id, qualname) AS obj, NULL AS recv "
          "FROM binding_denotes WHERE (resolver LIKE 'name.imports%' OR resolver LIKE 'name.receiver%') "
-         "AND target_kind <> 'BINDING'"),  # an imported variable: its values flow (imported_variables)
+         "AND target_kind <> 'BINDING'"),  # an imported variable: its values flow (pt_static_all)
     Rule("builtins", "pts", "SELECT src AS node, 'EXTERNAL' AS kind, external AS obj, NULL AS recv "
                             "FROM reference_edges WHERE kind = 'REFERENCES' AND external IS NOT NULL"),
     Rule("generators", "pts", _flows_of("generator", "concat('ret:', dst) AS node, 'CONTAINER' AS kind, "
                                                      "concat('gen:', dst) AS obj, NULL AS recv")),
     Rule("super", "pts", _flows_of("super", "dst AS node, 'SUPER' AS kind, src AS obj, NULL AS recv")),
-    Rule("assignments", "edges", _flows_of("assign", "src, dst, NULL AS recv")),
-    Rule("returns", "edges", _flows_of("ret", "src, concat('ret:', dst) AS dst, NULL AS recv")),
-    Rule("yields", "edges", _flows_of("yield", "src, concat('elm:gen:', dst, '[*]') AS dst, NULL AS recv")),
-    Rule("name_uses", "edges", "SELECT dst AS src, src AS dst, NULL AS recv FROM reference_edges "
-                               "WHERE kind = 'REFERENCES' AND dst IS NOT NULL"),
-    Rule("imported_variables", "edges",
-         "SELECT t.target_id AS src, b.binding_id AS dst, NULL AS recv FROM import_targets t "
-         "JOIN effective_bindings b ON b.definition_id = t.import_id AND b.binding_kind = 'import' "
-         "WHERE t.target_kind = 'BINDING'"),
+    Rule("copies", "edges", "SELECT src, dst, NULL AS recv FROM pt_static"),
 )
 
 
@@ -161,15 +232,23 @@ _BIND = "CASE WHEN {v}.kind = 'FUNCTION' AND {v}.recv IS NULL THEN e.recv ELSE {
 
 # Values move along edges, to a fixpoint within the round (a recursive query: a chain of copies costs
 # one round, not one per link); a plain function read through a binding edge becomes a method bound
-# to the edge's receiver.
+# to the edge's receiver. A value stops at a node that already holds it (what lies past that node had
+# it already) and at a node holding VALUES_PER_NODE values (it takes no more), so a round's work
+# follows only what is new.
+_STOP = os.environ.get("CPGFLOW_PT_STOP", "known,full")
+_KNOWN = ("LEFT ANTI JOIN pts k ON k.node = e.dst AND k.kind = {v}.kind AND k.obj = {v}.obj "
+          "AND coalesce(k.recv, '') = coalesce(" + _BIND + ", '')") if "known" in _STOP else ""
+_FULL = "LEFT ANTI JOIN full_pts f ON f.node = e.dst" if "full" in _STOP else ""
 _PROPAGATE = f"""WITH RECURSIVE reach(node, kind, obj, recv) AS (
     SELECT * FROM (
         SELECT node, kind, obj, recv FROM delta_pts
         UNION ALL
         SELECT e.dst, p.kind, p.obj, {_BIND.format(v="p")} FROM pts p JOIN delta_edges e ON e.src = p.node
+        {_KNOWN.format(v="p")} {_FULL}
     ) fresh
     UNION
     SELECT e.dst, r.kind, r.obj, {_BIND.format(v="r")} FROM reach r JOIN edges e ON e.src = r.node
+    {_KNOWN.format(v="r")} {_FULL}
 )
 SELECT node, kind, obj, recv FROM reach"""
 
@@ -204,16 +283,18 @@ _ATTRIBUTE_EDGES = """SELECT concat('fld:', p.kind, ':', p.obj, '.', l.key) AS s
 FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node WHERE p.kind IN ('INSTANCE', 'CLASS', 'MODULE')
 UNION ALL
 SELECT a.binding_id, l.dst, CASE WHEN p.kind = 'INSTANCE' THEN p.obj END
-FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node JOIN class_attributes a ON a.class_id = p.obj AND a.name = l.key
+FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node
+JOIN pt_class_attributes a ON a.class_id = p.obj AND a.name = l.key
 WHERE p.kind IN ('INSTANCE', 'CLASS')
 UNION ALL
 SELECT a.binding_id, l.dst, p.obj
-FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node JOIN super_attributes a ON a.class_id = p.obj AND a.name = l.key
+FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node
+JOIN pt_super_attributes a ON a.class_id = p.obj AND a.name = l.key
 WHERE p.kind = 'SUPER'
 UNION ALL
 SELECT b.binding_id, l.dst, NULL
 FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node JOIN pt_modules m ON m.node_id = p.obj
-JOIN module_bindings b ON b.qualname = concat(m.qualname, '.', l.key) WHERE p.kind = 'MODULE'"""
+JOIN pt_module_bindings b ON b.qualname = concat(m.qualname, '.', l.key) WHERE p.kind = 'MODULE'"""
 
 _STORE_EDGES = """SELECT s.src, concat('fld:', p.kind, ':', p.obj, '.', s.key) AS dst, NULL AS recv
 FROM delta_pts p JOIN pt_attr_stores s ON s.dst = p.node WHERE p.kind IN ('INSTANCE', 'CLASS', 'MODULE')
@@ -239,7 +320,7 @@ def _special_method(pts: str, methods: str, kind: str, name: str, mode: str) -> 
     through the class's MRO, bound to the instance)."""
     return f"""SELECT f.call_id, 'FUNCTION' AS kind, q.obj, p.obj AS recv, '{mode}' AS mode
 FROM {pts} p JOIN pt_callee_flows f ON f.src = p.node
-JOIN class_attributes a ON a.class_id = p.obj AND a.name = '{name}'
+JOIN pt_class_attributes a ON a.class_id = p.obj AND a.name = '{name}'
 JOIN {methods} q ON q.node = a.binding_id AND q.kind = 'FUNCTION'
 WHERE p.kind = '{kind}' AND f.mode = 'call'"""
 
@@ -251,42 +332,64 @@ FROM {callees} c JOIN pt_arg_flows a ON a.call_id = c.call_id JOIN {pts} q ON q.
 WHERE c.kind = 'EXTERNAL' AND c.obj IN ({names}) AND q.kind = 'FUNCTION'"""
 
 
+# A round runs three stages: values move along copies; then call sites find what they call; then calls
+# bind arguments, parameters and results, and attribute and element accesses connect to fields.
+_MOVE, _CALL, _BIND_CALLS = 0, 1, 2
+
 _RULES = (
-    Rule("propagate", "pts", _PROPAGATE),
-    Rule("receiver", "pts", _RECEIVER),
+    Rule("propagate", "pts", _PROPAGATE, _MOVE),
+    Rule("callees", "callees", "SELECT f.call_id, p.kind, p.obj, p.recv, f.mode FROM delta_pts p "
+                               "JOIN pt_callee_flows f ON f.src = p.node "
+                               "WHERE p.kind IN ('FUNCTION', 'CLASS', 'EXTERNAL')", _CALL),
+    Rule("init_of_new_class", "callees", _special_method("delta_pts", "pts", "CLASS", "__init__", "init"), _CALL),
+    Rule("new_init_of_class", "callees", _special_method("pts", "delta_pts", "CLASS", "__init__", "init"), _CALL),
+    Rule("call_of_new_instance", "callees", _special_method("delta_pts", "pts", "INSTANCE", "__call__", "call"),
+         _CALL),
+    Rule("new_call_of_instance", "callees", _special_method("pts", "delta_pts", "INSTANCE", "__call__", "call"),
+         _CALL),
+    Rule("callbacks_of_new_callees", "callees", _callbacks("delta_callees", "pts"), _CALL),
+    Rule("new_callbacks", "callees", _callbacks("callees", "delta_pts"), _CALL),
+    Rule("receiver", "pts", _RECEIVER, _BIND_CALLS),
     Rule("instantiation", "pts", "SELECT call_id AS node, 'INSTANCE' AS kind, obj, NULL AS recv FROM delta_callees "
-                                 "WHERE kind = 'CLASS' AND mode = 'call'"),
-    Rule("attribute_values", "pts", _ATTRIBUTE_VALUES),
+                                 "WHERE kind = 'CLASS' AND mode = 'call'", _BIND_CALLS),
+    Rule("attribute_values", "pts", _ATTRIBUTE_VALUES, _BIND_CALLS),
     Rule("caught_instance", "pts", "SELECT i.dst AS node, 'INSTANCE' AS kind, p.obj, NULL AS recv "
-                                   "FROM delta_pts p JOIN pt_instances i ON i.src = p.node WHERE p.kind = 'CLASS'"),
-    Rule("arguments", "edges", _ARGUMENT_EDGES),
+                                   "FROM delta_pts p JOIN pt_instances i ON i.src = p.node WHERE p.kind = 'CLASS'",
+         _BIND_CALLS),
+    Rule("arguments", "edges", _ARGUMENT_EDGES, _BIND_CALLS),
     Rule("returns", "edges", "SELECT concat('ret:', obj) AS src, call_id AS dst, NULL AS recv FROM delta_callees "
-                             "WHERE kind = 'FUNCTION' AND mode IN ('call', 'decorator')"),
+                             "WHERE kind = 'FUNCTION' AND mode IN ('call', 'decorator')", _BIND_CALLS),
     Rule("opaque_decorators", "edges",
          "SELECT a.src, c.call_id AS dst, NULL AS recv FROM delta_callees c "
          "JOIN pt_arg_flows a ON a.call_id = c.call_id AND a.position = 0 "
-         "WHERE c.kind = 'EXTERNAL' AND c.mode = 'decorator'"),
-    Rule("attribute_loads", "edges", _ATTRIBUTE_EDGES),
-    Rule("stores", "edges", _STORE_EDGES),
-    Rule("element_loads", "edges", _LOAD_EDGES),
-    Rule("callees", "callees", "SELECT f.call_id, p.kind, p.obj, p.recv, f.mode FROM delta_pts p "
-                               "JOIN pt_callee_flows f ON f.src = p.node "
-                               "WHERE p.kind IN ('FUNCTION', 'CLASS', 'EXTERNAL')"),
-    Rule("init_of_new_class", "callees", _special_method("delta_pts", "pts", "CLASS", "__init__", "init")),
-    Rule("new_init_of_class", "callees", _special_method("pts", "delta_pts", "CLASS", "__init__", "init")),
-    Rule("call_of_new_instance", "callees", _special_method("delta_pts", "pts", "INSTANCE", "__call__", "call")),
-    Rule("new_call_of_instance", "callees", _special_method("pts", "delta_pts", "INSTANCE", "__call__", "call")),
-    Rule("callbacks_of_new_callees", "callees", _callbacks("delta_callees", "pts")),
-    Rule("new_callbacks", "callees", _callbacks("callees", "delta_pts")),
+         "WHERE c.kind = 'EXTERNAL' AND c.mode = 'decorator'", _BIND_CALLS),
+    Rule("attribute_loads", "edges", _ATTRIBUTE_EDGES, _BIND_CALLS),
+    Rule("stores", "edges", _STORE_EDGES, _BIND_CALLS),
+    Rule("element_loads", "edges", _LOAD_EDGES, _BIND_CALLS),
 )
+
+# The values of the nodes left out of the rounds: a node no rule reads, from its static sources (at
+# most VALUES_PER_NODE of them, smallest first), then a replaced node, from its representative.
+_RESULT = f"""WITH sinks AS (
+    SELECT node, kind, obj, recv FROM (
+        SELECT node, kind, obj, recv,
+            row_number() OVER (PARTITION BY node ORDER BY kind, obj, recv NULLS FIRST) AS rank
+        FROM (SELECT DISTINCT s.dst AS node, p.kind, p.obj, p.recv FROM pt_sink_edges s JOIN pts p ON p.node = s.src)
+    ) WHERE rank <= {VALUES_PER_NODE}
+),
+computed AS (SELECT node, kind, obj, recv FROM pts UNION ALL SELECT node, kind, obj, recv FROM sinks)
+SELECT 'pts' AS relation, node, kind, obj, recv, CAST(NULL AS VARCHAR) AS mode FROM computed
+UNION ALL
+SELECT 'pts', r.node, c.kind, c.obj, c.recv, NULL FROM pt_rep r JOIN computed c ON c.node = r.rep
+UNION ALL
+SELECT 'callees', call_id, kind, obj, recv, mode FROM callees"""
 
 POINTS_TO_PROGRAM = FixpointProgram(
     relations=(_PTS, _EDGES, _CALLEES),
     prepare=_PREPARE,
     seeds=_SEEDS,
     rules=_RULES,
-    result="SELECT 'pts' AS relation, node, kind, obj, recv, CAST(NULL AS VARCHAR) AS mode FROM pts "
-           "UNION ALL SELECT 'callees', call_id, kind, obj, recv, mode FROM callees",
+    result=_RESULT,
     caps=(Cap("pts", "node", VALUES_PER_NODE),),
 )
 
