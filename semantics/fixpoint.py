@@ -167,8 +167,11 @@ class _State:
             return relation.schema().empty_table()
         register_in_memory(self.session, "fixpoint_candidates", pa.concat_tables(candidates))
         columns = ", ".join(column.name for column in relation.columns)
-        sql = f"SELECT DISTINCT {columns} FROM fixpoint_candidates EXCEPT SELECT {columns} FROM {name}"
         cap = self.caps.get(name)
+        known = f"SELECT {columns} FROM {name}"
+        if cap is not None:  # only the keys at stake: a probe of one column, not of every column
+            known += f" WHERE {cap.key} IN (SELECT {cap.key} FROM fixpoint_candidates)"
+        sql = f"SELECT DISTINCT {columns} FROM fixpoint_candidates EXCEPT {known}"
         if cap is None:
             return _collect(self.session, sql)
         order = ", ".join(f"n.{column.name}" for column in relation.columns)
