@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 from hamilton.function_modifiers import tag
 
@@ -12,7 +14,7 @@ from relspec.validation import ValidationFailed
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES, Discovery, DiscoveryOptions, discover
 from semantics.entities import EXTRACTION_ENTITIES, FILE
 from semantics.extract.manifest import FileManifest, plan_manifest
-from semantics.extract.parallel import NO_PROGRESS, Progress, rows_to_table, run_extraction
+from semantics.extract.parallel import NO_PROGRESS, ExtractionSpool, Progress, rows_to_table, run_extraction
 
 
 @tag(role="extract")
@@ -42,18 +44,23 @@ def file_manifest(discovery: Discovery, previous_files: pa.Table | None) -> File
 
 @tag(role="extract")
 def extraction(file_manifest: FileManifest, execution_authority: ExecutionAuthority, table_store: TableStore,
-               jobs: int = 0, progress: Progress = NO_PROGRESS) -> dict[str, pa.Table]:
-    """Rows of every extraction entity for the files this build extracts, by entity name.
+               jobs: int = 0, progress: Progress = NO_PROGRESS) -> ExtractionSpool:
+    """Rows of every extraction entity for the files this build extracts, spooled to disk by entity.
 
     The run's gate: when validation fails in `error` mode, the run stops here, before anything is
     written, and records why in the run table."""
     _stop_if_invalid(execution_authority, table_store)
-    tables = run_extraction(file_manifest.tasks, jobs, file_manifest.root, progress)
-    for rows in file_manifest.skipped_rows:
-        for name, entity_rows in rows.items():
-            if entity_rows:
-                tables[name] = pa.concat_tables([tables[name], rows_to_table(name, entity_rows)])
-    return tables
+    spool = ExtractionSpool(Path(table_store.catalog.spool_location("extraction")))
+    try:
+        run_extraction(file_manifest.tasks, jobs, file_manifest.root, spool, progress)
+        for rows in file_manifest.skipped_rows:
+            for name, entity_rows in rows.items():
+                if entity_rows:
+                    spool.add_table(name, rows_to_table(name, entity_rows))
+    except BaseException:
+        spool.remove()
+        raise
+    return spool.finish()
 
 
 def _stop_if_invalid(authority: ExecutionAuthority, table_store: TableStore) -> None:
@@ -66,17 +73,19 @@ def _stop_if_invalid(authority: ExecutionAuthority, table_store: TableStore) -> 
 
 
 @tag(role="extract")
-def extraction_tables(extraction: dict[str, pa.Table], file_manifest: FileManifest,
+def extraction_tables(extraction: ExtractionSpool, file_manifest: FileManifest,
                       table_store: TableStore) -> dict[str, int]:
-    """Write the extraction tables: each file's rows replaced alone, in one commit per table.
+    """Write the extraction tables: each file's rows replaced alone, in one commit per table; the
+    spool is removed once they are written.
 
     Returns every extraction table's version after the write (unchanged tables keep theirs).
     """
     replaced = None if not file_manifest.unchanged else file_manifest.replaced_file_ids()
     versions: dict[str, int] = {}
-    for entity in EXTRACTION_ENTITIES:
-        if entity is FILE:
-            continue  # written last: it is what marks the other tables' rows as current
-        versions[entity.table] = table_store.replace_files(entity.table, extraction[entity.name], replaced)
-    versions[FILE.table] = table_store.replace_files(FILE.table, extraction[FILE.name], replaced)
+    try:
+        for entity in [*(e for e in EXTRACTION_ENTITIES if e is not FILE), FILE]:
+            # FILE is written last: it is what marks the other tables' rows as current
+            versions[entity.table] = table_store.replace_files(entity.table, extraction.table(entity.name), replaced)
+    finally:
+        extraction.remove()
     return versions

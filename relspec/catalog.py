@@ -22,6 +22,7 @@ from semantics.views import OUTPUTS
 
 EXTRACT_FOLDER = "extract"
 STAGING_FOLDER = "_staging"
+SPOOL_FOLDER = "_spool"  # scratch space of a build in progress (local: the extraction results)
 RUNS_TABLE = "cpg_runs"
 CPG_TABLES = OUTPUTS  # the published tables, at the root of the output
 EXTRACT_TABLES = tuple(entity.table for entity in EXTRACTION_ENTITIES)
@@ -49,6 +50,11 @@ class DatasetCatalog(msgspec.Struct, frozen=True):
 
     def staging_location(self, view: str) -> str:
         return f"{self.root.rstrip('/')}/{STAGING_FOLDER}/{view}"
+
+    def spool_location(self, purpose: str) -> str:
+        """A local scratch folder of a build in progress; a build that died leaves it for the next
+        one to clear."""
+        return f"{self.root.rstrip('/')}/{SPOOL_FOLDER}/{purpose}"
 
     def names(self) -> tuple[str, ...]:
         return (*CPG_TABLES, *EXTRACT_TABLES, RUNS_TABLE)

@@ -1,4 +1,4 @@
-"""Extraction of many files in worker processes, returned as Arrow tables.
+"""Extraction of many files in worker processes, spooled to Arrow files.
 
 Levers measured on the standard library (see STACK.md): tasks grouped by bytes with the largest
 files first; results returned as Arrow IPC buffers (not pickled lists); the garbage collector off in
@@ -17,6 +17,7 @@ import contextlib
 import gc
 import os
 import selectors
+import shutil
 import signal
 import site
 import subprocess
@@ -28,7 +29,7 @@ from pathlib import Path
 import msgspec
 import pyarrow as pa
 
-from semantics.entities import ENTITIES_BY_NAME, EXTRACTION_ENTITIES
+from semantics.entities import ENTITIES_BY_NAME
 from semantics.extract.files import EXTRACTOR_CRASHED, FileTask, extract_file, failure_rows
 from semantics.extract.worker import encode_batch, read_frame, write_frame
 
@@ -194,23 +195,51 @@ class _Worker:
         self.stderr.close()
 
 
-class ExtractionOutput:
-    """Arrow IPC buffers per entity, gathered from workers and assembled once at the end."""
+class ExtractionSpool:
+    """Extraction results on disk, one Arrow IPC file per entity, filled as workers hand batches back:
+    the driver never holds a whole code base's rows (the standard library's are ~1 GB). Each table is
+    read back memory-mapped when it is written to Delta, then `remove` deletes the folder. Whatever
+    ``folder`` held (the spool of a build that died) is cleared first."""
 
-    def __init__(self) -> None:
-        self._buffers: dict[str, list[bytes]] = {}
+    def __init__(self, folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        self.folder = folder
+        self._writers: dict[str, pa.ipc.RecordBatchFileWriter] = {}
 
     def add(self, payload: dict[str, bytes]) -> None:
+        """A worker's batch: one IPC stream per entity."""
         for name, buffer in payload.items():
-            self._buffers.setdefault(name, []).append(buffer)
+            self.add_table(name, pa.ipc.open_stream(buffer).read_all())
 
-    def tables(self) -> dict[str, pa.Table]:
-        result: dict[str, pa.Table] = {}
-        for entity in EXTRACTION_ENTITIES:
-            schema = entity.arrow_schema()
-            parts = [pa.ipc.open_stream(buffer).read_all() for buffer in self._buffers.get(entity.name, [])]
-            result[entity.name] = pa.concat_tables(parts) if parts else schema.empty_table()
-        return result
+    def add_table(self, name: str, table: pa.Table) -> None:
+        writer = self._writers.get(name)
+        if writer is None:
+            writer = pa.ipc.new_file(self._path(name), ENTITIES_BY_NAME[name].arrow_schema())
+            self._writers[name] = writer
+        writer.write_table(table)
+
+    def finish(self) -> ExtractionSpool:
+        """Close every file: what is spooled can be read from now on."""
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+        return self
+
+    def table(self, name: str) -> pa.Table:
+        """Every row spooled for entity ``name`` (memory-mapped: pages are read as they are used)."""
+        path = self._path(name)
+        if not path.exists():
+            return ENTITIES_BY_NAME[name].arrow_schema().empty_table()
+        with pa.memory_map(str(path)) as source:
+            return pa.ipc.open_file(source).read_all()
+
+    def remove(self) -> None:
+        self.finish()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _path(self, name: str) -> Path:
+        return self.folder / f"{name}.arrow"
 
 
 def _crash_rows(task: FileTask, cause: str) -> dict[str, bytes]:
@@ -218,7 +247,7 @@ def _crash_rows(task: FileTask, cause: str) -> dict[str, bytes]:
                                      f"the extractor process died on this file ({cause})"))
 
 
-def _extract_in_workers(batches: list[list[FileTask]], workers: int, command: list[str], output: ExtractionOutput,
+def _extract_in_workers(batches: list[list[FileTask]], workers: int, command: list[str], output: ExtractionSpool,
                         report: Progress) -> None:
     """Hand batches to up to ``workers`` processes as they free up. A batch whose worker died is
     retried one file at a time; a single file that kills its worker becomes a diagnostic row."""
@@ -274,7 +303,7 @@ def worker_count(tasks: list[FileTask], jobs: int) -> int:
     return max(1, min(limit, total // WORKER_MIN_BYTES))
 
 
-def _extract_here(batches: list[list[FileTask]], output: ExtractionOutput, report: Progress) -> None:
+def _extract_here(batches: list[list[FileTask]], output: ExtractionSpool, report: Progress) -> None:
     collecting = gc.isenabled()
     gc.disable()  # the extractor makes no reference cycles; a collection would walk the whole heap
     try:
@@ -286,19 +315,17 @@ def _extract_here(batches: list[list[FileTask]], output: ExtractionOutput, repor
             gc.enable()
 
 
-def run_extraction(tasks: list[FileTask], jobs: int, source_root: str | Path,
-                   progress: Progress | None = None) -> dict[str, pa.Table]:
-    """Extract every task; returns one Arrow table per extraction entity (by entity name).
+def run_extraction(tasks: list[FileTask], jobs: int, source_root: str | Path, output: ExtractionSpool,
+                   progress: Progress | None = None) -> None:
+    """Extract every task into ``output``.
 
     ``jobs`` bounds the worker processes (see `worker_count`); no more are started than there are
     batches, and work for one worker is done in this process."""
     report = progress or NO_PROGRESS
     report.start(len(tasks))
-    output = ExtractionOutput()
     workers = worker_count(tasks, jobs)
     batches = plan_batches(tasks, workers)
     if workers == 1 or len(batches) == 1:
         _extract_here(batches, output, report)
     else:
         _extract_in_workers(batches, min(workers, len(batches)), worker_command(source_root), output, report)
-    return output.tables()
