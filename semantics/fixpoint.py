@@ -200,6 +200,7 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram) -> tuple[pa.
     The relations it held in the session are dropped before it returns."""
     for prepared in program.prepare:
         register_in_memory(session, prepared.name, _collect(session, prepared.sql))
+    _drop_intermediates(session, program)
     state = _State(session, program)
     rounds = [_run_stage(state, list(program.seeds))]
     converged = rounds[0] == 0
@@ -209,6 +210,14 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram) -> tuple[pa.
     result = session.sql(program.result).to_arrow_table()
     state.release(program)
     return result, FixpointRun(rounds=tuple(rounds), capped=state.capped, converged=converged)
+
+
+def _drop_intermediates(session: SessionContext, program: FixpointProgram) -> None:
+    """Deregister (and so free) the prepared tables that only served to prepare others."""
+    used = " ".join(rule.sql for rule in (*program.seeds, *program.rules)) + " " + program.result
+    for prepared in program.prepare:
+        if not re.search(rf"\b{prepared.name}\b", used):
+            session.deregister_table(prepared.name)
 
 
 def _run_stage(state: _State, rules: list[Rule]) -> int:
