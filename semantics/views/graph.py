@@ -66,17 +66,17 @@ def _props_sql() -> str:
 def _resolved_edges_sql() -> str:
     """One row per edge id: when rules (or one rule along several paths) find the same edge, it keeps
     the highest confidence, and the resolver of that row (ties: the first resolver by name). The
-    order is total: rows of one edge id differ only in confidence and resolver."""
+    order is total: rows of one edge id differ only in confidence and resolver. (An aggregate, not a
+    row_number() window: 1.0 s against 2.7 s on the stdlib's 1.2M resolution edges.)"""
     union = "\nUNION ALL\n".join(
         f"SELECT {', '.join(c.name for c in RESOLVED_EDGE)} FROM {name}" for name in RESOLUTION_EDGE_VIEWS
     )
     dst = f"coalesce(dst, {sql_external_id('external')})"
-    columns = ", ".join(c.name for c in EDGE_COLUMNS)
     return (
-        f"SELECT {columns} FROM (\n"
-        f"SELECT *, row_number() OVER (PARTITION BY edge_id ORDER BY confidence DESC, resolver) AS rn FROM (\n"
+        "SELECT edge_id, kind, src, dst, file_id, max(confidence) AS confidence,\n"
+        "    first_value(resolver ORDER BY confidence DESC, resolver) AS resolver FROM (\n"
         f"SELECT {sql_stable_id('edge', 'file_id', 'kind', 'src', dst)} AS edge_id, kind, src, {dst} AS dst, "
-        f"file_id, confidence, resolver FROM (\n{union}\n) e\n) found\n) ranked WHERE rn = 1"
+        f"file_id, confidence, resolver FROM (\n{union}\n) e\n) found GROUP BY edge_id, kind, src, dst, file_id"
     )
 
 
