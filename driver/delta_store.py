@@ -250,7 +250,6 @@ class DeltaTableStore:
         if table is None:
             raise LookupError(f"view {view} has no staged result")
         if registration == "dataset":  # re-scannable: a recursive query reads it once per iteration
-            _replace(session, view)
             _register_in_memory(session, view, table)
         else:
             _register_plain(session, view, table)

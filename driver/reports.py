@@ -48,13 +48,14 @@ def call_graph(session: SessionContext) -> dict[str, list[str]]:
 
 
 def _fixpoint_stages(view: ViewIR) -> dict[str, object] | None:
-    """A fixpoint view's program: its relations, and the rules each round runs."""
+    """A fixpoint view's program: its relations, and the rules each round runs, stage by stage."""
     program = view.spec.fixpoint if isinstance(view.spec, DeriveSpec) else None
     if program is None:
         return None
     return {"relations": [relation.name for relation in program.relations],
             "seeds": [f"{rule.name} -> {rule.target}" for rule in program.seeds],
-            "rules": [f"{rule.name} -> {rule.target}" for rule in program.rules],
+            "rules": [f"stage {rule.stage}: {rule.name} -> {rule.target}"
+                      for rules in program.stages() for rule in rules],
             "caps": [f"{cap.relation}.{cap.key} <= {cap.limit}" for cap in program.caps],
             "max_rounds": program.max_rounds}
 

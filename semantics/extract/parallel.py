@@ -23,6 +23,7 @@ import site
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections import deque
 from pathlib import Path
 
@@ -307,9 +308,11 @@ def _extract_here(batches: list[list[FileTask]], output: ExtractionSpool, report
     collecting = gc.isenabled()
     gc.disable()  # the extractor makes no reference cycles; a collection would walk the whole heap
     try:
-        for batch in batches:
-            output.add(extract_batch(batch))
-            report.advance(len(batch))
+        with warnings.catch_warnings():  # what the analysed code would warn of (`"\d"`) is not ours to print
+            warnings.simplefilter("ignore")
+            for batch in batches:
+                output.add(extract_batch(batch))
+                report.advance(len(batch))
     finally:
         if collecting:
             gc.enable()

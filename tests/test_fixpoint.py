@@ -1,0 +1,106 @@
+"""The semi-naive fixpoint engine (semantics/fixpoint.py) on small programs whose answers are derived
+by hand: a transitive closure through a cycle, stages that carry a fact through two rules in one
+round, and a cap that keeps the first values of a key in total order and tells the rules which keys
+are full."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+from conftest import run_cli
+from datafusion import SessionContext
+
+from semantics.entities import Column
+from semantics.fixpoint import Cap, FixpointProgram, Prepared, Relation, Rule, register_in_memory, run_fixpoint
+from semantics.types import SemanticType as S
+
+
+def _text(name: str) -> Column:
+    return Column(name, "string", S.TEXT)
+
+
+def _session(**tables: dict[str, list[str]]) -> SessionContext:
+    session = SessionContext()
+    for name, columns in tables.items():
+        register_in_memory(session, name, pa.table(columns))
+    return session
+
+
+def _rows(table: pa.Table) -> set[tuple[str, ...]]:
+    return {tuple(row.values()) for row in table.to_pylist()}
+
+
+REACH = Relation("reach", (_text("src"), _text("dst")))
+
+
+def test_transitive_closure_through_a_cycle() -> None:
+    # a -> b -> c -> d -> b (a cycle), x -> y: every node of the cycle reaches all three of b, c, d.
+    session = _session(edge={"src": ["a", "b", "c", "d", "x"], "dst": ["b", "c", "d", "b", "y"]})
+    program = FixpointProgram(
+        relations=(REACH,), prepare=(),
+        seeds=(Rule("edges", "reach", "SELECT src, dst FROM edge"),),
+        rules=(Rule("step", "reach", "SELECT r.src, e.dst FROM delta_reach r JOIN edge e ON e.src = r.dst"),),
+        result="SELECT src, dst FROM reach",
+    )
+    result, run = run_fixpoint(session, program)
+    cycle = {(src, dst) for src in "abcd" for dst in "bcd"}
+    assert _rows(result) == cycle | {("x", "y")}
+    # seeds: 5 edges; a hop more: a-c, b-d, c-b, d-c; then a-d, b-b, c-c, d-d; then nothing new
+    assert run.rounds == (5, 4, 4, 0) and run.converged and run.capped == 0
+    assert not session.table_exist("reach") and not session.table_exist("delta_reach")  # released
+
+
+def test_a_stage_sees_the_rows_of_the_stages_before_it_in_the_same_round() -> None:
+    # mark(s); reach(n') <- mark(n), next(n, n') in stage 0; mark(n) <- reach(n) in stage 1.
+    # s -> 1 -> 2 -> 3: each round takes one hop (reach then mark), so 3 rounds and a 4th that adds
+    # nothing; evaluated all at once (one stage) each hop would take two rounds.
+    session = _session(next={"src": ["s", "1", "2"], "dst": ["1", "2", "3"]})
+    node = (_text("node"),)
+    program = FixpointProgram(
+        relations=(Relation("mark", node), Relation("reach", node)),
+        prepare=(Prepared("hops", "SELECT src, dst FROM next"), Prepared("unused", "SELECT src FROM hops")),
+        seeds=(Rule("start", "mark", "SELECT 's' AS node"),),
+        rules=(Rule("hop", "reach", "SELECT h.dst AS node FROM delta_mark m JOIN hops h ON h.src = m.node", 0),
+               Rule("marked", "mark", "SELECT node FROM delta_reach", 1)),
+        result="SELECT 'mark' AS relation, node FROM mark UNION ALL SELECT 'reach', node FROM reach",
+    )
+    result, run = run_fixpoint(session, program)
+    assert _rows(result) == {("mark", n) for n in "s123"} | {("reach", n) for n in "123"}
+    assert run.rounds == (1, 2, 2, 2, 0)
+    assert [[rule.name for rule in stage] for stage in program.stages()] == [["hop"], ["marked"]]
+
+
+def test_a_cap_keeps_the_first_values_in_order_and_full_keys_take_no_more() -> None:
+    # n is seeded with v1, v2, v3 and holds 2: v1 and v2 (the order is total: by node, then value);
+    # m copies n and m2 copies m, each then holding v1, v2; p is full of its own w1, w2 before the
+    # copy from n reaches it, so it keeps them.
+    session = _session(
+        seed={"node": ["n", "n", "n", "p", "p"], "val": ["v3", "v1", "v2", "w2", "w1"]},
+        edge={"src": ["n", "m", "n"], "dst": ["m", "m2", "p"]},
+    )
+    program = FixpointProgram(
+        relations=(Relation("pts", (_text("node"), _text("val"))),), prepare=(),
+        seeds=(Rule("seed", "pts", "SELECT node, val FROM seed"),),
+        rules=(Rule("copy", "pts", "SELECT e.dst AS node, p.val FROM delta_pts p JOIN edge e ON e.src = p.node "
+                                   "LEFT ANTI JOIN full_pts f ON f.node = e.dst"),),
+        result="SELECT node, val FROM pts",
+        caps=(Cap("pts", "node", 2),),
+    )
+    result, run = run_fixpoint(session, program)
+    assert _rows(result) == {("n", "v1"), ("n", "v2"), ("p", "w1"), ("p", "w2"), ("m", "v1"), ("m", "v2"),
+                             ("m2", "v1"), ("m2", "v2")}
+    assert run.capped == 1  # n's v3; p was full, so n's values were never offered to it
+    assert run.rounds == (4, 2, 2, 0)
+
+
+def test_plan_shows_the_points_to_rules_by_stage(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text("def f():\n    return f\n")
+    done = run_cli("plan", tmp_path, "--json")
+    assert done.returncode == 0, done.stderr
+    (view,) = [view for view in json.loads(done.stdout)["views"] if view["name"] == "value_flow_fixpoint"]
+    rules = view["fixpoint"]["rules"]
+    assert rules[0] == "stage 0: propagate -> pts"
+    stages = [int(rule.split(":")[0].removeprefix("stage ")) for rule in rules]
+    assert stages == sorted(stages) and set(stages) == {0, 1, 2}
