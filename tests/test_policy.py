@@ -38,7 +38,7 @@ from semantics.views import OUTPUTS, discover_specs
 CAPABLE = RuntimeCapabilities(
     datafusion_version="55.0.0", deltalake_version="1.6.6", pyarrow_version="26.0.1", python_version="3.11.7",
     functions=("concat", "concat_ws", "length", "lpad", "md5", "reverse", "row_number", "split_part", "strpos",
-               "replace",
+               "replace", "first_value",
                "substr"),
     recursive_queries=True, delta_provider=True, tested_pair=True,
 )
