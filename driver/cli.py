@@ -262,9 +262,12 @@ def runs(out: Path, as_json: bool) -> None:
         stdout.print(table)
         for outcome in record.views:
             if outcome.rounds:
-                added = ", ".join(f"{rows:,}" for rows in outcome.rounds)
-                stdout.print(f"  fixpoint {outcome.view}: {len(outcome.rounds) - 1} rounds after the seeds; rows added "
-                             f"(seeds first): {added}; dropped by caps: {outcome.capped:,}", markup=False)
+                stdout.print(f"  fixpoint {outcome.view}: {len(outcome.rounds) - 1} rounds after the seeds "
+                             f"({outcome.rounds[0]:,} rows); dropped by caps: {outcome.capped:,}", markup=False)
+                for number, added in enumerate(outcome.stage_rows, start=1):
+                    stages = ", ".join(f"{name} {rows:,}" for name, rows in zip(outcome.stage_names, added,
+                                                                                  strict=True))
+                    stdout.print(f"    round {number}: {stages}", markup=False)
         for issue in record.validation:
             stdout.print(f"  {issue.severity}: {issue.code} ({issue.subject}): {issue.message}", markup=False)
 

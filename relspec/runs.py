@@ -51,6 +51,8 @@ class ViewOutcome(msgspec.Struct, frozen=True):
     plan_fingerprint: str  # of the optimized logical plan DataFusion built
     rounds: tuple[int, ...] = ()  # a fixpoint view computed: rows each round added (seeds first)
     capped: int = 0  # a fixpoint view computed: rows its caps dropped
+    stage_names: tuple[str, ...] = ()  # a fixpoint view computed: its stages, in the order they run
+    stage_rows: tuple[tuple[int, ...], ...] = ()  # ... and rows each added, round by round after the seeds
 
 
 class ExecutionPackage(msgspec.Struct, frozen=True):

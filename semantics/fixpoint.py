@@ -71,10 +71,16 @@ class FixpointProgram(msgspec.Struct, frozen=True):
     result: str  # the SELECT over the final relations that is the view's result
     caps: tuple[Cap, ...] = ()
     max_rounds: int = 200
+    stage_names: tuple[str, ...] = ()  # what each stage does, in stage order (default: "stage N")
 
     def stages(self) -> list[list[Rule]]:
         return [[rule for rule in self.rules if rule.stage == stage]
                 for stage in sorted({rule.stage for rule in self.rules})]
+
+    def names_of_stages(self) -> tuple[str, ...]:
+        stages = sorted({rule.stage for rule in self.rules})
+        return tuple(self.stage_names[index] if index < len(self.stage_names) else f"stage {stage}"
+                     for index, stage in enumerate(stages))
 
     def text(self) -> str:
         """The whole program as one text: what its fingerprint and `cpgflow plan` show."""
@@ -87,9 +93,11 @@ class FixpointProgram(msgspec.Struct, frozen=True):
 
 
 class FixpointRun(msgspec.Struct, frozen=True):
-    """How the evaluation went: rows each round added (seeds first), and rows dropped by caps."""
+    """How the evaluation went: rows each round added (seeds first), rows each stage of each round
+    after the seeds added, and rows dropped by caps."""
 
     rounds: tuple[int, ...]
+    stages: tuple[tuple[int, ...], ...]
     capped: int
     converged: bool
 
@@ -203,13 +211,15 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram) -> tuple[pa.
     _drop_intermediates(session, program)
     state = _State(session, program)
     rounds = [_run_stage(state, list(program.seeds))]
+    stages: list[tuple[int, ...]] = []
     converged = rounds[0] == 0
     while not converged and len(rounds) <= program.max_rounds:
-        rounds.append(sum(_run_stage(state, rules) for rules in program.stages()))
+        stages.append(tuple(_run_stage(state, rules) for rules in program.stages()))
+        rounds.append(sum(stages[-1]))
         converged = rounds[-1] == 0
     result = session.sql(program.result).to_arrow_table()
     state.release(program)
-    return result, FixpointRun(rounds=tuple(rounds), capped=state.capped, converged=converged)
+    return result, FixpointRun(rounds=tuple(rounds), stages=tuple(stages), capped=state.capped, converged=converged)
 
 
 def _drop_intermediates(session: SessionContext, program: FixpointProgram) -> None:

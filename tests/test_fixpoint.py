@@ -69,6 +69,7 @@ def test_a_stage_sees_the_rows_of_the_stages_before_it_in_the_same_round() -> No
     result, run = run_fixpoint(session, program)
     assert _rows(result) == {("mark", n) for n in "s123"} | {("reach", n) for n in "123"}
     assert run.rounds == (1, 2, 2, 2, 0)
+    assert run.stages == ((1, 1), (1, 1), (1, 1), (0, 0))  # reach, then mark, each round
     assert [[rule.name for rule in stage] for stage in program.stages()] == [["hop"], ["marked"]]
 
 
@@ -104,3 +105,15 @@ def test_plan_shows_the_points_to_rules_by_stage(tmp_path: Path) -> None:
     assert rules[0] == "stage 0: propagate -> pts"
     stages = [int(rule.split(":")[0].removeprefix("stage ")) for rule in rules]
     assert stages == sorted(stages) and set(stages) == {0, 1, 2}
+
+
+def test_runs_shows_each_round_of_the_fixpoint_by_stage(tmp_path: Path) -> None:
+    # `f` flows into `g`'s parameter, which `g` calls: the analysis needs rounds to follow it.
+    (tmp_path / "m.py").write_text("def f():\n    pass\n\ndef g(cb):\n    cb()\n\ng(f)\n")
+    out = tmp_path / "out"
+    assert run_cli("build", tmp_path, "--out", out, "-q").returncode == 0
+    done = run_cli("runs", out)
+    assert done.returncode == 0, done.stderr
+    rounds = [line.strip() for line in done.stdout.splitlines() if line.strip().startswith("round ")]
+    assert rounds and rounds[0].startswith("round 1: move ") and ", call " in rounds[0] and ", bind " in rounds[0]
+    assert rounds[-1] == f"round {len(rounds)}: move 0, call 0, bind 0"

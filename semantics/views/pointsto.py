@@ -389,6 +389,7 @@ POINTS_TO_PROGRAM = FixpointProgram(
     rules=_RULES,
     result=_RESULT,
     caps=(Cap("pts", "node", VALUES_PER_NODE),),
+    stage_names=("move", "call", "bind"),
 )
 
 _ANCESTORS_SQL = """WITH RECURSIVE ancestors(class_id, ancestor_id, depth, route) AS (
