@@ -44,7 +44,7 @@ def file_manifest(discovery: Discovery, previous_files: pa.Table | None) -> File
 
 @tag(role="extract")
 def extraction(file_manifest: FileManifest, execution_authority: ExecutionAuthority, table_store: TableStore,
-               jobs: int = 0, progress: Progress = NO_PROGRESS) -> ExtractionSpool:
+               progress: Progress = NO_PROGRESS) -> ExtractionSpool:
     """Rows of every extraction entity for the files this build extracts, spooled to disk by entity.
 
     The run's gate: when validation fails in `error` mode, the run stops here, before anything is
@@ -52,7 +52,8 @@ def extraction(file_manifest: FileManifest, execution_authority: ExecutionAuthor
     _stop_if_invalid(execution_authority, table_store)
     spool = ExtractionSpool(Path(table_store.catalog.spool_location("extraction")))
     try:
-        run_extraction(file_manifest.tasks, jobs, file_manifest.root, spool, progress)
+        workers = execution_authority.policy.extraction.workers  # compiled from the size of the work
+        run_extraction(file_manifest.tasks, workers, file_manifest.root, spool, progress)
         for rows in file_manifest.skipped_rows:
             for name, entity_rows in rows.items():
                 if entity_rows:

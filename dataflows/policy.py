@@ -9,6 +9,7 @@ from relspec.catalog import TableStore
 from relspec.policy import (
     CompiledExecutionPolicy,
     DiagnosticsFlags,
+    ExtractionChoice,
     MaintenanceChoice,
     MaterializationStrategy,
     ScanPolicy,
@@ -16,6 +17,7 @@ from relspec.policy import (
     ValidationMode,
     ViewPolicy,
     compile_cache_policies,
+    compile_extraction,
     compile_maintenance,
     compile_registration,
     compile_scan_policy,
@@ -25,6 +27,7 @@ from relspec.policy import (
 from relspec.validation import RuntimeCapabilities, ValidationInput, ValidationResult, validate
 from relspec.view_graph import ViewGraph
 from semantics.entities import BUILTIN_NAMES
+from semantics.extract.manifest import FileManifest
 from semantics.ir import SOURCE_COLUMNS, CachePolicy, SemanticIR, SemanticPlan
 
 
@@ -53,6 +56,12 @@ def cache_policies(optimized_ir: SemanticIR, view_graph: ViewGraph, table_statis
 
 
 @tag(role="policy")
+def extraction_choice(file_manifest: FileManifest, jobs: int = 0) -> ExtractionChoice:
+    """Extraction processes to start, from the bytes this build extracts (in-process when few)."""
+    return compile_extraction(file_manifest.tasks, jobs)
+
+
+@tag(role="policy")
 def scan_policy(view_graph: ViewGraph, table_statistics: dict[str, TableStats]) -> ScanPolicy:
     """Scan options for the session and for each view, from the statistics of the tables it reads."""
     return compile_scan_policy(view_graph, table_statistics)
@@ -78,13 +87,14 @@ def udf_requirements(semantic_plan: SemanticPlan) -> dict[str, tuple[str, ...]]:
 
 
 @tag(role="policy")
-def compiled_policy(cache_policies: dict[str, ViewPolicy], scan_policy: ScanPolicy,
-                    materialization: MaterializationStrategy, maintenance_policies: dict[str, MaintenanceChoice],
-                    udf_requirements: dict[str, tuple[str, ...]],
+def compiled_policy(cache_policies: dict[str, ViewPolicy], extraction_choice: ExtractionChoice,
+                    scan_policy: ScanPolicy, materialization: MaterializationStrategy,
+                    maintenance_policies: dict[str, MaintenanceChoice], udf_requirements: dict[str, tuple[str, ...]],
                     validation_mode: ValidationMode = "warn") -> CompiledExecutionPolicy:
     """Every execution decision of the run, in one fingerprinted struct."""
     return fingerprint_policy(CompiledExecutionPolicy(
-        cache=cache_policies, scan=scan_policy, maintenance=maintenance_policies, udfs=udf_requirements,
+        cache=cache_policies, extraction=extraction_choice, scan=scan_policy, maintenance=maintenance_policies,
+        udfs=udf_requirements,
         materialization=materialization, diagnostics=DiagnosticsFlags(), validation_mode=validation_mode,
     ))
 

@@ -64,8 +64,8 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
                 validation: ValidationResult, graph: ViewGraph) -> dict[str, object]:
     """The compiled plan as plain data: every view with its kind, inputs, schedule position (wave),
     IR cache hint and compiled cache policy with confidence and evidence, and — for relate views —
-    the inferred join keys and strategy; then the scan options, the policy fingerprint and the
-    validation issues."""
+    the inferred join keys and strategy; then the extraction processes, the scan options, the policy
+    fingerprint and the validation issues."""
     waves = {name: index for index, wave in enumerate(graph.generations()) for name in wave}
     views = []
     for view in ir.views:
@@ -101,6 +101,7 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
         "policy": {
             "fingerprint": policy.fingerprint,
             "validation_mode": policy.validation_mode,
+            "extraction": msgspec.to_builtins(policy.extraction),
             "scan": msgspec.to_builtins(policy.scan),
             "maintenance": msgspec.to_builtins(policy.maintenance),
         },

@@ -15,6 +15,8 @@ import msgspec
 
 from relspec.maintenance import MaintenancePolicy
 from relspec.view_graph import ViewGraph
+from semantics.extract.files import FileTask
+from semantics.extract.parallel import WORKER_MIN_BYTES, available_cores, worker_count
 from semantics.inference import InferenceConfidence
 from semantics.ir import CACHE_POLICIES, CachePolicy, SemanticIR, SemanticPlan
 
@@ -72,12 +74,21 @@ class MaintenanceChoice(msgspec.Struct, frozen=True):
     confidence: InferenceConfidence
 
 
+class ExtractionChoice(msgspec.Struct, frozen=True):
+    """How many extraction processes the build starts (1: it extracts in its own process), from the
+    measured size of the work: a worker costs ~0.2 s to start, which only enough source repays."""
+
+    workers: int
+    confidence: InferenceConfidence
+
+
 class DiagnosticsFlags(msgspec.Struct, frozen=True):
     record_plans: bool = True  # keep each executed view's physical plan fingerprint in the run record
 
 
 class CompiledExecutionPolicy(msgspec.Struct, frozen=True):
     cache: dict[str, ViewPolicy]
+    extraction: ExtractionChoice
     scan: ScanPolicy
     maintenance: dict[str, MaintenanceChoice]
     udfs: dict[str, tuple[str, ...]]  # SQL functions each view needs from the engine
@@ -157,6 +168,17 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None) -
     return ScanOptions(options, InferenceConfidence("scan_options", "pushdown" if large else "plain",
                                                     1.0 if read else 0.5, evidence,
                                                     None if read else "no table statistics yet"))
+
+
+def compile_extraction(tasks: list[FileTask], jobs: int) -> ExtractionChoice:
+    """Extraction processes for ``tasks`` (the files this build extracts), within ``jobs`` (0: the cores)."""
+    workers = worker_count(tasks, jobs)
+    work = sum(len(task.raw) for task in tasks)
+    evidence = (f"{len(tasks):,} files to extract, {work:,} bytes",
+                f"{available_cores()} cores, jobs {jobs if jobs > 0 else 'unbounded'}",
+                f"one worker per {WORKER_MIN_BYTES:,} bytes of source (a worker costs ~0.2 s to start)")
+    decision = "in_process" if workers == 1 else f"{workers}_workers"
+    return ExtractionChoice(workers, InferenceConfidence("extraction", decision, 1.0, evidence))
 
 
 def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats]) -> ScanPolicy:

@@ -12,6 +12,7 @@ from relspec.policy import (
     DiagnosticsFlags,
     TableStats,
     compile_cache_policies,
+    compile_extraction,
     compile_maintenance,
     compile_registration,
     compile_scan_policy,
@@ -21,6 +22,8 @@ from relspec.policy import (
 )
 from relspec.validation import RuntimeCapabilities, ValidationInput, validate
 from relspec.view_graph import ViewGraph
+from semantics.extract.files import FileTask
+from semantics.extract.parallel import WORKER_MIN_BYTES, available_cores
 from semantics.inference import InferenceConfidence
 from semantics.ir import (
     SOURCE_COLUMNS,
@@ -56,7 +59,8 @@ def _policy(ir, plan, graph, stats=None, overrides=None) -> CompiledExecutionPol
     stats = stats or {}
     cache = compile_cache_policies(ir, graph, stats, overrides or {})
     return fingerprint_policy(CompiledExecutionPolicy(
-        cache=cache, scan=compile_scan_policy(graph, stats), maintenance=compile_maintenance(ir.outputs, stats),
+        cache=cache, extraction=compile_extraction([], 0), scan=compile_scan_policy(graph, stats),
+        maintenance=compile_maintenance(ir.outputs, stats),
         udfs=compile_udf_requirements(plan, set(SOURCE_COLUMNS)), materialization=compile_registration(ir, cache),
         diagnostics=DiagnosticsFlags(), validation_mode="error"))
 
@@ -183,3 +187,13 @@ def test_maintenance_follows_table_size_tiers() -> None:
     assert compile_maintenance(("cpg_nodes",), large)["cpg_nodes"].policy.checkpoint_every_versions == 5
     fresh = compile_maintenance(("cpg_nodes",), {})["cpg_nodes"]
     assert fresh.policy.checkpoint_every_versions == 20 and isinstance(fresh.confidence, InferenceConfidence)
+
+
+def test_extraction_processes_are_compiled_from_the_size_of_the_work() -> None:
+    small = [FileTask(f"m{index}.py", b"x = 1\n" * 100, "hash") for index in range(10)]  # 10 files, 600 B each
+    choice = compile_extraction(small, 0)
+    assert choice.workers == 1 and choice.confidence.decision_value == "in_process"
+    assert choice.confidence.evidence[0] == "10 files to extract, 6,000 bytes"
+    big = [FileTask(f"m{index}.py", b"#" * WORKER_MIN_BYTES, "hash") for index in range(4)]  # 4 MiB
+    assert compile_extraction(big, 0).workers == min(4, available_cores())
+    assert compile_extraction(big, 1).workers == 1  # --jobs 1: in the building process, however large

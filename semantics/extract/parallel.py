@@ -318,15 +318,12 @@ def _extract_here(batches: list[list[FileTask]], output: ExtractionSpool, report
             gc.enable()
 
 
-def run_extraction(tasks: list[FileTask], jobs: int, source_root: str | Path, output: ExtractionSpool,
+def run_extraction(tasks: list[FileTask], workers: int, source_root: str | Path, output: ExtractionSpool,
                    progress: Progress | None = None) -> None:
-    """Extract every task into ``output``.
-
-    ``jobs`` bounds the worker processes (see `worker_count`); no more are started than there are
-    batches, and work for one worker is done in this process."""
+    """Extract every task into ``output`` with up to ``workers`` processes (1: in this process; see
+    `worker_count`); no more are started than there are batches."""
     report = progress or NO_PROGRESS
     report.start(len(tasks))
-    workers = worker_count(tasks, jobs)
     batches = plan_batches(tasks, workers)
     if workers == 1 or len(batches) == 1:
         _extract_here(batches, output, report)
