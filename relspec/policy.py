@@ -188,10 +188,18 @@ def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats]) -> ScanP
 
 def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy]) -> MaterializationStrategy:
     recursive_readers: dict[str, list[str]] = {}
+    fixpoint_readers: dict[str, list[str]] = {}
     for view in ir.views:
-        if getattr(view.spec, "recursive", False):
-            for name in view.inputs:
-                recursive_readers.setdefault(name, []).append(view.name)
+        # a fixpoint view scans its inputs in single queries (each prepare step, each rule): the
+        # Delta provider serves them; a WITH RECURSIVE query re-scans its inputs at each iteration
+        if getattr(view.spec, "fixpoint", None) is not None:
+            readers = fixpoint_readers
+        elif getattr(view.spec, "recursive", False):
+            readers = recursive_readers
+        else:
+            continue
+        for name in view.inputs:
+            readers.setdefault(name, []).append(view.name)
     registration = {}
     for name, policy in policies.items():
         if policy.cache != "delta_staging":
@@ -200,6 +208,10 @@ def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy]) -> Mat
         if readers:
             evidence = (f"re-scanned by recursive view {', '.join(readers)}: a Delta scan runs once per plan",)
             choice = RegistrationChoice("dataset", InferenceConfidence("registration", "dataset", 1.0, evidence))
+        elif name in fixpoint_readers:
+            evidence = (f"read by fixpoint view {', '.join(fixpoint_readers[name])} in plain queries, and no "
+                        "recursive query re-scans it: the Delta provider, not a copy held in memory",)
+            choice = RegistrationChoice("delta", InferenceConfidence("registration", "delta", 1.0, evidence))
         else:
             evidence = ("no recursive reader: the Delta provider keeps file statistics and pruning",)
             choice = RegistrationChoice("delta", InferenceConfidence("registration", "delta", 1.0, evidence))

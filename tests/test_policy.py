@@ -197,3 +197,11 @@ def test_extraction_processes_are_compiled_from_the_size_of_the_work() -> None:
     big = [FileTask(f"m{index}.py", b"#" * WORKER_MIN_BYTES, "hash") for index in range(4)]  # 4 MiB
     assert compile_extraction(big, 0).workers == min(4, available_cores())
     assert compile_extraction(big, 1).workers == 1  # --jobs 1: in the building process, however large
+
+
+def test_inputs_only_the_fixpoint_reads_stay_on_the_delta_provider() -> None:
+    ir, plan, graph = _pipeline()
+    registration = _policy(ir, plan, graph).materialization.registration
+    assert registration["value_flows"].registration == "delta"
+    assert "fixpoint view value_flow_fixpoint" in registration["value_flows"].confidence.evidence[0]
+    assert registration["scope_parents"].registration == "dataset"  # a WITH RECURSIVE query re-scans it
