@@ -11,7 +11,9 @@ the dataflows (tests/test_cli_imports.py checks it).
 
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import logging
 import os
 import re
@@ -424,8 +426,17 @@ def _first_line(text: str) -> str:
     return lines[0] if len(lines) == 1 or cause in lines[0] else f"{lines[0]}: {cause}"
 
 
+@functools.cache
+def _skip_collection_at_exit() -> None:
+    """At interpreter exit, freeze the heap so the collector's last passes skip it: they walk every
+    object the engines loaded (pandas, numpy, pyarrow) and took ~0.25 s of a 1.3 s query. Memory goes
+    back to the OS with the process; Python never promises `__del__` at exit, and nothing here needs it."""
+    atexit.register(gc.freeze)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit status."""
+    _skip_collection_at_exit()
     logging.getLogger("hamilton").setLevel(logging.CRITICAL)
     try:
         cli.main(args=argv, prog_name="cpgflow", standalone_mode=False)
