@@ -5,18 +5,25 @@
     summary = dr.execute(["build_summary"])["build_summary"]
     session, tables = open_session("build/cpg")
     session.sql("SELECT kind, count(*) FROM cpg_nodes GROUP BY kind").show()
+
+Reading a built output needs DataFusion and deltalake, not the pipeline: ``build_driver`` (Hamilton,
+the extractor, the dataflows) is imported the first time it is asked for, so `cpgflow query` and
+a notebook that only reads never load it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from datafusion import SessionContext
+from datafusion import SessionConfig, SessionContext
 
-from driver.authority import session as new_session
 from driver.delta_store import DeltaTableStore
-from driver.factory import build_driver
 from relspec.catalog import DatasetCatalog
+
+if TYPE_CHECKING:
+    from driver.factory import build_driver
 
 __all__ = ["build_driver", "open_session"]
 
@@ -25,10 +32,34 @@ def open_session(output_dir: str | Path) -> tuple[SessionContext, list[str]]:
     """A DataFusion session with every table of a built output registered by name."""
     location = str(output_dir) if "://" in str(output_dir) else str(Path(output_dir).resolve())
     store = DeltaTableStore(DatasetCatalog(location))
-    session = new_session()
+    session = _reading_session()
     registered = []
     for name in store.catalog.names():
         if store.version(name) is not None:
             store.register(session, name)
             registered.append(name)
     return session, registered
+
+
+def _reading_session() -> SessionContext:
+    """A session configured as the build's (`driver.authority.session`, one partition per core), so a
+    query sees the types the views were built with; made here because that module carries the
+    pipeline's Hamilton nodes. tests/test_cli_imports.py checks that the two sessions' settings agree."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    config = (
+        SessionConfig()
+        .with_target_partitions(cores)
+        .with_information_schema(True)
+        .set("datafusion.sql_parser.map_string_types_to_utf8view", "false")
+        .set("datafusion.execution.parquet.schema_force_view_types", "false")
+    )
+    return SessionContext(config)
+
+
+def __getattr__(name: str) -> object:
+    """``build_driver``, imported when first asked for (`from driver.api import build_driver` works)."""
+    if name == "build_driver":
+        from driver.factory import build_driver
+
+        return build_driver
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

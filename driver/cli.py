@@ -2,10 +2,18 @@
 
 Every failure a user can cause (a missing path, an unwritable output, bad SQL) ends in one line on
 stderr and a non-zero exit; set CPGFLOW_DEBUG=1 to see the traceback of an unexpected error.
+
+A command imports what it uses when it runs, at the top of its function: `cpgflow --help` loads
+neither the engines nor the pipeline, `query`, `runs` and `callgraph` read a built output with
+DataFusion and deltalake alone, and only `build`, `plan` and `dag` load Hamilton, the extractor and
+the dataflows (tests/test_cli_imports.py checks it).
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
+import gc
 import logging
 import os
 import re
@@ -13,43 +21,51 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
 import msgspec
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-from datafusion import SessionContext, SQLOptions
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from driver.api import open_session
-from driver.factory import build_driver
-from driver.options import BuildOptionError, check_build_options, check_source_root
-from driver.reports import call_graph, dag_report, plan_report
-from relspec.catalog import RUNS_TABLE
-from relspec.policy import parse_overrides
-from relspec.runs import read_records
-from relspec.summary import BuildSummary
-from relspec.validation import ValidationFailed
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
-from semantics.extract.files import EXTRACTOR_CRASHED
-from semantics.extract.parallel import Progress as ExtractionProgress
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from datafusion import SessionContext
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from relspec.summary import BuildSummary
+    from semantics.extract.parallel import Progress as ExtractionProgress
 
 # `cpgflow query` reads: DDL (CREATE, DROP), DML (INSERT, COPY ... TO) and statements (SET) are refused.
-READ_ONLY = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
 REFUSED_STATEMENT = re.compile(r"(DDL|DML|Statement) not supported: \w+")
-
-stdout = Console(soft_wrap=True)
-stderr = Console(stderr=True, soft_wrap=True)
-
 
 EXIT_EXTRACTOR_CRASHED = 3
 # How the CLI names the Python API's build options in its error lines.
 CLI_OPTION_NAMES = {"source_root": "PATH", "output_dir": "--out", "jobs": "--jobs", "include": "--include",
                     "exclude": "--exclude", "max_file_bytes": "--max-file-bytes", "cache_overrides": "--cache-policy",
                     "validation_mode": "--validation"}
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+@functools.cache
+def stdout() -> Console:
+    """The Rich console for results, made on first use (help and JSON output need no Rich)."""
+    from rich.console import Console
+
+    return Console(soft_wrap=True)
+
+
+@functools.cache
+def stderr() -> Console:
+    """The Rich console for the progress bar and warnings, made on first use."""
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
 
 
 class CliError(Exception):
@@ -60,19 +76,38 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
-class BarProgress(ExtractionProgress):
+def _option_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A wrong build option (`driver.options.BuildOptionError`, raised by the checks and by the
+    driver factory) as one error line naming the CLI's flag where the Python API names its parameter."""
+
+    @functools.wraps(command)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        from driver.options import BuildOptionError
+
+        try:
+            return command(*args, **kwargs)
+        except BuildOptionError as err:
+            raise CliError(f"{CLI_OPTION_NAMES.get(err.option, err.option)}: {err.problem}") from None
+
+    return checked
+
+
+def _progress_bar(progress: Progress) -> ExtractionProgress:
     """Extraction progress as a Rich bar on stderr (files done / total)."""
+    from semantics.extract.parallel import Progress as ExtractionProgress
 
-    def __init__(self, progress: Progress) -> None:
-        self._progress = progress
-        self._task: int | None = None
+    class BarProgress(ExtractionProgress):
+        def __init__(self) -> None:
+            self._task: int | None = None
 
-    def start(self, total: int) -> None:
-        self._task = self._progress.add_task("extracting", total=total)
+        def start(self, total: int) -> None:
+            self._task = progress.add_task("extracting", total=total)
 
-    def advance(self, done: int) -> None:
-        if self._task is not None:
-            self._progress.advance(self._task, done)
+        def advance(self, done: int) -> None:
+            if self._task is not None:
+                progress.advance(self._task, done)
+
+    return BarProgress()
 
 
 def _writable_output(out: Path) -> Path:
@@ -106,9 +141,17 @@ def cli() -> None:
 @click.option("--validation", type=click.Choice(["warn", "error"]), default="warn", show_default=True,
               help="error: a run that fails validation stops before writing anything.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_option_errors
 def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tuple[str, ...],
           max_file_bytes: int, cache_policy: tuple[str, ...], validation: str, quiet: bool) -> None:
     """Build the CPG of the code base at PATH into DIR."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from driver.factory import build_driver
+    from driver.options import check_build_options
+    from relspec.policy import parse_overrides
+    from relspec.validation import ValidationFailed
+
     try:
         overrides = parse_overrides(cache_policy)
     except ValueError as err:
@@ -120,9 +163,9 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
     started = time.perf_counter()
     dr = build_driver(root, output, **options)  # type: ignore[arg-type]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=stderr, transient=True, disable=quiet) as bar:
+                  console=stderr(), transient=True, disable=quiet) as bar:
         try:
-            summary: BuildSummary = dr.execute(["build_summary"], inputs={"progress": BarProgress(bar)})[
+            summary: BuildSummary = dr.execute(["build_summary"], inputs={"progress": _progress_bar(bar)})[
                 "build_summary"
             ]
         except ValidationFailed as err:
@@ -134,8 +177,10 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
 def _report_failures(root: Path, summary: BuildSummary) -> None:
     """An empty build is a warning; files the extractor crashed on are our failure, not the input's:
     the build is published but exits with EXIT_EXTRACTOR_CRASHED."""
+    from semantics.extract.files import EXTRACTOR_CRASHED
+
     if summary.files == 0:
-        stderr.print(f"warning: no Python file matched under {root} (check PATH, --include and --exclude)",
+        stderr().print(f"warning: no Python file matched under {root} (check PATH, --include and --exclude)",
                      markup=False, highlight=False)
     crashed = summary.diagnostics_by_code.get(EXTRACTOR_CRASHED, 0)
     if crashed:
@@ -145,18 +190,20 @@ def _report_failures(root: Path, summary: BuildSummary) -> None:
 
 
 def _print_summary(root: Path, summary: BuildSummary, seconds: float) -> None:
-    stdout.print(f"[bold]Built the CPG of[/bold] {root} [bold]into[/bold] {summary.output_dir} "
+    from rich.table import Table
+
+    stdout().print(f"[bold]Built the CPG of[/bold] {root} [bold]into[/bold] {summary.output_dir} "
                  f"in {seconds:.1f} s")
-    stdout.print(f"  files {summary.files:,}  lines {summary.lines:,}  nodes {summary.nodes:,}  "
+    stdout().print(f"  files {summary.files:,}  lines {summary.lines:,}  nodes {summary.nodes:,}  "
                  f"edges {summary.edges:,}  diagnostics {summary.diagnostics:,}")
     if summary.files_reused:
-        stdout.print(f"  extraction skipped for {summary.files_reused:,} unchanged files "
+        stdout().print(f"  extraction skipped for {summary.files_reused:,} unchanged files "
                      f"(same content and extractor version); {summary.files_extracted:,} extracted")
     else:
-        stdout.print(f"  extracted {summary.files_extracted:,} files")
+        stdout().print(f"  extracted {summary.files_extracted:,} files")
     if summary.files_removed:
-        stdout.print(f"  removed the rows of {summary.files_removed:,} files no longer present")
-    stdout.print(f"  views: {_outcomes_text(summary.view_outcomes)} (run {summary.run_id}: "
+        stdout().print(f"  removed the rows of {summary.files_removed:,} files no longer present")
+    stdout().print(f"  views: {_outcomes_text(summary.view_outcomes)} (run {summary.run_id}: "
                  f"cpgflow runs {summary.output_dir})")
     counts = Table(show_edge=False, box=None, pad_edge=False)
     for header in ("node kind", "count", "edge kind", "count"):
@@ -167,10 +214,10 @@ def _print_summary(root: Path, summary: BuildSummary, seconds: float) -> None:
         edge = edges[index] if index < len(edges) else ("", "")
         counts.add_row(node[0], f"{node[1]:,}" if node[1] != "" else "", edge[0],
                        f"{edge[1]:,}" if edge[1] != "" else "")
-    stdout.print(counts)
+    stdout().print(counts)
     if summary.diagnostics:
         codes = ", ".join(f"{code} {count}" for code, count in summary.diagnostics_by_code.items())
-        stdout.print(f"  diagnostics: {codes} (see the cpg_diagnostics table)")
+        stdout().print(f"  diagnostics: {codes} (see the cpg_diagnostics table)")
 
 
 @cli.command()
@@ -180,9 +227,12 @@ def _print_summary(root: Path, summary: BuildSummary, seconds: float) -> None:
               show_default=True, help="Output format.")
 def query(out: Path, sql: str, output_format: str) -> None:
     """Run a read-only SQL query over the tables of DIR and print the result."""
+    from datafusion import SQLOptions
+
+    read_only = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
     session = _built_session(out)
     try:
-        result = session.sql_with_options(sql, READ_ONLY).to_arrow_table()
+        result = session.sql_with_options(sql, read_only).to_arrow_table()
     except Exception as err:  # DataFusion raises plain Exception subclasses for SQL errors
         refused = REFUSED_STATEMENT.search(str(err))
         if refused:
@@ -198,8 +248,16 @@ def query(out: Path, sql: str, output_format: str) -> None:
 @click.option("--cache-policy", "cache_policy", multiple=True, metavar="VIEW=POLICY",
               help="Override a view's compiled cache policy (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@_option_errors
 def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], as_json: bool) -> None:
     """Show the compiled plan for PATH without running it: views, joins, policy, validation."""
+    from rich.table import Table
+
+    from driver.factory import build_driver
+    from driver.options import check_source_root
+    from driver.reports import plan_report
+    from relspec.policy import parse_overrides
+
     try:
         overrides = parse_overrides(cache_policy)
     except ValueError as err:
@@ -215,7 +273,7 @@ def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], as_json: b
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(report)).decode() + "\n")
         return
     source = report["source"]
-    stdout.print(f"[bold]Plan for[/bold] {source['root']}: {source['files']:,} files; "  # type: ignore[index]
+    stdout().print(f"[bold]Plan for[/bold] {source['root']}: {source['files']:,} files; "  # type: ignore[index]
                  f"{len(report['views']):,} views; policy {report['policy']['fingerprint'][:12]}")  # type: ignore[arg-type,index]
     table = Table("view", "kind", "wave", "cache policy", "join")
     for view in report["views"]:  # type: ignore[union-attr]
@@ -223,15 +281,17 @@ def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], as_json: b
         joined = f"{join['strategy']} ({join['keys_confidence']['decision_value']})" if join else ""
         kind = f"{view['kind']} (fixpoint: {len(fixpoint['rules'])} rules)" if fixpoint else view["kind"]
         table.add_row(view["name"], kind, str(view["wave"]), view["policy"]["cache"], joined)
-    stdout.print(table)
+    stdout().print(table)
     for issue in report["validation"]:  # type: ignore[union-attr]
-        stdout.print(f"{issue['severity']}: {issue['code']} ({issue['subject']}): {issue['message']}", markup=False)
+        stdout().print(f"{issue['severity']}: {issue['code']} ({issue['subject']}): {issue['message']}", markup=False)
 
 
 @cli.command()
 @click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
 def callgraph(out: Path) -> None:
     """Print the call graph of a built DIR as JSON: {caller: [callees]} by qualified name."""
+    from driver.reports import call_graph
+
     session = _built_session(out)
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(call_graph(session))).decode() + "\n")
 
@@ -241,6 +301,11 @@ def callgraph(out: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run records as JSON.")
 def runs(out: Path, as_json: bool) -> None:
     """List the runs recorded in DIR: time, fingerprints, per-view outcomes, validation issues."""
+    from rich.table import Table
+
+    from relspec.catalog import RUNS_TABLE
+    from relspec.runs import read_records
+
     session = _built_session(out)
     if not session.table_exist(RUNS_TABLE):
         raise CliError(f"DIR '{out}' has no run records")
@@ -250,34 +315,39 @@ def runs(out: Path, as_json: bool) -> None:
         return
     for record in records:
         package = record.package
-        stdout.print(f"[bold]run {record.run_id}[/bold] {record.started_at}  {record.status}  "
+        stdout().print(f"[bold]run {record.run_id}[/bold] {record.started_at}  {record.status}  "
                      f"package {package.fingerprint[:12] if package else '-'}  "
                      f"policy {package.policy_fingerprint[:12] if package else '-'}")
-        stdout.print(f"  views: {_outcomes_text(record.outcome_counts())}")
+        stdout().print(f"  views: {_outcomes_text(record.outcome_counts())}")
         table = Table("view", "policy", "outcome", "rows", "seconds", box=None, show_edge=False)
         for outcome in record.views:
             if outcome.outcome != "lazy":
                 table.add_row(outcome.view, outcome.policy, outcome.outcome,
                               "" if outcome.rows is None else f"{outcome.rows:,}", f"{outcome.seconds:.2f}")
-        stdout.print(table)
+        stdout().print(table)
         for outcome in record.views:
             if outcome.rounds:
-                stdout.print(f"  fixpoint {outcome.view}: {len(outcome.rounds) - 1} rounds after the seeds "
+                stdout().print(f"  fixpoint {outcome.view}: {len(outcome.rounds) - 1} rounds after the seeds "
                              f"({outcome.rounds[0]:,} rows); dropped by caps: {outcome.capped:,}", markup=False)
                 for number, added in enumerate(outcome.stage_rows, start=1):
                     stages = ", ".join(f"{name} {rows:,}" for name, rows in zip(outcome.stage_names, added,
                                                                                   strict=True))
-                    stdout.print(f"    round {number}: {stages}", markup=False)
+                    stdout().print(f"    round {number}: {stages}", markup=False)
         for issue in record.validation:
-            stdout.print(f"  {issue.severity}: {issue.code} ({issue.subject}): {issue.message}", markup=False)
+            stdout().print(f"  {issue.severity}: {issue.code} ({issue.subject}): {issue.message}", markup=False)
 
 
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the graph as JSON.")
 @click.option("--png", "png", type=click.Path(path_type=Path), help="Render the graph to this PNG file (graphviz).")
+@_option_errors
 def dag(path: Path, as_json: bool, png: Path | None) -> None:
     """Show the Hamilton graph the driver factory builds, each node tagged with its role."""
+    from driver.factory import build_driver
+    from driver.options import check_source_root
+    from driver.reports import dag_report
+
     root = check_source_root(path)
     dr = build_driver(root)
     graph = dag_report(dr)
@@ -286,12 +356,14 @@ def dag(path: Path, as_json: bool, png: Path | None) -> None:
             raise CliError("rendering a PNG needs graphviz's `dot` (apt-get install graphviz)")
         dr.display_all_functions(str(png.with_suffix("")), render_kwargs={"format": "png", "view": False},
                                  show_legend=False)
-        stdout.print(f"wrote {png}")
+        stdout().print(f"wrote {png}")
     if as_json or png is None:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(graph)).decode() + "\n")
 
 
 def _built_session(out: Path) -> SessionContext:
+    from driver.api import open_session
+
     if not out.is_dir():
         raise CliError(f"DIR '{out}' is not a directory")
     session, registered = open_session(out)
@@ -306,6 +378,8 @@ def _outcomes_text(counts: dict[str, int]) -> str:
 
 def _plain_types(table: pa.Table) -> pa.Table:
     """DataFusion scans strings as view types, which CSV and JSON writers do not take."""
+    import pyarrow as pa
+
     views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
     schema = pa.schema([field.with_type(views.get(field.type, field.type)) for field in table.schema])
     return table.cast(schema)
@@ -313,6 +387,8 @@ def _plain_types(table: pa.Table) -> pa.Table:
 
 def _nested_as_json(table: pa.Table) -> pa.Table:
     """CSV has no lists, structs or maps: such a column's values are written as JSON text."""
+    import pyarrow as pa
+
     for index, field in enumerate(table.schema):
         if pa.types.is_nested(field.type):
             text = [None if value is None else msgspec.json.encode(value).decode()
@@ -322,6 +398,10 @@ def _nested_as_json(table: pa.Table) -> pa.Table:
 
 
 def _print_table(result: pa.Table, output_format: str) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    from rich.table import Table
+
     result = _plain_types(result)
     if output_format == "csv":
         sink = pa.BufferOutputStream()
@@ -333,8 +413,8 @@ def _print_table(result: pa.Table, output_format: str) -> None:
         table = Table(*result.column_names, show_lines=False)
         for row in result.to_pylist():
             table.add_row(*("" if value is None else str(value) for value in row.values()))
-        stdout.print(table)
-        stdout.print(f"{result.num_rows:,} rows", style="dim")
+        stdout().print(table)
+        stdout().print(f"{result.num_rows:,} rows", style="dim")
 
 
 def _first_line(text: str) -> str:
@@ -346,8 +426,17 @@ def _first_line(text: str) -> str:
     return lines[0] if len(lines) == 1 or cause in lines[0] else f"{lines[0]}: {cause}"
 
 
+@functools.cache
+def _skip_collection_at_exit() -> None:
+    """At interpreter exit, freeze the heap so the collector's last passes skip it: they walk every
+    object the engines loaded (pandas, numpy, pyarrow) and took ~0.25 s of a 1.3 s query. Memory goes
+    back to the OS with the process; Python never promises `__del__` at exit, and nothing here needs it."""
+    atexit.register(gc.freeze)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit status."""
+    _skip_collection_at_exit()
     logging.getLogger("hamilton").setLevel(logging.CRITICAL)
     try:
         cli.main(args=argv, prog_name="cpgflow", standalone_mode=False)
@@ -365,9 +454,6 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as err:
         click.echo(f"error: {err}", err=True)
         return err.exit_code
-    except BuildOptionError as err:
-        click.echo(f"error: {CLI_OPTION_NAMES.get(err.option, err.option)}: {err.problem}", err=True)
-        return 1
     except Exception as err:
         if os.environ.get("CPGFLOW_DEBUG"):
             raise

@@ -1,0 +1,138 @@
+"""The CLI imports only what a command uses, and a successful command exits 0 every time.
+
+Each command runs the real ``cpgflow`` console script in a fresh interpreter, under a wrapper that
+writes ``sorted(sys.modules)`` to a file when the interpreter exits: what the command imported, all
+of it, whether at module load or while it ran.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import CPGFLOW, cli_env, query, run_cli, write_tree
+
+from semantics.discovery import DEFAULT_MAX_FILE_BYTES
+
+TINY = {"m.py": "def f(a, b=1):\n    return a\n", "n.py": "from m import f\n\nf(1)\n"}
+COUNT_SQL = "SELECT count(*) AS n FROM cpg_nodes"
+
+# The extractor, Hamilton and the pipeline: what building needs and reading never does.
+PIPELINE = ("hamilton", "semantics.extract", "dataflows", "driver.factory", "driver.authority")
+# The engines: what reading a built output needs and printing help never does.
+ENGINES = ("datafusion", "deltalake", "pyarrow", "pandas")
+
+# Runs the console script as `python cpgflow ARGS...` would, after registering (first, so it runs
+# last) an exit hook that records every module the process imported.
+RECORD_MODULES = """
+import atexit, runpy, sys
+record, script = sys.argv[1], sys.argv[2]
+def _record():
+    with open(record, "w") as out:
+        out.write("\\n".join(sorted(sys.modules)))
+atexit.register(_record)
+sys.argv = [script, *sys.argv[3:]]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def run_recording(tmp_path: Path, *args: str | Path) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run ``cpgflow ARGS`` in a fresh interpreter; returns the run and the modules it imported."""
+    record = tmp_path / "modules.txt"
+    record.unlink(missing_ok=True)
+    done = subprocess.run([sys.executable, "-c", RECORD_MODULES, str(record), str(CPGFLOW), *map(str, args)],
+                          capture_output=True, text=True, cwd=tmp_path, env=cli_env(), timeout=120, check=False)
+    assert record.exists(), f"the exit hook did not run: {done.stderr}"
+    return done, set(record.read_text().split())
+
+
+def imported(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    """The modules of ``packages`` (a package and everything under it) among ``modules``."""
+    return sorted(name for name in modules if any(name == top or name.startswith(top + ".") for top in packages))
+
+
+@pytest.fixture(scope="module")
+def small_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small code base built with the CLI."""
+    base = tmp_path_factory.mktemp("imports")
+    root = write_tree(base / "src", TINY)
+    out = base / "out"
+    done = run_cli("build", root, "--out", out, "-j", "1", "--quiet")
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+HELP_ARGS = [["--help"], ["build", "--help"], ["query", "--help"], ["plan", "--help"], ["callgraph", "--help"],
+             ["runs", "--help"], ["dag", "--help"]]
+
+
+@pytest.mark.parametrize("args", HELP_ARGS, ids=" ".join)
+def test_help_imports_neither_the_pipeline_nor_the_engines(args, tmp_path):
+    done, modules = run_recording(tmp_path, *args)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == run_cli(*args).stdout  # the wrapper changes nothing the user sees
+    assert imported(modules, PIPELINE) == []
+    assert imported(modules, ENGINES) == []
+
+
+def test_help_lists_every_command(tmp_path):
+    done, _ = run_recording(tmp_path, "--help")
+    for command, summary in [("build", "Build the CPG of the code base at PATH into DIR."),
+                             ("query", "Run a read-only SQL query over the tables of DIR and print the"),
+                             ("plan", "Show the compiled plan for PATH without running it"),
+                             ("callgraph", "Print the call graph of a built DIR as JSON"),
+                             ("runs", "List the runs recorded in DIR"),
+                             ("dag", "Show the Hamilton graph the driver factory builds")]:
+        assert any(line.split()[:1] == [command] and summary[:40] in " ".join(line.split())
+                   for line in done.stdout.splitlines()), (command, done.stdout)
+    build_help = run_cli("build", "--help").stdout
+    assert "--max-file-bytes" in build_help and f"[default: {DEFAULT_MAX_FILE_BYTES}]" in " ".join(build_help.split())
+
+
+@pytest.mark.parametrize("output_format", ["table", "csv", "json"])
+def test_query_imports_no_pipeline(output_format, small_out, tmp_path):
+    done, modules = run_recording(tmp_path, "query", small_out, COUNT_SQL, "--format", output_format)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert imported(modules, PIPELINE) == []
+    assert done.stdout == run_cli("query", small_out, COUNT_SQL, "--format", output_format).stdout
+    if output_format == "json":
+        assert json.loads(done.stdout) == query(small_out, COUNT_SQL)
+
+
+def test_query_errors_import_no_pipeline(small_out, tmp_path):
+    for args, message in [(["query", small_out, "DROP TABLE cpg_nodes"], "query refused: queries are read-only"),
+                          (["query", small_out, "SELEC 1"], "query failed"),
+                          (["query", tmp_path / "nope", "SELECT 1"], "is not a directory")]:
+        done, modules = run_recording(tmp_path, *args)
+        assert done.returncode == 1 and done.stderr.startswith("error: ") and message in done.stderr, done
+        assert imported(modules, PIPELINE) == []
+
+
+def test_runs_imports_no_pipeline(small_out, tmp_path):
+    done, modules = run_recording(tmp_path, "runs", small_out, "--json")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert [record["status"] for record in json.loads(done.stdout)] == ["published"]
+    assert imported(modules, PIPELINE) == []
+
+
+def test_query_exits_zero_every_time(small_out):
+    """No abort at interpreter exit from a native thread pool (pyarrow's dataset scanner does, now
+    and then): ten queries in a row, every one exits 0 with nothing on stderr."""
+    runs = [run_cli("query", small_out, COUNT_SQL, "--format", "csv") for _ in range(10)]
+    assert [done.returncode for done in runs] == [0] * 10, [done.stderr for done in runs]
+    assert {done.stderr for done in runs} == {""}
+    assert {done.stdout for done in runs} == {f'"n"\n{query(small_out, COUNT_SQL)[0]["n"]}\n'}
+
+
+def test_reading_session_is_configured_as_the_build_session(small_out):
+    """`open_session` makes its session without `driver.authority` (which carries Hamilton nodes):
+    every setting must still be the build session's, so a query sees the types the views were built with."""
+    from driver.api import open_session
+    from driver.authority import session
+
+    settings = "SELECT name, value FROM information_schema.df_settings ORDER BY name"
+    reading, _ = open_session(small_out)
+    assert reading.sql(settings).to_arrow_table().to_pylist() == session().sql(settings).to_arrow_table().to_pylist()
