@@ -13,13 +13,13 @@ a notebook that only reads never load it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from datafusion import SessionConfig, SessionContext
+from datafusion import SessionContext
 
 from driver.delta_store import DeltaTableStore
+from driver.engine import new_session
 from relspec.catalog import DatasetCatalog
 
 if TYPE_CHECKING:
@@ -32,28 +32,13 @@ def open_session(output_dir: str | Path) -> tuple[SessionContext, list[str]]:
     """A DataFusion session with every table of a built output registered by name."""
     location = str(output_dir) if "://" in str(output_dir) else str(Path(output_dir).resolve())
     store = DeltaTableStore(DatasetCatalog(location))
-    session = _reading_session()
+    session = new_session()
     registered = []
     for name in store.catalog.names():
         if store.version(name) is not None:
             store.register(session, name)
             registered.append(name)
     return session, registered
-
-
-def _reading_session() -> SessionContext:
-    """A session configured as the build's (`driver.authority.session`, one partition per core), so a
-    query sees the types the views were built with; made here because that module carries the
-    pipeline's Hamilton nodes. tests/test_cli_imports.py checks that the two sessions' settings agree."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    config = (
-        SessionConfig()
-        .with_target_partitions(cores)
-        .with_information_schema(True)
-        .set("datafusion.sql_parser.map_string_types_to_utf8view", "false")
-        .set("datafusion.execution.parquet.schema_force_view_types", "false")
-    )
-    return SessionContext(config)
 
 
 def __getattr__(name: str) -> object:

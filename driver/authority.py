@@ -15,11 +15,12 @@ from importlib.metadata import version
 import deltalake
 import msgspec
 import pyarrow as pa
-from datafusion import DataFrame, SessionConfig, SessionContext
+from datafusion import DataFrame, SessionContext
 from deltalake import DeltaTable
 from hamilton.function_modifiers import tag
 
 from driver.delta_store import DeltaTableStore
+from driver.engine import new_session
 from driver.maintenance import maintain
 from relspec.authority import ExecutionAuthority
 from relspec.catalog import DatasetCatalog, TableStore
@@ -28,7 +29,6 @@ from relspec.policy import CompiledExecutionPolicy
 from relspec.runs import Outcome, ViewOutcome, digest
 from relspec.validation import RuntimeCapabilities, ValidationFailed, ValidationResult
 from semantics.entities import EntityDecl
-from semantics.extract.parallel import available_cores
 from semantics.fixpoint import FixpointProgram, FixpointRun, register_in_memory, run_fixpoint
 from semantics.ir import EmittedView, typed
 from semantics.views.graph import OUTPUT_SCHEMAS
@@ -47,16 +47,7 @@ def table_store(output_dir: str) -> TableStore:
 @tag(role="authority")
 def session(jobs: int = 0) -> SessionContext:
     """The DataFusion session every view of the run executes on."""
-    partitions = min(jobs, available_cores()) if jobs > 0 else available_cores()
-    config = (
-        SessionConfig()
-        .with_target_partitions(partitions)
-        .with_information_schema(True)
-        # Plain Utf8 everywhere, so view schemas equal the declared Arrow schemas.
-        .set("datafusion.sql_parser.map_string_types_to_utf8view", "false")
-        .set("datafusion.execution.parquet.schema_force_view_types", "false")
-    )
-    return SessionContext(config)
+    return new_session(jobs)
 
 
 @tag(role="authority")

@@ -128,8 +128,9 @@ def test_query_exits_zero_every_time(small_out):
 
 
 def test_reading_session_is_configured_as_the_build_session(small_out):
-    """`open_session` makes its session without `driver.authority` (which carries Hamilton nodes):
-    every setting must still be the build session's, so a query sees the types the views were built with."""
+    """`open_session` makes its session without `driver.authority` (which carries Hamilton nodes), from
+    `driver.engine` as the build does: every setting is the build session's, so a query sees the types
+    the views were built with."""
     from driver.api import open_session
     from driver.authority import session
 

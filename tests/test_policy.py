@@ -8,9 +8,11 @@ import pytest
 
 from relspec.policy import (
     STAGING_MIN_ROWS,
+    WORKER_MIN_BYTES,
     CompiledExecutionPolicy,
     DiagnosticsFlags,
     TableStats,
+    available_cores,
     compile_cache_policies,
     compile_extraction,
     compile_maintenance,
@@ -23,7 +25,6 @@ from relspec.policy import (
 from relspec.validation import RuntimeCapabilities, ValidationInput, validate
 from relspec.view_graph import ViewGraph
 from semantics.extract.files import FileTask
-from semantics.extract.parallel import WORKER_MIN_BYTES, available_cores
 from semantics.inference import InferenceConfidence
 from semantics.ir import (
     SOURCE_COLUMNS,

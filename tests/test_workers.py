@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from conftest import CPGFLOW, assert_one_line_error, cli_env, query, run_cli, write_tree
 
+from relspec.policy import WORKER_MIN_BYTES, available_cores, worker_count
 from semantics.extract.files import FileTask
-from semantics.extract.parallel import WORKER_MIN_BYTES, available_cores, worker_count, worker_import_path
+from semantics.extract.parallel import worker_import_path
 
 # Modules every extraction worker imports (directly or through multiprocessing-free start-up,
 # pyarrow and msgspec): a planted file of the same name must never run.

@@ -40,9 +40,6 @@ WORKER_BOOTSTRAP = ("import sys; sys.path[:] = sys.argv[2:]; "
                     "from semantics.extract.worker import serve; serve(int(sys.argv[1]))")
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 WORKER_STOP_SECONDS = 5.0
-# A worker takes ~0.2 s and ~75 MB to start (interpreter, pyarrow, msgspec): the time it extracts about
-# 0.5 MB of source in (~2.7 MB/s a process, measured on the standard library). One worker per MiB of work.
-WORKER_MIN_BYTES = 1024 * 1024
 
 
 class Progress:
@@ -292,18 +289,6 @@ def _extract_in_workers(batches: list[list[FileTask]], workers: int, command: li
             worker.stop()
 
 
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def worker_count(tasks: list[FileTask], jobs: int) -> int:
-    """Worker processes worth starting: at most ``jobs`` (0: one per core) and the cores (extraction
-    is CPU-bound), and one per WORKER_MIN_BYTES of source. 1 means extraction in this process."""
-    limit = available_cores() if jobs <= 0 else min(jobs, available_cores())
-    total = sum(len(task.raw) for task in tasks)
-    return max(1, min(limit, total // WORKER_MIN_BYTES))
-
-
 def _extract_here(batches: list[list[FileTask]], output: ExtractionSpool, report: Progress) -> None:
     collecting = gc.isenabled()
     gc.disable()  # the extractor makes no reference cycles; a collection would walk the whole heap
@@ -320,8 +305,9 @@ def _extract_here(batches: list[list[FileTask]], output: ExtractionSpool, report
 
 def run_extraction(tasks: list[FileTask], workers: int, source_root: str | Path, output: ExtractionSpool,
                    progress: Progress | None = None) -> None:
-    """Extract every task into ``output`` with up to ``workers`` processes (1: in this process; see
-    `worker_count`); no more are started than there are batches."""
+    """Extract every task into ``output`` with up to ``workers`` processes (1: in this process; the
+    policy decides how many: `relspec.policy.compile_extraction`); no more are started than there are
+    batches."""
     report = progress or NO_PROGRESS
     report.start(len(tasks))
     batches = plan_batches(tasks, workers)
