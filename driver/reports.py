@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgspec
 from datafusion import SessionContext
-from hamilton import driver as hamilton_driver
 
-from relspec.policy import CompiledExecutionPolicy
-from relspec.validation import ValidationResult
-from relspec.view_graph import ViewGraph
-from semantics.discovery import Discovery
-from semantics.ir import SemanticIR, ViewIR
 from semantics.specs import DeriveSpec
+
+if TYPE_CHECKING:  # `cpgflow callgraph` loads none of the planning machinery
+    from hamilton import driver as hamilton_driver
+
+    from relspec.policy import CompiledExecutionPolicy
+    from relspec.validation import ValidationResult
+    from relspec.view_graph import ViewGraph
+    from semantics.discovery import Discovery
+    from semantics.ir import SemanticIR, ViewIR
 
 # Callers are the definitions that contain call sites (module-level code under the module's own
 # name) or define what a decorator decorates. A class instantiation is reported as the `__init__` it

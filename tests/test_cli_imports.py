@@ -118,6 +118,13 @@ def test_runs_imports_no_pipeline(small_out, tmp_path):
     assert imported(modules, PIPELINE) == []
 
 
+def test_callgraph_imports_no_pipeline(small_out, tmp_path):
+    done, modules = run_recording(tmp_path, "callgraph", small_out)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert isinstance(json.loads(done.stdout), dict)
+    assert imported(modules, PIPELINE) == []
+
+
 def test_query_exits_zero_every_time(small_out):
     """No abort at interpreter exit from a native thread pool (pyarrow's dataset scanner does, now
     and then): ten queries in a row, every one exits 0 with nothing on stderr."""
