@@ -138,11 +138,16 @@ RESULT_TYPES: dict[str, str] = {
     **{f"<**PyStr**>.{name}": "List" for name in ("split", "rsplit", "splitlines")},
     **{f"<**Py{kind}**>.copy": kind for kind in ("List", "Dict", "Set")},
 }
+# The special methods a statement calls (a `with` item's `__enter__`, a loop's `__iter__` and
+# `__next__`): their callee flows name the method (the mode), and their sites are the value nodes of
+# what they return, which are no call sites of the CPG (no CALLS edge).
+PROTOCOL_METHODS = ("__enter__", "__iter__", "__next__")
 ELEMENT_BUILTINS = ("list", "tuple", "set", "frozenset", "sorted", "reversed", "iter")
 STR_LISTS = ("split", "rsplit", "splitlines")  # their elements are strings
 SLICE_ELEMENTS = 16  # a slice `c[a:b]` holds c's elements a .. min(b, a + this) by index
 PAIRING_BUILTINS = ("enumerate", "zip")  # their elements are tuples: (index, element), (a's, b's, ...)
 
+_ITERABLE_BUILTINS = ", ".join(f"'{BUILTIN_PREFIX}.{name}'" for name in (*ELEMENT_BUILTINS, *PAIRING_BUILTINS, "next"))
 _PYTYPE = "CASE key " + " ".join(f"WHEN '{t}' THEN '{n}'" for t, n in BUILTIN_TYPE_NAMES.items()) + " END"
 
 # Copies known before any round: assignments, returns and yields, each name use from the bindings it
@@ -227,6 +232,16 @@ SELECT node, rep FROM down"""),
                                         "WHERE kind = 'callee'", "call_id, src, mode", "src")),
     Prepared("pt_arg_flows", _mapped(_flows_of("arg", "dst AS call_id, src, key, position"),
                                      "call_id, src, key, position", "src")),
+    Prepared("pt_star_args", "SELECT call_id, src, key, position FROM pt_arg_flows WHERE key IN ('*', '*+', '**')"),
+    # the `*args` / `**kwargs` parameters (few functions have one)
+    Prepared("pt_var_params", "SELECT * FROM parameter_bindings WHERE param_kind IN ('var_positional', 'var_keyword')"),
+    # calls of the builtins that take an iterable, by the name their callee reads, with their positional arguments
+    Prepared("pt_builtin_args", f"""SELECT f.call_id, r.external AS builtin, a.src, a.position
+FROM pt_callee_flows f JOIN reference_edges r ON r.src = f.src AND r.kind = 'REFERENCES'
+JOIN pt_arg_flows a ON a.call_id = f.call_id AND a.key IS NULL
+WHERE f.mode = 'call' AND r.external IN ({_ITERABLE_BUILTINS})"""),
+    Prepared("pt_protocol_flows", "SELECT call_id, src, mode FROM pt_callee_flows WHERE mode IN ("
+                                  + ", ".join(f"'{name}'" for name in PROTOCOL_METHODS) + ")"),
     Prepared("pt_attr_loads", _mapped(_flows_of("attr_load", "dst, src, key"), "dst, src, key", "src")),
     Prepared("pt_attr_stores", _mapped(_flows_of("attr_store", "dst, src, key"), "dst, src, key", "dst", "src")),
     Prepared("pt_elem_loads", _mapped(_flows_of("elem_load", "dst, src, key"), "dst, src, key", "src")),
@@ -317,18 +332,18 @@ WHERE c.kind = 'FUNCTION' AND c.mode <> 'callback' AND (
 # after a `*x` at an unknown one) or its `**kwargs` dict (by name, a key as `repr` writes it).
 _PACKING = f"""WITH packed AS (
     SELECT a.src, par.binding_id AS pack, CAST(a.position + {_SHIFT} - par.position AS VARCHAR) AS key
-    FROM delta_callees c JOIN pt_arg_flows a ON a.call_id = c.call_id
-    JOIN parameter_bindings par ON par.function_id = c.obj AND par.param_kind = 'var_positional'
+    FROM delta_callees c JOIN pt_var_params par ON par.function_id = c.obj AND par.param_kind = 'var_positional'
+    JOIN pt_arg_flows a ON a.call_id = c.call_id
     WHERE c.kind = 'FUNCTION' AND c.mode <> 'callback' AND a.key IS NULL AND a.position + {_SHIFT} >= par.position
     UNION ALL
     SELECT a.src, par.binding_id, '?'
-    FROM delta_callees c JOIN pt_arg_flows a ON a.call_id = c.call_id
-    JOIN parameter_bindings par ON par.function_id = c.obj AND par.param_kind = 'var_positional'
+    FROM delta_callees c JOIN pt_var_params par ON par.function_id = c.obj AND par.param_kind = 'var_positional'
+    JOIN pt_arg_flows a ON a.call_id = c.call_id
     WHERE c.kind = 'FUNCTION' AND c.mode <> 'callback' AND a.key = '+'
     UNION ALL
     SELECT a.src, par.binding_id, concat('''', a.key, '''')
-    FROM delta_callees c JOIN pt_arg_flows a ON a.call_id = c.call_id
-    JOIN parameter_bindings par ON par.function_id = c.obj AND par.param_kind = 'var_keyword'
+    FROM delta_callees c JOIN pt_var_params par ON par.function_id = c.obj AND par.param_kind = 'var_keyword'
+    JOIN pt_arg_flows a ON a.call_id = c.call_id
     LEFT JOIN parameter_bindings n ON n.function_id = c.obj AND n.name = a.key
         AND n.param_kind IN ('positional', 'keyword_only')
     WHERE c.kind = 'FUNCTION' AND c.mode <> 'callback' AND a.key NOT IN ('*', '*+', '**', '+') AND n.binding_id IS NULL
@@ -338,15 +353,25 @@ UNION ALL
 SELECT src, concat('elm:pack:', pack, '[*]'), NULL FROM packed"""
 
 
-def _unpacking(callees: str, pts: str) -> str:
-    """`f(*x)`: the element of x at each index reaches the positional parameter there (after a
-    first `*`, any element reaches any later one); `f(**x)`: the element under each parameter's
-    name reaches it. Elements stored under an unknown key (`[?]`) reach them all, and every element
-    reaches the function's `*args` / `**kwargs`."""
-    return f"""WITH spread AS (
-    SELECT c.call_id, c.obj AS function_id, c.recv, a.key, a.position, p.obj AS container
-    FROM {callees} c JOIN pt_arg_flows a ON a.call_id = c.call_id JOIN {pts} p ON p.node = a.src
-    WHERE c.kind = 'FUNCTION' AND c.mode <> 'callback' AND a.key IN ('*', '*+', '**') AND p.kind = 'CONTAINER'
+# `f(*x)`, `f(**x)`: once the call is known to call a function, x's values flow to a node of their
+# own that names the argument and the function (`spread|<call>|<position>|<key>|<function>|<receiver>`),
+# so the containers that reach it are spread over that function's parameters by a rule that reads
+# only new values (no scan of every known value each round).
+_SPREAD_NODES = """SELECT a.src,
+    concat_ws('|', 'spread', a.call_id, coalesce(CAST(a.position AS VARCHAR), '-1'), a.key, c.obj, coalesce(c.recv, ''))
+        AS dst, NULL AS recv
+FROM pt_star_args a JOIN delta_callees c ON c.call_id = a.call_id
+WHERE c.kind = 'FUNCTION' AND c.mode <> 'callback'"""
+
+# `f(*x)`: the element of x at each index reaches the positional parameter there (after a first `*`,
+# any element reaches any later one); `f(**x)`: the element under each parameter's name reaches it.
+# Elements stored under an unknown key (`[?]`) reach them all, and every element reaches the
+# function's `*args` / `**kwargs`.
+_UNPACKING = f"""WITH spread AS (
+    SELECT split_part(p.node, '|', 5) AS function_id,
+        CASE WHEN split_part(p.node, '|', 6) = '' THEN NULL ELSE split_part(p.node, '|', 6) END AS recv,
+        split_part(p.node, '|', 4) AS key, CAST(split_part(p.node, '|', 3) AS INT) AS position, p.obj AS container
+    FROM delta_pts p WHERE p.node LIKE 'spread|%' AND p.kind = 'CONTAINER'
 ),
 positional AS (
     SELECT c.key, c.container, par.binding_id AS dst, par.position - c.position - {_SHIFT} AS offset
@@ -447,19 +472,15 @@ JOIN {methods} q ON q.node = a.binding_id AND q.kind = 'FUNCTION'
 WHERE p.kind = '{kind}' AND f.mode = 'call'"""
 
 
-# The special methods a statement calls (a `with` item's `__enter__`, a loop's `__iter__` and
-# `__next__`): their callee flows name the method (the mode), and their sites are the value nodes of
-# what they return, which are no call sites of the CPG (no CALLS edge).
-PROTOCOL_METHODS = ("__enter__", "__iter__", "__next__")
 _PROTOCOL_MODES = ", ".join(f"'{name}'" for name in PROTOCOL_METHODS)
 
 
 def _protocol(pts: str, methods: str) -> str:
     return f"""SELECT f.call_id, 'FUNCTION' AS kind, q.obj, p.obj AS recv, f.mode
-FROM {pts} p JOIN pt_callee_flows f ON f.src = p.node
+FROM pt_protocol_flows f JOIN {pts} p ON p.node = f.src
 JOIN pt_class_attributes a ON a.class_id = p.obj AND a.name = f.mode
 JOIN {methods} q ON q.node = a.binding_id AND q.kind = 'FUNCTION'
-WHERE p.kind = 'INSTANCE' AND f.mode IN ({_PROTOCOL_MODES})"""
+WHERE p.kind = 'INSTANCE'"""
 
 
 def _callbacks(callees: str, pts: str) -> str:
@@ -469,14 +490,18 @@ FROM {callees} c JOIN pt_arg_flows a ON a.call_id = c.call_id JOIN {pts} q ON q.
 WHERE c.kind = 'EXTERNAL' AND c.obj IN ({names}) AND q.kind = 'FUNCTION'"""
 
 
-_NEW = "concat('new:', r.pytype, ':', c.call_id)"
+# A string is immutable and holds nothing: one abstract str (`new:Str:`) stands for every one made,
+# and one list of strings (`new:List:split`) for every list `str.split` and the like make.
+_NEW = ("CASE WHEN r.pytype = 'Str' THEN 'new:Str:' WHEN c.obj IN ({}) THEN 'new:List:split' "
+        "ELSE concat('new:', r.pytype, ':', c.call_id) END").format(", ".join(
+            f"'<**PyStr**>.{name}'" for name in STR_LISTS))
 _STR_LISTS = ", ".join(f"'<**PyStr**>.{name}'" for name in STR_LISTS)
 _PAIRING = ", ".join(f"'{BUILTIN_PREFIX}.{name}'" for name in PAIRING_BUILTINS)
 # The new object a call of a builtin makes (and the strings in the list `str.split` makes).
 _BUILTIN_RESULTS = f"""SELECT c.call_id AS node, 'CONTAINER' AS kind, {_NEW} AS obj, NULL AS recv
 FROM delta_callees c JOIN pt_result_types r ON r.name = c.obj WHERE c.kind = 'EXTERNAL' AND c.mode = 'call'
 UNION ALL
-SELECT concat('elm:', {_NEW}, slot.key), 'CONTAINER', concat('new:Str:', c.call_id, ':element'), NULL
+SELECT concat('elm:', {_NEW}, slot.key), 'CONTAINER', 'new:Str:', NULL
 FROM delta_callees c JOIN pt_result_types r ON r.name = c.obj
 CROSS JOIN (SELECT '[?]' AS key UNION ALL SELECT '[*]') slot
 WHERE c.kind = 'EXTERNAL' AND c.mode = 'call' AND c.obj IN ({_STR_LISTS})
@@ -495,15 +520,12 @@ WHERE c.kind = 'EXTERNAL' AND c.mode = 'call' AND a.key IS NULL AND (
     OR (c.obj = '{BUILTIN_PREFIX}.next' AND a.position = 1))"""
 
 
-def _builtin_elements(callees: str, pts: str) -> str:
-    """`list(x)` and the like hold the elements of x; `next(x)` is one of them; the pairs of
-    `enumerate(x)` hold them second, those of `zip(a, b)` a's first and b's second."""
-    names = ", ".join(f"'{BUILTIN_PREFIX}.{name}'" for name in (*ELEMENT_BUILTINS, *PAIRING_BUILTINS, "next"))
-    return f"""WITH given AS (
-    SELECT c.call_id, c.obj AS builtin, a.position, p.obj AS container
-    FROM {callees} c JOIN pt_arg_flows a ON a.call_id = c.call_id AND a.key IS NULL
-    JOIN {pts} p ON p.node = a.src
-    WHERE c.kind = 'EXTERNAL' AND c.mode = 'call' AND p.kind = 'CONTAINER' AND c.obj IN ({names})
+# `list(x)` and the like hold the elements of x; `next(x)` is one of them; the pairs of `enumerate(x)`
+# hold them second, those of `zip(a, b)` a's first and b's second. (Calls of these builtins by their
+# name: `pt_builtin_args`.)
+_BUILTIN_ELEMENTS = f"""WITH given AS (
+    SELECT b.call_id, b.builtin, b.position, p.obj AS container
+    FROM pt_builtin_args b JOIN delta_pts p ON p.node = b.src WHERE p.kind = 'CONTAINER'
 ),
 slot AS (SELECT '[?]' AS key UNION ALL SELECT '[*]')
 SELECT concat('elm:', g.container, '[*]') AS src, concat('elm:new:', r.pytype, ':', g.call_id, slot.key) AS dst,
@@ -530,7 +552,9 @@ _SLICED = """WITH sliced AS (
 )"""
 # `c[a:b]`: a new container of c's type (`new:<type>:<slice>`), whose element i is c's element a + i.
 _SLICES = f"""{_SLICED}
-SELECT dst AS node, 'CONTAINER' AS kind, concat('new:', pytype, ':', dst) AS obj, NULL AS recv FROM sliced"""
+SELECT dst AS node, 'CONTAINER' AS kind,
+    CASE WHEN pytype = 'Str' THEN 'new:Str:' ELSE concat('new:', pytype, ':', dst) END AS obj, NULL AS recv
+FROM sliced"""
 _SLICE_ELEMENTS = f"""{_SLICED},
 copied AS (
     SELECT s.container, s.pytype, s.dst, CAST(s.lo + o.i AS VARCHAR) AS from_key, CAST(o.i AS VARCHAR) AS to_key
@@ -578,10 +602,9 @@ _RULES = (
     Rule("packing", "edges", _PACKING, _BIND_CALLS),
     Rule("builtin_results", "pts", _BUILTIN_RESULTS, _BIND_CALLS),
     Rule("passed_through", "edges", _PASSED_THROUGH, _BIND_CALLS),
-    Rule("elements_at_new_callees", "edges", _builtin_elements("delta_callees", "pts"), _BIND_CALLS),
-    Rule("elements_of_new_containers", "edges", _builtin_elements("callees", "delta_pts"), _BIND_CALLS),
-    Rule("unpacking_at_new_callees", "edges", _unpacking("delta_callees", "pts"), _BIND_CALLS),
-    Rule("unpacking_of_new_containers", "edges", _unpacking("callees", "delta_pts"), _BIND_CALLS),
+    Rule("builtin_elements", "edges", _BUILTIN_ELEMENTS, _BIND_CALLS),
+    Rule("spread_arguments", "edges", _SPREAD_NODES, _BIND_CALLS),
+    Rule("unpacking", "edges", _UNPACKING, _BIND_CALLS),
     Rule("returns", "edges", "SELECT concat('ret:', obj) AS src, call_id AS dst, NULL AS recv FROM delta_callees "
                              f"WHERE kind = 'FUNCTION' AND mode IN ('call', 'decorator', {_PROTOCOL_MODES})",
          _BIND_CALLS),
