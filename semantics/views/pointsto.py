@@ -5,7 +5,9 @@ Facts come from extraction (`ex_flows`, see `semantics.entities.FLOW`) and from 
 resolution. Abstract values are functions and lambdas (`FUNCTION`, their id), classes (`CLASS`),
 instances of a class of the code base (`INSTANCE`, the class id), modules (`MODULE`), names outside
 the code base (`EXTERNAL`, by qualified name: `os.path.join`, `<builtin>.len`, `<**PyList**>.append`),
-containers (`CONTAINER`: a literal, a comprehension, a generator's results) and `super()` objects
+containers (`CONTAINER`: a literal, a comprehension, a generator's results, the tuple and dict a
+function's `*args` and `**kwargs` hold (`pack:<parameter binding>`), a new object a builtin makes
+(`new:<type>:<call>`; one `new:Str:` for every string)) and `super()` objects
 (`SUPER`, the class whose method calls it). A value may carry a receiver: a method read through an
 instance is bound to it (`recv`, the instance's class id), which shifts the call's arguments by one
 and binds the method's first parameter.
