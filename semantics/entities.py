@@ -353,12 +353,15 @@ DECLARATION = EntityDecl(
 #   assign      dst (binding) holds whatever src holds
 #   ret, yield  dst (a function) returns / yields what src holds;  generator: dst is a generator function
 #   callee      dst (a call or decorator application) calls what src holds
-#   arg         src is an argument of call dst, at `position` (positional) or named `key` (`*`, `**`: unpacked)
+#   arg         src is an argument of call dst, at `position` (positional) or named `key` (`*`, `**`: unpacked;
+#               after a `*x`, `+` a positional argument and `*+` another `*y`, at `position` or later)
 #   attr_load   dst (an attribute use) reads attribute `key` of what src holds
 #   attr_store  attribute `key` of what dst holds is set to what src holds
 #   elem_load   dst reads element `key` (NULL: unknown) of the containers src holds
 #   elem_store  element `key` (NULL: unknown) of the containers dst holds is set to what src holds
 #   iter        dst (a loop item) is an element of what src holds
+#   slice       dst is a new container of the type of each container src holds, with its elements in slice
+#               `key` (`lo:hi`, hi '' for the end; NULL: not known, every element)
 #   alloc       dst is a new container of type `key` (list, tuple, set, dict, generator)
 #   instance    dst (an `except E as e` binding) holds an instance of the classes src holds
 #   super       dst (a `super()` call in a method of class src) is that method's super object

@@ -142,3 +142,188 @@ def test_renaming_every_identifier_changes_no_edge(tmp_path_factory, data):
         return ".".join(back.get(part, part) for part in qualname.split("."))
 
     assert {restore(caller): sorted(map(restore, callees)) for caller, callees in renamed.items()} == EXPECTED
+
+
+STAR_PROGRAM = '''def f():
+    pass
+
+
+def g():
+    pass
+
+
+def h():
+    pass
+
+
+def first(*fns):
+    return fns[0]()
+
+
+def named(**cbs):
+    return cbs["ok"]()
+
+
+def pair(a, b):
+    return b()
+
+
+def two(x, y):
+    return y()
+
+
+def forward(*args, **kwargs):
+    return pair(*args, **kwargs)
+
+
+first(f, g)
+named(ok=h, other=f)
+pair(*[g, h])
+forward(f, b=g)
+two(*[f], g)
+'''
+
+# By Python's semantics: fns = (f, g), fns[0] is f; cbs = {"ok": h, "other": f}; pair(*[g, h]) binds
+# b = h; forward(f, b=g) has args = (f,), kwargs = {"b": g}, so pair gets b = g; two(*[f], g) binds
+# x = f (the star's element 0) and y = g (the positional argument after the star).
+STAR_EXPECTED = {
+    "m": ["m.first", "m.forward", "m.named", "m.pair", "m.two"],
+    "m.f": [],
+    "m.first": ["m.f"],
+    "m.forward": ["m.pair"],
+    "m.g": [],
+    "m.h": [],
+    "m.named": ["m.h"],
+    "m.pair": ["m.g", "m.h"],
+    "m.two": ["m.g"],
+}
+
+
+def test_star_arguments_pack_and_unpack(tmp_path):
+    assert build_call_graph(tmp_path, STAR_PROGRAM) == STAR_EXPECTED
+
+
+BUILTIN_FLOWS_PROGRAM = '''def f():
+    pass
+
+
+def g():
+    pass
+
+
+def h():
+    pass
+
+
+class Box:
+    def open(self):
+        pass
+
+
+def run():
+    fns = []
+    fns.append(f)
+    table = {"a": g}
+    table.update({"b": h})
+    table.get("a")()
+    for fn in table.values():
+        fn()
+    first, *rest = [f, g, h]
+    for fn in rest:
+        fn()
+    [f, g][-1]()
+    getattr(Box(), "open")()
+    list(fns)[0]()
+    "x".upper().lower()
+    (lambda: h())()
+
+
+run()
+'''
+
+# By Python's semantics: table.get("a") is g; table.values() are g and h; rest is [g, h];
+# [f, g][-1] is g; getattr(Box(), "open") is Box.open; list(fns) holds f (appended); "x".upper() is
+# a str, so .lower() is a str method; the lambda calls h.
+BUILTIN_FLOWS_EXPECTED = {
+    "m": ["m.run"],
+    "m.Box.open": [],
+    "m.f": [],
+    "m.g": [],
+    "m.h": [],
+    "m.run": ["<**PyDict**>.get", "<**PyDict**>.update", "<**PyDict**>.values", "<**PyList**>.append",
+              "<**PyStr**>.lower", "<**PyStr**>.upper", "<builtin>.getattr", "<builtin>.list", "m.Box.open",
+              "m.f", "m.g", "m.h", "m.run.<lambda1>"],
+    "m.run.<lambda1>": ["m.h"],
+}
+
+
+def test_container_methods_builtins_and_lambdas(tmp_path):
+    assert build_call_graph(tmp_path, BUILTIN_FLOWS_PROGRAM) == BUILTIN_FLOWS_EXPECTED
+
+
+PROTOCOL_PROGRAM = '''def f():
+    pass
+
+
+def g():
+    pass
+
+
+def h():
+    pass
+
+
+class Opened:
+    def __init__(self, action):
+        self.action = action
+
+    def __enter__(self):
+        return self.action
+
+    def __exit__(self, *exc_info):
+        return False
+
+
+class Steps:
+    def __init__(self, *steps):
+        self.steps = list(steps)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if not self.steps:
+            raise StopIteration
+        return self.steps.pop()
+
+
+def run():
+    with Opened(f) as fn:
+        fn()
+    for step in Steps(g):
+        step()
+    for late in [f, g, h][1:]:
+        late()
+    [f, g, h][:2][1]()
+
+
+run()
+'''
+
+# By Python's semantics: `as` binds what __enter__ returns (f); the loop calls Steps.__iter__ and
+# __next__, which returns g (an element of the list `list(steps)`, so `.pop` is a list method);
+# [f, g, h][1:] is [g, h]; [f, g, h][:2][1] is g. The `with` and `for` statements' own calls
+# (__enter__, __exit__, __iter__, __next__) have no call site in the CPG: the graph may leave them
+# out, and nothing else.
+PROTOCOL_TRUTH = {"m.Opened.__init__",
+                  "m.Opened.__enter__", "m.Opened.__exit__", "m.Steps.__init__", "m.Steps.__iter__",
+                  "m.Steps.__next__", "m.f", "m.g", "m.h"}
+PROTOCOL_STATEMENT_CALLS = {"m.Opened.__enter__", "m.Opened.__exit__", "m.Steps.__iter__", "m.Steps.__next__"}
+
+
+def test_slices_with_targets_and_iterators(tmp_path):
+    graph = build_call_graph(tmp_path, PROTOCOL_PROGRAM)
+    run_calls = set(graph["m.run"])
+    assert PROTOCOL_TRUTH - PROTOCOL_STATEMENT_CALLS <= run_calls <= PROTOCOL_TRUTH
+    assert graph["m.Steps.__init__"] == ["<builtin>.list"]
+    assert graph["m.Steps.__next__"] == ["<**PyList**>.pop"]  # `raise StopIteration` calls nothing here

@@ -50,6 +50,9 @@ _IDENT_AT_END = re.compile(_IDENT + rb"$")
 _AS_NAME = re.compile(rb"\bas" + rb"(?:\s|\\(?:\r\n|\r|\n))+" + b"(" + _IDENT + b")")
 _DOUBLE_STAR_NAME = re.compile(rb"\*\*(?:\s|\\(?:\r\n|\r|\n))*(" + _IDENT + b")")
 
+NEGATIVE_INDEX_LIMIT = 16  # list and tuple literals up to this long store their elements by negative index too
+STARRED_INDEX_LIMIT = 8  # `a, *rest = value`: rest holds value's elements at these many indexes from a's
+
 _COMPREHENSION_NAMES = {
     ast.ListComp: "<listcomp>",
     ast.SetComp: "<setcomp>",
@@ -130,6 +133,8 @@ class FileWalker:
         self._store_values: list[str] = []  # the value nodes a store target receives
         self._method_class: dict[str, str] = {}  # method id -> the class whose body defines it
         self._generators: set[str] = set()
+        self._attribute_bases: list[str] = []  # the value nodes of the base of the last attribute use
+        self._literal: list[tuple[str | None, list[str]]] = []  # the last container literal's elements
 
     # -- ids and spans ---------------------------------------------------------------------------
 
@@ -273,24 +278,54 @@ class FileWalker:
         the elements' values."""
         container_id = self.value_id("CONTAINER", node)
         self.flow("alloc", container_id, key=type_name)
+        stored: list[tuple[str | None, list[str]]] = []
+        # a short sequence's elements are also stored by negative index (`fns[-1]`)
+        backwards = type_name in ("list", "tuple") and len(elements) <= NEGATIVE_INDEX_LIMIT
         for key, element in elements:
             if type(element) is ast.Starred:
-                self.flows("elem_store", container_id, self.expr(element.value))
-            else:
-                self.flows("elem_store", container_id, self.expr(element), key)
+                values = self.expr(element.value)
+                self.flows("elem_store", container_id, values)
+                stored.append((None, values))
+                continue
+            values = self.expr(element)
+            self.flows("elem_store", container_id, values, key)
+            stored.append((key, values))
+            if backwards and key is not None:
+                self.flows("elem_store", container_id, values, str(int(key) - len(elements)))
+        self._literal = stored
         return [container_id]
 
     def store_unpacked(self, node: ast.Tuple | ast.List) -> None:
         """`a, *b, c = value`: each target receives the element at its position of what the value
         holds; a starred target the containers themselves."""
         values = self._store_values
-        for position, element in enumerate(node.elts):
+        elements = node.elts
+        star = next((index for index, element in enumerate(elements) if type(element) is ast.Starred), None)
+        for position, element in enumerate(elements):
             if type(element) is ast.Starred:
-                self.visit_target(element.value, self._bind_kind, values)
+                self.visit_target(element.value, self._bind_kind, self.starred_list(element, values, position,
+                                                                                    len(elements) - position - 1))
                 continue
             item = self.value_id("UNPACK", element)
-            self.flows("elem_load", item, values, str(position))
+            index = position if star is None or position < star else position - len(elements)
+            self.flows("elem_load", item, values, str(index))
             self.visit_target(element, self._bind_kind, [item])
+
+    def starred_list(self, node: ast.Starred, values: list[str], start: int, after: int) -> list[str]:
+        """`a, *rest = value`: rest is a new list of the elements from `start` on (all of them when
+        targets follow it, whose count is not known here)."""
+        if not values:
+            return []
+        item = self.value_id("UNPACK", node)
+        if after:
+            self.flows("elem_load", item, values)
+        else:
+            for index in range(start, start + STARRED_INDEX_LIMIT):
+                self.flows("elem_load", item, values, str(index))
+        rest = self.value_id("CONTAINER", node)
+        self.flow("alloc", rest, key="list")
+        self.flow("elem_store", rest, item)
+        return [rest]
 
     def add_module(self) -> tuple[str, Span]:
         """The MODULE row, which every discovered file gets, parseable or not."""
@@ -497,11 +532,19 @@ class FileWalker:
         return [container_id]
 
     def loop_item(self, target: ast.expr, iterated: list[str]) -> list[str]:
-        """The value node of one element of what a loop iterates."""
+        """The value node of one element of what a loop iterates: an element of a container, or
+        what `__next__` returns of what the iterated object's `__iter__` returns (the elements of
+        that, when it is a generator)."""
         if not iterated:
             return []
         item = self.value_id("ITEM", target)
         self.flows("iter", item, iterated)
+        iterator = self.value_id("ITERATOR", target)
+        self.flows("callee", iterator, iterated, "__iter__")
+        self.flow("iter", item, iterator)
+        following = self.value_id("NEXT", target)
+        self.flow("callee", following, iterator, "__next__")
+        self.flow("assign", item, following)
         return [item]
 
     def reference(self, node: ast.Name | ast.Attribute) -> str:
@@ -526,6 +569,7 @@ class FileWalker:
         elif ctx_type is ast.Store:
             for base in bases:
                 self.flows("attr_store", base, self._store_values, name)
+        self._attribute_bases = bases
         return ref_id
 
     def base_values(self, node: ast.expr) -> list[str]:
@@ -554,6 +598,7 @@ class FileWalker:
         func = node.func
         callee = dotted_name(func)
         callees = self.expr(func)
+        receivers = self._attribute_bases if type(func) is ast.Attribute else []
         callee_ref_id = callees[0] if type(func) in _REFERENCE_TYPES else None
         self.flows("callee", call_id, callees)
         if callee == "super" and not node.args and self._definition_id in self._method_class:
@@ -562,16 +607,26 @@ class FileWalker:
         self.rows["call"].append((call_id, self.file_id, *span, name, self._definition_id, self.scope.id,
                                   callee, callee_ref_id, len(node.args) + len(node.keywords)))
         arguments = self.rows["argument"]
+        positional: list[list[str]] = []  # each positional argument's value nodes, up to a first `*x`
+        named: list[tuple[str, list[str]]] = []
+        literal: list[tuple[str | None, list[str]]] | None = None  # the first argument's, a dict literal
         position = 0
+        spread = False  # after a `*x`, a positional argument's position is only known to be at least its index
         for arg in node.args:
             arg_span = self.span(arg)
             starred = type(arg) is ast.Starred
             arguments.append((self.node_id(ARGUMENT, arg_span[0], arg_span[1]), self.file_id, *arg_span,
                               None, call_id, position, "star" if starred else "positional"))
             if starred:
-                self.flows("arg", call_id, self.expr(arg.value), "*", position)  # type: ignore[attr-defined]
+                key = "*+" if spread else "*"
+                self.flows("arg", call_id, self.expr(arg.value), key, position)  # type: ignore[attr-defined]
+                spread = True
             else:
-                self.flows("arg", call_id, self.expr(arg), position=position)
+                values = self.expr(arg)
+                self.flows("arg", call_id, values, "+" if spread else None, position)
+                if not spread:
+                    positional.append(values)
+                    literal = self._literal if position == 0 and type(arg) is ast.Dict else literal
             position += 1
         for keyword in node.keywords:
             kw_span = self.span(keyword)
@@ -579,8 +634,29 @@ class FileWalker:
             arguments.append((self.node_id(ARGUMENT, kw_span[0], kw_span[1]), self.file_id, *kw_span,
                               keyword.arg, call_id, position, kind))
             position += 1
-            self.flows("arg", call_id, self.expr(keyword.value), keyword.arg or "**")
+            values = self.expr(keyword.value)
+            self.flows("arg", call_id, values, keyword.arg or "**")
+            if keyword.arg is not None:
+                named.append((keyword.arg, values))
+        if receivers and name in _CONTAINER_METHODS:
+            _CONTAINER_METHODS[name](self, node, call_id, receivers, positional, named, literal)
+        elif callee in ("getattr", "setattr") and len(positional) >= 2:
+            self.attribute_builtin(callee, node, call_id, positional)
         return call_id
+
+    def attribute_builtin(self, callee: str, node: ast.Call, call_id: str, positional: list[list[str]]) -> None:
+        """`getattr(x, "name"[, default])` loads attribute `name` of x; `setattr(x, "name", v)` stores it
+        (a computed name is not followed)."""
+        name = node.args[1]
+        if type(name) is not ast.Constant or type(name.value) is not str:
+            return
+        if callee == "getattr":
+            self.flows("attr_load", call_id, positional[0], name.value)
+            if len(positional) == 3:
+                self.flows("assign", call_id, positional[2])
+        elif len(positional) == 3:
+            for base in positional[0]:
+                self.flows("attr_store", base, positional[2], name.value)
 
     def imports(self, node: ast.Import | ast.ImportFrom) -> None:
         is_from = isinstance(node, ast.ImportFrom)
@@ -660,9 +736,14 @@ def _children(node: ast.AST) -> list[ast.AST]:
 
 def _with_targets(walker: FileWalker, node: ast.With | ast.AsyncWith) -> None:
     for item in node.items:
-        values = walker.expr(item.context_expr)  # `as` binds what __enter__ returns: taken as the manager
-        if item.optional_vars is not None:
-            walker.visit_target(item.optional_vars, "with", values)
+        values = walker.expr(item.context_expr)
+        if item.optional_vars is not None and values:  # `as` binds what the manager's __enter__ returns
+            entered = walker.value_id("ENTER", item.context_expr)
+            walker.flows("callee", entered, values, "__enter__")
+            walker.flows("iter", entered, values)  # a generator under @contextmanager: what it yields
+            walker.visit_target(item.optional_vars, "with", [entered])
+        elif item.optional_vars is not None:
+            walker.visit_target(item.optional_vars, "with")
     walker.visit_all(node.body)
 
 
@@ -700,13 +781,17 @@ def _named_expr(walker: FileWalker, node: ast.NamedExpr) -> list[str]:
 
 
 def _subscript(walker: FileWalker, node: ast.Subscript) -> list[str]:
-    """`c[k]`: an element of the containers c holds (by constant key where known); a slice, the
-    containers themselves (their elements)."""
+    """`c[k]`: an element of the containers c holds (by constant key where known); `c[a:b]`, a new
+    container of the same type with the elements in the slice."""
     containers = walker.expr(node.value)
     index = node.slice
     if type(index) is ast.Slice:
         walker.visit(index)
-        return containers if type(node.ctx) is ast.Load else []
+        if type(node.ctx) is not ast.Load or not containers:
+            return []
+        sliced = walker.value_id("SLICE", node)
+        walker.flows("slice", sliced, containers, _slice_bounds(index))
+        return [sliced]
     key = _constant_key(index)
     if key is None:
         walker.visit(index)
@@ -719,6 +804,22 @@ def _subscript(walker: FileWalker, node: ast.Subscript) -> list[str]:
     return [element]
 
 
+def _slice_bounds(node: ast.Slice) -> str | None:
+    """`lo:hi` of a slice whose bounds are constants >= 0 or left out (hi '' then) and with no step;
+    None for any other."""
+    bounds = []
+    for bound in (node.lower, node.upper):
+        if bound is None:
+            bounds.append("")
+        elif type(bound) is ast.Constant and type(bound.value) is int and bound.value >= 0:
+            bounds.append(str(bound.value))
+        else:
+            return None
+    if node.step is not None:
+        return None
+    return f"{bounds[0] or 0}:{bounds[1]}"
+
+
 def _constant_key(node: ast.expr) -> str | None:
     """A subscript or dict key known at extraction: a string, number or negative number constant."""
     if type(node) is ast.Constant and type(node.value) in (str, int):
@@ -727,6 +828,82 @@ def _constant_key(node: ast.expr) -> str | None:
             and type(node.operand.value) is int:
         return repr(-node.operand.value)
     return None
+
+
+# Methods of builtin containers, known by name alone: the flows they make only act on the containers
+# their receiver holds (an instance of a class of the code base with a method of the same name gets
+# none of them). Each handler gets the call, its id, the receiver's value nodes, the value nodes of
+# the positional arguments (up to a first `*x`) and of the keyword ones, and the elements of a dict
+# literal passed first.
+_Positional = list[list[str]]
+_Named = list[tuple[str, list[str]]]
+_Literal = list[tuple[str | None, list[str]]] | None
+
+
+def _store_argument(index: int) -> Callable[..., None]:
+    """`x.append(v)`, `x.add(v)`, `x.insert(i, v)`: v becomes an element of x (at an unknown index)."""
+    def handler(walker: FileWalker, node: ast.Call, call_id: str, receivers: list[str], positional: _Positional,
+                named: _Named, literal: _Literal) -> None:
+        if len(positional) > index:
+            for receiver in receivers:
+                walker.flows("elem_store", receiver, positional[index])
+    return handler
+
+
+def _store_elements(walker: FileWalker, node: ast.Call, call_id: str, receivers: list[str], positional: _Positional,
+                    named: _Named, literal: _Literal) -> None:
+    """`x.extend(it)`, `x.update(other, k=v)`: the elements of it become elements of x; a dict
+    literal's and keyword arguments' under their keys."""
+    stored: list[tuple[str | None, list[str]]] = [(repr(name), values) for name, values in named]
+    if literal is not None:
+        stored += literal
+    elif positional:
+        item = walker.value_id("ITEM", node)
+        walker.flows("iter", item, positional[0])
+        stored.append((None, [item]))
+    for receiver in receivers:
+        for key, values in stored:
+            walker.flows("elem_store", receiver, values, key)
+
+
+def _load_element(walker: FileWalker, node: ast.Call, call_id: str, receivers: list[str], positional: _Positional,
+                  named: _Named, literal: _Literal) -> None:
+    """`d.get(k, default)`, `x.pop(k)`, `d.setdefault(k, v)`: the element under k (a constant, else
+    any); the default too, and what setdefault stores."""
+    key = _constant_key(node.args[0]) if node.args and positional else None
+    walker.flows("elem_load", call_id, receivers, key)
+    if len(positional) == 2:
+        if node.func.attr == "setdefault":  # type: ignore[attr-defined]
+            for receiver in receivers:
+                walker.flows("elem_store", receiver, positional[1], key)
+        walker.flows("assign", call_id, positional[1])
+
+
+def _view(pairs: bool) -> Callable[..., None]:
+    """`d.values()`: a new view (no methods followed) whose elements are d's; `d.items()`: whose
+    elements are pairs with d's elements second."""
+    def handler(walker: FileWalker, node: ast.Call, call_id: str, receivers: list[str], positional: _Positional,
+                named: _Named, literal: _Literal) -> None:
+        item = walker.value_id("ITEM", node)
+        walker.flows("elem_load", item, receivers)
+        view = walker.value_id("CONTAINER", node)
+        walker.flow("alloc", view, key="view")
+        if pairs:
+            pair = walker.value_id("PAIR", node)
+            walker.flow("alloc", pair, key="tuple")
+            walker.flow("elem_store", pair, item, "1")
+            item = pair
+        walker.flow("elem_store", view, item)
+        walker.flow("assign", call_id, view)
+    return handler
+
+
+_CONTAINER_METHODS: dict[str, Callable[..., None]] = {
+    "append": _store_argument(0), "appendleft": _store_argument(0), "add": _store_argument(0),
+    "insert": _store_argument(1), "extend": _store_elements, "extendleft": _store_elements,
+    "update": _store_elements, "get": _load_element, "pop": _load_element, "setdefault": _load_element,
+    "values": _view(pairs=False), "items": _view(pairs=True),
+}
 
 
 def _sequence(walker: FileWalker, node: ast.List | ast.Tuple | ast.Set) -> list[str]:

@@ -7,8 +7,8 @@ symbol by qualified name. It is built in two phases:
 1. static: names through their bindings (a def or class; an import's target; the first parameter
    of a method — an instance of its class, or the class itself under `@classmethod`), and attribute
    chains over modules, classes and external names by composing qualified names (`os.path.join`);
-2. typed: with the class hierarchy known (INHERITS_FROM, an approximate MRO: nearest ancestor
-   first, bases in order), attributes of instances and classes find methods, inherited ones
+2. typed: with the class hierarchy known (INHERITS_FROM, and each class's C3 MRO:
+   `class_ancestors`), attributes of instances and classes find methods, inherited ones
    included; a name bound by `x = C(...)` denotes an instance of C. When the nearest class that
    defines a method name defines it k times (`def f` in both branches of an if/else), any of them
    can be the method at run time: each is a candidate, at 1/k.
@@ -217,33 +217,22 @@ FROM class_bases""",
         sql="SELECT parent_id AS class_id, name, id AS function_id, qualname FROM ex_functions WHERE is_method",
         doc="the methods defined in each class body",
     ),
-    # `place` orders the classes of the approximate MRO: depth (two digits: depth < 32), then the bases'
-    # positions along the route. The nearest place may hold several definitions of a name (defined
-    # twice, or in either of two classes that one base may denote): all of them are kept.
+    # The first class of the MRO (class_ancestors, C3) that defines a name may define it several times
+    # (def in both branches of an if/else): all of them are kept, each a candidate at 1/k.
     DeriveSpec(
-        name="method_lookup", columns=METHOD_LOOKUP, inputs=("class_bases", "definitions", "methods"),
-        recursive=True,
-        sql="""WITH RECURSIVE ancestors(class_id, ancestor_id, depth, route) AS (
-    SELECT node_id AS class_id, node_id AS ancestor_id, CAST(0 AS BIGINT) AS depth, CAST('' AS VARCHAR) AS route
-    FROM definitions WHERE def_kind = 'CLASS'
-    UNION ALL
-    SELECT a.class_id, b.target_id, a.depth + 1, concat(a.route, lpad(CAST(b.position AS VARCHAR), 4, '0'))
-    FROM ancestors a JOIN class_bases b ON b.class_id = a.ancestor_id
-    WHERE b.target_kind = 'CLASS' AND a.depth < 32
-),
-found AS (
-    SELECT DISTINCT a.class_id, m.name, m.function_id, m.qualname, a.depth,
-        concat(lpad(CAST(a.depth AS VARCHAR), 2, '0'), a.route) AS place
-    FROM ancestors a JOIN methods m ON m.class_id = a.ancestor_id
+        name="method_lookup", columns=METHOD_LOOKUP, inputs=("class_ancestors", "methods"),
+        sql="""WITH found AS (
+    SELECT DISTINCT a.class_id, m.name, m.function_id, m.qualname, a.rank AS depth
+    FROM class_ancestors a JOIN methods m ON m.class_id = a.ancestor_id
 ),
 nearest AS (
-    SELECT *, min(place) OVER (PARTITION BY class_id, name) AS best FROM found
+    SELECT *, min(depth) OVER (PARTITION BY class_id, name) AS best FROM found
 )
 SELECT class_id, name, function_id, qualname, depth,
     1.0 / CAST(count(*) OVER (PARTITION BY class_id, name) AS DOUBLE) AS confidence
-FROM nearest WHERE place = best""",
-        doc="for each class and method name, the methods it resolves to: its own, else the nearest inherited; "
-            "every definition in that class is a candidate, at 1/k",
+FROM nearest WHERE depth = best""",
+        doc="for each class and method name, the methods it resolves to: those of the first class of its C3 MRO "
+            "that defines it; every definition in that class is a candidate, at 1/k",
     ),
     DeriveSpec(
         name="instance_bindings", columns=BINDING_DENOTES,

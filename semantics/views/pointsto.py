@@ -5,7 +5,9 @@ Facts come from extraction (`ex_flows`, see `semantics.entities.FLOW`) and from 
 resolution. Abstract values are functions and lambdas (`FUNCTION`, their id), classes (`CLASS`),
 instances of a class of the code base (`INSTANCE`, the class id), modules (`MODULE`), names outside
 the code base (`EXTERNAL`, by qualified name: `os.path.join`, `<builtin>.len`, `<**PyList**>.append`),
-containers (`CONTAINER`: a literal, a comprehension, a generator's results) and `super()` objects
+containers (`CONTAINER`: a literal, a comprehension, a generator's results, the tuple and dict a
+function's `*args` and `**kwargs` hold (`pack:<parameter binding>`), a new object a builtin makes
+(`new:<type>:<call>`; one `new:Str:` for every string)) and `super()` objects
 (`SUPER`, the class whose method calls it). A value may carry a receiver: a method read through an
 instance is bound to it (`recv`, the instance's class id), which shifts the call's arguments by one
 and binds the method's first parameter.
@@ -18,8 +20,8 @@ site → what it calls, with the mode: `call`, `init` for the `__init__` an inst
 Field and element nodes are named by the object they belong to: `fld:<kind>:<object>.<attribute>`,
 `elm:<container>[<key>]` (`[*]` every element, `[?]` stored under a key not known at extraction).
 
-Class attributes and methods are looked up nearest first along an approximate MRO (the class, then
-its bases depth-first in order); C3 is not computed yet. A value node holds at most
+Class attributes and methods are looked up along the class's C3 MRO (`class_ancestors`, itself a
+small fixpoint), `super()` from the class after the method's own. A value node holds at most
 `VALUES_PER_NODE` abstract values: past that, further values are dropped (deterministically, and
 counted in the run record), so a variable that can hold very many values cannot make the analysis
 quadratic; a full node takes no more values in the propagation (`full_pts`).
@@ -70,8 +72,7 @@ PARAMETER_BINDINGS = (
 CLASS_ANCESTORS = (
     col("class_id", "string", S.FOREIGN_ID, False, ("class",)),
     col("ancestor_id", "string", S.FOREIGN_ID, False, ("class",)),
-    col("depth", "int64", S.ORDINAL, False),
-    col("route", "string", S.TEXT, False),
+    col("rank", "int64", S.ORDINAL, False),  # its place in the class's C3 MRO: 0 the class itself
 )
 
 CLASS_ATTRIBUTES = (
@@ -123,6 +124,32 @@ def _flows_of(kind: str, columns: str) -> str:
     return f"SELECT {columns} FROM value_flows WHERE kind = '{kind}'"
 
 
+# Calls of builtins whose result is a new object of a builtin type, by the interchange name of the type
+# ('' for an iterator, which has no methods of its own here): `set()`, `s.upper()`. The builtins that
+# build it from an iterable argument hold that argument's elements. A new object is the CONTAINER
+# `new:<type>:<call>`.
+RESULT_TYPES: dict[str, str] = {
+    **{f"{BUILTIN_PREFIX}.{name}": kind for name, kind in (
+        ("list", "List"), ("tuple", "Tuple"), ("set", "Set"), ("frozenset", "Set"), ("dict", "Dict"),
+        ("sorted", "List"), ("reversed", ""), ("iter", ""), ("enumerate", ""), ("zip", ""), ("str", "Str"),
+        ("repr", "Str"), ("format", "Str"))},
+    **{f"<**PyStr**>.{name}": "Str" for name in (
+        "capitalize", "casefold", "center", "expandtabs", "format", "format_map", "join", "ljust", "lower",
+        "lstrip", "removeprefix", "removesuffix", "replace", "rjust", "rstrip", "strip", "swapcase", "title",
+        "translate", "upper", "zfill")},
+    **{f"<**PyStr**>.{name}": "List" for name in ("split", "rsplit", "splitlines")},
+    **{f"<**Py{kind}**>.copy": kind for kind in ("List", "Dict", "Set")},
+}
+# The special methods a statement calls (a `with` item's `__enter__`, a loop's `__iter__` and
+# `__next__`): their callee flows name the method (the mode), and their sites are the value nodes of
+# what they return, which are no call sites of the CPG (no CALLS edge).
+PROTOCOL_METHODS = ("__enter__", "__iter__", "__next__")
+ELEMENT_BUILTINS = ("list", "tuple", "set", "frozenset", "sorted", "reversed", "iter")
+STR_LISTS = ("split", "rsplit", "splitlines")  # their elements are strings
+SLICE_ELEMENTS = 16  # a slice `c[a:b]` holds c's elements a .. min(b, a + this) by index
+PAIRING_BUILTINS = ("enumerate", "zip")  # their elements are tuples: (index, element), (a's, b's, ...)
+
+_ITERABLE_BUILTINS = ", ".join(f"'{BUILTIN_PREFIX}.{name}'" for name in (*ELEMENT_BUILTINS, *PAIRING_BUILTINS, "next"))
 _PYTYPE = "CASE key " + " ".join(f"WHEN '{t}' THEN '{n}'" for t, n in BUILTIN_TYPE_NAMES.items()) + " END"
 
 # Copies known before any round: assignments, returns and yields, each name use from the bindings it
@@ -138,20 +165,27 @@ _STATIC_EDGES = " UNION ALL ".join((
 
 # Nodes that gain values otherwise than by a static copy: seeded ones, and the targets of the rules
 # (parameters, call results, attribute and element loads, loop items, caught exceptions).
+# Module-level bindings whose name some attribute store sets (`m.x = v` may set one from outside).
+_STORED_GLOBALS = """SELECT b.qualname, b.binding_id FROM module_bindings b
+JOIN (SELECT DISTINCT key FROM value_flows WHERE kind = 'attr_store') s
+    ON s.key = reverse(split_part(reverse(b.qualname), '.', 1))"""
+
 _FIXED_NODES = " UNION ALL ".join((
     "SELECT node_id AS node FROM definitions WHERE def_kind IN ('FUNCTION', 'CLASS')",
+    "SELECT node_id FROM lambdas",
+    "SELECT binding_id FROM pt_stored_globals",
     "SELECT binding_id FROM binding_denotes",
     "SELECT src FROM reference_edges WHERE kind = 'REFERENCES' AND external IS NOT NULL",
     "SELECT binding_id FROM parameter_bindings",
     "SELECT dst FROM value_flows WHERE kind IN ('alloc', 'callee', 'attr_load', 'elem_load', 'iter', 'instance', "
-    "'super')",
+    "'super', 'slice')",
 ))
 
 # Nodes whose values a rule reads: what flows somewhere, what is called, stored into, loaded from.
 _READ_NODES = " UNION ALL ".join((
     "SELECT src AS node FROM pt_static_all",
     "SELECT src FROM value_flows WHERE kind IN ('callee', 'arg', 'attr_load', 'attr_store', 'elem_load', "
-    "'elem_store', 'iter', 'instance')",
+    "'elem_store', 'iter', 'instance', 'slice')",
     "SELECT dst FROM value_flows WHERE kind IN ('attr_store', 'elem_store')",
     "SELECT binding_id FROM class_attributes UNION ALL SELECT binding_id FROM super_attributes",
     "SELECT binding_id FROM module_bindings",
@@ -174,6 +208,7 @@ def _mapped(sql: str, columns: str, *mapped: str) -> str:
 # rule reads gets its values once, after the rounds, from its static sources (`pt_sink_edges`).
 _PREPARE = (
     Prepared("pt_static_all", _STATIC_EDGES),
+    Prepared("pt_stored_globals", _STORED_GLOBALS),
     Prepared("pt_fixed", _FIXED_NODES),
     # (count(DISTINCT) per group is slow in DataFusion with many groups: count distinct rows instead)
     Prepared("pt_single", "SELECT dst AS node, min(src) AS src FROM (SELECT DISTINCT src, dst FROM pt_static_all) s "
@@ -199,13 +234,38 @@ SELECT node, rep FROM down"""),
                                         "WHERE kind = 'callee'", "call_id, src, mode", "src")),
     Prepared("pt_arg_flows", _mapped(_flows_of("arg", "dst AS call_id, src, key, position"),
                                      "call_id, src, key, position", "src")),
+    Prepared("pt_star_args", "SELECT call_id, src, key, position FROM pt_arg_flows WHERE key IN ('*', '*+', '**')"),
+    # the `*args` / `**kwargs` parameters (few functions have one)
+    Prepared("pt_var_params", "SELECT * FROM parameter_bindings WHERE param_kind IN ('var_positional', 'var_keyword')"),
+    # calls of the builtins that take an iterable, by the name their callee reads, with their positional arguments
+    Prepared("pt_builtin_args", f"""SELECT f.call_id, r.external AS builtin, a.src, a.position
+FROM pt_callee_flows f JOIN reference_edges r ON r.src = f.src AND r.kind = 'REFERENCES'
+JOIN pt_arg_flows a ON a.call_id = f.call_id AND a.key IS NULL
+WHERE f.mode = 'call' AND r.external IN ({_ITERABLE_BUILTINS})"""),
+    Prepared("pt_protocol_flows", "SELECT call_id, src, mode FROM pt_callee_flows WHERE mode IN ("
+                                  + ", ".join(f"'{name}'" for name in PROTOCOL_METHODS) + ")"),
     Prepared("pt_attr_loads", _mapped(_flows_of("attr_load", "dst, src, key"), "dst, src, key", "src")),
     Prepared("pt_attr_stores", _mapped(_flows_of("attr_store", "dst, src, key"), "dst, src, key", "dst", "src")),
     Prepared("pt_elem_loads", _mapped(_flows_of("elem_load", "dst, src, key"), "dst, src, key", "src")),
     Prepared("pt_elem_stores", _mapped(_flows_of("elem_store", "dst, src, key"), "dst, src, key", "dst", "src")),
     Prepared("pt_iters", _mapped(_flows_of("iter", "dst, src"), "dst, src", "src")),
+    Prepared("pt_slices", _mapped(_flows_of("slice", "dst, src, CAST(split_part(key, ':', 1) AS BIGINT) AS lo, "
+                                            "CASE WHEN split_part(key, ':', 2) = '' THEN NULL "
+                                            "ELSE CAST(split_part(key, ':', 2) AS BIGINT) END AS hi, "
+                                            "key IS NULL AS unknown"), "dst, src, lo, hi, unknown", "src")),
+    # the element indexes a slice copies one by one (past them, a slice's elements are not followed)
+    Prepared("pt_slice_offsets", "SELECT CAST(column1 AS BIGINT) AS i FROM (VALUES "
+                                 + ", ".join(f"({i})" for i in range(SLICE_ELEMENTS)) + ")"),
     Prepared("pt_instances", _mapped(_flows_of("instance", "dst, src"), "dst, src", "src")),
     Prepared("pt_allocs", _flows_of("alloc", f"dst AS obj, {_PYTYPE} AS pytype")),
+    # The tuple a `*args` parameter holds and the dict a `**kwargs` one holds: one container each.
+    Prepared("pt_packs", "SELECT binding_id, concat('pack:', binding_id) AS obj, "
+                         "CASE param_kind WHEN 'var_positional' THEN 'Tuple' ELSE 'Dict' END AS pytype "
+                         "FROM parameter_bindings WHERE param_kind IN ('var_positional', 'var_keyword')"),
+    Prepared("pt_result_types", "SELECT column1 AS name, column2 AS pytype FROM (VALUES " + ", ".join(
+        f"('{name}', '{kind}')" for name, kind in RESULT_TYPES.items()) + ")"),
+    Prepared("pt_container_types", "SELECT obj, pytype FROM pt_allocs WHERE pytype IS NOT NULL "
+                                   "UNION ALL SELECT obj, pytype FROM pt_packs"),
     Prepared("pt_modules", "SELECT node_id, qualname FROM definitions WHERE def_kind = 'MODULE'"),
     *(Prepared(f"pt_{name}", _mapped(f"SELECT {columns} FROM {name}", columns, "binding_id"))
       for name, columns in (("class_attributes", "class_id, name, binding_id"),
@@ -216,7 +276,9 @@ SELECT node, rep FROM down"""),
 _SEEDS = (
     Rule("definitions", "pts", "SELECT node_id AS node, def_kind AS kind, node_id AS obj, NULL AS recv "
                                "FROM definitions WHERE def_kind IN ('FUNCTION', 'CLASS')"),
+    Rule("lambdas", "pts", "SELECT node_id AS node, 'FUNCTION' AS kind, node_id AS obj, NULL AS recv FROM lambdas"),
     Rule("containers", "pts", "SELECT obj AS node, 'CONTAINER' AS kind, obj, NULL AS recv FROM pt_allocs"),
+    Rule("packs", "pts", "SELECT binding_id AS node, 'CONTAINER' AS kind, obj, NULL AS recv FROM pt_packs"),
     Rule("imports_and_receivers", "pts",
          "SELECT binding_id AS node, target_kind AS kind, coalesce(target_id, qualname) AS obj, NULL AS recv "
          "FROM binding_denotes WHERE (resolver LIKE 'name.imports%' OR resolver LIKE 'name.receiver%') "
@@ -225,6 +287,12 @@ _SEEDS = (
                             "FROM reference_edges WHERE kind = 'REFERENCES' AND external IS NOT NULL"),
     Rule("generators", "pts", _flows_of("generator", "concat('ret:', dst) AS node, 'CONTAINER' AS kind, "
                                                      "concat('gen:', dst) AS obj, NULL AS recv")),
+    # `cls` of a classmethod: every class whose MRO finds the method (it may be called through any)
+    Rule("classmethod_classes", "pts",
+         "SELECT par.binding_id AS node, 'CLASS' AS kind, a.class_id AS obj, NULL AS recv "
+         "FROM parameter_bindings par JOIN effective_bindings b ON b.definition_id = par.function_id "
+         "AND b.binding_kind = 'def' JOIN class_attributes a ON a.binding_id = b.binding_id "
+         "WHERE par.method_kind = 'classmethod' AND par.position = 0"),
     Rule("super", "pts", _flows_of("super", "dst AS node, 'SUPER' AS kind, src AS obj, NULL AS recv")),
     Rule("copies", "edges", "SELECT src, dst, NULL AS recv FROM pt_static"),
 )
@@ -259,7 +327,82 @@ _ARGUMENT_EDGES = f"""SELECT a.src, par.binding_id AS dst, NULL AS recv
 FROM delta_callees c JOIN pt_arg_flows a ON a.call_id = c.call_id JOIN parameter_bindings par ON par.function_id = c.obj
 WHERE c.kind = 'FUNCTION' AND c.mode <> 'callback' AND (
     (a.key IS NULL AND par.param_kind IN ('positional_only', 'positional') AND par.position = a.position + {_SHIFT})
+    OR (a.key = '+' AND par.param_kind IN ('positional_only', 'positional') AND par.position >= a.position + {_SHIFT})
     OR (a.key = par.name AND par.param_kind IN ('positional', 'keyword_only')))"""
+
+# Arguments no parameter takes by position or name go into the function's `*args` tuple (by index;
+# after a `*x` at an unknown one) or its `**kwargs` dict (by name, a key as `repr` writes it).
+_PACKING = f"""WITH packed AS (
+    SELECT a.src, par.binding_id AS pack, CAST(a.position + {_SHIFT} - par.position AS VARCHAR) AS key
+    FROM delta_callees c JOIN pt_var_params par ON par.function_id = c.obj AND par.param_kind = 'var_positional'
+    JOIN pt_arg_flows a ON a.call_id = c.call_id
+    WHERE c.kind = 'FUNCTION' AND c.mode <> 'callback' AND a.key IS NULL AND a.position + {_SHIFT} >= par.position
+    UNION ALL
+    SELECT a.src, par.binding_id, '?'
+    FROM delta_callees c JOIN pt_var_params par ON par.function_id = c.obj AND par.param_kind = 'var_positional'
+    JOIN pt_arg_flows a ON a.call_id = c.call_id
+    WHERE c.kind = 'FUNCTION' AND c.mode <> 'callback' AND a.key = '+'
+    UNION ALL
+    SELECT a.src, par.binding_id, concat('''', a.key, '''')
+    FROM delta_callees c JOIN pt_var_params par ON par.function_id = c.obj AND par.param_kind = 'var_keyword'
+    JOIN pt_arg_flows a ON a.call_id = c.call_id
+    LEFT JOIN parameter_bindings n ON n.function_id = c.obj AND n.name = a.key
+        AND n.param_kind IN ('positional', 'keyword_only')
+    WHERE c.kind = 'FUNCTION' AND c.mode <> 'callback' AND a.key NOT IN ('*', '*+', '**', '+') AND n.binding_id IS NULL
+)
+SELECT src, concat('elm:pack:', pack, '[', key, ']') AS dst, NULL AS recv FROM packed
+UNION ALL
+SELECT src, concat('elm:pack:', pack, '[*]'), NULL FROM packed"""
+
+
+# `f(*x)`, `f(**x)`: once the call is known to call a function, x's values flow to a node of their
+# own that names the argument and the function (`spread|<call>|<position>|<key>|<function>|<receiver>`),
+# so the containers that reach it are spread over that function's parameters by a rule that reads
+# only new values (no scan of every known value each round).
+_SPREAD_NODES = """SELECT a.src,
+    concat_ws('|', 'spread', a.call_id, coalesce(CAST(a.position AS VARCHAR), '-1'), a.key, c.obj, coalesce(c.recv, ''))
+        AS dst, NULL AS recv
+FROM pt_star_args a JOIN delta_callees c ON c.call_id = a.call_id
+WHERE c.kind = 'FUNCTION' AND c.mode <> 'callback'"""
+
+# `f(*x)`: the element of x at each index reaches the positional parameter there (after a first `*`,
+# any element reaches any later one); `f(**x)`: the element under each parameter's name reaches it.
+# Elements stored under an unknown key (`[?]`) reach them all, and every element reaches the
+# function's `*args` / `**kwargs`.
+_UNPACKING = f"""WITH spread AS (
+    SELECT split_part(p.node, '|', 5) AS function_id,
+        CASE WHEN split_part(p.node, '|', 6) = '' THEN NULL ELSE split_part(p.node, '|', 6) END AS recv,
+        split_part(p.node, '|', 4) AS key, CAST(split_part(p.node, '|', 3) AS INT) AS position, p.obj AS container
+    FROM delta_pts p WHERE p.node LIKE 'spread|%' AND p.kind = 'CONTAINER'
+),
+positional AS (
+    SELECT c.key, c.container, par.binding_id AS dst, par.position - c.position - {_SHIFT} AS offset
+    FROM spread c JOIN parameter_bindings par ON par.function_id = c.function_id
+    WHERE c.key IN ('*', '*+') AND par.param_kind IN ('positional_only', 'positional')
+        AND par.position >= c.position + {_SHIFT}
+),
+named AS (
+    SELECT c.container, par.binding_id AS dst, par.name
+    FROM spread c JOIN parameter_bindings par ON par.function_id = c.function_id
+    WHERE c.key = '**' AND par.param_kind IN ('positional', 'keyword_only') AND par.position >= {_SHIFT}
+),
+moved AS (
+    SELECT container, CASE WHEN key = '*' THEN CAST(offset AS VARCHAR) ELSE '*' END AS key, dst FROM positional
+    UNION ALL
+    SELECT container, '?', dst FROM positional WHERE key = '*'
+    UNION ALL
+    SELECT container, concat('''', name, ''''), dst FROM named
+    UNION ALL
+    SELECT container, '?', dst FROM named
+    UNION ALL
+    SELECT c.container, '*', concat('elm:pack:', par.binding_id, '[', slot.key, ']')
+    FROM spread c JOIN parameter_bindings par ON par.function_id = c.function_id
+    CROSS JOIN (SELECT '?' AS key UNION ALL SELECT '*') slot
+    WHERE (c.key IN ('*', '*+') AND par.param_kind = 'var_positional')
+        OR (c.key = '**' AND par.param_kind = 'var_keyword')
+)
+SELECT DISTINCT concat('elm:', container, '[', key, ']') AS src, dst, NULL AS recv FROM moved"""
+
 
 _RECEIVER = """SELECT par.binding_id AS node, 'INSTANCE' AS kind, c.recv AS obj, NULL AS recv
 FROM delta_callees c JOIN parameter_bindings par ON par.function_id = c.obj AND par.position = 0
@@ -270,8 +413,12 @@ FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node
 WHERE p.kind = 'EXTERNAL' AND length(p.obj) - length(replace(p.obj, '.', '')) < {EXTERNAL_DEPTH}
 UNION ALL
 SELECT l.dst, 'EXTERNAL', concat('<**Py', a.pytype, '**>.', l.key), NULL
-FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node JOIN pt_allocs a ON a.obj = p.obj
-WHERE p.kind = 'CONTAINER' AND a.pytype IS NOT NULL
+FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node JOIN pt_container_types a ON a.obj = p.obj
+WHERE p.kind = 'CONTAINER'
+UNION ALL
+SELECT l.dst, 'EXTERNAL', concat('<**Py', split_part(p.obj, ':', 2), '**>.', l.key), NULL
+FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node
+WHERE p.kind = 'CONTAINER' AND p.obj LIKE 'new:%' AND split_part(p.obj, ':', 2) <> ''
 UNION ALL
 SELECT l.dst, 'MODULE', d.node_id, NULL
 FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node JOIN pt_modules m ON m.node_id = p.obj
@@ -296,6 +443,10 @@ JOIN pt_module_bindings b ON b.qualname = concat(m.qualname, '.', l.key) WHERE p
 
 _STORE_EDGES = """SELECT s.src, concat('fld:', p.kind, ':', p.obj, '.', s.key) AS dst, NULL AS recv
 FROM delta_pts p JOIN pt_attr_stores s ON s.dst = p.node WHERE p.kind IN ('INSTANCE', 'CLASS', 'MODULE')
+UNION ALL
+SELECT s.src, b.binding_id, NULL  -- `m.x = v` from outside: the module's own code reads x
+FROM delta_pts p JOIN pt_attr_stores s ON s.dst = p.node JOIN pt_modules m ON m.node_id = p.obj
+JOIN pt_stored_globals b ON b.qualname = concat(m.qualname, '.', s.key) WHERE p.kind = 'MODULE'
 UNION ALL
 SELECT s.src, concat('elm:', p.obj, '[', coalesce(s.key, '?'), ']'), NULL
 FROM delta_pts p JOIN pt_elem_stores s ON s.dst = p.node WHERE p.kind = 'CONTAINER'
@@ -323,11 +474,103 @@ JOIN {methods} q ON q.node = a.binding_id AND q.kind = 'FUNCTION'
 WHERE p.kind = '{kind}' AND f.mode = 'call'"""
 
 
+_PROTOCOL_MODES = ", ".join(f"'{name}'" for name in PROTOCOL_METHODS)
+
+
+def _protocol(pts: str, methods: str) -> str:
+    return f"""SELECT f.call_id, 'FUNCTION' AS kind, q.obj, p.obj AS recv, f.mode
+FROM pt_protocol_flows f JOIN {pts} p ON p.node = f.src
+JOIN pt_class_attributes a ON a.class_id = p.obj AND a.name = f.mode
+JOIN {methods} q ON q.node = a.binding_id AND q.kind = 'FUNCTION'
+WHERE p.kind = 'INSTANCE'"""
+
+
 def _callbacks(callees: str, pts: str) -> str:
     names = ", ".join(f"'{BUILTIN_PREFIX}.{name}'" for name in CALLBACK_BUILTINS)
     return f"""SELECT c.call_id, 'FUNCTION' AS kind, q.obj, NULL AS recv, 'callback' AS mode
 FROM {callees} c JOIN pt_arg_flows a ON a.call_id = c.call_id JOIN {pts} q ON q.node = a.src
 WHERE c.kind = 'EXTERNAL' AND c.obj IN ({names}) AND q.kind = 'FUNCTION'"""
+
+
+# A string is immutable and holds nothing: one abstract str (`new:Str:`) stands for every one made,
+# and one list of strings (`new:List:split`) for every list `str.split` and the like make.
+_NEW = ("CASE WHEN r.pytype = 'Str' THEN 'new:Str:' WHEN c.obj IN ({}) THEN 'new:List:split' "
+        "ELSE concat('new:', r.pytype, ':', c.call_id) END").format(", ".join(
+            f"'<**PyStr**>.{name}'" for name in STR_LISTS))
+_STR_LISTS = ", ".join(f"'<**PyStr**>.{name}'" for name in STR_LISTS)
+_PAIRING = ", ".join(f"'{BUILTIN_PREFIX}.{name}'" for name in PAIRING_BUILTINS)
+# The new object a call of a builtin makes (and the strings in the list `str.split` makes).
+_BUILTIN_RESULTS = f"""SELECT c.call_id AS node, 'CONTAINER' AS kind, {_NEW} AS obj, NULL AS recv
+FROM delta_callees c JOIN pt_result_types r ON r.name = c.obj WHERE c.kind = 'EXTERNAL' AND c.mode = 'call'
+UNION ALL
+SELECT concat('elm:', {_NEW}, slot.key), 'CONTAINER', 'new:Str:', NULL
+FROM delta_callees c JOIN pt_result_types r ON r.name = c.obj
+CROSS JOIN (SELECT '[?]' AS key UNION ALL SELECT '[*]') slot
+WHERE c.kind = 'EXTERNAL' AND c.mode = 'call' AND c.obj IN ({_STR_LISTS})
+UNION ALL
+SELECT concat('elm:', {_NEW}, slot.key), 'CONTAINER', concat('new:Tuple:', c.call_id, ':pair'), NULL
+FROM delta_callees c JOIN pt_result_types r ON r.name = c.obj
+CROSS JOIN (SELECT '[?]' AS key UNION ALL SELECT '[*]') slot
+WHERE c.kind = 'EXTERNAL' AND c.mode = 'call' AND c.obj IN ({_PAIRING})"""
+
+# `staticmethod(f)`, `classmethod(f)` hand back f (as the class attribute they make); `next(it, d)`
+# returns d when it is exhausted.
+_PASSED_THROUGH = f"""SELECT a.src, c.call_id AS dst, NULL AS recv
+FROM delta_callees c JOIN pt_arg_flows a ON a.call_id = c.call_id
+WHERE c.kind = 'EXTERNAL' AND c.mode = 'call' AND a.key IS NULL AND (
+    (c.obj IN ('{BUILTIN_PREFIX}.staticmethod', '{BUILTIN_PREFIX}.classmethod') AND a.position = 0)
+    OR (c.obj = '{BUILTIN_PREFIX}.next' AND a.position = 1))"""
+
+
+# `list(x)` and the like hold the elements of x; `next(x)` is one of them; the pairs of `enumerate(x)`
+# hold them second, those of `zip(a, b)` a's first and b's second. (Calls of these builtins by their
+# name: `pt_builtin_args`.)
+_BUILTIN_ELEMENTS = f"""WITH given AS (
+    SELECT b.call_id, b.builtin, b.position, p.obj AS container
+    FROM pt_builtin_args b JOIN delta_pts p ON p.node = b.src WHERE p.kind = 'CONTAINER'
+),
+slot AS (SELECT '[?]' AS key UNION ALL SELECT '[*]')
+SELECT concat('elm:', g.container, '[*]') AS src, concat('elm:new:', r.pytype, ':', g.call_id, slot.key) AS dst,
+    NULL AS recv
+FROM given g JOIN pt_result_types r ON r.name = g.builtin CROSS JOIN slot
+WHERE g.position = 0 AND g.builtin NOT IN ({_PAIRING})
+UNION ALL
+SELECT concat('elm:', container, '[*]'), call_id, NULL FROM given
+WHERE builtin = '{BUILTIN_PREFIX}.next' AND position = 0
+UNION ALL
+SELECT concat('elm:', g.container, '[*]'), concat('elm:new:Tuple:', g.call_id, ':pair', slot.key), NULL
+FROM given g CROSS JOIN (SELECT '[*]' AS key UNION ALL SELECT '[?]') slot WHERE g.builtin IN ({_PAIRING})
+UNION ALL
+SELECT concat('elm:', container, '[*]'), concat('elm:new:Tuple:', call_id, ':pair[',
+    CAST(CASE WHEN builtin = '{BUILTIN_PREFIX}.enumerate' THEN 1 ELSE position END AS VARCHAR), ']'), NULL
+FROM given WHERE builtin IN ({_PAIRING}) AND (position = 0 OR builtin = '{BUILTIN_PREFIX}.zip')"""
+
+
+_SLICED = """WITH sliced AS (
+    SELECT l.dst, p.obj AS container, l.lo, l.hi, l.unknown, coalesce(t.pytype, CASE WHEN p.obj LIKE 'new:%'
+        THEN split_part(p.obj, ':', 2) END, '') AS pytype
+    FROM delta_pts p JOIN pt_slices l ON l.src = p.node LEFT JOIN pt_container_types t ON t.obj = p.obj
+    WHERE p.kind = 'CONTAINER'
+)"""
+# `c[a:b]`: a new container of c's type (`new:<type>:<slice>`), whose element i is c's element a + i.
+_SLICES = f"""{_SLICED}
+SELECT dst AS node, 'CONTAINER' AS kind,
+    CASE WHEN pytype = 'Str' THEN 'new:Str:' ELSE concat('new:', pytype, ':', dst) END AS obj, NULL AS recv
+FROM sliced"""
+_SLICE_ELEMENTS = f"""{_SLICED},
+copied AS (
+    SELECT s.container, s.pytype, s.dst, CAST(s.lo + o.i AS VARCHAR) AS from_key, CAST(o.i AS VARCHAR) AS to_key
+    FROM sliced s CROSS JOIN pt_slice_offsets o WHERE NOT s.unknown AND (s.hi IS NULL OR s.lo + o.i < s.hi)
+    UNION ALL
+    SELECT container, pytype, dst, '?', '?' FROM sliced WHERE NOT unknown
+    UNION ALL
+    SELECT container, pytype, dst, '*', '?' FROM sliced WHERE unknown
+)
+SELECT concat('elm:', container, '[', from_key, ']') AS src,
+    concat('elm:new:', pytype, ':', dst, '[', to_key, ']') AS dst, NULL AS recv
+FROM copied
+UNION ALL
+SELECT concat('elm:', container, '[', from_key, ']'), concat('elm:new:', pytype, ':', dst, '[*]'), NULL FROM copied"""
 
 
 # A round runs three stages: values move along copies; then call sites find what they call; then calls
@@ -338,7 +581,10 @@ _RULES = (
     Rule("propagate", "pts", _PROPAGATE, _MOVE),
     Rule("callees", "callees", "SELECT f.call_id, p.kind, p.obj, p.recv, f.mode FROM delta_pts p "
                                "JOIN pt_callee_flows f ON f.src = p.node "
-                               "WHERE p.kind IN ('FUNCTION', 'CLASS', 'EXTERNAL')", _CALL),
+                               "WHERE p.kind IN ('FUNCTION', 'CLASS', 'EXTERNAL') AND f.mode IN ('call', 'decorator')",
+         _CALL),
+    Rule("protocol_of_new_instance", "callees", _protocol("delta_pts", "pts"), _CALL),
+    Rule("new_protocol_of_instance", "callees", _protocol("pts", "delta_pts"), _CALL),
     Rule("init_of_new_class", "callees", _special_method("delta_pts", "pts", "CLASS", "__init__", "init"), _CALL),
     Rule("new_init_of_class", "callees", _special_method("pts", "delta_pts", "CLASS", "__init__", "init"), _CALL),
     Rule("call_of_new_instance", "callees", _special_method("delta_pts", "pts", "INSTANCE", "__call__", "call"),
@@ -355,14 +601,23 @@ _RULES = (
                                    "FROM delta_pts p JOIN pt_instances i ON i.src = p.node WHERE p.kind = 'CLASS'",
          _BIND_CALLS),
     Rule("arguments", "edges", _ARGUMENT_EDGES, _BIND_CALLS),
+    Rule("packing", "edges", _PACKING, _BIND_CALLS),
+    Rule("builtin_results", "pts", _BUILTIN_RESULTS, _BIND_CALLS),
+    Rule("passed_through", "edges", _PASSED_THROUGH, _BIND_CALLS),
+    Rule("builtin_elements", "edges", _BUILTIN_ELEMENTS, _BIND_CALLS),
+    Rule("spread_arguments", "edges", _SPREAD_NODES, _BIND_CALLS),
+    Rule("unpacking", "edges", _UNPACKING, _BIND_CALLS),
     Rule("returns", "edges", "SELECT concat('ret:', obj) AS src, call_id AS dst, NULL AS recv FROM delta_callees "
-                             "WHERE kind = 'FUNCTION' AND mode IN ('call', 'decorator')", _BIND_CALLS),
+                             f"WHERE kind = 'FUNCTION' AND mode IN ('call', 'decorator', {_PROTOCOL_MODES})",
+         _BIND_CALLS),
     Rule("opaque_decorators", "edges",
          "SELECT a.src, c.call_id AS dst, NULL AS recv FROM delta_callees c "
          "JOIN pt_arg_flows a ON a.call_id = c.call_id AND a.position = 0 "
          "WHERE c.kind = 'EXTERNAL' AND c.mode = 'decorator'", _BIND_CALLS),
     Rule("attribute_loads", "edges", _ATTRIBUTE_EDGES, _BIND_CALLS),
     Rule("stores", "edges", _STORE_EDGES, _BIND_CALLS),
+    Rule("slices", "pts", _SLICES, _BIND_CALLS),
+    Rule("slice_elements", "edges", _SLICE_ELEMENTS, _BIND_CALLS),
     Rule("element_loads", "edges", _LOAD_EDGES, _BIND_CALLS),
 )
 
@@ -392,34 +647,102 @@ POINTS_TO_PROGRAM = FixpointProgram(
     stage_names=("move", "call", "bind"),
 )
 
-_ANCESTORS_SQL = """WITH RECURSIVE ancestors(class_id, ancestor_id, depth, route) AS (
-    SELECT node_id AS class_id, node_id AS ancestor_id, CAST(0 AS BIGINT) AS depth, CAST('' AS VARCHAR) AS route
-    FROM definitions WHERE def_kind = 'CLASS'
+# The C3 linearisation (the MRO) of every class of the code base, over its bases in the code base,
+# as a fixpoint: a class's MRO is built once its bases' MROs are complete — with one base, the base's
+# MRO after the class in one step; with several, the C3 merge one class per round (the first head of
+# the bases' MROs and the base list that is in no other's tail). A hierarchy C3 rejects (a TypeError
+# in Python) keeps what the merge placed before it got stuck; a cycle of bases, the class alone.
+_MRO = Relation("mro", (col("class_id", "string", S.FOREIGN_ID, False), col("rank", "int64", S.ORDINAL, False),
+                        col("ancestor_id", "string", S.FOREIGN_ID, False)))
+_COMPLETE = Relation("complete", (col("class_id", "string", S.FOREIGN_ID, False),))
+
+_READY = """ready AS (  -- classes not complete whose bases all are
+    SELECT b.class_id, max(n.bases) AS bases
+    FROM c3_bases b JOIN c3_base_counts n ON n.class_id = b.class_id JOIN complete d ON d.class_id = b.base_id
+    LEFT ANTI JOIN complete c ON c.class_id = b.class_id
+    GROUP BY b.class_id HAVING count(*) = max(n.bases)
+)"""
+
+
+def _merge(select: str) -> str:
+    """The C3 merge step of every ready class with several bases, then ``select`` over `chosen`
+    (the class placed next, if any) and `sizes` (how many the class has placed)."""
+    return f"""WITH {_READY},
+pending AS (SELECT class_id FROM ready WHERE bases > 1),
+placed AS (SELECT m.class_id, m.ancestor_id FROM mro m JOIN pending p ON p.class_id = m.class_id),
+sequences AS (  -- each base's MRO, then the list of bases itself
+    SELECT b.class_id, b.position AS seq, b.base_id AS seq_key, m.rank AS pos, m.ancestor_id
+    FROM pending p JOIN c3_bases b ON b.class_id = p.class_id JOIN mro m ON m.class_id = b.base_id
     UNION ALL
-    SELECT a.class_id, b.target_id, a.depth + 1, concat(a.route, lpad(CAST(b.position AS VARCHAR), 4, '0'))
-    FROM ancestors a JOIN class_bases b ON b.class_id = a.ancestor_id
-    WHERE b.target_kind = 'CLASS' AND a.depth < 32
+    SELECT b.class_id, 2147483647, '', b.position, b.base_id FROM pending p JOIN c3_bases b ON b.class_id = p.class_id
+),
+remaining AS (
+    SELECT s.*, row_number() OVER (PARTITION BY s.class_id, s.seq, s.seq_key ORDER BY s.pos, s.ancestor_id) AS k
+    FROM sequences s LEFT ANTI JOIN placed x ON x.class_id = s.class_id AND x.ancestor_id = s.ancestor_id
+),
+heads AS (  -- a head in no sequence's tail
+    SELECT h.class_id, h.seq, h.seq_key, h.ancestor_id FROM remaining h
+    LEFT ANTI JOIN remaining t ON t.class_id = h.class_id AND t.ancestor_id = h.ancestor_id AND t.k > 1
+    WHERE h.k = 1
+),
+chosen AS (
+    SELECT class_id, ancestor_id FROM (
+        SELECT class_id, ancestor_id, row_number() OVER (PARTITION BY class_id ORDER BY seq, seq_key) AS k FROM heads
+    ) WHERE k = 1
+),
+sizes AS (SELECT class_id, count(*) AS placed FROM placed GROUP BY class_id)
+{select}"""
+
+
+MRO_PROGRAM = FixpointProgram(
+    relations=(_MRO, _COMPLETE),
+    prepare=(
+        Prepared("c3_bases", "SELECT DISTINCT class_id, position, target_id AS base_id FROM class_bases "
+                             "WHERE target_kind = 'CLASS' AND target_id <> class_id"),
+        Prepared("c3_base_counts", "SELECT class_id, count(*) AS bases FROM c3_bases GROUP BY class_id"),
+    ),
+    seeds=(
+        Rule("itself", "mro", "SELECT node_id AS class_id, CAST(0 AS BIGINT) AS rank, node_id AS ancestor_id "
+                              "FROM definitions WHERE def_kind = 'CLASS'"),
+        Rule("no_bases", "complete", "SELECT d.node_id AS class_id FROM definitions d "
+                                     "LEFT ANTI JOIN c3_bases b ON b.class_id = d.node_id WHERE d.def_kind = 'CLASS'"),
+    ),
+    rules=(
+        Rule("one_base", "mro", f"""WITH {_READY}
+SELECT r.class_id, m.rank + 1 AS rank, m.ancestor_id
+FROM ready r JOIN c3_bases b ON b.class_id = r.class_id JOIN mro m ON m.class_id = b.base_id WHERE r.bases = 1"""),
+        Rule("one_base_complete", "complete", f"WITH {_READY} SELECT class_id FROM ready WHERE bases = 1"),
+        Rule("merge", "mro", _merge("SELECT c.class_id, s.placed AS rank, c.ancestor_id FROM chosen c "
+                                    "JOIN sizes s ON s.class_id = c.class_id")),
+        Rule("merge_complete", "complete", _merge("SELECT class_id FROM pending LEFT ANTI JOIN chosen c "
+                                                  "USING (class_id)")),
+    ),
+    result="SELECT class_id, ancestor_id, rank FROM mro",
 )
-SELECT class_id, ancestor_id, depth, route FROM ancestors"""
 
 
-def _nearest_attributes(min_depth: int) -> str:
-    """For each class and attribute name, the bindings of the nearest ancestor (at least
-    ``min_depth`` away) whose class body binds the name: every such binding of that ancestor."""
+def _nearest_attributes(min_rank: int) -> str:
+    """For each class and attribute name, the bindings of the first class of its MRO (from
+    ``min_rank`` on) whose class body binds the name: every such binding of that class."""
     return f"""WITH candidates AS (
-    SELECT a.class_id, b.name, b.binding_id, a.depth, a.route
+    SELECT a.class_id, b.name, b.binding_id, a.rank
     FROM class_ancestors a JOIN ex_scopes s ON s.owner_id = a.ancestor_id AND s.scope_kind = 'class'
     JOIN effective_bindings b ON b.scope_id = s.id
-    WHERE a.depth >= {min_depth}
+    WHERE a.rank >= {min_rank}
 ),
-nearest AS (SELECT class_id, name, min(concat(lpad(CAST(depth AS VARCHAR), 4, '0'), route)) AS place
-    FROM candidates GROUP BY class_id, name)
+nearest AS (SELECT class_id, name, min(rank) AS rank FROM candidates GROUP BY class_id, name)
 SELECT DISTINCT c.class_id, c.name, c.binding_id FROM candidates c JOIN nearest n
-    ON n.class_id = c.class_id AND n.name = c.name
-    AND n.place = concat(lpad(CAST(c.depth AS VARCHAR), 4, '0'), c.route)"""
+    ON n.class_id = c.class_id AND n.name = c.name AND n.rank = c.rank"""
 
 
 SPECS: list[AnySpec] = [
+    DeriveSpec(
+        name="lambdas",
+        columns=(col("node_id", "string", S.ENTITY_ID, False), col("qualname", "string", S.QUALNAME, False)),
+        inputs=("ex_functions",),
+        sql="SELECT id AS node_id, qualname FROM ex_functions WHERE function_kind = 'lambda'",
+        doc="the lambdas of the code base: function values no name binds (`definitions` has the named ones)",
+    ),
     DeriveSpec(
         name="value_flows", columns=VALUE_FLOWS, inputs=("ex_flows",),
         sql="SELECT file_id, kind, dst, src, key, position FROM ex_flows",
@@ -445,22 +768,24 @@ JOIN kinds k ON k.function_id = p.function_id""",
     ),
     DeriveSpec(
         name="class_ancestors", columns=CLASS_ANCESTORS, inputs=("definitions", "class_bases"), recursive=True,
-        sql=_ANCESTORS_SQL,
-        doc="each class with itself and its ancestors in the code base, nearest first (depth, then base order)",
+        fixpoint=MRO_PROGRAM, sql=MRO_PROGRAM.text(),
+        doc="each class with itself and its ancestors in the code base, in the order of its C3 MRO (rank)",
     ),
     DeriveSpec(
         name="class_attributes", columns=CLASS_ATTRIBUTES,
         inputs=("class_ancestors", "ex_scopes", "effective_bindings"), sql=_nearest_attributes(0),
-        doc="for each class and name, the class-body bindings it finds: its own, else the nearest ancestor's",
+        doc="for each class and name, the class-body bindings it finds: those of the first class of its MRO "
+            "that binds it",
     ),
     DeriveSpec(
         name="super_attributes", columns=CLASS_ATTRIBUTES,
         inputs=("class_ancestors", "ex_scopes", "effective_bindings"), sql=_nearest_attributes(1),
-        doc="for each class and name, what `super()` finds in one of its methods: the nearest ancestor's bindings",
+        doc="for each class and name, what `super()` finds in one of its methods: the bindings of the first "
+            "class after it in its MRO that binds it",
     ),
     DeriveSpec(
         name="value_flow_fixpoint", columns=FIXPOINT_ROWS, recursive=True, fixpoint=POINTS_TO_PROGRAM,
-        inputs=("value_flows", "definitions", "binding_denotes", "reference_edges", "import_targets",
+        inputs=("value_flows", "definitions", "lambdas", "binding_denotes", "reference_edges", "import_targets",
                 "effective_bindings", "parameter_bindings", "class_attributes", "super_attributes",
                 "module_bindings"),
         sql=POINTS_TO_PROGRAM.text(),
@@ -482,7 +807,7 @@ FROM value_flow_fixpoint p JOIN nodes n ON n.id = p.node WHERE p.relation = 'pts
     ),
     DeriveSpec(
         name="pt_call_targets", columns=PT_CALL_TARGETS,
-        inputs=("value_flow_fixpoint", "definitions", "ex_calls", "ex_decorators"),
+        inputs=("value_flow_fixpoint", "definitions", "lambdas", "ex_calls", "ex_decorators"),
         sql="""WITH sites AS (
     SELECT id AS call_id, file_id FROM ex_calls UNION ALL SELECT id, file_id FROM ex_decorators
 ),
@@ -500,7 +825,8 @@ SELECT t.call_id, s.file_id, t.target_kind, t.target_id, coalesce(d.qualname, t.
     1.0 / CAST(CASE WHEN n.callees = 0 THEN 1 ELSE n.callees END AS DOUBLE)
         / CAST(CASE WHEN t.mode = 'init' THEN n.inits ELSE 1 END AS DOUBLE) AS confidence
 FROM targets t JOIN sites s ON s.call_id = t.call_id JOIN counts n ON n.call_id = t.call_id
-LEFT JOIN definitions d ON d.node_id = t.target_id""",
+LEFT JOIN (SELECT node_id, qualname FROM definitions UNION ALL SELECT node_id, qualname FROM lambdas) d
+    ON d.node_id = t.target_id""",
         doc="what each call site (or decorator application) calls, from the points-to fixpoint: confidence "
             "1/(distinct targets of the site); the __init__ an instantiation runs, that times 1/(its candidates)",
     ),
