@@ -51,8 +51,9 @@ def test_policies_are_obeyed_as_seen_in_datafusion_plans_and_on_disk(code: Path,
     staged = {view for view, p in policy.cache.items() if p.cache == "delta_staging"}
     lazy = {view for view, p in policy.cache.items() if p.cache == "none"}
     assert "name_uses" in staged and "name_keys" in lazy
-    # staged views exist as Delta tables; lazy ones do not
+    # staged views exist as Delta tables; lazy ones do not; the extraction spool is gone
     assert all((out / "_staging" / view / "_delta_log").is_dir() for view in staged)
+    assert not (out / "_spool").exists()
     assert not any((out / "_staging" / view).exists() for view in lazy)
     # name_keys reads name_uses: its plan scans the staged table, not the extraction table beneath it
     plan = str(results["name_keys"].optimized_logical_plan().display_indent())

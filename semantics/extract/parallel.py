@@ -233,8 +233,11 @@ class ExtractionSpool:
             return pa.ipc.open_file(source).read_all()
 
     def remove(self) -> None:
+        """Delete the spool, and the scratch folder holding it once nothing else is there."""
         self.finish()
         shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # not empty: another spool is still in use there
+            self.folder.parent.rmdir()
 
     def _path(self, name: str) -> Path:
         return self.folder / f"{name}.arrow"
