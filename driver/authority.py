@@ -29,7 +29,7 @@ from relspec.policy import CompiledExecutionPolicy
 from relspec.runs import Outcome, ViewOutcome, digest
 from relspec.validation import RuntimeCapabilities, ValidationFailed, ValidationResult
 from semantics.entities import EntityDecl
-from semantics.fixpoint import FixpointProgram, FixpointRun, register_in_memory, run_fixpoint
+from semantics.fixpoint import FixpointRun, register_in_memory, run_fixpoint
 from semantics.ir import EmittedView, typed
 from semantics.views.graph import OUTPUT_SCHEMAS
 
@@ -117,8 +117,7 @@ class RunAuthority(ExecutionAuthority):
                 outcome = "computed_staged"
             self.store.register_staged(self.session, view.name, registration)
             frame = self.session.table(view.name)
-            self._record(view.name, policy, outcome, rows, time.perf_counter() - started, fingerprint, frame, run,
-                         view.fixpoint)
+            self._record(view.name, policy, outcome, rows, time.perf_counter() - started, fingerprint, frame, run)
             return frame
         if view.fixpoint is not None:  # validation reports the dropped staging; nothing lazy can stand for it
             raise ValidationFailed(f"fixpoint view {view.name} must be staged, not {policy}")
@@ -142,13 +141,12 @@ class RunAuthority(ExecutionAuthority):
         return version
 
     def _record(self, name: str, policy: str, outcome: Outcome, rows: int | None, seconds: float,
-                fingerprint: str, frame: DataFrame, run: FixpointRun | None = None,
-                program: FixpointProgram | None = None) -> None:
+                fingerprint: str, frame: DataFrame, run: FixpointRun | None = None) -> None:
         plan = digest(str(frame.optimized_logical_plan().display_indent())) \
             if self.policy.diagnostics.record_plans else ""
         evaluation = {}
-        if run is not None and program is not None:
-            evaluation = {"rounds": run.rounds, "capped": run.capped, "stage_names": program.names_of_stages(),
+        if run is not None:
+            evaluation = {"rounds": run.rounds, "capped": run.capped, "stage_names": run.stage_names,
                           "stage_rows": run.stages}
         self._outcomes.append(ViewOutcome(name, policy, outcome, rows, round(seconds, 4), fingerprint,  # type: ignore[arg-type]
                                           plan, **evaluation))

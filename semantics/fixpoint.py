@@ -78,9 +78,8 @@ class FixpointProgram(msgspec.Struct, frozen=True):
                 for stage in sorted({rule.stage for rule in self.rules})]
 
     def names_of_stages(self) -> tuple[str, ...]:
-        stages = sorted({rule.stage for rule in self.rules})
-        return tuple(self.stage_names[index] if index < len(self.stage_names) else f"stage {stage}"
-                     for index, stage in enumerate(stages))
+        return tuple(self.stage_names[index] if index < len(self.stage_names) else f"stage {rules[0].stage}"
+                     for index, rules in enumerate(self.stages()))
 
     def text(self) -> str:
         """The whole program as one text: what its fingerprint and `cpgflow plan` show."""
@@ -93,10 +92,11 @@ class FixpointProgram(msgspec.Struct, frozen=True):
 
 
 class FixpointRun(msgspec.Struct, frozen=True):
-    """How the evaluation went: rows each round added (seeds first), rows each stage of each round
-    after the seeds added, and rows dropped by caps."""
+    """How the evaluation went: rows each round added (seeds first), the stages' names and the rows
+    each stage of each round after the seeds added, and rows dropped by caps."""
 
     rounds: tuple[int, ...]
+    stage_names: tuple[str, ...]
     stages: tuple[tuple[int, ...], ...]
     capped: int
     converged: bool
@@ -159,12 +159,12 @@ class _State:
         relation = self.relations[rule.target]
         fresh = False
         for name, known in self.known.items():
-            if re.search(rf"\bdelta_{name}\b", rule.sql):
+            if _reads(rule.sql, f"delta_{name}"):
                 start = self.seen.get((rule.name, name), 0)
                 self.seen[(rule.name, name)] = known.num_rows
                 register_in_memory(self.session, f"delta_{name}", known.slice(start))
                 fresh = fresh or known.num_rows > start
-        if not fresh and re.search(r"\bdelta_", rule.sql):
+        if not fresh and _reads(rule.sql, r"delta_\w+"):
             return relation.schema().empty_table()
         return relation.conformed(self.session.sql(rule.sql)).to_arrow_table().cast(relation.schema())
 
@@ -213,21 +213,28 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram) -> tuple[pa.
     rounds = [_run_stage(state, list(program.seeds))]
     stages: list[tuple[int, ...]] = []
     converged = rounds[0] == 0
+    ordered = program.stages()
     while not converged and len(rounds) <= program.max_rounds:
-        stages.append(tuple(_run_stage(state, rules) for rules in program.stages()))
+        stages.append(tuple(_run_stage(state, rules) for rules in ordered))
         rounds.append(sum(stages[-1]))
         converged = rounds[-1] == 0
     result = session.sql(program.result).to_arrow_table()
     state.release(program)
-    return result, FixpointRun(rounds=tuple(rounds), stages=tuple(stages), capped=state.capped, converged=converged)
+    return result, FixpointRun(rounds=tuple(rounds), stage_names=program.names_of_stages(), stages=tuple(stages),
+                               capped=state.capped, converged=converged)
 
 
 def _drop_intermediates(session: SessionContext, program: FixpointProgram) -> None:
     """Deregister (and so free) the prepared tables that only served to prepare others."""
     used = " ".join(rule.sql for rule in (*program.seeds, *program.rules)) + " " + program.result
     for prepared in program.prepare:
-        if not re.search(rf"\b{prepared.name}\b", used):
+        if not _reads(used, prepared.name):
             session.deregister_table(prepared.name)
+
+
+def _reads(sql: str, table: str) -> bool:
+    """Whether ``sql`` names ``table`` (a regular expression for a name) as a whole word."""
+    return re.search(rf"\b{table}\b", sql) is not None
 
 
 def _run_stage(state: _State, rules: list[Rule]) -> int:

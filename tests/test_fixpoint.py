@@ -70,6 +70,7 @@ def test_a_stage_sees_the_rows_of_the_stages_before_it_in_the_same_round() -> No
     assert _rows(result) == {("mark", n) for n in "s123"} | {("reach", n) for n in "123"}
     assert run.rounds == (1, 2, 2, 2, 0)
     assert run.stages == ((1, 1), (1, 1), (1, 1), (0, 0))  # reach, then mark, each round
+    assert run.stage_names == ("stage 0", "stage 1")  # the program names none
     assert [[rule.name for rule in stage] for stage in program.stages()] == [["hop"], ["marked"]]
 
 
