@@ -1,8 +1,9 @@
 """One Hamilton node per view of the semantic plan, generated from the view specs.
 
-Each node hands its view to the run's execution authority, which runs it as the compiled policy
-says (lazy, staged, or kept for publishing) and registers the result under the view's name for its
-readers. Node dependencies are the views' inputs, so the Hamilton graph *is* the view graph.
+Each node hands its view and the frames it is passed (the views it reads) to the run's execution
+authority, which runs the view's SQL over exactly those frames, as the compiled policy says (lazy,
+staged, or kept for publishing). Node dependencies are the views' inputs, so the Hamilton graph *is*
+the view graph, and a frame given to `dr.execute(..., overrides=...)` is what its readers read.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def _view_node(spec: AnySpec) -> Callable[..., DataFrame]:
             "execution_authority"]
         assert isinstance(plan, SemanticPlan) and isinstance(authority, ExecutionAuthority)
         assert isinstance(fingerprints, dict)
-        return authority.run_view(plan.view(name), fingerprints[name])
+        frames = {source: frame for source, frame in inputs.items() if isinstance(frame, DataFrame)}
+        return authority.run_view(plan.view(name), fingerprints[name], frames)
 
     parameter = inspect.Parameter.POSITIONAL_OR_KEYWORD
     parameters = [

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import platform
 import time
+import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version
 
@@ -86,6 +88,8 @@ class RunAuthority(ExecutionAuthority):
         self.validation = validation
         self.started_at = datetime.now(UTC).isoformat()
         self._outcomes: list[ViewOutcome] = []
+        self._planned: dict[str, str] = {}  # view -> the fingerprint the plan gives it
+        self._frames: dict[str, tuple[DataFrame, str]] = {}  # view -> the frame its readers get, its fingerprint
 
     def apply_scan_policy(self, resolver: DatasetCatalog, view: str | None = None) -> None:
         """The session's scan options, or — before a view executes — that view's own."""
@@ -94,7 +98,29 @@ class RunAuthority(ExecutionAuthority):
         for key, value in sorted(chosen.options.items()):
             self.session.sql(f"SET {key} = {value}").collect()
 
-    def run_view(self, view: EmittedView, fingerprint: str) -> DataFrame:
+    def run_view(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> DataFrame:
+        self._planned[view.name] = fingerprint
+        fingerprint = self._read_inputs(fingerprint, inputs)
+        frame = self._execute(view, fingerprint)
+        self._frames[view.name] = (frame, fingerprint)
+        return frame
+
+    def _read_inputs(self, fingerprint: str, inputs: Mapping[str, DataFrame]) -> str:
+        """Register each frame a view reads under its view's name, unless it is the frame this run
+        made for that view (registered then). Returns the view's fingerprint over these inputs: the
+        planned one, or a new one when an input is not what the plan computes (a Hamilton override,
+        or a view computed from one), so that no result of other inputs is reused or reused later."""
+        salts = []
+        for name, frame in sorted(inputs.items()):
+            made = self._frames.get(name)
+            if made is None or made[0] is not frame:
+                _register_view(self.session, name, frame)
+                made = self._frames[name] = (frame, digest("override", name, uuid.uuid4().hex))
+            if made[1] != self._planned.get(name):
+                salts.append(made[1])
+        return digest(fingerprint, *salts) if salts else fingerprint
+
+    def _execute(self, view: EmittedView, fingerprint: str) -> DataFrame:
         policy = self.policy.cache[view.name].cache
         started = time.perf_counter()
         rows: int | None = None
@@ -128,6 +154,8 @@ class RunAuthority(ExecutionAuthority):
 
     def publish(self, name: str, frame: DataFrame, fingerprint: str) -> int:
         self.check_resolver(self.store.catalog, "dataset_readiness")
+        made = self._frames.get(name)
+        fingerprint = made[1] if made is not None and made[0] is frame else digest("override", name, uuid.uuid4().hex)
         started = time.perf_counter()
         current = self.store.version(name)
         if current is not None and self.store.published_fingerprint(name) == fingerprint:

@@ -8,6 +8,7 @@ policy says.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 
 from datafusion import DataFrame
 
@@ -36,8 +37,9 @@ class ExecutionAuthority(abc.ABC):
             )
 
     @abc.abstractmethod
-    def run_view(self, view: EmittedView, fingerprint: str) -> DataFrame:
-        """Execute one view as its cache policy says; return the frame its readers use."""
+    def run_view(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> DataFrame:
+        """Execute one view over the frames it reads (``inputs``, by view name) as its cache policy
+        says; return the frame its readers use."""
 
     @abc.abstractmethod
     def publish(self, name: str, frame: DataFrame, fingerprint: str) -> int:

@@ -234,7 +234,7 @@ def test_a_view_runs_under_its_own_scan_options(code: Path, tmp_path: Path) -> N
     authority, plan = results["execution_authority"], results["semantic_plan"]
     pushdown = "datafusion.execution.parquet.pushdown_filters"
     authority.session.sql(f"SET {pushdown} = true").collect()  # not what scope_parents' policy says
-    authority.run_view(plan.view("scope_parents"), results["view_fingerprints"]["scope_parents"])
+    authority.run_view(plan.view("scope_parents"), results["view_fingerprints"]["scope_parents"], {})
     setting = authority.session.sql(
         f"SELECT value FROM information_schema.df_settings WHERE name = '{pushdown}'").to_arrow_table()
     expected = authority.policy.scan.views["scope_parents"].options[pushdown]
