@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 import pyarrow as pa
-from datafusion import DataFrame, SessionContext
+from datafusion import SessionContext
 from hamilton.function_modifiers import tag
 
 from relspec.authority import ExecutionAuthority
@@ -55,14 +55,14 @@ def view_fingerprints(semantic_plan: SemanticPlan, source_versions: dict[str, st
 
 
 @tag(role="output")
-def published_cpg(cpg_nodes: DataFrame, cpg_edges: DataFrame, cpg_props: DataFrame, cpg_diagnostics: DataFrame,
-                  cpg_points_to: DataFrame, view_fingerprints: dict[str, str],
-                  execution_authority: ExecutionAuthority) -> dict[str, int]:
-    """The CPG tables written to the output, one Delta commit each (a table already holding this
-    exact result is left alone); returns their versions."""
-    frames = {"cpg_nodes": cpg_nodes, "cpg_edges": cpg_edges, "cpg_props": cpg_props,
-              "cpg_diagnostics": cpg_diagnostics, "cpg_points_to": cpg_points_to}
-    return {name: execution_authority.publish(name, frame, view_fingerprints[name]) for name, frame in frames.items()}
+def published_cpg(cpg_nodes__published: dict, cpg_edges__published: dict, cpg_props__published: dict,
+                  cpg_diagnostics__published: dict, cpg_points_to__published: dict) -> dict[str, int]:
+    """The version of each CPG table, from what its Delta saver wrote (a table already holding this
+    exact result was left alone)."""
+    written = {"cpg_nodes": cpg_nodes__published, "cpg_edges": cpg_edges__published,
+               "cpg_props": cpg_props__published, "cpg_diagnostics": cpg_diagnostics__published,
+               "cpg_points_to": cpg_points_to__published}
+    return {name: int(metadata["version"]) for name, metadata in written.items()}
 
 
 def _counts(session: SessionContext, sql: str) -> dict[str, int]:

@@ -1,15 +1,22 @@
-"""One Hamilton node per view of the semantic plan, generated from the view specs.
+"""One Hamilton node per view of the semantic plan, generated from the view specs and the compiled
+cache policy.
 
 Each node hands its view and the frames it is passed (the views it reads) to the run's execution
-authority, which runs the view's SQL over exactly those frames, as the compiled policy says (lazy,
-staged, or kept for publishing). Node dependencies are the views' inputs, so the Hamilton graph *is*
-the view graph, and a frame given to `dr.execute(..., overrides=...)` is what its readers read.
+authority, which plans the view's SQL over exactly those frames. Node dependencies are the views'
+inputs, so the Hamilton graph *is* the view graph, and a frame given to
+`dr.execute(..., overrides=...)` is what its readers read.
+
+A view whose policy is `none` or `delta_output` is the node named after it: its lazy frame. A
+`delta_staging` view's frame is the node ``<view>__query``; the driver factory attaches the Delta
+saver that stages it (``<view>__staged``) and the loader its readers read (``<view>``), see
+`driver.materializers`.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Mapping
 
 from datafusion import DataFrame
 from hamilton.function_modifiers import tag
@@ -20,9 +27,15 @@ from semantics.specs import AnySpec, spec_inputs
 from semantics.views import OUTPUTS, discover_specs
 
 SOURCES_NODE = "source_catalog"
+MODULE_NAME = "dataflows.views"
 
 
-def _view_node(spec: AnySpec) -> Callable[..., DataFrame]:
+def query_node(view: str) -> str:
+    """The node holding a staged view's frame before it is written (its readers read ``view``)."""
+    return f"{view}__query"
+
+
+def _view_node(spec: AnySpec, node_name: str) -> Callable[..., DataFrame]:
     name = spec.name
 
     def view(**inputs: object) -> DataFrame:
@@ -31,7 +44,7 @@ def _view_node(spec: AnySpec) -> Callable[..., DataFrame]:
         assert isinstance(plan, SemanticPlan) and isinstance(authority, ExecutionAuthority)
         assert isinstance(fingerprints, dict)
         frames = {source: frame for source, frame in inputs.items() if isinstance(frame, DataFrame)}
-        return authority.run_view(plan.view(name), fingerprints[name], frames)
+        return authority.query(plan.view(name), fingerprints[name], frames)
 
     parameter = inspect.Parameter.POSITIONAL_OR_KEYWORD
     parameters = [
@@ -44,14 +57,22 @@ def _view_node(spec: AnySpec) -> Callable[..., DataFrame]:
         parameters.append(inspect.Parameter(SOURCES_NODE, parameter, annotation=dict[str, int]))
     parameters += [inspect.Parameter(source, parameter, annotation=DataFrame)
                    for source in inputs if source not in SOURCE_COLUMNS]
-    view.__name__ = view.__qualname__ = name
-    view.__module__ = __name__
+    view.__name__ = view.__qualname__ = node_name
+    view.__module__ = MODULE_NAME
     view.__doc__ = spec.doc
     view.__signature__ = inspect.Signature(parameters, return_annotation=DataFrame)  # type: ignore[attr-defined]
     view.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": DataFrame}
-    return tag(role="output" if name in OUTPUTS else "view")(view)
+    return tag(role="output" if name in OUTPUTS else "view", target_=...)(view)  # and a saver made of it
 
 
-for _spec in discover_specs():
-    globals()[_spec.name] = _view_node(_spec)
-del _spec
+def view_module(cache_policies: Mapping[str, str],
+                savers: Mapping[str, Callable[[Callable], Callable]]) -> types.ModuleType:
+    """The view nodes of a run whose views are cached as ``cache_policies`` ({view: policy}) say,
+    each decorated with its saver in ``savers`` (by node name), if it has one."""
+    module = types.ModuleType(MODULE_NAME, __doc__)
+    for spec in discover_specs():
+        staged = cache_policies.get(spec.name) == "delta_staging"
+        node_name = query_node(spec.name) if staged else spec.name
+        node = _view_node(spec, node_name)
+        setattr(module, node_name, savers[node_name](node) if node_name in savers else node)
+    return module

@@ -253,7 +253,7 @@ def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], as_json: b
     """Show the compiled plan for PATH without running it: views, joins, policy, validation."""
     from rich.table import Table
 
-    from driver.factory import build_driver
+    from driver.factory import plan_driver
     from driver.options import check_source_root
     from driver.reports import plan_report
     from relspec.policy import parse_overrides
@@ -265,7 +265,7 @@ def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], as_json: b
     root = check_source_root(path)
     with tempfile.TemporaryDirectory(prefix="cpgflow-plan-") as scratch:
         statistics_from = out.resolve() if out is not None else Path(scratch)
-        results = build_driver(root, statistics_from, cache_overrides=overrides).execute(
+        results = plan_driver(root, statistics_from, cache_overrides=overrides).execute(
             ["optimized_ir", "discovery", "compiled_policy", "validation", "view_graph"])
     report = plan_report(results["optimized_ir"], results["discovery"], results["compiled_policy"],
                          results["validation"], results["view_graph"])
@@ -344,19 +344,20 @@ def runs(out: Path, as_json: bool) -> None:
 @_option_errors
 def dag(path: Path, as_json: bool, png: Path | None) -> None:
     """Show the Hamilton graph the driver factory builds, each node tagged with its role."""
-    from driver.factory import build_driver
+    from driver.factory import pipeline_driver
     from driver.options import check_source_root
     from driver.reports import dag_report
 
     root = check_source_root(path)
-    dr = build_driver(root)
-    graph = dag_report(dr)
-    if png is not None:
-        if shutil.which("dot") is None:
-            raise CliError("rendering a PNG needs graphviz's `dot` (apt-get install graphviz)")
-        dr.display_all_functions(str(png.with_suffix("")), render_kwargs={"format": "png", "view": False},
-                                 show_legend=False)
-        stdout().print(f"wrote {png}")
+    with tempfile.TemporaryDirectory(prefix="cpgflow-dag-") as scratch:  # the policy of a first build
+        dr = pipeline_driver(root, scratch)
+        graph = dag_report(dr)
+        if png is not None:
+            if shutil.which("dot") is None:
+                raise CliError("rendering a PNG needs graphviz's `dot` (apt-get install graphviz)")
+            dr.display_all_functions(str(png.with_suffix("")), render_kwargs={"format": "png", "view": False},
+                                     show_legend=False)
+            stdout().print(f"wrote {png}")
     if as_json or png is None:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(graph)).decode() + "\n")
 

@@ -18,7 +18,7 @@ from datafusion import DataFrame, Expr, SessionContext, col
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from relspec.catalog import DatasetCatalog, StagedResult
+from relspec.catalog import DatasetCatalog, StagedResult, TableStore
 from relspec.runs import RUN_SCHEMA
 from semantics.entities import EXTRACTION_ENTITIES, EntityDecl
 from semantics.fixpoint import register_in_memory
@@ -140,7 +140,7 @@ def _scan(table: DeltaTable, columns: list[str] | None = None, where: str | None
     return session.sql(f"SELECT {projection} FROM {_SCAN_NAME}{condition}").to_arrow_table().cast(schema)
 
 
-class DeltaTableStore:
+class DeltaTableStore(TableStore):
     def __init__(self, catalog: DatasetCatalog, storage_options: dict[str, str] | None = None) -> None:
         self.catalog = catalog
         self.storage_options = storage_options
@@ -220,6 +220,10 @@ class DeltaTableStore:
             return None
         value = table.history(1)[0].get(FINGERPRINT_KEY)
         return str(value) if value is not None else None
+
+    def staged_version(self, view: str) -> int | None:
+        table = self._open(self.catalog.staging_location(view))
+        return None if table is None else table.version()
 
     def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str) -> StagedResult:
         location = self.catalog.staging_location(view)

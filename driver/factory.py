@@ -1,9 +1,17 @@
-"""The driver factory: a Hamilton driver over the whole pipeline, configured for one build."""
+"""The driver factory: plans a build, builds its execution authority context, then the Hamilton
+driver that executes it.
+
+Planning is a Hamilton driver of its own (`plan_driver`: discovery, the semantic plan, the policy
+compiler, the engines and the execution authority context), cached across runs. Its results are
+passed into the execution driver (`build_driver`), whose view nodes get the Delta savers and loaders
+the compiled cache policy asks for (`driver.materializers`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from types import ModuleType
 
 import msgspec
 from hamilton import driver as hamilton_driver
@@ -12,19 +20,25 @@ from hamilton.lifecycle import base as lifecycle_base
 
 import dataflows.cpg
 import dataflows.extraction
+import dataflows.manifest
 import dataflows.policy
 import dataflows.semantic_plan
 import dataflows.views
 import driver.authority
+import driver.engines
+from driver.materializers import view_loaders, view_savers
 from driver.options import check_build_options
-from relspec.policy import ValidationMode
+from relspec.policy import CompiledExecutionPolicy, ValidationMode
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
 from semantics.ir import CachePolicy
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
-PIPELINE_MODULES = (driver.authority, dataflows.extraction, dataflows.semantic_plan, dataflows.policy,
-                    dataflows.views, dataflows.cpg)
+PLANNING_MODULES = (driver.engines, dataflows.manifest, dataflows.semantic_plan, dataflows.policy)
+EXECUTION_MODULES = (dataflows.extraction, dataflows.cpg, driver.authority)  # and the generated view nodes
+# What planning hands to the execution driver: the execution authority context and what it was built from.
+CONTEXT = ("execution_authority", "semantic_plan", "compiled_policy", "validation", "capabilities", "session",
+           "table_store", "file_manifest")
 
 # The planning chain is pure: its results depend only on the code of `semantics` and `relspec`, so
 # Hamilton's cache keeps them across runs, in a folder per version of that code (a node's own code
@@ -62,17 +76,49 @@ def build_driver(
     validation_mode: ValidationMode = "warn",
     adapters: list[lifecycle_base.LifecycleAdapter] | None = None,
 ) -> hamilton_driver.Driver:
-    """A Hamilton driver that builds the CPG of ``source_root`` into ``output_dir`` (which only
-    planning, e.g. ``dr.execute(["optimized_ir"])``, may leave out).
+    """A Hamilton driver that builds the CPG of ``source_root`` into ``output_dir``.
 
-    ``dr.execute(["cpg_nodes"])`` returns the lazy DataFusion frame of the nodes;
-    ``dr.execute(["build_summary"])`` builds and publishes every table.
+    The build is planned first (files discovered, policy compiled and validated, the execution
+    authority context built); the driver returned executes it: ``dr.execute(["build_summary"])``
+    builds and publishes every table, ``dr.execute(["cpg_nodes"])`` returns the lazy DataFusion
+    frame of the nodes. Without ``output_dir`` the planning driver is returned (see `plan_driver`).
+
     ``jobs`` is the number of extraction processes (0: one per core). ``adapters`` are Hamilton
-    lifecycle adapters (a UI tracker, timing hooks). ``cache_overrides`` ({view: policy}) win over
-    the compiled cache policies; ``validation_mode="error"`` stops a run that fails validation
-    before it writes anything. A wrong option raises `driver.options.BuildOptionError` (a
-    ValueError) before anything is written.
+    lifecycle adapters of the execution driver (a UI tracker, timing hooks). ``cache_overrides``
+    ({view: policy}) win over the compiled cache policies; ``validation_mode="error"`` stops a run
+    that fails validation before it writes anything. A wrong option raises
+    `driver.options.BuildOptionError` (a ValueError) before anything is written.
     """
+    planning = plan_driver(source_root, output_dir, jobs=jobs, include=include, exclude=exclude,
+                           max_file_bytes=max_file_bytes, cache_overrides=cache_overrides,
+                           validation_mode=validation_mode)
+    if output_dir is None:
+        return planning
+    context = planning.execute(list(CONTEXT))
+    policy: CompiledExecutionPolicy = context["compiled_policy"]
+    builder = (hamilton_driver.Builder()
+               .with_modules(*EXECUTION_MODULES, _view_nodes(policy))
+               .with_config({**planning.config, **context})
+               .with_materializers(*view_loaders(policy)))
+    if adapters:
+        builder = builder.with_adapters(*adapters)
+    return builder.build()
+
+
+def plan_driver(
+    source_root: str | Path,
+    output_dir: str | Path | None = None,
+    *,
+    jobs: int = 0,
+    include: list[str] | tuple[str, ...] = (),
+    exclude: list[str] | tuple[str, ...] = (),
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    cache_overrides: dict[str, CachePolicy] | None = None,
+    validation_mode: ValidationMode = "warn",
+) -> hamilton_driver.Driver:
+    """The planning driver: ``dr.execute(["compiled_policy", "validation"])`` plans a build of
+    ``source_root`` into ``output_dir`` (whose tables' statistics the policy weighs) without running
+    it. The semantic plan alone (``dr.execute(["optimized_ir"])``) needs no ``output_dir``."""
     root = check_build_options(source_root, output_dir, jobs=jobs, include=include, exclude=exclude,
                                max_file_bytes=max_file_bytes, cache_overrides=cache_overrides or {},
                                validation_mode=validation_mode)
@@ -85,15 +131,31 @@ def build_driver(
         "cache_overrides": dict(cache_overrides or {}),
         "validation_mode": validation_mode,
     }
-    builder = hamilton_driver.Builder().with_modules(*PIPELINE_MODULES)
-    if output_dir is not None:  # planning alone needs no output
+    builder = hamilton_driver.Builder().with_modules(*PLANNING_MODULES)
+    if output_dir is not None:
         config["output_dir"] = _output_location(output_dir)
         builder = builder.with_cache(path=f"{config['output_dir']}/{HAMILTON_CACHE_FOLDER}/{specs_version()}",
                                      default=list(CACHED_NODES), default_behavior="disable")
-    builder = builder.with_config(config)
-    if adapters:
-        builder = builder.with_adapters(*adapters)
-    return builder.build()
+    return builder.with_config(config).build()
+
+
+def pipeline_driver(source_root: str | Path, output_dir: str | Path) -> hamilton_driver.Driver:
+    """The whole pipeline as one Hamilton graph, planning and execution, with the materializers the
+    compiled policy attaches: what `cpgflow dag` shows (a build runs the two halves apart)."""
+    planning = plan_driver(source_root, output_dir)
+    policy: CompiledExecutionPolicy = planning.execute(["compiled_policy"])["compiled_policy"]
+    return (hamilton_driver.Builder()
+            .with_modules(*PLANNING_MODULES, *EXECUTION_MODULES, _view_nodes(policy))
+            .with_config(planning.config)
+            .with_materializers(*view_loaders(policy))
+            .build())
+
+
+def _view_nodes(policy: CompiledExecutionPolicy) -> ModuleType:
+    """The view nodes, with the savers the compiled cache policy attaches (the loaders are added
+    to the graph as Hamilton materializers)."""
+    choices = {view: choice.cache for view, choice in policy.cache.items()}
+    return dataflows.views.view_module(choices, view_savers(policy))
 
 
 def _output_location(output_dir: str | Path) -> str:

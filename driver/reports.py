@@ -114,16 +114,23 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
     }
 
 
+def _role(tags: dict[str, object]) -> str:
+    """A node's role tag; Hamilton's generated saver and loader nodes are materializers."""
+    if tags.get("hamilton.data_saver") or tags.get("hamilton.data_loader"):
+        return "materializer"
+    return str(tags.get("role", "input"))
+
+
 def dag_report(dr: hamilton_driver.Driver) -> dict[str, object]:
     """The Hamilton graph: every node with its role (extract, inference, policy, view, output,
-    authority), its type and the nodes it depends on."""
+    authority, materializer), its type and the nodes it depends on."""
     nodes = []
     for variable in sorted(dr.list_available_variables(), key=lambda variable: variable.name):
         if variable.is_external_input:
             continue
         nodes.append({
             "name": variable.name,
-            "role": variable.tags.get("role", "input"),
+            "role": _role(variable.tags),
             "type": getattr(variable.type, "__name__", str(variable.type)),
             "depends_on": sorted(variable.required_dependencies | variable.optional_dependencies),
         })

@@ -37,14 +37,23 @@ class ExecutionAuthority(abc.ABC):
             )
 
     @abc.abstractmethod
-    def run_view(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> DataFrame:
-        """Execute one view over the frames it reads (``inputs``, by view name) as its cache policy
-        says; return the frame its readers use."""
+    def query(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> DataFrame:
+        """A view's frame over the frames it reads (``inputs``, by view name). For a staged view this
+        is what its saver writes: its staged result when that is current (nothing is computed)."""
 
     @abc.abstractmethod
-    def publish(self, name: str, frame: DataFrame, fingerprint: str) -> int:
+    def stage(self, view: str, frame: DataFrame) -> dict[str, object]:
+        """Write a staged view's frame to its staging table (unless it holds this result already, by
+        fingerprint); return what was written: table URI, Delta version, rows, fingerprint, outcome."""
+
+    @abc.abstractmethod
+    def load_staged(self, view: str) -> DataFrame:
+        """The frame a staged view's readers read: its staging table, registered as the policy says."""
+
+    @abc.abstractmethod
+    def publish(self, view: str, frame: DataFrame) -> dict[str, object]:
         """Write an output view to its published table (unless the table already holds exactly this
-        result, by fingerprint); return the table's version."""
+        result, by fingerprint); return what was written, as `stage` does."""
 
     @abc.abstractmethod
     def outcomes(self) -> tuple[ViewOutcome, ...]:

@@ -10,8 +10,8 @@ The catalog is the run's dataset resolver: one per run, with an identity that ev
 
 from __future__ import annotations
 
+import abc
 import uuid
-from typing import Protocol
 
 import msgspec
 import pyarrow as pa
@@ -65,39 +65,56 @@ class StagedResult(msgspec.Struct, frozen=True):
     version: int
 
 
-class TableStore(Protocol):
+class TableStore(abc.ABC):
+    """Where a run's tables live (a nominal base: Hamilton checks the store a node is given by type)."""
+
     catalog: DatasetCatalog
 
+    @abc.abstractmethod
     def version(self, name: str) -> int | None:
         """The table's current version, or None if it does not exist yet."""
 
+    @abc.abstractmethod
     def read(self, name: str, columns: list[str] | None = None) -> pa.Table | None:
         """The table's rows (optionally some columns), or None if it does not exist yet."""
 
+    @abc.abstractmethod
     def statistics(self, name: str) -> tuple[int, int, int, int] | None:
         """(rows, files, bytes, version) from the table's metadata, without scanning it."""
 
+    @abc.abstractmethod
     def replace_files(self, name: str, rows: pa.Table, file_ids: list[str] | None) -> int:
         """Atomically replace every row owned by ``file_ids`` with ``rows``; return the new version."""
 
+    @abc.abstractmethod
     def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema,
                   fingerprint: str | None = None) -> tuple[int, int]:
         """Atomically replace the whole table, recording ``fingerprint``; return (version, rows written)."""
 
+    @abc.abstractmethod
     def published_fingerprint(self, name: str) -> str | None:
         """The fingerprint recorded when the table was last published, if any."""
 
+    @abc.abstractmethod
     def append(self, name: str, rows: pa.Table) -> int:
         """Append rows in one commit; return the new version."""
 
+    @abc.abstractmethod
     def staged_fingerprint(self, view: str) -> str | None:
         """The fingerprint recorded with a view's staged result, if one exists."""
 
+    @abc.abstractmethod
+    def staged_version(self, view: str) -> int | None:
+        """The Delta version of a view's staging table, if one exists."""
+
+    @abc.abstractmethod
     def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str) -> StagedResult:
         """Write a view's result to its staging table, recording its fingerprint."""
 
+    @abc.abstractmethod
     def register(self, session: SessionContext, name: str) -> None:
         """Make the table queryable by its name in ``session``."""
 
+    @abc.abstractmethod
     def register_staged(self, session: SessionContext, view: str, registration: str) -> None:
         """Register a view's staged result under the view's name (`delta` or `dataset` scan)."""

@@ -21,7 +21,8 @@ TINY = {"m.py": "def f(a, b=1):\n    return a\n", "n.py": "from m import f\n\nf(
 COUNT_SQL = "SELECT count(*) AS n FROM cpg_nodes"
 
 # The extractor, Hamilton and the pipeline: what building needs and reading never does.
-PIPELINE = ("hamilton", "semantics.extract", "dataflows", "driver.factory", "driver.authority")
+PIPELINE = ("hamilton", "semantics.extract", "dataflows", "driver.factory", "driver.authority", "driver.engines",
+            "driver.materializers")
 # The engines: what reading a built output needs and printing help never does.
 ENGINES = ("datafusion", "deltalake", "pyarrow", "pandas")
 
@@ -135,11 +136,11 @@ def test_query_exits_zero_every_time(small_out):
 
 
 def test_reading_session_is_configured_as_the_build_session(small_out):
-    """`open_session` makes its session without `driver.authority` (which carries Hamilton nodes), from
+    """`open_session` makes its session without `driver.engines` (which carries Hamilton nodes), from
     `driver.engine` as the build does: every setting is the build session's, so a query sees the types
     the views were built with."""
     from driver.api import open_session
-    from driver.authority import session
+    from driver.engines import session
 
     settings = "SELECT name, value FROM information_schema.df_settings ORDER BY name"
     reading, _ = open_session(small_out)

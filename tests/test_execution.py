@@ -180,9 +180,13 @@ def test_dag_command_tags_every_node_with_its_role(code: Path, capsys: pytest.Ca
     graph = json.loads(capsys.readouterr().out)
     roles = {node["name"]: node["role"] for node in graph["nodes"]}
     assert roles["extraction"] == "extract" and roles["join_plans"] == "inference"
-    assert roles["compiled_policy"] == "policy" and roles["reference_edges"] == "view"
+    assert roles["compiled_policy"] == "policy" and roles["name_keys"] == "view"
     assert roles["cpg_nodes"] == "output" and roles["session"] == "authority"
-    assert set(graph["roles"]) == {"authority", "extract", "inference", "output", "policy", "view"}
+    # a staged view: its query, the saver that stages it, the loader its readers read (a first build's policy)
+    assert roles["reference_edges__query"] == "view"
+    assert roles["reference_edges__staged"] == roles["reference_edges"] == "materializer"
+    assert roles["cpg_nodes__published"] == "materializer"
+    assert set(graph["roles"]) == {"authority", "extract", "inference", "materializer", "output", "policy", "view"}
 
 
 def test_dag_renders_a_png_with_graphviz(code: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -213,13 +217,13 @@ def test_plan_json_shows_policy_schedule_and_validation(code: Path, tmp_path: Pa
 
 
 def test_hamilton_caches_the_planning_chain_across_runs(code: Path, tmp_path: Path) -> None:
-    from driver.factory import CACHED_NODES, HAMILTON_CACHE_FOLDER, specs_version
+    from driver.factory import CACHED_NODES, CONTEXT, HAMILTON_CACHE_FOLDER, plan_driver, specs_version
 
     out = tmp_path / "out"
     build_driver(code, out, jobs=1).execute(["build_summary"])
     assert (out / HAMILTON_CACHE_FOLDER / specs_version()).is_dir()  # a folder per version of the code
-    dr = build_driver(code, out, jobs=1)
-    dr.execute(["build_summary"])
+    dr = plan_driver(code, out, jobs=1)  # what the factory runs before it builds the execution driver
+    dr.execute(list(CONTEXT))
     logs = dr.cache.logs(dr.cache.last_run_id, level="debug")
     for node in CACHED_NODES:
         events = [str(event) for event in logs[node]]
@@ -234,8 +238,48 @@ def test_a_view_runs_under_its_own_scan_options(code: Path, tmp_path: Path) -> N
     authority, plan = results["execution_authority"], results["semantic_plan"]
     pushdown = "datafusion.execution.parquet.pushdown_filters"
     authority.session.sql(f"SET {pushdown} = true").collect()  # not what scope_parents' policy says
-    authority.run_view(plan.view("scope_parents"), results["view_fingerprints"]["scope_parents"], {})
+    assert authority.policy.cache["scope_parents"].cache == "delta_staging"
+    frame = authority.query(plan.view("scope_parents"), results["view_fingerprints"]["scope_parents"], {})
+    assert authority.stage("scope_parents", frame)["outcome"] == "computed_staged"
     setting = authority.session.sql(
         f"SELECT value FROM information_schema.df_settings WHERE name = '{pushdown}'").to_arrow_table()
     expected = authority.policy.scan.views["scope_parents"].options[pushdown]
     assert setting.column(0).to_pylist() == [expected] == ["false"]
+
+
+# -- Hamilton materializers, attached from the compiled cache policy ----------------------------------
+
+
+def _node_names(dr) -> set[str]:
+    return {variable.name for variable in dr.list_available_variables()}
+
+
+def test_a_policy_override_changes_the_materializers_and_nothing_else(code: Path, tmp_path: Path) -> None:
+    plain = build_driver(code, tmp_path / "plain", jobs=1)
+    staged = build_driver(code, tmp_path / "staged", jobs=1, cache_overrides={"name_keys": "delta_staging"})
+    assert plain.execute(["compiled_policy"])["compiled_policy"].cache["name_keys"].cache == "none"
+    added = {"name_keys__query", "name_keys__staged", "load_data.name_keys"}
+    assert _node_names(staged) - _node_names(plain) == added
+    assert _node_names(plain) - _node_names(staged) == set()
+    tags = {v.name: v.tags for v in staged.list_available_variables()}
+    assert tags["name_keys__staged"]["hamilton.data_saver.sink"] == "cpgflow_delta"
+    assert tags["name_keys"]["hamilton.data_loader.source"] == "cpgflow_delta"
+    # the readers of name_keys read the loader, which reads what the saver wrote
+    results = staged.execute(["key_scopes", "name_keys__staged", "load_data.name_keys"])
+    written = results["name_keys__staged"]
+    assert written["outcome"] == "computed_staged" and written["rows"] > 0
+    assert written["table_uri"] == str(tmp_path / "staged" / "_staging" / "name_keys")
+    assert results["load_data.name_keys"][1] == written
+    assert "name_keys" in str(results["key_scopes"].logical_plan().display_indent())
+
+
+def test_savers_return_what_they_wrote_and_hamilton_keeps_it(code: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = build_driver(code, out, jobs=1).execute(["published_cpg", "cpg_nodes__published"])
+    written = first["cpg_nodes__published"]
+    assert written["table_uri"] == str(out / "cpg_nodes") and written["outcome"] == "published"
+    assert written["version"] == first["published_cpg"]["cpg_nodes"] == 0
+    session, _ = open_session(out)
+    assert written["rows"] == session.sql("SELECT count(*) AS n FROM cpg_nodes").to_arrow_table()["n"][0].as_py()
+    again = build_driver(code, out, jobs=1).execute(["cpg_nodes__published"])["cpg_nodes__published"]
+    assert again == {**written, "outcome": "reused", "rows": None}
