@@ -29,10 +29,13 @@ class ExportError(ValueError):
 
 
 class Written(msgspec.Struct, frozen=True):
-    """One file an export wrote, and the rows (nodes and edges for GraphML) in it."""
+    """One file an export wrote, and what it holds: {"rows": n}, or {"nodes": n, "edges": m}."""
 
     path: str
-    rows: int
+    counts: dict[str, int]
+
+    def __str__(self) -> str:
+        return f"{self.path} ({', '.join(f'{count:,} {what}' for what, count in self.counts.items())})"
 
 
 # (column of cpg_nodes / cpg_edges, GraphML attr.type, Neo4j header type; None: string)
@@ -127,7 +130,7 @@ def export_graphml(session: SessionContext, path: Path) -> list[Written]:
         nodes = _graphml_elements(out, "node", session.sql(node_sql), ("node_id",), NODE_COLUMNS, "n_")
         edges = _graphml_elements(out, "edge", session.sql(edge_sql), ("edge_id", "src", "dst"), EDGE_COLUMNS, "e_")
         out.write("  </graph>\n</graphml>\n")
-    return [Written(str(path), nodes + edges)]
+    return [Written(str(path), {"nodes": nodes, "edges": edges})]
 
 
 # -- Neo4j CSV ----------------------------------------------------------------------------------------
@@ -148,7 +151,7 @@ def _write_csv(path: Path, header: list[str], frame: DataFrame) -> Written:
             for batch in _batches(frame):
                 writer.write_batch(batch)
                 rows += batch.num_rows
-    return Written(str(path), rows)
+    return Written(str(path), {"rows": rows})
 
 
 def export_neo4j_csv(session: SessionContext, folder: Path) -> list[Written]:
@@ -181,7 +184,7 @@ def export_parquet(session: SessionContext, folder: Path) -> list[Written]:
             for batch in _batches(frame):
                 writer.write_batch(batch)
                 rows += batch.num_rows
-        written.append(Written(str(path), rows))
+        written.append(Written(str(path), {"rows": rows}))
     return written
 
 

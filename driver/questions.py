@@ -182,7 +182,7 @@ def _require(session: SessionContext, qualname: str, kinds: tuple[str, ...], wha
     if not found:
         raise ValueError(f"no {what} named {qualname!r} in the graph")
     if not found & set(kinds):
-        raise ValueError(f"{qualname!r} is a {'/'.join(sorted(found))}, not a {what}")
+        raise ValueError(f"{qualname!r} is not a {what} (the graph has it as {', '.join(sorted(found))})")
 
 
 def _check_depth(depth: int) -> None:
