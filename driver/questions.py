@@ -71,21 +71,23 @@ CALLERS_SQL = WALK_SQL.format(kinds="'FUNCTION', 'CLASS', 'EXTERNAL_SYMBOL'", st
 CALLEES_SQL = WALK_SQL.format(kinds="'MODULE', 'CLASS', 'FUNCTION'", step="callee", back="caller",
                               caller="via_name", callee="name")
 
-# A named function is used when another definition calls it (a decorator application and a callback
-# passed to map/sorted/... are calls), a module imports it, a name use reads the name its `def` binds,
-# or an attribute use can hold it (`button.on_click = self.save`). Its own recursive calls do not count.
-UNUSED_SQL = f"""
-WITH {CALLS_CTE},
-used AS (
-    SELECT callee AS node FROM calls WHERE caller <> callee
+# A named function is used when something outside its own body calls it (a decorator application and
+# a callback passed to map/sorted/... are calls), imports it, reads the name its `def` binds, or uses
+# an attribute that can hold it (`button.on_click = self.save`). Each use is placed at the node that
+# makes it; uses inside the function itself (recursion) do not count.
+UNUSED_SQL = """
+WITH used AS (
+    SELECT e.dst AS node, site.file_id, site.bstart
+    FROM cpg_edges e JOIN cpg_nodes site ON site.node_id = e.src WHERE e.kind IN ('CALLS', 'IMPORTS')
     UNION ALL
-    SELECT dst FROM cpg_edges WHERE kind = 'IMPORTS'
-    UNION ALL
-    SELECT binds.dst FROM cpg_edges binds JOIN cpg_edges refs ON refs.dst = binds.src AND refs.kind = 'REFERENCES'
+    SELECT binds.dst, site.file_id, site.bstart
+    FROM cpg_edges binds JOIN cpg_edges refs ON refs.dst = binds.src AND refs.kind = 'REFERENCES'
+    JOIN cpg_nodes site ON site.node_id = refs.src
     WHERE binds.kind = 'BINDS'
     UNION ALL
-    SELECT p.value_id FROM cpg_points_to p
+    SELECT p.value_id, site.file_id, site.bstart FROM cpg_points_to p
     JOIN cpg_props k ON k.node_id = p.node AND k.key = 'ref_kind' AND k.value_str = 'attribute'
+    JOIN cpg_nodes site ON site.node_id = p.node
     WHERE p.value_kind = 'FUNCTION'
 )
 SELECT f.qualname, f.path, f.line,
@@ -93,6 +95,7 @@ SELECT f.qualname, f.path, f.line,
             WHEN f.name = 'main' OR m.name = '__main__' THEN 'entry_point' END AS flag
 FROM cpg_nodes f JOIN cpg_nodes m ON m.file_id = f.file_id AND m.kind = 'MODULE'
 LEFT ANTI JOIN used ON used.node = f.node_id
+    AND NOT (used.file_id = f.file_id AND used.bstart >= f.bstart AND used.bstart < f.bend)
 WHERE f.kind = 'FUNCTION' AND f.name NOT LIKE '<lambda%'
 ORDER BY f.qualname, f.path, f.line
 """
@@ -218,8 +221,8 @@ def callees_of(session: SessionContext, qualname: str, depth: int = 1) -> pa.Tab
 
 
 def unused_functions(session: SessionContext) -> pa.Table:
-    """Named functions and methods nothing uses: no other definition calls them, no module imports
-    them, no name use reads their name and no attribute use can hold them. Lambdas are left out.
+    """Named functions and methods nothing uses: nothing outside their own body calls them, imports
+    them, reads their name or uses an attribute that can hold them. Lambdas are left out.
 
     Columns ``qualname, path, line, flag``. ``flag`` says why a candidate may be used all the same:
     ``dunder`` (``__eq__`` and the like: the language calls them), ``entry_point`` (a function named
