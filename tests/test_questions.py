@@ -131,8 +131,9 @@ def test_import_graph(session) -> None:
 
 def test_subclasses(session) -> None:
     assert rows(subclasses_of(session, "app.shapes.Shape")) == [
-        ("app.shapes.Square", 1, "app/shapes.py", 15), ("app.shapes.Cube", 2, "app/shapes.py", 23)]
-    assert rows(subclasses_of(session, "app.shapes.Cube")) == []
+        ("app.shapes.Square", 1, "app/shapes.py", 15), ("app.shapes.Cube", 2, "app/shapes.py", 23),
+        ("app.shapes.Tesseract", 3, "app/shapes.py", 35)]
+    assert rows(subclasses_of(session, "app.shapes.Tesseract")) == []
 
 
 def test_points_to(session) -> None:
@@ -176,7 +177,7 @@ def test_cli_answers_as_the_api(session, app_built: Path) -> None:
 def test_cli_table_output(app_built: Path) -> None:
     done = run_cli("subclasses", app_built, "app.shapes.Shape")
     assert done.returncode == 0, done.stderr
-    assert "app.shapes.Cube" in done.stdout and "2 rows" in done.stdout
+    assert "app.shapes.Tesseract" in done.stdout and "3 rows" in done.stdout
 
 
 @pytest.mark.parametrize(("args", "message", "status"), [
