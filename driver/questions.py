@@ -18,32 +18,27 @@ from datafusion import SessionContext
 from driver.engine import new_session
 from semantics.fixpoint import register_in_memory
 
-# The definition (module, class or function) each call site runs in: the one that contains it, or,
-# for a decorator application, the one that defines what it decorates (as `cpgflow callgraph`).
-CALLS_CTE = """
-sites AS (
+# Every call edge with both ends and its site named, read once from the output: the walks below
+# recurse over it in memory (a recursive query re-scans its inputs each round, and a Delta scan
+# yields its rows to the first scan of a plan only). The caller is the definition (module, class or
+# function) the call site is written in — for a decorator application, the one that defines what it
+# decorates — as in `cpgflow callgraph`.
+HOPS_SQL = """
+WITH sites AS (
     SELECT src AS caller, dst AS site FROM cpg_edges WHERE kind = 'CONTAINS'
     UNION ALL
     SELECT x.src, d.src FROM cpg_edges d JOIN cpg_edges x ON x.kind = 'CONTAINS' AND x.dst = d.dst
     WHERE d.kind = 'DECORATES'
-),
-calls AS (
-    SELECT s.caller, c.dst AS callee, c.src AS site, c.confidence
-    FROM cpg_edges c JOIN sites s ON s.site = c.src WHERE c.kind = 'CALLS'
-)"""
-
-# Every call edge with both ends and its site named, read once from the output: the walks below
-# recurse over it in memory (a recursive query re-scans its inputs each round, and a Delta scan
-# yields its rows to the first scan of a plan only).
-HOPS_SQL = f"""
-WITH {CALLS_CTE}
-SELECT c.caller, caller.kind AS caller_kind, caller.qualname AS caller_name,
-       c.callee, callee.kind AS callee_kind, callee.qualname AS callee_name,
+)
+SELECT s.caller, caller.kind AS caller_kind, caller.qualname AS caller_name,
+       c.dst AS callee, callee.kind AS callee_kind, callee.qualname AS callee_name,
        site.path, site.line, c.confidence
-FROM calls c
-JOIN cpg_nodes caller ON caller.node_id = c.caller
-JOIN cpg_nodes callee ON callee.node_id = c.callee
-JOIN cpg_nodes site ON site.node_id = c.site
+FROM cpg_edges c
+JOIN sites s ON s.site = c.src
+JOIN cpg_nodes caller ON caller.node_id = s.caller
+JOIN cpg_nodes callee ON callee.node_id = c.dst
+JOIN cpg_nodes site ON site.node_id = c.src
+WHERE c.kind = 'CALLS'
 """
 
 # A walk along `hops` from the nodes named $name, one hop a round, to $depth hops. It goes on only
