@@ -4,7 +4,8 @@ Every failure a user can cause (a missing path, an unwritable output, bad SQL) e
 stderr and a non-zero exit; set CPGFLOW_DEBUG=1 to see the traceback of an unexpected error.
 
 A command imports what it uses when it runs, at the top of its function: `cpgflow --help` loads
-neither the engines nor the pipeline, `query`, `runs` and `callgraph` read a built output with
+neither the engines nor the pipeline, `query`, `runs`, `callgraph`, the questions (`callers`,
+`callees`, `unused`, `imports`, `subclasses`, `points-to`) and `export` read a built output with
 DataFusion and deltalake alone, and only `build`, `plan` and `dag` load Hamilton, the extractor and
 the dataflows (tests/test_cli_imports.py checks it).
 """
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 REFUSED_STATEMENT = re.compile(r"(DDL|DML|Statement) not supported: \w+")
 
 EXIT_EXTRACTOR_CRASHED = 3
+EXPORT_FORMATS = ("graphml", "neo4j-csv", "parquet")  # driver.exports.EXPORTERS, without importing it
 # How the CLI names the Python API's build options in its error lines.
 CLI_OPTION_NAMES = {"source_root": "PATH", "output_dir": "--out", "jobs": "--jobs", "include": "--include",
                     "exclude": "--exclude", "max_file_bytes": "--max-file-bytes", "cache_overrides": "--cache-policy",
@@ -294,6 +296,113 @@ def callgraph(out: Path) -> None:
 
     session = _built_session(out)
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(call_graph(session))).decode() + "\n")
+
+
+def _format_option(command: Callable[_P, _R]) -> Callable[_P, _R]:
+    return click.option("--format", "-f", "output_format", type=click.Choice(["table", "csv", "json"]),
+                        default="table", show_default=True, help="Output format.")(command)
+
+
+def _depth_option(command: Callable[_P, _R]) -> Callable[_P, _R]:
+    return click.option("--depth", "-d", default=1, show_default=True, type=click.IntRange(min=1),
+                        help="How many calls away (1: direct).")(command)
+
+
+def _answer(out: Path, output_format: str, question: Callable[[SessionContext], pa.Table]) -> None:
+    """Print the answer of one of driver.questions over DIR; a name it does not know is one error line."""
+    session = _built_session(out)
+    try:
+        result = question(session)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    _print_table(result, output_format)
+
+
+@cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("qualname")
+@_depth_option
+@_format_option
+def callers(out: Path, qualname: str, depth: int, output_format: str) -> None:
+    """List what calls the function (or class, or external name) QUALNAME, to --depth calls away."""
+    from driver.questions import callers_of
+
+    _answer(out, output_format, lambda session: callers_of(session, qualname, depth))
+
+
+@cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("qualname")
+@_depth_option
+@_format_option
+def callees(out: Path, qualname: str, depth: int, output_format: str) -> None:
+    """List what the function (or module or class code) QUALNAME calls, to --depth calls away."""
+    from driver.questions import callees_of
+
+    _answer(out, output_format, lambda session: callees_of(session, qualname, depth))
+
+
+@cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_format_option
+def unused(out: Path, output_format: str) -> None:
+    """List the functions nothing calls, imports or refers to (candidates: see docs/queries.md)."""
+    from driver.questions import unused_functions
+
+    _answer(out, output_format, unused_functions)
+
+
+@cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("module", required=False)
+@_format_option
+def imports(out: Path, module: str | None, output_format: str) -> None:
+    """List which module imports which, for every module or for MODULE and the modules under it."""
+    from driver.questions import import_graph
+
+    _answer(out, output_format, lambda session: import_graph(session, module))
+
+
+@cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("qualname")
+@_format_option
+def subclasses(out: Path, qualname: str, output_format: str) -> None:
+    """List the classes that inherit from the class QUALNAME, directly or not."""
+    from driver.questions import subclasses_of
+
+    _answer(out, output_format, lambda session: subclasses_of(session, qualname))
+
+
+@cli.command("points-to")
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("variable")
+@_format_option
+def points_to(out: Path, variable: str, output_format: str) -> None:
+    """List what the variable VARIABLE (its scope's qualified name, a dot, its name) can hold."""
+    from driver.questions import points_to as points_to_of
+
+    _answer(out, output_format, lambda session: points_to_of(session, variable))
+
+
+@cli.command("export")
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("destination", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--format", "-f", "export_format", required=True, type=click.Choice(EXPORT_FORMATS),
+              help="graphml: OUT is the file; neo4j-csv, parquet: OUT is a folder (made if missing).")
+def export_graph(out: Path, destination: Path, export_format: str) -> None:
+    """Export the graph of DIR to OUT as GraphML, Neo4j import CSV or Parquet files."""
+    from driver.exports import ExportError, export
+
+    session = _built_session(out)
+    try:
+        written = export(session, export_format, destination)
+    except ExportError as err:
+        raise CliError(str(err)) from None
+    except OSError as err:
+        raise CliError(f"cannot write '{destination}': {err.strerror or err}") from None
+    for file in written:
+        stdout().print(f"wrote {file}", markup=False, highlight=False)
 
 
 @cli.command()

@@ -123,3 +123,16 @@ def stdlib_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("stdlib_out")
     build(STDLIB, out, jobs=2, exclude=("site-packages",))
     return out
+
+
+@pytest.fixture(scope="module")
+def app_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The app fixture program (tests/app_fixture.py), built once per test module with the CLI."""
+    from app_fixture import FIXTURE
+
+    base = tmp_path_factory.mktemp("app")
+    root = write_tree(base / "src", FIXTURE)
+    out = base / "out"
+    done = run_cli("build", root, "--out", out, "-j", "1", "--quiet")
+    assert done.returncode == 0, done.stderr
+    return out

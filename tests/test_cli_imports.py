@@ -67,7 +67,7 @@ def small_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 HELP_ARGS = [["--help"], ["build", "--help"], ["query", "--help"], ["plan", "--help"], ["callgraph", "--help"],
-             ["runs", "--help"], ["dag", "--help"]]
+             ["runs", "--help"], ["dag", "--help"], ["callers", "--help"], ["export", "--help"]]
 
 
 @pytest.mark.parametrize("args", HELP_ARGS, ids=" ".join)
@@ -86,7 +86,14 @@ def test_help_lists_every_command(tmp_path):
                              ("plan", "Show the compiled plan for PATH without running it"),
                              ("callgraph", "Print the call graph of a built DIR as JSON"),
                              ("runs", "List the runs recorded in DIR"),
-                             ("dag", "Show the Hamilton graph the driver factory builds")]:
+                             ("dag", "Show the Hamilton graph the driver factory builds"),
+                             ("callers", "List what calls the function (or class, or external name)"),
+                             ("callees", "List what the function (or module or class code) QUALNAME"),
+                             ("unused", "List the functions nothing calls, imports or refers to"),
+                             ("imports", "List which module imports which"),
+                             ("subclasses", "List the classes that inherit from the class QUALNAME"),
+                             ("points-to", "List what the variable VARIABLE"),
+                             ("export", "Export the graph of DIR to OUT as GraphML")]:
         assert any(line.split()[:1] == [command] and summary[:40] in " ".join(line.split())
                    for line in done.stdout.splitlines()), (command, done.stdout)
     build_help = run_cli("build", "--help").stdout
@@ -123,6 +130,16 @@ def test_callgraph_imports_no_pipeline(small_out, tmp_path):
     done, modules = run_recording(tmp_path, "callgraph", small_out)
     assert (done.returncode, done.stderr) == (0, "")
     assert isinstance(json.loads(done.stdout), dict)
+    assert imported(modules, PIPELINE) == []
+
+
+@pytest.mark.parametrize("args", [["callers", "{out}", "m.f", "--depth", "2"], ["unused", "{out}"],
+                                  ["callers", "{out}", "m.nope"],
+                                  ["export", "{out}", "{tmp}/g.graphml", "-f", "graphml"],
+                                  ["export", "{out}", "{tmp}/neo4j", "-f", "neo4j-csv"]], ids=" ".join)
+def test_questions_and_exports_import_no_pipeline(args, small_out, tmp_path):
+    done, modules = run_recording(tmp_path, *(arg.format(out=small_out, tmp=tmp_path) for arg in args))
+    assert done.returncode == (1 if "m.nope" in args else 0), done.stderr
     assert imported(modules, PIPELINE) == []
 
 
