@@ -102,7 +102,7 @@ def _register_result_summaries() -> None:
 
 
 def _frame_stats(result: DataFrame, node_name: str, node_tags: dict[str, Any]) -> dict[str, Any]:
-    return _primitive(f"lazy DataFusion frame, {len(result.schema())} columns (computed by its readers)")
+    return _primitive(f"DataFusion frame, {len(result.schema())} columns (lazy: its rows are not counted here)")
 
 
 def _frame_schema(result: DataFrame, node_name: str, node_tags: dict[str, Any]) -> dict[str, Any]:
