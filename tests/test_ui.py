@@ -27,6 +27,8 @@ USER = "cpgflow-test"
 START_SECONDS = 120  # migrating and starting the server: ~6 s here
 FLUSH_SECONDS = 60  # the tracker sends node results in batches, at least every 5 s
 ROLES = {"extract", "inference", "policy", "view", "output", "authority"}
+# The attribute types a node's result summary can take (the run API returns only the types asked for).
+SUMMARY_TYPES = ["primitive", "dict", "schema", "unsupported", "observability_failure"]
 
 
 def _free_port() -> int:
@@ -105,7 +107,6 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
 
 
 class TrackedRun(msgspec.Struct, frozen=True):
-    project_id: int
     run: dict[str, Any]  # the run with its node runs and their attributes
     template: dict[str, Any]  # the DAG the run executed: its nodes, with their tags
     roles: dict[str, str]  # each Hamilton node's `role` tag, as the driver itself has it
@@ -115,7 +116,7 @@ class TrackedRun(msgspec.Struct, frozen=True):
 
 def _run_with_all_results(server: UiServer, run_id: int, nodes: int) -> dict[str, Any] | None:
     """The run once its ``nodes`` node runs are all on the server, each with its result summary."""
-    (run,) = server.get(f"dag_runs/{run_id}", attr=["primitive", "dict", "schema", "unsupported"])
+    (run,) = server.get(f"dag_runs/{run_id}", attr=SUMMARY_TYPES)
     summarised = [node for node in run["node_runs"] if node["attributes"]]
     return run if len(summarised) == nodes else None
 
@@ -139,8 +140,8 @@ def tracked(ui_server: UiServer, tmp_path_factory: pytest.TempPathFactory) -> Tr
     run = _wait_for(lambda: _run_with_all_results(ui_server, latest["id"], len(roles)), FLUSH_SECONDS,
                     f"the {len(roles)} node runs of run {latest['id']}:\n{_log_tail(ui_server.log)}")
     (template,) = ui_server.get(f"dag_templates/{run['dag_template_id']}")
-    tags = {"source_root": str(root.resolve()), "output_dir": str(out)}
-    return TrackedRun(project["id"], run, template, roles, msgspec.to_builtins(summary), tags)
+    tags = {"source_root": str(root.resolve()), "output_dir": summary.output_dir}
+    return TrackedRun(run, template, roles, msgspec.to_builtins(summary), tags)
 
 
 def _attribute(run: dict[str, Any], node: str, name: str) -> dict[str, Any]:
@@ -185,6 +186,10 @@ def test_the_dag_carries_every_role_tag(tracked: TrackedRun) -> None:
 
 
 def test_result_summaries(tracked: TrackedRun) -> None:
+    failed = [node["node_name"] for node in tracked.run["node_runs"]
+              if any(attribute["type"] == "observability_failure" for attribute in node["attributes"])]
+    assert not failed, f"the tracker could not summarise the results of {failed}"
+
     summary = _attribute(tracked.run, "build_summary", "result_summary")
     assert summary["type"] == "dict"
     assert summary["value"] == {"type": "BuildSummary", "value": tracked.summary}
