@@ -1,4 +1,5 @@
 # cpgflow: `make demo` and `make test` set up a local virtualenv (.venv) when it is missing.
+# It holds the `dev` tools and the `ui` extra (the Hamilton UI server and tracker: tests/test_ui.py runs them).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ DEMO_OUT := build/demo
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,ui]'
 	@touch $(STAMP)
 
 setup: $(STAMP) system-deps

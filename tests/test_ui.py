@@ -1,0 +1,238 @@
+"""A build tracked in a real Hamilton UI server (the `ui` extra), read back through the server's HTTP API:
+the run, its nodes with their `role` tags and timings, and the result summaries it records."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import requests
+from conftest import write_tree
+from shop_fixture import FIXTURE
+
+from driver.api import build_driver
+from driver.options import BuildOptionError
+from driver.tracking import build_tracker
+
+USER = "cpgflow-test"
+START_SECONDS = 120  # migrating and starting the server: ~6 s here
+FLUSH_SECONDS = 60  # the tracker sends node results in batches, at least every 5 s
+ROLES = {"extract", "inference", "policy", "view", "output", "authority"}
+# The attribute types a node's result summary can take (the run API returns only the types asked for).
+SUMMARY_TYPES = ["primitive", "dict", "schema", "unsupported", "observability_failure"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _log_tail(log: Path) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+
+
+def _wait_for(check: Callable[[], Any], seconds: float, what: str) -> Any:
+    """``check()``'s first truthy result, polled until ``seconds`` have passed; then a failure naming ``what``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.25)
+    pytest.fail(f"gave up after {seconds} s waiting for {what}")
+
+
+class UiServer(msgspec.Struct, frozen=True):
+    url: str
+    log: Path
+
+    def get(self, path: str, **params: object) -> Any:
+        response = requests.get(f"{self.url}/api/v1/{path}", params=params, headers={"x-api-user": USER}, timeout=30)
+        assert response.ok, f"GET {path}: {response.status_code} {response.text[:500]}"
+        return response.json()
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        response = requests.post(f"{self.url}/api/v1/{path}", json=body, headers={"x-api-user": USER}, timeout=30)
+        assert response.ok, f"POST {path}: {response.status_code} {response.text[:500]}"
+        return response.json()
+
+
+def _answers(url: str, server: subprocess.Popen[bytes], log: Path) -> bool:
+    if server.poll() is not None:
+        pytest.fail(f"the Hamilton UI server exited with status {server.returncode}:\n{_log_tail(log)}")
+    try:
+        return requests.get(f"{url}/api/v1/health", timeout=2).ok
+    except requests.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
+    """The Hamilton UI of the `ui` extra, on 127.0.0.1 and a free port, with its sqlite database and
+    blobs in a temporary folder (STACK.md: `hamilton ui` itself would bind 0.0.0.0)."""
+    spec = importlib.util.find_spec("hamilton_ui")
+    assert spec is not None and spec.origin, "the `ui` extra is not installed: pip install -e '.[dev,ui]'"
+    manage = Path(spec.origin).parent / "manage.py"
+    base = tmp_path_factory.mktemp("hamilton_ui")
+    env = {**os.environ, "HAMILTON_BASE_DIR": str(base), "DJANGO_LOG_LEVEL": "WARNING"}
+    settings = "--settings=server.settings_mini"
+    migrated = subprocess.run([sys.executable, str(manage), "migrate", settings], env=env, capture_output=True,
+                              text=True, timeout=START_SECONDS, check=False)
+    assert migrated.returncode == 0, f"migrating the UI's database failed:\n{migrated.stderr[-2000:]}"
+    port, log = _free_port(), base / "server.log"
+    with log.open("wb") as log_file:
+        server = subprocess.Popen([sys.executable, str(manage), "runserver", f"127.0.0.1:{port}", settings,
+                                   "--noreload"], env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: _answers(url, server, log), START_SECONDS, f"the Hamilton UI to answer at {url}")
+        yield UiServer(url, log)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+
+class TrackedRun(msgspec.Struct, frozen=True):
+    run: dict[str, Any]  # the run with its node runs and their attributes
+    template: dict[str, Any]  # the DAG the run executed: its nodes, with their tags
+    roles: dict[str, str]  # each Hamilton node's `role` tag, as the driver itself has it
+    summary: dict[str, Any]  # the build's BuildSummary, as builtins
+    tags: dict[str, str]  # the tags the run should carry
+
+
+def _run_with_all_results(server: UiServer, run_id: int, nodes: int) -> dict[str, Any] | None:
+    """The run once its ``nodes`` node runs are all on the server, each with its result summary."""
+    (run,) = server.get(f"dag_runs/{run_id}", attr=SUMMARY_TYPES)
+    summarised = [node for node in run["node_runs"] if node["attributes"]]
+    return run if len(summarised) == nodes else None
+
+
+@pytest.fixture(scope="module")
+def tracked(ui_server: UiServer, tmp_path_factory: pytest.TempPathFactory) -> TrackedRun:
+    """The shop fixture built once with a tracker, in a project created (as the tracker requires) with
+    the user among its writers."""
+    project = ui_server.post("projects", {
+        "name": "cpgflow", "description": "tests/test_ui.py", "tags": {},
+        "visibility": {"user_ids_visible": [], "team_ids_visible": [], "team_ids_writable": [],
+                       "user_ids_writable": [USER]},
+    })
+    root = write_tree(tmp_path_factory.mktemp("ui_src") / "shop_src", FIXTURE)
+    out = tmp_path_factory.mktemp("ui_out")
+    tracker = build_tracker(root, out, project_id=project["id"], username=USER, api_url=ui_server.url)
+    dr = build_driver(root, out, jobs=1, adapters=[tracker])
+    summary = dr.execute(["build_summary"])["build_summary"]
+    roles = {var.name: var.tags["role"] for var in dr.list_available_variables() if "role" in var.tags}
+    (latest,) = ui_server.get("dag_runs/latest/", project_id=project["id"])
+    run = _wait_for(lambda: _run_with_all_results(ui_server, latest["id"], len(roles)), FLUSH_SECONDS,
+                    f"the {len(roles)} node runs of run {latest['id']}:\n{_log_tail(ui_server.log)}")
+    (template,) = ui_server.get(f"dag_templates/{run['dag_template_id']}")
+    tags = {"source_root": str(root.resolve()), "output_dir": summary.output_dir}
+    return TrackedRun(run, template, roles, msgspec.to_builtins(summary), tags)
+
+
+def _attribute(run: dict[str, Any], node: str, name: str) -> dict[str, Any]:
+    (node_run,) = [item for item in run["node_runs"] if item["node_name"] == node]
+    (attribute,) = [item for item in node_run["attributes"] if item["name"] == name]
+    return attribute
+
+
+def test_the_run_is_recorded_as_succeeded(tracked: TrackedRun) -> None:
+    run = tracked.run
+    assert run["run_status"] == "SUCCESS"
+    assert run["outputs"] == ["build_summary"]
+    assert run["tags"] == tracked.tags
+    assert tracked.template["name"] == "cpgflow build shop_src"
+    assert run["run_start_time"] < run["run_end_time"]
+
+
+def test_every_node_ran_once_with_its_timing(tracked: TrackedRun) -> None:
+    node_runs = {node["node_name"]: node for node in tracked.run["node_runs"]}
+    assert len(node_runs) == len(tracked.run["node_runs"])
+    assert set(node_runs) == set(tracked.roles)
+    for name, node in node_runs.items():
+        assert node["status"] == "SUCCESS", name
+        assert node["start_time"] <= node["end_time"], name
+
+
+def test_the_dag_carries_every_role_tag(tracked: TrackedRun) -> None:
+    nodes = {node["name"]: node for node in tracked.template["nodes"]}
+    executed = {name: node for name, node in nodes.items() if node["classifications"] == ["transform"]}
+    assert {name: node["tags"].get("role") for name, node in executed.items()} == tracked.roles
+    assert set(tracked.roles.values()) == ROLES
+    assert nodes["cpg_nodes"]["tags"]["role"] == "output"
+    assert nodes["name_uses"]["tags"]["role"] == "view"
+    assert nodes["compiled_policy"]["tags"]["role"] == "policy"
+    assert nodes["optimized_ir"]["tags"]["role"] == "inference"
+    assert nodes["discovery"]["tags"]["role"] == "extract"
+    assert nodes["execution_authority"]["tags"]["role"] == "authority"
+    assert "compiled_policy" in nodes["execution_authority"]["dependencies"]
+    # the configuration the build ran with: its inputs
+    assert {name for name, node in nodes.items() if node["classifications"] == ["input"]} >= {"source_root", "jobs"}
+    assert tracked.template["config"]["jobs"] == 1
+
+
+def test_result_summaries(tracked: TrackedRun) -> None:
+    failed = [node["node_name"] for node in tracked.run["node_runs"]
+              if any(attribute["type"] == "observability_failure" for attribute in node["attributes"])]
+    assert not failed, f"the tracker could not summarise the results of {failed}"
+
+    summary = _attribute(tracked.run, "build_summary", "result_summary")
+    assert summary["type"] == "dict"
+    assert summary["value"] == {"type": "BuildSummary", "value": tracked.summary}
+    assert tracked.summary["files"] == len([path for path in FIXTURE if path.endswith(".py")])
+
+    nodes_frame = _attribute(tracked.run, "cpg_nodes", "result_summary")
+    assert nodes_frame["type"] == "primitive"
+    assert "DataFusion" in nodes_frame["value"]["value"]
+    schema = _attribute(tracked.run, "cpg_nodes", "Schema")
+    assert list(schema["value"]) == ["node_id", "kind", "file_id", "path", "name", "qualname", "bstart", "bend",
+                                     "line", "col", "end_line", "end_col"]
+    assert schema["value"]["bstart"]["type"] == "int64"
+
+    validation = _attribute(tracked.run, "validation", "result_summary")
+    assert validation["value"] == {"type": "ValidationResult", "value": {"mode": "warn", "issues": []}}
+
+
+def test_an_unknown_project_is_a_one_line_error(ui_server: UiServer, tmp_path: Path) -> None:
+    with pytest.raises(BuildOptionError) as raised:
+        build_tracker(tmp_path, tmp_path / "out", project_id=999, username=USER, api_url=ui_server.url)
+    assert raised.value.option == "project_id"
+    assert "project 999 is not on the Hamilton UI" in str(raised.value)
+
+
+def test_no_server_is_a_one_line_error(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    with pytest.raises(BuildOptionError, match=f"no Hamilton UI answers at {url}") as raised:
+        build_tracker(tmp_path, tmp_path / "out", username=USER, api_url=url)
+    assert raised.value.option == "api_url"
+
+
+@pytest.mark.parametrize("project_id", [0, -1, "1", True])
+def test_a_bad_project_id_is_refused_first(project_id: object, tmp_path: Path) -> None:
+    with pytest.raises(BuildOptionError, match="must be a positive project number") as raised:
+        build_tracker(tmp_path, tmp_path / "out", project_id=project_id, api_url="http://127.0.0.1:9")  # type: ignore[arg-type]
+    assert raised.value.option == "project_id"
+
+
+def test_without_the_ui_extra_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "hamilton_sdk", None)  # as if the `ui` extra were not installed
+    monkeypatch.setitem(sys.modules, "hamilton_sdk.adapters", None)
+    with pytest.raises(BuildOptionError, match=r"pip install 'cpgflow\[ui\]'") as raised:
+        build_tracker(tmp_path, tmp_path / "out")
+    assert raised.value.option == "track"
+    assert "\n" not in str(raised.value)
