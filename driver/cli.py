@@ -48,7 +48,8 @@ EXPORT_FORMATS = ("graphml", "neo4j-csv", "parquet")  # driver.exports.EXPORTERS
 # How the CLI names the Python API's build options in its error lines.
 CLI_OPTION_NAMES = {"source_root": "PATH", "output_dir": "--out", "jobs": "--jobs", "include": "--include",
                     "exclude": "--exclude", "max_file_bytes": "--max-file-bytes", "cache_overrides": "--cache-policy",
-                    "validation_mode": "--validation"}
+                    "validation_mode": "--validation", "track": "--track", "project_id": "--project-id",
+                    "api_url": "--track (HAMILTON_API_URL)", "username": "--track (user)"}
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -143,9 +144,14 @@ def cli() -> None:
 @click.option("--validation", type=click.Choice(["warn", "error"]), default="warn", show_default=True,
               help="error: a run that fails validation stops before writing anything.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--track", is_flag=True,
+              help="Send the run to a Hamilton UI (HAMILTON_API_URL, default http://localhost:8241; docs/ui.md).")
+@click.option("--project-id", "project_id", default=1, show_default=True, metavar="N",
+              help="The Hamilton UI project a tracked run goes to.")
 @_option_errors
 def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tuple[str, ...],
-          max_file_bytes: int, cache_policy: tuple[str, ...], validation: str, quiet: bool) -> None:
+          max_file_bytes: int, cache_policy: tuple[str, ...], validation: str, quiet: bool, track: bool,
+          project_id: int) -> None:
     """Build the CPG of the code base at PATH into DIR."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -163,7 +169,12 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
     root = check_build_options(path, out, **options)  # type: ignore[arg-type]
     output = _writable_output(Path(out))
     started = time.perf_counter()
-    dr = build_driver(root, output, **options)  # type: ignore[arg-type]
+    adapters = []
+    if track:
+        from driver.tracking import build_tracker
+
+        adapters.append(build_tracker(root, output, project_id=project_id))
+    dr = build_driver(root, output, adapters=adapters, **options)  # type: ignore[arg-type]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=stderr(), transient=True, disable=quiet) as bar:
         try:

@@ -114,7 +114,7 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
     }
 
 
-def _role(tags: dict[str, object]) -> str:
+def node_role(tags: dict[str, object]) -> str:
     """A node's role tag; Hamilton's generated saver and loader nodes are materializers."""
     if tags.get("hamilton.data_saver") or tags.get("hamilton.data_loader"):
         return "materializer"
@@ -130,7 +130,7 @@ def dag_report(dr: hamilton_driver.Driver) -> dict[str, object]:
             continue
         nodes.append({
             "name": variable.name,
-            "role": _role(variable.tags),
+            "role": node_role(variable.tags),
             "type": getattr(variable.type, "__name__", str(variable.type)),
             "depends_on": sorted(variable.required_dependencies | variable.optional_dependencies),
         })

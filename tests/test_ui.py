@@ -21,12 +21,15 @@ from shop_fixture import FIXTURE
 
 from driver.api import build_driver
 from driver.options import BuildOptionError
+from driver.reports import node_role
 from driver.tracking import build_tracker
 
 USER = "cpgflow-test"
 START_SECONDS = 120  # migrating and starting the server: ~6 s here
 FLUSH_SECONDS = 60  # the tracker sends node results in batches, at least every 5 s
-ROLES = {"extract", "inference", "policy", "view", "output", "authority"}
+# The execution driver's roles (policy: the views' fingerprints); planning — inference and the policy
+# compiler — reaches it as inputs: the execution authority context.
+ROLES = {"extract", "policy", "view", "materializer", "output", "authority"}
 # The attribute types a node's result summary can take (the run API returns only the types asked for).
 SUMMARY_TYPES = ["primitive", "dict", "schema", "unsupported", "observability_failure"]
 
@@ -135,7 +138,7 @@ def tracked(ui_server: UiServer, tmp_path_factory: pytest.TempPathFactory) -> Tr
     tracker = build_tracker(root, out, project_id=project["id"], username=USER, api_url=ui_server.url)
     dr = build_driver(root, out, jobs=1, adapters=[tracker])
     summary = dr.execute(["build_summary"])["build_summary"]
-    roles = {var.name: var.tags["role"] for var in dr.list_available_variables() if "role" in var.tags}
+    roles = {var.name: node_role(var.tags) for var in dr.list_available_variables() if not var.is_external_input}
     (latest,) = ui_server.get("dag_runs/latest/", project_id=project["id"])
     run = _wait_for(lambda: _run_with_all_results(ui_server, latest["id"], len(roles)), FLUSH_SECONDS,
                     f"the {len(roles)} node runs of run {latest['id']}:\n{_log_tail(ui_server.log)}")
@@ -170,18 +173,18 @@ def test_every_node_ran_once_with_its_timing(tracked: TrackedRun) -> None:
 
 def test_the_dag_carries_every_role_tag(tracked: TrackedRun) -> None:
     nodes = {node["name"]: node for node in tracked.template["nodes"]}
-    executed = {name: node for name, node in nodes.items() if node["classifications"] == ["transform"]}
-    assert {name: node["tags"].get("role") for name, node in executed.items()} == tracked.roles
+    executed = {name: node for name, node in nodes.items() if node["classifications"] != ["input"]}
+    assert {name: node_role(node["tags"]) for name, node in executed.items()} == tracked.roles
     assert set(tracked.roles.values()) == ROLES
     assert nodes["cpg_nodes"]["tags"]["role"] == "output"
-    assert nodes["name_uses"]["tags"]["role"] == "view"
-    assert nodes["compiled_policy"]["tags"]["role"] == "policy"
-    assert nodes["optimized_ir"]["tags"]["role"] == "inference"
-    assert nodes["discovery"]["tags"]["role"] == "extract"
-    assert nodes["execution_authority"]["tags"]["role"] == "authority"
-    assert "compiled_policy" in nodes["execution_authority"]["dependencies"]
-    # the configuration the build ran with: its inputs
-    assert {name for name, node in nodes.items() if node["classifications"] == ["input"]} >= {"source_root", "jobs"}
+    assert nodes["name_keys"]["tags"]["role"] == nodes["name_uses__query"]["tags"]["role"] == "view"
+    assert nodes["extraction"]["tags"]["role"] == "extract"
+    assert nodes["maintenance"]["tags"]["role"] == "output"
+    assert tracked.roles["cpg_nodes__published"] == tracked.roles["reference_edges__staged"] == "materializer"
+    assert "cpg_nodes__published" in nodes["published_cpg"]["dependencies"]
+    # the configuration the build ran with, and the execution authority context planning built: its inputs
+    inputs = {name for name, node in nodes.items() if node["classifications"] == ["input"]}
+    assert inputs >= {"source_root", "jobs", "execution_authority", "compiled_policy", "semantic_plan"}
     assert tracked.template["config"]["jobs"] == 1
 
 
@@ -203,8 +206,9 @@ def test_result_summaries(tracked: TrackedRun) -> None:
                                      "line", "col", "end_line", "end_col"]
     assert schema["value"]["bstart"]["type"] == "int64"
 
-    validation = _attribute(tracked.run, "validation", "result_summary")
-    assert validation["value"] == {"type": "ValidationResult", "value": {"mode": "warn", "issues": []}}
+    published = _attribute(tracked.run, "cpg_nodes__published", "result_summary")["value"]["value"]  # a saver's
+    assert published["table_uri"] == f"{tracked.tags['output_dir']}/cpg_nodes"
+    assert published["version"] == 0 and published["outcome"] == "published" and published["rows"] > 0
 
 
 def test_an_unknown_project_is_a_one_line_error(ui_server: UiServer, tmp_path: Path) -> None:
