@@ -15,6 +15,7 @@ a notebook that only reads never load it (nor ``export``'s writers, until asked 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,13 +25,16 @@ from driver.delta_store import DeltaTableStore
 from driver.engine import new_session
 from driver.questions import callees_of, callers_of, import_graph, points_to, subclasses_of, unused_functions
 from relspec.catalog import DatasetCatalog
+from semantics.fixpoint import register_in_memory
+
+_RECURSIVE = re.compile(r"\bWITH\s+RECURSIVE\b", re.IGNORECASE)
 
 if TYPE_CHECKING:
     from driver.exports import export
     from driver.factory import build_driver
 
 __all__ = ["build_driver", "callees_of", "callers_of", "export", "import_graph", "open_session", "points_to",
-           "subclasses_of", "unused_functions"]
+           "prepare_query", "subclasses_of", "unused_functions"]
 
 
 def open_session(output_dir: str | Path) -> tuple[SessionContext, list[str]]:
@@ -44,6 +48,18 @@ def open_session(output_dir: str | Path) -> tuple[SessionContext, list[str]]:
             store.register(session, name)
             registered.append(name)
     return session, registered
+
+
+def prepare_query(session: SessionContext, sql: str) -> None:
+    """Make ``session`` ready to run ``sql`` exactly: a recursive query re-scans the tables its
+    recursive step reads at every iteration, and a Delta scan yields its rows to the first scan of a
+    plan only (later iterations would silently see no rows), so before a ``WITH RECURSIVE`` query each
+    table it names is read once into memory under its name."""
+    if not _RECURSIVE.search(sql):
+        return
+    for name in session.catalog().schema().names():
+        if re.search(rf"\b{re.escape(name)}\b", sql):
+            register_in_memory(session, name, session.table(name).to_arrow_table())
 
 
 def __getattr__(name: str) -> object:

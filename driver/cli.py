@@ -242,9 +242,12 @@ def query(out: Path, sql: str, output_format: str) -> None:
     """Run a read-only SQL query over the tables of DIR and print the result."""
     from datafusion import SQLOptions
 
+    from driver.api import prepare_query
+
     read_only = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
     session = _built_session(out)
     try:
+        prepare_query(session, sql)
         result = session.sql_with_options(sql, read_only).to_arrow_table()
     except Exception as err:  # DataFusion raises plain Exception subclasses for SQL errors
         refused = REFUSED_STATEMENT.search(str(err))

@@ -193,3 +193,19 @@ def test_cli_errors_are_one_line(app_built: Path, tmp_path: Path, args, message,
     assert done.returncode == status
     assert_one_line_error(done.stderr)
     assert message in done.stderr
+
+
+def test_a_recursive_query_through_the_cli_follows_the_whole_hierarchy(app_built: Path) -> None:
+    """Shape <- Square <- Cube <- Tesseract: a recursive query re-reads cpg_edges at every step (a
+    plain Delta scan would give its rows to the first step only and stop at Square)."""
+    sql = """WITH RECURSIVE below(node_id, depth) AS (
+        SELECT node_id, 0 FROM cpg_nodes WHERE qualname = 'app.shapes.Shape' AND kind = 'CLASS'
+        UNION ALL
+        SELECT e.src, b.depth + 1 FROM below b JOIN cpg_edges e ON e.dst = b.node_id AND e.kind = 'INHERITS_FROM'
+    )
+    SELECT n.qualname, b.depth FROM below b JOIN cpg_nodes n ON n.node_id = b.node_id ORDER BY b.depth"""
+    done = run_cli("query", app_built, sql, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [
+        {"qualname": "app.shapes.Shape", "depth": 0}, {"qualname": "app.shapes.Square", "depth": 1},
+        {"qualname": "app.shapes.Cube", "depth": 2}, {"qualname": "app.shapes.Tesseract", "depth": 3}]
