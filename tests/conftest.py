@@ -6,10 +6,14 @@ import os
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from ui_helpers import UiServer
 
 REPO = Path(__file__).resolve().parents[1]
 CPGFLOW = Path(sys.executable).parent / "cpgflow"
@@ -136,3 +140,13 @@ def app_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = run_cli("build", root, "--out", out, "-j", "1", "--quiet")
     assert done.returncode == 0, done.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
+    """A Hamilton UI server on 127.0.0.1 (tests/ui_helpers.py), one per test module, its database in a
+    temporary folder."""
+    from ui_helpers import running_ui_server
+
+    with running_ui_server(tmp_path_factory.mktemp("hamilton_ui")) as server:
+        yield server

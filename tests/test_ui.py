@@ -3,110 +3,27 @@ the run, its nodes with their `role` tags and timings, and the result summaries 
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-import requests
 from conftest import write_tree
 from shop_fixture import FIXTURE
+from ui_helpers import USER, UiServer, free_port, log_tail, wait_for
 
 from driver.api import build_driver
 from driver.options import BuildOptionError
 from driver.reports import node_role
 from driver.tracking import build_tracker
 
-USER = "cpgflow-test"
-START_SECONDS = 120  # migrating and starting the server: ~6 s here
 FLUSH_SECONDS = 60  # the tracker sends node results in batches, at least every 5 s
 # The execution driver's roles (policy: the views' fingerprints); planning — inference and the policy
 # compiler — reaches it as inputs: the execution authority context.
 ROLES = {"extract", "policy", "view", "materializer", "output", "authority"}
 # The attribute types a node's result summary can take (the run API returns only the types asked for).
 SUMMARY_TYPES = ["primitive", "dict", "schema", "unsupported", "observability_failure"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _log_tail(log: Path) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-
-
-def _wait_for(check: Callable[[], Any], seconds: float, what: str) -> Any:
-    """``check()``'s first truthy result, polled until ``seconds`` have passed; then a failure naming ``what``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.25)
-    pytest.fail(f"gave up after {seconds} s waiting for {what}")
-
-
-class UiServer(msgspec.Struct, frozen=True):
-    url: str
-    log: Path
-
-    def get(self, path: str, **params: object) -> Any:
-        response = requests.get(f"{self.url}/api/v1/{path}", params=params, headers={"x-api-user": USER}, timeout=30)
-        assert response.ok, f"GET {path}: {response.status_code} {response.text[:500]}"
-        return response.json()
-
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        response = requests.post(f"{self.url}/api/v1/{path}", json=body, headers={"x-api-user": USER}, timeout=30)
-        assert response.ok, f"POST {path}: {response.status_code} {response.text[:500]}"
-        return response.json()
-
-
-def _answers(url: str, server: subprocess.Popen[bytes], log: Path) -> bool:
-    if server.poll() is not None:
-        pytest.fail(f"the Hamilton UI server exited with status {server.returncode}:\n{_log_tail(log)}")
-    try:
-        return requests.get(f"{url}/api/v1/health", timeout=2).ok
-    except requests.ConnectionError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
-    """The Hamilton UI of the `ui` extra, on 127.0.0.1 and a free port, with its sqlite database and
-    blobs in a temporary folder (STACK.md: `hamilton ui` itself would bind 0.0.0.0)."""
-    spec = importlib.util.find_spec("hamilton_ui")
-    assert spec is not None and spec.origin, "the `ui` extra is not installed: pip install -e '.[dev,ui]'"
-    manage = Path(spec.origin).parent / "manage.py"
-    base = tmp_path_factory.mktemp("hamilton_ui")
-    env = {**os.environ, "HAMILTON_BASE_DIR": str(base), "DJANGO_LOG_LEVEL": "WARNING"}
-    settings = "--settings=server.settings_mini"
-    migrated = subprocess.run([sys.executable, str(manage), "migrate", settings], env=env, capture_output=True,
-                              text=True, timeout=START_SECONDS, check=False)
-    assert migrated.returncode == 0, f"migrating the UI's database failed:\n{migrated.stderr[-2000:]}"
-    port, log = _free_port(), base / "server.log"
-    with log.open("wb") as log_file:
-        server = subprocess.Popen([sys.executable, str(manage), "runserver", f"127.0.0.1:{port}", settings,
-                                   "--noreload"], env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(lambda: _answers(url, server, log), START_SECONDS, f"the Hamilton UI to answer at {url}")
-        yield UiServer(url, log)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
 
 
 class TrackedRun(msgspec.Struct, frozen=True):
@@ -128,20 +45,16 @@ def _run_with_all_results(server: UiServer, run_id: int, nodes: int) -> dict[str
 def tracked(ui_server: UiServer, tmp_path_factory: pytest.TempPathFactory) -> TrackedRun:
     """The shop fixture built once with a tracker, in a project created (as the tracker requires) with
     the user among its writers."""
-    project = ui_server.post("projects", {
-        "name": "cpgflow", "description": "tests/test_ui.py", "tags": {},
-        "visibility": {"user_ids_visible": [], "team_ids_visible": [], "team_ids_writable": [],
-                       "user_ids_writable": [USER]},
-    })
+    project_id = ui_server.create_project("tests/test_ui.py")
     root = write_tree(tmp_path_factory.mktemp("ui_src") / "shop_src", FIXTURE)
     out = tmp_path_factory.mktemp("ui_out")
-    tracker = build_tracker(root, out, project_id=project["id"], username=USER, api_url=ui_server.url)
+    tracker = build_tracker(root, out, project_id=project_id, username=USER, api_url=ui_server.url)
     dr = build_driver(root, out, jobs=1, adapters=[tracker])
     summary = dr.execute(["build_summary"])["build_summary"]
     roles = {var.name: node_role(var.tags) for var in dr.list_available_variables() if not var.is_external_input}
-    (latest,) = ui_server.get("dag_runs/latest/", project_id=project["id"])
-    run = _wait_for(lambda: _run_with_all_results(ui_server, latest["id"], len(roles)), FLUSH_SECONDS,
-                    f"the {len(roles)} node runs of run {latest['id']}:\n{_log_tail(ui_server.log)}")
+    (latest,) = ui_server.get("dag_runs/latest/", project_id=project_id)
+    run = wait_for(lambda: _run_with_all_results(ui_server, latest["id"], len(roles)), FLUSH_SECONDS,
+                    f"the {len(roles)} node runs of run {latest['id']}:\n{log_tail(ui_server.log)}")
     (template,) = ui_server.get(f"dag_templates/{run['dag_template_id']}")
     tags = {"source_root": str(root.resolve()), "output_dir": summary.output_dir}
     return TrackedRun(run, template, roles, msgspec.to_builtins(summary), tags)
@@ -219,7 +132,7 @@ def test_an_unknown_project_is_a_one_line_error(ui_server: UiServer, tmp_path: P
 
 
 def test_no_server_is_a_one_line_error(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(BuildOptionError, match=f"no Hamilton UI answers at {url}") as raised:
         build_tracker(tmp_path, tmp_path / "out", username=USER, api_url=url)
     assert raised.value.option == "api_url"
