@@ -10,6 +10,7 @@ the compiled cache policy asks for (`driver.materializers`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -75,6 +76,7 @@ def build_driver(
     cache_overrides: dict[str, CachePolicy] | None = None,
     validation_mode: ValidationMode = "warn",
     adapters: list[lifecycle_base.LifecycleAdapter] | None = None,
+    modules: Sequence[ModuleType] = (),
 ) -> hamilton_driver.Driver:
     """A Hamilton driver that builds the CPG of ``source_root`` into ``output_dir``.
 
@@ -84,7 +86,9 @@ def build_driver(
     frame of the nodes. Without ``output_dir`` the planning driver is returned (see `plan_driver`).
 
     ``jobs`` is the number of extraction processes (0: one per core). ``adapters`` are Hamilton
-    lifecycle adapters of the execution driver (a UI tracker, timing hooks). ``cache_overrides``
+    lifecycle adapters of the execution driver (a UI tracker, timing hooks). ``modules`` are Hamilton
+    modules of your own added to the execution driver: their functions read any pipeline node (a
+    view's frame, ``session``, ``build_summary``...) by parameter name. ``cache_overrides``
     ({view: policy}) win over the compiled cache policies; ``validation_mode="error"`` stops a run
     that fails validation before it writes anything. A wrong option raises
     `driver.options.BuildOptionError` (a ValueError) before anything is written.
@@ -97,7 +101,7 @@ def build_driver(
     context = planning.execute(list(CONTEXT))
     policy: CompiledExecutionPolicy = context["compiled_policy"]
     builder = (hamilton_driver.Builder()
-               .with_modules(*EXECUTION_MODULES, _view_nodes(policy))
+               .with_modules(*EXECUTION_MODULES, _view_nodes(policy), *modules)
                .with_config({**planning.config, **context})
                .with_materializers(*view_loaders(policy)))
     if adapters:

@@ -3,11 +3,11 @@
     python docs/examples/custom_view.py path/to/code --out build/cpg
 
 A view is a Hamilton function that takes the frames it reads by name and returns a lazy DataFusion
-frame. `build_driver` returns the execution driver of the pipeline's own modules, so the custom
-views live in a second Hamilton driver over a module of their own (made here from the functions
-below with `ad_hoc_utils`; a module file works the same), fed with the pipeline's lazy `cpg_nodes`
-frame as an input: Hamilton wires `functions_per_module` to it by the parameter's name, and
-`busiest_module` to `functions_per_module`. Nothing is computed until the last frame is collected.
+frame. `build_driver(..., modules=[...])` adds a module of your own (made here from the functions
+below with `ad_hoc_utils`; a module file works the same) to the execution driver: Hamilton wires
+`functions_per_module` to the pipeline's `cpg_nodes` by the parameter's name, and `busiest_module`
+to `functions_per_module`, so they show in the DAG and in a tracked run with the rest. Nothing is
+computed until the last frame is collected.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import argparse
 from datafusion import DataFrame, col, lit
 from datafusion import functions as f
 from hamilton import ad_hoc_utils
-from hamilton import driver as hamilton_driver
 
 from driver.api import build_driver
 
@@ -44,12 +43,9 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="where the build's tables are written")
     args = parser.parse_args()
 
-    pipeline = build_driver(args.source, args.out, jobs=1)
-    nodes = pipeline.execute(["cpg_nodes"])["cpg_nodes"]  # lazy: the frame of the published nodes view
-
     views = ad_hoc_utils.create_temporary_module(functions_per_module, busiest_module, module_name="my_views")
-    custom = hamilton_driver.Builder().with_modules(views).build()
-    results = custom.execute(["functions_per_module", "busiest_module"], inputs={"cpg_nodes": nodes})
+    dr = build_driver(args.source, args.out, jobs=1, modules=[views])
+    results = dr.execute(["functions_per_module", "busiest_module"])
     print("functions per module:")
     print(results["functions_per_module"].to_pandas().to_string(index=False))
     print(f"\nbusiest module: {results['busiest_module']}")
