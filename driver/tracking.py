@@ -6,9 +6,12 @@ start the UI and create its project."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +87,8 @@ def _connect(tracker_class: type[HamiltonTracker], **arguments: Any) -> Hamilton
 
     api, project_id, user = arguments["hamilton_api_url"], arguments["project_id"], arguments["username"]
     try:
-        return tracker_class(**arguments)
+        with _quiet("hamilton_sdk.adapters"):  # it logs what our one-line error says
+            return tracker_class(**arguments)
     except requests.ConnectionError:
         raise BuildOptionError("api_url", f"no Hamilton UI answers at {api}: start one (see docs/ui.md)") from None
     except clients.ResourceDoesNotExistException:
@@ -92,6 +96,17 @@ def _connect(tracker_class: type[HamiltonTracker], **arguments: Any) -> Hamilton
                                              f"or {user!r} may not see it: create it there first") from None
     except clients.UnauthorizedException:
         raise BuildOptionError("username", f"the Hamilton UI at {api} refused user {user!r}") from None
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    was = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = was
 
 
 @functools.cache

@@ -3,13 +3,14 @@ the run, its nodes with their `role` tags and timings, and the result summaries 
 
 from __future__ import annotations
 
+import getpass
 import sys
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from conftest import write_tree
+from conftest import assert_one_line_error, run_cli, write_tree
 from shop_fixture import FIXTURE
 from ui_helpers import USER, UiServer, free_port, log_tail, wait_for
 
@@ -153,3 +154,37 @@ def test_without_the_ui_extra_the_error_says_what_to_install(monkeypatch: pytest
         build_tracker(tmp_path, tmp_path / "out")
     assert raised.value.option == "track"
     assert "\n" not in str(raised.value)
+
+
+def test_cpgflow_build_track_sends_the_run(ui_server: UiServer, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the CLI: `--track --project-id N` with the UI's address in HAMILTON_API_URL and the
+    login name as the user."""
+    project_id = ui_server.create_project("cpgflow build --track", getpass.getuser())
+    root = write_tree(tmp_path / "cli_src", {"m.py": "def f():\n    return 1\n"})
+    monkeypatch.setenv("HAMILTON_API_URL", ui_server.url)
+    done = run_cli("build", root, "--out", tmp_path / "out", "-j", "1", "-q", "--track",
+                   "--project-id", str(project_id))
+    assert done.returncode == 0, done.stderr
+    (latest,) = ui_server.get("dag_runs/latest/", project_id=project_id)
+    run = wait_for(lambda: _finished(ui_server, latest["id"]), FLUSH_SECONDS, f"run {latest['id']} to finish")
+    assert run["run_status"] == "SUCCESS" and run["outputs"] == ["build_summary"]
+    assert run["tags"]["source_root"] == str(root.resolve())
+
+
+def _finished(ui_server: UiServer, run_id: int) -> dict[str, Any] | None:
+    (run,) = ui_server.get(f"dag_runs/{run_id}")
+    return run if run["run_status"] != "RUNNING" else None
+
+
+def test_cpgflow_build_track_errors_are_one_line(ui_server: UiServer, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_tree(tmp_path / "src", {"m.py": "x = 1\n"})
+    monkeypatch.setenv("HAMILTON_API_URL", ui_server.url)
+    unknown = run_cli("build", root, "--out", tmp_path / "a", "--track", "--project-id", "999")
+    assert unknown.returncode == 1 and "--project-id: project 999" in unknown.stderr
+    assert_one_line_error(unknown.stderr)
+    monkeypatch.setenv("HAMILTON_API_URL", f"http://127.0.0.1:{free_port()}")
+    nobody = run_cli("build", root, "--out", tmp_path / "b", "--track")
+    assert nobody.returncode == 1 and "no Hamilton UI answers" in nobody.stderr
+    assert_one_line_error(nobody.stderr)

@@ -58,12 +58,16 @@ class UiServer(msgspec.Struct, frozen=True):
         assert response.ok, f"POST {path}: {response.status_code} {response.text[:500]}"
         return response.json()
 
-    def create_project(self, description: str) -> int:
-        """A new project with USER among its writers (as the tracker requires); its number."""
+    def create_project(self, description: str, *writers: str) -> int:
+        """A new project with USER (and ``writers``) among its writers, as the tracker requires; its number.
+        The local UI makes a user on the first request it sends, and a project only lists known users."""
+        for writer in writers:
+            response = requests.get(f"{self.url}/api/v1/projects", headers={"x-api-user": writer}, timeout=30)
+            assert response.ok, f"GET projects as {writer}: {response.status_code} {response.text[:500]}"
         project = self.post("projects", {
             "name": "cpgflow", "description": description, "tags": {},
             "visibility": {"user_ids_visible": [], "team_ids_visible": [], "team_ids_writable": [],
-                           "user_ids_writable": [USER]},
+                           "user_ids_writable": [USER, *writers]},
         })
         return project["id"]
 
