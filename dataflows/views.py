@@ -7,9 +7,9 @@ inputs, so the Hamilton graph *is* the view graph, and a frame given to
 `dr.execute(..., overrides=...)` is what its readers read.
 
 A view whose policy is `none` or `delta_output` is the node named after it: its lazy frame. A
-`delta_staging` view's frame is the node ``<view>__query``; the driver factory attaches the Delta
-saver that stages it (``<view>__staged``) and the loader its readers read (``<view>``), see
-`driver.materializers`.
+`delta_staging` view is the node ``<view>__query``, a `StagedQuery`; the driver factory attaches the
+Delta saver that computes and stages it (``<view>__staged``) and the loader its readers read
+(``<view>``), see `driver.materializers`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from datafusion import DataFrame
 from hamilton.function_modifiers import tag
 
-from relspec.authority import ExecutionAuthority
+from relspec.authority import ExecutionAuthority, StagedQuery
 from semantics.ir import SOURCE_COLUMNS, SemanticPlan
 from semantics.specs import AnySpec, spec_inputs
 from semantics.views import OUTPUTS, discover_specs
@@ -31,20 +31,22 @@ MODULE_NAME = "dataflows.views"
 
 
 def query_node(view: str) -> str:
-    """The node holding a staged view's frame before it is written (its readers read ``view``)."""
+    """The node of a staged view before it is computed and written (its readers read ``view``)."""
     return f"{view}__query"
 
 
-def _view_node(spec: AnySpec, node_name: str) -> Callable[..., DataFrame]:
+def _view_node(spec: AnySpec, node_name: str, staged: bool) -> Callable[..., DataFrame | StagedQuery]:
     name = spec.name
+    returns = StagedQuery if staged else DataFrame
 
-    def view(**inputs: object) -> DataFrame:
+    def view(**inputs: object) -> DataFrame | StagedQuery:
         plan, fingerprints, authority = inputs["semantic_plan"], inputs["view_fingerprints"], inputs[
             "execution_authority"]
         assert isinstance(plan, SemanticPlan) and isinstance(authority, ExecutionAuthority)
         assert isinstance(fingerprints, dict)
         frames = {source: frame for source, frame in inputs.items() if isinstance(frame, DataFrame)}
-        return authority.query(plan.view(name), fingerprints[name], frames)
+        run = authority.pending if staged else authority.query
+        return run(plan.view(name), fingerprints[name], frames)
 
     parameter = inspect.Parameter.POSITIONAL_OR_KEYWORD
     parameters = [
@@ -60,8 +62,8 @@ def _view_node(spec: AnySpec, node_name: str) -> Callable[..., DataFrame]:
     view.__name__ = view.__qualname__ = node_name
     view.__module__ = MODULE_NAME
     view.__doc__ = spec.doc
-    view.__signature__ = inspect.Signature(parameters, return_annotation=DataFrame)  # type: ignore[attr-defined]
-    view.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": DataFrame}
+    view.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
+    view.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": returns}
     return tag(role="output" if name in OUTPUTS else "view", target_=...)(view)  # and a saver made of it
 
 
@@ -73,6 +75,6 @@ def view_module(cache_policies: Mapping[str, str],
     for spec in discover_specs():
         staged = cache_policies.get(spec.name) == "delta_staging"
         node_name = query_node(spec.name) if staged else spec.name
-        node = _view_node(spec, node_name)
+        node = _view_node(spec, node_name, staged)
         setattr(module, node_name, savers[node_name](node) if node_name in savers else node)
     return module

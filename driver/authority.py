@@ -17,7 +17,7 @@ from datafusion import DataFrame, SessionContext
 from hamilton.function_modifiers import tag
 
 from driver.maintenance import maintain
-from relspec.authority import ExecutionAuthority
+from relspec.authority import ExecutionAuthority, StagedQuery
 from relspec.catalog import DatasetCatalog, TableStore
 from relspec.maintenance import MaintenanceRecord
 from relspec.policy import CompiledExecutionPolicy
@@ -46,7 +46,6 @@ class RunAuthority(ExecutionAuthority):
         self._planned: dict[str, str] = {}  # view -> the fingerprint the plan gives it
         self._fingerprints: dict[str, str] = {}  # view -> its fingerprint over the frames it was given
         self._frames: dict[str, tuple[DataFrame, str]] = {}  # view -> the frame its readers get, its fingerprint
-        self._queried: dict[str, DataFrame] = {}  # staged view -> the frame its saver should be given
         self._runs: dict[str, FixpointRun] = {}  # fixpoint view -> how its evaluation went, until staged
         self._started: dict[str, float] = {}
 
@@ -58,16 +57,8 @@ class RunAuthority(ExecutionAuthority):
             self.session.sql(f"SET {key} = {value}").collect()
 
     def query(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> DataFrame:
-        self._views[view.name] = view
-        self._planned[view.name] = fingerprint
-        self._started[view.name] = time.perf_counter()
-        fingerprint = self._read_inputs(fingerprint, inputs)
-        self._fingerprints[view.name] = fingerprint
+        fingerprint = self._begin(view, fingerprint, inputs)
         policy = self.policy.cache[view.name].cache
-        if policy == "delta_staging":
-            frame = self._staged_query(view, fingerprint)
-            self._queried[view.name] = frame
-            return frame
         if view.fixpoint is not None:  # validation reports the dropped staging; nothing lazy can stand for it
             raise ValidationFailed(f"fixpoint view {view.name} must be staged, not {policy}")
         frame = self.session.sql(view.sql)
@@ -76,6 +67,18 @@ class RunAuthority(ExecutionAuthority):
         if policy != "delta_output":  # an output is recorded when it is published
             self._record(view.name, policy, "lazy", None, fingerprint, frame)
         return frame
+
+    def pending(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> StagedQuery:
+        return StagedQuery(view.name, self._begin(view, fingerprint, inputs))
+
+    def _begin(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> str:
+        """Start ``view``: its inputs registered, its fingerprint over them (see `_read_inputs`)."""
+        self._views[view.name] = view
+        self._planned[view.name] = fingerprint
+        self._started[view.name] = time.perf_counter()
+        fingerprint = self._read_inputs(fingerprint, inputs)
+        self._fingerprints[view.name] = fingerprint
+        return fingerprint
 
     def _read_inputs(self, fingerprint: str, inputs: Mapping[str, DataFrame]) -> str:
         """Register each frame a view reads under its view's name, unless it is the frame this run
@@ -92,34 +95,29 @@ class RunAuthority(ExecutionAuthority):
                 salts.append(made[1])
         return digest(fingerprint, *salts) if salts else fingerprint
 
-    def _staged_query(self, view: EmittedView, fingerprint: str) -> DataFrame:
-        """A staged view's frame, conformed to its declared columns: its staged table when that holds
-        this very result (nothing is computed), else its SQL (a fixpoint is evaluated here, in memory)."""
-        if self.store.staged_fingerprint(view.name) == fingerprint:
-            return self.load_staged(view.name)
-        source = view.sql
-        if view.fixpoint is not None:
-            self.apply_scan_policy(self.store.catalog, view.name)
-            result, self._runs[view.name] = run_fixpoint(self.session, view.fixpoint)
-            register_in_memory(self.session, _fixpoint_result(view.name), result)
-            source = f"SELECT * FROM {_fixpoint_result(view.name)}"
-        return self.session.sql(_conformed_sql(view, source))
-
-    def stage(self, name: str, frame: DataFrame) -> dict[str, object]:
-        fingerprint = self._fingerprints[name] if frame is self._queried.get(name) else _override_fingerprint(name)
+    def stage(self, query: StagedQuery) -> dict[str, object]:
+        name, fingerprint = query.view, query.fingerprint
         location = self.store.catalog.staging_location(name)
         rows: int | None = None
-        if self.store.staged_fingerprint(name) == fingerprint:
+        run: FixpointRun | None = None
+        frame: DataFrame | None = None  # built, written and dropped here: a frame kept to the end of the run
+        if self.store.staged_fingerprint(name) == fingerprint:  # keeps alive much of what its plan read
             outcome: Outcome = "reused"
         else:
             self.apply_scan_policy(self.store.catalog, name)
             view = self._views[name]
+            source = view.sql
+            if view.fixpoint is not None:
+                result, run = run_fixpoint(self.session, view.fixpoint)
+                register_in_memory(self.session, _fixpoint_result(name), result)
+                source = f"SELECT * FROM {_fixpoint_result(name)}"
+            frame = self.session.sql(_conformed_sql(view, source))
             schema = EntityDecl(name, name, "view", view.columns).arrow_schema()
             rows = self.store.stage(name, frame, schema, fingerprint).rows
             _replace_table(self.session, _fixpoint_result(name))  # the staged table stands for it now
             outcome = "computed_staged"
         self._fingerprints[name] = fingerprint
-        self._record(name, "delta_staging", outcome, rows, fingerprint, frame, self._runs.pop(name, None))
+        self._record(name, "delta_staging", outcome, rows, fingerprint, frame, run)
         return {"table_uri": location, "version": self.store.staged_version(name), "rows": rows,
                 "fingerprint": fingerprint, "outcome": outcome}
 
@@ -148,10 +146,14 @@ class RunAuthority(ExecutionAuthority):
                 "fingerprint": fingerprint, "outcome": outcome}
 
     def _record(self, name: str, policy: str, outcome: Outcome, rows: int | None, fingerprint: str,
-                frame: DataFrame, run: FixpointRun | None = None) -> None:
+                frame: DataFrame | None, run: FixpointRun | None = None) -> None:
+        """Record what happened to a view; its plan is the fingerprint of the frame that ran (of its SQL
+        when nothing ran: a reused staged result)."""
         seconds = time.perf_counter() - self._started.pop(name, time.perf_counter())
-        plan = digest(str(frame.optimized_logical_plan().display_indent())) \
-            if self.policy.diagnostics.record_plans else ""
+        plan = ""
+        if self.policy.diagnostics.record_plans:
+            plan = digest(str(frame.optimized_logical_plan().display_indent()) if frame is not None
+                          else self._views[name].sql)
         evaluation = {}
         if run is not None:
             evaluation = {"rounds": run.rounds, "capped": run.capped, "stage_names": run.stage_names,

@@ -2,8 +2,8 @@
 published, and the choice of which to attach to each view, from the compiled cache policy.
 
 Per view, the factory attaches: nothing for `none` (the view's node is its lazy frame, composed into
-its readers' plans); for `delta_staging`, a saver that writes the view's frame (node
-``<view>__query``) to its staging table and a loader its readers read (node ``<view>``); for
+its readers' plans); for `delta_staging`, a saver that computes the view (node ``<view>__query``, a
+`StagedQuery`) and writes it to its staging table, and a loader its readers read (node ``<view>``); for
 `delta_output`, a saver that publishes the view's frame (node ``<view>``) to its output table. The
 savers hand back what they wrote (table URI, Delta version, rows, fingerprint, outcome), which
 Hamilton records as the saver node's result and a tracker sends to the Hamilton UI.
@@ -22,7 +22,7 @@ from hamilton.io.data_adapters import DataLoader, DataSaver
 from hamilton.io.materialization import ExtractorFactory, from_
 
 from dataflows.views import query_node
-from relspec.authority import ExecutionAuthority
+from relspec.authority import ExecutionAuthority, StagedQuery
 from relspec.policy import CompiledExecutionPolicy
 
 ADAPTER_NAME = "cpgflow_delta"
@@ -36,24 +36,24 @@ def saver_node(view: str, layer: Layer) -> str:
 
 @dataclasses.dataclass
 class DeltaViewSaver(DataSaver):
-    """Writes a view's frame to its staging or output Delta table through the run's execution
-    authority (which skips the write when the table already holds this result, by fingerprint)."""
+    """Writes a view to its Delta table through the run's execution authority: a staged view (a
+    `StagedQuery`, computed here) to its staging table, an output's frame to its published table;
+    the write is skipped when the table already holds this result, by fingerprint."""
 
     view: str
-    layer: Layer
     authority: ExecutionAuthority
 
     @classmethod
     def applicable_types(cls) -> Collection[type]:
-        return [DataFrame]
+        return [DataFrame, StagedQuery]
 
     @classmethod
     def name(cls) -> str:
         return ADAPTER_NAME
 
-    def save_data(self, data: DataFrame) -> dict[str, Any]:
-        if self.layer == "staging":
-            return self.authority.stage(self.view, data)
+    def save_data(self, data: DataFrame | StagedQuery) -> dict[str, Any]:
+        if isinstance(data, StagedQuery):
+            return self.authority.stage(data)
         return self.authority.publish(self.view, data)
 
 
@@ -102,5 +102,5 @@ def view_loaders(policy: CompiledExecutionPolicy) -> list[ExtractorFactory]:
 
 
 def _saver(view: str, layer: Layer) -> Callable[[Callable], Callable]:
-    return save_to.cpgflow_delta(output_name_=saver_node(view, layer), view=value(view), layer=value(layer),
+    return save_to.cpgflow_delta(output_name_=saver_node(view, layer), view=value(view),
                                  authority=source(AUTHORITY_NODE))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 
+import msgspec
 from datafusion import DataFrame
 
 from relspec.catalog import DatasetCatalog
@@ -17,6 +18,14 @@ from relspec.policy import CompiledExecutionPolicy
 from relspec.runs import ViewOutcome
 from relspec.validation import RuntimeCapabilities, ValidationResult
 from semantics.ir import EmittedView
+
+
+class StagedQuery(msgspec.Struct, frozen=True):
+    """A staged view to compute: its saver builds the frame, writes it and lets it go (a frame held to
+    the end of the run, as Hamilton holds node results, keeps alive much of what its plan read)."""
+
+    view: str
+    fingerprint: str  # over the frames the view was given
 
 
 class ResolverIdentityError(RuntimeError):
@@ -38,13 +47,17 @@ class ExecutionAuthority(abc.ABC):
 
     @abc.abstractmethod
     def query(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> DataFrame:
-        """A view's frame over the frames it reads (``inputs``, by view name). For a staged view this
-        is what its saver writes: its staged result when that is current (nothing is computed)."""
+        """A lazy or output view's frame over the frames it reads (``inputs``, by view name)."""
 
     @abc.abstractmethod
-    def stage(self, view: str, frame: DataFrame) -> dict[str, object]:
-        """Write a staged view's frame to its staging table (unless it holds this result already, by
-        fingerprint); return what was written: table URI, Delta version, rows, fingerprint, outcome."""
+    def pending(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> StagedQuery:
+        """A staged view over the frames it reads, to be computed by `stage`."""
+
+    @abc.abstractmethod
+    def stage(self, query: StagedQuery) -> dict[str, object]:
+        """Compute a staged view and write it to its staging table (unless that holds this result
+        already, by fingerprint: then nothing is computed); return what was written: table URI, Delta
+        version, rows, fingerprint, outcome."""
 
     @abc.abstractmethod
     def load_staged(self, view: str) -> DataFrame:

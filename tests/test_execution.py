@@ -239,8 +239,8 @@ def test_a_view_runs_under_its_own_scan_options(code: Path, tmp_path: Path) -> N
     pushdown = "datafusion.execution.parquet.pushdown_filters"
     authority.session.sql(f"SET {pushdown} = true").collect()  # not what scope_parents' policy says
     assert authority.policy.cache["scope_parents"].cache == "delta_staging"
-    frame = authority.query(plan.view("scope_parents"), results["view_fingerprints"]["scope_parents"], {})
-    assert authority.stage("scope_parents", frame)["outcome"] == "computed_staged"
+    query = authority.pending(plan.view("scope_parents"), results["view_fingerprints"]["scope_parents"], {})
+    assert authority.stage(query)["outcome"] == "computed_staged"
     setting = authority.session.sql(
         f"SELECT value FROM information_schema.df_settings WHERE name = '{pushdown}'").to_arrow_table()
     expected = authority.policy.scan.views["scope_parents"].options[pushdown]
