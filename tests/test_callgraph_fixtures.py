@@ -53,8 +53,6 @@ PENDING: dict[str, str] = {
     "decorators/functools_wraps": _DECORATED,
     "decorators/transparent": _FLOW + "a registry filled by a decorator",
     "exceptions/except_subclass": _FLOW + "`except E as e` bound to the raised subclass",
-    "imports/star_all": "star imports are not followed",
-    "imports/star_no_all": "star imports are not followed",
 }
 
 # Calls that happen when the program runs but that the convention leaves out, because the callee is

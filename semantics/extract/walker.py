@@ -754,8 +754,24 @@ def _for_loop(walker: FileWalker, node: ast.For | ast.AsyncFor) -> None:
     walker.visit_all(node.orelse)
 
 
+def _exports(walker: FileWalker, target: ast.expr, value: ast.expr | None) -> None:
+    """`__all__ = [...]` (also `+=` and annotated) at module level: the names a star import of the
+    module binds. An `all` flow says the module declares them (key `literal`; `computed` when the value
+    is no list or tuple of strings, so that what a star import binds is not known), an `export` flow
+    names one."""
+    if type(target) is not ast.Name or target.id != "__all__" or walker.scope.kind != "module":
+        return
+    literal = type(value) in (ast.List, ast.Tuple) and all(
+        type(item) is ast.Constant and type(item.value) is str for item in value.elts)  # type: ignore[union-attr]
+    walker.flow("all", walker._definition_id, key="literal" if literal else "computed")
+    for item in value.elts if literal else ():  # type: ignore[union-attr]
+        walker.flow("export", walker._definition_id, key=item.value)  # type: ignore[attr-defined]
+
+
 def _assign(walker: FileWalker, node: ast.Assign) -> None:
     value = node.value
+    for target in node.targets:
+        _exports(walker, target, value)
     values = walker.expr(value)
     value_call = values[0] if type(value) is ast.Call else None
     for target in node.targets:
@@ -765,11 +781,14 @@ def _assign(walker: FileWalker, node: ast.Assign) -> None:
 
 
 def _aug_assign(walker: FileWalker, node: ast.AugAssign) -> None:
+    _exports(walker, node.target, node.value)
     walker.visit_target(node.target, "augassign", walker.expr(node.value))
 
 
 def _ann_assign(walker: FileWalker, node: ast.AnnAssign) -> None:
     walker.visit(node.annotation)
+    if node.value is not None:
+        _exports(walker, node.target, node.value)
     values = walker.expr(node.value) if node.value is not None else []
     walker.visit_target(node.target, "annassign", values)
 

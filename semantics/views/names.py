@@ -35,6 +35,48 @@ binding_groups AS (
 # (edges, slot) for every number of edges a use can get: an equi-join gives a use its slots
 _SLOTS = ", ".join(f"({edges}, {slot})" for edges in range(1, MAX_CANDIDATES + 1) for slot in range(edges))
 
+STAR_DEPTH = 4  # star imports of star imports followed: `from a import *` where a does `from b import *`
+# `from m import *` binds, at the import, each module-level name of m that m exports: the names of its
+# literal `__all__` when it has one (`all`/`export` flows), none when its `__all__` is computed, else
+# every name not starting with `_`. The binding is m's own (its id), so a use reads what m binds.
+_STAR_IMPORTS_SQL = """WITH stars AS (
+    SELECT i.id AS import_id, i.file_id, i.scope_id, i.bstart, m.id AS module_id, s.id AS source_scope
+    FROM ex_imports i JOIN ex_modules m ON m.qualname = substr(i.qualname, 1, length(i.qualname) - 2)
+    JOIN ex_scopes s ON s.owner_id = m.id AND s.scope_kind = 'module'
+    WHERE i.name = '*'
+),
+declared AS (
+    SELECT dst AS module_id, max(CASE WHEN key = 'computed' THEN 1 ELSE 0 END) AS computed
+    FROM ex_flows WHERE kind = 'all' GROUP BY dst
+),
+exported AS (SELECT DISTINCT dst AS module_id, key AS name FROM ex_flows WHERE kind = 'export')
+SELECT s.import_id, s.file_id, s.scope_id, s.bstart, s.source_scope, d.computed IS NOT NULL AS declared,
+    coalesce(d.computed = 1, false) AS computed, e.name AS listed
+FROM stars s LEFT JOIN declared d ON d.module_id = s.module_id LEFT JOIN exported e ON e.module_id = s.module_id"""
+_EXPORTED = ("((NOT v.declared AND substr(b.name, 1, 1) <> '_') "
+             "OR (v.declared AND NOT v.computed AND v.listed = b.name))")
+_STAR_BINDINGS_SQL = f"""WITH RECURSIVE bound(binding_id, file_id, scope_id, name, bstart, definition_id, depth) AS (
+    SELECT b.binding_id, v.file_id, v.scope_id, b.name, v.bstart, v.import_id, 1
+    FROM star_imports v JOIN own_bindings b ON b.scope_id = v.source_scope WHERE {_EXPORTED}
+    UNION ALL
+    SELECT b.binding_id, v.file_id, v.scope_id, b.name, v.bstart, v.import_id, b.depth + 1
+    FROM star_imports v JOIN bound b ON b.scope_id = v.source_scope WHERE b.depth < {STAR_DEPTH} AND {_EXPORTED}
+)
+SELECT DISTINCT binding_id, file_id, scope_id, name, CAST(bstart AS BIGINT) AS bstart, 'star' AS binding_kind,
+    definition_id, CAST(NULL AS VARCHAR) AS value_call_id
+FROM bound"""
+
+STAR_IMPORTS = (
+    col("import_id", "string", S.ENTITY_ID, False),
+    col("file_id", "string", S.FILE_ID, False),
+    col("scope_id", "string", S.SCOPE_ID, False),  # where the import binds
+    col("bstart", "int64", S.SPAN_START, False),
+    col("source_scope", "string", S.FOREIGN_ID, False, ("scope",)),  # the module scope of the module it names
+    col("declared", "bool", S.FLAG, False),  # that module assigns `__all__`
+    col("computed", "bool", S.FLAG, False),  # ... not as a literal list or tuple of strings
+    col("listed", "string", S.NAME),  # a name its literal `__all__` lists (one row each)
+)
+
 MODULE_SCOPES = (col("scope_id", "string", S.SCOPE_ID, False), col("file_id", "string", S.FILE_ID, False))
 
 SCOPE_PARENTS = (
@@ -184,10 +226,12 @@ WHERE c.depth = 0 OR a.scope_kind <> 'class'""",
         doc="every scope a used name may resolve in (its scope's chain)",
     ),
     DeriveSpec(
-        name="name_presence", columns=NAME_PRESENCE, inputs=("ex_bindings", "ex_declarations"),
+        name="name_presence", columns=NAME_PRESENCE, inputs=("ex_bindings", "ex_declarations", "star_bindings"),
         sql="""SELECT DISTINCT b.scope_id, b.name, 'bound' AS mode FROM ex_bindings b
 LEFT JOIN ex_declarations d ON d.scope_id = b.scope_id AND d.name = b.name
 WHERE d.name IS NULL
+UNION
+SELECT DISTINCT scope_id, name, 'bound' FROM star_bindings
 UNION
 SELECT DISTINCT scope_id, name, 'global' AS mode FROM ex_declarations WHERE decl_kind = 'global'""",
         doc="the names each scope binds itself, or declares global (nonlocal names are not the scope's own)",
@@ -221,7 +265,7 @@ FROM chosen c JOIN scope_parents p ON p.scope_id = c.resolved""",
         doc="every name use with the scope it resolves in",
     ),
     DeriveSpec(
-        name="effective_bindings", columns=EFFECTIVE_BINDINGS,
+        name="own_bindings", columns=EFFECTIVE_BINDINGS,
         inputs=("ex_bindings", "ex_declarations", "scope_chain", "module_scopes"),
         sql="""WITH b AS (
     SELECT b.*, d.decl_kind FROM ex_bindings b
@@ -241,7 +285,24 @@ SELECT b.id AS binding_id, b.file_id,
     b.name, b.bstart, b.binding_kind, b.definition_id, b.value_call_id
 FROM b JOIN module_scopes m ON m.file_id = b.file_id
 LEFT JOIN nonlocal_target n ON n.id = b.id AND n.rn = 1""",
-        doc="every binding with the scope it really binds in (global/nonlocal declarations applied)",
+        doc="every binding the code makes, with the scope it really binds in (global/nonlocal declarations "
+            "applied)",
+    ),
+    DeriveSpec(
+        name="star_imports", columns=STAR_IMPORTS, inputs=("ex_imports", "ex_modules", "ex_scopes", "ex_flows"),
+        sql=_STAR_IMPORTS_SQL,
+        doc="each star import of a module of the code base, with that module's scope and what its `__all__` lists",
+    ),
+    DeriveSpec(
+        name="star_bindings", columns=EFFECTIVE_BINDINGS, inputs=("star_imports", "own_bindings"), recursive=True,
+        sql=_STAR_BINDINGS_SQL,
+        doc="the names a star import binds: the module-level bindings of the module it names that the module "
+            "exports (binding ids of that module, placed at the import)",
+    ),
+    DeriveSpec(
+        name="effective_bindings", columns=EFFECTIVE_BINDINGS, inputs=("own_bindings", "star_bindings"),
+        sql="SELECT * FROM own_bindings UNION ALL SELECT * FROM star_bindings",
+        doc="every binding with the scope it really binds in, star imports included",
     ),
     DeriveSpec(
         name="binding_ranks", columns=BINDING_RANKS, inputs=("effective_bindings",),
