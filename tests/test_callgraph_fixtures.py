@@ -38,7 +38,6 @@ CASES = sorted(f"{path.parent.parent.name}/{path.parent.name}" for path in FIXTU
 # Why cases do not match yet: flows the points-to analysis (semantics/views/pointsto.py) does not follow
 # yet, and where a call it finds nothing for falls back to name resolution alone.
 _FLOW = "a flow the points-to analysis does not follow yet: "
-_DECORATED = "a decorated name is resolved to the original function, not to what the decorator returned"
 
 # Cases whose `cpgflow callgraph` does not match yet, and why.
 PENDING: dict[str, str] = {
@@ -49,9 +48,6 @@ PENDING: dict[str, str] = {
     "attributes/super_diamond": _FLOW + "`super()` along the instance's MRO",
     "calls/iterator_protocol": "a loop calls `__iter__`/`__next__` from no call site of the CPG: no CALLS edge can "
         "say it (what `__next__` returns is followed)",
-    "decorators/decorator_class": _DECORATED,
-    "decorators/functools_wraps": _DECORATED,
-    "decorators/transparent": _FLOW + "a registry filled by a decorator",
     "exceptions/except_subclass": _FLOW + "`except E as e` bound to the raised subclass",
 }
 

@@ -327,3 +327,44 @@ def test_slices_with_targets_and_iterators(tmp_path):
     assert PROTOCOL_TRUTH - PROTOCOL_STATEMENT_CALLS <= run_calls <= PROTOCOL_TRUTH
     assert graph["m.Steps.__init__"] == ["<builtin>.list"]
     assert graph["m.Steps.__next__"] == ["<**PyList**>.pop"]  # `raise StopIteration` calls nothing here
+
+
+DECORATOR_PROGRAM = '''def keep(fn):
+    return fn
+
+
+def swap(fn):
+    fn = replacement
+    return fn
+
+
+def replacement():
+    pass
+
+
+@keep
+def a():
+    pass
+
+
+@keep
+def b():
+    pass
+
+
+@swap
+def c():
+    pass
+
+
+a()
+c()
+'''
+
+
+def test_a_decorator_returning_its_parameter_keeps_each_function(tmp_path):
+    """`keep` returns its parameter: `a` stays a (b, which keep also decorates, does not reach it).
+    `swap` rebinds its parameter before returning it: `c` is what swap returns (replacement), not c."""
+    callees = set(build_call_graph(tmp_path, DECORATOR_PROGRAM)["m"])
+    assert {"m.keep", "m.swap", "m.a", "m.replacement"} <= callees
+    assert "m.b" not in callees

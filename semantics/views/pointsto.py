@@ -466,12 +466,13 @@ FROM delta_pts p JOIN pt_iters i ON i.src = p.node WHERE p.kind = 'CONTAINER'"""
 
 def _special_method(pts: str, methods: str, kind: str, name: str, mode: str) -> str:
     """A call of a class runs its `__init__`; a call of an instance its `__call__` (looked up
-    through the class's MRO, bound to the instance)."""
+    through the class's MRO, bound to the instance). Applying a class or an instance as a decorator
+    is such a call too."""
     return f"""SELECT f.call_id, 'FUNCTION' AS kind, q.obj, p.obj AS recv, '{mode}' AS mode
 FROM {pts} p JOIN pt_callee_flows f ON f.src = p.node
 JOIN pt_class_attributes a ON a.class_id = p.obj AND a.name = '{name}'
 JOIN {methods} q ON q.node = a.binding_id AND q.kind = 'FUNCTION'
-WHERE p.kind = '{kind}' AND f.mode = 'call'"""
+WHERE p.kind = '{kind}' AND f.mode IN ('call', 'decorator')"""
 
 
 _PROTOCOL_MODES = ", ".join(f"'{name}'" for name in PROTOCOL_METHODS)
@@ -573,6 +574,25 @@ UNION ALL
 SELECT concat('elm:', container, '[', from_key, ']'), concat('elm:new:', pytype, ':', dst, '[*]'), NULL FROM copied"""
 
 
+# `@d def f` with d a function whose every `return` returns its first parameter (`identity_functions`):
+# f stays the function below (not whatever any application of d returns: d's result is not merged
+# over its call sites).
+_IDENTITY = "c.kind = 'FUNCTION' AND c.mode = 'decorator' AND c.recv IS NULL"
+_IDENTITY_DECORATORS = f"""SELECT a.src, c.call_id AS dst, NULL AS recv
+FROM delta_callees c JOIN identity_functions i ON i.function_id = c.obj
+JOIN pt_arg_flows a ON a.call_id = c.call_id AND a.position = 0 WHERE {_IDENTITY}"""
+_RETURNS = f"""SELECT concat('ret:', c.obj) AS src, c.call_id AS dst, NULL AS recv
+FROM delta_callees c LEFT JOIN identity_functions i ON i.function_id = c.obj
+WHERE c.kind = 'FUNCTION' AND c.mode IN ('call', 'decorator', {_PROTOCOL_MODES})
+    AND NOT ({_IDENTITY} AND i.function_id IS NOT NULL)"""
+# `@functools.wraps(fn) def wrapper`: what `functools.wraps(fn)` returns hands back what it is applied to.
+DECORATOR_FACTORIES = ("functools.wraps",)
+_MADE_DECORATORS = f"""SELECT a.src, f.call_id AS dst, NULL AS recv
+FROM delta_callees c JOIN pt_callee_flows f ON f.src = c.call_id AND f.mode = 'decorator'
+JOIN pt_arg_flows a ON a.call_id = f.call_id AND a.position = 0
+WHERE c.kind = 'EXTERNAL' AND c.mode = 'call' AND c.obj IN ({", ".join(f"'{name}'" for name in DECORATOR_FACTORIES)})"""
+
+
 # A round runs three stages: values move along copies; then call sites find what they call; then calls
 # bind arguments, parameters and results, and attribute and element accesses connect to fields.
 _MOVE, _CALL, _BIND_CALLS = 0, 1, 2
@@ -595,7 +615,7 @@ _RULES = (
     Rule("new_callbacks", "callees", _callbacks("callees", "delta_pts"), _CALL),
     Rule("receiver", "pts", _RECEIVER, _BIND_CALLS),
     Rule("instantiation", "pts", "SELECT call_id AS node, 'INSTANCE' AS kind, obj, NULL AS recv FROM delta_callees "
-                                 "WHERE kind = 'CLASS' AND mode = 'call'", _BIND_CALLS),
+                                 "WHERE kind = 'CLASS' AND mode IN ('call', 'decorator')", _BIND_CALLS),
     Rule("attribute_values", "pts", _ATTRIBUTE_VALUES, _BIND_CALLS),
     Rule("caught_instance", "pts", "SELECT i.dst AS node, 'INSTANCE' AS kind, p.obj, NULL AS recv "
                                    "FROM delta_pts p JOIN pt_instances i ON i.src = p.node WHERE p.kind = 'CLASS'",
@@ -607,13 +627,13 @@ _RULES = (
     Rule("builtin_elements", "edges", _BUILTIN_ELEMENTS, _BIND_CALLS),
     Rule("spread_arguments", "edges", _SPREAD_NODES, _BIND_CALLS),
     Rule("unpacking", "edges", _UNPACKING, _BIND_CALLS),
-    Rule("returns", "edges", "SELECT concat('ret:', obj) AS src, call_id AS dst, NULL AS recv FROM delta_callees "
-                             f"WHERE kind = 'FUNCTION' AND mode IN ('call', 'decorator', {_PROTOCOL_MODES})",
-         _BIND_CALLS),
+    Rule("returns", "edges", _RETURNS, _BIND_CALLS),
     Rule("opaque_decorators", "edges",
          "SELECT a.src, c.call_id AS dst, NULL AS recv FROM delta_callees c "
          "JOIN pt_arg_flows a ON a.call_id = c.call_id AND a.position = 0 "
          "WHERE c.kind = 'EXTERNAL' AND c.mode = 'decorator'", _BIND_CALLS),
+    Rule("identity_decorators", "edges", _IDENTITY_DECORATORS, _BIND_CALLS),
+    Rule("made_decorators", "edges", _MADE_DECORATORS, _BIND_CALLS),
     Rule("attribute_loads", "edges", _ATTRIBUTE_EDGES, _BIND_CALLS),
     Rule("stores", "edges", _STORE_EDGES, _BIND_CALLS),
     Rule("slices", "pts", _SLICES, _BIND_CALLS),
@@ -784,10 +804,23 @@ JOIN kinds k ON k.function_id = p.function_id""",
             "class after it in its MRO that binds it",
     ),
     DeriveSpec(
+        name="identity_functions", columns=(col("function_id", "string", S.FOREIGN_ID, False, ("function",)),),
+        inputs=("ex_functions", "ex_scopes", "parameter_bindings", "effective_bindings", "value_flows"),
+        sql="""SELECT f.id AS function_id FROM ex_functions f
+JOIN parameter_bindings p ON p.function_id = f.id AND p.position = 0
+JOIN ex_scopes s ON s.owner_id = f.id AND s.scope_kind IN ('function', 'lambda')
+LEFT ANTI JOIN effective_bindings b ON b.scope_id = s.id AND b.name = p.name AND b.binding_kind <> 'parameter'
+LEFT ANTI JOIN value_flows g ON g.dst = f.id AND g.kind = 'generator'
+WHERE f.returns_param AND f.function_kind <> 'async_def' AND p.method_kind IN ('function', 'staticmethod')
+    AND p.param_kind IN ('positional_only', 'positional')""",
+        doc="functions that return their first argument itself: every `return` returns the first parameter, "
+            "which nothing rebinds (no generator, no coroutine)",
+    ),
+    DeriveSpec(
         name="value_flow_fixpoint", columns=FIXPOINT_ROWS, recursive=True, fixpoint=POINTS_TO_PROGRAM,
         inputs=("value_flows", "definitions", "lambdas", "binding_denotes", "reference_edges", "import_targets",
                 "effective_bindings", "parameter_bindings", "class_attributes", "super_attributes",
-                "module_bindings"),
+                "module_bindings", "identity_functions"),
         sql=POINTS_TO_PROGRAM.text(),
         doc="the points-to fixpoint: what every value node can hold and what every call site calls",
     ),
