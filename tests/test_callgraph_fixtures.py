@@ -45,10 +45,8 @@ PENDING: dict[str, str] = {
         "rebound still reaches the call (strong updates in straight-line code are not done)",
     "assignment/with_target": "`with` calls `__enter__`/`__exit__` from no call site of the CPG: no CALLS edge can "
         "say it (the `as` target is followed)",
-    "attributes/super_diamond": _FLOW + "`super()` along the instance's MRO",
     "calls/iterator_protocol": "a loop calls `__iter__`/`__next__` from no call site of the CPG: no CALLS edge can "
         "say it (what `__next__` returns is followed)",
-    "exceptions/except_subclass": _FLOW + "`except E as e` bound to the raised subclass",
 }
 
 # Calls that happen when the program runs but that the convention leaves out, because the callee is

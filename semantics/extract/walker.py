@@ -602,7 +602,7 @@ class FileWalker:
         callee_ref_id = callees[0] if type(func) in _REFERENCE_TYPES else None
         self.flows("callee", call_id, callees)
         if callee == "super" and not node.args and self._definition_id in self._method_class:
-            self.flow("super", call_id, self._method_class[self._definition_id])
+            self.flow("super", call_id, self._method_class[self._definition_id], key=self._definition_id)
         name = callee.rpartition(".")[2] if callee else None
         self.rows["call"].append((call_id, self.file_id, *span, name, self._definition_id, self.scope.id,
                                   callee, callee_ref_id, len(node.args) + len(node.keywords)))
@@ -745,6 +745,15 @@ def _with_targets(walker: FileWalker, node: ast.With | ast.AsyncWith) -> None:
         elif item.optional_vars is not None:
             walker.visit_target(item.optional_vars, "with")
     walker.visit_all(node.body)
+
+
+def _raise(walker: FileWalker, node: ast.Raise) -> None:
+    """`raise X`: what X holds is raised (a class raised is instantiated)."""
+    if node.exc is not None:
+        for value in walker.expr(node.exc):
+            walker.flow("raise", value)
+    if node.cause is not None:
+        walker.visit(node.cause)
 
 
 def _for_loop(walker: FileWalker, node: ast.For | ast.AsyncFor) -> None:
@@ -1010,6 +1019,7 @@ _DISPATCH: dict[type, Callable[[FileWalker, ast.AST], None]] = {
     ast.With: _with_targets,
     ast.AsyncWith: _with_targets,
     ast.For: _for_loop,
+    ast.Raise: _raise,
     ast.AsyncFor: _for_loop,
     ast.Assign: _assign,
     ast.AugAssign: _aug_assign,

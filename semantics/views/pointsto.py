@@ -8,7 +8,8 @@ the code base (`EXTERNAL`, by qualified name: `os.path.join`, `<builtin>.len`, `
 containers (`CONTAINER`: a literal, a comprehension, a generator's results, the tuple and dict a
 function's `*args` and `**kwargs` hold (`pack:<parameter binding>`), a new object a builtin makes
 (`new:<type>:<call>`; one `new:Str:` for every string)) and `super()` objects
-(`SUPER`, the class whose method calls it). A value may carry a receiver: a method read through an
+(`SUPER`, the class whose method calls it, with the class of the instance it is called on as
+receiver). A value may carry a receiver: a method read through an
 instance is bound to it (`recv`, the instance's class id), which shifts the call's arguments by one
 and binds the method's first parameter.
 
@@ -21,7 +22,11 @@ Field and element nodes are named by the object they belong to: `fld:<kind>:<obj
 `elm:<container>[<key>]` (`[*]` every element, `[?]` stored under a key not known at extraction).
 
 Class attributes and methods are looked up along the class's C3 MRO (`class_ancestors`, itself a
-small fixpoint), `super()` from the class after the method's own. A value node holds at most
+small fixpoint), `super()` from the class after the method's own in the MRO of the instance's class.
+Instances: `made:<class>` holds an instance of the class once something makes one (a call of the
+class, `raise C`, or — for a class with a base outside the code base, which a framework may
+instantiate — from the start); a method's `self` is any made instance whose class's MRO has the
+method's class, and `except E as e` any made instance of E or of a subclass. A value node holds at most
 `VALUES_PER_NODE` abstract values: past that, further values are dropped (deterministically, and
 counted in the run record), so a variable that can hold very many values cannot make the analysis
 quadratic; a full node takes no more values in the propagation (`full_pts`).
@@ -161,6 +166,9 @@ _STATIC_EDGES = " UNION ALL ".join((
     "SELECT dst AS src, src AS dst FROM reference_edges WHERE kind = 'REFERENCES' AND dst IS NOT NULL",
     "SELECT t.target_id AS src, b.binding_id AS dst FROM import_targets t JOIN effective_bindings b "
     "ON b.definition_id = t.import_id AND b.binding_kind = 'import' WHERE t.target_kind = 'BINDING'",
+    # `self` of a method of class K: an instance of any class whose MRO has K, that is made somewhere
+    "SELECT concat('made:', a.class_id) AS src, d.binding_id AS dst FROM binding_denotes d "
+    "JOIN class_ancestors a ON a.ancestor_id = d.target_id WHERE d.resolver = 'name.receiver.instance'",
 ))
 
 # Nodes that gain values otherwise than by a static copy: seeded ones, and the targets of the rules
@@ -172,6 +180,7 @@ JOIN (SELECT DISTINCT key FROM value_flows WHERE kind = 'attr_store') s
 
 _FIXED_NODES = " UNION ALL ".join((
     "SELECT node_id AS node FROM definitions WHERE def_kind IN ('FUNCTION', 'CLASS')",
+    "SELECT concat('made:', node_id) FROM definitions WHERE def_kind = 'CLASS'",
     "SELECT node_id FROM lambdas",
     "SELECT binding_id FROM pt_stored_globals",
     "SELECT binding_id FROM binding_denotes",
@@ -187,7 +196,10 @@ _READ_NODES = " UNION ALL ".join((
     "SELECT src FROM value_flows WHERE kind IN ('callee', 'arg', 'attr_load', 'attr_store', 'elem_load', "
     "'elem_store', 'iter', 'instance', 'slice')",
     "SELECT dst FROM value_flows WHERE kind IN ('attr_store', 'elem_store')",
-    "SELECT binding_id FROM class_attributes UNION ALL SELECT binding_id FROM super_attributes",
+    "SELECT binding_id FROM class_attributes UNION ALL SELECT binding_id FROM class_body_bindings",
+    "SELECT dst FROM value_flows WHERE kind = 'raise'",
+    "SELECT p.binding_id FROM value_flows f JOIN parameter_bindings p ON p.function_id = f.key AND p.position = 0 "
+    "WHERE f.kind = 'super'",
     "SELECT binding_id FROM module_bindings",
 ))
 
@@ -266,10 +278,20 @@ WHERE f.mode = 'call' AND r.external IN ({_ITERABLE_BUILTINS})"""),
         f"('{name}', '{kind}')" for name, kind in RESULT_TYPES.items()) + ")"),
     Prepared("pt_container_types", "SELECT obj, pytype FROM pt_allocs WHERE pytype IS NOT NULL "
                                    "UNION ALL SELECT obj, pytype FROM pt_packs"),
+    # `super()` in a method: its class, and the method's first parameter (whose class's MRO it follows)
+    Prepared("pt_supers", _mapped("SELECT f.dst AS call_id, f.src AS class_id, p.binding_id AS self "
+                                  "FROM value_flows f JOIN parameter_bindings p ON p.function_id = f.key "
+                                  "AND p.position = 0 WHERE f.kind = 'super'", "call_id, class_id, self", "self")),
+    Prepared("pt_raises", _mapped("SELECT dst AS node FROM value_flows WHERE kind = 'raise'", "node", "node")),
+    # Classes whose instances code outside the code base may make: those with a base outside it (a
+    # framework's base class; not a builtin type, which makes no instance of a subclass it is not given).
+    Prepared("pt_made_outside", "SELECT DISTINCT a.class_id FROM class_ancestors a "
+                                "JOIN class_bases b ON b.class_id = a.ancestor_id "
+                                "WHERE b.target_kind = 'EXTERNAL' AND b.qualname NOT LIKE '<builtin>.%'"),
     Prepared("pt_modules", "SELECT node_id, qualname FROM definitions WHERE def_kind = 'MODULE'"),
     *(Prepared(f"pt_{name}", _mapped(f"SELECT {columns} FROM {name}", columns, "binding_id"))
       for name, columns in (("class_attributes", "class_id, name, binding_id"),
-                            ("super_attributes", "class_id, name, binding_id"),
+                            ("class_body_bindings", "class_id, name, binding_id"),
                             ("module_bindings", "qualname, binding_id"))),
 )
 
@@ -281,7 +303,7 @@ _SEEDS = (
     Rule("packs", "pts", "SELECT binding_id AS node, 'CONTAINER' AS kind, obj, NULL AS recv FROM pt_packs"),
     Rule("imports_and_receivers", "pts",
          "SELECT binding_id AS node, target_kind AS kind, coalesce(target_id, qualname) AS obj, NULL AS recv "
-         "FROM binding_denotes WHERE (resolver LIKE 'name.imports%' OR resolver LIKE 'name.receiver%') "
+         "FROM binding_denotes WHERE (resolver LIKE 'name.imports%' OR resolver = 'name.receiver.class') "
          "AND target_kind <> 'BINDING'"),  # an imported variable: its values flow (pt_static_all)
     Rule("builtins", "pts", "SELECT src AS node, 'EXTERNAL' AS kind, external AS obj, NULL AS recv "
                             "FROM reference_edges WHERE kind = 'REFERENCES' AND external IS NOT NULL"),
@@ -293,7 +315,8 @@ _SEEDS = (
          "FROM parameter_bindings par JOIN effective_bindings b ON b.definition_id = par.function_id "
          "AND b.binding_kind = 'def' JOIN class_attributes a ON a.binding_id = b.binding_id "
          "WHERE par.method_kind = 'classmethod' AND par.position = 0"),
-    Rule("super", "pts", _flows_of("super", "dst AS node, 'SUPER' AS kind, src AS obj, NULL AS recv")),
+    Rule("made_outside", "pts", "SELECT concat('made:', class_id) AS node, 'INSTANCE' AS kind, class_id AS obj, "
+                                "NULL AS recv FROM pt_made_outside"),
     Rule("copies", "edges", "SELECT src, dst, NULL AS recv FROM pt_static"),
 )
 
@@ -431,15 +454,25 @@ SELECT a.binding_id, l.dst, CASE WHEN p.kind = 'INSTANCE' THEN p.obj END
 FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node
 JOIN pt_class_attributes a ON a.class_id = p.obj AND a.name = l.key
 WHERE p.kind IN ('INSTANCE', 'CLASS')
-UNION ALL
-SELECT a.binding_id, l.dst, p.obj
-FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node
-JOIN pt_super_attributes a ON a.class_id = p.obj AND a.name = l.key
-WHERE p.kind = 'SUPER'
+
 UNION ALL
 SELECT b.binding_id, l.dst, NULL
 FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node JOIN pt_modules m ON m.node_id = p.obj
 JOIN pt_module_bindings b ON b.qualname = concat(m.qualname, '.', l.key) WHERE p.kind = 'MODULE'"""
+
+# `super().x` in a method of class M, self an instance of C: x from the first class after M in C's MRO that
+# binds it, bound to the instance.
+_SUPER_EDGES = """WITH found AS (
+    SELECT l.dst, p.recv, a.rank, b.binding_id
+    FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node
+    JOIN class_ancestors m ON m.class_id = p.recv AND m.ancestor_id = p.obj
+    JOIN class_ancestors a ON a.class_id = p.recv AND a.rank > m.rank
+    JOIN pt_class_body_bindings b ON b.class_id = a.ancestor_id AND b.name = l.key
+    WHERE p.kind = 'SUPER'
+),
+nearest AS (SELECT dst, recv, min(rank) AS rank FROM found GROUP BY dst, recv)
+SELECT f.binding_id AS src, f.dst, f.recv FROM found f JOIN nearest n ON n.dst = f.dst AND n.recv = f.recv
+    AND n.rank = f.rank"""
 
 _STORE_EDGES = """SELECT s.src, concat('fld:', p.kind, ':', p.obj, '.', s.key) AS dst, NULL AS recv
 FROM delta_pts p JOIN pt_attr_stores s ON s.dst = p.node WHERE p.kind IN ('INSTANCE', 'CLASS', 'MODULE')
@@ -593,6 +626,13 @@ JOIN pt_arg_flows a ON a.call_id = f.call_id AND a.position = 0
 WHERE c.kind = 'EXTERNAL' AND c.mode = 'call' AND c.obj IN ({", ".join(f"'{name}'" for name in DECORATOR_FACTORIES)})"""
 
 
+# A call of a class makes an instance: the call's result, and one of the instances the class has made
+# (`made:<class>`, what a method's `self` and an `except` target can be).
+_INSTANTIATION = " UNION ALL ".join(
+    f"SELECT {node} AS node, 'INSTANCE' AS kind, obj, NULL AS recv FROM delta_callees "
+    "WHERE kind = 'CLASS' AND mode IN ('call', 'decorator')" for node in ("call_id", "concat('made:', obj)"))
+
+
 # A round runs three stages: values move along copies; then call sites find what they call; then calls
 # bind arguments, parameters and results, and attribute and element accesses connect to fields.
 _MOVE, _CALL, _BIND_CALLS = 0, 1, 2
@@ -614,12 +654,19 @@ _RULES = (
     Rule("callbacks_of_new_callees", "callees", _callbacks("delta_callees", "pts"), _CALL),
     Rule("new_callbacks", "callees", _callbacks("callees", "delta_pts"), _CALL),
     Rule("receiver", "pts", _RECEIVER, _BIND_CALLS),
-    Rule("instantiation", "pts", "SELECT call_id AS node, 'INSTANCE' AS kind, obj, NULL AS recv FROM delta_callees "
-                                 "WHERE kind = 'CLASS' AND mode IN ('call', 'decorator')", _BIND_CALLS),
+    Rule("instantiation", "pts", _INSTANTIATION, _BIND_CALLS),
     Rule("attribute_values", "pts", _ATTRIBUTE_VALUES, _BIND_CALLS),
-    Rule("caught_instance", "pts", "SELECT i.dst AS node, 'INSTANCE' AS kind, p.obj, NULL AS recv "
-                                   "FROM delta_pts p JOIN pt_instances i ON i.src = p.node WHERE p.kind = 'CLASS'",
+    Rule("raised_classes", "pts", "SELECT concat('made:', p.obj) AS node, 'INSTANCE' AS kind, p.obj, NULL AS recv "
+                                  "FROM delta_pts p JOIN pt_raises r ON r.node = p.node WHERE p.kind = 'CLASS'",
          _BIND_CALLS),
+    # `except E as e`: e is an instance of E or of a subclass of E, whichever is made somewhere
+    Rule("caught", "edges", "SELECT concat('made:', a.class_id) AS src, i.dst, NULL AS recv "
+                            "FROM delta_pts p JOIN pt_instances i ON i.src = p.node "
+                            "JOIN class_ancestors a ON a.ancestor_id = p.obj WHERE p.kind = 'CLASS'", _BIND_CALLS),
+    Rule("super", "pts", "SELECT s.call_id AS node, 'SUPER' AS kind, s.class_id AS obj, p.obj AS recv "
+                         "FROM delta_pts p JOIN pt_supers s ON s.self = p.node WHERE p.kind IN ('INSTANCE', 'CLASS')",
+         _BIND_CALLS),
+    Rule("super_attributes", "edges", _SUPER_EDGES, _BIND_CALLS),
     Rule("arguments", "edges", _ARGUMENT_EDGES, _BIND_CALLS),
     Rule("packing", "edges", _PACKING, _BIND_CALLS),
     Rule("builtin_results", "pts", _BUILTIN_RESULTS, _BIND_CALLS),
@@ -798,10 +845,10 @@ JOIN kinds k ON k.function_id = p.function_id""",
             "that binds it",
     ),
     DeriveSpec(
-        name="super_attributes", columns=CLASS_ATTRIBUTES,
-        inputs=("class_ancestors", "ex_scopes", "effective_bindings"), sql=_nearest_attributes(1),
-        doc="for each class and name, what `super()` finds in one of its methods: the bindings of the first "
-            "class after it in its MRO that binds it",
+        name="class_body_bindings", columns=CLASS_ATTRIBUTES, inputs=("ex_scopes", "effective_bindings"),
+        sql="SELECT s.owner_id AS class_id, b.name, b.binding_id FROM ex_scopes s "
+            "JOIN effective_bindings b ON b.scope_id = s.id WHERE s.scope_kind = 'class'",
+        doc="the names each class body binds (what `super()` looks up, class by class along an MRO)",
     ),
     DeriveSpec(
         name="identity_functions", columns=(col("function_id", "string", S.FOREIGN_ID, False, ("function",)),),
@@ -819,8 +866,8 @@ WHERE f.returns_param AND f.function_kind <> 'async_def' AND p.method_kind IN ('
     DeriveSpec(
         name="value_flow_fixpoint", columns=FIXPOINT_ROWS, recursive=True, fixpoint=POINTS_TO_PROGRAM,
         inputs=("value_flows", "definitions", "lambdas", "binding_denotes", "reference_edges", "import_targets",
-                "effective_bindings", "parameter_bindings", "class_attributes", "super_attributes",
-                "module_bindings", "identity_functions"),
+                "effective_bindings", "parameter_bindings", "class_attributes", "class_body_bindings",
+                "module_bindings", "identity_functions", "class_ancestors", "class_bases"),
         sql=POINTS_TO_PROGRAM.text(),
         doc="the points-to fixpoint: what every value node can hold and what every call site calls",
     ),
