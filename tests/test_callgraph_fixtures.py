@@ -35,18 +35,10 @@ FIXTURES = Path(__file__).resolve().parent / "callgraph_fixtures"
 TRACER = Path(__file__).resolve().parent / "callgraph_trace.py"
 CASES = sorted(f"{path.parent.parent.name}/{path.parent.name}" for path in FIXTURES.glob("*/*/callgraph.json"))
 
-# Why cases do not match yet: flows the points-to analysis (semantics/views/pointsto.py) does not follow
-# yet, and where a call it finds nothing for falls back to name resolution alone.
-_FLOW = "a flow the points-to analysis does not follow yet: "
-
 # Cases whose `cpgflow callgraph` does not match yet, and why.
 PENDING: dict[str, str] = {
     "negatives/rebound_noncallable": "the analysis is flow-insensitive: the value a name held before it was "
         "rebound still reaches the call (strong updates in straight-line code are not done)",
-    "assignment/with_target": "`with` calls `__enter__`/`__exit__` from no call site of the CPG: no CALLS edge can "
-        "say it (the `as` target is followed)",
-    "calls/iterator_protocol": "a loop calls `__iter__`/`__next__` from no call site of the CPG: no CALLS edge can "
-        "say it (what `__next__` returns is followed)",
 }
 
 # Calls that happen when the program runs but that the convention leaves out, because the callee is

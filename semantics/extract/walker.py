@@ -519,7 +519,8 @@ class FileWalker:
         for index, generator in enumerate(generators):
             if index:
                 iterated = self.expr(generator.iter)
-            self.visit_target(generator.target, "comprehension", self.loop_item(generator.target, iterated))
+            item = self.loop_item(generator.target, generator.iter, iterated, bool(generator.is_async))
+            self.visit_target(generator.target, "comprehension", item)
             self.visit_all(generator.ifs)
         container_id = self.value_id("CONTAINER", node)
         self.flow("alloc", container_id, key=_COMPREHENSION_TYPES[type(node)])
@@ -531,21 +532,30 @@ class FileWalker:
         self._scopes.pop()
         return [container_id]
 
-    def loop_item(self, target: ast.expr, iterated: list[str]) -> list[str]:
+    def loop_item(self, target: ast.expr, iterable: ast.expr, iterated: list[str], is_async: bool) -> list[str]:
         """The value node of one element of what a loop iterates: an element of a container, or
         what `__next__` returns of what the iterated object's `__iter__` returns (the elements of
-        that, when it is a generator)."""
+        that, when it is a generator); `async for`, `__anext__` of `__aiter__`."""
         if not iterated:
             return []
         item = self.value_id("ITEM", target)
         self.flows("iter", item, iterated)
         iterator = self.value_id("ITERATOR", target)
-        self.flows("callee", iterator, iterated, "__iter__")
+        self.flows("callee", iterator, iterated, "__aiter__" if is_async else "__iter__")
         self.flow("iter", item, iterator)
         following = self.value_id("NEXT", target)
-        self.flow("callee", following, iterator, "__next__")
+        self.flow("callee", following, iterator, "__anext__" if is_async else "__next__")
         self.flow("assign", item, following)
+        self.protocol_site("for", iterable, iterated, iterator, following)
         return [item]
+
+    def protocol_site(self, statement: str, node: ast.expr, values: list[str], *sites: str) -> None:
+        """The special-method calls a `for` or `with` statement makes (their callee flows' sites,
+        value nodes) are CALLS edges from the CPG node of the expression they are made on — its name
+        or attribute use, or its call — when it is one (`site` flows, keyed by the statement)."""
+        if type(node) in _ANCHOR_TYPES:
+            for site in sites:
+                self.flow("site", site, values[0], statement)
 
     def reference(self, node: ast.Name | ast.Attribute) -> str:
         """Emit a REFERENCE row for a name or attribute use and return its id; an attribute's
@@ -715,6 +725,7 @@ class FileWalker:
 _ENTITIES = (MODULE, CLASS, FUNCTION, PARAMETER, SCOPE, BINDING, REFERENCE, IMPORT, CALL, ARGUMENT,
              DOCSTRING, DECORATOR, BASE, DECLARATION, FLOW)
 _REFERENCE_TYPES = (ast.Name, ast.Attribute)
+_ANCHOR_TYPES = (ast.Name, ast.Attribute, ast.Call)  # expressions whose value node is a CPG node
 _CTX_NAMES = {ast.Load: "load", ast.Store: "store", ast.Del: "del"}
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
@@ -735,15 +746,21 @@ def _children(node: ast.AST) -> list[ast.AST]:
 
 
 def _with_targets(walker: FileWalker, node: ast.With | ast.AsyncWith) -> None:
+    enter, exit_ = ("__aenter__", "__aexit__") if type(node) is ast.AsyncWith else ("__enter__", "__exit__")
     for item in node.items:
         values = walker.expr(item.context_expr)
-        if item.optional_vars is not None and values:  # `as` binds what the manager's __enter__ returns
-            entered = walker.value_id("ENTER", item.context_expr)
-            walker.flows("callee", entered, values, "__enter__")
+        if not values:
+            if item.optional_vars is not None:
+                walker.visit_target(item.optional_vars, "with")
+            continue
+        entered = walker.value_id("ENTER", item.context_expr)
+        walker.flows("callee", entered, values, enter)
+        exited = walker.value_id("EXIT", item.context_expr)
+        walker.flows("callee", exited, values, exit_)
+        walker.protocol_site("with", item.context_expr, values, entered, exited)
+        if item.optional_vars is not None:  # `as` binds what the manager's __enter__ returns
             walker.flows("iter", entered, values)  # a generator under @contextmanager: what it yields
             walker.visit_target(item.optional_vars, "with", [entered])
-        elif item.optional_vars is not None:
-            walker.visit_target(item.optional_vars, "with")
     walker.visit_all(node.body)
 
 
@@ -758,7 +775,8 @@ def _raise(walker: FileWalker, node: ast.Raise) -> None:
 
 def _for_loop(walker: FileWalker, node: ast.For | ast.AsyncFor) -> None:
     iterated = walker.expr(node.iter)
-    walker.visit_target(node.target, "for", walker.loop_item(node.target, iterated))
+    item = walker.loop_item(node.target, node.iter, iterated, type(node) is ast.AsyncFor)
+    walker.visit_target(node.target, "for", item)
     walker.visit_all(node.body)
     walker.visit_all(node.orelse)
 

@@ -145,10 +145,12 @@ RESULT_TYPES: dict[str, str] = {
     **{f"<**PyStr**>.{name}": "List" for name in ("split", "rsplit", "splitlines")},
     **{f"<**Py{kind}**>.copy": kind for kind in ("List", "Dict", "Set")},
 }
-# The special methods a statement calls (a `with` item's `__enter__`, a loop's `__iter__` and
-# `__next__`): their callee flows name the method (the mode), and their sites are the value nodes of
-# what they return, which are no call sites of the CPG (no CALLS edge).
-PROTOCOL_METHODS = ("__enter__", "__iter__", "__next__")
+# The special methods a statement calls (a `with` item's `__enter__` and `__exit__`, a loop's `__iter__`
+# and `__next__`, and their `async` forms): their callee flows name the method (the mode), and their
+# sites are value nodes (of what they return), no call sites of the CPG: their CALLS edges start at the
+# CPG node of the expression the statement calls them on (`site` flows: `pt_call_targets`).
+PROTOCOL_METHODS = ("__enter__", "__exit__", "__iter__", "__next__", "__aenter__", "__aexit__", "__aiter__",
+                    "__anext__")
 ELEMENT_BUILTINS = ("list", "tuple", "set", "frozenset", "sorted", "reversed", "iter")
 STR_LISTS = ("split", "rsplit", "splitlines")  # their elements are strings
 SLICE_ELEMENTS = 16  # a slice `c[a:b]` holds c's elements a .. min(b, a + this) by index
@@ -887,27 +889,32 @@ FROM value_flow_fixpoint p JOIN nodes n ON n.id = p.node WHERE p.relation = 'pts
     ),
     DeriveSpec(
         name="pt_call_targets", columns=PT_CALL_TARGETS,
-        inputs=("value_flow_fixpoint", "definitions", "lambdas", "ex_calls", "ex_decorators"),
-        sql="""WITH sites AS (
-    SELECT id AS call_id, file_id FROM ex_calls UNION ALL SELECT id, file_id FROM ex_decorators
+        inputs=("value_flow_fixpoint", "definitions", "lambdas", "ex_calls", "ex_decorators", "value_flows"),
+        sql="""WITH sites AS (  -- a statement's special-method call: from the node it is made on, in its mode
+    SELECT id AS site, id AS call_id, file_id, CAST(NULL AS VARCHAR) AS statement FROM ex_calls
+    UNION ALL SELECT id AS site, id AS call_id, file_id, NULL FROM ex_decorators
+    UNION ALL SELECT dst, src, file_id, key FROM value_flows WHERE kind = 'site'
 ),
 targets AS (  -- one row per target, whatever receivers a method was bound to
-    SELECT DISTINCT node AS call_id, kind AS target_kind,
+    SELECT DISTINCT node AS site, kind AS target_kind,
         CASE WHEN kind = 'EXTERNAL' THEN NULL ELSE obj END AS target_id, obj, mode
     FROM value_flow_fixpoint WHERE relation = 'callees'
 ),
 counts AS (
-    SELECT call_id, sum(CASE WHEN init THEN 0 ELSE 1 END) AS callees, sum(CASE WHEN init THEN 1 ELSE 0 END) AS inits
-    FROM (SELECT DISTINCT call_id, obj, mode = 'init' AS init FROM targets) GROUP BY call_id  -- no count(DISTINCT):
+    SELECT site, sum(CASE WHEN init THEN 0 ELSE 1 END) AS callees, sum(CASE WHEN init THEN 1 ELSE 0 END) AS inits
+    FROM (SELECT DISTINCT site, obj, mode = 'init' AS init FROM targets) GROUP BY site  -- no count(DISTINCT):
     -- DataFusion keeps a hash set per group for it (15 s and gigabytes on the stdlib)
 )
-SELECT t.call_id, s.file_id, t.target_kind, t.target_id, coalesce(d.qualname, t.obj) AS qualname, t.mode,
+SELECT s.call_id, s.file_id, t.target_kind, t.target_id, coalesce(d.qualname, t.obj) AS qualname,
+    coalesce(s.statement, t.mode) AS mode,
     1.0 / CAST(CASE WHEN n.callees = 0 THEN 1 ELSE n.callees END AS DOUBLE)
         / CAST(CASE WHEN t.mode = 'init' THEN n.inits ELSE 1 END AS DOUBLE) AS confidence
-FROM targets t JOIN sites s ON s.call_id = t.call_id JOIN counts n ON n.call_id = t.call_id
+FROM targets t JOIN sites s ON s.site = t.site JOIN counts n ON n.site = t.site
 LEFT JOIN (SELECT node_id, qualname FROM definitions UNION ALL SELECT node_id, qualname FROM lambdas) d
     ON d.node_id = t.target_id""",
         doc="what each call site (or decorator application) calls, from the points-to fixpoint: confidence "
-            "1/(distinct targets of the site); the __init__ an instantiation runs, that times 1/(its candidates)",
+            "1/(distinct targets of the site); the __init__ an instantiation runs, that times 1/(its candidates); "
+            "the special methods a `with` or `for` statement calls, from the node of the expression it calls them "
+            "on (mode `with`, `for`)",
     ),
 ]
