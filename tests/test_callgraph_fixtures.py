@@ -36,10 +36,7 @@ TRACER = Path(__file__).resolve().parent / "callgraph_trace.py"
 CASES = sorted(f"{path.parent.parent.name}/{path.parent.name}" for path in FIXTURES.glob("*/*/callgraph.json"))
 
 # Cases whose `cpgflow callgraph` does not match yet, and why.
-PENDING: dict[str, str] = {
-    "negatives/rebound_noncallable": "the analysis is flow-insensitive: the value a name held before it was "
-        "rebound still reaches the call (strong updates in straight-line code are not done)",
-}
+PENDING: dict[str, str] = {}
 
 # Calls that happen when the program runs but that the convention leaves out, because the callee is
 # not knowable statically (DESIGN.md section 4: "where a value cannot be known ... there is no edge").

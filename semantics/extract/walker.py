@@ -135,6 +135,9 @@ class FileWalker:
         self._generators: set[str] = set()
         self._attribute_bases: list[str] = []  # the value nodes of the base of the last attribute use
         self._literal: list[tuple[str | None, list[str]]] = []  # the last container literal's elements
+        self._block = ""  # the path of the statement list being walked (`enter_block`)
+        self._blocks = 0
+        self._statement: ast.stmt | None = None  # the statement being walked
 
     # -- ids and spans ---------------------------------------------------------------------------
 
@@ -229,9 +232,27 @@ class FileWalker:
     def bind(self, name: str, span: Span, kind: str, definition_id: str | None, scope: _Scope,
              value_call_id: str | None = None) -> str:
         binding_id = self.node_id(BINDING, span[0], span[1])
+        statement = self._statement
+        statement_end = self.span(statement)[1] if type(statement) in _DEFINITE.get(kind, ()) else None
         self.rows["binding"].append((binding_id, self.file_id, *span, name, scope.id, kind, definition_id,
-                                     value_call_id))
+                                     value_call_id, self._block, statement_end))
         return binding_id
+
+    def enter_block(self, loop: bool = False) -> str:
+        """Start a statement list of its own; returns the path to restore after it. A path is the
+        enclosing one then the block's number and `/`; `L` marks a loop's body (with a `while` test),
+        which runs again after its end."""
+        outer = self._block
+        self._blocks += 1
+        self._block = f"{outer}{self._blocks}{'L' if loop else ''}/"
+        return outer
+
+    def visit_block(self, body: list[ast.stmt]) -> None:
+        outer, statement = self.enter_block(), self._statement
+        for node in body:
+            self._statement = node
+            self.visit(node)
+        self._block, self._statement = outer, statement
 
     def nearest_function_scope(self) -> _Scope:
         for scope in reversed(self._scopes):
@@ -345,7 +366,7 @@ class FileWalker:
         self._definition_id = module_id
         self.push_scope(span, "module", self.module_leaf, self.module, module_id)
         self.docstring(tree.body, module_id)
-        self.visit_all(tree.body)
+        self.visit_block(tree.body)
         self._scopes.pop()
 
     def docstring(self, body: list[ast.stmt], owner_id: str) -> None:
@@ -457,7 +478,7 @@ class FileWalker:
                 self.flows("ret", function_id, self.expr(node.body))
             else:
                 self.docstring(node.body, function_id)
-                self.visit_all(node.body)
+                self.visit_block(node.body)
 
         self.in_definition(function_id, qualname, body)
         self._returns.pop()
@@ -505,7 +526,7 @@ class FileWalker:
 
         def body() -> None:
             self.docstring(node.body, class_id)
-            self.visit_all(node.body)
+            self.visit_block(node.body)
 
         self.in_definition(class_id, qualname, body)
 
@@ -572,7 +593,8 @@ class FileWalker:
         ref_id = self.node_id(REFERENCE, span[0], span[1])
         ctx_type = type(node.ctx)
         ctx = _CTX_NAMES[ctx_type]
-        self.rows["reference"].append((ref_id, self.file_id, *span, name, self.scope.id, ref_kind, ctx, base_id))
+        self.rows["reference"].append((ref_id, self.file_id, *span, name, self.scope.id, ref_kind, ctx, base_id,
+                                       self._block))
         if ctx_type is ast.Load:
             for base in bases:
                 self.flow("attr_load", ref_id, base, name)
@@ -695,6 +717,7 @@ class FileWalker:
             self.rows["declaration"].append((self.file_id, self.scope.id, name, kind))
 
     def except_handler(self, node: ast.ExceptHandler) -> None:
+        outer = self.enter_block()  # the handler runs, or not, as a whole
         classes: list[str] = []
         if type(node.type) is ast.Tuple:
             for element in node.type.elts:
@@ -706,7 +729,8 @@ class FileWalker:
             limit = self.span(node.body[0])[0] if node.body else self.span(node)[1]
             name_span = self.name_span_search(start, limit, _AS_NAME, last=False) or self.span(node)
             self.flows("instance", self.bind(node.name, name_span, "except", None, self.scope), classes)
-        self.visit_all(node.body)
+        self.visit_block(node.body)
+        self._block = outer
 
     def match_capture(self, node: ast.MatchAs | ast.MatchStar | ast.MatchMapping) -> None:
         for child in _children(node):
@@ -726,6 +750,12 @@ _ENTITIES = (MODULE, CLASS, FUNCTION, PARAMETER, SCOPE, BINDING, REFERENCE, IMPO
              DOCSTRING, DECORATOR, BASE, DECLARATION, FLOW)
 _REFERENCE_TYPES = (ast.Name, ast.Attribute)
 _ANCHOR_TYPES = (ast.Name, ast.Attribute, ast.Call)  # expressions whose value node is a CPG node
+# The bindings a statement makes as a whole, once it completes (no loop, no condition inside it): for
+# these a binding row has the statement's end.
+_DEFINITE: dict[str, tuple[type, ...]] = {
+    "assign": (ast.Assign,), "def": (ast.FunctionDef, ast.AsyncFunctionDef), "class": (ast.ClassDef,),
+    "import": (ast.Import, ast.ImportFrom),
+}
 _CTX_NAMES = {ast.Load: "load", ast.Store: "store", ast.Del: "del"}
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
@@ -761,7 +791,7 @@ def _with_targets(walker: FileWalker, node: ast.With | ast.AsyncWith) -> None:
         if item.optional_vars is not None:  # `as` binds what the manager's __enter__ returns
             walker.flows("iter", entered, values)  # a generator under @contextmanager: what it yields
             walker.visit_target(item.optional_vars, "with", [entered])
-    walker.visit_all(node.body)
+    walker.visit_block(node.body)
 
 
 def _raise(walker: FileWalker, node: ast.Raise) -> None:
@@ -775,10 +805,42 @@ def _raise(walker: FileWalker, node: ast.Raise) -> None:
 
 def _for_loop(walker: FileWalker, node: ast.For | ast.AsyncFor) -> None:
     iterated = walker.expr(node.iter)
+    outer = walker.enter_block(loop=True)
     item = walker.loop_item(node.target, node.iter, iterated, type(node) is ast.AsyncFor)
     walker.visit_target(node.target, "for", item)
-    walker.visit_all(node.body)
-    walker.visit_all(node.orelse)
+    walker.visit_block(node.body)
+    walker._block = outer
+    walker.visit_block(node.orelse)
+
+
+def _while_loop(walker: FileWalker, node: ast.While) -> None:
+    outer = walker.enter_block(loop=True)  # the test runs again after each pass of the body
+    walker.visit(node.test)
+    walker.visit_block(node.body)
+    walker._block = outer
+    walker.visit_block(node.orelse)
+
+
+def _if(walker: FileWalker, node: ast.If) -> None:
+    walker.visit(node.test)
+    walker.visit_block(node.body)
+    walker.visit_block(node.orelse)
+
+
+def _try(walker: FileWalker, node: ast.Try | ast.TryStar) -> None:
+    walker.visit_block(node.body)
+    walker.visit_all(node.handlers)
+    walker.visit_block(node.orelse)
+    walker.visit_block(node.finalbody)
+
+
+def _match_case(walker: FileWalker, node: ast.match_case) -> None:
+    outer = walker.enter_block()
+    walker.visit(node.pattern)
+    if node.guard is not None:
+        walker.visit(node.guard)
+    walker.visit_block(node.body)
+    walker._block = outer
 
 
 def _exports(walker: FileWalker, target: ast.expr, value: ast.expr | None) -> None:
@@ -1037,6 +1099,11 @@ _DISPATCH: dict[type, Callable[[FileWalker, ast.AST], None]] = {
     ast.With: _with_targets,
     ast.AsyncWith: _with_targets,
     ast.For: _for_loop,
+    ast.While: _while_loop,
+    ast.If: _if,
+    ast.Try: _try,
+    ast.TryStar: _try,
+    ast.match_case: _match_case,
     ast.Raise: _raise,
     ast.AsyncFor: _for_loop,
     ast.Assign: _assign,

@@ -7,10 +7,12 @@ where the name is bound or declared `global`. `global` sends the search to the m
 declaration belong to the scope the declaration names. Names bound nowhere fall back to builtins.
 
 When the resolving scope binds the name more than once, the use's candidates are the bindings
-before it in the same scope if any, else all; it gets an edge to each, with confidence
-1/candidates — to at most the `MAX_CANDIDATES` nearest of them (the last before it, else the last in
-the scope), so a name rebound n times in one scope costs O(n) edges, not O(n²). Candidates are
-found by rank, not by pairing every use with every binding of its name.
+before it in the same scope if any — only the last of them when it surely replaced the others (an
+assignment, def, class or import statement that ended before the use, in its statement list or
+one enclosing it, no loop in between, the name bound from no other scope) —, else all; it gets an
+edge to each, with confidence 1/candidates — to at most the `MAX_CANDIDATES` nearest of them (the
+last before it, else the last in the scope), so a name rebound n times in one scope costs O(n) edges,
+not O(n²). Candidates are found by rank, not by pairing every use with every binding of its name.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ _STAR_BINDINGS_SQL = f"""WITH RECURSIVE bound(binding_id, file_id, scope_id, nam
     FROM star_imports v JOIN bound b ON b.scope_id = v.source_scope WHERE b.depth < {STAR_DEPTH} AND {_EXPORTED}
 )
 SELECT DISTINCT binding_id, file_id, scope_id, name, CAST(bstart AS BIGINT) AS bstart, 'star' AS binding_kind,
-    definition_id, CAST(NULL AS VARCHAR) AS value_call_id
+    definition_id, CAST(NULL AS VARCHAR) AS value_call_id, '' AS block, CAST(NULL AS BIGINT) AS statement_end,
+    false AS declared
 FROM bound"""
 
 STAR_IMPORTS = (
@@ -97,6 +100,7 @@ NAME_USES = (
     col("scope_id", "string", S.SCOPE_ID, False),
     col("name", "string", S.NAME, False),
     col("bstart", "int64", S.SPAN_START, False),
+    col("block", "string", S.TEXT, False),
 )
 
 NAME_KEYS = (
@@ -133,6 +137,7 @@ RESOLVED_USES = (
     col("file_id", "string", S.FILE_ID, False),
     col("name", "string", S.NAME, False),
     col("bstart", "int64", S.SPAN_START, False),
+    col("block", "string", S.TEXT, False),
     col("scope_id", "string", S.SCOPE_ID, False),  # the scope the use resolves in
     col("depth", "int64", S.ORDINAL, False),
     col("mode", "string", S.KIND, False),
@@ -148,6 +153,9 @@ EFFECTIVE_BINDINGS = (
     col("binding_kind", "string", S.KIND, False),
     col("definition_id", "string", S.FOREIGN_ID),
     col("value_call_id", "string", S.FOREIGN_ID, references=("call",)),
+    col("block", "string", S.TEXT, False),  # the statement list it is made in ('' for a star import's)
+    col("statement_end", "int64", S.ORDINAL),  # where the statement that makes it definitely ends
+    col("declared", "bool", S.FLAG, False),  # made under a `global` or `nonlocal` declaration
 )
 
 BINDING_RANKS = (
@@ -212,7 +220,7 @@ WHERE c.depth = 0 OR a.scope_kind <> 'class'""",
     ),
     DeriveSpec(
         name="name_uses", columns=NAME_USES, inputs=("ex_references",),
-        sql="SELECT id AS ref_id, file_id, scope_id, name, bstart FROM ex_references WHERE ref_kind = 'name'",
+        sql="SELECT id AS ref_id, file_id, scope_id, name, bstart, block FROM ex_references WHERE ref_kind = 'name'",
         doc="every use of a bare name (reads and deletions)",
     ),
     DeriveSpec(
@@ -260,7 +268,7 @@ FROM chosen c JOIN scope_parents p ON p.scope_id = c.resolved""",
     ),
     RelateSpec(
         name="resolved_uses", columns=RESOLVED_USES, left="name_uses", right="name_resolution", relation="in_scope",
-        select="l.ref_id, l.file_id, l.name, l.bstart, r.resolved_scope_id AS scope_id, r.depth, r.mode, "
+        select="l.ref_id, l.file_id, l.name, l.bstart, l.block, r.resolved_scope_id AS scope_id, r.depth, r.mode, "
                "r.scope_kind",
         doc="every name use with the scope it resolves in",
     ),
@@ -282,7 +290,8 @@ SELECT b.id AS binding_id, b.file_id,
     CASE WHEN b.decl_kind = 'global' THEN m.scope_id
          WHEN b.decl_kind = 'nonlocal' THEN coalesce(n.target, b.scope_id)
          ELSE b.scope_id END AS scope_id,
-    b.name, b.bstart, b.binding_kind, b.definition_id, b.value_call_id
+    b.name, b.bstart, b.binding_kind, b.definition_id, b.value_call_id, b.block, b.statement_end,
+    b.decl_kind IS NOT NULL AS declared
 FROM b JOIN module_scopes m ON m.file_id = b.file_id
 LEFT JOIN nonlocal_target n ON n.id = b.id AND n.rn = 1""",
         doc="every binding the code makes, with the scope it really binds in (global/nonlocal declarations "
@@ -316,13 +325,19 @@ SELECT o.binding_id, o.scope_id, o.name, CAST(o.position - g.earlier AS BIGINT) 
 FROM ordered o JOIN binding_groups g ON g.scope_id = o.scope_id AND g.name = o.name""",
         doc="each binding's rank among the bindings of its name in its scope, in source order",
     ),
+    # A strong update: the last binding before a use in its own scope is the only one it reads when that
+    # binding's statement (an assignment, def, class or import: it binds once it completes) ended before
+    # the use, in the use's statement list or one enclosing it, with no loop between the two (a loop's
+    # next pass could bring a later binding back), and no binding of the name is made from another scope
+    # (`global`, `nonlocal`: a call in between could run it).
     DeriveSpec(
-        name="use_slots", columns=USE_SLOTS, inputs=("resolved_uses", "effective_bindings"),
+        name="use_slots", columns=USE_SLOTS, inputs=("resolved_uses", "effective_bindings", "binding_ranks"),
         sql="""WITH """ + _BINDING_GROUPS + """,
 events AS (
-    SELECT scope_id, name, bstart, 0 AS is_binding, ref_id, file_id, depth, mode, scope_kind FROM resolved_uses
+    SELECT scope_id, name, bstart, 0 AS is_binding, ref_id, file_id, depth, mode, scope_kind, block
+    FROM resolved_uses
     UNION ALL
-    SELECT scope_id, name, bstart, 1, NULL, NULL, NULL, NULL, NULL FROM effective_bindings
+    SELECT scope_id, name, bstart, 1, NULL, NULL, NULL, NULL, NULL, NULL FROM effective_bindings
 ),
 counted AS (
     SELECT *, sum(is_binding) OVER (ORDER BY scope_id, name, bstart, is_binding
@@ -330,19 +345,34 @@ counted AS (
     FROM events
 ),
 reach AS (
-    SELECT c.ref_id, c.file_id, c.scope_id, c.name, c.depth, c.mode, c.scope_kind,
+    SELECT c.ref_id, c.file_id, c.scope_id, c.name, c.depth, c.mode, c.scope_kind, c.bstart, c.block,
+        c.depth = 0 AND c.mode <> 'global' AND c.bindings_before > g.earlier AS after_bindings,
         CASE WHEN c.depth = 0 AND c.bindings_before > g.earlier THEN c.bindings_before - g.earlier
              ELSE g.total END AS candidates
     FROM counted c JOIN binding_groups g ON g.scope_id = c.scope_id AND g.name = c.name
     WHERE c.is_binding = 0
+),
+declared AS (SELECT DISTINCT scope_id, name FROM effective_bindings WHERE declared),
+strong AS (  -- the last binding before the use is the only one it reads (a strong update)
+    SELECT r.ref_id FROM reach r
+    JOIN binding_ranks k ON k.scope_id = r.scope_id AND k.name = r.name AND k.rank = r.candidates
+    JOIN effective_bindings b ON b.binding_id = k.binding_id AND b.scope_id = k.scope_id
+    LEFT ANTI JOIN declared d ON d.scope_id = r.scope_id AND d.name = r.name
+    WHERE r.after_bindings AND b.statement_end <= r.bstart AND b.block <> ''
+        AND substr(r.block, 1, length(b.block)) = b.block AND strpos(substr(r.block, length(b.block) + 1), 'L') = 0
+),
+chosen AS (
+    SELECT r.*, CASE WHEN s.ref_id IS NULL THEN r.candidates ELSE 1 END AS edges
+    FROM reach r LEFT JOIN strong s ON s.ref_id = r.ref_id
 )
-SELECT r.ref_id, r.file_id, r.scope_id, r.name, r.depth, r.mode, r.scope_kind, r.candidates,
+SELECT r.ref_id, r.file_id, r.scope_id, r.name, r.depth, r.mode, r.scope_kind, r.edges AS candidates,
     r.candidates - s.column2 AS rank
-FROM reach r JOIN (VALUES """ + _SLOTS + """) s
-    ON s.column1 = CASE WHEN r.candidates < """ + str(MAX_CANDIDATES) + """ THEN r.candidates
+FROM chosen r JOIN (VALUES """ + _SLOTS + """) s
+    ON s.column1 = CASE WHEN r.edges < """ + str(MAX_CANDIDATES) + """ THEN r.edges
                         ELSE """ + str(MAX_CANDIDATES) + """ END""",
-        doc="for every name use, the ranks of the bindings it gets an edge to: the nearest of those before "
-            "it in its own scope, else of all in the scope it resolves in",
+        doc="for every name use, the ranks of the bindings it gets an edge to: the last before it when that "
+            "one surely replaced the others (a strong update), else the nearest of those before it in its own "
+            "scope, else of all in the scope it resolves in",
     ),
     RelateSpec(
         name="reference_candidates", columns=REFERENCE_CANDIDATES, left="use_slots",
