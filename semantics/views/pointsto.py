@@ -456,7 +456,6 @@ SELECT a.binding_id, l.dst, CASE WHEN p.kind = 'INSTANCE' THEN p.obj END
 FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node
 JOIN pt_class_attributes a ON a.class_id = p.obj AND a.name = l.key
 WHERE p.kind IN ('INSTANCE', 'CLASS')
-
 UNION ALL
 SELECT b.binding_id, l.dst, NULL
 FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node JOIN pt_modules m ON m.node_id = p.obj
@@ -622,7 +621,7 @@ WHERE c.kind = 'FUNCTION' AND c.mode IN ('call', 'decorator', {_PROTOCOL_MODES})
     AND NOT ({_IDENTITY} AND i.function_id IS NOT NULL)"""
 # `@functools.wraps(fn) def wrapper`: what `functools.wraps(fn)` returns hands back what it is applied to.
 DECORATOR_FACTORIES = ("functools.wraps",)
-_MADE_DECORATORS = f"""SELECT a.src, f.call_id AS dst, NULL AS recv
+_FACTORY_DECORATORS = f"""SELECT a.src, f.call_id AS dst, NULL AS recv
 FROM delta_callees c JOIN pt_callee_flows f ON f.src = c.call_id AND f.mode = 'decorator'
 JOIN pt_arg_flows a ON a.call_id = f.call_id AND a.position = 0
 WHERE c.kind = 'EXTERNAL' AND c.mode = 'call' AND c.obj IN ({", ".join(f"'{name}'" for name in DECORATOR_FACTORIES)})"""
@@ -682,7 +681,7 @@ _RULES = (
          "JOIN pt_arg_flows a ON a.call_id = c.call_id AND a.position = 0 "
          "WHERE c.kind = 'EXTERNAL' AND c.mode = 'decorator'", _BIND_CALLS),
     Rule("identity_decorators", "edges", _IDENTITY_DECORATORS, _BIND_CALLS),
-    Rule("made_decorators", "edges", _MADE_DECORATORS, _BIND_CALLS),
+    Rule("factory_decorators", "edges", _FACTORY_DECORATORS, _BIND_CALLS),
     Rule("attribute_loads", "edges", _ATTRIBUTE_EDGES, _BIND_CALLS),
     Rule("stores", "edges", _STORE_EDGES, _BIND_CALLS),
     Rule("slices", "pts", _SLICES, _BIND_CALLS),
