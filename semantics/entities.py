@@ -247,6 +247,7 @@ REFERENCE = _node(
     Column("ctx", "string", S.KIND, nullable=False, prop=True),
     Column("base_id", "string", S.FOREIGN_ID, references=("reference",)),
     Column("block", "string", S.TEXT, nullable=False),  # the statement list it is in
+    Column("loop_end", "int64", S.ORDINAL),  # in a loop of its scope: where the outermost one's body ends
 )
 
 IMPORT = _node(

@@ -136,6 +136,7 @@ class FileWalker:
         self._attribute_bases: list[str] = []  # the value nodes of the base of the last attribute use
         self._literal: list[tuple[str | None, list[str]]] = []  # the last container literal's elements
         self._block = ""  # the path of the statement list being walked (`enter_block`)
+        self._loop_end: int | None = None  # where the body of the outermost loop of the scope being walked ends
         self._blocks = 0
         self._statement: ast.stmt | None = None  # the statement being walked
 
@@ -245,6 +246,15 @@ class FileWalker:
         outer = self._block
         self._blocks += 1
         self._block = f"{outer}{self._blocks}{'L' if loop else ''}/"
+        return outer
+
+    def enter_loop(self, body: list[ast.stmt]) -> int | None:
+        """Start a loop's body (a `while` test with it); returns the loop end to restore after it. A
+        use in a loop can read what a binding after it in the loop makes in an earlier pass: its
+        reference row has the end of the outermost loop of its scope it is in (`loop_end`)."""
+        outer = self._loop_end
+        if outer is None:
+            self._loop_end = self.span(body[-1])[1]
         return outer
 
     def visit_block(self, body: list[ast.stmt]) -> None:
@@ -379,8 +389,10 @@ class FileWalker:
     def in_definition(self, definition_id: str, qualname: str, body: Callable[[], None]) -> None:
         outer_id, outer_qualname = self._definition_id, self._definition_qualname
         self._definition_id, self._definition_qualname = definition_id, qualname
+        loop_end, self._loop_end = self._loop_end, None
         body()
         self._definition_id, self._definition_qualname = outer_id, outer_qualname
+        self._loop_end = loop_end
         self._scopes.pop()
 
     def decorators(self, decorators: list[ast.expr], target_id: str) -> list[tuple[str, list[str]]]:
@@ -537,6 +549,7 @@ class FileWalker:
         name = _COMPREHENSION_NAMES[type(node)]
         self.push_scope(self.span(node), "comprehension", name,
                         f"{self._definition_qualname}.{name}", self._definition_id)
+        loop_end, self._loop_end = self._loop_end, None
         for index, generator in enumerate(generators):
             if index:
                 iterated = self.expr(generator.iter)
@@ -550,6 +563,7 @@ class FileWalker:
             self.flows("elem_store", container_id, self.expr(node.value))
         else:
             self.flows("elem_store", container_id, self.expr(node.elt))
+        self._loop_end = loop_end
         self._scopes.pop()
         return [container_id]
 
@@ -594,7 +608,7 @@ class FileWalker:
         ctx_type = type(node.ctx)
         ctx = _CTX_NAMES[ctx_type]
         self.rows["reference"].append((ref_id, self.file_id, *span, name, self.scope.id, ref_kind, ctx, base_id,
-                                       self._block))
+                                       self._block, self._loop_end))
         if ctx_type is ast.Load:
             for base in bases:
                 self.flow("attr_load", ref_id, base, name)
@@ -805,19 +819,20 @@ def _raise(walker: FileWalker, node: ast.Raise) -> None:
 
 def _for_loop(walker: FileWalker, node: ast.For | ast.AsyncFor) -> None:
     iterated = walker.expr(node.iter)
-    outer = walker.enter_block(loop=True)
+    outer, loop_end = walker.enter_block(loop=True), walker.enter_loop(node.body)
     item = walker.loop_item(node.target, node.iter, iterated, type(node) is ast.AsyncFor)
     walker.visit_target(node.target, "for", item)
     walker.visit_block(node.body)
-    walker._block = outer
+    walker._block, walker._loop_end = outer, loop_end
     walker.visit_block(node.orelse)
 
 
 def _while_loop(walker: FileWalker, node: ast.While) -> None:
-    outer = walker.enter_block(loop=True)  # the test runs again after each pass of the body
+    # the test runs again after each pass of the body
+    outer, loop_end = walker.enter_block(loop=True), walker.enter_loop(node.body)
     walker.visit(node.test)
     walker.visit_block(node.body)
-    walker._block = outer
+    walker._block, walker._loop_end = outer, loop_end
     walker.visit_block(node.orelse)
 
 

@@ -6,13 +6,15 @@ where the name is bound or declared `global`. `global` sends the search to the m
 `nonlocal` makes a scope skip its own binding. Bindings made under a `global`/`nonlocal`
 declaration belong to the scope the declaration names. Names bound nowhere fall back to builtins.
 
-When the resolving scope binds the name more than once, the use's candidates are the bindings
-before it in the same scope if any — only the last of them when it surely replaced the others (an
-assignment, def, class or import statement that ended before the use, in its statement list or
+When the resolving scope binds the name more than once, the use's candidates are the bindings before
+it in the same scope if any (in a loop: before the end of the outermost loop around it, whose next
+pass brings the bindings after it back) — only the last of them when it surely replaced the others
+(an assignment, def, class or import statement that ended before the use, in its statement list or
 one enclosing it, no loop in between, the name bound from no other scope) —, else all; it gets an
 edge to each, with confidence 1/candidates — to at most the `MAX_CANDIDATES` nearest of them (the
-last before it, else the last in the scope), so a name rebound n times in one scope costs O(n) edges,
-not O(n²). Candidates are found by rank, not by pairing every use with every binding of its name.
+last before it, else the last in the scope), so a name rebound n times in one scope costs O(n)
+edges, not O(n²). Candidates are found by rank, not by pairing every use with every binding of its
+name.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ NAME_USES = (
     col("name", "string", S.NAME, False),
     col("bstart", "int64", S.SPAN_START, False),
     col("block", "string", S.TEXT, False),
+    col("position", "int64", S.ORDINAL, False),  # where its bindings are counted from: its loop's end, if any
 )
 
 NAME_KEYS = (
@@ -138,6 +141,7 @@ RESOLVED_USES = (
     col("name", "string", S.NAME, False),
     col("bstart", "int64", S.SPAN_START, False),
     col("block", "string", S.TEXT, False),
+    col("position", "int64", S.ORDINAL, False),
     col("scope_id", "string", S.SCOPE_ID, False),  # the scope the use resolves in
     col("depth", "int64", S.ORDINAL, False),
     col("mode", "string", S.KIND, False),
@@ -220,7 +224,8 @@ WHERE c.depth = 0 OR a.scope_kind <> 'class'""",
     ),
     DeriveSpec(
         name="name_uses", columns=NAME_USES, inputs=("ex_references",),
-        sql="SELECT id AS ref_id, file_id, scope_id, name, bstart, block FROM ex_references WHERE ref_kind = 'name'",
+        sql="SELECT id AS ref_id, file_id, scope_id, name, bstart, block, coalesce(loop_end, bstart) AS position "
+            "FROM ex_references WHERE ref_kind = 'name'",
         doc="every use of a bare name (reads and deletions)",
     ),
     DeriveSpec(
@@ -268,7 +273,8 @@ FROM chosen c JOIN scope_parents p ON p.scope_id = c.resolved""",
     ),
     RelateSpec(
         name="resolved_uses", columns=RESOLVED_USES, left="name_uses", right="name_resolution", relation="in_scope",
-        select="l.ref_id, l.file_id, l.name, l.bstart, l.block, r.resolved_scope_id AS scope_id, r.depth, r.mode, "
+        select="l.ref_id, l.file_id, l.name, l.bstart, l.block, l.position, r.resolved_scope_id AS scope_id, "
+               "r.depth, r.mode, "
                "r.scope_kind",
         doc="every name use with the scope it resolves in",
     ),
@@ -334,10 +340,11 @@ FROM ordered o JOIN binding_groups g ON g.scope_id = o.scope_id AND g.name = o.n
         name="use_slots", columns=USE_SLOTS, inputs=("resolved_uses", "effective_bindings", "binding_ranks"),
         sql="""WITH """ + _BINDING_GROUPS + """,
 events AS (
-    SELECT scope_id, name, bstart, 0 AS is_binding, ref_id, file_id, depth, mode, scope_kind, block
+    SELECT scope_id, name, position AS bstart, 0 AS is_binding, ref_id, file_id, depth, mode, scope_kind, block,
+        bstart AS use_start
     FROM resolved_uses
     UNION ALL
-    SELECT scope_id, name, bstart, 1, NULL, NULL, NULL, NULL, NULL, NULL FROM effective_bindings
+    SELECT scope_id, name, bstart, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM effective_bindings
 ),
 counted AS (
     SELECT *, sum(is_binding) OVER (ORDER BY scope_id, name, bstart, is_binding
@@ -345,7 +352,7 @@ counted AS (
     FROM events
 ),
 reach AS (
-    SELECT c.ref_id, c.file_id, c.scope_id, c.name, c.depth, c.mode, c.scope_kind, c.bstart, c.block,
+    SELECT c.ref_id, c.file_id, c.scope_id, c.name, c.depth, c.mode, c.scope_kind, c.use_start, c.block,
         c.depth = 0 AND c.mode <> 'global' AND c.bindings_before > g.earlier AS after_bindings,
         CASE WHEN c.depth = 0 AND c.bindings_before > g.earlier THEN c.bindings_before - g.earlier
              ELSE g.total END AS candidates
@@ -358,7 +365,7 @@ strong AS (  -- the last binding before the use is the only one it reads (a stro
     JOIN binding_ranks k ON k.scope_id = r.scope_id AND k.name = r.name AND k.rank = r.candidates
     JOIN effective_bindings b ON b.binding_id = k.binding_id AND b.scope_id = k.scope_id
     LEFT ANTI JOIN declared d ON d.scope_id = r.scope_id AND d.name = r.name
-    WHERE r.after_bindings AND b.statement_end <= r.bstart AND b.block <> ''
+    WHERE r.after_bindings AND b.statement_end <= r.use_start AND b.block <> ''
         AND substr(r.block, 1, length(b.block)) = b.block AND strpos(substr(r.block, length(b.block) + 1), 'L') = 0
 ),
 chosen AS (
