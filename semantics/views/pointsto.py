@@ -25,7 +25,8 @@ Class attributes and methods are looked up along the class's C3 MRO (`class_ance
 small fixpoint), `super()` from the class after the method's own in the MRO of the instance's class.
 Instances: `made:<class>` holds an instance of the class once something makes one (a call of the
 class, `raise C`, or — for a class with a base outside the code base, which a framework may
-instantiate — from the start); a method's `self` is any made instance whose class's MRO has the
+instantiate, and for a class of a hierarchy the code base calls or raises nowhere by name, which a
+library's users make — from the start); a method's `self` is any made instance whose class's MRO has the
 method's class, and `except E as e` any made instance of E or of a subclass. A value node holds at most
 `VALUES_PER_NODE` abstract values: past that, further values are dropped (deterministically, and
 counted in the run record), so a variable that can hold very many values cannot make the analysis
@@ -216,6 +217,24 @@ def _mapped(sql: str, columns: str, *mapped: str) -> str:
 
 
 
+# Classes whose instances code outside the code base may make: those with a base outside it (a
+# framework's base class; not a builtin type, which makes no instance of a subclass it is not given),
+# and those of a hierarchy the code base makes no instance of anywhere by name (a library's classes,
+# which its users make): their methods are analysed as if some instance existed.
+_MADE_OUTSIDE = """WITH visibly_made AS (  -- called or raised by name: `C(...)`, `raise C`
+    SELECT target_id AS class_id FROM call_targets WHERE target_kind = 'CLASS'
+    UNION ALL
+    SELECT d.target_id FROM value_flows f JOIN denotes d ON d.ref_id = f.dst
+    WHERE f.kind = 'raise' AND d.target_kind = 'CLASS'
+),
+in_use AS (  -- a class made, and every class in its MRO
+    SELECT DISTINCT a.ancestor_id AS class_id FROM class_ancestors a JOIN visibly_made m ON m.class_id = a.class_id
+)
+SELECT a.class_id FROM class_ancestors a JOIN class_bases b ON b.class_id = a.ancestor_id
+WHERE b.target_kind = 'EXTERNAL' AND b.qualname NOT LIKE '<builtin>.%'
+UNION
+SELECT d.node_id FROM definitions d LEFT ANTI JOIN in_use u ON u.class_id = d.node_id WHERE d.def_kind = 'CLASS'"""
+
 # Before the rounds, the copy graph is made smaller without changing any answer (offline variable
 # substitution): a node whose only source is one static copy holds exactly what that source holds, so
 # it is replaced by its source's representative everywhere the rules read it (`pt_rep`), and a node no
@@ -285,11 +304,7 @@ WHERE f.mode = 'call' AND r.external IN ({_ITERABLE_BUILTINS})"""),
                                   "FROM value_flows f JOIN parameter_bindings p ON p.function_id = f.key "
                                   "AND p.position = 0 WHERE f.kind = 'super'", "call_id, class_id, self", "self")),
     Prepared("pt_raises", _mapped("SELECT dst AS node FROM value_flows WHERE kind = 'raise'", "node", "node")),
-    # Classes whose instances code outside the code base may make: those with a base outside it (a
-    # framework's base class; not a builtin type, which makes no instance of a subclass it is not given).
-    Prepared("pt_made_outside", "SELECT DISTINCT a.class_id FROM class_ancestors a "
-                                "JOIN class_bases b ON b.class_id = a.ancestor_id "
-                                "WHERE b.target_kind = 'EXTERNAL' AND b.qualname NOT LIKE '<builtin>.%'"),
+    Prepared("pt_made_outside", _MADE_OUTSIDE),
     Prepared("pt_modules", "SELECT node_id, qualname FROM definitions WHERE def_kind = 'MODULE'"),
     *(Prepared(f"pt_{name}", _mapped(f"SELECT {columns} FROM {name}", columns, "binding_id"))
       for name, columns in (("class_attributes", "class_id, name, binding_id"),
@@ -868,7 +883,7 @@ WHERE f.returns_param AND f.function_kind <> 'async_def' AND p.method_kind IN ('
         name="value_flow_fixpoint", columns=FIXPOINT_ROWS, recursive=True, fixpoint=POINTS_TO_PROGRAM,
         inputs=("value_flows", "definitions", "lambdas", "binding_denotes", "reference_edges", "import_targets",
                 "effective_bindings", "parameter_bindings", "class_attributes", "class_body_bindings",
-                "module_bindings", "identity_functions", "class_ancestors", "class_bases"),
+                "module_bindings", "identity_functions", "class_ancestors", "class_bases", "call_targets", "denotes"),
         sql=POINTS_TO_PROGRAM.text(),
         doc="the points-to fixpoint: what every value node can hold and what every call site calls",
     ),
