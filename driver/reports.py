@@ -19,7 +19,10 @@ if TYPE_CHECKING:  # `cpgflow callgraph` loads none of the planning machinery
     from semantics.ir import SemanticIR, ViewIR
 
 # Callers are the definitions that contain call sites (module-level code under the module's own
-# name) or define what a decorator decorates. A class instantiation is reported as the `__init__` it
+# name) or define what a decorator decorates; the special methods a `with` or `for` statement calls
+# start at the name or attribute use it calls them on when that is no call (a REFERENCE, which no
+# definition CONTAINS): its caller owns the innermost scope around it (a comprehension's scope is
+# owned by the definition it is in). A class instantiation is reported as the `__init__` it
 # runs when the code base defines one for it (its `calls.class_init` edge), and not at all otherwise.
 CALL_GRAPH_SQL = """
 WITH callees AS (
@@ -33,6 +36,15 @@ callers AS (
     SELECT d.src, p.qualname FROM cpg_edges d JOIN cpg_edges x ON x.kind = 'CONTAINS' AND x.dst = d.dst
     JOIN cpg_nodes p ON p.node_id = x.src
     WHERE d.kind = 'DECORATES' AND p.kind IN ('MODULE', 'CLASS', 'FUNCTION')
+    UNION ALL
+    SELECT call_id, qualname FROM (
+        SELECT r.node_id AS call_id, p.qualname,
+            row_number() OVER (PARTITION BY r.node_id ORDER BY s.bstart DESC, s.bend) AS nearest
+        FROM cpg_nodes r JOIN cpg_nodes s ON s.file_id = r.file_id AND s.kind = 'SCOPE'
+            AND s.bstart <= r.bstart AND s.bend >= r.bend
+        JOIN cpg_edges x ON x.kind = 'CONTAINS' AND x.dst = s.node_id JOIN cpg_nodes p ON p.node_id = x.src
+        WHERE r.kind = 'REFERENCE' AND r.node_id IN (SELECT call_id FROM callees)
+    ) WHERE nearest = 1
 )
 SELECT r.qualname AS caller, e.qualname AS callee
 FROM callers r JOIN callees e ON e.call_id = r.call_id

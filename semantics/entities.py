@@ -231,6 +231,10 @@ BINDING = _node(
         edge=EdgeDecl("BINDS", "row_to_target"),  # the def, class, parameter or import a name binds
     ),
     Column("value_call_id", "string", S.FOREIGN_ID, references=("call",)),
+    # the statement list it is made in (`FileWalker.enter_block`), and for a binding an assignment, def,
+    # class or import statement makes once it completes, that statement's end (a byte offset)
+    Column("block", "string", S.TEXT, nullable=False),
+    Column("statement_end", "int64", S.ORDINAL),
 )
 
 REFERENCE = _node(
@@ -242,6 +246,8 @@ REFERENCE = _node(
     Column("ref_kind", "string", S.KIND, nullable=False, prop=True),
     Column("ctx", "string", S.KIND, nullable=False, prop=True),
     Column("base_id", "string", S.FOREIGN_ID, references=("reference",)),
+    Column("block", "string", S.TEXT, nullable=False),  # the statement list it is in
+    Column("loop_end", "int64", S.ORDINAL),  # in a loop of its scope: where the outermost one's body ends
 )
 
 IMPORT = _node(

@@ -35,27 +35,8 @@ FIXTURES = Path(__file__).resolve().parent / "callgraph_fixtures"
 TRACER = Path(__file__).resolve().parent / "callgraph_trace.py"
 CASES = sorted(f"{path.parent.parent.name}/{path.parent.name}" for path in FIXTURES.glob("*/*/callgraph.json"))
 
-# Why cases do not match yet: flows the points-to analysis (semantics/views/pointsto.py) does not follow
-# yet, and where a call it finds nothing for falls back to name resolution alone.
-_FLOW = "a flow the points-to analysis does not follow yet: "
-_DECORATED = "a decorated name is resolved to the original function, not to what the decorator returned"
-
 # Cases whose `cpgflow callgraph` does not match yet, and why.
-PENDING: dict[str, str] = {
-    "negatives/rebound_noncallable": "the analysis is flow-insensitive: the value a name held before it was "
-        "rebound still reaches the call (strong updates in straight-line code are not done)",
-    "assignment/with_target": "`with` calls `__enter__`/`__exit__` from no call site of the CPG: no CALLS edge can "
-        "say it (the `as` target is followed)",
-    "attributes/super_diamond": _FLOW + "`super()` along the instance's MRO",
-    "calls/iterator_protocol": "a loop calls `__iter__`/`__next__` from no call site of the CPG: no CALLS edge can "
-        "say it (what `__next__` returns is followed)",
-    "decorators/decorator_class": _DECORATED,
-    "decorators/functools_wraps": _DECORATED,
-    "decorators/transparent": _FLOW + "a registry filled by a decorator",
-    "exceptions/except_subclass": _FLOW + "`except E as e` bound to the raised subclass",
-    "imports/star_all": "star imports are not followed",
-    "imports/star_no_all": "star imports are not followed",
-}
+PENDING: dict[str, str] = {}
 
 # Calls that happen when the program runs but that the convention leaves out, because the callee is
 # not knowable statically (DESIGN.md section 4: "where a value cannot be known ... there is no edge").

@@ -148,7 +148,7 @@ def test_each_validator_fires_on_its_fault() -> None:
     assert {code for code, _ in _issues(ir, good, no_md5)} == {"capabilities.missing_function"}
     flat = msgspec.structs.replace(CAPABLE, recursive_queries=False)
     assert _issues(ir, good, flat) == [("capabilities.no_recursive_queries",
-                                        "scope_chain, class_ancestors, value_flow_fixpoint")]
+                                        "scope_chain, star_bindings, class_ancestors, value_flow_fixpoint")]
     odd = msgspec.structs.replace(CAPABLE, tested_pair=False)
     assert _issues(ir, good, odd) == [("capabilities.untested_versions", "engine")]
     without = tuple(name for name in SOURCE_COLUMNS if name != "ex_bases")

@@ -132,8 +132,8 @@ c()
     assert (27, "m.a", 1.0, "calls.points_to") in calls  # keep returns its parameter: a is still a
     assert (28, "<builtin>.print", 1.0, "calls.points_to.external") in calls  # swap returns print: b is print
     assert not {edge for edge in calls if edge[0] == 28 and edge[1] == "m.b"}
-    # what functools.wraps(a) returns is not known: name resolution alone decides (wraps keeps c)
-    assert (29, "m.c", 1.0, "calls.name.definition") in calls
+    # what functools.wraps(a) returns hands back what it decorates: c is still c
+    assert (29, "m.c", 1.0, "calls.points_to") in calls
 
 
 def test_references_follow_python_scoping(built: Path) -> None:

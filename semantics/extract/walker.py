@@ -135,6 +135,10 @@ class FileWalker:
         self._generators: set[str] = set()
         self._attribute_bases: list[str] = []  # the value nodes of the base of the last attribute use
         self._literal: list[tuple[str | None, list[str]]] = []  # the last container literal's elements
+        self._block = ""  # the path of the statement list being walked (`enter_block`)
+        self._loop_end: int | None = None  # where the body of the outermost loop of the scope being walked ends
+        self._blocks = 0
+        self._statement: ast.stmt | None = None  # the statement being walked
 
     # -- ids and spans ---------------------------------------------------------------------------
 
@@ -229,9 +233,36 @@ class FileWalker:
     def bind(self, name: str, span: Span, kind: str, definition_id: str | None, scope: _Scope,
              value_call_id: str | None = None) -> str:
         binding_id = self.node_id(BINDING, span[0], span[1])
+        statement = self._statement
+        statement_end = self.span(statement)[1] if type(statement) in _DEFINITE.get(kind, ()) else None
         self.rows["binding"].append((binding_id, self.file_id, *span, name, scope.id, kind, definition_id,
-                                     value_call_id))
+                                     value_call_id, self._block, statement_end))
         return binding_id
+
+    def enter_block(self, loop: bool = False) -> str:
+        """Start a statement list of its own; returns the path to restore after it. A path is the
+        enclosing one then the block's number and `/`; `L` marks a loop's body (with a `while` test),
+        which runs again after its end."""
+        outer = self._block
+        self._blocks += 1
+        self._block = f"{outer}{self._blocks}{'L' if loop else ''}/"
+        return outer
+
+    def enter_loop(self, body: list[ast.stmt]) -> int | None:
+        """Start a loop's body (a `while` test with it); returns the loop end to restore after it. A
+        use in a loop can read what a binding after it in the loop makes in an earlier pass: its
+        reference row has the end of the outermost loop of its scope it is in (`loop_end`)."""
+        outer = self._loop_end
+        if outer is None:
+            self._loop_end = self.span(body[-1])[1]
+        return outer
+
+    def visit_block(self, body: list[ast.stmt]) -> None:
+        outer, statement = self.enter_block(), self._statement
+        for node in body:
+            self._statement = node
+            self.visit(node)
+        self._block, self._statement = outer, statement
 
     def nearest_function_scope(self) -> _Scope:
         for scope in reversed(self._scopes):
@@ -345,7 +376,7 @@ class FileWalker:
         self._definition_id = module_id
         self.push_scope(span, "module", self.module_leaf, self.module, module_id)
         self.docstring(tree.body, module_id)
-        self.visit_all(tree.body)
+        self.visit_block(tree.body)
         self._scopes.pop()
 
     def docstring(self, body: list[ast.stmt], owner_id: str) -> None:
@@ -358,8 +389,10 @@ class FileWalker:
     def in_definition(self, definition_id: str, qualname: str, body: Callable[[], None]) -> None:
         outer_id, outer_qualname = self._definition_id, self._definition_qualname
         self._definition_id, self._definition_qualname = definition_id, qualname
+        loop_end, self._loop_end = self._loop_end, None
         body()
         self._definition_id, self._definition_qualname = outer_id, outer_qualname
+        self._loop_end = loop_end
         self._scopes.pop()
 
     def decorators(self, decorators: list[ast.expr], target_id: str) -> list[tuple[str, list[str]]]:
@@ -457,7 +490,7 @@ class FileWalker:
                 self.flows("ret", function_id, self.expr(node.body))
             else:
                 self.docstring(node.body, function_id)
-                self.visit_all(node.body)
+                self.visit_block(node.body)
 
         self.in_definition(function_id, qualname, body)
         self._returns.pop()
@@ -505,7 +538,7 @@ class FileWalker:
 
         def body() -> None:
             self.docstring(node.body, class_id)
-            self.visit_all(node.body)
+            self.visit_block(node.body)
 
         self.in_definition(class_id, qualname, body)
 
@@ -516,10 +549,12 @@ class FileWalker:
         name = _COMPREHENSION_NAMES[type(node)]
         self.push_scope(self.span(node), "comprehension", name,
                         f"{self._definition_qualname}.{name}", self._definition_id)
+        loop_end, self._loop_end = self._loop_end, None
         for index, generator in enumerate(generators):
             if index:
                 iterated = self.expr(generator.iter)
-            self.visit_target(generator.target, "comprehension", self.loop_item(generator.target, iterated))
+            item = self.loop_item(generator.target, generator.iter, iterated, bool(generator.is_async))
+            self.visit_target(generator.target, "comprehension", item)
             self.visit_all(generator.ifs)
         container_id = self.value_id("CONTAINER", node)
         self.flow("alloc", container_id, key=_COMPREHENSION_TYPES[type(node)])
@@ -528,24 +563,34 @@ class FileWalker:
             self.flows("elem_store", container_id, self.expr(node.value))
         else:
             self.flows("elem_store", container_id, self.expr(node.elt))
+        self._loop_end = loop_end
         self._scopes.pop()
         return [container_id]
 
-    def loop_item(self, target: ast.expr, iterated: list[str]) -> list[str]:
+    def loop_item(self, target: ast.expr, iterable: ast.expr, iterated: list[str], is_async: bool) -> list[str]:
         """The value node of one element of what a loop iterates: an element of a container, or
         what `__next__` returns of what the iterated object's `__iter__` returns (the elements of
-        that, when it is a generator)."""
+        that, when it is a generator); `async for`, `__anext__` of `__aiter__`."""
         if not iterated:
             return []
         item = self.value_id("ITEM", target)
         self.flows("iter", item, iterated)
         iterator = self.value_id("ITERATOR", target)
-        self.flows("callee", iterator, iterated, "__iter__")
+        self.flows("callee", iterator, iterated, "__aiter__" if is_async else "__iter__")
         self.flow("iter", item, iterator)
         following = self.value_id("NEXT", target)
-        self.flow("callee", following, iterator, "__next__")
+        self.flow("callee", following, iterator, "__anext__" if is_async else "__next__")
         self.flow("assign", item, following)
+        self.protocol_site("for", iterable, iterated, iterator, following)
         return [item]
+
+    def protocol_site(self, statement: str, node: ast.expr, values: list[str], *sites: str) -> None:
+        """The special-method calls a `for` or `with` statement makes (their callee flows' sites,
+        value nodes) are CALLS edges from the CPG node of the expression they are made on — its name
+        or attribute use, or its call — when it is one (`site` flows, keyed by the statement)."""
+        if type(node) in _ANCHOR_TYPES:
+            for site in sites:
+                self.flow("site", site, values[0], statement)
 
     def reference(self, node: ast.Name | ast.Attribute) -> str:
         """Emit a REFERENCE row for a name or attribute use and return its id; an attribute's
@@ -562,7 +607,8 @@ class FileWalker:
         ref_id = self.node_id(REFERENCE, span[0], span[1])
         ctx_type = type(node.ctx)
         ctx = _CTX_NAMES[ctx_type]
-        self.rows["reference"].append((ref_id, self.file_id, *span, name, self.scope.id, ref_kind, ctx, base_id))
+        self.rows["reference"].append((ref_id, self.file_id, *span, name, self.scope.id, ref_kind, ctx, base_id,
+                                       self._block, self._loop_end))
         if ctx_type is ast.Load:
             for base in bases:
                 self.flow("attr_load", ref_id, base, name)
@@ -602,7 +648,7 @@ class FileWalker:
         callee_ref_id = callees[0] if type(func) in _REFERENCE_TYPES else None
         self.flows("callee", call_id, callees)
         if callee == "super" and not node.args and self._definition_id in self._method_class:
-            self.flow("super", call_id, self._method_class[self._definition_id])
+            self.flow("super", call_id, self._method_class[self._definition_id], key=self._definition_id)
         name = callee.rpartition(".")[2] if callee else None
         self.rows["call"].append((call_id, self.file_id, *span, name, self._definition_id, self.scope.id,
                                   callee, callee_ref_id, len(node.args) + len(node.keywords)))
@@ -685,6 +731,7 @@ class FileWalker:
             self.rows["declaration"].append((self.file_id, self.scope.id, name, kind))
 
     def except_handler(self, node: ast.ExceptHandler) -> None:
+        outer = self.enter_block()  # the handler runs, or not, as a whole
         classes: list[str] = []
         if type(node.type) is ast.Tuple:
             for element in node.type.elts:
@@ -696,7 +743,8 @@ class FileWalker:
             limit = self.span(node.body[0])[0] if node.body else self.span(node)[1]
             name_span = self.name_span_search(start, limit, _AS_NAME, last=False) or self.span(node)
             self.flows("instance", self.bind(node.name, name_span, "except", None, self.scope), classes)
-        self.visit_all(node.body)
+        self.visit_block(node.body)
+        self._block = outer
 
     def match_capture(self, node: ast.MatchAs | ast.MatchStar | ast.MatchMapping) -> None:
         for child in _children(node):
@@ -715,6 +763,13 @@ class FileWalker:
 _ENTITIES = (MODULE, CLASS, FUNCTION, PARAMETER, SCOPE, BINDING, REFERENCE, IMPORT, CALL, ARGUMENT,
              DOCSTRING, DECORATOR, BASE, DECLARATION, FLOW)
 _REFERENCE_TYPES = (ast.Name, ast.Attribute)
+_ANCHOR_TYPES = (ast.Name, ast.Attribute, ast.Call)  # expressions whose value node is a CPG node
+# The bindings a statement makes as a whole, once it completes (no loop, no condition inside it): for
+# these a binding row has the statement's end.
+_DEFINITE: dict[str, tuple[type, ...]] = {
+    "assign": (ast.Assign,), "def": (ast.FunctionDef, ast.AsyncFunctionDef), "class": (ast.ClassDef,),
+    "import": (ast.Import, ast.ImportFrom),
+}
 _CTX_NAMES = {ast.Load: "load", ast.Store: "store", ast.Del: "del"}
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
@@ -735,27 +790,92 @@ def _children(node: ast.AST) -> list[ast.AST]:
 
 
 def _with_targets(walker: FileWalker, node: ast.With | ast.AsyncWith) -> None:
+    enter, exit_ = ("__aenter__", "__aexit__") if type(node) is ast.AsyncWith else ("__enter__", "__exit__")
     for item in node.items:
         values = walker.expr(item.context_expr)
-        if item.optional_vars is not None and values:  # `as` binds what the manager's __enter__ returns
-            entered = walker.value_id("ENTER", item.context_expr)
-            walker.flows("callee", entered, values, "__enter__")
+        if not values:
+            if item.optional_vars is not None:
+                walker.visit_target(item.optional_vars, "with")
+            continue
+        entered = walker.value_id("ENTER", item.context_expr)
+        walker.flows("callee", entered, values, enter)
+        exited = walker.value_id("EXIT", item.context_expr)
+        walker.flows("callee", exited, values, exit_)
+        walker.protocol_site("with", item.context_expr, values, entered, exited)
+        if item.optional_vars is not None:  # `as` binds what the manager's __enter__ returns
             walker.flows("iter", entered, values)  # a generator under @contextmanager: what it yields
             walker.visit_target(item.optional_vars, "with", [entered])
-        elif item.optional_vars is not None:
-            walker.visit_target(item.optional_vars, "with")
-    walker.visit_all(node.body)
+    walker.visit_block(node.body)
+
+
+def _raise(walker: FileWalker, node: ast.Raise) -> None:
+    """`raise X`: what X holds is raised (a class raised is instantiated)."""
+    if node.exc is not None:
+        for value in walker.expr(node.exc):
+            walker.flow("raise", value)
+    if node.cause is not None:
+        walker.visit(node.cause)
 
 
 def _for_loop(walker: FileWalker, node: ast.For | ast.AsyncFor) -> None:
     iterated = walker.expr(node.iter)
-    walker.visit_target(node.target, "for", walker.loop_item(node.target, iterated))
-    walker.visit_all(node.body)
-    walker.visit_all(node.orelse)
+    outer, loop_end = walker.enter_block(loop=True), walker.enter_loop(node.body)
+    item = walker.loop_item(node.target, node.iter, iterated, type(node) is ast.AsyncFor)
+    walker.visit_target(node.target, "for", item)
+    walker.visit_block(node.body)
+    walker._block, walker._loop_end = outer, loop_end
+    walker.visit_block(node.orelse)
+
+
+def _while_loop(walker: FileWalker, node: ast.While) -> None:
+    # the test runs again after each pass of the body
+    outer, loop_end = walker.enter_block(loop=True), walker.enter_loop(node.body)
+    walker.visit(node.test)
+    walker.visit_block(node.body)
+    walker._block, walker._loop_end = outer, loop_end
+    walker.visit_block(node.orelse)
+
+
+def _if(walker: FileWalker, node: ast.If) -> None:
+    walker.visit(node.test)
+    walker.visit_block(node.body)
+    walker.visit_block(node.orelse)
+
+
+def _try(walker: FileWalker, node: ast.Try | ast.TryStar) -> None:
+    walker.visit_block(node.body)
+    walker.visit_all(node.handlers)
+    walker.visit_block(node.orelse)
+    walker.visit_block(node.finalbody)
+
+
+def _match_case(walker: FileWalker, node: ast.match_case) -> None:
+    outer = walker.enter_block()
+    walker.visit(node.pattern)
+    if node.guard is not None:
+        walker.visit(node.guard)
+    walker.visit_block(node.body)
+    walker._block = outer
+
+
+def _exports(walker: FileWalker, target: ast.expr, value: ast.expr | None) -> None:
+    """`__all__ = [...]` (also `+=` and annotated) at module level: the names a star import of the
+    module binds. An `all` flow says the module declares them (key `literal`; `computed` when the value
+    is no list or tuple of strings, so that what a star import binds is not known), an `export` flow
+    names one."""
+    if type(target) is not ast.Name or target.id != "__all__" or walker.scope.kind != "module":
+        return
+    literal = type(value) in (ast.List, ast.Tuple) and all(
+        type(item) is ast.Constant and type(item.value) is str for item in value.elts)  # type: ignore[union-attr]
+    walker.flow("all", walker._definition_id, key="literal" if literal else "computed")
+    for item in value.elts if literal else ():  # type: ignore[union-attr]
+        walker.flow("export", walker._definition_id, key=item.value)  # type: ignore[attr-defined]
 
 
 def _assign(walker: FileWalker, node: ast.Assign) -> None:
     value = node.value
+    for target in node.targets:
+        _exports(walker, target, value)
     values = walker.expr(value)
     value_call = values[0] if type(value) is ast.Call else None
     for target in node.targets:
@@ -765,11 +885,14 @@ def _assign(walker: FileWalker, node: ast.Assign) -> None:
 
 
 def _aug_assign(walker: FileWalker, node: ast.AugAssign) -> None:
+    _exports(walker, node.target, node.value)
     walker.visit_target(node.target, "augassign", walker.expr(node.value))
 
 
 def _ann_assign(walker: FileWalker, node: ast.AnnAssign) -> None:
     walker.visit(node.annotation)
+    if node.value is not None:
+        _exports(walker, node.target, node.value)
     values = walker.expr(node.value) if node.value is not None else []
     walker.visit_target(node.target, "annassign", values)
 
@@ -991,6 +1114,12 @@ _DISPATCH: dict[type, Callable[[FileWalker, ast.AST], None]] = {
     ast.With: _with_targets,
     ast.AsyncWith: _with_targets,
     ast.For: _for_loop,
+    ast.While: _while_loop,
+    ast.If: _if,
+    ast.Try: _try,
+    ast.TryStar: _try,
+    ast.match_case: _match_case,
+    ast.Raise: _raise,
     ast.AsyncFor: _for_loop,
     ast.Assign: _assign,
     ast.AugAssign: _aug_assign,

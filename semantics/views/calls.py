@@ -295,7 +295,7 @@ GROUP BY d.target_id""",
     DeriveSpec(
         name="call_edges", columns=RESOLVED_EDGE,
         inputs=("call_targets", "decorator_factors", "method_lookup", "pt_call_targets"),
-        sql="""WITH resolved AS (SELECT DISTINCT call_id FROM pt_call_targets),
+        sql="""WITH resolved AS (SELECT DISTINCT call_id FROM pt_call_targets WHERE mode NOT IN ('with', 'for')),
 legacy AS (
     SELECT t.* FROM call_targets t LEFT JOIN resolved r ON r.call_id = t.call_id WHERE r.call_id IS NULL
 )

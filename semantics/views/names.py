@@ -6,11 +6,15 @@ where the name is bound or declared `global`. `global` sends the search to the m
 `nonlocal` makes a scope skip its own binding. Bindings made under a `global`/`nonlocal`
 declaration belong to the scope the declaration names. Names bound nowhere fall back to builtins.
 
-When the resolving scope binds the name more than once, the use's candidates are the bindings
-before it in the same scope if any, else all; it gets an edge to each, with confidence
-1/candidates — to at most the `MAX_CANDIDATES` nearest of them (the last before it, else the last in
-the scope), so a name rebound n times in one scope costs O(n) edges, not O(n²). Candidates are
-found by rank, not by pairing every use with every binding of its name.
+When the resolving scope binds the name more than once, the use's candidates are the bindings before
+it in the same scope if any (in a loop: before the end of the outermost loop around it, whose next
+pass brings the bindings after it back) — only the last of them when it surely replaced the others
+(an assignment, def, class or import statement that ended before the use, in its statement list or
+one enclosing it, no loop in between, the name bound from no other scope) —, else all; it gets an
+edge to each, with confidence 1/candidates — to at most the `MAX_CANDIDATES` nearest of them (the
+last before it, else the last in the scope), so a name rebound n times in one scope costs O(n)
+edges, not O(n²). Candidates are found by rank, not by pairing every use with every binding of its
+name.
 """
 
 from __future__ import annotations
@@ -35,6 +39,49 @@ binding_groups AS (
 # (edges, slot) for every number of edges a use can get: an equi-join gives a use its slots
 _SLOTS = ", ".join(f"({edges}, {slot})" for edges in range(1, MAX_CANDIDATES + 1) for slot in range(edges))
 
+STAR_DEPTH = 4  # star imports of star imports followed: `from a import *` where a does `from b import *`
+# `from m import *` binds, at the import, each module-level name of m that m exports: the names of its
+# literal `__all__` when it has one (`all`/`export` flows), none when its `__all__` is computed, else
+# every name not starting with `_`. The binding is m's own (its id), so a use reads what m binds.
+_STAR_IMPORTS_SQL = """WITH stars AS (
+    SELECT i.id AS import_id, i.file_id, i.scope_id, i.bstart, m.id AS module_id, s.id AS source_scope
+    FROM ex_imports i JOIN ex_modules m ON m.qualname = substr(i.qualname, 1, length(i.qualname) - 2)
+    JOIN ex_scopes s ON s.owner_id = m.id AND s.scope_kind = 'module'
+    WHERE i.name = '*'
+),
+declared AS (
+    SELECT dst AS module_id, max(CASE WHEN key = 'computed' THEN 1 ELSE 0 END) AS computed
+    FROM ex_flows WHERE kind = 'all' GROUP BY dst
+),
+exported AS (SELECT DISTINCT dst AS module_id, key AS name FROM ex_flows WHERE kind = 'export')
+SELECT s.import_id, s.file_id, s.scope_id, s.bstart, s.source_scope, d.computed IS NOT NULL AS declared,
+    coalesce(d.computed = 1, false) AS computed, e.name AS listed
+FROM stars s LEFT JOIN declared d ON d.module_id = s.module_id LEFT JOIN exported e ON e.module_id = s.module_id"""
+_EXPORTED = ("((NOT v.declared AND substr(b.name, 1, 1) <> '_') "
+             "OR (v.declared AND NOT v.computed AND v.listed = b.name))")
+_STAR_BINDINGS_SQL = f"""WITH RECURSIVE bound(binding_id, file_id, scope_id, name, bstart, definition_id, depth) AS (
+    SELECT b.binding_id, v.file_id, v.scope_id, b.name, v.bstart, v.import_id, 1
+    FROM star_imports v JOIN own_bindings b ON b.scope_id = v.source_scope WHERE {_EXPORTED}
+    UNION ALL
+    SELECT b.binding_id, v.file_id, v.scope_id, b.name, v.bstart, v.import_id, b.depth + 1
+    FROM star_imports v JOIN bound b ON b.scope_id = v.source_scope WHERE b.depth < {STAR_DEPTH} AND {_EXPORTED}
+)
+SELECT DISTINCT binding_id, file_id, scope_id, name, CAST(bstart AS BIGINT) AS bstart, 'star' AS binding_kind,
+    definition_id, CAST(NULL AS VARCHAR) AS value_call_id, '' AS block, CAST(NULL AS BIGINT) AS statement_end,
+    false AS declared
+FROM bound"""
+
+STAR_IMPORTS = (
+    col("import_id", "string", S.ENTITY_ID, False),
+    col("file_id", "string", S.FILE_ID, False),
+    col("scope_id", "string", S.SCOPE_ID, False),  # where the import binds
+    col("bstart", "int64", S.SPAN_START, False),
+    col("source_scope", "string", S.FOREIGN_ID, False, ("scope",)),  # the module scope of the module it names
+    col("declared", "bool", S.FLAG, False),  # that module assigns `__all__`
+    col("computed", "bool", S.FLAG, False),  # ... not as a literal list or tuple of strings
+    col("listed", "string", S.NAME),  # a name its literal `__all__` lists (one row each)
+)
+
 MODULE_SCOPES = (col("scope_id", "string", S.SCOPE_ID, False), col("file_id", "string", S.FILE_ID, False))
 
 SCOPE_PARENTS = (
@@ -55,6 +102,8 @@ NAME_USES = (
     col("scope_id", "string", S.SCOPE_ID, False),
     col("name", "string", S.NAME, False),
     col("bstart", "int64", S.SPAN_START, False),
+    col("block", "string", S.TEXT, False),
+    col("position", "int64", S.ORDINAL, False),  # where its bindings are counted from: its loop's end, if any
 )
 
 NAME_KEYS = (
@@ -91,6 +140,8 @@ RESOLVED_USES = (
     col("file_id", "string", S.FILE_ID, False),
     col("name", "string", S.NAME, False),
     col("bstart", "int64", S.SPAN_START, False),
+    col("block", "string", S.TEXT, False),
+    col("position", "int64", S.ORDINAL, False),
     col("scope_id", "string", S.SCOPE_ID, False),  # the scope the use resolves in
     col("depth", "int64", S.ORDINAL, False),
     col("mode", "string", S.KIND, False),
@@ -106,6 +157,9 @@ EFFECTIVE_BINDINGS = (
     col("binding_kind", "string", S.KIND, False),
     col("definition_id", "string", S.FOREIGN_ID),
     col("value_call_id", "string", S.FOREIGN_ID, references=("call",)),
+    col("block", "string", S.TEXT, False),  # the statement list it is made in ('' for a star import's)
+    col("statement_end", "int64", S.ORDINAL),  # where the statement that makes it definitely ends
+    col("declared", "bool", S.FLAG, False),  # made under a `global` or `nonlocal` declaration
 )
 
 BINDING_RANKS = (
@@ -170,7 +224,8 @@ WHERE c.depth = 0 OR a.scope_kind <> 'class'""",
     ),
     DeriveSpec(
         name="name_uses", columns=NAME_USES, inputs=("ex_references",),
-        sql="SELECT id AS ref_id, file_id, scope_id, name, bstart FROM ex_references WHERE ref_kind = 'name'",
+        sql="SELECT id AS ref_id, file_id, scope_id, name, bstart, block, coalesce(loop_end, bstart) AS position "
+            "FROM ex_references WHERE ref_kind = 'name'",
         doc="every use of a bare name (reads and deletions)",
     ),
     DeriveSpec(
@@ -184,10 +239,12 @@ WHERE c.depth = 0 OR a.scope_kind <> 'class'""",
         doc="every scope a used name may resolve in (its scope's chain)",
     ),
     DeriveSpec(
-        name="name_presence", columns=NAME_PRESENCE, inputs=("ex_bindings", "ex_declarations"),
+        name="name_presence", columns=NAME_PRESENCE, inputs=("ex_bindings", "ex_declarations", "star_bindings"),
         sql="""SELECT DISTINCT b.scope_id, b.name, 'bound' AS mode FROM ex_bindings b
 LEFT JOIN ex_declarations d ON d.scope_id = b.scope_id AND d.name = b.name
 WHERE d.name IS NULL
+UNION
+SELECT DISTINCT scope_id, name, 'bound' FROM star_bindings
 UNION
 SELECT DISTINCT scope_id, name, 'global' AS mode FROM ex_declarations WHERE decl_kind = 'global'""",
         doc="the names each scope binds itself, or declares global (nonlocal names are not the scope's own)",
@@ -216,12 +273,13 @@ FROM chosen c JOIN scope_parents p ON p.scope_id = c.resolved""",
     ),
     RelateSpec(
         name="resolved_uses", columns=RESOLVED_USES, left="name_uses", right="name_resolution", relation="in_scope",
-        select="l.ref_id, l.file_id, l.name, l.bstart, r.resolved_scope_id AS scope_id, r.depth, r.mode, "
+        select="l.ref_id, l.file_id, l.name, l.bstart, l.block, l.position, r.resolved_scope_id AS scope_id, "
+               "r.depth, r.mode, "
                "r.scope_kind",
         doc="every name use with the scope it resolves in",
     ),
     DeriveSpec(
-        name="effective_bindings", columns=EFFECTIVE_BINDINGS,
+        name="own_bindings", columns=EFFECTIVE_BINDINGS,
         inputs=("ex_bindings", "ex_declarations", "scope_chain", "module_scopes"),
         sql="""WITH b AS (
     SELECT b.*, d.decl_kind FROM ex_bindings b
@@ -238,10 +296,28 @@ SELECT b.id AS binding_id, b.file_id,
     CASE WHEN b.decl_kind = 'global' THEN m.scope_id
          WHEN b.decl_kind = 'nonlocal' THEN coalesce(n.target, b.scope_id)
          ELSE b.scope_id END AS scope_id,
-    b.name, b.bstart, b.binding_kind, b.definition_id, b.value_call_id
+    b.name, b.bstart, b.binding_kind, b.definition_id, b.value_call_id, b.block, b.statement_end,
+    b.decl_kind IS NOT NULL AS declared
 FROM b JOIN module_scopes m ON m.file_id = b.file_id
 LEFT JOIN nonlocal_target n ON n.id = b.id AND n.rn = 1""",
-        doc="every binding with the scope it really binds in (global/nonlocal declarations applied)",
+        doc="every binding the code makes, with the scope it really binds in (global/nonlocal declarations "
+            "applied)",
+    ),
+    DeriveSpec(
+        name="star_imports", columns=STAR_IMPORTS, inputs=("ex_imports", "ex_modules", "ex_scopes", "ex_flows"),
+        sql=_STAR_IMPORTS_SQL,
+        doc="each star import of a module of the code base, with that module's scope and what its `__all__` lists",
+    ),
+    DeriveSpec(
+        name="star_bindings", columns=EFFECTIVE_BINDINGS, inputs=("star_imports", "own_bindings"), recursive=True,
+        sql=_STAR_BINDINGS_SQL,
+        doc="the names a star import binds: the module-level bindings of the module it names that the module "
+            "exports (binding ids of that module, placed at the import)",
+    ),
+    DeriveSpec(
+        name="effective_bindings", columns=EFFECTIVE_BINDINGS, inputs=("own_bindings", "star_bindings"),
+        sql="SELECT * FROM own_bindings UNION ALL SELECT * FROM star_bindings",
+        doc="every binding with the scope it really binds in, star imports included",
     ),
     DeriveSpec(
         name="binding_ranks", columns=BINDING_RANKS, inputs=("effective_bindings",),
@@ -255,13 +331,20 @@ SELECT o.binding_id, o.scope_id, o.name, CAST(o.position - g.earlier AS BIGINT) 
 FROM ordered o JOIN binding_groups g ON g.scope_id = o.scope_id AND g.name = o.name""",
         doc="each binding's rank among the bindings of its name in its scope, in source order",
     ),
+    # A strong update: the last binding before a use in its own scope is the only one it reads when that
+    # binding's statement (an assignment, def, class or import: it binds once it completes) ended before
+    # the use, in the use's statement list or one enclosing it, with no loop between the two (a loop's
+    # next pass could bring a later binding back), and no binding of the name is made from another scope
+    # (`global`, `nonlocal`: a call in between could run it).
     DeriveSpec(
-        name="use_slots", columns=USE_SLOTS, inputs=("resolved_uses", "effective_bindings"),
+        name="use_slots", columns=USE_SLOTS, inputs=("resolved_uses", "effective_bindings", "binding_ranks"),
         sql="""WITH """ + _BINDING_GROUPS + """,
 events AS (
-    SELECT scope_id, name, bstart, 0 AS is_binding, ref_id, file_id, depth, mode, scope_kind FROM resolved_uses
+    SELECT scope_id, name, position AS bstart, 0 AS is_binding, ref_id, file_id, depth, mode, scope_kind, block,
+        bstart AS use_start
+    FROM resolved_uses
     UNION ALL
-    SELECT scope_id, name, bstart, 1, NULL, NULL, NULL, NULL, NULL FROM effective_bindings
+    SELECT scope_id, name, bstart, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM effective_bindings
 ),
 counted AS (
     SELECT *, sum(is_binding) OVER (ORDER BY scope_id, name, bstart, is_binding
@@ -269,19 +352,34 @@ counted AS (
     FROM events
 ),
 reach AS (
-    SELECT c.ref_id, c.file_id, c.scope_id, c.name, c.depth, c.mode, c.scope_kind,
+    SELECT c.ref_id, c.file_id, c.scope_id, c.name, c.depth, c.mode, c.scope_kind, c.use_start, c.block,
+        c.depth = 0 AND c.mode <> 'global' AND c.bindings_before > g.earlier AS after_bindings,
         CASE WHEN c.depth = 0 AND c.bindings_before > g.earlier THEN c.bindings_before - g.earlier
              ELSE g.total END AS candidates
     FROM counted c JOIN binding_groups g ON g.scope_id = c.scope_id AND g.name = c.name
     WHERE c.is_binding = 0
+),
+declared AS (SELECT DISTINCT scope_id, name FROM effective_bindings WHERE declared),
+strong AS (  -- the last binding before the use is the only one it reads (a strong update)
+    SELECT r.ref_id FROM reach r
+    JOIN binding_ranks k ON k.scope_id = r.scope_id AND k.name = r.name AND k.rank = r.candidates
+    JOIN effective_bindings b ON b.binding_id = k.binding_id AND b.scope_id = k.scope_id
+    LEFT ANTI JOIN declared d ON d.scope_id = r.scope_id AND d.name = r.name
+    WHERE r.after_bindings AND b.statement_end <= r.use_start AND b.block <> ''
+        AND substr(r.block, 1, length(b.block)) = b.block AND strpos(substr(r.block, length(b.block) + 1), 'L') = 0
+),
+chosen AS (
+    SELECT r.*, CASE WHEN s.ref_id IS NULL THEN r.candidates ELSE 1 END AS edges
+    FROM reach r LEFT JOIN strong s ON s.ref_id = r.ref_id
 )
-SELECT r.ref_id, r.file_id, r.scope_id, r.name, r.depth, r.mode, r.scope_kind, r.candidates,
+SELECT r.ref_id, r.file_id, r.scope_id, r.name, r.depth, r.mode, r.scope_kind, r.edges AS candidates,
     r.candidates - s.column2 AS rank
-FROM reach r JOIN (VALUES """ + _SLOTS + """) s
-    ON s.column1 = CASE WHEN r.candidates < """ + str(MAX_CANDIDATES) + """ THEN r.candidates
+FROM chosen r JOIN (VALUES """ + _SLOTS + """) s
+    ON s.column1 = CASE WHEN r.edges < """ + str(MAX_CANDIDATES) + """ THEN r.edges
                         ELSE """ + str(MAX_CANDIDATES) + """ END""",
-        doc="for every name use, the ranks of the bindings it gets an edge to: the nearest of those before "
-            "it in its own scope, else of all in the scope it resolves in",
+        doc="for every name use, the ranks of the bindings it gets an edge to: the last before it when that "
+            "one surely replaced the others (a strong update), else the nearest of those before it in its own "
+            "scope, else of all in the scope it resolves in",
     ),
     RelateSpec(
         name="reference_candidates", columns=REFERENCE_CANDIDATES, left="use_slots",

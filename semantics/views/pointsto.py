@@ -8,7 +8,8 @@ the code base (`EXTERNAL`, by qualified name: `os.path.join`, `<builtin>.len`, `
 containers (`CONTAINER`: a literal, a comprehension, a generator's results, the tuple and dict a
 function's `*args` and `**kwargs` hold (`pack:<parameter binding>`), a new object a builtin makes
 (`new:<type>:<call>`; one `new:Str:` for every string)) and `super()` objects
-(`SUPER`, the class whose method calls it). A value may carry a receiver: a method read through an
+(`SUPER`, the class whose method calls it, with the class of the instance it is called on as
+receiver). A value may carry a receiver: a method read through an
 instance is bound to it (`recv`, the instance's class id), which shifts the call's arguments by one
 and binds the method's first parameter.
 
@@ -21,7 +22,12 @@ Field and element nodes are named by the object they belong to: `fld:<kind>:<obj
 `elm:<container>[<key>]` (`[*]` every element, `[?]` stored under a key not known at extraction).
 
 Class attributes and methods are looked up along the class's C3 MRO (`class_ancestors`, itself a
-small fixpoint), `super()` from the class after the method's own. A value node holds at most
+small fixpoint), `super()` from the class after the method's own in the MRO of the instance's class.
+Instances: `made:<class>` holds an instance of the class once something makes one (a call of the
+class, `raise C`, or — for a class with a base outside the code base, which a framework may
+instantiate, and for a class of a hierarchy the code base calls or raises nowhere by name, which a
+library's users make — from the start); a method's `self` is any made instance whose class's MRO has the
+method's class, and `except E as e` any made instance of E or of a subclass. A value node holds at most
 `VALUES_PER_NODE` abstract values: past that, further values are dropped (deterministically, and
 counted in the run record), so a variable that can hold very many values cannot make the analysis
 quadratic; a full node takes no more values in the propagation (`full_pts`).
@@ -140,10 +146,12 @@ RESULT_TYPES: dict[str, str] = {
     **{f"<**PyStr**>.{name}": "List" for name in ("split", "rsplit", "splitlines")},
     **{f"<**Py{kind}**>.copy": kind for kind in ("List", "Dict", "Set")},
 }
-# The special methods a statement calls (a `with` item's `__enter__`, a loop's `__iter__` and
-# `__next__`): their callee flows name the method (the mode), and their sites are the value nodes of
-# what they return, which are no call sites of the CPG (no CALLS edge).
-PROTOCOL_METHODS = ("__enter__", "__iter__", "__next__")
+# The special methods a statement calls (a `with` item's `__enter__` and `__exit__`, a loop's `__iter__`
+# and `__next__`, and their `async` forms): their callee flows name the method (the mode), and their
+# sites are value nodes (of what they return), no call sites of the CPG: their CALLS edges start at the
+# CPG node of the expression the statement calls them on (`site` flows: `pt_call_targets`).
+PROTOCOL_METHODS = ("__enter__", "__exit__", "__iter__", "__next__", "__aenter__", "__aexit__", "__aiter__",
+                    "__anext__")
 ELEMENT_BUILTINS = ("list", "tuple", "set", "frozenset", "sorted", "reversed", "iter")
 STR_LISTS = ("split", "rsplit", "splitlines")  # their elements are strings
 SLICE_ELEMENTS = 16  # a slice `c[a:b]` holds c's elements a .. min(b, a + this) by index
@@ -161,6 +169,9 @@ _STATIC_EDGES = " UNION ALL ".join((
     "SELECT dst AS src, src AS dst FROM reference_edges WHERE kind = 'REFERENCES' AND dst IS NOT NULL",
     "SELECT t.target_id AS src, b.binding_id AS dst FROM import_targets t JOIN effective_bindings b "
     "ON b.definition_id = t.import_id AND b.binding_kind = 'import' WHERE t.target_kind = 'BINDING'",
+    # `self` of a method of class K: an instance of any class whose MRO has K, that is made somewhere
+    "SELECT concat('made:', a.class_id) AS src, d.binding_id AS dst FROM binding_denotes d "
+    "JOIN class_ancestors a ON a.ancestor_id = d.target_id WHERE d.resolver = 'name.receiver.instance'",
 ))
 
 # Nodes that gain values otherwise than by a static copy: seeded ones, and the targets of the rules
@@ -172,6 +183,7 @@ JOIN (SELECT DISTINCT key FROM value_flows WHERE kind = 'attr_store') s
 
 _FIXED_NODES = " UNION ALL ".join((
     "SELECT node_id AS node FROM definitions WHERE def_kind IN ('FUNCTION', 'CLASS')",
+    "SELECT concat('made:', node_id) FROM definitions WHERE def_kind = 'CLASS'",
     "SELECT node_id FROM lambdas",
     "SELECT binding_id FROM pt_stored_globals",
     "SELECT binding_id FROM binding_denotes",
@@ -187,7 +199,10 @@ _READ_NODES = " UNION ALL ".join((
     "SELECT src FROM value_flows WHERE kind IN ('callee', 'arg', 'attr_load', 'attr_store', 'elem_load', "
     "'elem_store', 'iter', 'instance', 'slice')",
     "SELECT dst FROM value_flows WHERE kind IN ('attr_store', 'elem_store')",
-    "SELECT binding_id FROM class_attributes UNION ALL SELECT binding_id FROM super_attributes",
+    "SELECT binding_id FROM class_attributes UNION ALL SELECT binding_id FROM class_body_bindings",
+    "SELECT dst FROM value_flows WHERE kind = 'raise'",
+    "SELECT p.binding_id FROM value_flows f JOIN parameter_bindings p ON p.function_id = f.key AND p.position = 0 "
+    "WHERE f.kind = 'super'",
     "SELECT binding_id FROM module_bindings",
 ))
 
@@ -201,6 +216,24 @@ def _mapped(sql: str, columns: str, *mapped: str) -> str:
     return f"SELECT {kept} FROM ({sql}) x {joins}"
 
 
+
+# Classes whose instances code outside the code base may make: those with a base outside it (a
+# framework's base class; not a builtin type, which makes no instance of a subclass it is not given),
+# and those of a hierarchy the code base makes no instance of anywhere by name (a library's classes,
+# which its users make): their methods are analysed as if some instance existed.
+_MADE_OUTSIDE = """WITH visibly_made AS (  -- called or raised by name: `C(...)`, `raise C`
+    SELECT target_id AS class_id FROM call_targets WHERE target_kind = 'CLASS'
+    UNION ALL
+    SELECT d.target_id FROM value_flows f JOIN denotes d ON d.ref_id = f.dst
+    WHERE f.kind = 'raise' AND d.target_kind = 'CLASS'
+),
+in_use AS (  -- a class made, and every class in its MRO
+    SELECT DISTINCT a.ancestor_id AS class_id FROM class_ancestors a JOIN visibly_made m ON m.class_id = a.class_id
+)
+SELECT a.class_id FROM class_ancestors a JOIN class_bases b ON b.class_id = a.ancestor_id
+WHERE b.target_kind = 'EXTERNAL' AND b.qualname NOT LIKE '<builtin>.%'
+UNION
+SELECT d.node_id FROM definitions d LEFT ANTI JOIN in_use u ON u.class_id = d.node_id WHERE d.def_kind = 'CLASS'"""
 
 # Before the rounds, the copy graph is made smaller without changing any answer (offline variable
 # substitution): a node whose only source is one static copy holds exactly what that source holds, so
@@ -266,10 +299,16 @@ WHERE f.mode = 'call' AND r.external IN ({_ITERABLE_BUILTINS})"""),
         f"('{name}', '{kind}')" for name, kind in RESULT_TYPES.items()) + ")"),
     Prepared("pt_container_types", "SELECT obj, pytype FROM pt_allocs WHERE pytype IS NOT NULL "
                                    "UNION ALL SELECT obj, pytype FROM pt_packs"),
+    # `super()` in a method: its class, and the method's first parameter (whose class's MRO it follows)
+    Prepared("pt_supers", _mapped("SELECT f.dst AS call_id, f.src AS class_id, p.binding_id AS self "
+                                  "FROM value_flows f JOIN parameter_bindings p ON p.function_id = f.key "
+                                  "AND p.position = 0 WHERE f.kind = 'super'", "call_id, class_id, self", "self")),
+    Prepared("pt_raises", _mapped("SELECT dst AS node FROM value_flows WHERE kind = 'raise'", "node", "node")),
+    Prepared("pt_made_outside", _MADE_OUTSIDE),
     Prepared("pt_modules", "SELECT node_id, qualname FROM definitions WHERE def_kind = 'MODULE'"),
     *(Prepared(f"pt_{name}", _mapped(f"SELECT {columns} FROM {name}", columns, "binding_id"))
       for name, columns in (("class_attributes", "class_id, name, binding_id"),
-                            ("super_attributes", "class_id, name, binding_id"),
+                            ("class_body_bindings", "class_id, name, binding_id"),
                             ("module_bindings", "qualname, binding_id"))),
 )
 
@@ -281,7 +320,7 @@ _SEEDS = (
     Rule("packs", "pts", "SELECT binding_id AS node, 'CONTAINER' AS kind, obj, NULL AS recv FROM pt_packs"),
     Rule("imports_and_receivers", "pts",
          "SELECT binding_id AS node, target_kind AS kind, coalesce(target_id, qualname) AS obj, NULL AS recv "
-         "FROM binding_denotes WHERE (resolver LIKE 'name.imports%' OR resolver LIKE 'name.receiver%') "
+         "FROM binding_denotes WHERE (resolver LIKE 'name.imports%' OR resolver = 'name.receiver.class') "
          "AND target_kind <> 'BINDING'"),  # an imported variable: its values flow (pt_static_all)
     Rule("builtins", "pts", "SELECT src AS node, 'EXTERNAL' AS kind, external AS obj, NULL AS recv "
                             "FROM reference_edges WHERE kind = 'REFERENCES' AND external IS NOT NULL"),
@@ -293,7 +332,8 @@ _SEEDS = (
          "FROM parameter_bindings par JOIN effective_bindings b ON b.definition_id = par.function_id "
          "AND b.binding_kind = 'def' JOIN class_attributes a ON a.binding_id = b.binding_id "
          "WHERE par.method_kind = 'classmethod' AND par.position = 0"),
-    Rule("super", "pts", _flows_of("super", "dst AS node, 'SUPER' AS kind, src AS obj, NULL AS recv")),
+    Rule("made_outside", "pts", "SELECT concat('made:', class_id) AS node, 'INSTANCE' AS kind, class_id AS obj, "
+                                "NULL AS recv FROM pt_made_outside"),
     Rule("copies", "edges", "SELECT src, dst, NULL AS recv FROM pt_static"),
 )
 
@@ -432,14 +472,23 @@ FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node
 JOIN pt_class_attributes a ON a.class_id = p.obj AND a.name = l.key
 WHERE p.kind IN ('INSTANCE', 'CLASS')
 UNION ALL
-SELECT a.binding_id, l.dst, p.obj
-FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node
-JOIN pt_super_attributes a ON a.class_id = p.obj AND a.name = l.key
-WHERE p.kind = 'SUPER'
-UNION ALL
 SELECT b.binding_id, l.dst, NULL
 FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node JOIN pt_modules m ON m.node_id = p.obj
 JOIN pt_module_bindings b ON b.qualname = concat(m.qualname, '.', l.key) WHERE p.kind = 'MODULE'"""
+
+# `super().x` in a method of class M, self an instance of C: x from the first class after M in C's MRO that
+# binds it, bound to the instance.
+_SUPER_EDGES = """WITH found AS (
+    SELECT l.dst, p.recv, a.rank, b.binding_id
+    FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node
+    JOIN class_ancestors m ON m.class_id = p.recv AND m.ancestor_id = p.obj
+    JOIN class_ancestors a ON a.class_id = p.recv AND a.rank > m.rank
+    JOIN pt_class_body_bindings b ON b.class_id = a.ancestor_id AND b.name = l.key
+    WHERE p.kind = 'SUPER'
+),
+nearest AS (SELECT dst, recv, min(rank) AS rank FROM found GROUP BY dst, recv)
+SELECT f.binding_id AS src, f.dst, f.recv FROM found f JOIN nearest n ON n.dst = f.dst AND n.recv = f.recv
+    AND n.rank = f.rank"""
 
 _STORE_EDGES = """SELECT s.src, concat('fld:', p.kind, ':', p.obj, '.', s.key) AS dst, NULL AS recv
 FROM delta_pts p JOIN pt_attr_stores s ON s.dst = p.node WHERE p.kind IN ('INSTANCE', 'CLASS', 'MODULE')
@@ -466,12 +515,13 @@ FROM delta_pts p JOIN pt_iters i ON i.src = p.node WHERE p.kind = 'CONTAINER'"""
 
 def _special_method(pts: str, methods: str, kind: str, name: str, mode: str) -> str:
     """A call of a class runs its `__init__`; a call of an instance its `__call__` (looked up
-    through the class's MRO, bound to the instance)."""
+    through the class's MRO, bound to the instance). Applying a class or an instance as a decorator
+    is such a call too."""
     return f"""SELECT f.call_id, 'FUNCTION' AS kind, q.obj, p.obj AS recv, '{mode}' AS mode
 FROM {pts} p JOIN pt_callee_flows f ON f.src = p.node
 JOIN pt_class_attributes a ON a.class_id = p.obj AND a.name = '{name}'
 JOIN {methods} q ON q.node = a.binding_id AND q.kind = 'FUNCTION'
-WHERE p.kind = '{kind}' AND f.mode = 'call'"""
+WHERE p.kind = '{kind}' AND f.mode IN ('call', 'decorator')"""
 
 
 _PROTOCOL_MODES = ", ".join(f"'{name}'" for name in PROTOCOL_METHODS)
@@ -573,6 +623,32 @@ UNION ALL
 SELECT concat('elm:', container, '[', from_key, ']'), concat('elm:new:', pytype, ':', dst, '[*]'), NULL FROM copied"""
 
 
+# `@d def f` with d a function whose every `return` returns its first parameter (`identity_functions`):
+# f stays the function below (not whatever any application of d returns: d's result is not merged
+# over its call sites).
+_IDENTITY = "c.kind = 'FUNCTION' AND c.mode = 'decorator' AND c.recv IS NULL"
+_IDENTITY_DECORATORS = f"""SELECT a.src, c.call_id AS dst, NULL AS recv
+FROM delta_callees c JOIN identity_functions i ON i.function_id = c.obj
+JOIN pt_arg_flows a ON a.call_id = c.call_id AND a.position = 0 WHERE {_IDENTITY}"""
+_RETURNS = f"""SELECT concat('ret:', c.obj) AS src, c.call_id AS dst, NULL AS recv
+FROM delta_callees c LEFT JOIN identity_functions i ON i.function_id = c.obj
+WHERE c.kind = 'FUNCTION' AND c.mode IN ('call', 'decorator', {_PROTOCOL_MODES})
+    AND NOT ({_IDENTITY} AND i.function_id IS NOT NULL)"""
+# `@functools.wraps(fn) def wrapper`: what `functools.wraps(fn)` returns hands back what it is applied to.
+DECORATOR_FACTORIES = ("functools.wraps",)
+_FACTORY_DECORATORS = f"""SELECT a.src, f.call_id AS dst, NULL AS recv
+FROM delta_callees c JOIN pt_callee_flows f ON f.src = c.call_id AND f.mode = 'decorator'
+JOIN pt_arg_flows a ON a.call_id = f.call_id AND a.position = 0
+WHERE c.kind = 'EXTERNAL' AND c.mode = 'call' AND c.obj IN ({", ".join(f"'{name}'" for name in DECORATOR_FACTORIES)})"""
+
+
+# A call of a class makes an instance: the call's result, and one of the instances the class has made
+# (`made:<class>`, what a method's `self` and an `except` target can be).
+_INSTANTIATION = " UNION ALL ".join(
+    f"SELECT {node} AS node, 'INSTANCE' AS kind, obj, NULL AS recv FROM delta_callees "
+    "WHERE kind = 'CLASS' AND mode IN ('call', 'decorator')" for node in ("call_id", "concat('made:', obj)"))
+
+
 # A round runs three stages: values move along copies; then call sites find what they call; then calls
 # bind arguments, parameters and results, and attribute and element accesses connect to fields.
 _MOVE, _CALL, _BIND_CALLS = 0, 1, 2
@@ -594,12 +670,19 @@ _RULES = (
     Rule("callbacks_of_new_callees", "callees", _callbacks("delta_callees", "pts"), _CALL),
     Rule("new_callbacks", "callees", _callbacks("callees", "delta_pts"), _CALL),
     Rule("receiver", "pts", _RECEIVER, _BIND_CALLS),
-    Rule("instantiation", "pts", "SELECT call_id AS node, 'INSTANCE' AS kind, obj, NULL AS recv FROM delta_callees "
-                                 "WHERE kind = 'CLASS' AND mode = 'call'", _BIND_CALLS),
+    Rule("instantiation", "pts", _INSTANTIATION, _BIND_CALLS),
     Rule("attribute_values", "pts", _ATTRIBUTE_VALUES, _BIND_CALLS),
-    Rule("caught_instance", "pts", "SELECT i.dst AS node, 'INSTANCE' AS kind, p.obj, NULL AS recv "
-                                   "FROM delta_pts p JOIN pt_instances i ON i.src = p.node WHERE p.kind = 'CLASS'",
+    Rule("raised_classes", "pts", "SELECT concat('made:', p.obj) AS node, 'INSTANCE' AS kind, p.obj, NULL AS recv "
+                                  "FROM delta_pts p JOIN pt_raises r ON r.node = p.node WHERE p.kind = 'CLASS'",
          _BIND_CALLS),
+    # `except E as e`: e is an instance of E or of a subclass of E, whichever is made somewhere
+    Rule("caught", "edges", "SELECT concat('made:', a.class_id) AS src, i.dst, NULL AS recv "
+                            "FROM delta_pts p JOIN pt_instances i ON i.src = p.node "
+                            "JOIN class_ancestors a ON a.ancestor_id = p.obj WHERE p.kind = 'CLASS'", _BIND_CALLS),
+    Rule("super", "pts", "SELECT s.call_id AS node, 'SUPER' AS kind, s.class_id AS obj, p.obj AS recv "
+                         "FROM delta_pts p JOIN pt_supers s ON s.self = p.node WHERE p.kind IN ('INSTANCE', 'CLASS')",
+         _BIND_CALLS),
+    Rule("super_attributes", "edges", _SUPER_EDGES, _BIND_CALLS),
     Rule("arguments", "edges", _ARGUMENT_EDGES, _BIND_CALLS),
     Rule("packing", "edges", _PACKING, _BIND_CALLS),
     Rule("builtin_results", "pts", _BUILTIN_RESULTS, _BIND_CALLS),
@@ -607,13 +690,13 @@ _RULES = (
     Rule("builtin_elements", "edges", _BUILTIN_ELEMENTS, _BIND_CALLS),
     Rule("spread_arguments", "edges", _SPREAD_NODES, _BIND_CALLS),
     Rule("unpacking", "edges", _UNPACKING, _BIND_CALLS),
-    Rule("returns", "edges", "SELECT concat('ret:', obj) AS src, call_id AS dst, NULL AS recv FROM delta_callees "
-                             f"WHERE kind = 'FUNCTION' AND mode IN ('call', 'decorator', {_PROTOCOL_MODES})",
-         _BIND_CALLS),
+    Rule("returns", "edges", _RETURNS, _BIND_CALLS),
     Rule("opaque_decorators", "edges",
          "SELECT a.src, c.call_id AS dst, NULL AS recv FROM delta_callees c "
          "JOIN pt_arg_flows a ON a.call_id = c.call_id AND a.position = 0 "
          "WHERE c.kind = 'EXTERNAL' AND c.mode = 'decorator'", _BIND_CALLS),
+    Rule("identity_decorators", "edges", _IDENTITY_DECORATORS, _BIND_CALLS),
+    Rule("factory_decorators", "edges", _FACTORY_DECORATORS, _BIND_CALLS),
     Rule("attribute_loads", "edges", _ATTRIBUTE_EDGES, _BIND_CALLS),
     Rule("stores", "edges", _STORE_EDGES, _BIND_CALLS),
     Rule("slices", "pts", _SLICES, _BIND_CALLS),
@@ -778,16 +861,29 @@ JOIN kinds k ON k.function_id = p.function_id""",
             "that binds it",
     ),
     DeriveSpec(
-        name="super_attributes", columns=CLASS_ATTRIBUTES,
-        inputs=("class_ancestors", "ex_scopes", "effective_bindings"), sql=_nearest_attributes(1),
-        doc="for each class and name, what `super()` finds in one of its methods: the bindings of the first "
-            "class after it in its MRO that binds it",
+        name="class_body_bindings", columns=CLASS_ATTRIBUTES, inputs=("ex_scopes", "effective_bindings"),
+        sql="SELECT s.owner_id AS class_id, b.name, b.binding_id FROM ex_scopes s "
+            "JOIN effective_bindings b ON b.scope_id = s.id WHERE s.scope_kind = 'class'",
+        doc="the names each class body binds (what `super()` looks up, class by class along an MRO)",
+    ),
+    DeriveSpec(
+        name="identity_functions", columns=(col("function_id", "string", S.FOREIGN_ID, False, ("function",)),),
+        inputs=("ex_functions", "ex_scopes", "parameter_bindings", "effective_bindings", "value_flows"),
+        sql="""SELECT f.id AS function_id FROM ex_functions f
+JOIN parameter_bindings p ON p.function_id = f.id AND p.position = 0
+JOIN ex_scopes s ON s.owner_id = f.id AND s.scope_kind IN ('function', 'lambda')
+LEFT ANTI JOIN effective_bindings b ON b.scope_id = s.id AND b.name = p.name AND b.binding_kind <> 'parameter'
+LEFT ANTI JOIN value_flows g ON g.dst = f.id AND g.kind = 'generator'
+WHERE f.returns_param AND f.function_kind <> 'async_def' AND p.method_kind IN ('function', 'staticmethod')
+    AND p.param_kind IN ('positional_only', 'positional')""",
+        doc="functions that return their first argument itself: every `return` returns the first parameter, "
+            "which nothing rebinds (no generator, no coroutine)",
     ),
     DeriveSpec(
         name="value_flow_fixpoint", columns=FIXPOINT_ROWS, recursive=True, fixpoint=POINTS_TO_PROGRAM,
         inputs=("value_flows", "definitions", "lambdas", "binding_denotes", "reference_edges", "import_targets",
-                "effective_bindings", "parameter_bindings", "class_attributes", "super_attributes",
-                "module_bindings"),
+                "effective_bindings", "parameter_bindings", "class_attributes", "class_body_bindings",
+                "module_bindings", "identity_functions", "class_ancestors", "class_bases", "call_targets", "denotes"),
         sql=POINTS_TO_PROGRAM.text(),
         doc="the points-to fixpoint: what every value node can hold and what every call site calls",
     ),
@@ -807,27 +903,32 @@ FROM value_flow_fixpoint p JOIN nodes n ON n.id = p.node WHERE p.relation = 'pts
     ),
     DeriveSpec(
         name="pt_call_targets", columns=PT_CALL_TARGETS,
-        inputs=("value_flow_fixpoint", "definitions", "lambdas", "ex_calls", "ex_decorators"),
-        sql="""WITH sites AS (
-    SELECT id AS call_id, file_id FROM ex_calls UNION ALL SELECT id, file_id FROM ex_decorators
+        inputs=("value_flow_fixpoint", "definitions", "lambdas", "ex_calls", "ex_decorators", "value_flows"),
+        sql="""WITH sites AS (  -- a statement's special-method call: from the node it is made on, in its mode
+    SELECT id AS site, id AS call_id, file_id, CAST(NULL AS VARCHAR) AS statement FROM ex_calls
+    UNION ALL SELECT id AS site, id AS call_id, file_id, NULL FROM ex_decorators
+    UNION ALL SELECT dst, src, file_id, key FROM value_flows WHERE kind = 'site'
 ),
 targets AS (  -- one row per target, whatever receivers a method was bound to
-    SELECT DISTINCT node AS call_id, kind AS target_kind,
+    SELECT DISTINCT node AS site, kind AS target_kind,
         CASE WHEN kind = 'EXTERNAL' THEN NULL ELSE obj END AS target_id, obj, mode
     FROM value_flow_fixpoint WHERE relation = 'callees'
 ),
 counts AS (
-    SELECT call_id, sum(CASE WHEN init THEN 0 ELSE 1 END) AS callees, sum(CASE WHEN init THEN 1 ELSE 0 END) AS inits
-    FROM (SELECT DISTINCT call_id, obj, mode = 'init' AS init FROM targets) GROUP BY call_id  -- no count(DISTINCT):
+    SELECT site, sum(CASE WHEN init THEN 0 ELSE 1 END) AS callees, sum(CASE WHEN init THEN 1 ELSE 0 END) AS inits
+    FROM (SELECT DISTINCT site, obj, mode = 'init' AS init FROM targets) GROUP BY site  -- no count(DISTINCT):
     -- DataFusion keeps a hash set per group for it (15 s and gigabytes on the stdlib)
 )
-SELECT t.call_id, s.file_id, t.target_kind, t.target_id, coalesce(d.qualname, t.obj) AS qualname, t.mode,
+SELECT s.call_id, s.file_id, t.target_kind, t.target_id, coalesce(d.qualname, t.obj) AS qualname,
+    coalesce(s.statement, t.mode) AS mode,
     1.0 / CAST(CASE WHEN n.callees = 0 THEN 1 ELSE n.callees END AS DOUBLE)
         / CAST(CASE WHEN t.mode = 'init' THEN n.inits ELSE 1 END AS DOUBLE) AS confidence
-FROM targets t JOIN sites s ON s.call_id = t.call_id JOIN counts n ON n.call_id = t.call_id
+FROM targets t JOIN sites s ON s.site = t.site JOIN counts n ON n.site = t.site
 LEFT JOIN (SELECT node_id, qualname FROM definitions UNION ALL SELECT node_id, qualname FROM lambdas) d
     ON d.node_id = t.target_id""",
         doc="what each call site (or decorator application) calls, from the points-to fixpoint: confidence "
-            "1/(distinct targets of the site); the __init__ an instantiation runs, that times 1/(its candidates)",
+            "1/(distinct targets of the site); the __init__ an instantiation runs, that times 1/(its candidates); "
+            "the special methods a `with` or `for` statement calls, from the node of the expression it calls them "
+            "on (mode `with`, `for`)",
     ),
 ]

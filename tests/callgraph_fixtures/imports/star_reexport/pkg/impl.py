@@ -1,0 +1,9 @@
+from pkg.tools import run
+
+
+def helper():
+    return "helper"
+
+
+def _secret():
+    return "secret"
