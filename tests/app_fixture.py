@@ -9,9 +9,9 @@ Calls, by definition (line of the call):
     app.core.load        -> app.core.parse, app.core.normalize (18)
     app.core.countdown   -> app.core.countdown (22)
     app.core.unused_helper -> collections.OrderedDict (26)
-    app.shapes.Shape.describe -> <builtin>.str, app.core.clean (9), self.area() (9): self is any
-                            instance whose class finds describe: a Shape (Shape.area) or a Square or
-                            Cube (Square.area), so both at 1/2
+    app.shapes.Shape.describe -> <builtin>.str, app.core.clean (9), self.area() (9): self is an
+                            instance made in the program whose class finds describe; the only class
+                            ever instantiated is Cube (in make), whose area is Square.area
     app.shapes.Cube.volume -> self.area() (25): a Cube's area is Square.area
     app.shapes.make      -> app.shapes.Cube (29), and the __init__ it runs: app.shapes.Square.__init__
     app.main.report      -> <builtin>.len, app.core.load, app.shapes.make (6), shape.describe (7):

@@ -65,7 +65,7 @@ def test_callers_of_a_class_external_and_recursive_function(session) -> None:
 
 def test_callees_to_a_depth(session) -> None:
     """report's calls, then theirs: the walk goes on through functions, not through the class Cube or
-    external names; describe's self.area() may be Shape.area or Square.area."""
+    external names; describe's self is a Cube (the only class the program instantiates): Square.area."""
     assert rows(callees_of(session, REPORT, depth=2)) == [
         (1, REPORT, "<builtin>.len", "EXTERNAL_SYMBOL", "app/main.py", 6, 1.0),
         (1, REPORT, "app.core.load", "FUNCTION", "app/main.py", 6, 1.0),
@@ -75,8 +75,7 @@ def test_callees_to_a_depth(session) -> None:
         (2, "app.core.load", "app.core.parse", "FUNCTION", "app/core.py", 18, 1.0),
         (2, "app.shapes.Shape.describe", "<builtin>.str", "EXTERNAL_SYMBOL", "app/shapes.py", 9, 1.0),
         (2, "app.shapes.Shape.describe", CLEAN, "FUNCTION", "app/shapes.py", 9, 1.0),
-        (2, "app.shapes.Shape.describe", "app.shapes.Shape.area", "FUNCTION", "app/shapes.py", 9, 0.5),
-        (2, "app.shapes.Shape.describe", "app.shapes.Square.area", "FUNCTION", "app/shapes.py", 9, 0.5),
+        (2, "app.shapes.Shape.describe", "app.shapes.Square.area", "FUNCTION", "app/shapes.py", 9, 1.0),
         (2, "app.shapes.make", "app.shapes.Cube", "CLASS", "app/shapes.py", 29, 1.0),
         (2, "app.shapes.make", "app.shapes.Square.__init__", "FUNCTION", "app/shapes.py", 29, 1.0),
     ]
@@ -104,7 +103,8 @@ def test_direct_callers_agree_with_the_call_graph(session, app_built: Path) -> N
 def test_unused_functions(session) -> None:
     """unused_helper, Cube.volume and probe are never called or referenced; countdown only calls
     itself; run is in a __main__ module (flagged), __repr__ is the language's (flagged). make is used
-    (handler = make), Shape.area may be called by describe, the lambda FIRST is left out."""
+    (handler = make); Shape.area is never called (describe's self is a Cube, whose area is Square's); the
+    lambda FIRST is left out."""
     assert rows(unused_functions(session)) == [
         ("app.__main__.run", "app/__main__.py", 4, "entry_point"),
         ("app.core.countdown", "app/core.py", 21, None),
@@ -112,6 +112,7 @@ def test_unused_functions(session) -> None:
         ("app.r&d.probe", "app/r&d.py", 1, None),
         ("app.shapes.Cube.volume", "app/shapes.py", 24, None),
         ("app.shapes.Shape.__repr__", "app/shapes.py", 11, "dunder"),
+        ("app.shapes.Shape.area", "app/shapes.py", 5, None),
     ]
 
 
