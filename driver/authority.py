@@ -11,17 +11,19 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 from datafusion import DataFrame, SessionContext
 from hamilton.function_modifiers import tag
+from hamilton.lifecycle import GraphExecutionHook
 
 from driver.maintenance import maintain
 from relspec.authority import ExecutionAuthority, StagedQuery
-from relspec.catalog import DatasetCatalog, TableStore
+from relspec.catalog import RUNS_TABLE, DatasetCatalog, TableStore
 from relspec.maintenance import MaintenanceRecord
 from relspec.policy import CompiledExecutionPolicy
-from relspec.runs import Outcome, ViewOutcome, digest
+from relspec.runs import Outcome, ViewOutcome, digest, new_run_record, run_row
 from relspec.validation import RuntimeCapabilities, ValidationFailed, ValidationResult
 from semantics.entities import EntityDecl
 from semantics.fixpoint import FixpointRun, register_in_memory, run_fixpoint
@@ -190,6 +192,26 @@ def _replace_table(session: SessionContext, name: str) -> None:
 def _register_view(session: SessionContext, name: str, frame: DataFrame) -> None:
     _replace_table(session, name)
     session.register_view(name, frame)
+
+
+class FailedRunRecorder(GraphExecutionHook):
+    """Records a run that fails part-way in the run table (`failed`, with the error and what each view
+    did so far), so `cpgflow runs` shows it; a run stopped by validation was recorded at the gate."""
+
+    def __init__(self, authority: ExecutionAuthority, store: TableStore) -> None:
+        self.authority = authority
+        self.store = store
+
+    def run_before_graph_execution(self, **kwargs: Any) -> None:
+        pass
+
+    def run_after_graph_execution(self, *, success: bool, error: Exception | None, **kwargs: Any) -> None:
+        if success or error is None or isinstance(error, ValidationFailed):
+            return
+        message = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        record = new_run_record(self.authority.started_at, "failed", views=self.authority.outcomes(),
+                                validation=self.authority.validation.issues, message=message[:2000])
+        self.store.append(RUNS_TABLE, run_row(record))
 
 
 @tag(role="output")

@@ -441,6 +441,8 @@ def runs(out: Path, as_json: bool) -> None:
         stdout().print(f"[bold]run {record.run_id}[/bold] {record.started_at}  {record.status}  "
                      f"package {package.fingerprint[:12] if package else '-'}  "
                      f"policy {package.policy_fingerprint[:12] if package else '-'}")
+        if record.message:
+            stdout().print(f"  {record.message}", markup=False)
         stdout().print(f"  views: {_outcomes_text(record.outcome_counts())}")
         table = Table("view", "policy", "outcome", "rows", "seconds", box=None, show_edge=False)
         for outcome in record.views:

@@ -27,6 +27,7 @@ import dataflows.semantic_plan
 import dataflows.views
 import driver.authority
 import driver.engines
+from driver.authority import FailedRunRecorder
 from driver.materializers import view_loaders, view_savers
 from driver.options import check_build_options
 from relspec.policy import CompiledExecutionPolicy, ValidationMode
@@ -103,9 +104,9 @@ def build_driver(
     builder = (hamilton_driver.Builder()
                .with_modules(*EXECUTION_MODULES, _view_nodes(policy), *modules)
                .with_config({**planning.config, **context})
-               .with_materializers(*view_loaders(policy)))
-    if adapters:
-        builder = builder.with_adapters(*adapters)
+               .with_materializers(*view_loaders(policy))
+               .with_adapters(FailedRunRecorder(context["execution_authority"], context["table_store"]),
+                              *(adapters or ())))
     return builder.build()
 
 

@@ -116,6 +116,27 @@ def test_validation_error_mode_stops_before_writing_and_says_why(code: Path, tmp
     assert [issue.code for issue in record.validation] == ["policy.required_staging_dropped"]
 
 
+def test_a_run_that_fails_part_way_is_recorded(code: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A view given a frame without the columns its readers use fails the run after extraction and
+    the first views: the run table says so, with the error and what each view did until then."""
+    import datafusion
+    import pyarrow as pa
+
+    out = tmp_path / "out"
+    dr = build_driver(code, out, jobs=1)
+    broken = datafusion.SessionContext().from_arrow(pa.table({"nothing": [1]}))
+    with pytest.raises(ValueError, match="No field named"):
+        dr.execute(["build_summary"], overrides={"inherits_edges": broken})
+    (record,) = _runs(out)
+    assert record.status == "failed" and record.package is None and record.output_versions == {}
+    assert record.message.startswith("ValueError: Schema error: No field named")
+    assert "scope_parents" in {outcome.view for outcome in record.views}  # ran before it failed
+    assert cli_main(["runs", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert f"run {record.run_id}" in shown and "failed" in shown and "No field named" in shown
+
+
 def test_a_default_build_validates_clean(code: Path, tmp_path: Path) -> None:
     """Every view's SQL (the fixpoint program's comments and rule names included) passes validation:
     e.g. no word followed by a parenthesis is taken for a function the engine lacks."""
