@@ -54,6 +54,7 @@ COPY_CHAIN_DEPTH = 64
 EXTERNAL_DEPTH = 4
 # Builtins that call a function they are given (its arguments are not known here).
 CALLBACK_BUILTINS = ("map", "filter", "sorted", "min", "max", "iter", "next", "reduce")
+CALLBACK_METHODS = ("<**PyList**>.sort",)  # methods of builtin types that call a function they are given
 # The interchange format's names of builtin types, for their methods (`<**PyList**>.append`).
 BUILTIN_TYPE_NAMES = {"list": "List", "dict": "Dict", "set": "Set", "tuple": "Tuple", "str": "Str", "bytes": "Bytes"}
 
@@ -536,7 +537,8 @@ WHERE p.kind = 'INSTANCE'"""
 
 
 def _callbacks(callees: str, pts: str) -> str:
-    names = ", ".join(f"'{BUILTIN_PREFIX}.{name}'" for name in CALLBACK_BUILTINS)
+    names = ", ".join([*(f"'{BUILTIN_PREFIX}.{name}'" for name in CALLBACK_BUILTINS),
+                       *(f"'{name}'" for name in CALLBACK_METHODS)])
     return f"""SELECT c.call_id, 'FUNCTION' AS kind, q.obj, NULL AS recv, 'callback' AS mode
 FROM {callees} c JOIN pt_arg_flows a ON a.call_id = c.call_id JOIN {pts} q ON q.node = a.src
 WHERE c.kind = 'EXTERNAL' AND c.obj IN ({names}) AND q.kind = 'FUNCTION'"""
