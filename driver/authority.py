@@ -48,7 +48,6 @@ class RunAuthority(ExecutionAuthority):
         self._planned: dict[str, str] = {}  # view -> the fingerprint the plan gives it
         self._fingerprints: dict[str, str] = {}  # view -> its fingerprint over the frames it was given
         self._frames: dict[str, tuple[DataFrame, str]] = {}  # view -> the frame its readers get, its fingerprint
-        self._runs: dict[str, FixpointRun] = {}  # fixpoint view -> how its evaluation went, until staged
         self._started: dict[str, float] = {}
 
     def apply_scan_policy(self, resolver: DatasetCatalog, view: str | None = None) -> None:
