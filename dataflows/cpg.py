@@ -12,6 +12,8 @@ from relspec.authority import ExecutionAuthority
 from relspec.catalog import RUNS_TABLE, TableStore
 from relspec.maintenance import MaintenanceRecord
 from relspec.policy import CompiledExecutionPolicy
+from relspec.quarantine import DataCheck, failures, quarantine_reason
+from relspec.releases import Release
 from relspec.runs import ExecutionPackage, RunRecord, digest, new_run_record, run_row, seal_package
 from relspec.runs import view_fingerprints as fingerprints_of_views
 from relspec.summary import BuildSummary
@@ -71,8 +73,9 @@ def _counts(session: SessionContext, sql: str) -> dict[str, int]:
 
 
 @tag(role="output")
-def build_summary(run_record: RunRecord, source_catalog: dict[str, int], file_manifest: FileManifest,
-                  session: SessionContext, table_store: TableStore) -> BuildSummary:
+def build_summary(run_record: RunRecord, release: Release | None, source_catalog: dict[str, int],
+                  file_manifest: FileManifest, session: SessionContext, table_store: TableStore,
+                  restored_tables: list[str] | None = None) -> BuildSummary:
     """Counts of what the build produced, read back from the published tables."""
     for name in run_record.output_versions:
         table_store.register(session, name)
@@ -91,6 +94,10 @@ def build_summary(run_record: RunRecord, source_catalog: dict[str, int], file_ma
         table_versions={**source_catalog, **run_record.output_versions},
         run_id=run_record.run_id,
         view_outcomes=run_record.outcome_counts(),
+        status=run_record.status,
+        message=run_record.message,
+        release=release.sequence if release else 0,
+        restored=tuple(restored_tables or ()),
     )
 
 
@@ -113,13 +120,17 @@ def execution_package(semantic_plan: SemanticPlan, compiled_policy: CompiledExec
 
 @tag(role="output")
 def run_record(execution_package: ExecutionPackage, published_cpg: dict[str, int],
-               maintenance: tuple[MaintenanceRecord, ...], execution_authority: ExecutionAuthority,
+               maintenance: tuple[MaintenanceRecord, ...], data_checks: tuple[DataCheck, ...],
+               release: Release | None, execution_authority: ExecutionAuthority,
                table_store: TableStore) -> RunRecord:
-    """The run, persisted in the output's run table: package, per-view outcomes, validation."""
+    """The run, persisted in the output's run table: package, per-view outcomes, validation, and
+    whether it was released or quarantined (and why)."""
+    failed = failures(data_checks)
     record = new_run_record(
-        execution_authority.started_at, "published", output_versions=published_cpg,
-        views=execution_authority.outcomes(), validation=execution_authority.validation.issues,
-        maintenance=maintenance, package=execution_package,
+        execution_authority.run_id, execution_authority.started_at, "released" if release else "quarantined",
+        output_versions=published_cpg, views=execution_authority.outcomes(),
+        validation=execution_authority.validation.issues, maintenance=maintenance, package=execution_package,
+        message=quarantine_reason(failed)[:2000] if failed else "",
     )
     table_store.append(RUNS_TABLE, run_row(record))
     return record

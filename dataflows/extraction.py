@@ -40,7 +40,8 @@ def extraction(file_manifest: FileManifest, execution_authority: ExecutionAuthor
 def _stop_if_invalid(authority: ExecutionAuthority, table_store: TableStore) -> None:
     if not authority.validation.blocking:
         return
-    record = new_run_record(authority.started_at, "failed_validation", validation=authority.validation.issues,
+    record = new_run_record(authority.run_id, authority.started_at, "failed_validation",
+                            validation=authority.validation.issues,
                             message="validation failed in error mode: nothing was written")
     table_store.append(RUNS_TABLE, run_row(record))
     raise ValidationFailed(f"validation failed, nothing published: {authority.validation.summary()}")

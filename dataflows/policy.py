@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hamilton.function_modifiers import tag
 
-from relspec.catalog import TableStore
+from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, TableStore
 from relspec.policy import (
     CompiledExecutionPolicy,
     DiagnosticsFlags,
@@ -76,8 +76,8 @@ def materialization(optimized_ir: SemanticIR, cache_policies: dict[str, ViewPoli
 @tag(role="policy")
 def maintenance_policies(optimized_ir: SemanticIR,
                          table_statistics: dict[str, TableStats]) -> dict[str, MaintenanceChoice]:
-    """Maintenance thresholds per published dataset, by size tier."""
-    return compile_maintenance(optimized_ir.outputs, table_statistics)
+    """Maintenance thresholds per table the build owns (outputs, extraction tables, logs), by size tier."""
+    return compile_maintenance((*optimized_ir.outputs, *EXTRACT_TABLES, *LOG_TABLES), table_statistics)
 
 
 @tag(role="policy")

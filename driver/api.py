@@ -15,6 +15,7 @@ a notebook that only reads never load it (nor ``export``'s writers, until asked 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,9 @@ from datafusion import SessionContext
 from driver.delta_store import DeltaTableStore
 from driver.engine import new_session
 from driver.questions import callees_of, callers_of, import_graph, points_to, subclasses_of, unused_functions
-from relspec.catalog import DatasetCatalog
+from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, RUNS_TABLE, DatasetCatalog
+from relspec.releases import current_release, release_of_run
+from relspec.runs import read_records
 from semantics.fixpoint import register_in_memory
 
 _RECURSIVE = re.compile(r"\bWITH\s+RECURSIVE\b", re.IGNORECASE)
@@ -33,21 +36,58 @@ if TYPE_CHECKING:
     from driver.exports import export
     from driver.factory import build_driver
 
-__all__ = ["build_driver", "callees_of", "callers_of", "export", "import_graph", "open_session", "points_to",
-           "prepare_query", "subclasses_of", "unused_functions"]
+__all__ = ["NotReleased", "build_driver", "callees_of", "callers_of", "content_fingerprint", "export",
+           "import_graph", "open_session", "points_to", "prepare_query", "subclasses_of", "unused_functions"]
 
 
-def open_session(output_dir: str | Path) -> tuple[SessionContext, list[str]]:
-    """A DataFusion session with every table of a built output registered by name."""
+class NotReleased(LookupError):
+    """The output holds no release to read (nothing built yet, or no build released)."""
+
+
+def open_session(output_dir: str | Path, *, run_id: str | None = None) -> tuple[SessionContext, list[str]]:
+    """A DataFusion session with every table of a built output registered by name, each at the
+    version its current release names (Delta time travel): a build in progress, one that died and a
+    quarantined one stay invisible. The run and release logs are read as they are now.
+
+    ``run_id`` reads the tables a given run wrote instead (a quarantined run's, to see why it was).
+    """
     location = str(output_dir) if "://" in str(output_dir) else str(Path(output_dir).resolve())
     store = DeltaTableStore(DatasetCatalog(location))
+    versions = _run_versions(store, run_id) if run_id else _release_versions(store)
     session = new_session()
     registered = []
     for name in store.catalog.names():
-        if store.version(name) is not None:
+        if name in versions:
+            store.register(session, name, versions[name])
+        elif name in LOG_TABLES and store.version(name) is not None:
             store.register(session, name)
-            registered.append(name)
+        else:
+            continue
+        registered.append(name)
     return session, registered
+
+
+def _release_versions(store: DeltaTableStore) -> dict[str, int]:
+    release = current_release(store.releases())
+    if release is None:
+        raise NotReleased(f"{store.catalog.root} holds no released build (cpgflow runs lists its runs)")
+    return release.versions
+
+
+def _run_versions(store: DeltaTableStore, run_id: str) -> dict[str, int]:
+    """The versions of the tables ``run_id`` wrote: its release's, or (a quarantined run) the outputs
+    it published and the extraction tables its views read."""
+    release = release_of_run(store.releases(), run_id)
+    if release is not None:
+        return release.versions
+    runs = store.read(RUNS_TABLE)
+    record = next((record for record in (read_records(runs) if runs is not None else []) if record.run_id == run_id),
+                  None)
+    if record is None or record.package is None:
+        raise NotReleased(f"no run {run_id!r} with written tables in {store.catalog.root} (cpgflow runs lists them)")
+    sources = {name: int(version) for name, version in record.package.source_versions.items()
+               if name in EXTRACT_TABLES}
+    return {**sources, **record.output_versions}
 
 
 def prepare_query(session: SessionContext, sql: str) -> None:
@@ -74,3 +114,20 @@ def __getattr__(name: str) -> object:
 
         return export
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def content_fingerprint(session: SessionContext, table: str) -> str:
+    """A digest of a table's rows, independent of their order and of how they are stored: the md5 of
+    the sorted per-row md5s of every column's text (NULL apart from any text)."""
+    columns = session.table(table).schema().names
+    cells = ", ".join(f"coalesce(CAST({_quoted(name)} AS VARCHAR), '\\x00null')" for name in columns)
+    rows = session.sql(f"SELECT md5(concat_ws('\\x1f', {cells})) AS h FROM {table} ORDER BY h")
+    digest = hashlib.md5(usedforsecurity=False)
+    for batch in rows.execute_stream():
+        digest.update("\n".join(batch.to_pyarrow().column(0).to_pylist()).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

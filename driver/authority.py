@@ -18,12 +18,14 @@ from datafusion import DataFrame, SessionContext
 from hamilton.function_modifiers import tag
 from hamilton.lifecycle import GraphExecutionHook
 
+from driver.lock import BuildLock
 from driver.maintenance import maintain
 from relspec.authority import ExecutionAuthority, StagedQuery
 from relspec.catalog import RUNS_TABLE, DatasetCatalog, TableStore
 from relspec.maintenance import MaintenanceRecord
 from relspec.policy import CompiledExecutionPolicy
-from relspec.runs import Outcome, ViewOutcome, digest, new_run_record, run_row
+from relspec.releases import KEPT_RELEASES, released_runs
+from relspec.runs import Outcome, ViewOutcome, digest, new_run_id, new_run_record, run_row
 from relspec.validation import RuntimeCapabilities, ValidationFailed, ValidationResult
 from semantics.entities import EntityDecl
 from semantics.fixpoint import FixpointRun, register_in_memory, run_fixpoint
@@ -43,6 +45,10 @@ class RunAuthority(ExecutionAuthority):
         self.policy = policy
         self.validation = validation
         self.started_at = datetime.now(UTC).isoformat()
+        self.run_id = new_run_id()
+        # Runs whose results may be reused: released ones (a run that died or was quarantined may
+        # have written anything), and this one.
+        self._trusted_runs = released_runs(store.releases()) | {self.run_id}
         self._outcomes: dict[str, ViewOutcome] = {}  # by view: a driver executed again records it again
         self._views: dict[str, EmittedView] = {}
         self._planned: dict[str, str] = {}  # view -> the fingerprint the plan gives it
@@ -102,7 +108,7 @@ class RunAuthority(ExecutionAuthority):
         rows: int | None = None
         run: FixpointRun | None = None
         frame: DataFrame | None = None  # built, written and dropped here: a frame kept to the end of the run
-        if self.store.staged_fingerprint(name) == fingerprint:  # keeps alive much of what its plan read
+        if self._reusable(self.store.staged_result(name), fingerprint):  # keeps alive much of what its plan read
             outcome: Outcome = "reused"
         else:
             self.apply_scan_policy(self.store.catalog, name)
@@ -114,13 +120,17 @@ class RunAuthority(ExecutionAuthority):
                 source = f"SELECT * FROM {_fixpoint_result(name)}"
             frame = self.session.sql(_conformed_sql(view, source))
             schema = EntityDecl(name, name, "view", view.columns).arrow_schema()
-            rows = self.store.stage(name, frame, schema, fingerprint).rows
+            rows = self.store.stage(name, frame, schema, fingerprint, self.run_id).rows
             _replace_table(self.session, _fixpoint_result(name))  # the staged table stands for it now
             outcome = "computed_staged"
         self._fingerprints[name] = fingerprint
         self._record(name, "delta_staging", outcome, rows, fingerprint, frame, run)
         return {"table_uri": location, "version": self.store.staged_version(name), "rows": rows,
                 "fingerprint": fingerprint, "outcome": outcome}
+
+    def _reusable(self, written: tuple[str, str] | None, fingerprint: str) -> bool:
+        """A result already written holds this view's rows: same fingerprint, written by a trusted run."""
+        return written is not None and written[0] == fingerprint and written[1] in self._trusted_runs
 
     def load_staged(self, name: str) -> DataFrame:
         registration = self.policy.materialization.registration[name].registration
@@ -136,11 +146,11 @@ class RunAuthority(ExecutionAuthority):
         self._started.setdefault(name, time.perf_counter())
         version = self.store.version(name)
         rows: int | None = None
-        if version is not None and self.store.published_fingerprint(name) == fingerprint:
+        if version is not None and self._reusable(self.store.published_result(name), fingerprint):
             outcome: Outcome = "reused"
         else:
             self.apply_scan_policy(self.store.catalog, name)
-            version, rows = self.store.overwrite(name, frame, OUTPUT_SCHEMAS[name], fingerprint)
+            version, rows = self.store.overwrite(name, frame, OUTPUT_SCHEMAS[name], fingerprint, self.run_id)
             outcome = "published"
         self._record(name, self.policy.cache[name].cache, outcome, rows, fingerprint, frame)
         return {"table_uri": self.store.catalog.location(name), "version": version, "rows": rows,
@@ -208,18 +218,42 @@ class FailedRunRecorder(GraphExecutionHook):
         if success or error is None or isinstance(error, ValidationFailed):
             return
         message = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
-        record = new_run_record(self.authority.started_at, "failed", views=self.authority.outcomes(),
+        record = new_run_record(self.authority.run_id, self.authority.started_at, "failed",
+                                views=self.authority.outcomes(),
                                 validation=self.authority.validation.issues, message=message[:2000])
         self.store.append(RUNS_TABLE, run_row(record))
 
 
+class BuildLockHolder(GraphExecutionHook):
+    """Holds the output folder's build lock while the driver executes, and lets it go after: the
+    factory takes it to plan; a driver executed again takes it again."""
+
+    def __init__(self, lock: BuildLock) -> None:
+        self.lock = lock
+
+    def run_before_graph_execution(self, **kwargs: Any) -> None:
+        self.lock.acquire()
+
+    def run_after_graph_execution(self, **kwargs: Any) -> None:
+        self.lock.release()
+
+
 @tag(role="output")
-def maintenance(published_cpg: dict[str, int], compiled_policy: CompiledExecutionPolicy,
-                table_store: TableStore) -> tuple[MaintenanceRecord, ...]:
-    """Outcome-based maintenance of every published table: compact, checkpoint or vacuum as its
-    write outcome and policy decide; executed and recorded."""
-    return tuple(maintain(table_store.catalog.location(name), compiled_policy.maintenance[name].policy)
-                 for name in sorted(published_cpg))
+def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int],
+                compiled_policy: CompiledExecutionPolicy, table_store: TableStore) -> tuple[MaintenanceRecord, ...]:
+    """Outcome-based maintenance of every table the build owns (outputs, extraction tables, logs):
+    compact, checkpoint or vacuum as its write outcome and policy decide; executed and recorded. A
+    vacuum keeps the versions the last `KEPT_RELEASES` releases name (rollback, replay) and the
+    table's latest; every other unreferenced file goes."""
+    kept = table_store.releases()[-KEPT_RELEASES:]
+    records = []
+    for name in sorted(compiled_policy.maintenance):
+        if table_store.version(name) is None:
+            continue
+        keep = sorted({release.versions[name] for release in kept if name in release.versions})
+        records.append(maintain(table_store.catalog.location(name), compiled_policy.maintenance[name].policy,
+                                keep_versions=keep))
+    return tuple(records)
 
 
 @tag(role="authority")

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
+    from driver.delta_store import DeltaTableStore
     from relspec.summary import BuildSummary
     from semantics.extract.parallel import Progress as ExtractionProgress
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 REFUSED_STATEMENT = re.compile(r"(DDL|DML|Statement) not supported: \w+")
 
 EXIT_EXTRACTOR_CRASHED = 3
+EXIT_QUARANTINED = 4
 EXPORT_FORMATS = ("graphml", "neo4j-csv", "parquet")  # driver.exports.EXPORTERS, without importing it
 # How the CLI names the Python API's build options in its error lines.
 CLI_OPTION_NAMES = {"source_root": "PATH", "output_dir": "--out", "jobs": "--jobs", "include": "--include",
@@ -148,14 +150,17 @@ def cli() -> None:
               help="Send the run to a Hamilton UI (HAMILTON_API_URL, default http://localhost:8241; docs/ui.md).")
 @click.option("--project-id", "project_id", default=1, show_default=True, metavar="N",
               help="The Hamilton UI project a tracked run goes to.")
+@click.option("--no-wait", is_flag=True, help="Fail at once when another build is writing DIR "
+              "(by default, wait for it to finish).")
 @_option_errors
 def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tuple[str, ...],
           max_file_bytes: int, cache_policy: tuple[str, ...], validation: str, quiet: bool, track: bool,
-          project_id: int) -> None:
+          project_id: int, no_wait: bool) -> None:
     """Build the CPG of the code base at PATH into DIR."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from driver.factory import build_driver
+    from driver.lock import FolderLocked
     from driver.options import check_build_options
     from relspec.policy import parse_overrides
     from relspec.validation import ValidationFailed
@@ -174,7 +179,11 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
         from driver.tracking import build_tracker
 
         adapters.append(build_tracker(root, output, project_id=project_id))
-    dr = build_driver(root, output, adapters=adapters, **options)  # type: ignore[arg-type]
+    try:
+        dr = build_driver(root, output, adapters=adapters, lock_timeout=0 if no_wait else None,
+                          **options)  # type: ignore[arg-type]
+    except FolderLocked as err:
+        raise CliError(f"{err} (without --no-wait, the build waits for it)") from None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=stderr(), transient=True, disable=quiet) as bar:
         try:
@@ -184,6 +193,9 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
         except ValidationFailed as err:
             raise CliError(str(err)) from None
     _print_summary(root, summary, time.perf_counter() - started)
+    if summary.status == "quarantined":
+        raise CliError(f"run {summary.run_id} {summary.message}; readers still read the previous release "
+                       f"(cpgflow quarantine {summary.output_dir})", exit_code=EXIT_QUARANTINED)
     _report_failures(root, summary)
 
 
@@ -218,6 +230,11 @@ def _print_summary(root: Path, summary: BuildSummary, seconds: float) -> None:
         stdout().print(f"  removed the rows of {summary.files_removed:,} files no longer present")
     stdout().print(f"  views: {_outcomes_text(summary.view_outcomes)} (run {summary.run_id}: "
                  f"cpgflow runs {summary.output_dir})")
+    if summary.restored:
+        stdout().print(f"  restored {len(summary.restored)} table(s) left past the current release by a build "
+                     "that did not finish", markup=False)
+    if summary.release:
+        stdout().print(f"  released as release {summary.release}", markup=False)
     counts = Table(show_edge=False, box=None, pad_edge=False)
     for header in ("node kind", "count", "edge kind", "count"):
         counts.add_column(header, justify="right" if header == "count" else "left")
@@ -238,14 +255,16 @@ def _print_summary(root: Path, summary: BuildSummary, seconds: float) -> None:
 @click.argument("sql")
 @click.option("--format", "-f", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="Output format.")
-def query(out: Path, sql: str, output_format: str) -> None:
-    """Run a read-only SQL query over the tables of DIR and print the result."""
+@click.option("--run", "run_id", metavar="RUN_ID", help="Read the tables this run wrote (a quarantined run's) "
+              "instead of the current release.")
+def query(out: Path, sql: str, output_format: str, run_id: str | None) -> None:
+    """Run a read-only SQL query over the tables of DIR's current release and print the result."""
     from datafusion import SQLOptions
 
     from driver.api import prepare_query
 
     read_only = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
-    session = _built_session(out)
+    session = _built_session(out, run_id)
     try:
         prepare_query(session, sql)
         result = session.sql_with_options(sql, read_only).to_arrow_table()
@@ -429,10 +448,10 @@ def runs(out: Path, as_json: bool) -> None:
     from relspec.catalog import RUNS_TABLE
     from relspec.runs import read_records
 
-    session = _built_session(out)
-    if not session.table_exist(RUNS_TABLE):
+    table = _output_store(out).read(RUNS_TABLE)
+    if table is None:
         raise CliError(f"DIR '{out}' has no run records")
-    records = read_records(session.table(RUNS_TABLE).to_arrow_table())
+    records = read_records(table)
     if as_json:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(records)).decode() + "\n")
         return
@@ -463,6 +482,77 @@ def runs(out: Path, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the releases as JSON.")
+def releases(out: Path, as_json: bool) -> None:
+    """List DIR's releases, oldest first; the last one is what readers read."""
+    store = _output_store(out)
+    made = store.releases()
+    if not made:
+        raise CliError(f"DIR '{out}' holds no release (cpgflow runs lists its runs)")
+    if as_json:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(made)).decode() + "\n")
+        return
+    for release in made:
+        current = "  (current)" if release is made[-1] else ""
+        what = "build of run" if release.kind == "build" else "rollback to run"
+        stdout().print(f"release {release.sequence}  {release.released_at}  {what} {release.run_id}  "
+                       f"nodes {release.rows.get('cpg_nodes', 0):,}  edges {release.rows.get('cpg_edges', 0):,}"
+                       f"{current}", markup=False)
+
+
+@cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--to", "run_id", required=True, metavar="RUN_ID", help="The run whose release becomes current.")
+def rollback(out: Path, run_id: str) -> None:
+    """Make the release of an earlier run current again (a later build starts from it)."""
+    from driver.housekeeping import roll_back
+
+    store = _output_store(out)
+    try:
+        made = roll_back(store, run_id)
+    except LookupError as err:
+        raise CliError(str(err)) from None
+    stdout().print(f"release {made.sequence}: the tables of run {made.run_id} are current again", markup=False)
+
+
+@cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--drop", is_flag=True, help="Remove the quarantined runs' tables.")
+def quarantine(out: Path, drop: bool) -> None:
+    """List the quarantined runs of DIR whose tables are kept, and why; --drop removes their tables."""
+    from driver.housekeeping import drop_quarantined, kept_quarantined
+
+    store = _output_store(out)
+    kept = kept_quarantined(store)
+    for record in kept:
+        stdout().print(f"run {record.run_id} {record.started_at}  {record.message}", markup=False)
+    if not kept:
+        stdout().print("no quarantined run with tables kept", markup=False)
+    if drop and kept:
+        removed = drop_quarantined(store)
+        stdout().print(f"dropped: {len(kept)} run(s), {removed:,} file(s) removed", markup=False)
+
+
+@cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print {table: digest} as JSON.")
+def fingerprint(out: Path, as_json: bool) -> None:
+    """A content digest of every table of DIR's current release (order and storage do not matter)."""
+    from driver.api import content_fingerprint
+    from relspec.catalog import LOG_TABLES
+
+    session = _built_session(out)
+    names = sorted(name for name in session.catalog().schema().names() if name not in LOG_TABLES)
+    digests = {name: content_fingerprint(session, name) for name in names}
+    if as_json:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(digests)).decode() + "\n")
+        return
+    for name, digest in digests.items():
+        stdout().print(f"{digest}  {name}", markup=False)
+
+
+@cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the graph as JSON.")
 @click.option("--png", "png", type=click.Path(path_type=Path), help="Render the graph to this PNG file (graphviz).")
@@ -487,15 +577,32 @@ def dag(path: Path, as_json: bool, png: Path | None) -> None:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(graph)).decode() + "\n")
 
 
-def _built_session(out: Path) -> SessionContext:
-    from driver.api import open_session
+def _built_session(out: Path, run_id: str | None = None) -> SessionContext:
+    """A session over DIR's current release (or over what run ``run_id`` wrote)."""
+    from driver.api import NotReleased, open_session
 
-    if not out.is_dir():
-        raise CliError(f"DIR '{out}' is not a directory")
-    session, registered = open_session(out)
+    _existing_output(out)
+    try:
+        session, registered = open_session(out, run_id=run_id)
+    except NotReleased as err:
+        raise CliError(str(err)) from None
     if not registered:
         raise CliError(f"DIR '{out}' holds no cpgflow tables (run `cpgflow build PATH --out {out}` first)")
     return session
+
+
+def _existing_output(out: Path) -> None:
+    if not out.is_dir():
+        raise CliError(f"DIR '{out}' is not a directory")
+
+
+def _output_store(out: Path) -> DeltaTableStore:
+    """The store of an existing output folder (its logs are read without a release)."""
+    from driver.delta_store import DeltaTableStore
+    from relspec.catalog import DatasetCatalog
+
+    _existing_output(out)
+    return DeltaTableStore(DatasetCatalog(str(out.resolve())))
 
 
 def _outcomes_text(counts: dict[str, int]) -> str:

@@ -18,7 +18,8 @@ from datafusion import DataFrame, Expr, SessionContext, col
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from relspec.catalog import DatasetCatalog, StagedResult, TableStore
+from relspec.catalog import RELEASES_TABLE, RUNS_TABLE, DatasetCatalog, StagedResult, TableStore
+from relspec.releases import RELEASE_SCHEMA
 from relspec.runs import RUN_SCHEMA
 from semantics.entities import EXTRACTION_ENTITIES, EntityDecl
 from semantics.fixpoint import register_in_memory
@@ -26,6 +27,11 @@ from semantics.types import SEMANTIC_METADATA_KEY, SemanticType
 
 _DECLARATIONS: dict[str, EntityDecl] = {entity.table: entity for entity in EXTRACTION_ENTITIES}
 FINGERPRINT_KEY = "cpgflow.fingerprint"
+RUN_KEY = "cpgflow.run_id"  # the run that wrote a staged or published result
+LOG_SCHEMAS = {RUNS_TABLE: RUN_SCHEMA, RELEASES_TABLE: RELEASE_SCHEMA}
+# Commits that leave a table's rows as they were: a result recorded before them still describes it.
+SAME_DATA_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
+WRITE_OPERATIONS = frozenset({"WRITE", "CREATE TABLE", "CREATE OR REPLACE TABLE"})
 PUMP_QUEUE_BATCHES = 4  # batches between DataFusion and the Delta writer: bounds the memory in flight
 PUMP_POLL_SECONDS = 0.1
 
@@ -145,14 +151,14 @@ class DeltaTableStore(TableStore):
         self.catalog = catalog
         self.storage_options = storage_options
 
-    def _open(self, location: str) -> DeltaTable | None:
+    def _open(self, location: str, version: int | None = None) -> DeltaTable | None:
         try:
-            return DeltaTable(location, storage_options=self.storage_options)
+            return DeltaTable(location, version=version, storage_options=self.storage_options)
         except TableNotFoundError:
             return None
 
-    def _table(self, name: str) -> DeltaTable | None:
-        return self._open(self.catalog.location(name))
+    def _table(self, name: str, version: int | None = None) -> DeltaTable | None:
+        return self._open(self.catalog.location(name), version)
 
     def version(self, name: str) -> int | None:
         table = self._table(name)
@@ -175,62 +181,70 @@ class DeltaTableStore(TableStore):
         """Replace the rows of ``file_ids`` (None: of every file) with ``rows`` in one commit.
 
         When the files' rows are exactly what the table already holds (an edit that moved nothing
-        this entity records), nothing is written and the version stays: views over the table keep
-        their staged results."""
+        this entity records), nothing is written and the version of the table's rows is returned:
+        the version of the commit that last changed them (compaction and vacuum change none), so
+        views over the table keep their staged results."""
         declared = _DECLARATIONS[name].arrow_schema()
         rows = rows.cast(physical_schema(declared))
         table = self._table(name)
         if table is None or file_ids is None:
             return self._write(name, rows, mode="overwrite", description=semantic_description(declared))
         if not file_ids:
-            return table.version()
+            return _data_version(table)
         owner = _DECLARATIONS[name].require(SemanticType.FILE_ID).name
         current = _scan(table, where=f"{_quoted(owner)} IN ({_sql_list(file_ids)})")
         if _same_rows(current, rows):
-            return table.version()
+            return _data_version(table)
         return self._write(name, rows, mode="overwrite", predicate=f"{owner} IN ({_sql_list(file_ids)})")
 
     def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema,
-                  fingerprint: str | None = None) -> tuple[int, int]:
-        metadata = {FINGERPRINT_KEY: fingerprint} if fingerprint else None
+                  fingerprint: str | None = None, run_id: str | None = None) -> tuple[int, int]:
+        metadata = {FINGERPRINT_KEY: fingerprint, RUN_KEY: run_id or ""} if fingerprint else None
         with _pumped(data, physical_schema(schema)) as rows:
             version = self._write(name, rows, mode="overwrite", schema_mode="overwrite",
                                   description=semantic_description(schema),
                                   commit_properties=CommitProperties(custom_metadata=metadata))
         return version, self._rows_added(self.catalog.location(name))
 
-    def published_fingerprint(self, name: str) -> str | None:
-        """The fingerprint recorded with the table's last write, if it was a publish (a later
-        maintenance commit — compaction, vacuum — leaves the data as published)."""
+    def published_result(self, name: str) -> tuple[str, str] | None:
+        """(fingerprint, run id) recorded with the write that made the table's current rows, if it
+        was a publish: maintenance commits (compaction, vacuum) leave the rows as published; any
+        other commit since (a restore) leaves rows that no recorded fingerprint describes."""
         table = self._table(name)
         if table is None:
             return None
         for commit in table.history():
-            if commit.get("operation") in ("WRITE", "CREATE TABLE", "CREATE OR REPLACE TABLE"):
-                value = commit.get(FINGERPRINT_KEY)
-                return str(value) if value is not None else None
+            operation = commit.get("operation")
+            if operation in SAME_DATA_OPERATIONS:
+                continue
+            if operation in WRITE_OPERATIONS and commit.get(FINGERPRINT_KEY) is not None:
+                return str(commit[FINGERPRINT_KEY]), str(commit.get(RUN_KEY, ""))
+            return None
         return None
 
     def append(self, name: str, rows: pa.Table) -> int:
-        return self._write(name, rows.cast(RUN_SCHEMA), mode="append")
+        return self._write(name, rows.cast(LOG_SCHEMAS[name]), mode="append")
 
-    def staged_fingerprint(self, view: str) -> str | None:  # staged tables see no maintenance
+    def staged_result(self, view: str) -> tuple[str, str] | None:  # staged tables see no maintenance
         table = self._open(self.catalog.staging_location(view))
         if table is None:
             return None
-        value = table.history(1)[0].get(FINGERPRINT_KEY)
-        return str(value) if value is not None else None
+        commit = table.history(1)[0]
+        if commit.get(FINGERPRINT_KEY) is None:
+            return None
+        return str(commit[FINGERPRINT_KEY]), str(commit.get(RUN_KEY, ""))
 
     def staged_version(self, view: str) -> int | None:
         table = self._open(self.catalog.staging_location(view))
         return None if table is None else table.version()
 
-    def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str) -> StagedResult:
+    def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str, run_id: str) -> StagedResult:
         location = self.catalog.staging_location(view)
+        metadata = {FINGERPRINT_KEY: fingerprint, RUN_KEY: run_id}
         with _pumped(data, physical_schema(schema, nullable=True)) as rows:
             write_deltalake(location, rows, mode="overwrite", schema_mode="overwrite",
                             storage_options=self.storage_options,
-                            commit_properties=CommitProperties(custom_metadata={FINGERPRINT_KEY: fingerprint}))
+                            commit_properties=CommitProperties(custom_metadata=metadata))
         table = DeltaTable(location, storage_options=self.storage_options)
         return StagedResult(rows=self._rows_added(location), version=table.version())
 
@@ -243,11 +257,18 @@ class DeltaTableStore(TableStore):
         metrics = DeltaTable(location, storage_options=self.storage_options).history(1)[0].get("operationMetrics", {})
         return int(metrics.get("num_added_rows", 0))
 
-    def register(self, session: SessionContext, name: str) -> None:
-        table = self._table(name)
+    def register(self, session: SessionContext, name: str, version: int | None = None) -> None:
+        table = self._table(name, version)
         if table is None:
             raise LookupError(f"dataset {name} does not exist at {self.catalog.location(name)}")
         _register_plain(session, name, table)
+
+    def restore(self, name: str, version: int) -> int:
+        table = self._table(name)
+        if table is None:
+            raise LookupError(f"dataset {name} does not exist at {self.catalog.location(name)}")
+        table.restore(version)
+        return DeltaTable(self.catalog.location(name), storage_options=self.storage_options).version()
 
     def register_staged(self, session: SessionContext, view: str, registration: str) -> None:
         table = self._open(self.catalog.staging_location(view))
@@ -257,6 +278,14 @@ class DeltaTableStore(TableStore):
             _register_in_memory(session, view, table)
         else:
             _register_plain(session, view, table)
+
+
+def _data_version(table: DeltaTable) -> int:
+    """The version of the commit that made the table's current rows."""
+    for commit in table.history():
+        if commit.get("operation") not in SAME_DATA_OPERATIONS:
+            return int(commit["version"])
+    return table.version()
 
 
 def _register_in_memory(session: SessionContext, name: str, table: DeltaTable) -> None:

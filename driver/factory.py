@@ -23,13 +23,17 @@ import dataflows.cpg
 import dataflows.extraction
 import dataflows.manifest
 import dataflows.policy
+import dataflows.release
 import dataflows.semantic_plan
 import dataflows.views
 import driver.authority
 import driver.engines
-from driver.authority import FailedRunRecorder
+from driver.authority import BuildLockHolder, FailedRunRecorder
+from driver.delta_store import DeltaTableStore
+from driver.lock import BuildLock, restore_release
 from driver.materializers import view_loaders, view_savers
-from driver.options import check_build_options
+from driver.options import BuildOptionError, check_build_options
+from relspec.catalog import DatasetCatalog
 from relspec.policy import CompiledExecutionPolicy, ValidationMode
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
 from semantics.ir import CachePolicy
@@ -37,7 +41,8 @@ from semantics.ir import CachePolicy
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 PLANNING_MODULES = (driver.engines, dataflows.manifest, dataflows.semantic_plan, dataflows.policy)
-EXECUTION_MODULES = (dataflows.extraction, dataflows.cpg, driver.authority)  # and the generated view nodes
+# ... and the generated view nodes
+EXECUTION_MODULES = (dataflows.extraction, dataflows.cpg, dataflows.release, driver.authority)
 # What planning hands to the execution driver: the execution authority context and what it was built from.
 CONTEXT = ("execution_authority", "semantic_plan", "compiled_policy", "validation", "capabilities", "session",
            "table_store", "file_manifest")
@@ -78,6 +83,7 @@ def build_driver(
     validation_mode: ValidationMode = "warn",
     adapters: list[lifecycle_base.LifecycleAdapter] | None = None,
     modules: Sequence[ModuleType] = (),
+    lock_timeout: float | None = None,
 ) -> hamilton_driver.Driver:
     """A Hamilton driver that builds the CPG of ``source_root`` into ``output_dir``.
 
@@ -93,21 +99,42 @@ def build_driver(
     ({view: policy}) win over the compiled cache policies; ``validation_mode="error"`` stops a run
     that fails validation before it writes anything. A wrong option raises
     `driver.options.BuildOptionError` (a ValueError) before anything is written.
+
+    One build writes an output folder at a time: the driver holds the folder's lock from planning to
+    the end of its first execution (``lock_timeout``: seconds to wait for another build to finish,
+    None to wait as long as it takes; past it `driver.lock.FolderLocked` is raised). Tables that a
+    build which died or was quarantined left past the current release are restored to it first.
     """
     planning = plan_driver(source_root, output_dir, jobs=jobs, include=include, exclude=exclude,
                            max_file_bytes=max_file_bytes, cache_overrides=cache_overrides,
                            validation_mode=validation_mode)
     if output_dir is None:
         return planning
-    context = planning.execute(list(CONTEXT))
-    policy: CompiledExecutionPolicy = context["compiled_policy"]
-    builder = (hamilton_driver.Builder()
-               .with_modules(*EXECUTION_MODULES, _view_nodes(policy), *modules)
-               .with_config({**planning.config, **context})
-               .with_materializers(*view_loaders(policy))
-               .with_adapters(FailedRunRecorder(context["execution_authority"], context["table_store"]),
-                              *(adapters or ())))
-    return builder.build()
+    lock = BuildLock(planning.config["output_dir"], timeout=lock_timeout)
+    lock.acquire()
+    try:
+        restored = restore_release(DeltaTableStore(DatasetCatalog(planning.config["output_dir"])))
+        context = planning.execute(list(CONTEXT))
+        _refuse_required_overrides(context["compiled_policy"])
+        policy: CompiledExecutionPolicy = context["compiled_policy"]
+        builder = (hamilton_driver.Builder()
+                   .with_modules(*EXECUTION_MODULES, _view_nodes(policy), *modules)
+                   .with_config({**planning.config, **context, "restored_tables": list(restored)})
+                   .with_materializers(*view_loaders(policy))
+                   .with_adapters(FailedRunRecorder(context["execution_authority"], context["table_store"]),
+                                  BuildLockHolder(lock), *(adapters or ())))
+        return builder.build()
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _refuse_required_overrides(policy: CompiledExecutionPolicy) -> None:
+    """An override may not turn a decision the compiler marks as required into a wrong result."""
+    for view, choice in sorted(policy.cache.items()):
+        if choice.override and choice.required and choice.cache == "none":
+            raise BuildOptionError("cache_overrides", f"{view}=none: a recursive view re-scans {view}, so it "
+                                   "must be staged (delta_staging); lazy, it would give wrong results")
 
 
 def plan_driver(

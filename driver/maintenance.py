@@ -100,12 +100,14 @@ def write_outcome(table_uri: str, policy: MaintenancePolicy, storage_options: St
     )
 
 
-def _execute(table: DeltaTable, decision: MaintenanceDecision, policy: MaintenancePolicy) -> None:
+def _execute(table: DeltaTable, decision: MaintenanceDecision, policy: MaintenancePolicy,
+             keep_versions: list[int] | None) -> None:
     # Checkpoint last, so it covers the commits compaction and vacuum (two: START and END) add.
     if decision.compact:
         table.optimize.compact()
     if decision.vacuum:
-        table.vacuum(retention_hours=policy.vacuum_retention_hours, dry_run=False, enforce_retention_duration=False)
+        table.vacuum(retention_hours=policy.vacuum_retention_hours, dry_run=False, enforce_retention_duration=False,
+                     keep_versions=keep_versions or None)
     if decision.checkpoint:
         table.update_incremental()
         table.create_checkpoint()
@@ -127,13 +129,14 @@ def _describe(error: Exception) -> str:
 
 
 def run_maintenance(table_uri: str, decision: MaintenanceDecision, policy: MaintenancePolicy,
-                    storage_options: StorageOptions = None) -> MaintenanceRecord:
+                    storage_options: StorageOptions = None,
+                    keep_versions: list[int] | None = None) -> MaintenanceRecord:
     started = time.perf_counter()
     before, error = _UNKNOWN, None
     try:
         table = _open(table_uri, storage_options)
         before = _state(table)
-        _execute(table, decision, policy)
+        _execute(table, decision, policy, keep_versions)
     except Exception as exc:
         error = _describe(exc)
     after = _state_or_unknown(table_uri, storage_options)
@@ -149,7 +152,9 @@ def run_maintenance(table_uri: str, decision: MaintenanceDecision, policy: Maint
     )
 
 
-def maintain(table_uri: str, policy: MaintenancePolicy, storage_options: StorageOptions = None) -> MaintenanceRecord:
+def maintain(table_uri: str, policy: MaintenancePolicy, storage_options: StorageOptions = None,
+             keep_versions: list[int] | None = None) -> MaintenanceRecord:
+    """``keep_versions``: versions a vacuum must leave readable (besides the latest)."""
     started = time.perf_counter()
     try:
         outcome = write_outcome(table_uri, policy, storage_options)
@@ -163,4 +168,4 @@ def maintain(table_uri: str, policy: MaintenancePolicy, storage_options: Storage
             seconds=time.perf_counter() - started,
             error=_describe(exc),
         )
-    return run_maintenance(table_uri, decide_maintenance(outcome, policy), policy, storage_options)
+    return run_maintenance(table_uri, decide_maintenance(outcome, policy), policy, storage_options, keep_versions)

@@ -38,6 +38,7 @@ class ExecutionAuthority(abc.ABC):
     capabilities: RuntimeCapabilities
     resolver: DatasetCatalog
     started_at: str  # ISO time the run's authority was built
+    run_id: str  # the run's id, recorded with everything it writes
 
     def check_resolver(self, resolver: DatasetCatalog, boundary: str) -> None:
         if resolver.identity != self.resolver.identity:

@@ -17,6 +17,7 @@ import msgspec
 import pyarrow as pa
 from datafusion import DataFrame, SessionContext
 
+from relspec.releases import Release, read_releases
 from semantics.entities import EXTRACTION_ENTITIES
 from semantics.views import OUTPUTS
 
@@ -24,6 +25,8 @@ EXTRACT_FOLDER = "extract"
 STAGING_FOLDER = "_staging"
 SPOOL_FOLDER = "_spool"  # scratch space of a build in progress (local: the extraction results)
 RUNS_TABLE = "cpg_runs"
+RELEASES_TABLE = "cpg_releases"
+LOG_TABLES = (RUNS_TABLE, RELEASES_TABLE)  # append-only records of the output, read at their latest version
 CPG_TABLES = OUTPUTS  # the published tables, at the root of the output
 EXTRACT_TABLES = tuple(entity.table for entity in EXTRACTION_ENTITIES)
 
@@ -46,6 +49,8 @@ class DatasetCatalog(msgspec.Struct, frozen=True):
             return f"{base}/{name}"
         if name == RUNS_TABLE:
             return f"{base}/_runs"
+        if name == RELEASES_TABLE:
+            return f"{base}/_releases"
         raise KeyError(f"unknown dataset {name!r}")
 
     def staging_location(self, view: str) -> str:
@@ -57,7 +62,7 @@ class DatasetCatalog(msgspec.Struct, frozen=True):
         return f"{self.root.rstrip('/')}/{SPOOL_FOLDER}/{purpose}"
 
     def names(self) -> tuple[str, ...]:
-        return (*CPG_TABLES, *EXTRACT_TABLES, RUNS_TABLE)
+        return (*CPG_TABLES, *EXTRACT_TABLES, *LOG_TABLES)
 
 
 class StagedResult(msgspec.Struct, frozen=True):
@@ -88,32 +93,41 @@ class TableStore(abc.ABC):
 
     @abc.abstractmethod
     def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema,
-                  fingerprint: str | None = None) -> tuple[int, int]:
-        """Atomically replace the whole table, recording ``fingerprint``; return (version, rows written)."""
+                  fingerprint: str | None = None, run_id: str | None = None) -> tuple[int, int]:
+        """Atomically replace the whole table, recording ``fingerprint`` and the run that wrote it;
+        return (version, rows written)."""
 
     @abc.abstractmethod
-    def published_fingerprint(self, name: str) -> str | None:
-        """The fingerprint recorded when the table was last published, if any."""
+    def published_result(self, name: str) -> tuple[str, str] | None:
+        """(fingerprint, run id) recorded when the table's current rows were published, if any."""
 
     @abc.abstractmethod
     def append(self, name: str, rows: pa.Table) -> int:
-        """Append rows in one commit; return the new version."""
+        """Append rows to a log table (runs, releases) in one commit; return the new version."""
 
     @abc.abstractmethod
-    def staged_fingerprint(self, view: str) -> str | None:
-        """The fingerprint recorded with a view's staged result, if one exists."""
+    def restore(self, name: str, version: int) -> int:
+        """Make ``version``'s rows the table's current rows (a new commit); return the new version."""
+
+    @abc.abstractmethod
+    def staged_result(self, view: str) -> tuple[str, str] | None:
+        """(fingerprint, run id) recorded with a view's staged result, if one exists."""
 
     @abc.abstractmethod
     def staged_version(self, view: str) -> int | None:
         """The Delta version of a view's staging table, if one exists."""
 
     @abc.abstractmethod
-    def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str) -> StagedResult:
-        """Write a view's result to its staging table, recording its fingerprint."""
+    def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str, run_id: str) -> StagedResult:
+        """Write a view's result to its staging table, recording its fingerprint and run."""
 
     @abc.abstractmethod
-    def register(self, session: SessionContext, name: str) -> None:
-        """Make the table queryable by its name in ``session``."""
+    def register(self, session: SessionContext, name: str, version: int | None = None) -> None:
+        """Make the table (at ``version``, or its latest) queryable by its name in ``session``."""
+
+    def releases(self) -> list[Release]:
+        """The output's release log, oldest first."""
+        return read_releases(self.read(RELEASES_TABLE))
 
     @abc.abstractmethod
     def register_staged(self, session: SessionContext, view: str, registration: str) -> None:

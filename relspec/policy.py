@@ -234,22 +234,27 @@ def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy]) -> Mat
     return MaterializationStrategy(registration=registration)
 
 
-def compile_maintenance(outputs: tuple[str, ...], stats: dict[str, TableStats]) -> dict[str, MaintenanceChoice]:
-    """Maintenance thresholds per published dataset, by its size tier: big tables checkpoint more
-    often (their logs grow costly to replay) and tolerate more small files before compacting."""
+def compile_maintenance(tables: tuple[str, ...], stats: dict[str, TableStats]) -> dict[str, MaintenanceChoice]:
+    """Maintenance thresholds per table the build owns, by its size tier: big tables checkpoint more
+    often (their logs grow costly to replay) and tolerate more small files before compacting. Vacuum
+    runs every few versions with no time-based retention: the maintenance node keeps the versions the
+    recent releases name, so a folder holds a few builds, not every build it has seen."""
     by_tier = {
-        "large": MaintenancePolicy(compact_min_small_files=16, checkpoint_every_versions=5),
-        "medium": MaintenancePolicy(compact_min_small_files=8, checkpoint_every_versions=10),
-        "small": MaintenancePolicy(compact_min_small_files=4, checkpoint_every_versions=20),
+        "large": MaintenancePolicy(compact_min_small_files=16, checkpoint_every_versions=5, **_VACUUM),
+        "medium": MaintenancePolicy(compact_min_small_files=8, checkpoint_every_versions=10, **_VACUUM),
+        "small": MaintenancePolicy(compact_min_small_files=4, checkpoint_every_versions=20, **_VACUUM),
     }
     choices = {}
-    for name in outputs:
+    for name in tables:
         known = name in stats
         tier = size_tier(stats[name].rows) if known else "small"
         evidence = (f"{stats[name].rows:,} rows: {tier} tier" if known else "not built yet: small tier",)
         choices[name] = MaintenanceChoice(by_tier[tier], InferenceConfidence(
             "maintenance", tier, 1.0 if known else 0.5, evidence, None if known else "no table statistics yet"))
     return choices
+
+
+_VACUUM = {"vacuum_every_versions": 4, "vacuum_retention_hours": 0}
 
 
 _FUNCTION_CALL = re.compile(r"\b([a-z_][a-z0-9_]*)\s*\(", re.I)

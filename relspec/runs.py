@@ -20,7 +20,8 @@ from relspec.validation import ValidationIssue
 from semantics.ir import CachePolicy, SemanticPlan
 
 Outcome = Literal["lazy", "computed_staged", "reused", "published"]  # reused: staged or published before
-RunStatus = Literal["published", "failed_validation", "failed"]
+# released: checked and made current; quarantined: written but failed the data checks, not released
+RunStatus = Literal["released", "quarantined", "failed_validation", "failed"]
 
 
 def digest(*parts: str | bytes) -> str:
@@ -90,11 +91,15 @@ class RunRecord(msgspec.Struct, frozen=True):
         return dict(sorted(counts.items()))
 
 
-def new_run_record(started_at: str, status: RunStatus, **fields: object) -> RunRecord:
-    """A run record stamped with a fresh id and its finish time; unset parts are empty."""
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def new_run_record(run_id: str, started_at: str, status: RunStatus, **fields: object) -> RunRecord:
+    """A run record stamped with its finish time; unset parts are empty."""
     defaults: dict[str, object] = {"output_versions": {}, "views": (), "validation": (), "maintenance": (),
                                    "package": None}
-    return RunRecord(run_id=uuid.uuid4().hex[:12], started_at=started_at, finished_at=datetime.now(UTC).isoformat(),
+    return RunRecord(run_id=run_id, started_at=started_at, finished_at=datetime.now(UTC).isoformat(),
                      status=status, **{**defaults, **fields})  # type: ignore[arg-type]
 
 

@@ -18,6 +18,10 @@ class BuildSummary(msgspec.Struct, frozen=True):
     table_versions: dict[str, int]
     run_id: str = ""
     view_outcomes: dict[str, int] = {}  # lazy / computed_staged / reused / published: how many views each
+    status: str = "released"  # or quarantined: written, failed its data checks, not released
+    message: str = ""  # why a run was quarantined
+    release: int = 0  # the release this build made current (its sequence); 0 when quarantined
+    restored: tuple[str, ...] = ()  # tables brought back to the current release before this build
 
     @property
     def nodes(self) -> int:

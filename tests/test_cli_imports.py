@@ -122,7 +122,7 @@ def test_query_errors_import_no_pipeline(small_out, tmp_path):
 def test_runs_imports_no_pipeline(small_out, tmp_path):
     done, modules = run_recording(tmp_path, "runs", small_out, "--json")
     assert (done.returncode, done.stderr) == (0, "")
-    assert [record["status"] for record in json.loads(done.stdout)] == ["published"]
+    assert [record["status"] for record in json.loads(done.stdout)] == ["released"]
     assert imported(modules, PIPELINE) == []
 
 

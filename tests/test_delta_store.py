@@ -33,7 +33,7 @@ session = SessionContext(SessionConfig().with_target_partitions(1))
 session.register_table("source", DeltaTable(f"{root}/source"))
 frame = session.sql("SELECT a.id FROM source a JOIN source b ON a.id = b.id")
 schema = pa.schema([pa.field("id", pa.int64(), nullable=False)])
-print(DeltaTableStore(DatasetCatalog(root)).stage("joined", frame, schema, "fingerprint").rows)
+print(DeltaTableStore(DatasetCatalog(root)).stage("joined", frame, schema, "fingerprint", "run").rows)
 """
 TWO_ROW_GROUPS = 2**20 + 50_000
 HANG_GUARD_SECONDS = 300  # not a speed bound: it turns a stall into a failure instead of a stuck run

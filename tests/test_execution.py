@@ -10,11 +10,12 @@ import pytest
 from conftest import CPG_TABLE_NAMES
 from shop_fixture import FIXTURE
 
-from driver.api import build_driver, open_session
+from driver.api import NotReleased, build_driver, open_session
 from driver.cli import main as cli_main
 from driver.delta_store import DeltaTableStore
+from driver.options import BuildOptionError
 from relspec.authority import ResolverIdentityError
-from relspec.catalog import RUNS_TABLE, DatasetCatalog
+from relspec.catalog import EXTRACT_TABLES, RUNS_TABLE, DatasetCatalog
 from relspec.runs import RunRecord, read_records
 from relspec.view_graph import ViewGraph
 
@@ -26,8 +27,8 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 
 def _runs(out: Path) -> list[RunRecord]:
-    session, _ = open_session(out)
-    return read_records(session.table(RUNS_TABLE).to_arrow_table())
+    """The run log as it is now (runs are recorded whether or not they were released)."""
+    return read_records(DeltaTableStore(DatasetCatalog(str(out))).read(RUNS_TABLE))
 
 
 @pytest.fixture
@@ -101,19 +102,19 @@ def test_unchanged_rebuild_reuses_every_staged_view_and_an_edit_recomputes_exact
     assert names.column(0).to_pylist() == ["shop.money.halve"]
 
 
-def test_validation_error_mode_stops_before_writing_and_says_why(code: Path, tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("mode", ["warn", "error"])
+def test_a_required_staging_overridden_to_none_is_refused_in_any_mode(code: Path, tmp_path: Path, mode: str,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """scope_parents is re-scanned by a recursive view: lazy, the recursion would read it once and give
+    wrong results, so the override is refused before anything is written, whatever the mode."""
     out = tmp_path / "out"
-    status = cli_main(["build", str(code), "--out", str(out), "-j", "1", "-q", "--validation", "error",
+    status = cli_main(["build", str(code), "--out", str(out), "-j", "1", "-q", "--validation", mode,
                        "--cache-policy", "scope_parents=none"])
     err = capsys.readouterr().err.strip()
     assert status == 1
-    assert len(err.splitlines()) == 1 and "policy.required_staging_dropped (scope_parents)" in err
-    # nothing published, nothing extracted: only the run table records the refusal
-    assert not (out / "cpg_nodes").exists() and not (out / "extract").exists()
-    (record,) = _runs(out)
-    assert record.status == "failed_validation"
-    assert [issue.code for issue in record.validation] == ["policy.required_staging_dropped"]
+    assert err.splitlines() == ["error: --cache-policy: scope_parents=none: a recursive view re-scans scope_parents, "
+                                "so it must be staged (delta_staging); lazy, it would give wrong results"]
+    assert not (out / "cpg_nodes").exists() and not (out / "extract").exists() and not (out / "_runs").exists()
 
 
 def test_a_run_that_fails_part_way_is_recorded(code: Path, tmp_path: Path,
@@ -143,16 +144,15 @@ def test_a_default_build_validates_clean(code: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     build_driver(code, out, jobs=1).execute(["build_summary"])
     (record,) = _runs(out)
-    assert record.status == "published"
+    assert record.status == "released"
     assert record.validation == ()
 
 
-def test_warn_mode_reports_and_goes_on(code: Path, tmp_path: Path) -> None:
+def test_the_api_refuses_a_required_staging_dropped_in_warn_mode(code: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    build_driver(code, out, jobs=1, cache_overrides={"class_bases": "none"}).execute(["build_summary"])
-    (record,) = _runs(out)
-    assert record.status == "published"
-    assert [issue.code for issue in record.validation] == ["policy.required_staging_dropped"]
+    with pytest.raises(BuildOptionError, match="class_bases=none: a recursive view re-scans class_bases"):
+        build_driver(code, out, jobs=1, cache_overrides={"class_bases": "none"}, validation_mode="warn")
+    assert not (out / "cpg_nodes").exists() and not (out / "_runs").exists()
 
 
 def test_bad_cache_policy_argument_is_one_line(code: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -168,12 +168,14 @@ def test_runs_command_lists_runs_with_outcomes(code: Path, tmp_path: Path, capsy
     capsys.readouterr()
     assert cli_main(["runs", str(out), "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
-    assert [record["status"] for record in records] == ["published", "published"]
+    assert [record["status"] for record in records] == ["released", "released"]
     first, second = records
     assert first["package"]["fingerprint"] and first["package"]["policy_fingerprint"]
     outcomes = {o["view"]: o["outcome"] for o in second["views"]}
     assert outcomes["cpg_nodes"] == "reused" and outcomes["scope_chain"] == "reused"  # nothing changed
-    assert {m["dataset"] for m in second["maintenance"]} == set(CPG_TABLE_NAMES)
+    # every table the build owns is maintained: outputs, extraction tables, run and release logs
+    owned = {*CPG_TABLE_NAMES, *EXTRACT_TABLES, "_runs", "_releases"}
+    assert {m["dataset"] for m in second["maintenance"]} == owned
     assert cli_main(["runs", str(out)]) == 0
     text = capsys.readouterr().out
     assert text.count("published") >= 2 and "reused" in text
@@ -300,7 +302,12 @@ def test_savers_return_what_they_wrote_and_hamilton_keeps_it(code: Path, tmp_pat
     written = first["cpg_nodes__published"]
     assert written["table_uri"] == str(out / "cpg_nodes") and written["outcome"] == "published"
     assert written["version"] == first["published_cpg"]["cpg_nodes"] == 0
-    session, _ = open_session(out)
-    assert written["rows"] == session.sql("SELECT count(*) AS n FROM cpg_nodes").to_arrow_table()["n"][0].as_py()
-    again = build_driver(code, out, jobs=1).execute(["cpg_nodes__published"])["cpg_nodes__published"]
-    assert again == {**written, "outcome": "reused", "rows": None}
+    assert written["rows"] == DeltaTableStore(DatasetCatalog(str(out))).statistics("cpg_nodes")[0]
+    with pytest.raises(NotReleased):  # written, not released: no reader sees it
+        open_session(out)
+    # an unreleased run's table is never reused: the next build writes it again, then releases it
+    again = build_driver(code, out, jobs=1).execute(["build_summary", "cpg_nodes__published"])
+    assert again["cpg_nodes__published"]["outcome"] == "published"
+    assert again["build_summary"].release == 1
+    third = build_driver(code, out, jobs=1).execute(["cpg_nodes__published"])["cpg_nodes__published"]
+    assert third == {**again["cpg_nodes__published"], "outcome": "reused", "rows": None}

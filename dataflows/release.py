@@ -1,0 +1,93 @@
+"""Hamilton nodes that end a build: check what it wrote, then release it (or quarantine it).
+
+The release is one commit to the release log naming the version of every table the build produced;
+until it lands, readers read the previous release. See `relspec.releases` and `relspec.quarantine`.
+"""
+
+from __future__ import annotations
+
+from datafusion import SessionContext
+from hamilton.function_modifiers import tag
+
+from relspec.authority import ExecutionAuthority
+from relspec.catalog import RELEASES_TABLE, TableStore
+from relspec.maintenance import MaintenanceRecord
+from relspec.quarantine import (
+    DENSITY_TABLES,
+    DataCheck,
+    dangling_endpoints,
+    density_in_history,
+    failures,
+    modules_present,
+    schema_matches,
+)
+from relspec.releases import Release, current_release, density_history, new_release, release_row
+from semantics.entities import FILE
+from semantics.views.graph import OUTPUT_SCHEMAS
+
+
+@tag(role="output")
+def source_lines(source_catalog: dict[str, int], session: SessionContext) -> int:
+    """Lines of the code base built (the size check's denominator)."""
+    table = session.sql(f"SELECT coalesce(sum(line_count), 0) AS n FROM {FILE.table}").to_arrow_table()
+    return int(table.column(0)[0].as_py())
+
+
+def _check_session(table_store: TableStore, names: list[str]) -> SessionContext:
+    """A session of its own over the tables as this run wrote them (their latest versions)."""
+    session = SessionContext()
+    for name in names:
+        table_store.register(session, name)
+    return session
+
+
+def _first(session: SessionContext, sql: str) -> tuple[int, str | None]:
+    row = session.sql(sql).to_arrow_table().to_pylist()[0]
+    return int(row["n"]), row["example"]
+
+
+def _schema_checks(session: SessionContext, outputs: list[str]) -> list[DataCheck]:
+    checks = []
+    for name in outputs:
+        written = [(field.name, str(field.type)) for field in session.table(name).schema()]
+        declared = [(field.name, str(field.type)) for field in OUTPUT_SCHEMAS[name]]
+        checks.append(schema_matches(name, written, declared))
+    return checks
+
+
+@tag(role="output")
+def data_checks(published_cpg: dict[str, int], maintenance: tuple[MaintenanceRecord, ...], source_lines: int,
+                table_store: TableStore, execution_authority: ExecutionAuthority) -> tuple[DataCheck, ...]:
+    """The invariants the run's output must hold to be released: every edge endpoint a node, the
+    declared schemas, a MODULE node for every file, a graph density inside this output's history;
+    and no error in the plan's validation (warn mode lets such a run execute, not be released)."""
+    outputs = sorted(published_cpg)
+    session = _check_session(table_store, [*outputs, FILE.table])
+    dangling, edge = _first(session, """SELECT count(*) AS n, min(e.edge_id) AS example FROM cpg_edges e
+        WHERE NOT EXISTS (SELECT 1 FROM cpg_nodes n WHERE n.node_id = e.src)
+           OR NOT EXISTS (SELECT 1 FROM cpg_nodes n WHERE n.node_id = e.dst)""")
+    orphans, path = _first(session, f"""SELECT count(*) AS n, min(f.path) AS example FROM {FILE.table} f
+        WHERE NOT EXISTS (SELECT 1 FROM cpg_nodes n WHERE n.kind = 'MODULE' AND n.file_id = f.file_id)""")
+    releases = table_store.releases()
+    densities = [density_in_history(name, table_store.statistics(name)[0], source_lines,  # type: ignore[index]
+                                    density_history(releases, name)) for name in DENSITY_TABLES]
+    errors = [issue for issue in execution_authority.validation.issues if issue.severity == "error"]
+    validation = DataCheck("policy.validation_error", "plan", not errors,
+                           "; ".join(f"{issue.code} ({issue.subject})" for issue in errors) or "no error")
+    return (dangling_endpoints("cpg_edges", dangling, edge), *_schema_checks(session, outputs),
+            modules_present("cpg_nodes", orphans, path), *densities, validation)
+
+
+@tag(role="output")
+def release(data_checks: tuple[DataCheck, ...], published_cpg: dict[str, int], source_catalog: dict[str, int],
+            source_lines: int, table_store: TableStore, execution_authority: ExecutionAuthority) -> Release | None:
+    """The run's release, committed to the release log, when every check passed; None (the run is
+    quarantined) otherwise. It names the tables' versions after maintenance."""
+    if failures(data_checks):
+        return None
+    versions = {name: table_store.version(name) for name in (*published_cpg, *source_catalog)}
+    rows = {name: table_store.statistics(name)[0] for name in published_cpg}  # type: ignore[index]
+    made = new_release(current_release(table_store.releases()), execution_authority.run_id,
+                       versions, rows=rows, source_lines=source_lines)  # type: ignore[arg-type]
+    table_store.append(RELEASES_TABLE, release_row(made))
+    return made

@@ -1,0 +1,95 @@
+"""One writer per output folder: the build lock, and making a folder's tables its release again.
+
+The lock is an exclusive ``flock`` on ``DIR/_build.lock``: the kernel drops it when its holder
+exits, even killed with SIGKILL, so a dead build never leaves the folder locked. It holds for a
+local folder; an output on object storage has no lock yet (one build at a time is then the caller's
+duty; see docs/releases.md).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from relspec.catalog import TableStore
+from relspec.releases import current_release
+
+LOCK_FILE = "_build.lock"
+WAIT_POLL_SECONDS = 0.2
+log = logging.getLogger(__name__)
+
+
+class FolderLocked(RuntimeError):
+    """Another build holds the output folder."""
+
+
+class BuildLock:
+    """The exclusive right to write an output folder; ``acquire`` waits up to ``timeout`` seconds
+    (None: as long as it takes; 0: not at all)."""
+
+    def __init__(self, output_dir: str, timeout: float | None = None) -> None:
+        self.path = Path(output_dir) / LOCK_FILE if "://" not in output_dir else None
+        self.timeout = timeout
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None or self.path is None
+
+    def acquire(self) -> None:
+        if self.held:
+            return
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _holder(fd)
+                if deadline is not None and time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise FolderLocked(f"another build ({holder}) is writing {self.path.parent}") from None
+                if not announced:
+                    log.warning("waiting for another build (%s) to finish writing %s", holder, self.path.parent)
+                    announced = True
+                time.sleep(WAIT_POLL_SECONDS)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        os.ftruncate(self._fd, 0)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+
+def _holder(fd: int) -> str:
+    text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+    return text or "pid unknown"
+
+
+def restore_release(store: TableStore) -> tuple[str, ...]:
+    """Bring every table of the current release back to the version it names, where a build that
+    died or was quarantined (or a rollback) left a later one; returns the tables restored. The next
+    build then starts from exactly what readers read."""
+    release = current_release(store.releases())
+    if release is None:
+        return ()
+    restored = []
+    for name, version in sorted(release.versions.items()):
+        latest = store.version(name)
+        if latest is not None and latest != version:
+            store.restore(name, version)
+            restored.append(name)
+    return tuple(restored)
