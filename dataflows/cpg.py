@@ -72,7 +72,8 @@ def _counts(session: SessionContext, sql: str) -> dict[str, int]:
 
 @tag(role="output")
 def build_summary(run_record: RunRecord, source_catalog: dict[str, int], file_manifest: FileManifest,
-                  session: SessionContext, table_store: TableStore) -> BuildSummary:
+                  session: SessionContext, table_store: TableStore,
+                  decision_provenance: dict[str, int]) -> BuildSummary:
     """Counts of what the build produced, read back from the published tables."""
     for name in run_record.output_versions:
         table_store.register(session, name)
@@ -88,7 +89,7 @@ def build_summary(run_record: RunRecord, source_catalog: dict[str, int], file_ma
         nodes_by_kind=_counts(session, "SELECT kind, count(*) FROM cpg_nodes GROUP BY kind ORDER BY kind"),
         edges_by_kind=_counts(session, "SELECT kind, count(*) FROM cpg_edges GROUP BY kind ORDER BY kind"),
         diagnostics_by_code=_counts(session, "SELECT code, count(*) FROM cpg_diagnostics GROUP BY code ORDER BY code"),
-        table_versions={**source_catalog, **run_record.output_versions},
+        table_versions={**source_catalog, **run_record.output_versions, **decision_provenance},
         run_id=run_record.run_id,
         view_outcomes=run_record.outcome_counts(),
     )

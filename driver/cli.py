@@ -5,7 +5,7 @@ stderr and a non-zero exit; set CPGFLOW_DEBUG=1 to see the traceback of an unexp
 
 A command imports what it uses when it runs, at the top of its function: `cpgflow --help` loads
 neither the engines nor the pipeline, `query`, `runs`, `callgraph`, the questions (`callers`,
-`callees`, `unused`, `imports`, `subclasses`, `points-to`) and `export` read a built output with
+`callees`, `unused`, `imports`, `subclasses`, `points-to`), `why` and `export` read a built output with
 DataFusion and deltalake alone, and only `build`, `plan` and `dag` load Hamilton, the extractor and
 the dataflows (tests/test_cli_imports.py checks it).
 """
@@ -460,6 +460,32 @@ def runs(out: Path, as_json: bool) -> None:
                     stdout().print(f"    round {number}: {stages}", markup=False)
         for issue in record.validation:
             stdout().print(f"  {issue.severity}: {issue.code} ({issue.subject}): {issue.message}", markup=False)
+
+
+@cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("name")
+@click.option("--run", "run_id", metavar="RUN_ID", help="The run to explain (default: the latest one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the decisions and their evidence as JSON.")
+def why(out: Path, name: str, run_id: str | None, as_json: bool) -> None:
+    """Explain why a run decided what it did about NAME (a view, a published table, session, extraction
+    or run): every decision, in plain words, with the evidence it cites."""
+    from driver.questions import decisions_about
+    from relspec.provenance import describe, explained_decisions
+
+    session = _built_session(out)
+    try:
+        rows = decisions_about(session, name, run_id)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    explained = explained_decisions(_plain_types(rows).to_pylist())
+    if as_json:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(explained)).decode() + "\n")
+        return
+    stdout().print(f"run {explained[0].run_id}", style="bold", markup=False, highlight=False)
+    for item in explained:
+        for line in describe(item.decision, item.evidence):
+            stdout().print(line, markup=False, highlight=False)
 
 
 @cli.command()

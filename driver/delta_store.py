@@ -214,6 +214,9 @@ class DeltaTableStore(TableStore):
     def append(self, name: str, rows: pa.Table) -> int:
         return self._write(name, rows.cast(RUN_SCHEMA), mode="append")
 
+    def append_rows(self, name: str, rows: pa.Table, schema: pa.Schema) -> int:
+        return self._write(name, rows.cast(schema), mode="append")
+
     def staged_fingerprint(self, view: str) -> str | None:  # staged tables see no maintenance
         table = self._open(self.catalog.staging_location(view))
         if table is None:

@@ -24,6 +24,12 @@ EXTRACT_FOLDER = "extract"
 STAGING_FOLDER = "_staging"
 SPOOL_FOLDER = "_spool"  # scratch space of a build in progress (local: the extraction results)
 RUNS_TABLE = "cpg_runs"
+PROVENANCE_FOLDER = "_provenance"
+# The decision provenance graph of every run (relspec/provenance.py), by table name: its folder.
+PROVENANCE_TABLES = {"provenance_decisions": "decisions", "provenance_evidence": "evidence",
+                     "provenance_edges": "edges"}
+# Tables that record runs, not facts of the code base: they gain rows with each run.
+RUN_RECORD_TABLES = (RUNS_TABLE, *PROVENANCE_TABLES)
 CPG_TABLES = OUTPUTS  # the published tables, at the root of the output
 EXTRACT_TABLES = tuple(entity.table for entity in EXTRACTION_ENTITIES)
 
@@ -46,6 +52,8 @@ class DatasetCatalog(msgspec.Struct, frozen=True):
             return f"{base}/{name}"
         if name == RUNS_TABLE:
             return f"{base}/_runs"
+        if name in PROVENANCE_TABLES:
+            return f"{base}/{PROVENANCE_FOLDER}/{PROVENANCE_TABLES[name]}"
         raise KeyError(f"unknown dataset {name!r}")
 
     def staging_location(self, view: str) -> str:
@@ -57,7 +65,7 @@ class DatasetCatalog(msgspec.Struct, frozen=True):
         return f"{self.root.rstrip('/')}/{SPOOL_FOLDER}/{purpose}"
 
     def names(self) -> tuple[str, ...]:
-        return (*CPG_TABLES, *EXTRACT_TABLES, RUNS_TABLE)
+        return (*CPG_TABLES, *EXTRACT_TABLES, *RUN_RECORD_TABLES)
 
 
 class StagedResult(msgspec.Struct, frozen=True):
@@ -98,6 +106,11 @@ class TableStore(abc.ABC):
     @abc.abstractmethod
     def append(self, name: str, rows: pa.Table) -> int:
         """Append rows in one commit; return the new version."""
+
+    @abc.abstractmethod
+    def append_rows(self, name: str, rows: pa.Table, schema: pa.Schema) -> int:
+        """Append ``rows``, cast to ``schema``, in one commit (the table is made on the first); return
+        the new version."""
 
     @abc.abstractmethod
     def staged_fingerprint(self, view: str) -> str | None:
