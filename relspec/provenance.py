@@ -139,10 +139,9 @@ def _cache_decisions(builder: _Builder, ir: SemanticIR, policy: CompiledExecutio
     for view in ir.views:
         chosen = policy.cache[view.name]
         decision = builder.decide("cache_policy", view.name, chosen.cache, chosen.confidence)
-        readers = view.position.consumers if view.position is not None else ()
-        topology = "; ".join(view.cache.confidence.evidence) if view.cache is not None else ", ".join(readers)
-        builder.cite(decision, "topology", "topology", f"place of {view.name} in the view graph", topology,
-                     len(readers))
+        assert view.position is not None and view.cache is not None, "the IR's inference passes ran"
+        builder.cite(decision, "topology", "topology", f"place of {view.name} in the view graph",
+                     "; ".join(view.cache.confidence.evidence), len(view.position.consumers))
         if chosen.weighed_sources:
             builder.cite_statistics(decision, "source_size", chosen.weighed_sources, stats)
             builder.cite(decision, "threshold", "rule", "staging threshold",
@@ -295,7 +294,7 @@ def provenance_tables(graph: ProvenanceGraph) -> dict[str, pa.Table]:
 # -- in plain words -------------------------------------------------------------------------------
 
 CACHE_WORDS = {"none": "inlined", "delta_staging": "staged", "delta_output": "published"}
-# How each role of a cited fact reads after "because" / "given".
+# How `describe` introduces a cited fact of each role, in the order it lists them.
 ROLE_WORDS = {
     "topology": "in the view graph",
     "source_size": "measured statistics of",
@@ -353,10 +352,13 @@ def describe(decision: Decision, cited: tuple[CitedEvidence, ...]) -> list[str]:
              + _total_rows(cited)]
     if decision.fallback_reason:
         lines.append(f"  fallback: {decision.fallback_reason}")
-    for fact in sorted(cited, key=lambda fact: (list(ROLE_WORDS).index(fact.role) if fact.role in ROLE_WORDS
-                                                else len(ROLE_WORDS), fact.name, fact.value)):
-        lines.append(f"  - {_fact_words(fact)}")
+    lines += [f"  - {_fact_words(fact)}" for fact in sorted(cited, key=_reading_order)]
     return lines
+
+
+def _reading_order(fact: CitedEvidence) -> tuple[int, str, str]:
+    roles = list(ROLE_WORDS)
+    return roles.index(fact.role) if fact.role in roles else len(roles), fact.name, fact.value
 
 
 def _total_rows(cited: tuple[CitedEvidence, ...]) -> str:
