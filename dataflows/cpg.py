@@ -75,7 +75,7 @@ def _counts(session: SessionContext, sql: str) -> dict[str, int]:
 @tag(role="output")
 def build_summary(run_record: RunRecord, release: Release | None, source_catalog: dict[str, int],
                   file_manifest: FileManifest, session: SessionContext, table_store: TableStore,
-                  restored_tables: list[str] | None = None) -> BuildSummary:
+                  decision_provenance: dict[str, int], restored_tables: list[str] | None = None) -> BuildSummary:
     """Counts of what the build produced, read back from the published tables."""
     for name in run_record.output_versions:
         table_store.register(session, name)
@@ -91,7 +91,7 @@ def build_summary(run_record: RunRecord, release: Release | None, source_catalog
         nodes_by_kind=_counts(session, "SELECT kind, count(*) FROM cpg_nodes GROUP BY kind ORDER BY kind"),
         edges_by_kind=_counts(session, "SELECT kind, count(*) FROM cpg_edges GROUP BY kind ORDER BY kind"),
         diagnostics_by_code=_counts(session, "SELECT code, count(*) FROM cpg_diagnostics GROUP BY code ORDER BY code"),
-        table_versions={**source_catalog, **run_record.output_versions},
+        table_versions={**source_catalog, **run_record.output_versions, **decision_provenance},
         run_id=run_record.run_id,
         view_outcomes=run_record.outcome_counts(),
         status=run_record.status,

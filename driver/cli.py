@@ -5,7 +5,7 @@ stderr and a non-zero exit; set CPGFLOW_DEBUG=1 to see the traceback of an unexp
 
 A command imports what it uses when it runs, at the top of its function: `cpgflow --help` loads
 neither the engines nor the pipeline, `query`, `runs`, `callgraph`, the questions (`callers`,
-`callees`, `unused`, `imports`, `subclasses`, `points-to`) and `export` read a built output with
+`callees`, `unused`, `imports`, `subclasses`, `points-to`), `why` and `export` read a built output with
 DataFusion and deltalake alone, and only `build`, `plan` and `dag` load Hamilton, the extractor and
 the dataflows (tests/test_cli_imports.py checks it).
 """
@@ -553,6 +553,32 @@ def fingerprint(out: Path, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("name")
+@click.option("--run", "run_id", metavar="RUN_ID", help="The run to explain (default: the latest one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the decisions and their evidence as JSON.")
+def why(out: Path, name: str, run_id: str | None, as_json: bool) -> None:
+    """Explain why a run decided what it did about NAME (a view, a published table, session, extraction
+    or run): every decision, in plain words, with the evidence it cites."""
+    from driver.questions import decisions_about
+    from relspec.provenance import describe, explained_decisions
+
+    session = _log_session(out)
+    try:
+        rows = decisions_about(session, name, run_id)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    explained = explained_decisions(_plain_types(rows).to_pylist())
+    if as_json:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(explained)).decode() + "\n")
+        return
+    stdout().print(f"run {explained[0].run_id}", style="bold", markup=False, highlight=False)
+    for item in explained:
+        for line in describe(item.decision, item.evidence):
+            stdout().print(line, markup=False, highlight=False)
+
+
+@cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the graph as JSON.")
 @click.option("--png", "png", type=click.Path(path_type=Path), help="Render the graph to this PNG file (graphviz).")
@@ -588,6 +614,20 @@ def _built_session(out: Path, run_id: str | None = None) -> SessionContext:
         raise CliError(str(err)) from None
     if not registered:
         raise CliError(f"DIR '{out}' holds no cpgflow tables (run `cpgflow build PATH --out {out}` first)")
+    return session
+
+
+def _log_session(out: Path) -> SessionContext:
+    """A session over DIR's logs (runs, releases, provenance) as they are now: they record every run,
+    released or not."""
+    from driver.engine import new_session
+    from relspec.catalog import LOG_TABLES
+
+    store = _output_store(out)
+    session = new_session()
+    for name in LOG_TABLES:
+        if store.version(name) is not None:
+            store.register(session, name)
     return session
 
 

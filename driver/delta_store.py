@@ -19,6 +19,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from relspec.catalog import RELEASES_TABLE, RUNS_TABLE, DatasetCatalog, StagedResult, TableStore
+from relspec.provenance import PROVENANCE_SCHEMAS
 from relspec.releases import RELEASE_SCHEMA
 from relspec.runs import RUN_SCHEMA
 from semantics.entities import EXTRACTION_ENTITIES, EntityDecl
@@ -28,7 +29,7 @@ from semantics.types import SEMANTIC_METADATA_KEY, SemanticType
 _DECLARATIONS: dict[str, EntityDecl] = {entity.table: entity for entity in EXTRACTION_ENTITIES}
 FINGERPRINT_KEY = "cpgflow.fingerprint"
 RUN_KEY = "cpgflow.run_id"  # the run that wrote a staged or published result
-LOG_SCHEMAS = {RUNS_TABLE: RUN_SCHEMA, RELEASES_TABLE: RELEASE_SCHEMA}
+LOG_SCHEMAS = {RUNS_TABLE: RUN_SCHEMA, RELEASES_TABLE: RELEASE_SCHEMA, **PROVENANCE_SCHEMAS}
 # Commits that leave a table's rows as they were: a result recorded before them still describes it.
 SAME_DATA_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
 WRITE_OPERATIONS = frozenset({"WRITE", "CREATE TABLE", "CREATE OR REPLACE TABLE"})

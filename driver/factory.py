@@ -23,6 +23,7 @@ import dataflows.cpg
 import dataflows.extraction
 import dataflows.manifest
 import dataflows.policy
+import dataflows.provenance
 import dataflows.release
 import dataflows.semantic_plan
 import dataflows.views
@@ -41,11 +42,12 @@ from semantics.ir import CachePolicy
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 PLANNING_MODULES = (driver.engines, dataflows.manifest, dataflows.semantic_plan, dataflows.policy)
-# ... and the generated view nodes
-EXECUTION_MODULES = (dataflows.extraction, dataflows.cpg, dataflows.release, driver.authority)
-# What planning hands to the execution driver: the execution authority context and what it was built from.
+EXECUTION_MODULES = (dataflows.extraction, dataflows.cpg, dataflows.release, driver.authority,  # and the views
+                     dataflows.provenance)
+# What planning hands to the execution driver: the execution authority context and what it was built from
+# (the IR, view graph and statistics the policy was compiled from are the decision provenance's evidence).
 CONTEXT = ("execution_authority", "semantic_plan", "compiled_policy", "validation", "capabilities", "session",
-           "table_store", "file_manifest")
+           "table_store", "file_manifest", "optimized_ir", "view_graph", "table_statistics")
 
 # The planning chain is pure: its results depend only on the code of `semantics` and `relspec`, so
 # Hamilton's cache keeps them across runs, in a folder per version of that code (a node's own code

@@ -161,6 +161,24 @@ WHERE scope.kind = 'SCOPE' AND scope.qualname = $scope
 """
 
 
+# Every decision a run made about a subject, one row per fact it cites (a decision citing none: one row
+# of nulls after its own columns).
+DECISIONS_SQL = """
+SELECT d.run_id, d.decision_id, d.kind, d.subject, d.value, d.score, d.fallback_reason, c.role,
+       v.kind AS evidence_kind, v.name AS evidence_name, v.value AS evidence_value, v.quantity
+FROM provenance_decisions d
+LEFT JOIN provenance_edges c ON c.run_id = d.run_id AND c.decision_id = d.decision_id
+LEFT JOIN provenance_evidence v ON v.run_id = c.run_id AND v.evidence_id = c.evidence_id
+WHERE d.run_id = $run AND d.subject = $name
+ORDER BY d.kind, c.role, v.name, v.value
+"""
+# The latest recorded run that left its decision provenance.
+LATEST_EXPLAINED_RUN_SQL = """
+SELECT run_id FROM cpg_runs WHERE run_id IN (SELECT run_id FROM provenance_decisions)
+ORDER BY started_at DESC LIMIT 1
+"""
+
+
 def _in_memory(session: SessionContext, name: str, sql: str) -> SessionContext:
     """A session of its own holding the result of ``sql`` over ``session`` as the in-memory table ``name``."""
     private = new_session()
@@ -262,3 +280,26 @@ def points_to(session: SessionContext, variable: str) -> pa.Table:
     if not scope or not session.sql(VARIABLE_SQL, param_values=params).to_arrow_table().column("n")[0].as_py():
         raise ValueError(f"no variable named {variable!r} in the graph")
     return session.sql(POINTS_TO_SQL, param_values=params).to_arrow_table()
+
+
+def decisions_about(session: SessionContext, name: str, run_id: str | None = None) -> pa.Table:
+    """Every decision the run ``run_id`` (default: the latest run with decision provenance) made about
+    ``name`` — a view, a published table, ``session``, ``extraction`` or ``run`` — one row per fact it
+    cites (relspec/provenance.py; docs/provenance.md)."""
+    if not session.table_exist("provenance_decisions"):
+        raise ValueError("this output holds no decision provenance (build it again with this cpgflow)")
+    if run_id is None:
+        latest = session.sql(LATEST_EXPLAINED_RUN_SQL).to_arrow_table().column("run_id").to_pylist()
+        if not latest:
+            raise ValueError("no recorded run left decision provenance")
+        run_id = str(latest[0])
+    rows = session.sql(DECISIONS_SQL, param_values={"run": run_id, "name": name}).to_arrow_table()
+    if rows.num_rows:
+        return rows
+    known = session.sql("SELECT 1 FROM provenance_decisions WHERE run_id = $run LIMIT 1",
+                        param_values={"run": run_id}).to_arrow_table()
+    if not known.num_rows:
+        raise ValueError(f"run {run_id!r} left no decision provenance (`cpgflow runs DIR` lists the runs)")
+    raise ValueError(f"no decision about {name!r} in run {run_id}: a NAME is a view, a published table, "
+                     "'session', 'extraction' or 'run' (`cpgflow query DIR \"SELECT DISTINCT kind, subject FROM "
+                     "provenance_decisions\"` lists them)")

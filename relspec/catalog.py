@@ -26,7 +26,12 @@ STAGING_FOLDER = "_staging"
 SPOOL_FOLDER = "_spool"  # scratch space of a build in progress (local: the extraction results)
 RUNS_TABLE = "cpg_runs"
 RELEASES_TABLE = "cpg_releases"
-LOG_TABLES = (RUNS_TABLE, RELEASES_TABLE)  # append-only records of the output, read at their latest version
+PROVENANCE_FOLDER = "_provenance"
+# The decision provenance graph of every run (relspec/provenance.py), by table name: its folder.
+PROVENANCE_TABLES = {"provenance_decisions": "decisions", "provenance_evidence": "evidence",
+                     "provenance_edges": "edges"}
+# Tables that record runs, not facts of the code base: append-only, read at their latest version.
+LOG_TABLES = (RUNS_TABLE, RELEASES_TABLE, *PROVENANCE_TABLES)
 CPG_TABLES = OUTPUTS  # the published tables, at the root of the output
 EXTRACT_TABLES = tuple(entity.table for entity in EXTRACTION_ENTITIES)
 
@@ -51,6 +56,8 @@ class DatasetCatalog(msgspec.Struct, frozen=True):
             return f"{base}/_runs"
         if name == RELEASES_TABLE:
             return f"{base}/_releases"
+        if name in PROVENANCE_TABLES:
+            return f"{base}/{PROVENANCE_FOLDER}/{PROVENANCE_TABLES[name]}"
         raise KeyError(f"unknown dataset {name!r}")
 
     def staging_location(self, view: str) -> str:
@@ -103,7 +110,8 @@ class TableStore(abc.ABC):
 
     @abc.abstractmethod
     def append(self, name: str, rows: pa.Table) -> int:
-        """Append rows to a log table (runs, releases) in one commit; return the new version."""
+        """Append rows to a log table (runs, releases, provenance) in one commit, the table made on the
+        first; return the new version."""
 
     @abc.abstractmethod
     def restore(self, name: str, version: int) -> int:

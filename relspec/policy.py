@@ -31,6 +31,8 @@ Registration = Literal["delta", "dataset"]
 STAGING_MIN_ROWS = 20_000
 # Table-size tiers shared by every size-based decision.
 SIZE_TIERS: tuple[tuple[str, int], ...] = (("small", 100_000), ("medium", 2_000_000), ("large", 2**63 - 1))
+# A table read that spans more files than this is scanned with pushed-down filters, whatever its rows.
+PLAIN_SCAN_MAX_FILES = 8
 
 
 class TableStats(msgspec.Struct, frozen=True):
@@ -45,6 +47,7 @@ class ViewPolicy(msgspec.Struct, frozen=True):
     confidence: InferenceConfidence
     override: bool = False
     required: bool = False  # staging is needed for correctness (a recursive reader), not for speed
+    weighed_sources: tuple[str, ...] = ()  # the measured source tables whose rows the decision weighed
 
 
 class ScanOptions(msgspec.Struct, frozen=True):
@@ -128,12 +131,14 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
         assert hint is not None, "cache hints are inferred before the policy is compiled"
         evidence = list(hint.confidence.evidence)
         policy, score, fallback = hint.policy, hint.confidence.score, None
+        weighed: tuple[str, ...] = ()
         if policy == "delta_staging" and not hint.required:
             if not stats:
                 fallback = "no table statistics yet (first build): topology alone decides"
                 score = min(score, 0.7)
             else:
                 cost = graph.upstream_cost(view.name, source_rows)
+                weighed = tuple(sorted(graph.transitive_sources(view.name) & source_rows.keys()))
                 evidence.append(f"reads {cost:,} source rows in all")
                 if cost < STAGING_MIN_ROWS and not graph.inputs(view.name):
                     policy = "none"
@@ -148,6 +153,7 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
             confidence=InferenceConfidence("cache_policy", policy, score, tuple(evidence), fallback),
             override=override is not None,
             required=hint.required,
+            weighed_sources=weighed,
         )
     return policies
 
@@ -159,7 +165,7 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None) -
     read = {name: stat for name, stat in stats.items() if tables is None or name in tables}
     largest = max((stat.rows for stat in read.values()), default=0)
     most_files = max((stat.files for stat in read.values()), default=0)
-    large = size_tier(largest) != "small" or most_files > 8
+    large = size_tier(largest) != "small" or most_files > PLAIN_SCAN_MAX_FILES
     options = {
         "datafusion.execution.parquet.pushdown_filters": "true" if large else "false",
         "datafusion.execution.parquet.reorder_filters": "true" if large else "false",

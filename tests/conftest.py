@@ -67,14 +67,14 @@ def table_rows(out: Path | str, table: str) -> list[dict]:
 
 
 def snapshot(out: Path | str) -> dict[str, set[tuple]]:
-    """Every fact table of a built output, as order-free row sets (one session). The run table is
-    left out: it records runs, and gains a row with each one."""
+    """Every fact table of a built output, as order-free row sets (one session). The run table and
+    the decision provenance are left out: they record runs, and gain rows with each one."""
     from driver.api import open_session
-    from relspec.catalog import RUNS_TABLE
+    from relspec.catalog import LOG_TABLES
 
     session, tables = open_session(out)
     return {table: row_set(session.sql(f"SELECT * FROM {table}").to_arrow_table().to_pylist())
-            for table in tables if table != RUNS_TABLE}
+            for table in tables if table not in LOG_TABLES}
 
 
 def row_set(rows: list[dict]) -> set[tuple]:

@@ -67,7 +67,7 @@ def small_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 HELP_ARGS = [["--help"], ["build", "--help"], ["query", "--help"], ["plan", "--help"], ["callgraph", "--help"],
-             ["runs", "--help"], ["dag", "--help"], ["callers", "--help"], ["export", "--help"]]
+             ["runs", "--help"], ["dag", "--help"], ["callers", "--help"], ["export", "--help"], ["why", "--help"]]
 
 
 @pytest.mark.parametrize("args", HELP_ARGS, ids=" ".join)
@@ -93,7 +93,8 @@ def test_help_lists_every_command(tmp_path):
                              ("imports", "List which module imports which"),
                              ("subclasses", "List the classes that inherit from the class QUALNAME"),
                              ("points-to", "List what the variable VARIABLE"),
-                             ("export", "Export the graph of DIR to OUT as GraphML")]:
+                             ("export", "Export the graph of DIR to OUT as GraphML"),
+                             ("why", "Explain why a run decided what it did about NAME")]:
         assert any(line.split()[:1] == [command] and summary[:40] in " ".join(line.split())
                    for line in done.stdout.splitlines()), (command, done.stdout)
     build_help = run_cli("build", "--help").stdout
@@ -123,6 +124,13 @@ def test_runs_imports_no_pipeline(small_out, tmp_path):
     done, modules = run_recording(tmp_path, "runs", small_out, "--json")
     assert (done.returncode, done.stderr) == (0, "")
     assert [record["status"] for record in json.loads(done.stdout)] == ["released"]
+    assert imported(modules, PIPELINE) == []
+
+
+@pytest.mark.parametrize("args", [["run"], ["cpg_nodes", "--json"], ["nope"]], ids=" ".join)
+def test_why_imports_no_pipeline(args, small_out, tmp_path):
+    done, modules = run_recording(tmp_path, "why", small_out, *args)
+    assert done.returncode == (1 if "nope" in args else 0), done.stderr
     assert imported(modules, PIPELINE) == []
 
 

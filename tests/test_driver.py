@@ -11,7 +11,7 @@ import pytest
 from conftest import CPG_TABLE_NAMES, build, query, row_set, snapshot, table_rows, write_tree
 
 from driver.api import build_driver, open_session
-from relspec.catalog import RUNS_TABLE
+from relspec.catalog import LOG_TABLES
 from semantics.ids import file_id_for
 
 INIT = '''\
@@ -308,8 +308,8 @@ def test_edges_point_at_nodes_and_ids_are_unique(fixture_build):
 def test_every_row_has_a_file_id(fixture_build):
     _, out, _ = fixture_build
     _, tables = open_session(out)
-    fact_tables = [table for table in tables if table != RUNS_TABLE]  # the run table records runs, not facts
-    assert len(fact_tables) == len(tables) - 1
+    fact_tables = [table for table in tables if table not in LOG_TABLES]  # they record runs, not facts
+    assert len(fact_tables) == len(tables) - len(LOG_TABLES)
     for table in fact_tables:
         assert query(out, f"SELECT count(*) AS n FROM {table} WHERE file_id IS NULL OR file_id = ''") == [{"n": 0}]
     # every row of the code base's own files is owned by a file of ex_files (EXTERNAL_SYMBOL nodes stand
@@ -399,7 +399,7 @@ def test_per_file_caching(tmp_path):
     other_file_id = file_id_for("other.py")
     assert other_file_id in {row["file_id"] for row in after_first_files}
     session, tables = open_session(out)
-    for table in (table for table in tables if table != RUNS_TABLE):
+    for table in (table for table in tables if table not in LOG_TABLES):
         gone = session.sql(f"SELECT count(*) AS n FROM {table} WHERE file_id = '{other_file_id}'")
         assert gone.to_arrow_table().to_pylist() == [{"n": 0}], table
     assert ids_third["pkg/__init__.py"] == ids_first["pkg/__init__.py"]

@@ -1,0 +1,223 @@
+"""The decision provenance graph, read back from its Delta tables with SQL and through `cpgflow why`.
+
+The shop fixture is built twice with the real console script: first with ``--cache-policy
+name_uses=none`` (a first build has no statistics, so the view graph alone decides), then plainly
+(the policy weighs the statistics the first build left). What each decision must say follows from
+the rules (docs/pipeline.md, relspec/policy.py, relspec/maintenance.py), stated here by hand:
+
+- ``name_resolution`` reads the views scope_candidates, module_scopes and scope_parents and is read by
+  resolved_uses and builtin_uses: fan-out 2, so it is staged; it is not a leaf, so the rule that
+  inlines a leaf over fewer than 20,000 source rows cannot apply, but its source statistics are weighed;
+- ``name_uses`` is read by three views but is a leaf over ex_references, which holds fewer than 20,000
+  rows: inlined on the second build; on the first, the override inlines it;
+- each CPG table is written as one file per build: the small tier compacts at 4 small files and
+  checkpoints and vacuums every 20 versions, so maintenance reaches no threshold;
+- ``scope_candidates`` relates key_scopes to name_presence ``in_scope``: the scope-id and name pair.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import assert_one_line_error, query, run_cli, write_tree
+from shop_fixture import FIXTURE
+
+from relspec.policy import STAGING_MIN_ROWS
+
+CPG_TABLES = ("cpg_diagnostics", "cpg_edges", "cpg_nodes", "cpg_points_to", "cpg_props")
+
+CITED_SQL = """
+SELECT d.kind AS decision_kind, d.value AS decision_value, d.score, d.fallback_reason, c.role, v.kind, v.name,
+       v.value, v.quantity
+FROM provenance_decisions d
+JOIN provenance_edges c ON c.run_id = d.run_id AND c.decision_id = d.decision_id
+JOIN provenance_evidence v ON v.run_id = c.run_id AND v.evidence_id = c.evidence_id
+WHERE d.run_id = '{run}' AND d.subject = '{subject}' AND d.kind = '{kind}'
+ORDER BY c.role, v.name
+"""
+
+
+@pytest.fixture(scope="module")
+def shop_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """The shop built with an override, then again without; returns (out, first run id, second run id)."""
+    base = tmp_path_factory.mktemp("provenance")
+    root = write_tree(base / "src", FIXTURE)
+    out = base / "out"
+    for extra in (["--cache-policy", "name_uses=none"], []):
+        done = run_cli("build", root, "--out", out, "-j", "1", "--quiet", *extra)
+        assert done.returncode == 0, done.stderr
+    runs = [row["run_id"] for row in query(out, "SELECT run_id FROM cpg_runs ORDER BY started_at")]
+    assert len(runs) == 2
+    return out, runs[0], runs[1]
+
+
+def _cited(out: Path, run: str, subject: str, kind: str) -> list[dict]:
+    return query(out, CITED_SQL.format(run=run, subject=subject, kind=kind))
+
+
+def _rows_of(out: Path, table: str) -> int:
+    return query(out, f"SELECT count(*) AS n FROM {table}")[0]["n"]
+
+
+def test_a_staged_view_cites_its_fan_out_and_the_statistics_it_weighed(shop_runs):
+    out, _, second = shop_runs
+    cited = _cited(out, second, "name_resolution", "cache_policy")
+    assert {row["decision_value"] for row in cited} == {"delta_staging"}
+    (topology,) = [row for row in cited if row["role"] == "topology"]
+    assert topology["kind"] == "topology" and topology["quantity"] == 2
+    assert "resolved_uses" in topology["value"] and "builtin_uses" in topology["value"]
+    statistics = {row["name"]: row["quantity"] for row in cited if row["role"] == "source_size"}
+    assert {"ex_references", "ex_bindings", "ex_scopes"} <= statistics.keys()
+    assert all(row["kind"] == "statistic" for row in cited if row["role"] == "source_size")
+    assert statistics == {table: _rows_of(out, table) for table in statistics}  # measured rows, as built
+    (rule,) = [row for row in cited if row["role"] == "threshold"]
+    assert rule["kind"] == "rule" and rule["quantity"] == STAGING_MIN_ROWS
+
+
+def test_a_small_leaf_view_is_inlined_on_its_statistics(shop_runs):
+    out, _, second = shop_runs
+    cited = _cited(out, second, "name_uses", "cache_policy")
+    assert {row["decision_value"] for row in cited} == {"none"}
+    statistics = {row["name"]: row["quantity"] for row in cited if row["role"] == "source_size"}
+    assert statistics == {"ex_references": _rows_of(out, "ex_references")}
+    assert statistics["ex_references"] < STAGING_MIN_ROWS
+    assert [row["quantity"] for row in cited if row["role"] == "topology"] == [3]
+    assert [row["role"] for row in cited if row["kind"] == "override"] == []
+
+
+def test_an_override_is_cited_as_override_evidence(shop_runs):
+    out, first, _ = shop_runs
+    cited = _cited(out, first, "name_uses", "cache_policy")
+    assert {(row["decision_value"], row["score"], row["fallback_reason"]) for row in cited} == {("none", 1.0, None)}
+    overrides = [(row["kind"], row["value"]) for row in cited if row["role"] == "override"]
+    assert overrides == [("override", "name_uses=none")]
+    assert not [row for row in cited if row["role"] == "source_size"]  # a first build has no statistics
+
+
+def test_maintenance_decisions_cite_their_reason_code(shop_runs):
+    out, _, second = shop_runs
+    for table in CPG_TABLES:
+        cited = _cited(out, second, table, "maintenance")
+        assert {row["decision_value"] for row in cited} == {"no action"}, table
+        assert [row["value"] for row in cited if row["role"] == "reason_code"] == ["skip.no_threshold_reached"]
+        (thresholds,) = [row["value"] for row in cited if row["role"] == "thresholds"]
+        assert "compact at 4 files" in thresholds and "checkpoint every 20 versions" in thresholds
+        assert [row["quantity"] for row in cited if row["role"] == "table_size"] == [_rows_of(out, table)]
+
+
+def test_one_fact_is_one_evidence_node_cited_by_every_decision_resting_on_it(shop_runs):
+    out, _, second = shop_runs
+    duplicates = query(out, "SELECT run_id, evidence_id FROM provenance_evidence GROUP BY run_id, evidence_id "
+                            "HAVING count(*) > 1")
+    assert duplicates == []
+    reason = query(out, f"""
+        SELECT v.evidence_id, count(c.decision_id) AS citations FROM provenance_evidence v
+        JOIN provenance_edges c ON c.run_id = v.run_id AND c.evidence_id = v.evidence_id
+        WHERE v.run_id = '{second}' AND v.value = 'skip.no_threshold_reached' GROUP BY v.evidence_id""")
+    assert [row["citations"] for row in reason] == [len(CPG_TABLES)]  # one evidence node, cited by each table
+    references = query(out, f"""
+        SELECT count(DISTINCT c.decision_id) AS decisions FROM provenance_edges c
+        JOIN provenance_evidence v ON v.run_id = c.run_id AND v.evidence_id = c.evidence_id
+        WHERE c.run_id = '{second}' AND v.kind = 'statistic' AND v.name = 'ex_references'""")
+    assert references[0]["decisions"] >= 3  # name_uses' cache policy and scan options, the session's scan
+
+
+def test_every_edge_joins_a_decision_to_evidence_of_its_run(shop_runs):
+    out, _, _ = shop_runs
+    dangling = query(out, """
+        SELECT count(*) AS n FROM provenance_edges c
+        LEFT JOIN provenance_decisions d ON d.run_id = c.run_id AND d.decision_id = c.decision_id
+        LEFT JOIN provenance_evidence v ON v.run_id = c.run_id AND v.evidence_id = c.evidence_id
+        WHERE d.decision_id IS NULL OR v.evidence_id IS NULL""")
+    assert dangling == [{"n": 0}]
+
+
+def test_each_run_has_its_status_decision(shop_runs):
+    out, first, second = shop_runs
+    decided = query(out, "SELECT d.run_id, d.value, r.status FROM provenance_decisions d "
+                         "JOIN cpg_runs r ON r.run_id = d.run_id WHERE d.kind = 'run_status' AND d.subject = 'run' "
+                         "ORDER BY r.started_at")
+    assert [row["run_id"] for row in decided] == [first, second]
+    assert all(row["value"] == row["status"] for row in decided)
+
+
+def test_join_decisions_of_a_relate_view(shop_runs):
+    out, _, second = shop_runs
+    strategy = _cited(out, second, "scope_candidates", "join_strategy")
+    assert {row["decision_value"] for row in strategy} == {"scope_name_equi"}
+    assert [row["value"] for row in strategy if row["role"] == "relation"] == ["key_scopes in_scope name_presence"]
+    keys = _cited(out, second, "scope_candidates", "join_keys")
+    assert {row["decision_value"] for row in keys} == {"scope_id=scope_id, name=name"}
+    assert {row["kind"] for row in keys} == {"semantic_type"}
+
+
+def test_the_provenance_tables_answer_cpgflow_query(shop_runs):
+    out, _, _ = shop_runs
+    done = run_cli("query", out, "SELECT count(*) AS n FROM provenance_decisions WHERE kind = 'run_status'",
+                   "-f", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [{"n": 2}]
+
+
+def test_why_explains_a_staged_view_in_plain_words(shop_runs):
+    out, _, second = shop_runs
+    statistics = [row["quantity"] for row in _cited(out, second, "name_resolution", "cache_policy")
+                  if row["role"] == "source_size"]
+    done = run_cli("why", out, "name_resolution")
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"run {second}"
+    headline = (f"name_resolution: cache policy staged (delta_staging), confidence 1.00 — {sum(statistics):,} rows "
+                f"in its {len(statistics)} source tables (measured statistics)")
+    assert headline in lines
+    assert any(line.startswith("  - in the view graph: read by 2 views") and line.endswith("(fan-out 2)")
+               for line in lines)
+    assert f"  - measured statistics of ex_references: {_rows_of(out, 'ex_references')} rows" in done.stdout
+    assert f"fewer than {STAGING_MIN_ROWS:,} rows" in done.stdout
+
+
+def test_why_cites_an_override_of_an_earlier_run(shop_runs):
+    out, first, _ = shop_runs
+    done = run_cli("why", out, "name_uses", "--run", first)
+    assert done.returncode == 0, done.stderr
+    assert "name_uses: cache policy inlined (none), confidence 1.00" in done.stdout
+    assert "  - explicit override: name_uses=none" in done.stdout
+
+
+def test_why_explains_maintenance_and_the_run(shop_runs):
+    out, _, second = shop_runs
+    table = run_cli("why", out, "cpg_nodes")
+    assert table.returncode == 0, table.stderr
+    assert "cpg_nodes: maintenance no action" in table.stdout
+    assert "  - reason code: skip.no_threshold_reached" in table.stdout
+    status = query(out, f"SELECT status FROM cpg_runs WHERE run_id = '{second}'")[0]["status"]
+    run = run_cli("why", out, "run")
+    assert run.returncode == 0, run.stderr
+    assert f"run: run status {status}, confidence 1.00" in run.stdout
+
+
+def test_why_json_holds_the_decisions_and_their_evidence(shop_runs):
+    out, first, _ = shop_runs
+    done = run_cli("why", out, "name_uses", "--run", first, "--json")
+    assert done.returncode == 0, done.stderr
+    explained = json.loads(done.stdout)
+    assert {item["run_id"] for item in explained} == {first}
+    cache = [item for item in explained if item["decision"]["kind"] == "cache_policy"]
+    assert [item["decision"]["value"] for item in cache] == ["none"]
+    assert {"role": "override", "kind": "override", "name": "--cache-policy name_uses",
+            "value": "name_uses=none", "quantity": None} in cache[0]["evidence"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["nope"], "no decision about 'nope'"),
+    (["name_uses", "--run", "0000"], "run '0000' left no decision provenance"),
+])
+def test_why_without_a_decision_is_one_error_line(shop_runs, args, message):
+    out, _, _ = shop_runs
+    done = run_cli("why", out, *args)
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr)
+    assert message in done.stderr
+    assert "cpgflow query DIR" in done.stderr or "cpgflow runs DIR" in done.stderr  # how to find what to ask
