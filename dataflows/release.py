@@ -59,7 +59,8 @@ def _schema_checks(session: SessionContext, outputs: list[str]) -> list[DataChec
 def data_checks(published_cpg: dict[str, int], maintenance: tuple[MaintenanceRecord, ...], source_lines: int,
                 table_store: TableStore, execution_authority: ExecutionAuthority) -> tuple[DataCheck, ...]:
     """The invariants the run's output must hold to be released: every edge endpoint a node, the
-    declared schemas, a MODULE node for every file, a graph density inside this output's history;
+    declared schemas, a MODULE node for every file read (one skipped unread at discovery, such as a
+    symlink out of the root, has none), a graph density inside this output's history;
     and no error in the plan's validation (warn mode lets such a run execute, not be released)."""
     outputs = sorted(published_cpg)
     session = _check_session(table_store, [*outputs, FILE.table])
@@ -67,7 +68,8 @@ def data_checks(published_cpg: dict[str, int], maintenance: tuple[MaintenanceRec
         WHERE NOT EXISTS (SELECT 1 FROM cpg_nodes n WHERE n.node_id = e.src)
            OR NOT EXISTS (SELECT 1 FROM cpg_nodes n WHERE n.node_id = e.dst)""")
     orphans, path = _first(session, f"""SELECT count(*) AS n, min(f.path) AS example FROM {FILE.table} f
-        WHERE NOT EXISTS (SELECT 1 FROM cpg_nodes n WHERE n.kind = 'MODULE' AND n.file_id = f.file_id)""")
+        WHERE coalesce(f.content_hash, '') <> ''
+          AND NOT EXISTS (SELECT 1 FROM cpg_nodes n WHERE n.kind = 'MODULE' AND n.file_id = f.file_id)""")
     releases = table_store.releases()
     densities = [density_in_history(name, table_store.statistics(name)[0], source_lines,  # type: ignore[index]
                                     density_history(releases, name)) for name in DENSITY_TABLES]

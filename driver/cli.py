@@ -606,12 +606,16 @@ def dag(path: Path, as_json: bool, png: Path | None) -> None:
 def _built_session(out: Path, run_id: str | None = None) -> SessionContext:
     """A session over DIR's current release (or over what run ``run_id`` wrote)."""
     from driver.api import NotReleased, open_session
+    from relspec.catalog import RUNS_TABLE
 
     _existing_output(out)
     try:
         session, registered = open_session(out, run_id=run_id)
     except NotReleased as err:
-        raise CliError(str(err)) from None
+        if _output_store(out).version(RUNS_TABLE) is None:
+            registered = []
+        else:
+            raise CliError(str(err)) from None
     if not registered:
         raise CliError(f"DIR '{out}' holds no cpgflow tables (run `cpgflow build PATH --out {out}` first)")
     return session

@@ -173,8 +173,8 @@ def test_runs_command_lists_runs_with_outcomes(code: Path, tmp_path: Path, capsy
     assert first["package"]["fingerprint"] and first["package"]["policy_fingerprint"]
     outcomes = {o["view"]: o["outcome"] for o in second["views"]}
     assert outcomes["cpg_nodes"] == "reused" and outcomes["scope_chain"] == "reused"  # nothing changed
-    # every table the build owns is maintained: outputs, extraction tables, run and release logs
-    owned = {*CPG_TABLE_NAMES, *EXTRACT_TABLES, "_runs", "_releases"}
+    # every table the build owns is maintained: outputs, extraction tables, run, release and provenance logs
+    owned = {*CPG_TABLE_NAMES, *EXTRACT_TABLES, "_runs", "_releases", "decisions", "evidence", "edges"}
     assert {m["dataset"] for m in second["maintenance"]} == owned
     assert cli_main(["runs", str(out)]) == 0
     text = capsys.readouterr().out
