@@ -115,6 +115,7 @@ def execution_package(semantic_plan: SemanticPlan, compiled_policy: CompiledExec
         session_config_fingerprint=session_settings,
         plan_fingerprints={outcome.view: outcome.plan_fingerprint for outcome in execution_authority.outcomes()},
         source_versions=source_versions,
+        cache_policies={view: choice.cache for view, choice in sorted(compiled_policy.cache.items())},
     ))
 
 

@@ -536,6 +536,40 @@ def quarantine(out: Path, drop: bool) -> None:
 
 @cli.command()
 @click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("run_id", metavar="RUN_ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def replay(out: Path, run_id: str, as_json: bool) -> None:
+    """Re-execute run RUN_ID with its inputs pinned at the versions it read, write nothing to DIR's
+    tables, and check the outputs are the ones it published (exit 1 on a difference)."""
+    from driver.replay import ReplayError
+    from driver.replay import replay as replay_run
+
+    _existing_output(out)
+    started = time.perf_counter()
+    try:
+        report = replay_run(out, run_id)
+    except ReplayError as err:
+        raise CliError(str(err)) from None
+    if as_json:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(report)).decode() + "\n")
+    else:
+        pinned = ", ".join(f"{name}@{version}" for name, version in sorted(report.pinned.items())[:3])
+        stdout().print(f"replayed run {run_id} in {time.perf_counter() - started:.1f} s, inputs pinned "
+                       f"({len(report.pinned)} tables: {pinned}, ...)", markup=False)
+        for check in report.outputs:
+            verdict = ("same rows" if check.matches
+                       else f"DIFFERENT rows ({check.recorded[:12]} -> {check.replayed[:12]})")
+            stdout().print(f"  {check.name}: {verdict}", markup=False)
+        changed = [check.name for check in report.plans if not check.matches]
+        stdout().print(f"  plans: {len(report.plans) - len(changed)} of {len(report.plans)} views planned as recorded"
+                       + (f"; different: {', '.join(changed)}" if changed else ""), markup=False)
+    if not report.reproduced:
+        different = ", ".join(check.name for check in report.outputs if not check.matches)
+        raise CliError(f"replay of run {run_id} differs from what it published: {different}")
+
+
+@cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print {table: digest} as JSON.")
 def fingerprint(out: Path, as_json: bool) -> None:
     """A content digest of every table of DIR's current release (order and storage do not matter)."""

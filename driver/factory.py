@@ -34,7 +34,7 @@ from driver.delta_store import DeltaTableStore
 from driver.lock import BuildLock, restore_release
 from driver.materializers import view_loaders, view_savers
 from driver.options import BuildOptionError, check_build_options
-from relspec.catalog import DatasetCatalog
+from relspec.catalog import DatasetCatalog, TableStore
 from relspec.policy import CompiledExecutionPolicy, ValidationMode
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
 from semantics.ir import CachePolicy
@@ -118,17 +118,36 @@ def build_driver(
         restored = restore_release(DeltaTableStore(DatasetCatalog(planning.config["output_dir"])))
         context = planning.execute(list(CONTEXT))
         _refuse_required_overrides(context["compiled_policy"])
-        policy: CompiledExecutionPolicy = context["compiled_policy"]
-        builder = (hamilton_driver.Builder()
-                   .with_modules(*EXECUTION_MODULES, _view_nodes(policy), *modules)
-                   .with_config({**planning.config, **context, "restored_tables": list(restored)})
-                   .with_materializers(*view_loaders(policy))
-                   .with_adapters(FailedRunRecorder(context["execution_authority"], context["table_store"]),
-                                  BuildLockHolder(lock), *(adapters or ())))
-        return builder.build()
+        config = {**planning.config, **context, "restored_tables": list(restored)}
+        return _execution_driver(config, [BuildLockHolder(lock), *(adapters or ())], modules)
     except BaseException:
         lock.release()
         raise
+
+
+def replay_driver(store: TableStore, scratch: str | Path,
+                  cache_policies: dict[str, CachePolicy]) -> hamilton_driver.Driver:
+    """The execution driver of a replay: planned and executed like a build, with ``store`` (the
+    recorded run's tables pinned at their versions, everything else written under ``scratch``) in
+    place of the output's own store, and the cache policies the run had. Its extraction is not run:
+    execute it with the pinned versions as the ``extraction_tables`` override (see `driver.replay`)."""
+    planning = plan_driver(scratch, scratch, cache_overrides=cache_policies)
+    context = planning.execute(list(CONTEXT), overrides={"table_store": store})
+    return _execution_driver({**planning.config, **context, "restored_tables": []}, [], ())
+
+
+def _execution_driver(config: dict[str, object], adapters: list[lifecycle_base.LifecycleAdapter],
+                      modules: Sequence[ModuleType]) -> hamilton_driver.Driver:
+    """The execution driver over a planned context: the views with the savers and loaders the
+    compiled policy attaches, the run recorded as failed if it fails part-way."""
+    policy: CompiledExecutionPolicy = config["compiled_policy"]  # type: ignore[assignment]
+    recorder = FailedRunRecorder(config["execution_authority"], config["table_store"])  # type: ignore[arg-type]
+    return (hamilton_driver.Builder()
+            .with_modules(*EXECUTION_MODULES, _view_nodes(policy), *modules)
+            .with_config(config)
+            .with_materializers(*view_loaders(policy))
+            .with_adapters(recorder, *adapters)
+            .build())
 
 
 def _refuse_required_overrides(policy: CompiledExecutionPolicy) -> None:

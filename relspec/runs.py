@@ -63,6 +63,7 @@ class ExecutionPackage(msgspec.Struct, frozen=True):
     session_config_fingerprint: str
     plan_fingerprints: dict[str, str]
     source_versions: dict[str, str]
+    cache_policies: dict[str, str] = {}  # view -> the cache policy it ran with (a replay runs it so again)
     fingerprint: str = ""
 
 
