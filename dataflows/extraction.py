@@ -23,6 +23,7 @@ def extraction(file_manifest: FileManifest, execution_authority: ExecutionAuthor
     The run's gate: when validation fails in `error` mode, the run stops here, before anything is
     written, and records why in the run table."""
     _stop_if_invalid(execution_authority, table_store)
+    execution_authority.check_resolver(table_store.catalog, "dataset_readiness")  # the store it will write
     spool = ExtractionSpool(Path(table_store.catalog.spool_location("extraction")))
     try:
         workers = execution_authority.policy.extraction.workers  # compiled from the size of the work

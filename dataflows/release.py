@@ -87,6 +87,7 @@ def release(data_checks: tuple[DataCheck, ...], published_cpg: dict[str, int], s
     quarantined) otherwise. It names the tables' versions after maintenance."""
     if failures(data_checks):
         return None
+    execution_authority.check_resolver(table_store.catalog, "dataset_readiness")
     versions = {name: table_store.version(name) for name in (*published_cpg, *source_catalog)}
     rows = {name: table_store.statistics(name)[0] for name in published_cpg}  # type: ignore[index]
     made = new_release(current_release(table_store.releases()), execution_authority.run_id,

@@ -56,9 +56,13 @@ class RunAuthority(ExecutionAuthority):
         self._frames: dict[str, tuple[DataFrame, str]] = {}  # view -> the frame its readers get, its fingerprint
         self._started: dict[str, float] = {}
 
-    def apply_scan_policy(self, resolver: DatasetCatalog, view: str | None = None) -> None:
-        """The session's scan options, or — before a view executes — that view's own."""
+    def apply_scan_policy(self, resolver: DatasetCatalog) -> None:
+        """The session's scan options, set for the run by the resolver's owner."""
         self.check_resolver(resolver, "scan_override")
+        self._set_scan_options(None)
+
+    def _set_scan_options(self, view: str | None) -> None:
+        """The session's scan options, or — before a view executes — that view's own."""
         chosen = self.policy.scan.session if view is None else self.policy.scan.views[view]
         for key, value in sorted(chosen.options.items()):
             self.session.sql(f"SET {key} = {value}").collect()
@@ -111,7 +115,7 @@ class RunAuthority(ExecutionAuthority):
         if self._reusable(self.store.staged_result(name), fingerprint):  # keeps alive much of what its plan read
             outcome: Outcome = "reused"
         else:
-            self.apply_scan_policy(self.store.catalog, name)
+            self._set_scan_options(name)
             view = self._views[name]
             source = view.sql
             if view.fixpoint is not None:
@@ -140,7 +144,6 @@ class RunAuthority(ExecutionAuthority):
         return frame
 
     def publish(self, name: str, frame: DataFrame) -> dict[str, object]:
-        self.check_resolver(self.store.catalog, "dataset_readiness")
         made = self._frames.get(name)
         fingerprint = made[1] if made is not None and made[0] is frame else _override_fingerprint(name)
         self._started.setdefault(name, time.perf_counter())
@@ -149,7 +152,7 @@ class RunAuthority(ExecutionAuthority):
         if version is not None and self._reusable(self.store.published_result(name), fingerprint):
             outcome: Outcome = "reused"
         else:
-            self.apply_scan_policy(self.store.catalog, name)
+            self._set_scan_options(name)
             version, rows = self.store.overwrite(name, frame, OUTPUT_SCHEMAS[name], fingerprint, self.run_id)
             outcome = "published"
         self._record(name, self.policy.cache[name].cache, outcome, rows, fingerprint, frame)
