@@ -22,7 +22,7 @@ from driver.lock import BuildLock
 from driver.maintenance import maintain
 from relspec.authority import ExecutionAuthority, StagedQuery
 from relspec.catalog import RUNS_TABLE, DatasetCatalog, TableStore
-from relspec.maintenance import MaintenanceRecord
+from relspec.maintenance import MaintenanceDecision, MaintenancePolicy, MaintenanceRecord
 from relspec.policy import CompiledExecutionPolicy
 from relspec.releases import KEPT_RELEASES, released_runs
 from relspec.runs import Outcome, ViewOutcome, digest, new_run_id, new_run_record, run_row
@@ -227,6 +227,12 @@ class FailedRunRecorder(GraphExecutionHook):
         self.store.append(RUNS_TABLE, run_row(record))
 
 
+# A staging table is overwritten when its view's inputs change: vacuum whatever an overwrite left.
+STAGING_MAINTENANCE = MaintenancePolicy(compact_min_small_files=0, checkpoint_every_versions=0,
+                                        vacuum_every_versions=1, vacuum_retention_hours=0)
+NOT_STAGED_REASON = "remove.not_staged_by_policy"
+
+
 class BuildLockHolder(GraphExecutionHook):
     """Holds the output folder's build lock while the driver executes, and lets it go after: the
     factory takes it to plan; a driver executed again takes it again."""
@@ -256,7 +262,25 @@ def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int],
         keep = sorted({release.versions[name] for release in kept if name in release.versions})
         records.append(maintain(table_store.catalog.location(name), compiled_policy.maintenance[name].policy,
                                 keep_versions=keep))
-    return tuple(records)
+    return (*records, *_maintain_staging(compiled_policy, table_store))
+
+
+def _maintain_staging(policy: CompiledExecutionPolicy, store: TableStore) -> list[MaintenanceRecord]:
+    """Staging tables: the policy's keep their latest version only (no reader reads an older one: a
+    staged result is reused by fingerprint); those the policy no longer stages are removed."""
+    records = []
+    staged = {view for view, choice in policy.cache.items() if choice.cache == "delta_staging"}
+    for view in store.staged_views():
+        location = store.catalog.staging_location(view)
+        if view in staged:
+            records.append(maintain(location, STAGING_MAINTENANCE))
+            continue
+        store.remove_staged(view)
+        decision = MaintenanceDecision(view, compact=False, checkpoint=False, vacuum=False,
+                                       reasons=(NOT_STAGED_REASON,))
+        records.append(MaintenanceRecord(view, decision, version_before=-1, version_after=-1, files_before=-1,
+                                         files_after=0, seconds=0.0))
+    return records
 
 
 @tag(role="authority")

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from datafusion import DataFrame, Expr, SessionContext, col
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+from pyarrow import fs
 
 from relspec.catalog import RELEASES_TABLE, RUNS_TABLE, DatasetCatalog, StagedResult, TableStore
 from relspec.provenance import PROVENANCE_SCHEMAS
@@ -249,6 +250,20 @@ class DeltaTableStore(TableStore):
         table = DeltaTable(location, storage_options=self.storage_options)
         return StagedResult(rows=self._rows_added(location), version=table.version())
 
+    def staged_views(self) -> tuple[str, ...]:
+        filesystem, folder = fs.FileSystem.from_uri(self._staging_root())
+        if filesystem.get_file_info(folder).type != fs.FileType.Directory:
+            return ()
+        found = filesystem.get_file_info(fs.FileSelector(folder))
+        return tuple(sorted(info.base_name for info in found if info.type == fs.FileType.Directory))
+
+    def remove_staged(self, view: str) -> None:
+        filesystem, folder = fs.FileSystem.from_uri(self.catalog.staging_location(view))
+        filesystem.delete_dir(folder)
+
+    def _staging_root(self) -> str:
+        return self.catalog.staging_location("").rstrip("/")
+
     def _write(self, name: str, data: pa.Table | pa.RecordBatchReader, **options: object) -> int:
         location = self.catalog.location(name)
         write_deltalake(location, data, storage_options=self.storage_options, **options)  # type: ignore[arg-type]
@@ -263,6 +278,10 @@ class DeltaTableStore(TableStore):
         if table is None:
             raise LookupError(f"dataset {name} does not exist at {self.catalog.location(name)}")
         _register_plain(session, name, table)
+
+    def holds_version(self, name: str, version: int) -> bool:
+        table = self._table(name)
+        return table is not None and (table.version() == version or _data_version(table) == version)
 
     def restore(self, name: str, version: int) -> int:
         table = self._table(name)
@@ -282,10 +301,15 @@ class DeltaTableStore(TableStore):
 
 
 def _data_version(table: DeltaTable) -> int:
-    """The version of the commit that made the table's current rows."""
+    """The version whose rows the table holds now: the commit that last changed them (compaction and
+    vacuum change none), or the version a restore brought back."""
     for commit in table.history():
-        if commit.get("operation") not in SAME_DATA_OPERATIONS:
-            return int(commit["version"])
+        operation = commit.get("operation")
+        if operation in SAME_DATA_OPERATIONS:
+            continue
+        if operation == "RESTORE":
+            return int(commit["operationParameters"]["version"])
+        return int(commit["version"])
     return table.version()
 
 

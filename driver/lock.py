@@ -88,8 +88,7 @@ def restore_release(store: TableStore) -> tuple[str, ...]:
         return ()
     restored = []
     for name, version in sorted(release.versions.items()):
-        latest = store.version(name)
-        if latest is not None and latest != version:
+        if store.version(name) is not None and not store.holds_version(name, version):
             store.restore(name, version)
             restored.append(name)
     return tuple(restored)

@@ -114,6 +114,11 @@ class TableStore(abc.ABC):
         first; return the new version."""
 
     @abc.abstractmethod
+    def holds_version(self, name: str, version: int) -> bool:
+        """Whether the table's current rows are those of ``version`` (it is the latest, or only
+        maintenance or a restore to it came after)."""
+
+    @abc.abstractmethod
     def restore(self, name: str, version: int) -> int:
         """Make ``version``'s rows the table's current rows (a new commit); return the new version."""
 
@@ -136,6 +141,14 @@ class TableStore(abc.ABC):
     def releases(self) -> list[Release]:
         """The output's release log, oldest first."""
         return read_releases(self.read(RELEASES_TABLE))
+
+    @abc.abstractmethod
+    def staged_views(self) -> tuple[str, ...]:
+        """The views that have a staging table, in name order."""
+
+    @abc.abstractmethod
+    def remove_staged(self, view: str) -> None:
+        """Delete a view's staging table."""
 
     @abc.abstractmethod
     def register_staged(self, session: SessionContext, view: str, registration: str) -> None:

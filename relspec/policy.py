@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
+from relspec.catalog import LOG_TABLES
 from relspec.machine import available_cores
 from relspec.maintenance import MaintenancePolicy
 from relspec.view_graph import ViewGraph
@@ -255,12 +256,18 @@ def compile_maintenance(tables: tuple[str, ...], stats: dict[str, TableStats]) -
         known = name in stats
         tier = size_tier(stats[name].rows) if known else "small"
         evidence = (f"{stats[name].rows:,} rows: {tier} tier" if known else "not built yet: small tier",)
-        choices[name] = MaintenanceChoice(by_tier[tier], InferenceConfidence(
+        policy = by_tier[tier]
+        if name in LOG_TABLES:  # read at their latest version, by a session opened any time before
+            policy = msgspec.structs.replace(policy, **_LOG_VACUUM)
+            evidence += (f"a log: vacuum keeps what the last {LOG_RETENTION_HOURS} hours' versions read",)
+        choices[name] = MaintenanceChoice(policy, InferenceConfidence(
             "maintenance", tier, 1.0 if known else 0.5, evidence, None if known else "no table statistics yet"))
     return choices
 
 
-_VACUUM = {"vacuum_every_versions": 4, "vacuum_retention_hours": 0}
+_VACUUM = {"vacuum_every_versions": 2, "vacuum_retention_hours": 0}
+LOG_RETENTION_HOURS = 24
+_LOG_VACUUM = {"vacuum_every_versions": 20, "vacuum_retention_hours": LOG_RETENTION_HOURS}
 
 
 _FUNCTION_CALL = re.compile(r"\b([a-z_][a-z0-9_]*)\s*\(", re.I)

@@ -17,8 +17,9 @@ import msgspec
 import pyarrow as pa
 
 ReleaseKind = Literal["build", "rollback"]
-# Releases whose tables stay readable (rollback, replay); vacuum deletes what only older ones read.
-KEPT_RELEASES = 5
+# Releases whose tables stay readable (rollback, replay): the current one and the one before. A vacuum
+# deletes what only older ones read, so a folder holds about two builds' tables however many it saw.
+KEPT_RELEASES = 2
 
 
 class Release(msgspec.Struct, frozen=True):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CPG_TABLE_NAMES
+from deltalake import DeltaTable
 from shop_fixture import FIXTURE
 
 from driver.api import NotReleased, build_driver, open_session
@@ -174,8 +175,14 @@ def test_runs_command_lists_runs_with_outcomes(code: Path, tmp_path: Path, capsy
     outcomes = {o["view"]: o["outcome"] for o in second["views"]}
     assert outcomes["cpg_nodes"] == "reused" and outcomes["scope_chain"] == "reused"  # nothing changed
     # every table the build owns is maintained: outputs, extraction tables, run, release and provenance logs
+    # and the staging tables: those of the views it stages, and those the first build staged and the
+    # second inlines (it has statistics now), removed
     owned = {*CPG_TABLE_NAMES, *EXTRACT_TABLES, "_runs", "_releases", "decisions", "evidence", "edges"}
-    assert {m["dataset"] for m in second["maintenance"]} == owned
+    staged = {o["view"] for record in records for o in record["views"] if o["policy"] == "delta_staging"}
+    assert {m["dataset"] for m in second["maintenance"]} == owned | staged
+    removed = {m["dataset"] for m in second["maintenance"]
+               if m["decision"]["reasons"] == ["remove.not_staged_by_policy"]}
+    assert removed == staged - {o["view"] for o in second["views"] if o["policy"] == "delta_staging"} != set()
     assert cli_main(["runs", str(out)]) == 0
     text = capsys.readouterr().out
     assert text.count("published") >= 2 and "reused" in text
@@ -310,4 +317,22 @@ def test_savers_return_what_they_wrote_and_hamilton_keeps_it(code: Path, tmp_pat
     assert again["cpg_nodes__published"]["outcome"] == "published"
     assert again["build_summary"].release == 1
     third = build_driver(code, out, jobs=1).execute(["cpg_nodes__published"])["cpg_nodes__published"]
-    assert third == {**again["cpg_nodes__published"], "outcome": "reused", "rows": None}
+    # reused: nothing written; its version is the table's current one (maintenance commits since: vacuum)
+    current = DeltaTableStore(DatasetCatalog(str(out))).version("cpg_nodes")
+    assert third == {**again["cpg_nodes__published"], "outcome": "reused", "rows": None, "version": current}
+
+
+def test_staging_tables_keep_one_version_and_those_no_longer_staged_are_removed(code: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_driver(code, out, jobs=1).execute(["build_summary"])
+    (code / "shop" / "extra.py").write_text("def added():\n    return 1\n")
+    build_driver(code, out, jobs=1, cache_overrides={"binding_ranks": "none"}).execute(["build_summary"])
+    assert (out / "_staging" / "scope_chain").exists() and not (out / "_staging" / "binding_ranks").exists()
+    record = _runs(out)[-1]
+    removed = [m for m in record.maintenance if m.dataset == "binding_ranks"]
+    assert [m.decision.reasons for m in removed] == [("remove.not_staged_by_policy",)]
+    # scope_chain was recomputed (its inputs changed) and vacuumed: its files are its latest version's
+    table = DeltaTable(str(out / "_staging" / "scope_chain"))
+    assert table.version() >= 1
+    on_disk = {path.name for path in (out / "_staging" / "scope_chain").glob("*.parquet")}
+    assert on_disk == {Path(uri).name for uri in table.file_uris()}
