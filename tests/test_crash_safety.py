@@ -2,13 +2,16 @@
 
 - A build killed with SIGKILL (its whole process group) at points chosen from the run's own progress
   (planning, extraction, staging, between two output writes, before and around the release commit)
-  and at seeded random moments leaves the current release intact and readable, and the next build
-  restores what the dead one left past it and completes with the output a clean build gives.
+  and at seeded random moments leaves the current release intact and readable (`cpgflow fingerprint`
+  and `cpgflow query`); the builds after it start over what it left (Delta's logs say which tables are
+  past the release), and every third kill the next build runs to completion, restores exactly those
+  tables, and ends with the output a clean build of its code base gives.
 - Two builds into one folder: the second waits for the first, or with ``--no-wait`` fails with one line.
 - Queries that run while a build publishes never see the nodes of one build with the edges of another.
 
-Measured on the 2-core CI machine: 14 kill points (9 from the run's progress, 5 seeded random), the kill
-test in ~XX s; the module in ~YY s.
+Measured on the 2-core machine: 15 kill points (10 from the run's progress, 5 seeded random) all hit
+a running build; the kill test took 149-196 s over three runs (5 builds let finish, 10 started over the
+leftovers of a killed one), the whole module 274-285 s (a 5-file build takes 5-10 s here, half of it off the CPU).
 """
 
 from __future__ import annotations
@@ -232,7 +235,8 @@ PROGRESS_POINTS = (
               lambda p: p.committed("cpg_nodes") and not p.committed("cpg_edges"), leaves_tables_past_release=True),
     KillPoint("outputs: all written, release not yet", lambda p: all(p.committed(t) for t in OUTPUTS_WATCHED),
               leaves_tables_past_release=True),
-    KillPoint("release: first write under _releases/", lambda p: _written_since(p.out / "_releases", p.started_ns)),
+    KillPoint("release log: first write under _releases/ (maintenance or the release)",
+              lambda p: _written_since(p.out / "_releases", p.started_ns)),
     KillPoint("release: the release appended to its log", lambda p: p.appended("_releases")),
     KillPoint("after the release: the run record appended", lambda p: p.appended("_runs")),
 )
@@ -372,10 +376,15 @@ def test_sigkill_at_many_points_leaves_the_release_readable(tmp_path: Path, code
 # 2. Concurrent builds
 
 
-def test_two_builds_at_once_both_finish_one_after_the_other(tmp_path: Path, code_bases: dict[str, CodeBase]) -> None:
+@pytest.mark.parametrize("apart", [0.0, round(random.Random(SEED).uniform(1.0, 2.5), 2)])
+def test_two_builds_into_one_folder_both_finish_one_after_the_other(
+        tmp_path: Path, code_bases: dict[str, CodeBase], apart: float) -> None:
+    """Started ``apart`` seconds apart (the first build takes longer than that): one waits for the other."""
     old, new = code_bases["old"], code_bases["new"]
     out = tmp_path / "out"
-    processes = {old.label: _start_build(old.source, out), new.label: _start_build(new.source, out)}
+    processes = {old.label: _start_build(old.source, out)}
+    time.sleep(apart)
+    processes[new.label] = _start_build(new.source, out)
     finished = {label: _finish(process) for label, process in processes.items()}
     for label, (code, _, stderr) in finished.items():
         assert code == 0, f"{label}: {stderr}"
