@@ -24,6 +24,8 @@ import pyarrow as pa
 
 from relspec.maintenance import MaintenancePolicy, MaintenanceRecord
 from relspec.policy import PLAIN_SCAN_MAX_FILES, SIZE_TIERS, STAGING_MIN_ROWS, CompiledExecutionPolicy, TableStats
+from relspec.quarantine import DataCheck
+from relspec.releases import Release
 from relspec.runs import RunRecord, digest
 from relspec.view_graph import ViewGraph
 from semantics.inference import InferenceConfidence
@@ -33,7 +35,7 @@ from semantics.specs import RelateSpec
 DecisionKind = Literal["cache_policy", "scan_options", "registration", "extraction", "join_keys", "join_strategy",
                        "maintenance", "run_status"]
 EvidenceKind = Literal["statistic", "topology", "rule", "override", "inference", "semantic_type", "metric",
-                       "message", "validation_issue"]
+                       "message", "validation_issue", "data_check"]
 # The subjects of the decisions that are about no view or table.
 SESSION_SUBJECT = "session"
 EXTRACTION_SUBJECT = "extraction"
@@ -119,8 +121,10 @@ class _Builder:
 
 
 def derive_provenance(record: RunRecord, policy: CompiledExecutionPolicy, ir: SemanticIR, graph: ViewGraph,
-                      stats: dict[str, TableStats]) -> ProvenanceGraph:
-    """Every decision of the run recorded by ``record``, with its evidence."""
+                      stats: dict[str, TableStats], checks: tuple[DataCheck, ...] = (),
+                      release: Release | None = None) -> ProvenanceGraph:
+    """Every decision of the run recorded by ``record``, with its evidence; the run's status (released
+    or quarantined) cites the data checks that decided it and the release it made."""
     builder = _Builder(record.run_id)
     _cache_decisions(builder, ir, policy, stats)
     _scan_decisions(builder, policy, graph, stats)
@@ -128,7 +132,7 @@ def derive_provenance(record: RunRecord, policy: CompiledExecutionPolicy, ir: Se
     _extraction_decision(builder, policy)
     _join_decisions(builder, ir)
     _maintenance_decisions(builder, record.maintenance, policy, stats)
-    _run_status_decision(builder, record)
+    _run_status_decision(builder, record, checks, release)
     return builder.graph()
 
 
@@ -235,9 +239,17 @@ def _thresholds(policy: MaintenancePolicy) -> str:
             f"{policy.vacuum_every_versions} versions (retention {policy.vacuum_retention_hours} h)")
 
 
-def _run_status_decision(builder: _Builder, record: RunRecord) -> None:
-    """The run's status (whatever statuses exist), its message and its validation issues."""
+def _run_status_decision(builder: _Builder, record: RunRecord, checks: tuple[DataCheck, ...],
+                         release: Release | None) -> None:
+    """The run's status (whatever statuses exist), its message, its validation issues, the data checks
+    before its release and the release it made."""
     decision = builder.decide("run_status", RUN_SUBJECT, record.status)
+    for check in checks:
+        builder.cite(decision, "check_failed" if not check.passed else "check_passed", "data_check",
+                     f"{check.code} ({check.subject})", check.detail)
+    if release is not None:
+        builder.cite(decision, "release", "metric", "release", f"release {release.sequence} of the release log",
+                     release.sequence)
     if record.message:
         builder.cite(decision, "reason", "message", "run message", record.message)
     for issue in record.validation:
@@ -311,6 +323,9 @@ ROLE_WORDS = {
     "reason": "message",
     "validation_issue": "validation issue",
     "outputs": "outputs",
+    "check_failed": "data check FAILED",
+    "check_passed": "data check passed",
+    "release": "made",
 }
 
 
@@ -374,6 +389,6 @@ def _fact_words(fact: CitedEvidence) -> str:
         return f"{words} {fact.name}: {fact.value}"
     if fact.kind == "topology":
         return f"{words}: {fact.value}" + (f" (fan-out {fact.quantity})" if fact.quantity else "")
-    if fact.kind == "validation_issue":
+    if fact.kind in ("validation_issue", "data_check"):
         return f"{words} {fact.name}: {fact.value}"
     return f"{words}: {fact.value}"

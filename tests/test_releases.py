@@ -92,6 +92,10 @@ def test_a_run_that_fails_its_checks_is_quarantined_kept_and_dropped(trees: tupl
     # not released: readers read A; the run is recorded as quarantined, with why
     assert _functions(out) == FUNCTIONS_A and _fingerprint(out) == released
     assert [(run.status, run.message) for run in _runs(out)][-1] == ("quarantined", summary.message)
+    why = run_cli("why", out, "run", "--run", run_id)
+    assert why.returncode == 0, why.stderr
+    assert "data check FAILED edges.dangling_endpoint (cpg_edges): 1 edge(s)" in why.stdout
+    assert "data check passed files.module_missing (cpg_nodes)" in why.stdout
     listed = run_cli("quarantine", out)
     assert listed.returncode == 0 and run_id in listed.stdout and "edges.dangling_endpoint" in listed.stdout
     # its tables are kept: readable by run id
