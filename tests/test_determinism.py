@@ -14,8 +14,8 @@ from conftest import CPG_TABLE_NAMES, STDLIB, build, query, write_tree
 from datafusion import SessionContext
 from deltalake import DeltaTable
 
-from driver.api import open_session
-from relspec.catalog import DatasetCatalog
+from driver.api import content_fingerprint, open_session
+from relspec.catalog import LOG_TABLES, DatasetCatalog
 
 # A method and `__init__` defined in both branches of an if/else: either can be the one at run time.
 SHAPES = {"shapes.py": '''import sys
@@ -135,6 +135,13 @@ def assert_same_cpg(first: Path, second: Path) -> None:
         assert unmatched["only_first"] == unmatched["only_second"] == 0, (
             f"{table}: {unmatched}; only in the first build, e.g. {_examples(session, table, f'other_{table}')}; "
             f"only in the second, e.g. {_examples(session, f'other_{table}', table)}")
+    # and `cpgflow fingerprint`'s content digests agree for every table of both releases
+    assert _fingerprints(first) == _fingerprints(second)
+
+
+def _fingerprints(out: Path) -> dict[str, str]:
+    session, tables = open_session(out)
+    return {table: content_fingerprint(session, table) for table in tables if table not in LOG_TABLES}
 
 
 def _build_twice(tmp_path: Path, files: dict[str, str]) -> tuple[Path, Path]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import run_cli, write_tree
+from conftest import assert_one_line_error, run_cli, write_tree
 from datafusion import SessionContext
 
 from driver.api import build_driver, open_session
@@ -113,6 +113,24 @@ def test_a_run_that_fails_its_checks_is_quarantined_kept_and_dropped(trees: tupl
     assert "no quarantined run with tables kept" in run_cli("quarantine", out).stdout
     assert _fingerprint(out) == released
     assert _build(code_b, out).status == "released" and _functions(out) == FUNCTIONS_B
+
+
+def test_a_build_far_outside_the_folders_history_is_quarantined_by_the_cli(trees: tuple[Path, Path],
+                                                                          tmp_path: Path) -> None:
+    """Three releases of A set the history; A plus a file of 2,000 comment lines has about 300 times
+    fewer nodes and edges per line (a.py: 5 lines; the new module adds a MODULE node and its scope),
+    far under a third of the median: quarantined, exit status 4, one line saying why."""
+    code_a = trees[0]
+    out = tmp_path / "out"
+    for _ in range(3):
+        assert run_cli("build", code_a, "--out", out, "-j", "1", "-q").returncode == 0
+    (code_a / "notes.py").write_text("# a note\n" * 2000)
+    done = run_cli("build", code_a, "--out", out, "-j", "1", "-q")
+    assert done.returncode == 4
+    assert_one_line_error(done.stderr)
+    assert "quarantined: rows.outside_history (cpg_nodes)" in done.stderr
+    assert "readers still read the previous release" in done.stderr
+    assert len(run_cli("releases", out).stdout.splitlines()) == 3 and _functions(out) == FUNCTIONS_A
 
 
 def test_rollback_makes_an_earlier_release_current_and_the_next_build_starts_from_it(
