@@ -189,7 +189,7 @@ class _State:
         """``rule``'s rows, from each relation's rows new since it last ran; empty (and no query run)
         when every delta it reads is empty."""
         if rule.closure is not None and self.in_memory:
-            return self._propagate(rule, rule.closure)
+            return self.propagate(rule, rule.closure)
         relation = self.relations[rule.target]
         fresh = False
         for name, known in self.known.items():
@@ -202,8 +202,10 @@ class _State:
             return relation.schema().empty_table()
         return relation.conformed(self.session.sql(rule.sql)).to_arrow_table().cast(relation.schema())
 
-    def _propagate(self, rule: Rule, closure: Closure) -> pa.Table:
-        """``rule``'s rows, from the target's rows and edges new since it last ran (see `Closure`)."""
+    def propagate(self, rule: Rule, closure: Closure, sole: bool = False) -> pa.Table:
+        """``rule``'s rows, from the target's rows and edges new since it last ran (see `Closure`).
+        ``sole``: no other rule of its stage derives its target, so its rows, new already, are also
+        capped here (then they need no `novel`, and they stay numbered)."""
         target = self.relations[rule.target]
         starts = {name: self.seen.get((rule.name, name), 0) for name in (rule.target, closure.edges)}
         for name in starts:
@@ -212,7 +214,21 @@ class _State:
             return target.schema().empty_table()
         propagation = self.propagations.setdefault(rule.name, _Propagation(closure, target))
         full = self.full[rule.target].column(0) if rule.target in self.full else pa.chunked_array([], pa.string())
-        return propagation.run(self.known[rule.target], self.known[closure.edges], full)
+        keys = propagation.run(self.known[rule.target], self.known[closure.edges], full)
+        if not sole:
+            return propagation.rows(keys)
+        cap = self.caps.get(rule.target)
+        if cap is not None:
+            keys, dropped, fills = propagation.capped(keys, cap.limit)
+            self.capped += dropped
+            self._fill(rule.target, cap, propagation.nodes.take(fills).column(0))
+        propagation.published(keys)
+        return propagation.rows(keys)
+
+    def capped_by_node(self, name: str) -> bool:
+        """Whether relation ``name`` has no cap, or one on its first column (what `_Propagation` caps)."""
+        cap = self.caps.get(name)
+        return cap is None or cap.key == self.relations[name].columns[0].name
 
     def novel(self, name: str, candidates: list[pa.Table]) -> pa.Table:
         """The candidate rows of relation ``name`` not known yet, distinct, within its cap."""
@@ -258,16 +274,22 @@ class _Ids:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def add(self, keys: list[object]) -> tuple[np.ndarray, list[object]]:
-        """The ids of ``keys``, and the keys new among them, in the order of their new ids."""
+    def add(self, keys: list[object], distinct: bool = False) -> tuple[np.ndarray, list[object]]:
+        """The ids of ``keys`` (``distinct``: no key comes twice), and the keys new among them, in the
+        order of their new ids."""
         ids = self.find(keys)
-        missing = np.flatnonzero(ids < 0).tolist()
-        if not missing:
+        missing = np.flatnonzero(ids < 0)
+        if not len(missing):
             return ids, []
-        new = list(dict.fromkeys([keys[index] for index in missing]))
+        new = [keys[index] for index in missing.tolist()]
+        if distinct:
+            ids[missing] = np.arange(len(self.ids), len(self.ids) + len(new))
+        else:
+            new = list(dict.fromkeys(new))
         self.ids.update(zip(new, itertools.count(len(self.ids)), strict=False))
-        ids[missing] = np.fromiter(map(self.ids.__getitem__, [keys[index] for index in missing]), np.int64,
-                                   len(missing))
+        if not distinct:
+            ids[missing] = np.fromiter(map(self.ids.__getitem__, [keys[index] for index in missing.tolist()]),
+                                       np.int64, len(missing))
         return ids, new
 
     def find(self, keys: list[object]) -> np.ndarray:
@@ -288,9 +310,16 @@ class _Rows:
         return len(self.ids)
 
     def add(self, rows: pa.Table) -> np.ndarray:
+        if rows.num_columns > 1:
+            return self._add(rows)
+        encoded = pc.dictionary_encode(rows.column(0).combine_chunks())  # each distinct key looked up once
+        return self._add(pa.table([encoded.dictionary], schema=self.schema), distinct=True)[
+            encoded.indices.to_numpy(zero_copy_only=False)]
+
+    def _add(self, rows: pa.Table, distinct: bool = False) -> np.ndarray:
         columns = [column.to_pylist() for column in rows.columns]
         several = len(columns) > 1
-        ids, new = self.ids.add(list(zip(*columns, strict=True)) if several else columns[0])
+        ids, new = self.ids.add(list(zip(*columns, strict=True)) if several else columns[0], distinct)
         if new:
             arrays = [pa.array(values, field.type) for values, field in
                       zip(zip(*new, strict=True) if several else [new], self.schema, strict=True)]
@@ -357,7 +386,32 @@ class _Propagation:
         blocked[found[found >= 0]] = True
         moved = self._moved(added, blocked)
         moved = moved[~_member(self.held, moved)]
-        return self._rows(self._reach(np.union1d(start, moved), moved, blocked))
+        return self._reach(np.union1d(start, moved), moved, blocked)
+
+    def capped(self, keys: np.ndarray, limit: int) -> tuple[np.ndarray, int, np.ndarray]:
+        """Of the new ``keys`` (sorted), those a cap of ``limit`` rows per node keeps: as `_State.novel`
+        keeps them, the first in the order of the target's columns. Returns them, how many it drops,
+        and the nodes it fills."""
+        nodes, first, count = np.unique(keys >> 32, return_index=True, return_counts=True)
+        held = np.searchsorted(self.held, (nodes + 1) << 32) - np.searchsorted(self.held, nodes << 32)
+        room = np.maximum(limit - held, 0)
+        over = np.flatnonzero(count > room)
+        fills = nodes[(held < limit) & (held + count >= limit)]
+        if not len(over):
+            return keys, 0, fills
+        rows = np.concatenate([np.arange(first[i], first[i] + count[i]) for i in over.tolist()])
+        table = self.values.take(keys[rows] & _LOW).add_column(0, "_node", pa.array(keys[rows] >> 32))
+        order = pc.sort_indices(table, [(name, "ascending", "at_end") for name in table.column_names])
+        ranked = rows[order.to_numpy()]  # by node, then value: each over-full node's rows in cap order
+        rank = np.arange(len(ranked)) - np.repeat(np.cumsum(count[over]) - count[over], count[over])
+        dropped = ranked[rank >= np.repeat(room[over], count[over])]
+        return np.delete(keys, dropped), len(dropped), fills
+
+    def published(self, keys: np.ndarray) -> None:
+        """The rows of ``keys`` (sorted), in that order, are the target's next rows: known, and
+        followed already (they are no start of the next run)."""
+        self.held_rows += len(keys)
+        self.held = np.insert(self.held, np.searchsorted(self.held, keys), keys)
 
     def _hold(self, rows: pa.Table) -> np.ndarray:
         """Number the target's ``rows`` (the ones not numbered yet); returns their keys, in row order."""
@@ -432,7 +486,7 @@ class _Propagation:
             self.bound.update(zip(missing, ids.tolist(), strict=True))
         return np.fromiter(map(self.bound.__getitem__, unique.tolist()), np.int64, len(unique))[inverse]
 
-    def _rows(self, keys: np.ndarray) -> pa.Table:
+    def rows(self, keys: np.ndarray) -> pa.Table:
         nodes = self.nodes.take(keys >> 32)
         values = self.values.take(keys & _LOW)
         return pa.Table.from_arrays([*nodes.columns, *values.columns], schema=self.target.schema())
@@ -477,8 +531,14 @@ def _reads(sql: str, table: str) -> bool:
 def _run_stage(state: _State, rules: list[Rule]) -> int:
     """Run ``rules`` against what is known, then add what they found that is new; returns rows added."""
     derived: dict[str, list[pa.Table]] = {}
+    novel: dict[str, pa.Table] = {}
+    targets = [rule.target for rule in rules]
     for rule in rules:
+        if rule.closure is not None and state.in_memory and targets.count(rule.target) == 1 \
+                and state.capped_by_node(rule.target):
+            novel[rule.target] = state.propagate(rule, rule.closure, sole=True)
+            continue
         rows = state.derive(rule)
         if rows.num_rows:
             derived.setdefault(rule.target, []).append(rows)
-    return state.publish({name: state.novel(name, tables) for name, tables in derived.items()})
+    return state.publish(novel | {name: state.novel(name, tables) for name, tables in derived.items()})

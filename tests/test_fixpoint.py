@@ -127,14 +127,16 @@ def test_a_closure_in_memory_adds_what_its_sql_adds() -> None:
     # a -> b -> c -> a (a cycle); b -> c binds plain functions to K; c -> d -> z, z full (cap 4) of its
     # own values, and the cycle's nodes fill up too; a class reaching d adds an edge a -> late:<class>
     # (an edge new in a later round carries what its source holds already); a class reaching late:<class>
-    # makes an instance at n (a row a later stage adds), which flows n -> m.
+    # makes an instance at n (a row a later stage adds), which flows n -> m, and n -> w, but w is full:
+    # v -> w brought it exactly its 4 values, so the instance never reaches it (and is not counted).
     z = ["Z1", "Z2", "Z3", "Z4"]
     session = _session(
-        seed={"node": ["a", "a", "a", "b", *["z"] * 4, "m"],
-              "kind": ["FUNCTION", "FUNCTION", "CLASS", "FUNCTION", *["CLASS"] * 4, "FUNCTION"],
-              "obj": ["f", "g", "K", "h", *z, "mm"], "recv": [None] * 8 + ["R"]},
-        edge={"src": ["a", "b", "c", "c", "d", "m", "n"], "dst": ["b", "c", "a", "d", "z", "a", "m"],
-              "recv": [None, "K", None, None, None, None, None]},
+        seed={"node": ["a", "a", "a", "b", *["z"] * 4, "m", *["v"] * 4],
+              "kind": ["FUNCTION", "FUNCTION", "CLASS", "FUNCTION", *["CLASS"] * 4, "FUNCTION", *["CLASS"] * 4],
+              "obj": ["f", "g", "K", "h", *z, "mm", "V1", "V2", "V3", "V4"], "recv": [None] * 8 + ["R"] + [None] * 4},
+        edge={"src": ["a", "b", "c", "c", "d", "m", "n", "v", "n"],
+              "dst": ["b", "c", "a", "d", "z", "a", "m", "w", "w"],
+              "recv": [None, "K", None, None, None, None, None, None, None]},
     )
     null = "CAST(NULL AS VARCHAR)"
     program = FixpointProgram(
@@ -157,6 +159,7 @@ def test_a_closure_in_memory_adds_what_its_sql_adds() -> None:
     assert {("c", "FUNCTION", "f", "K"), ("late:K", "CLASS", "K", None), ("m", "INSTANCE", "iK", None),
             ("m", "FUNCTION", "mm", "R")} <= rows
     assert {row for row in rows if row[0] == "z"} == {("z", "CLASS", name, None) for name in z}
+    assert {row[2] for row in rows if row[0] == "w"} == {"V1", "V2", "V3", "V4"}
     assert run.capped > 0 and len(run.rounds) > 3
 
 

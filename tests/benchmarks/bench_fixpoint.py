@@ -31,8 +31,9 @@ RULE_SECONDS: dict[str, float] = defaultdict(float)
 
 
 def _timed_derive() -> None:
-    """Count each rule's seconds (derive) and the dedup and cap of each relation (novel)."""
-    derive, novel = fixpoint._State.derive, fixpoint._State.novel
+    """Count each rule's seconds (derive, or propagate for a closure the engine caps itself) and the
+    dedup and cap of each relation (novel)."""
+    derive, novel, propagate = fixpoint._State.derive, fixpoint._State.novel, fixpoint._State.propagate
 
     def timed(rule: fixpoint.Rule, call: object, *args: object) -> pa.Table:
         started = time.perf_counter()
@@ -42,6 +43,8 @@ def _timed_derive() -> None:
 
     fixpoint._State.derive = lambda self, rule: timed(rule.name, derive, self, rule)  # type: ignore[method-assign]
     fixpoint._State.novel = lambda self, name, c: timed(f"novel {name}", novel, self, name, c)  # type: ignore[method-assign]
+    fixpoint._State.propagate = lambda self, rule, closure, sole=False: timed(  # type: ignore[method-assign]
+        rule.name, propagate, self, rule, closure, sole)
 
 
 def _sorted(table: pa.Table) -> pa.Table:
