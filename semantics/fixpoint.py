@@ -509,6 +509,7 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram,
         stages.append(tuple(_run_stage(state, rules) for rules in ordered))
         rounds.append(sum(stages[-1]))
         converged = rounds[-1] == 0
+    state.propagations.clear()  # their ids (hundreds of MB on the stdlib) are done with before the result
     result = session.sql(program.result).to_arrow_table()
     state.release(program)
     return result, FixpointRun(rounds=tuple(rounds), stage_names=program.names_of_stages(), stages=tuple(stages),
