@@ -16,10 +16,12 @@ is deterministic, and counted; the keys at their cap are a table the rules can r
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import DataFrame, SessionContext, col
@@ -42,11 +44,38 @@ class Relation(msgspec.Struct, frozen=True):
         return frame.select(*(col(c.name).cast(ARROW_TYPES[c.type]).alias(c.name) for c in self.columns))
 
 
+class Closure(msgspec.Struct, frozen=True):
+    """Says that a rule's SQL is a propagation the engine evaluates in memory, on integer ids: the
+    target's rows new since the rule last ran, and the known rows at the source of each new edge
+    moved to its destination, then everything those reach along the edges, to a fixpoint within the
+    rule; an edge into a full key of the target's cap is not followed. A row's first column is its
+    node, the others its value, which moves unchanged except that a value whose `slot` is NULL and
+    whose `kind` is one of `kinds` takes the `label` of an edge it crosses (when that is not NULL).
+    The edges relation's first two columns are the source and destination nodes.
+
+    Only rows not known yet are returned, and a known row is not followed: what it reaches was
+    derived when it became known (the engine adds every derived row but those its cap drops, whose
+    key is then full for good), and what an edge added since brings is derived from the edge's
+    source. So the rows the SQL would add are the same; the SQL derives the known ones again too.
+    (A recursive query re-hashes every known edge at each step of its recursion.)"""
+
+    edges: str
+    label: str
+    slot: str
+    kind: str
+    kinds: tuple[str, ...]
+
+    def text(self) -> str:
+        return (f"-- evaluated in memory: the closure along {self.edges}; a value with NULL {self.slot} and "
+                f"{self.kind} in {self.kinds} takes the edge's {self.label}")
+
+
 class Rule(msgspec.Struct, frozen=True):
     name: str
     target: str  # the relation it derives rows of
     sql: str
     stage: int = 0  # rules run by stage within a round, lowest first; each stage sees the earlier ones' rows
+    closure: Closure | None = None  # the engine evaluates the SQL (a propagation) in memory
 
 
 class Cap(msgspec.Struct, frozen=True):
@@ -85,7 +114,8 @@ class FixpointProgram(msgspec.Struct, frozen=True):
         """The whole program as one text: what its fingerprint and `cpgflow plan` show."""
         parts = [f"-- prepare {p.name}\n{p.sql}" for p in self.prepare]
         parts += [f"-- seed {r.name} -> {r.target}\n{r.sql}" for r in self.seeds]
-        parts += [f"-- rule {r.name} -> {r.target}, stage {r.stage}\n{r.sql}" for r in self.rules]
+        parts += [f"-- rule {r.name} -> {r.target}, stage {r.stage}\n{r.sql}"
+                  + (f"\n{r.closure.text()}" if r.closure else "") for r in self.rules]
         parts += [f"-- cap {c.relation}.{c.key} <= {c.limit}" for c in self.caps]
         parts.append(f"-- result, after at most {self.max_rounds} rounds\n{self.result}")
         return "\n\n".join(parts)
@@ -120,13 +150,15 @@ class _State:
     """Every relation's known rows, registered in the session under its name; each rule's delta of a
     relation is the slice of it added since the rule last ran."""
 
-    def __init__(self, session: SessionContext, program: FixpointProgram) -> None:
+    def __init__(self, session: SessionContext, program: FixpointProgram, in_memory: bool = True) -> None:
         self.session = session
+        self.in_memory = in_memory  # evaluate `Closure` rules in memory (else by their SQL)
         self.relations = {relation.name: relation for relation in program.relations}
         self.caps = {cap.relation: cap for cap in program.caps}
         self.known = {name: relation.schema().empty_table() for name, relation in self.relations.items()}
         self.seen: dict[tuple[str, str], int] = {}  # (rule, relation) -> rows of it the rule has read
         self.capped = 0
+        self.propagations: dict[str, _Propagation] = {}  # by rule name
         self.full = {cap.relation: pa.table({cap.key: pa.array([], pa.string())}) for cap in program.caps}
         for name, table in self.known.items():
             register_in_memory(session, name, table)
@@ -156,6 +188,8 @@ class _State:
     def derive(self, rule: Rule) -> pa.Table:
         """``rule``'s rows, from each relation's rows new since it last ran; empty (and no query run)
         when every delta it reads is empty."""
+        if rule.closure is not None and self.in_memory:
+            return self.propagate(rule, rule.closure)
         relation = self.relations[rule.target]
         fresh = False
         for name, known in self.known.items():
@@ -167,6 +201,34 @@ class _State:
         if not fresh and _reads(rule.sql, r"delta_\w+"):
             return relation.schema().empty_table()
         return relation.conformed(self.session.sql(rule.sql)).to_arrow_table().cast(relation.schema())
+
+    def propagate(self, rule: Rule, closure: Closure, sole: bool = False) -> pa.Table:
+        """``rule``'s rows, from the target's rows and edges new since it last ran (see `Closure`).
+        ``sole``: no other rule of its stage derives its target, so its rows, new already, are also
+        capped here (then they need no `novel`, and they stay numbered)."""
+        target = self.relations[rule.target]
+        starts = {name: self.seen.get((rule.name, name), 0) for name in (rule.target, closure.edges)}
+        for name in starts:
+            self.seen[(rule.name, name)] = self.known[name].num_rows
+        if all(self.known[name].num_rows == start for name, start in starts.items()):
+            return target.schema().empty_table()
+        propagation = self.propagations.setdefault(rule.name, _Propagation(closure, target))
+        full = self.full[rule.target].column(0) if rule.target in self.full else pa.chunked_array([], pa.string())
+        keys = propagation.run(self.known[rule.target], self.known[closure.edges], full)
+        if not sole:
+            return propagation.rows(keys)
+        cap = self.caps.get(rule.target)
+        if cap is not None:
+            keys, dropped, fills = propagation.capped(keys, cap.limit)
+            self.capped += dropped
+            self._fill(rule.target, cap, propagation.nodes.take(fills).column(0))
+        propagation.published(keys)
+        return propagation.rows(keys)
+
+    def capped_by_node(self, name: str) -> bool:
+        """Whether relation ``name`` has no cap, or one on its first column (what `_Propagation` caps)."""
+        cap = self.caps.get(name)
+        return cap is None or cap.key == self.relations[name].columns[0].name
 
     def novel(self, name: str, candidates: list[pa.Table]) -> pa.Table:
         """The candidate rows of relation ``name`` not known yet, distinct, within its cap."""
@@ -203,13 +265,242 @@ FROM ranked r LEFT JOIN counts c ON c.{cap.key} = r.{cap.key}"""
             register_in_memory(self.session, f"full_{name}", self.full[name])
 
 
-def run_fixpoint(session: SessionContext, program: FixpointProgram) -> tuple[pa.Table, FixpointRun]:
+class _Ids:
+    """Dense integer ids of hashable keys, numbered in order of first sight."""
+
+    def __init__(self) -> None:
+        self.ids: dict[object, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, keys: list[object], distinct: bool = False) -> tuple[np.ndarray, list[object]]:
+        """The ids of ``keys`` (``distinct``: no key comes twice), and the keys new among them, in the
+        order of their new ids."""
+        ids = self.find(keys)
+        missing = np.flatnonzero(ids < 0)
+        if not len(missing):
+            return ids, []
+        new = [keys[index] for index in missing.tolist()]
+        if distinct:
+            ids[missing] = np.arange(len(self.ids), len(self.ids) + len(new))
+        else:
+            new = list(dict.fromkeys(new))
+        self.ids.update(zip(new, itertools.count(len(self.ids)), strict=False))
+        if not distinct:
+            ids[missing] = np.fromiter(map(self.ids.__getitem__, [keys[index] for index in missing.tolist()]),
+                                       np.int64, len(missing))
+        return ids, new
+
+    def find(self, keys: list[object]) -> np.ndarray:
+        """Their ids, -1 for a key never added."""
+        return np.fromiter(map(self.ids.get, keys, itertools.repeat(-1)), np.int64, len(keys))
+
+
+class _Rows:
+    """Rows by dense id: `add` numbers the distinct rows of a table in order of first sight and keeps
+    each new one, so that `take` turns ids back into rows."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.ids = _Ids()
+        self.schema = schema
+        self.chunks: list[pa.Table] = [schema.empty_table()]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, rows: pa.Table) -> np.ndarray:
+        if rows.num_columns > 1:
+            return self._add(rows)
+        encoded = pc.dictionary_encode(rows.column(0).combine_chunks())  # each distinct key looked up once
+        return self._add(pa.table([encoded.dictionary], schema=self.schema), distinct=True)[
+            encoded.indices.to_numpy(zero_copy_only=False)]
+
+    def _add(self, rows: pa.Table, distinct: bool = False) -> np.ndarray:
+        columns = [column.to_pylist() for column in rows.columns]
+        several = len(columns) > 1
+        ids, new = self.ids.add(list(zip(*columns, strict=True)) if several else columns[0], distinct)
+        if new:
+            arrays = [pa.array(values, field.type) for values, field in
+                      zip(zip(*new, strict=True) if several else [new], self.schema, strict=True)]
+            self.chunks.append(pa.Table.from_arrays(arrays, schema=self.schema))
+        return ids
+
+    def take(self, ids: np.ndarray) -> pa.Table:
+        if len(self.chunks) > 1:
+            self.chunks = [pa.concat_tables(self.chunks).combine_chunks()]
+        return self.chunks[0].take(pa.array(ids))
+
+
+_LOW = np.int64(0xFFFFFFFF)
+
+
+def _member(ordered: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each of ``keys`` is in the sorted array ``ordered``."""
+    if not len(ordered):
+        return np.zeros(len(keys), bool)
+    return ordered[np.minimum(np.searchsorted(ordered, keys), len(ordered) - 1)] == keys
+
+
+def _spans(ordered: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions in the sorted array ``ordered`` of the values in ``[low[i], high[i])``, for each
+    i: (i, position), one pair per position."""
+    starts = np.searchsorted(ordered, low)
+    counts = np.searchsorted(ordered, high) - starts
+    which = np.repeat(np.arange(len(low)), counts)
+    return which, np.arange(int(counts.sum())) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+
+
+def _inserted(ordered: tuple[np.ndarray, ...], rows: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """Columns sorted by the first, with ``rows`` (columns alike) inserted in their places."""
+    order = np.argsort(rows[0], kind="stable")
+    place = np.searchsorted(ordered[0], rows[0][order], side="right")
+    return tuple(np.insert(column, place, new[order]) for column, new in zip(ordered, rows, strict=True))
+
+
+class _Propagation:
+    """A `Closure` rule's state across rounds: every node (a string) and every value (a row of the
+    target's other columns) numbered, the known target rows as sorted keys node << 32 | value, and
+    the known edges as (src, dst, label) ids sorted by src, each extended with what is new at each run."""
+
+    def __init__(self, closure: Closure, target: Relation) -> None:
+        self.closure = closure
+        self.target = target
+        self.nodes = _Rows(pa.schema([target.schema().field(0)]))
+        self.values = _Rows(pa.schema(list(target.schema())[1:]))
+        self.labels = _Rows(pa.schema([target.schema().field(closure.slot)]))
+        self.bindable = np.zeros(0, bool)  # by value id: whether it takes an edge's label
+        self.bound: dict[int, int] = {}  # (value << 32 | label) -> the value bound to it
+        self.held_rows = 0  # the target's rows numbered so far
+        self.held = np.zeros(0, np.int64)  # their keys, sorted
+        self.edge_count = 0  # the edges numbered so far
+        self.edges = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))  # src, dst, label
+
+    def run(self, known: pa.Table, edges: pa.Table, full: pa.ChunkedArray) -> pa.Table:
+        """The rows not known yet that the rows of ``known`` and the rows of ``edges`` new since the
+        last run reach (see `Closure`); ``full`` the target's keys no edge enters."""
+        start = self._hold(known.slice(self.held_rows))
+        added = self._connect(edges.slice(self.edge_count))
+        blocked = np.zeros(len(self.nodes) + 1, bool)
+        found = self.nodes.ids.find(full.to_pylist())
+        blocked[found[found >= 0]] = True
+        moved = self._moved(added, blocked)
+        moved = moved[~_member(self.held, moved)]
+        return self._reach(np.union1d(start, moved), moved, blocked)
+
+    def capped(self, keys: np.ndarray, limit: int) -> tuple[np.ndarray, int, np.ndarray]:
+        """Of the new ``keys`` (sorted), those a cap of ``limit`` rows per node keeps: as `_State.novel`
+        keeps them, the first in the order of the target's columns. Returns them, how many it drops,
+        and the nodes it fills."""
+        nodes, first, count = np.unique(keys >> 32, return_index=True, return_counts=True)
+        held = np.searchsorted(self.held, (nodes + 1) << 32) - np.searchsorted(self.held, nodes << 32)
+        room = np.maximum(limit - held, 0)
+        over = np.flatnonzero(count > room)
+        fills = nodes[(held < limit) & (held + count >= limit)]
+        if not len(over):
+            return keys, 0, fills
+        rows = np.concatenate([np.arange(first[i], first[i] + count[i]) for i in over.tolist()])
+        table = self.values.take(keys[rows] & _LOW).add_column(0, "_node", pa.array(keys[rows] >> 32))
+        order = pc.sort_indices(table, [(name, "ascending", "at_end") for name in table.column_names])
+        ranked = rows[order.to_numpy()]  # by node, then value: each over-full node's rows in cap order
+        rank = np.arange(len(ranked)) - np.repeat(np.cumsum(count[over]) - count[over], count[over])
+        dropped = ranked[rank >= np.repeat(room[over], count[over])]
+        return np.delete(keys, dropped), len(dropped), fills
+
+    def published(self, keys: np.ndarray) -> None:
+        """The rows of ``keys`` (sorted), in that order, are the target's next rows: known, and
+        followed already (they are no start of the next run)."""
+        self.held_rows += len(keys)
+        self.held = np.insert(self.held, np.searchsorted(self.held, keys), keys)
+
+    def _hold(self, rows: pa.Table) -> np.ndarray:
+        """Number the target's ``rows`` (the ones not numbered yet); returns their keys, in row order."""
+        if not rows.num_rows:
+            return np.zeros(0, np.int64)
+        keys = (self.nodes.add(rows.select([0])) << 32) | self._values(rows.select(list(range(1, rows.num_columns))))
+        ordered = np.unique(keys)
+        self.held = np.insert(self.held, np.searchsorted(self.held, ordered), ordered)
+        self.held_rows += rows.num_rows
+        return keys
+
+    def _values(self, rows: pa.Table) -> np.ndarray:
+        before = len(self.values)
+        ids = self.values.add(rows)
+        if len(self.values) > before:
+            added = self.values.take(np.arange(before, len(self.values)))
+            takes = pc.and_(pc.is_in(added.column(self.closure.kind), pa.array(self.closure.kinds)),
+                            pc.is_null(added.column(self.closure.slot)))
+            self.bindable = np.concatenate([self.bindable, takes.to_numpy(zero_copy_only=False)])
+        return ids
+
+    def _connect(self, edges: pa.Table) -> tuple[np.ndarray, ...]:
+        """Number the ``edges`` (the ones not numbered yet); returns them as (src, dst, label) ids."""
+        labels = edges.column(self.closure.label)
+        label = np.full(edges.num_rows, -1, np.int64)
+        valid = np.flatnonzero(labels.is_valid().to_numpy(zero_copy_only=False))
+        if len(valid):
+            label[valid] = self.labels.add(pa.table([labels.take(pa.array(valid))], names=["label"]))
+        added = (self.nodes.add(edges.select([0])), self.nodes.add(edges.select([1])), label)
+        self.edges = _inserted(self.edges, added)
+        self.edge_count += edges.num_rows
+        return added
+
+    def _moved(self, edges: tuple[np.ndarray, ...], blocked: np.ndarray) -> np.ndarray:
+        """Keys the known rows at the source of each of ``edges`` bring to its destination."""
+        src, dst, label = edges
+        edge, row = _spans(self.held, src << 32, (src + 1) << 32)
+        return np.unique(self._cross(dst[edge], self.held[row] & _LOW, label[edge], blocked))
+
+    def _reach(self, frontier: np.ndarray, reach: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+        """``reach`` and the keys not known yet that ``frontier`` reaches along the edges (sorted keys
+        node << 32 | value). A known key is not followed: what it reaches is known already, or at a
+        full key (see `Closure`)."""
+        src, dst, label = self.edges
+        while len(frontier):
+            nodes = frontier >> 32
+            which, edge = _spans(src, nodes, nodes + 1)
+            step = np.unique(self._cross(dst[edge], frontier[which] & _LOW, label[edge], blocked))
+            frontier = step[~(_member(self.held, step) | _member(reach, step))]
+            reach = np.insert(reach, np.searchsorted(reach, frontier), frontier)
+        return reach
+
+    def _cross(self, dst: np.ndarray, value: np.ndarray, label: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+        """Keys of ``value`` moved to ``dst`` across edges with ``label``, but not into a blocked node."""
+        open_ = ~blocked[dst]
+        dst, value, label = dst[open_], value[open_], label[open_]
+        binds = np.flatnonzero((label >= 0) & self.bindable[value])
+        if len(binds):
+            value = value.copy()
+            value[binds] = self._bind((value[binds] << 32) | label[binds])
+        return (dst << 32) | value
+
+    def _bind(self, pairs: np.ndarray) -> np.ndarray:
+        """The value each (value << 32 | label) becomes: the value with the label in its slot."""
+        unique, inverse = np.unique(pairs, return_inverse=True)
+        missing = [pair for pair in unique.tolist() if pair not in self.bound]
+        if missing:
+            rows = self.values.take(np.array([pair >> 32 for pair in missing], np.int64))
+            slot = rows.schema.get_field_index(self.closure.slot)
+            labels = self.labels.take(np.array([pair & 0xFFFFFFFF for pair in missing], np.int64)).column(0)
+            ids = self._values(rows.set_column(slot, rows.schema.field(slot), labels))
+            self.bound.update(zip(missing, ids.tolist(), strict=True))
+        return np.fromiter(map(self.bound.__getitem__, unique.tolist()), np.int64, len(unique))[inverse]
+
+    def rows(self, keys: np.ndarray) -> pa.Table:
+        nodes = self.nodes.take(keys >> 32)
+        values = self.values.take(keys & _LOW)
+        return pa.Table.from_arrays([*nodes.columns, *values.columns], schema=self.target.schema())
+
+
+def run_fixpoint(session: SessionContext, program: FixpointProgram,
+                 in_memory: bool = True) -> tuple[pa.Table, FixpointRun]:
     """Evaluate ``program`` to its fixpoint (or `max_rounds`); returns its result and how it went.
-    The relations it held in the session are dropped before it returns."""
+    The relations it held in the session are dropped before it returns. ``in_memory=False`` runs
+    every rule by its SQL, `Closure` rules too (what their in-memory evaluation must equal)."""
     for prepared in program.prepare:
         register_in_memory(session, prepared.name, _collect(session, prepared.sql))
     _drop_intermediates(session, program)
-    state = _State(session, program)
+    state = _State(session, program, in_memory)
     rounds = [_run_stage(state, list(program.seeds))]
     stages: list[tuple[int, ...]] = []
     converged = rounds[0] == 0
@@ -218,6 +509,7 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram) -> tuple[pa.
         stages.append(tuple(_run_stage(state, rules) for rules in ordered))
         rounds.append(sum(stages[-1]))
         converged = rounds[-1] == 0
+    state.propagations.clear()  # their ids (hundreds of MB on the stdlib) are done with before the result
     result = session.sql(program.result).to_arrow_table()
     state.release(program)
     return result, FixpointRun(rounds=tuple(rounds), stage_names=program.names_of_stages(), stages=tuple(stages),
@@ -240,8 +532,14 @@ def _reads(sql: str, table: str) -> bool:
 def _run_stage(state: _State, rules: list[Rule]) -> int:
     """Run ``rules`` against what is known, then add what they found that is new; returns rows added."""
     derived: dict[str, list[pa.Table]] = {}
+    novel: dict[str, pa.Table] = {}
+    targets = [rule.target for rule in rules]
     for rule in rules:
+        if rule.closure is not None and state.in_memory and targets.count(rule.target) == 1 \
+                and state.capped_by_node(rule.target):
+            novel[rule.target] = state.propagate(rule, rule.closure, sole=True)
+            continue
         rows = state.derive(rule)
         if rows.num_rows:
             derived.setdefault(rule.target, []).append(rows)
-    return state.publish({name: state.novel(name, tables) for name, tables in derived.items()})
+    return state.publish(novel | {name: state.novel(name, tables) for name, tables in derived.items()})

@@ -13,7 +13,16 @@ from conftest import run_cli
 from datafusion import SessionContext
 
 from semantics.entities import Column
-from semantics.fixpoint import Cap, FixpointProgram, Prepared, Relation, Rule, register_in_memory, run_fixpoint
+from semantics.fixpoint import (
+    Cap,
+    Closure,
+    FixpointProgram,
+    Prepared,
+    Relation,
+    Rule,
+    register_in_memory,
+    run_fixpoint,
+)
 from semantics.types import SemanticType as S
 
 
@@ -95,6 +104,63 @@ def test_a_cap_keeps_the_first_values_in_order_and_full_keys_take_no_more() -> N
                              ("m2", "v1"), ("m2", "v2")}
     assert run.capped == 1  # n's v3; p was full, so n's values were never offered to it
     assert run.rounds == (4, 2, 2, 0)
+
+
+PTS = Relation("pts", (_text("node"), _text("kind"), _text("obj"), _text("recv")))
+EDGES = Relation("edges", (_text("src"), _text("dst"), _text("recv")))
+BIND = "CASE WHEN {v}.kind = 'FUNCTION' AND {v}.recv IS NULL THEN e.recv ELSE {v}.recv END"
+PROPAGATE = f"""WITH RECURSIVE reach(node, kind, obj, recv) AS (
+    SELECT * FROM (
+        SELECT node, kind, obj, recv FROM delta_pts
+        UNION ALL
+        SELECT e.dst, p.kind, p.obj, {BIND.format(v="p")} FROM pts p JOIN delta_edges e ON e.src = p.node
+        LEFT ANTI JOIN full_pts f ON f.node = e.dst
+    ) fresh
+    UNION
+    SELECT e.dst, r.kind, r.obj, {BIND.format(v="r")} FROM reach r JOIN edges e ON e.src = r.node
+    LEFT ANTI JOIN full_pts f ON f.node = e.dst
+)
+SELECT node, kind, obj, recv FROM reach"""
+
+
+def test_a_closure_in_memory_adds_what_its_sql_adds() -> None:
+    # a -> b -> c -> a (a cycle); b -> c binds plain functions to K; c -> d -> z, z full (cap 4) of its
+    # own values, and the cycle's nodes fill up too; a class reaching d adds an edge a -> late:<class>
+    # (an edge new in a later round carries what its source holds already); a class reaching late:<class>
+    # makes an instance at n (a row a later stage adds), which flows n -> m, and n -> w, but w is full:
+    # v -> w brought it exactly its 4 values, so the instance never reaches it (and is not counted).
+    z = ["Z1", "Z2", "Z3", "Z4"]
+    session = _session(
+        seed={"node": ["a", "a", "a", "b", *["z"] * 4, "m", *["v"] * 4],
+              "kind": ["FUNCTION", "FUNCTION", "CLASS", "FUNCTION", *["CLASS"] * 4, "FUNCTION", *["CLASS"] * 4],
+              "obj": ["f", "g", "K", "h", *z, "mm", "V1", "V2", "V3", "V4"], "recv": [None] * 8 + ["R"] + [None] * 4},
+        edge={"src": ["a", "b", "c", "c", "d", "m", "n", "v", "n"],
+              "dst": ["b", "c", "a", "d", "z", "a", "m", "w", "w"],
+              "recv": [None, "K", None, None, None, None, None, None, None]},
+    )
+    null = "CAST(NULL AS VARCHAR)"
+    program = FixpointProgram(
+        relations=(PTS, EDGES), prepare=(),
+        seeds=(Rule("seed", "pts", "SELECT node, kind, obj, recv FROM seed"),
+               Rule("edges", "edges", "SELECT src, dst, recv FROM edge")),
+        rules=(Rule("propagate", "pts", PROPAGATE, 0, Closure("edges", "recv", "recv", "kind", ("FUNCTION",))),
+               Rule("late", "edges", f"SELECT 'a' AS src, concat('late:', obj) AS dst, {null} AS recv "
+                                     "FROM delta_pts WHERE node = 'd' AND kind = 'CLASS'", 1),
+               Rule("made", "pts", f"SELECT 'n' AS node, 'INSTANCE' AS kind, concat('i', obj) AS obj, {null} AS recv "
+                                   "FROM delta_pts WHERE node LIKE 'late:%' AND kind = 'CLASS'", 1)),
+        result="SELECT node, kind, obj, recv FROM pts",
+        caps=(Cap("pts", "node", 4),),
+    )
+    by_sql, sql_run = run_fixpoint(session, program, in_memory=False)
+    in_memory, run = run_fixpoint(session, program)
+    rows = _rows(in_memory)
+    assert rows == _rows(by_sql)
+    assert (run.rounds, run.stages, run.capped) == (sql_run.rounds, sql_run.stages, sql_run.capped)
+    assert {("c", "FUNCTION", "f", "K"), ("late:K", "CLASS", "K", None), ("m", "INSTANCE", "iK", None),
+            ("m", "FUNCTION", "mm", "R")} <= rows
+    assert {row for row in rows if row[0] == "z"} == {("z", "CLASS", name, None) for name in z}
+    assert {row[2] for row in rows if row[0] == "w"} == {"V1", "V2", "V3", "V4"}
+    assert run.capped > 0 and len(run.rounds) > 3
 
 
 def test_plan_shows_the_points_to_rules_by_stage(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ gets its values after the rounds (`pt_sink_edges`). Rounds run in three stages (
 
 from __future__ import annotations
 
-from semantics.fixpoint import Cap, FixpointProgram, Prepared, Relation, Rule
+from semantics.fixpoint import Cap, Closure, FixpointProgram, Prepared, Relation, Rule
 from semantics.qualnames import BUILTIN_PREFIX
 from semantics.specs import AnySpec, DeriveSpec
 from semantics.types import SemanticType as S
@@ -656,7 +656,7 @@ _INSTANTIATION = " UNION ALL ".join(
 _MOVE, _CALL, _BIND_CALLS = 0, 1, 2
 
 _RULES = (
-    Rule("propagate", "pts", _PROPAGATE, _MOVE),
+    Rule("propagate", "pts", _PROPAGATE, _MOVE, Closure("edges", "recv", "recv", "kind", ("FUNCTION",))),
     Rule("callees", "callees", "SELECT f.call_id, p.kind, p.obj, p.recv, f.mode FROM delta_pts p "
                                "JOIN pt_callee_flows f ON f.src = p.node "
                                "WHERE p.kind IN ('FUNCTION', 'CLASS', 'EXTERNAL') AND f.mode IN ('call', 'decorator')",
