@@ -18,13 +18,13 @@ from datafusion import DataFrame, SessionContext
 from hamilton.function_modifiers import tag
 from hamilton.lifecycle import GraphExecutionHook
 
-from driver.lock import BuildLock
+from driver.lock import BuildLock, FolderChanged
 from driver.maintenance import maintain
 from relspec.authority import ExecutionAuthority, StagedQuery
 from relspec.catalog import RUNS_TABLE, DatasetCatalog, TableStore
 from relspec.maintenance import MaintenanceDecision, MaintenancePolicy, MaintenanceRecord
 from relspec.policy import CompiledExecutionPolicy
-from relspec.releases import KEPT_RELEASES, released_runs
+from relspec.releases import KEPT_RELEASES, current_release, released_runs
 from relspec.runs import Outcome, ViewOutcome, digest, new_run_id, new_run_record, run_row
 from relspec.validation import RuntimeCapabilities, ValidationFailed, ValidationResult
 from semantics.entities import EntityDecl
@@ -234,14 +234,23 @@ NOT_STAGED_REASON = "remove.not_staged_by_policy"
 
 
 class BuildLockHolder(GraphExecutionHook):
-    """Holds the output folder's build lock while the driver executes, and lets it go after: the
-    factory takes it to plan; a driver executed again takes it again."""
+    """Holds the output folder's build lock while the driver executes, and lets it go after (the
+    factory held it to plan). The plan was made against release ``planned_on`` (its sequence, 0:
+    none): if another build released the folder since, the plan is stale and the run is refused."""
 
-    def __init__(self, lock: BuildLock) -> None:
+    def __init__(self, lock: BuildLock, store: TableStore, planned_on: int) -> None:
         self.lock = lock
+        self.store = store
+        self.planned_on = planned_on
 
     def run_before_graph_execution(self, **kwargs: Any) -> None:
         self.lock.acquire()
+        current = current_release(self.store.releases())
+        sequence = current.sequence if current else 0
+        if sequence != self.planned_on:
+            self.lock.release()
+            raise FolderChanged(f"{self.store.catalog.root} was released again (release {sequence}) since this "
+                                f"build was planned on release {self.planned_on}: build the driver again")
 
     def run_after_graph_execution(self, **kwargs: Any) -> None:
         self.lock.release()

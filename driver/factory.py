@@ -36,6 +36,7 @@ from driver.materializers import view_loaders, view_savers
 from driver.options import BuildOptionError, check_build_options
 from relspec.catalog import DatasetCatalog, TableStore
 from relspec.policy import CompiledExecutionPolicy, ValidationMode
+from relspec.releases import current_release
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
 from semantics.ir import CachePolicy
 
@@ -102,10 +103,12 @@ def build_driver(
     that fails validation before it writes anything. A wrong option raises
     `driver.options.BuildOptionError` (a ValueError) before anything is written.
 
-    One build writes an output folder at a time: the driver holds the folder's lock from planning to
-    the end of its first execution (``lock_timeout``: seconds to wait for another build to finish,
-    None to wait as long as it takes; past it `driver.lock.FolderLocked` is raised). Tables that a
-    build which died or was quarantined left past the current release are restored to it first.
+    One build writes an output folder at a time: the folder's lock is held while the build is planned
+    and while the driver executes (``lock_timeout``: seconds to wait for another build to finish, None
+    to wait as long as it takes; past it `driver.lock.FolderLocked` is raised). Tables that a build
+    which died or was quarantined left past the current release are restored to it first. A driver
+    executed after another build released the folder refuses to run (`driver.lock.FolderChanged`):
+    its plan is stale; build the driver again.
     """
     planning = plan_driver(source_root, output_dir, jobs=jobs, include=include, exclude=exclude,
                            max_file_bytes=max_file_bytes, cache_overrides=cache_overrides,
@@ -113,16 +116,18 @@ def build_driver(
     if output_dir is None:
         return planning
     lock = BuildLock(planning.config["output_dir"], timeout=lock_timeout)
+    store = DeltaTableStore(DatasetCatalog(planning.config["output_dir"]))
     lock.acquire()
     try:
-        restored = restore_release(DeltaTableStore(DatasetCatalog(planning.config["output_dir"])))
+        restored = restore_release(store)
+        planned_on = current_release(store.releases())
         context = planning.execute(list(CONTEXT))
-        _refuse_required_overrides(context["compiled_policy"])
-        config = {**planning.config, **context, "restored_tables": list(restored)}
-        return _execution_driver(config, [BuildLockHolder(lock), *(adapters or ())], modules)
-    except BaseException:
+    finally:
         lock.release()
-        raise
+    _refuse_required_overrides(context["compiled_policy"])
+    config = {**planning.config, **context, "restored_tables": list(restored)}
+    holder = BuildLockHolder(lock, store, planned_on.sequence if planned_on else 0)
+    return _execution_driver(config, [holder, *(adapters or ())], modules)
 
 
 def replay_driver(store: TableStore, scratch: str | Path,

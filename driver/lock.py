@@ -27,6 +27,10 @@ class FolderLocked(RuntimeError):
     """Another build holds the output folder."""
 
 
+class FolderChanged(RuntimeError):
+    """Another build released the output folder after this one was planned."""
+
+
 class BuildLock:
     """The exclusive right to write an output folder; ``acquire`` waits up to ``timeout`` seconds
     (None: as long as it takes; 0: not at all)."""

@@ -17,6 +17,7 @@ from datafusion import SessionContext
 
 from driver.api import build_driver, open_session
 from driver.delta_store import DeltaTableStore
+from driver.lock import FolderChanged
 from relspec.authority import ResolverIdentityError
 from relspec.catalog import RUNS_TABLE, DatasetCatalog
 from relspec.quarantine import DataCheck, density_in_history
@@ -204,3 +205,17 @@ def test_the_size_check_weighs_density_against_history() -> None:
     assert not density_in_history("cpg_edges", 400, 100, history).passed
     # only the last 5 releases count: the old 100.0s are forgotten
     assert density_in_history("cpg_edges", 100, 100, [100.0, 100.0, 1.0, 1.0, 1.0, 1.0, 1.0]).passed
+
+
+def test_a_driver_planned_before_another_build_released_refuses_to_run(trees: tuple[Path, Path],
+                                                                        tmp_path: Path) -> None:
+    """Two drivers for one folder in one process: planning does not hold the folder, so neither waits
+    for the other; the one executed second was planned on a release that is no longer current."""
+    code_a, code_b = trees
+    out = tmp_path / "out"
+    stale = build_driver(code_a, out, jobs=1)
+    build_driver(code_b, out, jobs=1).execute(["build_summary"])
+    with pytest.raises(FolderChanged, match="since this build was planned on release 0"):
+        stale.execute(["build_summary"])
+    assert len(DeltaTableStore(DatasetCatalog(str(out))).releases()) == 1 and _functions(out) == FUNCTIONS_B
+    assert _build(code_a, out).release == 2  # planned again, it runs
