@@ -46,7 +46,6 @@ REFUSED_STATEMENT = re.compile(r"(DDL|DML|Statement) not supported: \w+")
 
 EXIT_EXTRACTOR_CRASHED = 3
 EXIT_QUARANTINED = 4
-PLAN_ATTEMPTS = 3  # a build planned again when another build released its folder in between
 EXPORT_FORMATS = ("graphml", "neo4j-csv", "parquet")  # driver.exports.EXPORTERS, without importing it
 # How the CLI names the Python API's build options in its error lines.
 CLI_OPTION_NAMES = {"source_root": "PATH", "output_dir": "--out", "jobs": "--jobs", "include": "--include",
@@ -161,7 +160,7 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from driver.factory import build_driver
-    from driver.lock import FolderChanged, FolderLocked
+    from driver.lock import BuildLock, FolderLocked
     from driver.options import check_build_options
     from relspec.policy import parse_overrides
     from relspec.validation import ValidationFailed
@@ -180,24 +179,18 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
         from driver.tracking import build_tracker
 
         adapters.append(build_tracker(root, output, project_id=project_id))
-    for attempt in range(1, PLAN_ATTEMPTS + 1):
-        try:
-            dr = build_driver(root, output, adapters=adapters, lock_timeout=0 if no_wait else None,
-                              **options)  # type: ignore[arg-type]
+    try:
+        with BuildLock(str(output), timeout=0 if no_wait else None):  # the folder, for the whole build
+            dr = build_driver(root, output, adapters=adapters, **options)  # type: ignore[arg-type]
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=stderr(), transient=True, disable=quiet) as bar:
                 summary: BuildSummary = dr.execute(["build_summary"], inputs={"progress": _progress_bar(bar)})[
                     "build_summary"
                 ]
-            break
-        except FolderLocked as err:
-            raise CliError(f"{err} (without --no-wait, the build waits for it)") from None
-        except ValidationFailed as err:
-            raise CliError(str(err)) from None
-        except FolderChanged:  # another build released DIR between planning and execution: plan again
-            if attempt == PLAN_ATTEMPTS:
-                raise CliError(f"other builds kept releasing {output} while this one was planned "
-                               f"({PLAN_ATTEMPTS} attempts)") from None
+    except FolderLocked as err:
+        raise CliError(f"{err} (without --no-wait, the build waits for it)") from None
+    except ValidationFailed as err:
+        raise CliError(str(err)) from None
     _print_summary(root, summary, time.perf_counter() - started)
     if summary.status == "quarantined":
         raise CliError(f"run {summary.run_id} {summary.message}; readers still read the previous release "

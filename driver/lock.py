@@ -31,23 +31,33 @@ class FolderChanged(RuntimeError):
     """Another build released the output folder after this one was planned."""
 
 
+# Locks this process holds, by lock file: the open descriptor and how many holders share it. A flock
+# is per open file, so a second open in the same process would wait on the first for ever; a holder
+# inside the process (the CLI holds the folder for a whole build) lets the factory's lock through.
+_HELD: dict[Path, list[int]] = {}
+
+
 class BuildLock:
     """The exclusive right to write an output folder; ``acquire`` waits up to ``timeout`` seconds
-    (None: as long as it takes; 0: not at all)."""
+    (None: as long as it takes; 0: not at all). Re-entrant within a process."""
 
     def __init__(self, output_dir: str, timeout: float | None = None) -> None:
         self.path = Path(output_dir) / LOCK_FILE if "://" not in output_dir else None
         self.timeout = timeout
-        self._fd: int | None = None
+        self._holding = False
 
     @property
     def held(self) -> bool:
-        return self._fd is not None or self.path is None
+        return self._holding or self.path is None
 
     def acquire(self) -> None:
         if self.held:
             return
         assert self.path is not None
+        if self.path in _HELD:
+            _HELD[self.path][1] += 1
+            self._holding = True
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
@@ -67,15 +77,28 @@ class BuildLock:
                 time.sleep(WAIT_POLL_SECONDS)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}".encode(), 0)
-        self._fd = fd
+        _HELD[self.path] = [fd, 1]
+        self._holding = True
 
     def release(self) -> None:
-        if self._fd is None:
+        if not self._holding or self.path is None:
             return
-        os.ftruncate(self._fd, 0)
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        self._fd = None
+        self._holding = False
+        held = _HELD[self.path]
+        held[1] -= 1
+        if held[1]:
+            return
+        del _HELD[self.path]
+        os.ftruncate(held[0], 0)
+        fcntl.flock(held[0], fcntl.LOCK_UN)
+        os.close(held[0])
+
+    def __enter__(self) -> BuildLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _holder(fd: int) -> str:
