@@ -27,7 +27,7 @@ from driver.engine import new_session
 from driver.questions import callees_of, callers_of, import_graph, points_to, subclasses_of, unused_functions
 from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, RUNS_TABLE, DatasetCatalog
 from relspec.releases import current_release, release_of_run
-from relspec.runs import read_records
+from relspec.runs import find_record
 from semantics.fixpoint import register_in_memory
 
 _RECURSIVE = re.compile(r"\bWITH\s+RECURSIVE\b", re.IGNORECASE)
@@ -80,9 +80,7 @@ def _run_versions(store: DeltaTableStore, run_id: str) -> dict[str, int]:
     release = release_of_run(store.releases(), run_id)
     if release is not None:
         return release.versions
-    runs = store.read(RUNS_TABLE)
-    record = next((record for record in (read_records(runs) if runs is not None else []) if record.run_id == run_id),
-                  None)
+    record = find_record(store.read(RUNS_TABLE), run_id)
     if record is None or record.package is None:
         raise NotReleased(f"no run {run_id!r} with written tables in {store.catalog.root} (cpgflow runs lists them)")
     sources = {name: int(version) for name, version in record.package.source_versions.items()

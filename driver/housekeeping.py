@@ -44,14 +44,9 @@ def roll_back(store: DeltaTableStore, run_id: str) -> Release:
         lock.release()
 
 
-def _records(store: DeltaTableStore) -> list[RunRecord]:
-    table = store.read(RUNS_TABLE)
-    return read_records(table) if table is not None else []
-
-
 def kept_quarantined(store: DeltaTableStore) -> list[RunRecord]:
     """Quarantined runs whose published tables can still be read."""
-    return [record for record in _records(store) if record.status == "quarantined"
+    return [record for record in read_records(store.read(RUNS_TABLE)) if record.status == "quarantined"
             and all(readable(store, name, version) for name, version in record.output_versions.items())]
 
 

@@ -21,7 +21,7 @@ from driver.engine import new_session
 from driver.housekeeping import readable
 from relspec.catalog import EXTRACT_TABLES, RUNS_TABLE, DatasetCatalog
 from relspec.releases import release_of_run
-from relspec.runs import RunRecord, read_records
+from relspec.runs import RunRecord, find_record
 
 
 class ReplayError(LookupError):
@@ -62,9 +62,7 @@ class ReplayReport(msgspec.Struct, frozen=True):
 
 
 def _record(store: DeltaTableStore, run_id: str) -> RunRecord:
-    runs = store.read(RUNS_TABLE)
-    record = next((record for record in (read_records(runs) if runs is not None else []) if record.run_id == run_id),
-                  None)
+    record = find_record(store.read(RUNS_TABLE), run_id)
     if record is None:
         raise ReplayError(f"no run {run_id!r} in {store.catalog.root} (cpgflow runs lists them)")
     if record.package is None or not record.output_versions:

@@ -129,6 +129,13 @@ def run_row(record: RunRecord) -> pa.Table:
     }, schema=RUN_SCHEMA)
 
 
-def read_records(table: pa.Table) -> list[RunRecord]:
+def read_records(table: pa.Table | None) -> list[RunRecord]:
+    """The records of a run table, oldest first (an absent table: none)."""
+    if table is None:
+        return []
     records = [msgspec.json.decode(text, type=RunRecord) for text in table.column("record").to_pylist()]
     return sorted(records, key=lambda record: record.started_at)
+
+
+def find_record(table: pa.Table | None, run_id: str) -> RunRecord | None:
+    return next((record for record in read_records(table) if record.run_id == run_id), None)
