@@ -97,7 +97,7 @@ def build_summary(run_record: RunRecord, release: Release | None, source_catalog
         status=run_record.status,
         message=run_record.message,
         release=release.sequence if release else 0,
-        restored=tuple(restored_tables or ()),
+        restored=list(restored_tables or ()),
     )
 
 

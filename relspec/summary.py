@@ -21,7 +21,7 @@ class BuildSummary(msgspec.Struct, frozen=True):
     status: str = "released"  # or quarantined: written, failed its data checks, not released
     message: str = ""  # why a run was quarantined
     release: int = 0  # the release this build made current (its sequence); 0 when quarantined
-    restored: tuple[str, ...] = ()  # tables brought back to the current release before this build
+    restored: list[str] = []  # tables brought back to the current release before this build
 
     @property
     def nodes(self) -> int:
