@@ -14,7 +14,15 @@ from relspec.maintenance import MaintenanceRecord
 from relspec.policy import CompiledExecutionPolicy
 from relspec.quarantine import DataCheck, failures, quarantine_reason
 from relspec.releases import Release
-from relspec.runs import ExecutionPackage, RunRecord, digest, new_run_record, run_row, seal_package
+from relspec.runs import (
+    ExecutionPackage,
+    RunRecord,
+    builtin_names_version,
+    digest,
+    new_run_record,
+    run_row,
+    seal_package,
+)
 from relspec.runs import view_fingerprints as fingerprints_of_views
 from relspec.summary import BuildSummary
 from relspec.validation import RuntimeCapabilities
@@ -46,7 +54,7 @@ def source_catalog(extraction_tables: dict[str, int], builtin_names: pa.Table, s
 def source_versions(source_catalog: dict[str, int], builtin_names: pa.Table) -> dict[str, str]:
     """Each source table's version (the builtin names: a hash of their content)."""
     versions = {name: str(version) for name, version in source_catalog.items()}
-    versions[BUILTIN_NAMES.table] = digest(*builtin_names.column(0).to_pylist())
+    versions[BUILTIN_NAMES.table] = builtin_names_version(builtin_names)
     return versions
 
 
@@ -87,6 +95,9 @@ def build_summary(run_record: RunRecord, release: Release | None, source_catalog
         files_extracted=len(file_manifest.tasks),
         files_reused=len(file_manifest.unchanged),
         files_removed=len(file_manifest.removed),
+        files_added=len(file_manifest.added),
+        incremental=file_manifest.incremental,
+        views_by_file=sum(outcome.maintained == "by_file" for outcome in run_record.views),
         lines=lines.column(0)[0].as_py(),
         nodes_by_kind=_counts(session, "SELECT kind, count(*) FROM cpg_nodes GROUP BY kind ORDER BY kind"),
         edges_by_kind=_counts(session, "SELECT kind, count(*) FROM cpg_edges GROUP BY kind ORDER BY kind"),

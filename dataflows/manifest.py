@@ -26,9 +26,10 @@ def discovery(
 
 
 @tag(role="extract")
-def previous_files(table_store: TableStore) -> pa.Table | None:
-    """The file table of the last build into this output, if any: the per-file cache's key."""
-    return table_store.read(FILE.table)
+def previous_files(table_store: TableStore, full_rebuild: bool = False) -> pa.Table | None:
+    """The file table of the last build into this output, if any: the per-file cache's key (none
+    for a full rebuild, which extracts every file again)."""
+    return None if full_rebuild else table_store.read(FILE.table)
 
 
 @tag(role="extract")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hamilton.function_modifiers import tag
 
-from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, TableStore
+from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, RUNS_TABLE, TableStore
 from relspec.policy import (
     CompiledExecutionPolicy,
     DiagnosticsFlags,
@@ -15,6 +15,7 @@ from relspec.policy import (
     ScanPolicy,
     TableStats,
     ValidationMode,
+    ViewMaintenance,
     ViewPolicy,
     compile_cache_policies,
     compile_extraction,
@@ -22,13 +23,17 @@ from relspec.policy import (
     compile_registration,
     compile_scan_policy,
     compile_udf_requirements,
+    compile_view_maintenance,
     fingerprint_policy,
 )
+from relspec.releases import current_release
+from relspec.runs import builtin_names_version, find_record, view_fingerprints
 from relspec.validation import RuntimeCapabilities, ValidationInput, ValidationResult, validate
 from relspec.view_graph import ViewGraph
-from semantics.entities import BUILTIN_NAMES
+from semantics.entities import BUILTIN_NAMES, builtin_names_table
 from semantics.extract.manifest import FileManifest
 from semantics.ir import SOURCE_COLUMNS, CachePolicy, SemanticIR, SemanticPlan
+from semantics.locality import Locality, infer_locality
 
 
 @tag(role="policy")
@@ -81,6 +86,33 @@ def maintenance_policies(optimized_ir: SemanticIR,
 
 
 @tag(role="policy")
+def view_localities(semantic_plan: SemanticPlan) -> dict[str, Locality]:
+    """Which views are file-local (their rows for a file read only that file's rows), inferred from
+    each view's DataFusion plan and the semantic types of what it reads."""
+    return infer_locality(semantic_plan, SOURCE_COLUMNS)
+
+
+@tag(role="policy")
+def view_maintenance(view_localities: dict[str, Locality], cache_policies: dict[str, ViewPolicy],
+                     full_rebuild: bool = False) -> dict[str, ViewMaintenance]:
+    """How each written view is kept up to date: by file when it is file-local, else in full."""
+    return compile_view_maintenance(view_localities, cache_policies, full_rebuild)
+
+
+@tag(role="policy")
+def previous_view_fingerprints(semantic_plan: SemanticPlan, table_store: TableStore) -> dict[str, str]:
+    """Each view's fingerprint over the sources the current release was built from (the builtin
+    names as they are now): a staged or published result recorded with it holds that release's rows
+    of the view, which a by-file update changes. Empty when there is no release."""
+    release = current_release(table_store.releases())
+    record = find_record(table_store.read(RUNS_TABLE), release.run_id) if release is not None else None
+    if record is None or record.package is None:
+        return {}
+    sources = {**record.package.source_versions, BUILTIN_NAMES.table: builtin_names_version(builtin_names_table())}
+    return view_fingerprints(semantic_plan, sources)
+
+
+@tag(role="policy")
 def udf_requirements(semantic_plan: SemanticPlan) -> dict[str, tuple[str, ...]]:
     """The SQL functions each view needs from the engine."""
     return compile_udf_requirements(semantic_plan, set(SOURCE_COLUMNS))
@@ -90,11 +122,12 @@ def udf_requirements(semantic_plan: SemanticPlan) -> dict[str, tuple[str, ...]]:
 def compiled_policy(cache_policies: dict[str, ViewPolicy], extraction_choice: ExtractionChoice,
                     scan_policy: ScanPolicy, materialization: MaterializationStrategy,
                     maintenance_policies: dict[str, MaintenanceChoice], udf_requirements: dict[str, tuple[str, ...]],
+                    view_maintenance: dict[str, ViewMaintenance],
                     validation_mode: ValidationMode = "warn") -> CompiledExecutionPolicy:
     """Every execution decision of the run, in one fingerprinted struct."""
     return fingerprint_policy(CompiledExecutionPolicy(
         cache=cache_policies, extraction=extraction_choice, scan=scan_policy, maintenance=maintenance_policies,
-        udfs=udf_requirements,
+        udfs=udf_requirements, view_maintenance=view_maintenance,
         materialization=materialization, diagnostics=DiagnosticsFlags(), validation_mode=validation_mode,
     ))
 

@@ -14,14 +14,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from datafusion import DataFrame, SessionContext
+from datafusion import DataFrame, SessionContext, col, lit
+from datafusion.functions import in_list
 from hamilton.function_modifiers import tag
 from hamilton.lifecycle import GraphExecutionHook
 
 from driver.lock import BuildLock, FolderChanged
 from driver.maintenance import maintain
 from relspec.authority import ExecutionAuthority, StagedQuery
-from relspec.catalog import RUNS_TABLE, DatasetCatalog, TableStore
+from relspec.catalog import RUNS_TABLE, DatasetCatalog, FileScope, StagedResult, TableStore
 from relspec.maintenance import MaintenanceDecision, MaintenancePolicy, MaintenanceRecord
 from relspec.policy import CompiledExecutionPolicy
 from relspec.releases import KEPT_RELEASES, current_release, released_runs
@@ -37,7 +38,9 @@ class RunAuthority(ExecutionAuthority):
     """Runs every view as the compiled policy says and records what happened."""
 
     def __init__(self, session: SessionContext, capabilities: RuntimeCapabilities, store: TableStore,
-                 policy: CompiledExecutionPolicy, validation: ValidationResult) -> None:
+                 policy: CompiledExecutionPolicy, validation: ValidationResult,
+                 changed_files: tuple[str, ...] | None = None,
+                 previous_fingerprints: Mapping[str, str] | None = None) -> None:
         self.session = session
         self.capabilities = capabilities
         self.store = store
@@ -55,6 +58,10 @@ class RunAuthority(ExecutionAuthority):
         self._fingerprints: dict[str, str] = {}  # view -> its fingerprint over the frames it was given
         self._frames: dict[str, tuple[DataFrame, str]] = {}  # view -> the frame its readers get, its fingerprint
         self._started: dict[str, float] = {}
+        # What a by-file update starts from: the files whose rows changed since the current release
+        # (None: no release to change), and each view's fingerprint over that release's sources.
+        self.changed_files = changed_files
+        self.previous_fingerprints = dict(previous_fingerprints or {})
 
     def apply_scan_policy(self, resolver: DatasetCatalog) -> None:
         """The session's scan options, set for the run by the resolver's owner."""
@@ -109,10 +116,12 @@ class RunAuthority(ExecutionAuthority):
     def stage(self, query: StagedQuery) -> dict[str, object]:
         name, fingerprint = query.view, query.fingerprint
         location = self.store.catalog.staging_location(name)
-        rows: int | None = None
+        written: StagedResult | None = None
         run: FixpointRun | None = None
         frame: DataFrame | None = None  # built, written and dropped here: a frame kept to the end of the run
-        if self._reusable(self.store.staged_result(name), fingerprint):  # keeps alive much of what its plan read
+        scope: FileScope | None = None
+        staged = self.store.staged_result(name)
+        if self._reusable(staged, fingerprint):  # keeps alive much of what its plan read
             outcome: Outcome = "reused"
         else:
             self._set_scan_options(name)
@@ -122,19 +131,35 @@ class RunAuthority(ExecutionAuthority):
                 result, run = run_fixpoint(self.session, view.fixpoint)
                 register_in_memory(self.session, _fixpoint_result(name), result)
                 source = f"SELECT * FROM {_fixpoint_result(name)}"
+            scope = self._file_scope(name, staged)
+            if scope is not None:
+                source = f"SELECT * FROM ({source}) scoped WHERE {scope.predicate()}"
             frame = self.session.sql(_conformed_sql(view, source))
             schema = EntityDecl(name, name, "view", view.columns).arrow_schema()
-            rows = self.store.stage(name, frame, schema, fingerprint, self.run_id).rows
+            written = self.store.stage(name, frame, schema, fingerprint, self.run_id, scope)
             _replace_table(self.session, _fixpoint_result(name))  # the staged table stands for it now
             outcome = "computed_staged"
         self._fingerprints[name] = fingerprint
-        self._record(name, "delta_staging", outcome, rows, fingerprint, frame, run)
+        self._record(name, "delta_staging", outcome, written, fingerprint, frame, run, scope)
+        rows = written.rows if written is not None else None
         return {"table_uri": location, "version": self.store.staged_version(name), "rows": rows,
                 "fingerprint": fingerprint, "outcome": outcome}
 
     def _reusable(self, written: tuple[str, str] | None, fingerprint: str) -> bool:
         """A result already written holds this view's rows: same fingerprint, written by a trusted run."""
         return written is not None and written[0] == fingerprint and written[1] in self._trusted_runs
+
+    def _file_scope(self, name: str, written: tuple[str, str] | None) -> FileScope | None:
+        """The files whose rows to recompute and replace when the policy maintains ``name`` by file
+        and its table holds the current release's result of it (the fingerprint that view had over
+        that release's sources); None: compute and write it whole."""
+        choice = self.policy.view_maintenance.get(name)
+        if choice is None or choice.mode != "by_file" or choice.owner is None or self.changed_files is None:
+            return None
+        previous = self.previous_fingerprints.get(name)
+        if previous is None or not self._reusable(written, previous):
+            return None
+        return FileScope(choice.owner, self.changed_files)
 
     def load_staged(self, name: str) -> DataFrame:
         registration = self.policy.materialization.registration[name].registration
@@ -148,19 +173,25 @@ class RunAuthority(ExecutionAuthority):
         fingerprint = made[1] if made is not None and made[0] is frame else _override_fingerprint(name)
         self._started.setdefault(name, time.perf_counter())
         version = self.store.version(name)
-        rows: int | None = None
-        if version is not None and self._reusable(self.store.published_result(name), fingerprint):
+        written: StagedResult | None = None
+        scope: FileScope | None = None
+        published = self.store.published_result(name)
+        if version is not None and self._reusable(published, fingerprint):
             outcome: Outcome = "reused"
         else:
             self._set_scan_options(name)
-            version, rows = self.store.overwrite(name, frame, OUTPUT_SCHEMAS[name], fingerprint, self.run_id)
+            scope = self._file_scope(name, published)
+            if scope is not None:
+                frame = frame.filter(in_list(col(scope.owner), [lit(file_id) for file_id in scope.file_ids]))
+            written = self.store.overwrite(name, frame, OUTPUT_SCHEMAS[name], fingerprint, self.run_id, scope)
+            version = written.version
             outcome = "published"
-        self._record(name, self.policy.cache[name].cache, outcome, rows, fingerprint, frame)
-        return {"table_uri": self.store.catalog.location(name), "version": version, "rows": rows,
-                "fingerprint": fingerprint, "outcome": outcome}
+        self._record(name, self.policy.cache[name].cache, outcome, written, fingerprint, frame, scope=scope)
+        return {"table_uri": self.store.catalog.location(name), "version": version,
+                "rows": written.rows if written else None, "fingerprint": fingerprint, "outcome": outcome}
 
-    def _record(self, name: str, policy: str, outcome: Outcome, rows: int | None, fingerprint: str,
-                frame: DataFrame | None, run: FixpointRun | None = None) -> None:
+    def _record(self, name: str, policy: str, outcome: Outcome, written: StagedResult | None, fingerprint: str,
+                frame: DataFrame | None, run: FixpointRun | None = None, scope: FileScope | None = None) -> None:
         """Record what happened to a view; its plan is the fingerprint of the frame that ran (of its SQL
         when nothing ran: a reused staged result)."""
         seconds = time.perf_counter() - self._started.pop(name, time.perf_counter())
@@ -173,8 +204,11 @@ class RunAuthority(ExecutionAuthority):
             evaluation = {"rounds": run.rounds, "capped": run.capped, "stage_names": run.stage_names,
                           "stage_rows": run.stages}
         self._outcomes.pop(name, None)
-        self._outcomes[name] = ViewOutcome(name, policy, outcome, rows, round(seconds, 4), fingerprint,  # type: ignore[arg-type]
-                                           plan, **evaluation)
+        if written is not None:
+            evaluation |= {"maintained": "by_file" if scope is not None else "full",
+                           "rows_changed": written.rows + written.rows_removed}
+        self._outcomes[name] = ViewOutcome(name, policy, outcome, written.rows if written else None,  # type: ignore[arg-type]
+                                           round(seconds, 4), fingerprint, plan, **evaluation)
 
     def outcomes(self) -> tuple[ViewOutcome, ...]:
         return tuple(self._outcomes.values())

@@ -152,10 +152,12 @@ def cli() -> None:
               help="The Hamilton UI project a tracked run goes to.")
 @click.option("--no-wait", is_flag=True, help="Fail at once when another build is writing DIR "
               "(by default, wait for it to finish).")
+@click.option("--full", is_flag=True, help="Extract every file and recompute every view whole (by default, "
+              "a rebuild extracts the changed files and updates the file-local views by file).")
 @_option_errors
 def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tuple[str, ...],
           max_file_bytes: int, cache_policy: tuple[str, ...], validation: str, quiet: bool, track: bool,
-          project_id: int, no_wait: bool) -> None:
+          project_id: int, no_wait: bool, full: bool) -> None:
     """Build the CPG of the code base at PATH into DIR."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -181,7 +183,7 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
         adapters.append(build_tracker(root, output, project_id=project_id))
     try:
         with BuildLock(str(output), timeout=0 if no_wait else None):  # the folder, for the whole build
-            dr = build_driver(root, output, adapters=adapters, **options)  # type: ignore[arg-type]
+            dr = build_driver(root, output, adapters=adapters, full=full, **options)  # type: ignore[arg-type]
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=stderr(), transient=True, disable=quiet) as bar:
                 summary: BuildSummary = dr.execute(["build_summary"], inputs={"progress": _progress_bar(bar)})[
@@ -220,13 +222,12 @@ def _print_summary(root: Path, summary: BuildSummary, seconds: float) -> None:
                  f"in {seconds:.1f} s")
     stdout().print(f"  files {summary.files:,}  lines {summary.lines:,}  nodes {summary.nodes:,}  "
                  f"edges {summary.edges:,}  diagnostics {summary.diagnostics:,}")
-    if summary.files_reused:
-        stdout().print(f"  extraction skipped for {summary.files_reused:,} unchanged files "
-                     f"(same content and extractor version); {summary.files_extracted:,} extracted")
+    if summary.incremental:
+        stdout().print(f"  changes: {summary.files_changed:,} changed, {summary.files_added:,} added, "
+                       f"{summary.files_removed:,} removed; {summary.files_reused:,} unchanged (extraction "
+                       f"skipped); {summary.views_by_file} views updated by file", markup=False)
     else:
         stdout().print(f"  extracted {summary.files_extracted:,} files")
-    if summary.files_removed:
-        stdout().print(f"  removed the rows of {summary.files_removed:,} files no longer present")
     stdout().print(f"  views: {_outcomes_text(summary.view_outcomes)} (run {summary.run_id}: "
                  f"cpgflow runs {summary.output_dir})")
     if summary.restored:
@@ -309,13 +310,18 @@ def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], as_json: b
     source = report["source"]
     stdout().print(f"[bold]Plan for[/bold] {source['root']}: {source['files']:,} files; "  # type: ignore[index]
                  f"{len(report['views']):,} views; policy {report['policy']['fingerprint'][:12]}")  # type: ignore[arg-type,index]
-    table = Table("view", "kind", "wave", "cache policy", "join")
+    table = Table("view", "kind", "wave", "cache policy", "maintained", "join")
     for view in report["views"]:  # type: ignore[union-attr]
-        join, fixpoint = view["join"], view["fixpoint"]
+        join, fixpoint, maintenance = view["join"], view["fixpoint"], view["maintenance"]
         joined = f"{join['strategy']} ({join['keys_confidence']['decision_value']})" if join else ""
         kind = f"{view['kind']} (fixpoint: {len(fixpoint['rules'])} rules)" if fixpoint else view["kind"]
-        table.add_row(view["name"], kind, str(view["wave"]), view["policy"]["cache"], joined)
+        maintained = maintenance["mode"] if maintenance else "-"
+        table.add_row(view["name"], kind, str(view["wave"]), view["policy"]["cache"], maintained, joined)
     stdout().print(table)
+    for view in report["views"]:  # type: ignore[union-attr]
+        if view["maintenance"] and view["maintenance"]["mode"] == "by_file":
+            evidence = "; ".join(view["maintenance"]["confidence"]["evidence"])
+            stdout().print(f"{view['name']} is maintained by file: {evidence}", markup=False)
     for issue in report["validation"]:  # type: ignore[union-attr]
         stdout().print(f"{issue['severity']}: {issue['code']} ({issue['subject']}): {issue['message']}", markup=False)
 
@@ -462,11 +468,14 @@ def runs(out: Path, as_json: bool) -> None:
         if record.message:
             stdout().print(f"  {record.message}", markup=False)
         stdout().print(f"  views: {_outcomes_text(record.outcome_counts())}")
-        table = Table("view", "policy", "outcome", "rows", "seconds", box=None, show_edge=False)
+        table = Table("view", "policy", "outcome", "maintained", "rows", "rows changed", "seconds", box=None,
+                      show_edge=False)
         for outcome in record.views:
             if outcome.outcome != "lazy":
-                table.add_row(outcome.view, outcome.policy, outcome.outcome,
-                              "" if outcome.rows is None else f"{outcome.rows:,}", f"{outcome.seconds:.2f}")
+                table.add_row(outcome.view, outcome.policy, outcome.outcome, outcome.maintained,
+                              "" if outcome.rows is None else f"{outcome.rows:,}",
+                              "" if outcome.rows_changed is None else f"{outcome.rows_changed:,}",
+                              f"{outcome.seconds:.2f}")
         stdout().print(table)
         for outcome in record.views:
             if outcome.rounds:

@@ -19,7 +19,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from pyarrow import fs
 
-from relspec.catalog import RELEASES_TABLE, RUNS_TABLE, DatasetCatalog, StagedResult, TableStore
+from relspec.catalog import RELEASES_TABLE, RUNS_TABLE, DatasetCatalog, FileScope, StagedResult, TableStore
 from relspec.provenance import PROVENANCE_SCHEMAS
 from relspec.releases import RELEASE_SCHEMA
 from relspec.runs import RUN_SCHEMA
@@ -175,9 +175,8 @@ class DeltaTableStore(TableStore):
         if table is None:
             return None
         actions = pa.table(table.get_add_actions(flatten=True))
-        rows = pc.sum(actions.column("num_records")).as_py() if "num_records" in actions.column_names else 0
         size = pc.sum(actions.column("size_bytes")).as_py() if actions.num_rows else 0
-        return int(rows or 0), actions.num_rows, int(size or 0), table.version()
+        return _row_count(actions), actions.num_rows, int(size or 0), table.version()
 
     def replace_files(self, name: str, rows: pa.Table, file_ids: list[str] | None) -> int:
         """Replace the rows of ``file_ids`` (None: of every file) with ``rows`` in one commit.
@@ -200,55 +199,51 @@ class DeltaTableStore(TableStore):
         return self._write(name, rows, mode="overwrite", predicate=f"{owner} IN ({_sql_list(file_ids)})")
 
     def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema,
-                  fingerprint: str | None = None, run_id: str | None = None) -> tuple[int, int]:
+                  fingerprint: str | None = None, run_id: str | None = None,
+                  scope: FileScope | None = None) -> StagedResult:
         metadata = {FINGERPRINT_KEY: fingerprint, RUN_KEY: run_id or ""} if fingerprint else None
-        with _pumped(data, physical_schema(schema)) as rows:
-            version = self._write(name, rows, mode="overwrite", schema_mode="overwrite",
-                                  description=semantic_description(schema),
-                                  commit_properties=CommitProperties(custom_metadata=metadata))
-        return version, self._rows_added(self.catalog.location(name))
+        return self._overwrite(self.catalog.location(name), data, physical_schema(schema), metadata, scope,
+                               description=semantic_description(schema))
+
+    def _overwrite(self, location: str, data: DataFrame | pa.Table, schema: pa.Schema,
+                   metadata: dict[str, str] | None, scope: FileScope | None, **options: object) -> StagedResult:
+        """One commit replacing the table at ``location`` (with ``scope``: the rows of its files)."""
+        before = self._open(location)
+        scoped = scope is not None and before is not None
+        rows_before = _row_count(pa.table(before.get_add_actions(flatten=True))) if before is not None else 0
+        if scoped:
+            options["predicate"] = scope.predicate()  # type: ignore[union-attr]
+        else:
+            options["schema_mode"] = "overwrite"
+        with _pumped(data, schema) as rows:
+            write_deltalake(location, rows, mode="overwrite", storage_options=self.storage_options,
+                            commit_properties=CommitProperties(custom_metadata=metadata), **options)  # type: ignore[arg-type]
+        table = DeltaTable(location, storage_options=self.storage_options)
+        added = int(table.history(1)[0].get("operationMetrics", {}).get("num_added_rows", 0))
+        rows_after = _row_count(pa.table(table.get_add_actions(flatten=True)))
+        removed = rows_before - (rows_after - added) if scoped else rows_before
+        return StagedResult(rows=added, version=table.version(), rows_removed=removed)
 
     def published_result(self, name: str) -> tuple[str, str] | None:
-        """(fingerprint, run id) recorded with the write that made the table's current rows, if it
-        was a publish: maintenance commits (compaction, vacuum) leave the rows as published; any
-        other commit since (a restore) leaves rows that no recorded fingerprint describes."""
         table = self._table(name)
-        if table is None:
-            return None
-        for commit in table.history():
-            operation = commit.get("operation")
-            if operation in SAME_DATA_OPERATIONS:
-                continue
-            if operation in WRITE_OPERATIONS and commit.get(FINGERPRINT_KEY) is not None:
-                return str(commit[FINGERPRINT_KEY]), str(commit.get(RUN_KEY, ""))
-            return None
-        return None
+        return None if table is None else _written_result(table)
 
     def append(self, name: str, rows: pa.Table) -> int:
         return self._write(name, rows.cast(LOG_SCHEMAS[name]), mode="append")
 
-    def staged_result(self, view: str) -> tuple[str, str] | None:  # staged tables see no maintenance
+    def staged_result(self, view: str) -> tuple[str, str] | None:
         table = self._open(self.catalog.staging_location(view))
-        if table is None:
-            return None
-        commit = table.history(1)[0]
-        if commit.get(FINGERPRINT_KEY) is None:
-            return None
-        return str(commit[FINGERPRINT_KEY]), str(commit.get(RUN_KEY, ""))
+        return None if table is None else _written_result(table)
 
     def staged_version(self, view: str) -> int | None:
         table = self._open(self.catalog.staging_location(view))
         return None if table is None else table.version()
 
-    def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str, run_id: str) -> StagedResult:
-        location = self.catalog.staging_location(view)
+    def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str, run_id: str,
+              scope: FileScope | None = None) -> StagedResult:
         metadata = {FINGERPRINT_KEY: fingerprint, RUN_KEY: run_id}
-        with _pumped(data, physical_schema(schema, nullable=True)) as rows:
-            write_deltalake(location, rows, mode="overwrite", schema_mode="overwrite",
-                            storage_options=self.storage_options,
-                            commit_properties=CommitProperties(custom_metadata=metadata))
-        table = DeltaTable(location, storage_options=self.storage_options)
-        return StagedResult(rows=self._rows_added(location), version=table.version())
+        return self._overwrite(self.catalog.staging_location(view), data, physical_schema(schema, nullable=True),
+                               metadata, scope)
 
     def staged_views(self) -> tuple[str, ...]:
         filesystem, folder = fs.FileSystem.from_uri(self._staging_root())
@@ -268,10 +263,6 @@ class DeltaTableStore(TableStore):
         location = self.catalog.location(name)
         write_deltalake(location, data, storage_options=self.storage_options, **options)  # type: ignore[arg-type]
         return DeltaTable(location, storage_options=self.storage_options).version()
-
-    def _rows_added(self, location: str) -> int:
-        metrics = DeltaTable(location, storage_options=self.storage_options).history(1)[0].get("operationMetrics", {})
-        return int(metrics.get("num_added_rows", 0))
 
     def register(self, session: SessionContext, name: str, version: int | None = None) -> None:
         table = self._table(name, version)
@@ -298,6 +289,27 @@ class DeltaTableStore(TableStore):
             _register_in_memory(session, view, table)
         else:
             _register_plain(session, view, table)
+
+
+def _written_result(table: DeltaTable) -> tuple[str, str] | None:
+    """(fingerprint, run id) recorded with the write that made the table's current rows: maintenance
+    commits (compaction, vacuum) leave the rows as written; any other commit since (a restore)
+    leaves rows that no recorded fingerprint describes."""
+    for commit in table.history():
+        operation = commit.get("operation")
+        if operation in SAME_DATA_OPERATIONS:
+            continue
+        if operation in WRITE_OPERATIONS and commit.get(FINGERPRINT_KEY) is not None:
+            return str(commit[FINGERPRINT_KEY]), str(commit.get(RUN_KEY, ""))
+        return None
+    return None
+
+
+def _row_count(actions: pa.Table) -> int:
+    """Rows of a table, from its add actions' statistics."""
+    if "num_records" not in actions.column_names or not actions.num_rows:
+        return 0
+    return int(pc.sum(actions.column("num_records")).as_py() or 0)
 
 
 def _data_version(table: DeltaTable) -> int:

@@ -24,6 +24,7 @@ from relspec.authority import ExecutionAuthority
 from relspec.catalog import DatasetCatalog, TableStore
 from relspec.policy import CompiledExecutionPolicy
 from relspec.validation import RuntimeCapabilities, ValidationResult
+from semantics.extract.manifest import FileManifest
 
 # The datafusion/deltalake pair pinned in pyproject.toml and tested together.
 TESTED_PAIR = ("55.0.0", "1.6.6")
@@ -66,9 +67,12 @@ def capabilities(session: SessionContext) -> RuntimeCapabilities:
 
 @tag(role="authority")
 def execution_authority(session: SessionContext, capabilities: RuntimeCapabilities, table_store: TableStore,
-                        compiled_policy: CompiledExecutionPolicy, validation: ValidationResult) -> ExecutionAuthority:
-    """The execution authority context: session, capabilities, resolver, policy and validation; the
-    scan policy is applied to the session here."""
-    authority = RunAuthority(session, capabilities, table_store, compiled_policy, validation)
+                        compiled_policy: CompiledExecutionPolicy, validation: ValidationResult,
+                        file_manifest: FileManifest, previous_view_fingerprints: dict[str, str]) -> ExecutionAuthority:
+    """The execution authority context: session, capabilities, resolver, policy and validation, and
+    what views maintained by file start from (the files that changed since the current release, the
+    views' fingerprints over its sources); the scan policy is applied to the session here."""
+    authority = RunAuthority(session, capabilities, table_store, compiled_policy, validation,
+                             file_manifest.changed_file_ids(), previous_view_fingerprints)
     authority.apply_scan_policy(table_store.catalog)
     return authority

@@ -87,6 +87,7 @@ def build_driver(
     adapters: list[lifecycle_base.LifecycleAdapter] | None = None,
     modules: Sequence[ModuleType] = (),
     lock_timeout: float | None = None,
+    full: bool = False,
 ) -> hamilton_driver.Driver:
     """A Hamilton driver that builds the CPG of ``source_root`` into ``output_dir``.
 
@@ -100,7 +101,9 @@ def build_driver(
     modules of your own added to the execution driver: their functions read any pipeline node (a
     view's frame, ``session``, ``build_summary``...) by parameter name. ``cache_overrides``
     ({view: policy}) win over the compiled cache policies; ``validation_mode="error"`` stops a run
-    that fails validation before it writes anything. A wrong option raises
+    that fails validation before it writes anything. ``full=True`` extracts every file again and
+    recomputes every view whole, where a build otherwise updates the views that are file-local by
+    file (see `cpgflow plan`). A wrong option raises
     `driver.options.BuildOptionError` (a ValueError) before anything is written.
 
     One build writes an output folder at a time: the folder's lock is held while the build is planned
@@ -112,7 +115,7 @@ def build_driver(
     """
     planning = plan_driver(source_root, output_dir, jobs=jobs, include=include, exclude=exclude,
                            max_file_bytes=max_file_bytes, cache_overrides=cache_overrides,
-                           validation_mode=validation_mode)
+                           validation_mode=validation_mode, full=full)
     if output_dir is None:
         return planning
     lock = BuildLock(planning.config["output_dir"], timeout=lock_timeout)
@@ -173,6 +176,7 @@ def plan_driver(
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     cache_overrides: dict[str, CachePolicy] | None = None,
     validation_mode: ValidationMode = "warn",
+    full: bool = False,
 ) -> hamilton_driver.Driver:
     """The planning driver: ``dr.execute(["compiled_policy", "validation"])`` plans a build of
     ``source_root`` into ``output_dir`` (whose tables' statistics the policy weighs) without running
@@ -188,6 +192,7 @@ def plan_driver(
         "max_file_bytes": max_file_bytes,
         "cache_overrides": dict(cache_overrides or {}),
         "validation_mode": validation_mode,
+        "full_rebuild": bool(full),
     }
     builder = hamilton_driver.Builder().with_modules(*PLANNING_MODULES)
     if output_dir is not None:

@@ -80,7 +80,8 @@ def _fixpoint_stages(view: ViewIR) -> dict[str, object] | None:
 def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionPolicy,
                 validation: ValidationResult, graph: ViewGraph) -> dict[str, object]:
     """The compiled plan as plain data: every view with its kind, inputs, schedule position (wave),
-    IR cache hint and compiled cache policy with confidence and evidence, and — for relate views —
+    IR cache hint and compiled cache policy with confidence and evidence, how a written view is kept up
+    to date (full or by file, with the locality evidence), and — for relate views —
     the inferred join keys and strategy; then the extraction processes, the scan options, the policy
     fingerprint and the validation issues."""
     waves = {name: index for index, wave in enumerate(graph.generations()) for name in wave}
@@ -96,6 +97,7 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
             "hint": msgspec.to_builtins(view.cache),
             "policy": msgspec.to_builtins(policy.cache[view.name]),
             "registration": msgspec.to_builtins(policy.materialization.registration.get(view.name)),
+            "maintenance": msgspec.to_builtins(policy.view_maintenance.get(view.name)),
             "scan": msgspec.to_builtins(policy.scan.views[view.name]),
             "functions": list(policy.udfs.get(view.name, ())),
             "join": None,

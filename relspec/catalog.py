@@ -73,8 +73,20 @@ class DatasetCatalog(msgspec.Struct, frozen=True):
 
 
 class StagedResult(msgspec.Struct, frozen=True):
-    rows: int
+    rows: int  # written
     version: int
+    rows_removed: int = 0  # rows the write replaced (by-file) or overwrote
+
+
+class FileScope(msgspec.Struct, frozen=True):
+    """The rows a by-file write replaces: those whose ``owner`` column names one of ``file_ids``."""
+
+    owner: str
+    file_ids: tuple[str, ...]
+
+    def predicate(self) -> str:
+        files = ", ".join("'" + file_id.replace("'", "''") + "'" for file_id in self.file_ids)
+        return f"{self.owner} IN ({files})" if files else "FALSE"
 
 
 class TableStore(abc.ABC):
@@ -100,9 +112,10 @@ class TableStore(abc.ABC):
 
     @abc.abstractmethod
     def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema,
-                  fingerprint: str | None = None, run_id: str | None = None) -> tuple[int, int]:
-        """Atomically replace the whole table, recording ``fingerprint`` and the run that wrote it;
-        return (version, rows written)."""
+                  fingerprint: str | None = None, run_id: str | None = None,
+                  scope: FileScope | None = None) -> StagedResult:
+        """Atomically replace the whole table (or, with ``scope``, the rows of its files), recording
+        ``fingerprint`` and the run that wrote it; return the version and the rows written and replaced."""
 
     @abc.abstractmethod
     def published_result(self, name: str) -> tuple[str, str] | None:
@@ -131,8 +144,10 @@ class TableStore(abc.ABC):
         """The Delta version of a view's staging table, if one exists."""
 
     @abc.abstractmethod
-    def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str, run_id: str) -> StagedResult:
-        """Write a view's result to its staging table, recording its fingerprint and run."""
+    def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str, run_id: str,
+              scope: FileScope | None = None) -> StagedResult:
+        """Write a view's result to its staging table (or, with ``scope``, replace the rows of its
+        files), recording its fingerprint and run."""
 
     @abc.abstractmethod
     def register(self, session: SessionContext, name: str, version: int | None = None) -> None:

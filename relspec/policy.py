@@ -22,6 +22,7 @@ from semantics.ir import CACHE_POLICIES, CachePolicy, SemanticIR, SemanticPlan
 
 if TYPE_CHECKING:  # the extractor itself is not loaded to plan (a reader of the run records imports this)
     from semantics.extract.files import FileTask
+    from semantics.locality import Locality
 
 ValidationMode = Literal["warn", "error"]
 Registration = Literal["delta", "dataset"]
@@ -88,6 +89,19 @@ class ExtractionChoice(msgspec.Struct, frozen=True):
     confidence: InferenceConfidence
 
 
+ViewMaintenanceMode = Literal["full", "by_file"]
+
+
+class ViewMaintenance(msgspec.Struct, frozen=True):
+    """How a written view (staged or published) is kept up to date from one build to the next:
+    ``by_file`` recomputes the rows of the files that changed and replaces exactly those (in column
+    ``owner``); ``full`` recomputes and rewrites it whole."""
+
+    mode: ViewMaintenanceMode
+    owner: str | None
+    confidence: InferenceConfidence
+
+
 class DiagnosticsFlags(msgspec.Struct, frozen=True):
     record_plans: bool = True  # keep each executed view's physical plan fingerprint in the run record
 
@@ -101,6 +115,7 @@ class CompiledExecutionPolicy(msgspec.Struct, frozen=True):
     materialization: MaterializationStrategy
     diagnostics: DiagnosticsFlags
     validation_mode: ValidationMode
+    view_maintenance: dict[str, ViewMaintenance] = {}  # by written view
     fingerprint: str = ""
 
 
@@ -157,6 +172,25 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
             weighed_sources=weighed,
         )
     return policies
+
+
+def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str, ViewPolicy],
+                             full: bool) -> dict[str, ViewMaintenance]:
+    """Per written view: ``by_file`` when its rows for a file depend only on that file's rows (the
+    inferred locality, with its evidence), else ``full``; every view ``full`` when asked (--full)."""
+    choices = {}
+    for view, policy in sorted(policies.items()):
+        if policy.cache == "none":
+            continue  # computed inside its readers' plans: maintained as they are
+        locality = localities[view]
+        evidence = locality.evidence
+        if full:
+            mode, evidence = "full", (*evidence, "a full rebuild was asked for (--full)")
+        else:
+            mode = "by_file" if locality.local else "full"
+        choices[view] = ViewMaintenance(mode, locality.owner if mode == "by_file" else None,  # type: ignore[arg-type]
+                                        InferenceConfidence("view_maintenance", mode, 1.0, evidence))
+    return choices
 
 
 def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None) -> ScanOptions:

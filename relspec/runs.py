@@ -32,6 +32,11 @@ def digest(*parts: str | bytes) -> str:
     return hasher.hexdigest()
 
 
+def builtin_names_version(names: pa.Table) -> str:
+    """The version of the builtin names table (it is not a Delta table): a hash of its names."""
+    return digest(*names.column(0).to_pylist())
+
+
 def view_fingerprints(plan: SemanticPlan, source_versions: dict[str, str]) -> dict[str, str]:
     """Fingerprint of every view: its SQL and its inputs' fingerprints (sources: name@version)."""
     prints: dict[str, str] = {}
@@ -54,6 +59,8 @@ class ViewOutcome(msgspec.Struct, frozen=True):
     capped: int = 0  # a fixpoint view computed: rows its caps dropped
     stage_names: tuple[str, ...] = ()  # a fixpoint view computed: its stages, in the order they run
     stage_rows: tuple[tuple[int, ...], ...] = ()  # ... and rows each added, round by round after the seeds
+    maintained: str = ""  # a written view: "full" (rewritten) or "by_file" (its changed files' rows replaced)
+    rows_changed: int | None = None  # a written view: rows written plus rows replaced or overwritten
 
 
 class ExecutionPackage(msgspec.Struct, frozen=True):

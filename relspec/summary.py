@@ -22,6 +22,13 @@ class BuildSummary(msgspec.Struct, frozen=True):
     message: str = ""  # why a run was quarantined
     release: int = 0  # the release this build made current (its sequence); 0 when quarantined
     restored: list[str] = []  # tables brought back to the current release before this build
+    files_added: int = 0  # of the files extracted, those no earlier build had (the others changed)
+    incremental: bool = False  # a rebuild: the files extracted and removed are its change set
+    views_by_file: int = 0  # written views that only had their changed files' rows replaced
+
+    @property
+    def files_changed(self) -> int:
+        return self.files_extracted - self.files_added
 
     @property
     def nodes(self) -> int:

@@ -57,8 +57,7 @@ def test_build_twice(tiny_built):
         assert edges == _count(out, "cpg_edges") and edges >= 8
     assert "extracted 1 file" in first.stdout
     assert "skipped" not in first.stdout
-    assert "extraction skipped for 1 unchanged file" in second.stdout
-    assert "0 extracted" in second.stdout
+    assert "changes: 0 changed, 0 added, 0 removed; 1 unchanged (extraction skipped)" in second.stdout
     assert second.stderr == ""  # --quiet: no progress bar
 
 
@@ -123,7 +122,7 @@ def test_main_build_and_query_in_process(tmp_path, capsys):
     assert main(["build", str(root), "--out", str(out), "-j", "1", "--quiet"]) == 0
     assert "extracted 1 file" in capsys.readouterr().out
     assert main(["build", str(root), "--out", str(out), "-j", "1", "--quiet"]) == 0
-    assert "extraction skipped for 1 unchanged file" in capsys.readouterr().out
+    assert "0 changed, 0 added, 0 removed; 1 unchanged" in capsys.readouterr().out
     assert main(["query", str(out), TINY_SQL, "--format", "csv"]) == 0
     assert capsys.readouterr().out == TINY_CSV
 

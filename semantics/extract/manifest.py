@@ -19,12 +19,19 @@ class FileManifest(msgspec.Struct):
     unchanged: list[str]  # paths whose rows from an earlier build are still right
     removed: list[str]  # paths of an earlier build that are gone
     discovered: int
+    added: list[str] = []  # paths to extract that no earlier build had (the others in `tasks` changed)
+    incremental: bool = False  # there is an earlier build to change: the tasks and removals are its change set
 
     def replaced_file_ids(self) -> list[str]:
         """Every file whose rows this build rewrites (or deletes)."""
         paths = [task.path for task in self.tasks] + self.removed
         paths += [rows["file"][0][1] for rows in self.skipped_rows]
         return sorted({file_id_for(path) for path in paths})
+
+    def changed_file_ids(self) -> tuple[str, ...] | None:
+        """The files whose rows differ from the earlier build's, or None when there is no earlier
+        build to change (every row is new)."""
+        return tuple(self.replaced_file_ids()) if self.incremental else None
 
 
 def _skipped_rows(root: Path, skipped: SkippedFile) -> dict[str, list[tuple]]:
@@ -76,4 +83,5 @@ def plan_manifest(discovery: Discovery, previous: pa.Table | None,
     present = {found.path for found in discovery.files} | {s.path for s in discovery.skipped}
     removed = sorted(path for path in known if path not in present)
     return FileManifest(root=discovery.root, tasks=tasks, skipped_rows=skipped_rows, unchanged=unchanged,
-                        removed=removed, discovered=len(discovery.files) + len(discovery.skipped))
+                        removed=removed, discovered=len(discovery.files) + len(discovery.skipped),
+                        added=[task.path for task in tasks if task.path not in known], incremental=bool(known))

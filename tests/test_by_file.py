@@ -1,0 +1,111 @@
+"""Views maintained by file: after a one-file edit, the file-local views and outputs are written by a
+replace of exactly that file's rows (shown from Delta's commits and the run record), the result is
+the one a full build gives, and `full=True` rebuilds everything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deltalake import DeltaTable
+
+from driver.api import content_fingerprint, open_session
+from relspec.catalog import RUNS_TABLE, DatasetCatalog
+from relspec.runs import read_records
+from semantics.ids import file_id_for
+from tests.conftest import build, query, write_tree
+
+TREE = {
+    "pkg/__init__.py": "from pkg.base import helper\n",
+    "pkg/base.py": "def helper(x):\n    return x + 1\n\n\nclass Base:\n    def run(self):\n        return helper(1)\n",
+    "pkg/a.py": "from pkg.base import Base, helper\n\n\nclass A(Base):\n    pass\n\n\n"
+                "def main():\n    A().run()\n    return helper(2)\n",
+}
+EDITED_A = TREE["pkg/a.py"] + "\n\ndef extra(y):\n    return y * 2\n"
+# The views that read one file's rows at a time and are written (staged or published).
+BY_FILE = {"definitions", "value_flows", "cpg_props", "cpg_diagnostics"}
+
+
+def _last_write(location: str) -> dict:
+    """The latest commit that wrote rows (maintenance commits after it change none)."""
+    return next(commit for commit in DeltaTable(location).history() if commit["operation"] == "WRITE")
+
+
+def _fingerprints(out: Path) -> dict[str, str]:
+    session, tables = open_session(out)
+    return {table: content_fingerprint(session, table) for table in tables if table not in
+            {"cpg_runs", "cpg_releases"} and not table.startswith("provenance")}
+
+
+def _latest_views(out: Path) -> dict[str, object]:
+    from driver.delta_store import DeltaTableStore
+
+    record = read_records(DeltaTableStore(DatasetCatalog(str(out))).read(RUNS_TABLE))[-1]
+    return {outcome.view: outcome for outcome in record.views}
+
+
+def test_one_file_edit_replaces_that_files_rows(tmp_path):
+    root, out = write_tree(tmp_path / "src", TREE), tmp_path / "out"
+    build(root, out)
+    base_props = query(out, f"SELECT * FROM cpg_props WHERE file_id = '{file_id_for('pkg/base.py')}'")
+    (root / "pkg/a.py").write_text(EDITED_A)
+    summary = build(root, out)
+    assert (summary.files_changed, summary.files_added, summary.files_removed, summary.files_reused) == (1, 0, 0, 2)
+    assert summary.incremental
+
+    a_id = file_id_for("pkg/a.py")
+    catalog = DatasetCatalog(str(out))
+    for view, location in (("definitions", catalog.staging_location("definitions")),
+                           ("cpg_props", catalog.location("cpg_props"))):
+        commit = _last_write(location)
+        assert commit["operationParameters"]["predicate"] == f"file_id = '{a_id}'", view
+        assert commit["operationMetrics"]["num_added_rows"] == _rows_of(location, a_id) > 0, view
+
+    views = _latest_views(out)
+    assert {name for name, outcome in views.items() if outcome.maintained == "by_file"} == BY_FILE - {
+        "cpg_diagnostics"}  # nothing to diagnose: its output was reused
+    assert views["cpg_diagnostics"].outcome == "reused"
+    assert views["cpg_edges"].maintained == "full" and views["value_flow_fixpoint"].maintained == "full"
+    # extra() is one FUNCTION more in a.py: its props are a.py's new rows, base.py's are untouched
+    assert query(out, f"SELECT * FROM cpg_props WHERE file_id = '{file_id_for('pkg/base.py')}'") == base_props
+    assert query(out, "SELECT count(*) AS n FROM cpg_nodes WHERE kind = 'FUNCTION' AND name = 'extra'") == [{"n": 1}]
+
+    fresh = tmp_path / "fresh"
+    build(root, fresh)
+    assert _fingerprints(out) == _fingerprints(fresh)
+
+
+def _rows_of(location: str, file_id: str) -> int:
+    """Rows of one file in the Delta table at ``location`` (a staging table has no reader of its own)."""
+    from datafusion import SessionContext
+
+    session = SessionContext()
+    session.register_table("staged", DeltaTable(location))
+    return session.sql(f"SELECT count(*) FROM staged WHERE file_id = '{file_id}'").to_arrow_table().column(0)[0].as_py()
+
+
+def test_removed_file_leaves_no_rows(tmp_path):
+    root = write_tree(tmp_path / "src", {**TREE, "pkg/extra.py": "import pkg.a\n\npkg.a.main()\n"})
+    out = tmp_path / "out"
+    build(root, out)
+    (root / "pkg/extra.py").unlink()
+    summary = build(root, out)
+    assert (summary.files_changed, summary.files_added, summary.files_removed) == (0, 0, 1)
+    gone = file_id_for("pkg/extra.py")
+    for table in ("cpg_nodes", "cpg_edges", "cpg_props", "cpg_points_to", "cpg_diagnostics"):
+        assert query(out, f"SELECT count(*) AS n FROM {table} WHERE file_id = '{gone}'") == [{"n": 0}], table
+    assert _rows_of(DatasetCatalog(str(out)).staging_location("definitions"), gone) == 0
+    assert _latest_views(out)["cpg_props"].maintained == "by_file"
+    fresh = tmp_path / "fresh"
+    build(root, fresh)
+    assert _fingerprints(out) == _fingerprints(fresh)
+
+
+def test_full_rebuild_extracts_and_rewrites_everything(tmp_path):
+    root, out = write_tree(tmp_path / "src", TREE), tmp_path / "out"
+    build(root, out)
+    (root / "pkg/a.py").write_text(EDITED_A)
+    summary = build(root, out, full=True)
+    assert summary.files_extracted == 3 and not summary.incremental
+    written = {name: outcome for name, outcome in _latest_views(out).items() if outcome.maintained}
+    assert written and all(outcome.maintained == "full" for outcome in written.values())
+    assert "predicate" not in _last_write(DatasetCatalog(str(out)).location("cpg_props"))["operationParameters"]

@@ -1,0 +1,114 @@
+"""Which views are file-local, inferred from DataFusion plans and semantic types (semantics.locality).
+
+Each case is a view's SQL over two file-owned tables (``facts``, ``scopes``: file_id of semantic type
+FILE_ID) and a table owned by no file (``names``); the verdict is derived by hand from what the SQL
+lets a file's rows depend on."""
+
+from __future__ import annotations
+
+import pytest
+
+from semantics.entities import Column
+from semantics.ir import EmittedView, SemanticPlan
+from semantics.locality import infer_locality
+from semantics.types import SemanticType as S
+
+FILE = Column("file_id", "string", S.FILE_ID, nullable=False)
+SOURCES = {
+    "facts": (FILE, Column("fact_id", "string", S.ENTITY_ID), Column("name", "string", S.NAME),
+              Column("scope_id", "string", S.SCOPE_ID), Column("bstart", "int64", S.SPAN_START)),
+    "scopes": (FILE, Column("scope_id", "string", S.SCOPE_ID), Column("qualname", "string", S.QUALNAME)),
+    "names": (Column("name", "string", S.NAME),),
+}
+OUT = (FILE, Column("name", "string", S.NAME))
+
+
+def _locality(sql: str, columns: tuple[Column, ...] = OUT, before: tuple[EmittedView, ...] = ()):
+    view = EmittedView("v", "derive", sql, "delta_staging", (), columns)
+    return infer_locality(SemanticPlan((*before, view), ("v",)), SOURCES)["v"]
+
+
+LOCAL = [
+    ("a filter and a projection", "SELECT file_id, name FROM facts WHERE bstart > 3"),
+    ("a join on the file identity and a scope",
+     "SELECT f.file_id, s.qualname AS name FROM facts f JOIN scopes s ON f.file_id = s.file_id "
+     "AND f.scope_id = s.scope_id"),
+    ("a join with a table owned by no file", "SELECT f.file_id, f.name FROM facts f JOIN names n ON f.name = n.name"),
+    ("an anti join on the file identity",
+     "SELECT f.file_id, f.name FROM facts f WHERE NOT EXISTS "
+     "(SELECT 1 FROM scopes s WHERE s.file_id = f.file_id AND s.scope_id = f.scope_id)"),
+    ("a grouping by the file identity", "SELECT file_id, min(name) AS name FROM facts GROUP BY file_id, scope_id"),
+    ("a window partitioned by the file identity",
+     "SELECT file_id, name FROM (SELECT file_id, name, row_number() OVER (PARTITION BY file_id, scope_id "
+     "ORDER BY bstart) AS n FROM facts) WHERE n = 1"),
+    ("a union of owned rows", "SELECT file_id, name FROM facts UNION ALL SELECT file_id, qualname FROM scopes"),
+    ("a renamed owner", "SELECT f AS file_id, name FROM (SELECT file_id AS f, name FROM facts)"),
+    ("a recursion within a file",
+     "WITH RECURSIVE r(file_id, name, depth) AS (SELECT file_id, name, 0 FROM facts UNION ALL "
+     "SELECT f.file_id, f.name, r.depth + 1 FROM r JOIN facts f ON f.file_id = r.file_id AND f.name = r.name "
+     "WHERE r.depth < 2) SELECT file_id, name FROM r"),
+]
+
+GLOBAL = [
+    ("a join on a qualified name",
+     "SELECT f.file_id, s.file_id AS name FROM facts f JOIN scopes s ON f.name = s.qualname",
+     "a join across files (f.name = s.qualname)"),
+    ("a grouping without the file identity", "SELECT min(file_id) AS file_id, name FROM facts GROUP BY name",
+     "an aggregate not grouped by the file identity"),
+    ("a window over every file",
+     "SELECT file_id, name FROM (SELECT file_id, name, row_number() OVER (PARTITION BY name ORDER BY bstart) "
+     "AS n FROM facts) WHERE n = 1", "a window not partitioned by the file identity"),
+    ("a limit", "SELECT file_id, name FROM facts ORDER BY bstart LIMIT 3", "a limit over rows of every file"),
+    ("rows of no file beside file rows", "SELECT file_id, name FROM facts UNION ALL SELECT 'x', name FROM names",
+     "a union of file rows with rows of no file"),
+    ("a projection that drops the owner", "SELECT 'f' AS file_id, name FROM facts WHERE file_id <> 'a'",
+     "a projection that drops the file identity"),
+    ("a scan that drops the owner", "SELECT 'f' AS file_id, name FROM facts",
+     "reads facts without its file identity"),
+    ("a limit pushed into the scan", "SELECT file_id, name FROM facts LIMIT 3", "a limit over rows of every file"),
+    ("a cross join", "SELECT f.file_id, s.file_id AS name FROM facts f CROSS JOIN scopes s",
+     "a join across files (no equality)"),
+]
+
+
+@pytest.mark.parametrize(("case", "sql"), LOCAL, ids=[case for case, _ in LOCAL])
+def test_file_local_views(case, sql):
+    locality = _locality(sql)
+    assert locality.local, (case, locality.evidence)
+    assert locality.owner == "file_id"
+
+
+@pytest.mark.parametrize(("case", "sql", "reason"), GLOBAL, ids=[case for case, _, _ in GLOBAL])
+def test_views_across_files(case, sql, reason):
+    locality = _locality(sql)
+    assert not locality.local
+    assert locality.owner is None
+    assert reason in locality.evidence, (case, locality.evidence)
+
+
+def test_locality_follows_the_views_a_view_reads():
+    local = EmittedView("owned", "derive", "SELECT file_id, name FROM facts", "delta_staging", (), OUT)
+    across = EmittedView("across", "derive", "SELECT f.file_id, f.name FROM facts f JOIN scopes s "
+                         "ON f.name = s.qualname", "delta_staging", (), OUT)
+    sql = "SELECT o.file_id, o.name FROM owned o JOIN facts f ON o.file_id = f.file_id AND o.name = f.name"
+    assert _locality(sql, before=(local, across)).local
+    beside = _locality("SELECT o.file_id, o.name FROM owned o JOIN across a ON o.file_id = a.file_id",
+                       before=(local, across))
+    assert not beside.local
+    assert beside.evidence == ("reads across, which is not file-local",)
+
+
+def test_the_pipelines_own_views():
+    """On the real plan: the node projections of the extraction tables are file-local, the fixpoint and
+    name resolution across imports are not."""
+    from hamilton import driver
+
+    import dataflows.semantic_plan
+    from semantics.ir import SOURCE_COLUMNS
+
+    plan = driver.Builder().with_modules(dataflows.semantic_plan).build().execute(["semantic_plan"])["semantic_plan"]
+    found = infer_locality(plan, SOURCE_COLUMNS)
+    assert found["nodes_function"].local and found["cpg_diagnostics"].local
+    assert not found["value_flow_fixpoint"].local
+    assert "a fixpoint program: values flow across the whole code base" in found["value_flow_fixpoint"].evidence
+    assert not found["cpg_edges"].local
