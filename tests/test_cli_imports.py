@@ -170,3 +170,13 @@ def test_reading_session_is_configured_as_the_build_session(small_out):
     settings = "SELECT name, value FROM information_schema.df_settings ORDER BY name"
     reading, _ = open_session(small_out)
     assert reading.sql(settings).to_arrow_table().to_pylist() == session().sql(settings).to_arrow_table().to_pylist()
+
+
+def test_build_imports_no_plotting_or_dataframe_plugins(tmp_path):
+    """Hamilton would import a plugin for every data library it finds installed (matplotlib alone
+    took ~1 s); the pipeline uses none of them, so a build loads none."""
+    root = write_tree(tmp_path / "src", TINY)
+    done, modules = run_recording(tmp_path, "build", root, "--out", tmp_path / "out", "-j", "1", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "hamilton.driver" in modules
+    assert imported(modules, ("matplotlib", "plotly", "polars", "hamilton.plugins.pandas_extensions")) == []
