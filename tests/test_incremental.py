@@ -107,6 +107,8 @@ def test_a_rebuild_after_each_edit_equals_a_fresh_build(seed: int, steps: int, t
         assert summary.status == "released", (history, summary.message)
         assert summary.files == len(tree), history
         assert counts(summary) == expected_counts(before, tree), history
+        assert summary.files_added == sum(path not in before for path in tree), history
+        assert summary.incremental
         fresh = build(source, tmp_path / f"fresh{step}")
         assert counts(fresh) == (len(tree), 0, 0)
         assert_same_tables(rebuilt, tmp_path / f"fresh{step}", history)
@@ -263,23 +265,15 @@ def cli_fingerprint(out: Path) -> dict[str, str]:
     return json.loads(done.stdout)
 
 
-def cli_rebuild_counts(source: Path, out: Path) -> tuple[int, int, int]:
-    """Rebuild with `cpgflow build` and read (extracted, reused, removed) from what it prints."""
+def cli_rebuild_counts(source: Path, out: Path) -> tuple[int, int, int, int]:
+    """Rebuild with `cpgflow build` and read (changed, added, removed, unchanged) from what it prints."""
     done = run_cli("build", source, "--out", out, "-j", "1", "--quiet")
     assert done.returncode == 0, done.stderr
-    reused = re.search(r"skipped for ([\d,]+) unchanged files.*?([\d,]+) extracted", done.stdout, re.S)
-    extracted = re.search(r"\bextracted ([\d,]+) files", done.stdout)
-    removed = re.search(r"removed the rows of ([\d,]+) files", done.stdout)
-
-    def number(text: str) -> int:
-        return int(text.replace(",", ""))
-
-    if reused:
-        found = (number(reused.group(2)), number(reused.group(1)))
-    else:
-        assert extracted, done.stdout
-        found = (number(extracted.group(1)), 0)
-    return (*found, number(removed.group(1)) if removed else 0)
+    found = re.search(r"changes: ([\d,]+) changed, ([\d,]+) added, ([\d,]+) removed; ([\d,]+) unchanged",
+                      done.stdout)
+    assert found, done.stdout
+    changed, added, removed, unchanged = (int(text.replace(",", "")) for text in found.groups())
+    return changed, added, removed, unchanged
 
 
 def test_editing_a_widely_imported_module_rebuilds_exactly(tmp_path: Path) -> None:
@@ -290,10 +284,11 @@ def test_editing_a_widely_imported_module_rebuilds_exactly(tmp_path: Path) -> No
     assert inherits_edges(rebuilt) == INHERITS
     steps = [("rename helper to helper2", RENAMED, CALLS_RENAMED, (3, 3, 0)),  # base, one, three changed
              ("move helper2 to util.py", MOVED, CALLS_MOVED, (2, 5, 0))]  # base changed, util added
+    changes = (3, 0, 0, 3)  # step 1 as the CLI says it: changed, added, removed, unchanged
     for step, (description, tree, expected_calls, expected_counts) in enumerate(steps, 1):
         sync_tree(source, tree)
         if step == 1:  # the user-facing path: the CLI rebuilds and reports what it extracted and reused
-            assert cli_rebuild_counts(source, rebuilt) == expected_counts, description
+            assert cli_rebuild_counts(source, rebuilt) == changes, description
         else:
             assert counts(build(source, rebuilt)) == expected_counts, description
         assert call_edges(rebuilt) == expected_calls, description
