@@ -57,7 +57,8 @@ def _schema_checks(session: SessionContext, outputs: list[str]) -> list[DataChec
 
 @tag(role="output")
 def data_checks(published_cpg: dict[str, int], maintenance: tuple[MaintenanceRecord, ...], source_lines: int,
-                table_store: TableStore, execution_authority: ExecutionAuthority) -> tuple[DataCheck, ...]:
+                release_log: list[Release], table_store: TableStore,
+                execution_authority: ExecutionAuthority) -> tuple[DataCheck, ...]:
     """The invariants the run's output must hold to be released: every edge endpoint a node, the
     declared schemas, a MODULE node for every file read (one skipped unread at discovery, such as a
     symlink out of the root, has none), a graph density inside this output's history;
@@ -70,9 +71,8 @@ def data_checks(published_cpg: dict[str, int], maintenance: tuple[MaintenanceRec
     orphans, path = _first(session, f"""SELECT count(*) AS n, min(f.path) AS example FROM {FILE.table} f
         WHERE coalesce(f.content_hash, '') <> ''
           AND NOT EXISTS (SELECT 1 FROM cpg_nodes n WHERE n.kind = 'MODULE' AND n.file_id = f.file_id)""")
-    releases = table_store.releases()
     densities = [density_in_history(name, table_store.statistics(name)[0], source_lines,  # type: ignore[index]
-                                    density_history(releases, name)) for name in DENSITY_TABLES]
+                                    density_history(release_log, name)) for name in DENSITY_TABLES]
     errors = [issue for issue in execution_authority.validation.issues if issue.severity == "error"]
     validation = DataCheck("policy.validation_error", "plan", not errors,
                            "; ".join(f"{issue.code} ({issue.subject})" for issue in errors) or "no error")
@@ -82,7 +82,8 @@ def data_checks(published_cpg: dict[str, int], maintenance: tuple[MaintenanceRec
 
 @tag(role="output")
 def release(data_checks: tuple[DataCheck, ...], published_cpg: dict[str, int], source_catalog: dict[str, int],
-            source_lines: int, table_store: TableStore, execution_authority: ExecutionAuthority) -> Release | None:
+            source_lines: int, release_log: list[Release], table_store: TableStore,
+            execution_authority: ExecutionAuthority) -> Release | None:
     """The run's release, committed to the release log, when every check passed; None (the run is
     quarantined) otherwise. It names the tables' versions after maintenance."""
     if failures(data_checks):
@@ -90,7 +91,7 @@ def release(data_checks: tuple[DataCheck, ...], published_cpg: dict[str, int], s
     execution_authority.check_resolver(table_store.catalog, "dataset_readiness")
     versions = {name: table_store.version(name) for name in (*published_cpg, *source_catalog)}
     rows = {name: table_store.statistics(name)[0] for name in published_cpg}  # type: ignore[index]
-    made = new_release(current_release(table_store.releases()), execution_authority.run_id,
+    made = new_release(current_release(release_log), execution_authority.run_id,
                        versions, rows=rows, source_lines=source_lines)  # type: ignore[arg-type]
     table_store.append(RELEASES_TABLE, release_row(made))
     return made

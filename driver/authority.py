@@ -25,7 +25,7 @@ from relspec.authority import ExecutionAuthority, StagedQuery
 from relspec.catalog import RUNS_TABLE, DatasetCatalog, FileScope, StagedResult, TableStore
 from relspec.maintenance import MaintenanceDecision, MaintenancePolicy, MaintenanceRecord
 from relspec.policy import CompiledExecutionPolicy
-from relspec.releases import KEPT_RELEASES, current_release, released_runs
+from relspec.releases import KEPT_RELEASES, Release, current_release
 from relspec.runs import Outcome, ViewOutcome, digest, new_run_id, new_run_record, run_row
 from relspec.validation import RuntimeCapabilities, ValidationFailed, ValidationResult
 from semantics.entities import EntityDecl
@@ -38,7 +38,7 @@ class RunAuthority(ExecutionAuthority):
     """Runs every view as the compiled policy says and records what happened."""
 
     def __init__(self, session: SessionContext, capabilities: RuntimeCapabilities, store: TableStore,
-                 policy: CompiledExecutionPolicy, validation: ValidationResult,
+                 policy: CompiledExecutionPolicy, validation: ValidationResult, released: frozenset[str],
                  changed_files: tuple[str, ...] | None = None,
                  previous_fingerprints: Mapping[str, str] | None = None) -> None:
         self.session = session
@@ -49,9 +49,9 @@ class RunAuthority(ExecutionAuthority):
         self.validation = validation
         self.started_at = datetime.now(UTC).isoformat()
         self.run_id = new_run_id()
-        # Runs whose results may be reused: released ones (a run that died or was quarantined may
+        # Runs whose results may be reused: ``released`` ones (a run that died or was quarantined may
         # have written anything), and this one.
-        self._trusted_runs = released_runs(store.releases()) | {self.run_id}
+        self._trusted_runs = released | {self.run_id}
         self._outcomes: dict[str, ViewOutcome] = {}  # by view: a driver executed again records it again
         self._views: dict[str, EmittedView] = {}
         self._planned: dict[str, str] = {}  # view -> the fingerprint the plan gives it
@@ -291,13 +291,13 @@ class BuildLockHolder(GraphExecutionHook):
 
 
 @tag(role="output")
-def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int],
-                compiled_policy: CompiledExecutionPolicy, table_store: TableStore) -> tuple[MaintenanceRecord, ...]:
+def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int], compiled_policy: CompiledExecutionPolicy,
+                table_store: TableStore, release_log: list[Release]) -> tuple[MaintenanceRecord, ...]:
     """Outcome-based maintenance of every table the build owns (outputs, extraction tables, logs):
     compact, checkpoint or vacuum as its write outcome and policy decide; executed and recorded. A
     vacuum keeps the versions the last `KEPT_RELEASES` releases name (rollback, replay) and the
     table's latest; every other unreferenced file goes."""
-    kept = table_store.releases()[-KEPT_RELEASES:]
+    kept = release_log[-KEPT_RELEASES:]
     records = []
     for name in sorted(compiled_policy.maintenance):
         if table_store.version(name) is None:
