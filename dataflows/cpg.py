@@ -82,12 +82,11 @@ def _counts(session: SessionContext, sql: str) -> dict[str, int]:
 
 @tag(role="output")
 def build_summary(run_record: RunRecord, release: Release | None, source_catalog: dict[str, int],
-                  file_manifest: FileManifest, session: SessionContext, table_store: TableStore,
+                  source_lines: int, file_manifest: FileManifest, session: SessionContext, table_store: TableStore,
                   decision_provenance: dict[str, int], restored_tables: list[str] | None = None) -> BuildSummary:
     """Counts of what the build produced, read back from the published tables."""
     for name in run_record.output_versions:
         table_store.register(session, name)
-    lines = session.sql(f"SELECT coalesce(sum(line_count), 0) AS n FROM {FILE.table}").to_arrow_table()
     files = session.sql(f"SELECT count(*) AS n FROM {FILE.table}").to_arrow_table()
     return BuildSummary(
         output_dir=table_store.catalog.root,
@@ -98,7 +97,7 @@ def build_summary(run_record: RunRecord, release: Release | None, source_catalog
         files_added=len(file_manifest.added),
         incremental=file_manifest.incremental,
         views_by_file=sum(outcome.maintained == "by_file" for outcome in run_record.views),
-        lines=lines.column(0)[0].as_py(),
+        lines=source_lines,
         nodes_by_kind=_counts(session, "SELECT kind, count(*) FROM cpg_nodes GROUP BY kind ORDER BY kind"),
         edges_by_kind=_counts(session, "SELECT kind, count(*) FROM cpg_edges GROUP BY kind ORDER BY kind"),
         diagnostics_by_code=_counts(session, "SELECT code, count(*) FROM cpg_diagnostics GROUP BY code ORDER BY code"),

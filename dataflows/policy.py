@@ -26,7 +26,7 @@ from relspec.policy import (
     compile_view_maintenance,
     fingerprint_policy,
 )
-from relspec.releases import current_release
+from relspec.releases import Release, current_release
 from relspec.runs import builtin_names_version, find_record, view_fingerprints
 from relspec.validation import RuntimeCapabilities, ValidationInput, ValidationResult, validate
 from relspec.view_graph import ViewGraph
@@ -100,11 +100,12 @@ def view_maintenance(view_localities: dict[str, Locality], cache_policies: dict[
 
 
 @tag(role="policy")
-def previous_view_fingerprints(semantic_plan: SemanticPlan, table_store: TableStore) -> dict[str, str]:
+def previous_view_fingerprints(semantic_plan: SemanticPlan, release_log: list[Release],
+                               table_store: TableStore) -> dict[str, str]:
     """Each view's fingerprint over the sources the current release was built from (the builtin
     names as they are now): a staged or published result recorded with it holds that release's rows
     of the view, which a by-file update changes. Empty when there is no release."""
-    release = current_release(table_store.releases())
+    release = current_release(release_log)
     record = find_record(table_store.read(RUNS_TABLE), release.run_id) if release is not None else None
     if record is None or record.package is None:
         return {}

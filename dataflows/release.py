@@ -33,6 +33,13 @@ def source_lines(source_catalog: dict[str, int], session: SessionContext) -> int
     return int(table.column(0)[0].as_py())
 
 
+@tag(role="output")
+def output_rows(published_cpg: dict[str, int], table_store: TableStore) -> dict[str, int]:
+    """Rows of each published output, from its Delta metadata (no scan): the size check's numerators
+    and the release's size history."""
+    return {name: table_store.statistics(name)[0] for name in published_cpg}  # type: ignore[index]
+
+
 def _check_session(table_store: TableStore, names: list[str]) -> SessionContext:
     """A session of its own over the tables as this run wrote them (their latest versions)."""
     session = SessionContext()
@@ -57,7 +64,8 @@ def _schema_checks(session: SessionContext, outputs: list[str]) -> list[DataChec
 
 @tag(role="output")
 def data_checks(published_cpg: dict[str, int], maintenance: tuple[MaintenanceRecord, ...], source_lines: int,
-                table_store: TableStore, execution_authority: ExecutionAuthority) -> tuple[DataCheck, ...]:
+                output_rows: dict[str, int], release_log: list[Release], table_store: TableStore,
+                execution_authority: ExecutionAuthority) -> tuple[DataCheck, ...]:
     """The invariants the run's output must hold to be released: every edge endpoint a node, the
     declared schemas, a MODULE node for every file read (one skipped unread at discovery, such as a
     symlink out of the root, has none), a graph density inside this output's history;
@@ -70,9 +78,8 @@ def data_checks(published_cpg: dict[str, int], maintenance: tuple[MaintenanceRec
     orphans, path = _first(session, f"""SELECT count(*) AS n, min(f.path) AS example FROM {FILE.table} f
         WHERE coalesce(f.content_hash, '') <> ''
           AND NOT EXISTS (SELECT 1 FROM cpg_nodes n WHERE n.kind = 'MODULE' AND n.file_id = f.file_id)""")
-    releases = table_store.releases()
-    densities = [density_in_history(name, table_store.statistics(name)[0], source_lines,  # type: ignore[index]
-                                    density_history(releases, name)) for name in DENSITY_TABLES]
+    densities = [density_in_history(name, output_rows[name], source_lines, density_history(release_log, name))
+                 for name in DENSITY_TABLES]
     errors = [issue for issue in execution_authority.validation.issues if issue.severity == "error"]
     validation = DataCheck("policy.validation_error", "plan", not errors,
                            "; ".join(f"{issue.code} ({issue.subject})" for issue in errors) or "no error")
@@ -82,15 +89,15 @@ def data_checks(published_cpg: dict[str, int], maintenance: tuple[MaintenanceRec
 
 @tag(role="output")
 def release(data_checks: tuple[DataCheck, ...], published_cpg: dict[str, int], source_catalog: dict[str, int],
-            source_lines: int, table_store: TableStore, execution_authority: ExecutionAuthority) -> Release | None:
+            source_lines: int, output_rows: dict[str, int], release_log: list[Release], table_store: TableStore,
+            execution_authority: ExecutionAuthority) -> Release | None:
     """The run's release, committed to the release log, when every check passed; None (the run is
     quarantined) otherwise. It names the tables' versions after maintenance."""
     if failures(data_checks):
         return None
     execution_authority.check_resolver(table_store.catalog, "dataset_readiness")
     versions = {name: table_store.version(name) for name in (*published_cpg, *source_catalog)}
-    rows = {name: table_store.statistics(name)[0] for name in published_cpg}  # type: ignore[index]
-    made = new_release(current_release(table_store.releases()), execution_authority.run_id,
-                       versions, rows=rows, source_lines=source_lines)  # type: ignore[arg-type]
+    made = new_release(current_release(release_log), execution_authority.run_id,
+                       versions, rows=output_rows, source_lines=source_lines)  # type: ignore[arg-type]
     table_store.append(RELEASES_TABLE, release_row(made))
     return made

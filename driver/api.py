@@ -25,8 +25,8 @@ from datafusion import SessionContext
 from driver.delta_store import DeltaTableStore
 from driver.engine import new_session
 from driver.questions import callees_of, callers_of, import_graph, points_to, subclasses_of, unused_functions
-from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, RUNS_TABLE, DatasetCatalog
-from relspec.releases import current_release, release_of_run
+from relspec.catalog import LOG_TABLES, RUNS_TABLE, DatasetCatalog
+from relspec.releases import current_release, run_versions
 from relspec.runs import find_record
 from semantics.fixpoint import register_in_memory
 
@@ -75,17 +75,12 @@ def _release_versions(store: DeltaTableStore) -> dict[str, int]:
 
 
 def _run_versions(store: DeltaTableStore, run_id: str) -> dict[str, int]:
-    """The versions of the tables ``run_id`` wrote: its release's, or (a quarantined run) the outputs
-    it published and the extraction tables its views read."""
-    release = release_of_run(store.releases(), run_id)
-    if release is not None:
-        return release.versions
+    """The versions of the tables ``run_id`` wrote (see `relspec.releases.run_versions`)."""
     record = find_record(store.read(RUNS_TABLE), run_id)
-    if record is None or record.package is None:
+    versions = run_versions(store.releases(), record) if record is not None else {}
+    if not versions:
         raise NotReleased(f"no run {run_id!r} with written tables in {store.catalog.root} (cpgflow runs lists them)")
-    sources = {name: int(version) for name, version in record.package.source_versions.items()
-               if name in EXTRACT_TABLES}
-    return {**sources, **record.output_versions}
+    return versions
 
 
 def prepare_query(session: SessionContext, sql: str) -> None:

@@ -20,12 +20,12 @@ from hamilton.function_modifiers import tag
 from hamilton.lifecycle import GraphExecutionHook
 
 from driver.lock import BuildLock, FolderChanged
-from driver.maintenance import maintain
+from driver.maintenance import dataset_name, maintain
 from relspec.authority import ExecutionAuthority, StagedQuery
 from relspec.catalog import RUNS_TABLE, DatasetCatalog, FileScope, StagedResult, TableStore
 from relspec.maintenance import MaintenanceDecision, MaintenancePolicy, MaintenanceRecord
 from relspec.policy import CompiledExecutionPolicy
-from relspec.releases import KEPT_RELEASES, current_release, released_runs
+from relspec.releases import KEPT_RELEASES, Release, current_release
 from relspec.runs import Outcome, ViewOutcome, digest, new_run_id, new_run_record, run_row
 from relspec.validation import RuntimeCapabilities, ValidationFailed, ValidationResult
 from semantics.entities import EntityDecl
@@ -38,7 +38,7 @@ class RunAuthority(ExecutionAuthority):
     """Runs every view as the compiled policy says and records what happened."""
 
     def __init__(self, session: SessionContext, capabilities: RuntimeCapabilities, store: TableStore,
-                 policy: CompiledExecutionPolicy, validation: ValidationResult,
+                 policy: CompiledExecutionPolicy, validation: ValidationResult, released: frozenset[str],
                  changed_files: tuple[str, ...] | None = None,
                  previous_fingerprints: Mapping[str, str] | None = None) -> None:
         self.session = session
@@ -49,9 +49,9 @@ class RunAuthority(ExecutionAuthority):
         self.validation = validation
         self.started_at = datetime.now(UTC).isoformat()
         self.run_id = new_run_id()
-        # Runs whose results may be reused: released ones (a run that died or was quarantined may
+        # Runs whose results may be reused: ``released`` ones (a run that died or was quarantined may
         # have written anything), and this one.
-        self._trusted_runs = released_runs(store.releases()) | {self.run_id}
+        self._trusted_runs = released | {self.run_id}
         self._outcomes: dict[str, ViewOutcome] = {}  # by view: a driver executed again records it again
         self._views: dict[str, EmittedView] = {}
         self._planned: dict[str, str] = {}  # view -> the fingerprint the plan gives it
@@ -265,6 +265,8 @@ class FailedRunRecorder(GraphExecutionHook):
 STAGING_MAINTENANCE = MaintenancePolicy(compact_min_small_files=0, checkpoint_every_versions=0,
                                         vacuum_every_versions=1, vacuum_retention_hours=0)
 NOT_STAGED_REASON = "remove.not_staged_by_policy"
+# A table with no commit since the last maintenance: measuring it again would find what that one left.
+UNCHANGED_REASON = "skip.unchanged_since_maintenance"
 
 
 class BuildLockHolder(GraphExecutionHook):
@@ -291,30 +293,58 @@ class BuildLockHolder(GraphExecutionHook):
 
 
 @tag(role="output")
-def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int],
-                compiled_policy: CompiledExecutionPolicy, table_store: TableStore) -> tuple[MaintenanceRecord, ...]:
+def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int], compiled_policy: CompiledExecutionPolicy,
+                table_store: TableStore, release_log: list[Release],
+                execution_authority: ExecutionAuthority) -> tuple[MaintenanceRecord, ...]:
     """Outcome-based maintenance of every table the build owns (outputs, extraction tables, logs):
     compact, checkpoint or vacuum as its write outcome and policy decide; executed and recorded. A
     vacuum keeps the versions the last `KEPT_RELEASES` releases name (rollback, replay) and the
-    table's latest; every other unreferenced file goes."""
-    kept = table_store.releases()[-KEPT_RELEASES:]
+    table's latest; every other unreferenced file goes.
+
+    A table still at the version the current release names had no commit since the maintenance of
+    the build that made the release: it is recorded as skipped (`UNCHANGED_REASON`), not measured."""
+    kept = release_log[-KEPT_RELEASES:]
+    current = current_release(release_log)
+    maintained = current.versions if current else {}
     records = []
     for name in sorted(compiled_policy.maintenance):
-        if table_store.version(name) is None:
+        version = table_store.version(name)
+        if version is None:
+            continue
+        location = table_store.catalog.location(name)
+        if version == maintained.get(name):
+            records.append(_unchanged(dataset_name(location), version))
             continue
         keep = sorted({release.versions[name] for release in kept if name in release.versions})
-        records.append(maintain(table_store.catalog.location(name), compiled_policy.maintenance[name].policy,
-                                keep_versions=keep))
-    return (*records, *_maintain_staging(compiled_policy, table_store))
+        records.append(maintain(location, compiled_policy.maintenance[name].policy, keep_versions=keep))
+    return (*records, *_maintain_staging(compiled_policy, table_store, _reused_staged(execution_authority)))
 
 
-def _maintain_staging(policy: CompiledExecutionPolicy, store: TableStore) -> list[MaintenanceRecord]:
+def _reused_staged(authority: ExecutionAuthority) -> frozenset[str]:
+    """Views whose staged result this run reused: no commit since the run that wrote it maintained it."""
+    return frozenset(outcome.view for outcome in authority.outcomes()
+                     if outcome.policy == "delta_staging" and outcome.outcome == "reused")
+
+
+def _unchanged(dataset: str, version: int) -> MaintenanceRecord:
+    decision = MaintenanceDecision(dataset, compact=False, checkpoint=False, vacuum=False,
+                                   reasons=(UNCHANGED_REASON,))
+    return MaintenanceRecord(dataset, decision, version_before=version, version_after=version, files_before=-1,
+                             files_after=-1, seconds=0.0)
+
+
+def _maintain_staging(policy: CompiledExecutionPolicy, store: TableStore,
+                      reused: frozenset[str]) -> list[MaintenanceRecord]:
     """Staging tables: the policy's keep their latest version only (no reader reads an older one: a
-    staged result is reused by fingerprint); those the policy no longer stages are removed."""
+    staged result is reused by fingerprint), and one whose result this run reused is skipped
+    unmeasured; those the policy no longer stages are removed."""
     records = []
     staged = {view for view, choice in policy.cache.items() if choice.cache == "delta_staging"}
     for view in store.staged_views():
         location = store.catalog.staging_location(view)
+        if view in reused:
+            records.append(_unchanged(view, -1))
+            continue
         if view in staged:
             records.append(maintain(location, STAGING_MAINTENANCE))
             continue

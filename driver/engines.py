@@ -23,6 +23,7 @@ from driver.engine import new_session
 from relspec.authority import ExecutionAuthority
 from relspec.catalog import DatasetCatalog, TableStore
 from relspec.policy import CompiledExecutionPolicy
+from relspec.releases import Release, released_runs
 from relspec.validation import RuntimeCapabilities, ValidationResult
 from semantics.extract.manifest import FileManifest
 
@@ -34,6 +35,12 @@ TESTED_PAIR = ("55.0.0", "1.6.6")
 def table_store(output_dir: str) -> TableStore:
     """The run's one store, and with it the run's one dataset resolver (a fresh identity)."""
     return DeltaTableStore(DatasetCatalog(output_dir))
+
+
+@tag(role="authority")
+def release_log(table_store: TableStore) -> list[Release]:
+    """The output's release log, oldest first (a build reads it once, holding the folder's lock)."""
+    return table_store.releases()
 
 
 @tag(role="authority")
@@ -68,11 +75,13 @@ def capabilities(session: SessionContext) -> RuntimeCapabilities:
 @tag(role="authority")
 def execution_authority(session: SessionContext, capabilities: RuntimeCapabilities, table_store: TableStore,
                         compiled_policy: CompiledExecutionPolicy, validation: ValidationResult,
-                        file_manifest: FileManifest, previous_view_fingerprints: dict[str, str]) -> ExecutionAuthority:
-    """The execution authority context: session, capabilities, resolver, policy and validation, and
-    what views maintained by file start from (the files that changed since the current release, the
-    views' fingerprints over its sources); the scan policy is applied to the session here."""
+                        file_manifest: FileManifest, previous_view_fingerprints: dict[str, str],
+                        release_log: list[Release]) -> ExecutionAuthority:
+    """The execution authority context: session, capabilities, resolver, policy and validation, the
+    released runs (whose results may be reused), and what views maintained by file start from (the
+    files that changed since the current release, the views' fingerprints over its sources); the scan
+    policy is applied to the session here."""
     authority = RunAuthority(session, capabilities, table_store, compiled_policy, validation,
-                             file_manifest.changed_file_ids(), previous_view_fingerprints)
+                             released_runs(release_log), file_manifest.changed_file_ids(), previous_view_fingerprints)
     authority.apply_scan_policy(table_store.catalog)
     return authority

@@ -47,8 +47,10 @@ EXECUTION_MODULES = (dataflows.extraction, dataflows.cpg, dataflows.release, dri
                      dataflows.provenance)
 # What planning hands to the execution driver: the execution authority context and what it was built from
 # (the IR, view graph and statistics the policy was compiled from are the decision provenance's evidence).
+# `release_log` is the log the plan was made on: `BuildLockHolder` refuses to execute once the folder was
+# released again, so the execution nodes can read it instead of the table.
 CONTEXT = ("execution_authority", "semantic_plan", "compiled_policy", "validation", "capabilities", "session",
-           "table_store", "file_manifest", "optimized_ir", "view_graph", "table_statistics")
+           "table_store", "file_manifest", "optimized_ir", "view_graph", "table_statistics", "release_log")
 
 # The planning chain is pure: its results depend only on the code of `semantics` and `relspec`, so
 # Hamilton's cache keeps them across runs, in a folder per version of that code (a node's own code
@@ -122,11 +124,12 @@ def build_driver(
     store = DeltaTableStore(DatasetCatalog(planning.config["output_dir"]))
     lock.acquire()
     try:
-        restored = restore_release(store)
-        planned_on = current_release(store.releases())
-        context = planning.execute(list(CONTEXT))
+        releases = store.releases()
+        restored = restore_release(store, releases)
+        context = planning.execute(list(CONTEXT), overrides={"release_log": releases})
     finally:
         lock.release()
+    planned_on = current_release(releases)
     _refuse_required_overrides(context["compiled_policy"])
     config = {**planning.config, **context, "restored_tables": list(restored)}
     holder = BuildLockHolder(lock, store, planned_on.sequence if planned_on else 0)

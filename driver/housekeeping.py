@@ -56,8 +56,8 @@ def drop_quarantined(store: DeltaTableStore) -> int:
     lock = BuildLock(store.catalog.root, timeout=LOCK_TIMEOUT_SECONDS)
     lock.acquire()
     try:
-        restore_release(store)
         releases = store.releases()[-KEPT_RELEASES:]
+        restore_release(store, releases)
         release = current_release(releases)
         removed = 0
         for name in sorted(release.versions if release else {}):

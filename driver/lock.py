@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from relspec.catalog import TableStore
-from relspec.releases import current_release
+from relspec.releases import Release, current_release
 
 LOCK_FILE = "_build.lock"
 WAIT_POLL_SECONDS = 0.2
@@ -106,11 +106,12 @@ def _holder(fd: int) -> str:
     return text or "pid unknown"
 
 
-def restore_release(store: TableStore) -> tuple[str, ...]:
-    """Bring every table of the current release back to the version it names, where a build that
-    died or was quarantined (or a rollback) left a later one; returns the tables restored. The next
-    build then starts from exactly what readers read."""
-    release = current_release(store.releases())
+def restore_release(store: TableStore, releases: list[Release]) -> tuple[str, ...]:
+    """Bring every table of the current release (the last of ``releases``, the store's log read
+    under the lock) back to the version it names, where a build that died or was quarantined (or a
+    rollback) left a later one; returns the tables restored. The next build then starts from exactly
+    what readers read."""
+    release = current_release(releases)
     if release is None:
         return ()
     restored = []

@@ -19,8 +19,8 @@ from driver.api import content_fingerprint
 from driver.delta_store import DeltaTableStore
 from driver.engine import new_session
 from driver.housekeeping import readable
-from relspec.catalog import EXTRACT_TABLES, RUNS_TABLE, DatasetCatalog
-from relspec.releases import release_of_run
+from relspec.catalog import RUNS_TABLE, DatasetCatalog
+from relspec.releases import input_versions, run_versions
 from relspec.runs import RunRecord, find_record
 
 
@@ -70,20 +70,6 @@ def _record(store: DeltaTableStore, run_id: str) -> RunRecord:
     return record
 
 
-def _recorded_outputs(store: DeltaTableStore, record: RunRecord) -> dict[str, int]:
-    """The versions of the outputs the run published: its release's (after maintenance), or those it
-    wrote when it was not released."""
-    release = release_of_run(store.releases(), record.run_id)
-    if release is None:
-        return dict(record.output_versions)
-    return {name: release.versions[name] for name in record.output_versions}
-
-
-def _pinned_inputs(record: RunRecord) -> dict[str, int]:
-    return {name: int(version) for name, version in record.package.source_versions.items()  # type: ignore[union-attr]
-            if name in EXTRACT_TABLES}
-
-
 def _check_readable(store: DeltaTableStore, record: RunRecord, versions: dict[str, int]) -> None:
     gone = sorted(name for name, version in versions.items() if not readable(store, name, version))
     if gone:
@@ -98,7 +84,9 @@ def replay(output_dir: str | Path, run_id: str) -> ReplayReport:
     location = str(output_dir) if "://" in str(output_dir) else str(Path(output_dir).resolve())
     store = DeltaTableStore(DatasetCatalog(location))
     record = _record(store, run_id)
-    pinned, published = _pinned_inputs(record), _recorded_outputs(store, record)
+    versions = run_versions(store.releases(), record)
+    pinned = input_versions(record)
+    published = {name: versions[name] for name in record.output_versions}
     _check_readable(store, record, {**pinned, **published})
     with tempfile.TemporaryDirectory(prefix="cpgflow-replay-") as scratch:
         pinned_store = PinnedTableStore(DatasetCatalog(scratch), store, pinned)

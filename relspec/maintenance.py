@@ -54,7 +54,8 @@ class MaintenanceDecision(msgspec.Struct, frozen=True):
 
 class MaintenanceRecord(msgspec.Struct, frozen=True):
     """What maintenance did to one table. Versions and file counts are -1 where the table could not
-    be read; ``error`` holds the failure, which never fails the build."""
+    be read or was not measured (skipped as unchanged); ``error`` holds the failure, which never fails
+    the build."""
 
     dataset: str
     decision: MaintenanceDecision

@@ -11,10 +11,15 @@ names the versions of an earlier one again.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 import pyarrow as pa
+
+from semantics.entities import EXTRACTION_ENTITIES
+
+if TYPE_CHECKING:  # relspec.runs imports, through the policy, relspec.catalog, which imports this module
+    from relspec.runs import RunRecord
 
 ReleaseKind = Literal["build", "rollback"]
 # Releases whose tables stay readable (rollback, replay): the current one and the one before. A vacuum
@@ -80,6 +85,24 @@ def current_release(releases: list[Release]) -> Release | None:
 def release_of_run(releases: list[Release], run_id: str) -> Release | None:
     """The build release of ``run_id`` (not a rollback to it)."""
     return next((release for release in releases if release.run_id == run_id and release.kind == "build"), None)
+
+
+def input_versions(record: RunRecord) -> dict[str, int]:
+    """The extraction tables at the versions the views of run ``record`` read (its execution package)."""
+    if record.package is None:
+        return {}
+    tables = {entity.table for entity in EXTRACTION_ENTITIES}
+    return {name: int(version) for name, version in record.package.source_versions.items() if name in tables}
+
+
+def run_versions(releases: list[Release], record: RunRecord) -> dict[str, int]:
+    """The versions to read the tables of run ``record`` at: its release's (after maintenance: those a
+    vacuum keeps), or, a run never released, the extraction tables its views read and the outputs it
+    published."""
+    release = release_of_run(releases, record.run_id)
+    if release is not None:
+        return release.versions
+    return {**input_versions(record), **record.output_versions}
 
 
 def released_runs(releases: list[Release]) -> frozenset[str]:

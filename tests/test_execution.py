@@ -12,6 +12,7 @@ from deltalake import DeltaTable
 from shop_fixture import FIXTURE
 
 from driver.api import NotReleased, build_driver, open_session
+from driver.authority import UNCHANGED_REASON
 from driver.cli import main as cli_main
 from driver.delta_store import DeltaTableStore
 from driver.options import BuildOptionError
@@ -183,6 +184,11 @@ def test_runs_command_lists_runs_with_outcomes(code: Path, tmp_path: Path, capsy
     removed = {m["dataset"] for m in second["maintenance"]
                if m["decision"]["reasons"] == ["remove.not_staged_by_policy"]}
     assert removed == staged - {o["view"] for o in second["views"] if o["policy"] == "delta_staging"} != set()
+    # what the second build did not write is skipped unmeasured: the tables of the first build's release
+    # and the staged results it reused; the logs, appended to after the first build's maintenance, are measured
+    unchanged = {m["dataset"] for m in second["maintenance"] if m["decision"]["reasons"] == [UNCHANGED_REASON]}
+    reused = {o["view"] for o in second["views"] if o["policy"] == "delta_staging" and o["outcome"] == "reused"}
+    assert unchanged == {*CPG_TABLE_NAMES, *EXTRACT_TABLES} | reused and reused
     assert cli_main(["runs", str(out)]) == 0
     text = capsys.readouterr().out
     assert text.count("published") >= 2 and "reused" in text

@@ -10,8 +10,9 @@ the rules (docs/pipeline.md, relspec/policy.py, relspec/maintenance.py), stated 
   inlines a leaf over fewer than 20,000 source rows cannot apply, but its source statistics are weighed;
 - ``name_uses`` is read by three views but is a leaf over ex_references, which holds fewer than 20,000
   rows: inlined on the second build; on the first, the override inlines it;
-- each CPG table is written as one file per build: the small tier compacts at 4 small files and
-  checkpoints and vacuums every 20 versions, so maintenance reaches no threshold;
+- each CPG table is written as one file by the first build: the small tier compacts at 4 small files
+  and checkpoints every 20 versions, so maintenance reaches no threshold; the second build reuses every
+  CPG table (the override changes no output's fingerprint), so its maintenance skips them unmeasured;
 - ``scope_candidates`` relates key_scopes to name_presence ``in_scope``: the scope-id and name pair.
 """
 
@@ -98,13 +99,15 @@ def test_an_override_is_cited_as_override_evidence(shop_runs):
 
 
 def test_maintenance_decisions_cite_their_reason_code(shop_runs):
-    out, _, second = shop_runs
+    out, first, second = shop_runs
     for table in CPG_TABLES:
-        cited = _cited(out, second, table, "maintenance")
-        assert {row["decision_value"] for row in cited} == {"no action"}, table
-        assert [row["value"] for row in cited if row["role"] == "reason_code"] == ["skip.no_threshold_reached"]
-        (thresholds,) = [row["value"] for row in cited if row["role"] == "thresholds"]
-        assert "compact at 4 files" in thresholds and "checkpoint every 20 versions" in thresholds
+        for run, reason in ((first, "skip.no_threshold_reached"), (second, "skip.unchanged_since_maintenance")):
+            cited = _cited(out, run, table, "maintenance")
+            assert {row["decision_value"] for row in cited} == {"no action"}, table
+            assert [row["value"] for row in cited if row["role"] == "reason_code"] == [reason]
+            (thresholds,) = [row["value"] for row in cited if row["role"] == "thresholds"]
+            assert "compact at 4 files" in thresholds and "checkpoint every 20 versions" in thresholds
+        # the first build had no statistics to cite
         assert [row["quantity"] for row in cited if row["role"] == "table_size"] == [_rows_of(out, table)]
 
 
@@ -113,13 +116,19 @@ def test_one_fact_is_one_evidence_node_cited_by_every_decision_resting_on_it(sho
     duplicates = query(out, "SELECT run_id, evidence_id FROM provenance_evidence GROUP BY run_id, evidence_id "
                             "HAVING count(*) > 1")
     assert duplicates == []
-    reason = query(out, f"""
-        SELECT v.evidence_id, count(c.decision_id) AS citations FROM provenance_evidence v
-        JOIN provenance_edges c ON c.run_id = v.run_id AND c.evidence_id = v.evidence_id
-        WHERE v.run_id = '{second}' AND v.value = 'skip.no_threshold_reached' GROUP BY v.evidence_id""")
-    # one evidence node, cited by each table the build maintains (no table reached a threshold in two builds)
-    owned = len(CPG_TABLES) + len(EXTRACT_TABLES) + len(LOG_TABLES)
-    assert [row["citations"] for row in reason] == [owned]
+    reasons = query(out, f"""
+        SELECT v.value, count(DISTINCT v.evidence_id) AS nodes, count(c.decision_id) AS citations
+        FROM provenance_evidence v JOIN provenance_edges c ON c.run_id = v.run_id AND c.evidence_id = v.evidence_id
+        WHERE v.run_id = '{second}' AND v.value LIKE 'skip.%' GROUP BY v.value ORDER BY v.value""")
+    # one evidence node per reason code, cited by each table resting on it: the logs reach no threshold in two
+    # builds; the second build wrote neither the tables of the first one's release nor the staged results it
+    # reused, so their maintenance skips them unmeasured
+    (record,) = [run for run in json.loads(run_cli("runs", out, "--json").stdout) if run["run_id"] == second]
+    reused = [view["view"] for view in record["views"] if view["policy"] == "delta_staging"
+              and view["outcome"] == "reused"]
+    assert reused and [(row["value"], row["nodes"], row["citations"]) for row in reasons] == [
+        ("skip.no_threshold_reached", 1, len(LOG_TABLES)),
+        ("skip.unchanged_since_maintenance", 1, len(CPG_TABLES) + len(EXTRACT_TABLES) + len(reused))]
     references = query(out, f"""
         SELECT count(DISTINCT c.decision_id) AS decisions FROM provenance_edges c
         JOIN provenance_evidence v ON v.run_id = c.run_id AND v.evidence_id = c.evidence_id
@@ -190,11 +199,12 @@ def test_why_cites_an_override_of_an_earlier_run(shop_runs):
 
 
 def test_why_explains_maintenance_and_the_run(shop_runs):
-    out, _, second = shop_runs
-    table = run_cli("why", out, "cpg_nodes")
-    assert table.returncode == 0, table.stderr
-    assert "cpg_nodes: maintenance no action" in table.stdout
-    assert "  - reason code: skip.no_threshold_reached" in table.stdout
+    out, first, second = shop_runs
+    for run, reason in ((["--run", first], "skip.no_threshold_reached"), ([], "skip.unchanged_since_maintenance")):
+        table = run_cli("why", out, "cpg_nodes", *run)
+        assert table.returncode == 0, table.stderr
+        assert "cpg_nodes: maintenance no action" in table.stdout
+        assert f"  - reason code: {reason}" in table.stdout
     status = query(out, f"SELECT status FROM cpg_runs WHERE run_id = '{second}'")[0]["status"]
     run = run_cli("why", out, "run")
     assert run.returncode == 0, run.stderr

@@ -8,6 +8,9 @@ A is a node of B (ids hash the path and span, and `a.py` does not change).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,7 +20,7 @@ from datafusion import SessionContext
 
 from driver.api import build_driver, open_session
 from driver.delta_store import DeltaTableStore
-from driver.lock import FolderChanged
+from driver.lock import LOCK_FILE, FolderChanged, FolderLocked
 from relspec.authority import ResolverIdentityError
 from relspec.catalog import RUNS_TABLE, DatasetCatalog
 from relspec.quarantine import DataCheck, density_in_history
@@ -27,6 +30,14 @@ A = {"a.py": "def f():\n    return 1\n\n\nf()\n"}
 B = {**A, "b.py": "from a import f\n\n\ndef g():\n    return f()\n"}
 FUNCTIONS_A = ["a.f"]
 FUNCTIONS_B = ["a.f", "b.g"]
+# Holds an output folder's build lock from another process (a lock is re-entrant within one) until killed.
+HOLD_LOCK = """
+import sys, time
+from driver.lock import BuildLock
+BuildLock(sys.argv[1]).acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
 
 
 def _functions(out: Path, run_id: str | None = None) -> list[str]:
@@ -219,3 +230,36 @@ def test_a_driver_planned_before_another_build_released_refuses_to_run(trees: tu
         stale.execute(["build_summary"])
     assert len(DeltaTableStore(DatasetCatalog(str(out))).releases()) == 1 and _functions(out) == FUNCTIONS_B
     assert _build(code_a, out).release == 2  # planned again, it runs
+
+
+@pytest.fixture
+def lock_holder(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """An output folder with a release of code base A, whose lock another process holds: (folder, its pid)."""
+    out = tmp_path / "out"
+    _build(write_tree(tmp_path / "held", A), out)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield out, holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _written(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_the_python_api_with_lock_timeout_0_fails_at_once_while_another_build_holds_the_folder(
+        trees: tuple[Path, Path], lock_holder: tuple[Path, int]) -> None:
+    _, code_b = trees
+    out, holder = lock_holder
+    before = _written(out)
+    with pytest.raises(FolderLocked) as raised:
+        build_driver(code_b, out, jobs=1, lock_timeout=0)
+    message = str(raised.value)
+    assert message.startswith(f"another build (pid {holder} since ") and message.endswith(f") is writing {out}")
+    assert len(message.splitlines()) == 1
+    assert _written(out) == before and LOCK_FILE in before  # the lock file too: the holder wrote it
+    assert len(DeltaTableStore(DatasetCatalog(str(out))).releases()) == 1 and _functions(out) == FUNCTIONS_A
