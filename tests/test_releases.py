@@ -263,3 +263,22 @@ def test_the_python_api_with_lock_timeout_0_fails_at_once_while_another_build_ho
     assert len(message.splitlines()) == 1
     assert _written(out) == before and LOCK_FILE in before  # the lock file too: the holder wrote it
     assert len(DeltaTableStore(DatasetCatalog(str(out))).releases()) == 1 and _functions(out) == FUNCTIONS_A
+
+
+def test_a_rebuild_scans_for_its_checks_only_the_tables_it_changed(trees: tuple[Path, Path], tmp_path: Path) -> None:
+    """The endpoint and module checks read cpg_edges, cpg_nodes and ex_files: when a rebuild leaves
+    them as the current release names them, that release's passed checks stand; when it changes
+    them, they are scanned again."""
+    code_a, code_b = trees
+    out = tmp_path / "out"
+    _build(code_a, out)
+    unchanged = build_driver(code_a, out, jobs=1).execute(["data_checks"])["data_checks"]
+    details = {check.code: (check.passed, check.detail) for check in unchanged}
+    assert details["edges.dangling_endpoint"] == (
+        True, "cpg_edges and cpg_nodes unchanged since release 1, which passed this check")
+    assert details["files.module_missing"] == (
+        True, "cpg_nodes and ex_files unchanged since release 1, which passed this check")
+    changed = build_driver(code_b, out, jobs=1).execute(["data_checks"])["data_checks"]
+    details = {check.code: (check.passed, check.detail) for check in changed}
+    assert details["edges.dangling_endpoint"] == (True, "every endpoint is a node")
+    assert details["files.module_missing"] == (True, "every file has its MODULE node")
