@@ -94,9 +94,12 @@ def view_localities(semantic_plan: SemanticPlan) -> dict[str, Locality]:
 
 @tag(role="policy")
 def view_maintenance(view_localities: dict[str, Locality], cache_policies: dict[str, ViewPolicy],
-                     full_rebuild: bool = False) -> dict[str, ViewMaintenance]:
-    """How each written view is kept up to date: by file when it is file-local, else in full."""
-    return compile_view_maintenance(view_localities, cache_policies, full_rebuild)
+                     file_manifest: FileManifest, full_rebuild: bool = False) -> dict[str, ViewMaintenance]:
+    """How each written view is kept up to date: by file when it is file-local and few files changed,
+    else in full."""
+    changed = len(file_manifest.replaced_file_ids()) if file_manifest.incremental else file_manifest.discovered
+    return compile_view_maintenance(view_localities, cache_policies, full_rebuild, changed,
+                                    max(file_manifest.discovered, 1))
 
 
 @tag(role="policy")

@@ -174,11 +174,13 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
     return policies
 
 
-def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str, ViewPolicy],
-                             full: bool) -> dict[str, ViewMaintenance]:
+def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str, ViewPolicy], full: bool,
+                             changed: int, files: int) -> dict[str, ViewMaintenance]:
     """Per written view: ``by_file`` when its rows for a file depend only on that file's rows (the
-    inferred locality, with its evidence), else ``full``; every view ``full`` when asked (--full)."""
+    inferred locality, with its evidence), else ``full``; every view ``full`` when asked (--full) or
+    when ``changed`` of the ``files`` files changed is more than BY_FILE_MAX_SHARE of them."""
     choices = {}
+    too_many = changed > BY_FILE_MAX_SHARE * files
     for view, policy in sorted(policies.items()):
         if policy.cache == "none":
             continue  # computed inside its readers' plans: maintained as they are
@@ -186,11 +188,19 @@ def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str
         evidence = locality.evidence
         if full:
             mode, evidence = "full", (*evidence, "a full rebuild was asked for (--full)")
+        elif locality.local and too_many:
+            mode, evidence = "full", (*evidence, f"{changed:,} of {files:,} files changed: recomputing the view "
+                                      "whole costs less than replacing most of its rows")
         else:
             mode = "by_file" if locality.local else "full"
         choices[view] = ViewMaintenance(mode, locality.owner if mode == "by_file" else None,  # type: ignore[arg-type]
                                         InferenceConfidence("view_maintenance", mode, 1.0, evidence))
     return choices
+
+
+# Past this share of the files changed, a file-local view is recomputed whole: replacing by file
+# filters every scan by a list of most file ids and rewrites most of the table's files anyway.
+BY_FILE_MAX_SHARE = 0.5
 
 
 def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None) -> ScanOptions:

@@ -109,3 +109,19 @@ def test_full_rebuild_extracts_and_rewrites_everything(tmp_path):
     written = {name: outcome for name, outcome in _latest_views(out).items() if outcome.maintained}
     assert written and all(outcome.maintained == "full" for outcome in written.values())
     assert "predicate" not in _last_write(DatasetCatalog(str(out)).location("cpg_props"))["operationParameters"]
+
+
+def test_a_rebuild_that_changes_most_files_recomputes_whole(tmp_path):
+    """Two of the three files changed: past half of the files, replacing by file costs more than
+    recomputing, and the policy says so."""
+    root, out = write_tree(tmp_path / "src", TREE), tmp_path / "out"
+    build(root, out)
+    (root / "pkg/a.py").write_text(EDITED_A)
+    (root / "pkg/base.py").write_text(TREE["pkg/base.py"] + "\n\nVALUE = 1\n")
+    build(root, out)
+    written = {name: outcome for name, outcome in _latest_views(out).items() if outcome.maintained}
+    assert written["cpg_props"].maintained == "full" and written["definitions"].maintained == "full"
+    from driver.factory import plan_driver
+
+    policy = plan_driver(root, out).execute(["compiled_policy"])["compiled_policy"]
+    assert policy.view_maintenance["cpg_props"].mode == "by_file"  # nothing changed since: one file's rows at most
