@@ -235,15 +235,20 @@ def _indent(text: str, node: ast.stmt) -> str:
     return line[: len(line) - len(line.lstrip())]
 
 
-def _import_at_top(text: str, statement: str) -> str:
-    """Insert an import after the module's docstring (if any), before every other statement."""
-    body = ast.parse(text).body
-    after = 0
+def line_after_docstring(source: str | bytes) -> int:
+    """The 0-based line right after the module's docstring (0 when it has none): where a statement
+    goes before every other one."""
+    body = ast.parse(source).body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
             and isinstance(body[0].value.value, str):
-        after = body[0].end_lineno or 0
+        return body[0].end_lineno or 0
+    return 0
+
+
+def _import_at_top(text: str, statement: str) -> str:
+    """Insert an import after the module's docstring (if any), before every other statement."""
     lines = text.splitlines(keepends=True)
-    lines.insert(after, statement + "\n")
+    lines.insert(line_after_docstring(text), statement + "\n")
     return "".join(lines)
 
 

@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import sysconfig
 import tempfile
 import time
 from pathlib import Path
 
 from bench_build import NodeTimer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests folder: the fixtures' helpers
+from incremental_fixture import line_after_docstring
 
 from driver.api import content_fingerprint, open_session
 from driver.factory import build_driver
@@ -79,14 +83,8 @@ def append_function(path: Path) -> None:
 def insert_line_near_top(path: Path) -> int:
     """Insert one module-level assignment right after the module's docstring (or at the first line):
     everything after it moves by one line. Returns the 1-based line inserted."""
-    import ast
-
     source = path.read_bytes()
-    body = ast.parse(source).body
-    at = 0
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-            and isinstance(body[0].value.value, str):
-        at = body[0].end_lineno or 0
+    at = line_after_docstring(source)
     lines = source.splitlines(keepends=True)
     lines.insert(at, b"_cpgflow_bench_edit = 1\n")
     path.write_bytes(b"".join(lines))
