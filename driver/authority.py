@@ -126,6 +126,7 @@ class RunAuthority(ExecutionAuthority):
         else:
             self._set_scan_options(name)
             view = self._views[name]
+            self._register_datasets(view)
             source = view.sql
             if view.fixpoint is not None:
                 result, run = run_fixpoint(self.session, view.fixpoint)
@@ -145,6 +146,15 @@ class RunAuthority(ExecutionAuthority):
         return {"table_uri": location, "version": self.store.staged_version(name), "rows": rows,
                 "fingerprint": fingerprint, "outcome": outcome}
 
+    def _register_datasets(self, view: EmittedView) -> None:
+        """The staged inputs the policy registers as datasets, read into memory before ``view`` is
+        planned (its SQL resolves them then)."""
+        registrations = self.policy.materialization.registration
+        for name in view.inputs:
+            choice = registrations.get(name)
+            if choice is not None and choice.registration == "dataset":
+                self.store.register_staged(self.session, name, "dataset")
+
     def _reusable(self, written: tuple[str, str] | None, fingerprint: str) -> bool:
         """A result already written holds this view's rows: same fingerprint, written by a trusted run."""
         return written is not None and written[0] == fingerprint and written[1] in self._trusted_runs
@@ -162,8 +172,10 @@ class RunAuthority(ExecutionAuthority):
         return FileScope(choice.owner, self.changed_files)
 
     def load_staged(self, name: str) -> DataFrame:
-        registration = self.policy.materialization.registration[name].registration
-        self.store.register_staged(self.session, name, registration)
+        """A staged view for its readers: the Delta table's scan. One the policy registers as a dataset
+        (for a recursive reader, which re-scans it) is read into memory when such a reader computes,
+        not here: a rebuild that reuses every recursive view never reads it."""
+        self.store.register_staged(self.session, name, "delta")
         frame = self.session.table(name)
         self._frames[name] = (frame, self._fingerprints[name])
         return frame
