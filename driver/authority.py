@@ -133,9 +133,7 @@ class RunAuthority(ExecutionAuthority):
                 register_in_memory(self.session, _fixpoint_result(name), result)
                 source = f"SELECT * FROM {_fixpoint_result(name)}"
             scope = self._file_scope(name, staged)
-            if scope is not None:
-                source = f"SELECT * FROM ({source}) scoped WHERE {scope.predicate()}"
-            frame = self.session.sql(_conformed_sql(view, source))
+            frame = _scoped(self.session.sql(_conformed_sql(view, source)), scope)
             schema = EntityDecl(name, name, "view", view.columns).arrow_schema()
             written = self.store.stage(name, frame, schema, fingerprint, self.run_id, scope)
             _replace_table(self.session, _fixpoint_result(name))  # the staged table stands for it now
@@ -193,8 +191,7 @@ class RunAuthority(ExecutionAuthority):
         else:
             self._set_scan_options(name)
             scope = self._file_scope(name, published)
-            if scope is not None:
-                frame = frame.filter(in_list(col(scope.owner), [lit(file_id) for file_id in scope.file_ids]))
+            frame = _scoped(frame, scope)
             written = self.store.overwrite(name, frame, OUTPUT_SCHEMAS[name], fingerprint, self.run_id, scope)
             version = written.version
             outcome = "published"
@@ -230,6 +227,14 @@ def _conformed_sql(view: EmittedView, source: str) -> str:
     """``source`` (the view's SQL) cast onto the view's declared column types, so what is staged has
     exactly the declared schema (a Delta scan can hand back view-typed strings under a plain-string schema)."""
     return f"SELECT {', '.join(typed(column.name, column) for column in view.columns)} FROM ({source}) v"
+
+
+def _scoped(frame: DataFrame, scope: FileScope | None) -> DataFrame:
+    """``frame``'s rows of the files ``scope`` names (all of them without one); DataFusion pushes the
+    filter down to the scans."""
+    if scope is None:
+        return frame
+    return frame.filter(in_list(col(scope.owner), [lit(file_id) for file_id in scope.file_ids]))
 
 
 def _override_fingerprint(view: str) -> str:

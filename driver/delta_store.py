@@ -54,10 +54,6 @@ def semantic_description(schema: pa.Schema) -> str:
     return msgspec.json.encode({"cpgflow.semantic_types": types}).decode()
 
 
-def _sql_list(values: list[str]) -> str:
-    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
-
-
 def _pump(frame: DataFrame, schema: pa.Schema, batches: queue.Queue[_Item], stop: threading.Event) -> None:
     try:
         for batch in frame.execute_stream():
@@ -193,10 +189,11 @@ class DeltaTableStore(TableStore):
         if not file_ids:
             return _data_version(table)
         owner = _DECLARATIONS[name].require(SemanticType.FILE_ID).name
-        current = _scan(table, where=f"{_quoted(owner)} IN ({_sql_list(file_ids)})")
+        scope = FileScope(owner, tuple(file_ids))
+        current = _scan(table, where=scope.predicate())
         if _same_rows(current, rows):
             return _data_version(table)
-        return self._write(name, rows, mode="overwrite", predicate=f"{owner} IN ({_sql_list(file_ids)})")
+        return self._write(name, rows, mode="overwrite", predicate=scope.predicate())
 
     def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema,
                   fingerprint: str | None = None, run_id: str | None = None,

@@ -151,18 +151,9 @@ class _Analysis:
         return _global(inner.columns, "a limit over rows of every file")
 
     def _projection(self, node: E.Projection, plan: LogicalPlan) -> _Flow:
-        inner = self._input(plan)
         exprs = node.projections()
-        names = tuple(_output_name(expr) for expr in exprs)
-        if _has_subquery(*exprs):
-            return _global(names, "a projection with a subquery")
-        if inner.state != "local":
-            return dataclasses.replace(inner, columns=names, owners=frozenset())
-        owners = frozenset(i for i, expr in enumerate(exprs)
-                           if (passed := _passed_column(expr)) is not None and inner.owned(passed))
-        if not owners:
-            return _global(names, "a projection that drops the file identity")
-        return _Flow("local", names, owners, inner.evidence)
+        return _keeping(self._input(plan), exprs, exprs, "a projection with a subquery",
+                        "a projection that drops the file identity", ())
 
     def _join(self, join: E.Join, plan: LogicalPlan) -> _Flow:
         left, right = (self.flow(side) for side in plan.inputs())
@@ -193,18 +184,10 @@ class _Analysis:
         return _Flow(state, columns, owners, tuple(evidence))
 
     def _aggregate(self, node: E.Aggregate, plan: LogicalPlan) -> _Flow:
-        inner = self._input(plan)
-        groups, aggregates = node.group_by_exprs(), node.aggregate_exprs()
-        names = tuple(_output_name(expr) for expr in (*groups, *aggregates))
-        if _has_subquery(*groups, *aggregates):
-            return _global(names, "an aggregate with a subquery")
-        if inner.state != "local":
-            return dataclasses.replace(inner, columns=names, owners=frozenset())
-        owners = frozenset(i for i, expr in enumerate(groups)
-                           if (passed := _passed_column(expr)) is not None and inner.owned(passed))
-        if not owners:
-            return _global(names, "an aggregate not grouped by the file identity")
-        return _Flow("local", names, owners, (*inner.evidence, "groups by the file identity"))
+        groups = node.group_by_exprs()
+        return _keeping(self._input(plan), [*groups, *node.aggregate_exprs()], groups,
+                        "an aggregate with a subquery", "an aggregate not grouped by the file identity",
+                        ("groups by the file identity",))
 
     def _windowexpr(self, node: E.WindowExpr, plan: LogicalPlan) -> _Flow:
         inner = self._input(plan)
@@ -251,6 +234,22 @@ class _Analysis:
         return _Flow("constant", tuple((None, name.rpartition(".")[2]) for name in node.schema().field_names()))
 
     _emptyrelation = _values
+
+
+def _keeping(inner: _Flow, outputs: list[Expr], keys: list[Expr], subquery: str, dropped: str,
+             evidence: tuple[str, ...]) -> _Flow:
+    """An operator computing ``outputs`` from ``inner``'s rows, local when one of ``keys`` (the first
+    outputs: all of them for a projection, the groups for an aggregate) hands on an owner column."""
+    names = tuple(_output_name(expr) for expr in outputs)
+    if _has_subquery(*outputs):
+        return _global(names, subquery)
+    if inner.state != "local":
+        return dataclasses.replace(inner, columns=names, owners=frozenset())
+    owners = frozenset(i for i, expr in enumerate(keys)
+                       if (passed := _passed_column(expr)) is not None and inner.owned(passed))
+    if not owners:
+        return _global(names, dropped)
+    return _Flow("local", names, owners, (*inner.evidence, *evidence))
 
 
 def _unique(evidence: Iterable[str]) -> tuple[str, ...]:
