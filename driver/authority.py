@@ -135,7 +135,7 @@ class RunAuthority(ExecutionAuthority):
             scope = self._file_scope(name, staged)
             frame = _scoped(self.session.sql(_conformed_sql(view, source)), scope)
             schema = EntityDecl(name, name, "view", view.columns).arrow_schema()
-            written = self.store.stage(name, frame, schema, fingerprint, self.run_id, scope)
+            written = self.store.stage(name, frame, schema, fingerprint, self.run_id, scope, self._owner(name))
             _replace_table(self.session, _fixpoint_result(name))  # the staged table stands for it now
             outcome = "computed_staged"
         self._fingerprints[name] = fingerprint
@@ -156,6 +156,11 @@ class RunAuthority(ExecutionAuthority):
     def _reusable(self, written: tuple[str, str] | None, fingerprint: str) -> bool:
         """A result already written holds this view's rows: same fingerprint, written by a trusted run."""
         return written is not None and written[0] == fingerprint and written[1] in self._trusted_runs
+
+    def _owner(self, name: str) -> str | None:
+        """The column naming each row's file in a file-local view (its table is clustered by it)."""
+        choice = self.policy.view_maintenance.get(name)
+        return None if choice is None else choice.owner
 
     def _file_scope(self, name: str, written: tuple[str, str] | None) -> FileScope | None:
         """The files whose rows to recompute and replace when the policy maintains ``name`` by file
@@ -192,7 +197,8 @@ class RunAuthority(ExecutionAuthority):
             self._set_scan_options(name)
             scope = self._file_scope(name, published)
             frame = _scoped(frame, scope)
-            written = self.store.overwrite(name, frame, OUTPUT_SCHEMAS[name], fingerprint, self.run_id, scope)
+            written = self.store.overwrite(name, frame, OUTPUT_SCHEMAS[name], fingerprint, self.run_id, scope,
+                                           self._owner(name))
             version = written.version
             outcome = "published"
         self._record(name, self.policy.cache[name].cache, outcome, written, fingerprint, frame, scope=scope)

@@ -20,6 +20,7 @@ from deltalake.exceptions import TableNotFoundError
 from pyarrow import fs
 
 from relspec.catalog import RELEASES_TABLE, RUNS_TABLE, DatasetCatalog, FileScope, StagedResult, TableStore
+from relspec.maintenance import CLUSTER_FILE_BYTES
 from relspec.provenance import PROVENANCE_SCHEMAS
 from relspec.releases import RELEASE_SCHEMA
 from relspec.runs import RUN_SCHEMA
@@ -182,29 +183,33 @@ class DeltaTableStore(TableStore):
         the version of the commit that last changed them (compaction and vacuum change none), so
         views over the table keep their staged results."""
         declared = _DECLARATIONS[name].arrow_schema()
-        rows = rows.cast(physical_schema(declared))
+        owner = _DECLARATIONS[name].require(SemanticType.FILE_ID).name
+        rows = _clustered(rows.cast(physical_schema(declared)), owner)
         table = self._table(name)
         if table is None or file_ids is None:
-            return self._write(name, rows, mode="overwrite", description=semantic_description(declared))
+            return self._write(name, rows, mode="overwrite", description=semantic_description(declared),
+                               target_file_size=CLUSTER_FILE_BYTES)
         if not file_ids:
             return _data_version(table)
-        owner = _DECLARATIONS[name].require(SemanticType.FILE_ID).name
         scope = FileScope(owner, tuple(file_ids))
         current = _scan(table, where=scope.predicate())
         if _same_rows(current, rows):
             return _data_version(table)
-        return self._write(name, rows, mode="overwrite", predicate=scope.predicate())
+        return self._write(name, rows, mode="overwrite", predicate=scope.predicate(),
+                           target_file_size=CLUSTER_FILE_BYTES)
 
     def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema,
                   fingerprint: str | None = None, run_id: str | None = None,
-                  scope: FileScope | None = None) -> StagedResult:
+                  scope: FileScope | None = None, cluster_by: str | None = None) -> StagedResult:
         metadata = {FINGERPRINT_KEY: fingerprint, RUN_KEY: run_id or ""} if fingerprint else None
         return self._overwrite(self.catalog.location(name), data, physical_schema(schema), metadata, scope,
-                               description=semantic_description(schema))
+                               cluster_by, description=semantic_description(schema))
 
     def _overwrite(self, location: str, data: DataFrame | pa.Table, schema: pa.Schema,
-                   metadata: dict[str, str] | None, scope: FileScope | None, **options: object) -> StagedResult:
-        """One commit replacing the table at ``location`` (with ``scope``: the rows of its files)."""
+                   metadata: dict[str, str] | None, scope: FileScope | None, cluster_by: str | None,
+                   **options: object) -> StagedResult:
+        """One commit replacing the table at ``location`` (with ``scope``: the rows of its files),
+        clustered by ``cluster_by`` if given."""
         before = self._open(location)
         scoped = scope is not None and before is not None
         rows_before = _row_count(pa.table(before.get_add_actions(flatten=True))) if before is not None else 0
@@ -212,6 +217,9 @@ class DeltaTableStore(TableStore):
             options["predicate"] = scope.predicate()  # type: ignore[union-attr]
         else:
             options["schema_mode"] = "overwrite"
+        if cluster_by is not None:
+            data = _clustered(data, cluster_by)
+            options["target_file_size"] = CLUSTER_FILE_BYTES
         with _pumped(data, schema) as rows:
             write_deltalake(location, rows, mode="overwrite", storage_options=self.storage_options,
                             commit_properties=CommitProperties(custom_metadata=metadata), **options)  # type: ignore[arg-type]
@@ -237,10 +245,10 @@ class DeltaTableStore(TableStore):
         return None if table is None else table.version()
 
     def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str, run_id: str,
-              scope: FileScope | None = None) -> StagedResult:
+              scope: FileScope | None = None, cluster_by: str | None = None) -> StagedResult:
         metadata = {FINGERPRINT_KEY: fingerprint, RUN_KEY: run_id}
         return self._overwrite(self.catalog.staging_location(view), data, physical_schema(schema, nullable=True),
-                               metadata, scope)
+                               metadata, scope, cluster_by)
 
     def staged_views(self) -> tuple[str, ...]:
         filesystem, folder = fs.FileSystem.from_uri(self._staging_root())
@@ -300,6 +308,16 @@ def _written_result(table: DeltaTable) -> tuple[str, str] | None:
             return str(commit[FINGERPRINT_KEY]), str(commit.get(RUN_KEY, ""))
         return None
     return None
+
+
+def _clustered(data: DataFrame | pa.Table, column: str) -> pa.Table:
+    """``data`` sorted by ``column``, in one batch: written in files of `CLUSTER_FILE_BYTES`, each file
+    then holds a narrow range of it (see `relspec.maintenance.CLUSTER_FILE_BYTES`). One batch, because
+    the Delta writer deals a stream's batches out to parallel writers, each with files of its own,
+    and so loses the order (delta-rs writes one batch in order)."""
+    if isinstance(data, DataFrame):
+        return data.sort(col(column).sort()).to_arrow_table().combine_chunks()
+    return data.sort_by(column).combine_chunks()
 
 
 def _row_count(actions: pa.Table) -> int:

@@ -19,6 +19,7 @@ from deltalake.fs import DeltaStorageHandler
 from pyarrow.fs import FileSelector, PyFileSystem
 
 from relspec.maintenance import (
+    CLUSTER_FILE_BYTES,
     MaintenanceDecision,
     MaintenancePolicy,
     MaintenanceRecord,
@@ -103,7 +104,10 @@ def write_outcome(table_uri: str, policy: MaintenancePolicy, storage_options: St
 def _execute(table: DeltaTable, decision: MaintenanceDecision, policy: MaintenancePolicy,
              keep_versions: list[int] | None) -> None:
     # Checkpoint last, so it covers the commits compaction and vacuum (two: START and END) add.
-    if decision.compact:
+    # A z-order over one column sorts by (a prefix of) it: file ids are hashes, their prefixes differ.
+    if decision.compact and policy.cluster_by:
+        table.optimize.z_order([policy.cluster_by], target_size=CLUSTER_FILE_BYTES, max_concurrent_tasks=1)
+    elif decision.compact:
         table.optimize.compact()
     if decision.vacuum:
         table.vacuum(retention_hours=policy.vacuum_retention_hours, dry_run=False, enforce_retention_duration=False,

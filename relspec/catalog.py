@@ -113,9 +113,10 @@ class TableStore(abc.ABC):
     @abc.abstractmethod
     def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema,
                   fingerprint: str | None = None, run_id: str | None = None,
-                  scope: FileScope | None = None) -> StagedResult:
+                  scope: FileScope | None = None, cluster_by: str | None = None) -> StagedResult:
         """Atomically replace the whole table (or, with ``scope``, the rows of its files), recording
-        ``fingerprint`` and the run that wrote it; return the version and the rows written and replaced."""
+        ``fingerprint`` and the run that wrote it; return the version and the rows written and replaced.
+        ``cluster_by``: the column naming each row's file, which the table's data files are clustered by."""
 
     @abc.abstractmethod
     def published_result(self, name: str) -> tuple[str, str] | None:
@@ -145,9 +146,9 @@ class TableStore(abc.ABC):
 
     @abc.abstractmethod
     def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str, run_id: str,
-              scope: FileScope | None = None) -> StagedResult:
+              scope: FileScope | None = None, cluster_by: str | None = None) -> StagedResult:
         """Write a view's result to its staging table (or, with ``scope``, replace the rows of its
-        files), recording its fingerprint and run."""
+        files), recording its fingerprint and run; ``cluster_by`` as for `overwrite`."""
 
     @abc.abstractmethod
     def register(self, session: SessionContext, name: str, version: int | None = None) -> None:

@@ -34,14 +34,23 @@ class WriteOutcome(msgspec.Struct, frozen=True):
     versions_since_vacuum: int
 
 
-class MaintenancePolicy(msgspec.Struct, frozen=True):
-    """Thresholds of the maintenance decision; a threshold of 0 or less disables its action."""
+# A table whose rows belong to source files is written sorted by its file column, in data files of
+# about this size: replacing one file's rows then rewrites the data file that holds them, not the
+# table (Delta prunes the replace by each data file's min/max of that column).
+CLUSTER_FILE_BYTES = 4 * 1024 * 1024
 
-    small_file_bytes: int = 8 * 1024 * 1024
+
+class MaintenancePolicy(msgspec.Struct, frozen=True):
+    """Thresholds of the maintenance decision; a threshold of 0 or less disables its action.
+    ``cluster_by``: the table is clustered by that column (see `CLUSTER_FILE_BYTES`), and compaction
+    keeps it so (it sorts by the column) instead of packing files in any order."""
+
+    small_file_bytes: int = CLUSTER_FILE_BYTES // 4
     compact_min_small_files: int = 8
     checkpoint_every_versions: int = 10
     vacuum_every_versions: int = 20
     vacuum_retention_hours: int = 168
+    cluster_by: str | None = None
 
 
 class MaintenanceDecision(msgspec.Struct, frozen=True):

@@ -17,8 +17,10 @@ from relspec.catalog import LOG_TABLES
 from relspec.machine import available_cores
 from relspec.maintenance import MaintenancePolicy
 from relspec.view_graph import ViewGraph
+from semantics.entities import EXTRACTION_ENTITIES
 from semantics.inference import InferenceConfidence
 from semantics.ir import CACHE_POLICIES, CachePolicy, SemanticIR, SemanticPlan
+from semantics.types import SemanticType
 
 if TYPE_CHECKING:  # the extractor itself is not loaded to plan (a reader of the run records imports this)
     from semantics.extract.files import FileTask
@@ -95,7 +97,8 @@ ViewMaintenanceMode = Literal["full", "by_file"]
 class ViewMaintenance(msgspec.Struct, frozen=True):
     """How a written view (staged or published) is kept up to date from one build to the next:
     ``by_file`` recomputes the rows of the files that changed and replaces exactly those (in column
-    ``owner``); ``full`` recomputes and rewrites it whole."""
+    ``owner``); ``full`` recomputes and rewrites it whole. ``owner`` is the column naming each row's file
+    in a file-local view whatever its mode (None: the view is not file-local); its table is clustered by it."""
 
     mode: ViewMaintenanceMode
     owner: str | None
@@ -193,7 +196,7 @@ def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str
                                       "whole costs less than replacing most of its rows")
         else:
             mode = "by_file" if locality.local else "full"
-        choices[view] = ViewMaintenance(mode, locality.owner if mode == "by_file" else None,  # type: ignore[arg-type]
+        choices[view] = ViewMaintenance(mode, locality.owner,  # type: ignore[arg-type]
                                         InferenceConfidence("view_maintenance", mode, 1.0, evidence))
     return choices
 
@@ -285,6 +288,10 @@ def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy]) -> Mat
     return MaterializationStrategy(registration=registration)
 
 
+# The extraction tables' file columns: by-file replaces match on them, so the tables are clustered by them.
+_FILE_COLUMNS = {entity.table: entity.require(SemanticType.FILE_ID).name for entity in EXTRACTION_ENTITIES}
+
+
 def compile_maintenance(tables: tuple[str, ...], stats: dict[str, TableStats]) -> dict[str, MaintenanceChoice]:
     """Maintenance thresholds per table the build owns, by its size tier: big tables checkpoint more
     often (their logs grow costly to replay) and tolerate more small files before compacting. Vacuum
@@ -301,6 +308,9 @@ def compile_maintenance(tables: tuple[str, ...], stats: dict[str, TableStats]) -
         tier = size_tier(stats[name].rows) if known else "small"
         evidence = (f"{stats[name].rows:,} rows: {tier} tier" if known else "not built yet: small tier",)
         policy = by_tier[tier]
+        if name in _FILE_COLUMNS:
+            policy = msgspec.structs.replace(policy, cluster_by=_FILE_COLUMNS[name])
+            evidence += (f"rows owned by source files: clustered by {_FILE_COLUMNS[name]}",)
         if name in LOG_TABLES:  # read at their latest version, by a session opened any time before
             policy = msgspec.structs.replace(policy, **_LOG_VACUUM)
             evidence += (f"a log: vacuum keeps what the last {LOG_RETENTION_HOURS} hours' versions read",)
