@@ -13,6 +13,7 @@ from relspec.policy import (
     MaintenanceChoice,
     MaterializationStrategy,
     ScanPolicy,
+    StagingMedium,
     TableStats,
     ValidationMode,
     ViewMaintenance,
@@ -73,9 +74,13 @@ def scan_policy(view_graph: ViewGraph, table_statistics: dict[str, TableStats]) 
 
 
 @tag(role="policy")
-def materialization(optimized_ir: SemanticIR, cache_policies: dict[str, ViewPolicy]) -> MaterializationStrategy:
-    """Where staged views go and how each is registered for its readers."""
-    return compile_registration(optimized_ir, cache_policies)
+def materialization(optimized_ir: SemanticIR, cache_policies: dict[str, ViewPolicy],
+                    table_statistics: dict[str, TableStats], file_manifest: FileManifest,
+                    staging: StagingMedium = "auto") -> MaterializationStrategy:
+    """Where staged views go (a staging table, or memory on a small code base) and how each is
+    registered for its readers."""
+    source_bytes = sum(len(task.raw) for task in file_manifest.tasks)
+    return compile_registration(optimized_ir, cache_policies, table_statistics, source_bytes, staging)
 
 
 @tag(role="policy")

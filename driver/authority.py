@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 from datafusion import DataFrame, SessionContext, col, lit
 from datafusion.functions import in_list
 from hamilton.function_modifiers import tag
@@ -58,6 +59,7 @@ class RunAuthority(ExecutionAuthority):
         self._fingerprints: dict[str, str] = {}  # view -> its fingerprint over the frames it was given
         self._frames: dict[str, tuple[DataFrame, str]] = {}  # view -> the frame its readers get, its fingerprint
         self._started: dict[str, float] = {}
+        self._held: dict[str, pa.Table] = {}  # staged views held in memory, until their loader registers them
         # What a by-file update starts from: the files whose rows changed since the current release
         # (None: no release to change), and each view's fingerprint over that release's sources.
         self.changed_files = changed_files
@@ -115,12 +117,13 @@ class RunAuthority(ExecutionAuthority):
 
     def stage(self, query: StagedQuery) -> dict[str, object]:
         name, fingerprint = query.view, query.fingerprint
-        location = self.store.catalog.staging_location(name)
+        in_memory = self._held_in_memory(name)
+        location = None if in_memory else self.store.catalog.staging_location(name)
         written: StagedResult | None = None
         run: FixpointRun | None = None
         frame: DataFrame | None = None  # built, written and dropped here: a frame kept to the end of the run
         scope: FileScope | None = None
-        staged = self.store.staged_result(name)
+        staged = None if in_memory else self.store.staged_result(name)
         if self._reusable(staged, fingerprint):  # keeps alive much of what its plan read
             outcome: Outcome = "reused"
         else:
@@ -134,15 +137,25 @@ class RunAuthority(ExecutionAuthority):
                 source = f"SELECT * FROM {_fixpoint_result(name)}"
             scope = self._file_scope(name, staged)
             frame = _scoped(self.session.sql(_conformed_sql(view, source)), scope)
-            schema = EntityDecl(name, name, "view", view.columns).arrow_schema()
-            written = self.store.stage(name, frame, schema, fingerprint, self.run_id, scope, self._owner(name))
+            if in_memory:
+                self._held[name] = frame.to_arrow_table()
+                written = StagedResult(rows=self._held[name].num_rows, version=-1)
+                outcome = "computed_in_memory"
+            else:
+                schema = EntityDecl(name, name, "view", view.columns).arrow_schema()
+                written = self.store.stage(name, frame, schema, fingerprint, self.run_id, scope, self._owner(name))
+                outcome = "computed_staged"
             _replace_table(self.session, _fixpoint_result(name))  # the staged table stands for it now
-            outcome = "computed_staged"
         self._fingerprints[name] = fingerprint
         self._record(name, "delta_staging", outcome, written, fingerprint, frame, run, scope)
         rows = written.rows if written is not None else None
-        return {"table_uri": location, "version": self.store.staged_version(name), "rows": rows,
-                "fingerprint": fingerprint, "outcome": outcome}
+        version = None if in_memory else self.store.staged_version(name)
+        return {"table_uri": location, "version": version, "rows": rows, "fingerprint": fingerprint,
+                "outcome": outcome}
+
+    def _held_in_memory(self, name: str) -> bool:
+        choice = self.policy.materialization.registration.get(name)
+        return choice is not None and choice.registration == "memory"
 
     def _register_datasets(self, view: EmittedView) -> None:
         """The staged inputs the policy registers as datasets, read into memory before ``view`` is
@@ -177,8 +190,12 @@ class RunAuthority(ExecutionAuthority):
     def load_staged(self, name: str) -> DataFrame:
         """A staged view for its readers: the Delta table's scan. One the policy registers as a dataset
         (for a recursive reader, which re-scans it) is read into memory when such a reader computes,
-        not here: a rebuild that reuses every recursive view never reads it."""
-        self.store.register_staged(self.session, name, "delta")
+        not here: a rebuild that reuses every recursive view never reads it. One the policy holds in
+        memory is the table its saver computed."""
+        if name in self._held:
+            register_in_memory(self.session, name, self._held.pop(name))
+        else:
+            self.store.register_staged(self.session, name, "delta")
         frame = self.session.table(name)
         self._frames[name] = (frame, self._fingerprints[name])
         return frame
@@ -290,6 +307,8 @@ STAGING_MAINTENANCE = MaintenancePolicy(compact_min_small_files=0, checkpoint_ev
 NOT_STAGED_REASON = "remove.not_staged_by_policy"
 # A table with no commit since the last maintenance: measuring it again would find what that one left.
 UNCHANGED_REASON = "skip.unchanged_since_maintenance"
+# A table its first commit just made: files of the writer's size, no older version to vacuum, no log to checkpoint.
+NEW_TABLE_REASON = "skip.new_table"
 
 
 class BuildLockHolder(GraphExecutionHook):
@@ -324,7 +343,8 @@ def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int], c
     vacuum keeps the versions the last `KEPT_RELEASES` releases name (rollback, replay) and the
     table's latest; every other unreferenced file goes.
 
-    A table still at the version the current release names had no commit since the maintenance of
+    A table its first commit just made (version 0) has nothing to maintain (`NEW_TABLE_REASON`). A
+    table still at the version the current release names had no commit since the maintenance of
     the build that made the release: it is recorded as skipped (`UNCHANGED_REASON`), not measured."""
     kept = release_log[-KEPT_RELEASES:]
     current = current_release(release_log)
@@ -338,6 +358,9 @@ def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int], c
         if version == maintained.get(name):
             records.append(_unchanged(dataset_name(location), version))
             continue
+        if version == 0:
+            records.append(_unchanged(dataset_name(location), version, NEW_TABLE_REASON))
+            continue
         keep = sorted({release.versions[name] for release in kept if name in release.versions})
         records.append(maintain(location, compiled_policy.maintenance[name].policy, keep_versions=keep))
     return (*records, *_maintain_staging(compiled_policy, table_store, _reused_staged(execution_authority)))
@@ -349,9 +372,8 @@ def _reused_staged(authority: ExecutionAuthority) -> frozenset[str]:
                      if outcome.policy == "delta_staging" and outcome.outcome == "reused")
 
 
-def _unchanged(dataset: str, version: int) -> MaintenanceRecord:
-    decision = MaintenanceDecision(dataset, compact=False, checkpoint=False, vacuum=False,
-                                   reasons=(UNCHANGED_REASON,))
+def _unchanged(dataset: str, version: int, reason: str = UNCHANGED_REASON) -> MaintenanceRecord:
+    decision = MaintenanceDecision(dataset, compact=False, checkpoint=False, vacuum=False, reasons=(reason,))
     return MaintenanceRecord(dataset, decision, version_before=version, version_after=version, files_before=-1,
                              files_after=-1, seconds=0.0)
 
@@ -362,11 +384,16 @@ def _maintain_staging(policy: CompiledExecutionPolicy, store: TableStore,
     staged result is reused by fingerprint), and one whose result this run reused is skipped
     unmeasured; those the policy no longer stages are removed."""
     records = []
-    staged = {view for view, choice in policy.cache.items() if choice.cache == "delta_staging"}
+    in_memory = {view for view, choice in policy.materialization.registration.items()
+                 if choice.registration == "memory"}
+    staged = {view for view, choice in policy.cache.items() if choice.cache == "delta_staging"} - in_memory
     for view in store.staged_views():
         location = store.catalog.staging_location(view)
         if view in reused:
             records.append(_unchanged(view, -1))
+            continue
+        if view in staged and store.staged_version(view) == 0:
+            records.append(_unchanged(view, 0, NEW_TABLE_REASON))
             continue
         if view in staged:
             records.append(maintain(location, STAGING_MAINTENANCE))

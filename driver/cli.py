@@ -132,6 +132,10 @@ def cli() -> None:
     """Build a Code Property Graph of a Python code base as Delta Lake tables, and query it."""
 
 
+_STAGING_HELP = ("Where staged views go: auto holds them in memory on a small code base and writes staging "
+                 "tables otherwise; delta or memory always there.")
+
+
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--out", "-o", "out", required=True, type=click.Path(path_type=str), metavar="DIR",
@@ -154,10 +158,12 @@ def cli() -> None:
               "(by default, wait for it to finish).")
 @click.option("--full", is_flag=True, help="Extract every file and recompute every view whole (by default, "
               "a rebuild extracts the changed files and updates the file-local views by file).")
+@click.option("--staging", type=click.Choice(["auto", "delta", "memory"]), default="auto", show_default=True,
+              help=_STAGING_HELP)
 @_option_errors
 def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tuple[str, ...],
           max_file_bytes: int, cache_policy: tuple[str, ...], validation: str, quiet: bool, track: bool,
-          project_id: int, no_wait: bool, full: bool) -> None:
+          project_id: int, no_wait: bool, full: bool, staging: str) -> None:
     """Build the CPG of the code base at PATH into DIR."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -172,7 +178,7 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
     except ValueError as err:
         raise CliError(str(err)) from None
     options = {"jobs": jobs, "include": list(include), "exclude": list(exclude), "max_file_bytes": max_file_bytes,
-               "cache_overrides": overrides, "validation_mode": validation}
+               "cache_overrides": overrides, "validation_mode": validation, "staging": staging}
     root = check_build_options(path, out, **options)  # type: ignore[arg-type]
     output = _writable_output(Path(out))
     started = time.perf_counter()
@@ -282,9 +288,11 @@ def query(out: Path, sql: str, output_format: str, run_id: str | None) -> None:
               help="A build folder whose table statistics the policy should weigh (default: none).")
 @click.option("--cache-policy", "cache_policy", multiple=True, metavar="VIEW=POLICY",
               help="Override a view's compiled cache policy (repeatable).")
+@click.option("--staging", type=click.Choice(["auto", "delta", "memory"]), default="auto", show_default=True,
+              help=_STAGING_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_option_errors
-def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], as_json: bool) -> None:
+def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], staging: str, as_json: bool) -> None:
     """Show the compiled plan for PATH without running it: views, joins, policy, validation."""
     from rich.table import Table
 
@@ -300,7 +308,7 @@ def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], as_json: b
     root = check_source_root(path)
     with tempfile.TemporaryDirectory(prefix="cpgflow-plan-") as scratch:
         statistics_from = out.resolve() if out is not None else Path(scratch)
-        results = plan_driver(root, statistics_from, cache_overrides=overrides).execute(
+        results = plan_driver(root, statistics_from, cache_overrides=overrides, staging=staging).execute(  # type: ignore[arg-type]
             ["optimized_ir", "discovery", "compiled_policy", "validation", "view_graph"])
     report = plan_report(results["optimized_ir"], results["discovery"], results["compiled_policy"],
                          results["validation"], results["view_graph"])

@@ -35,7 +35,7 @@ from driver.lock import BuildLock, restore_release
 from driver.materializers import view_loaders, view_savers
 from driver.options import BuildOptionError, check_build_options
 from relspec.catalog import DatasetCatalog, TableStore
-from relspec.policy import CompiledExecutionPolicy, ValidationMode
+from relspec.policy import CompiledExecutionPolicy, StagingMedium, ValidationMode
 from relspec.releases import current_release
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
 from semantics.ir import CachePolicy
@@ -90,6 +90,7 @@ def build_driver(
     modules: Sequence[ModuleType] = (),
     lock_timeout: float | None = None,
     full: bool = False,
+    staging: StagingMedium = "auto",
 ) -> hamilton_driver.Driver:
     """A Hamilton driver that builds the CPG of ``source_root`` into ``output_dir``.
 
@@ -105,7 +106,9 @@ def build_driver(
     ({view: policy}) win over the compiled cache policies; ``validation_mode="error"`` stops a run
     that fails validation before it writes anything. ``full=True`` extracts every file again and
     recomputes every view whole, where a build otherwise updates the views that are file-local by
-    file (see `cpgflow plan`). A wrong option raises
+    file (see `cpgflow plan`). ``staging`` says where staged views go: "auto" (default) holds them in
+    memory on a small code base and writes staging tables otherwise; "delta" and "memory" force one.
+    A wrong option raises
     `driver.options.BuildOptionError` (a ValueError) before anything is written.
 
     One build writes an output folder at a time: the folder's lock is held while the build is planned
@@ -117,7 +120,7 @@ def build_driver(
     """
     planning = plan_driver(source_root, output_dir, jobs=jobs, include=include, exclude=exclude,
                            max_file_bytes=max_file_bytes, cache_overrides=cache_overrides,
-                           validation_mode=validation_mode, full=full)
+                           validation_mode=validation_mode, full=full, staging=staging)
     if output_dir is None:
         return planning
     lock = BuildLock(planning.config["output_dir"], timeout=lock_timeout)
@@ -180,13 +183,14 @@ def plan_driver(
     cache_overrides: dict[str, CachePolicy] | None = None,
     validation_mode: ValidationMode = "warn",
     full: bool = False,
+    staging: StagingMedium = "auto",
 ) -> hamilton_driver.Driver:
     """The planning driver: ``dr.execute(["compiled_policy", "validation"])`` plans a build of
     ``source_root`` into ``output_dir`` (whose tables' statistics the policy weighs) without running
     it. The semantic plan alone (``dr.execute(["optimized_ir"])``) needs no ``output_dir``."""
     root = check_build_options(source_root, output_dir, jobs=jobs, include=include, exclude=exclude,
                                max_file_bytes=max_file_bytes, cache_overrides=cache_overrides or {},
-                               validation_mode=validation_mode)
+                               validation_mode=validation_mode, staging=staging)
     config: dict[str, object] = {
         "source_root": str(root),
         "jobs": jobs,
@@ -196,6 +200,7 @@ def plan_driver(
         "cache_overrides": dict(cache_overrides or {}),
         "validation_mode": validation_mode,
         "full_rebuild": bool(full),
+        "staging": staging,
     }
     builder = hamilton_driver.Builder().with_modules(*PLANNING_MODULES)
     if output_dir is not None:

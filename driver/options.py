@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import get_args
 
-from relspec.policy import ValidationMode
+from relspec.policy import StagingMedium, ValidationMode
 from semantics.ir import CACHE_POLICIES
 from semantics.views import OUTPUTS, discover_specs
 
@@ -63,6 +63,12 @@ def check_validation_mode(mode: object) -> None:
         raise BuildOptionError("validation_mode", f"must be one of {', '.join(modes)}, not {mode!r}")
 
 
+def check_staging(staging: object) -> None:
+    media = get_args(StagingMedium)
+    if staging not in media:
+        raise BuildOptionError("staging", f"must be one of {', '.join(media)}, not {staging!r}")
+
+
 def check_globs(option: str, globs: Sequence[str]) -> None:
     if isinstance(globs, str) or not all(isinstance(glob, str) and glob for glob in globs):
         raise BuildOptionError(option, f"must be a list of non-empty glob strings, not {globs!r}")
@@ -89,7 +95,8 @@ def check_cache_overrides(overrides: Mapping[str, str]) -> None:
 
 def check_build_options(source_root: str | Path, output_dir: str | Path | None, *, jobs: object,
                         include: Sequence[str], exclude: Sequence[str], max_file_bytes: object,
-                        cache_overrides: Mapping[str, str], validation_mode: object) -> Path:
+                        cache_overrides: Mapping[str, str], validation_mode: object,
+                        staging: object = "auto") -> Path:
     """Every check above; returns the resolved source root."""
     root = check_source_root(source_root)
     check_output(output_dir)
@@ -99,4 +106,5 @@ def check_build_options(source_root: str | Path, output_dir: str | Path | None, 
     check_max_file_bytes(max_file_bytes)
     check_cache_overrides(cache_overrides)
     check_validation_mode(validation_mode)
+    check_staging(staging)
     return root

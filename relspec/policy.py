@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from relspec.catalog import LOG_TABLES
+from relspec.catalog import EXTRACT_TABLES, LOG_TABLES
 from relspec.machine import available_cores
 from relspec.maintenance import MaintenancePolicy
 from relspec.view_graph import ViewGraph
@@ -27,12 +27,17 @@ if TYPE_CHECKING:  # the extractor itself is not loaded to plan (a reader of the
     from semantics.locality import Locality
 
 ValidationMode = Literal["warn", "error"]
-Registration = Literal["delta", "dataset"]
+Registration = Literal["delta", "dataset", "memory"]
+StagingMedium = Literal["auto", "delta", "memory"]  # where staged views go: by the workload's size, or always there
 
 # A view that only scans source tables totalling fewer rows than this is cheaper to recompute in each
 # reader than to write and read back. Only such leaf views are inlined: inlining views built on other
 # views grows the readers' plans until DataFusion's optimizer stalls (measured on the fixture suite).
 STAGING_MIN_ROWS = 20_000
+# A first build has no table statistics: it estimates the rows of its largest extraction table from the
+# bytes of source it extracts, at the rate measured on the standard library (ex_flows: 1.6M rows from
+# 31.5 MB of source, one row per 20 bytes).
+ROWS_PER_SOURCE_BYTE = 0.05
 # Table-size tiers shared by every size-based decision.
 SIZE_TIERS: tuple[tuple[str, int], ...] = (("small", 100_000), ("medium", 2_000_000), ("large", 2**63 - 1))
 # A table read that spans more files than this is scanned with pushed-down filters, whatever its rows.
@@ -67,8 +72,9 @@ class ScanPolicy(msgspec.Struct, frozen=True):
 
 
 class RegistrationChoice(msgspec.Struct, frozen=True):
-    # `dataset` (an Arrow dataset, which a recursive query can re-scan) or `delta` (the Delta
-    # provider: file statistics and pruning)
+    # `delta`: written to a staging table and read through the Delta provider (file statistics and
+    # pruning; a later run reuses it or updates it by file); `dataset`: written so, and read into memory
+    # for a recursive reader, which re-scans it; `memory`: held in memory for this run only, no table
     registration: Registration
     confidence: InferenceConfidence
 
@@ -255,7 +261,32 @@ def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats]) -> ScanP
     return ScanPolicy(session=scan_options(stats), views=views)
 
 
-def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy]) -> MaterializationStrategy:
+def workload_rows(stats: dict[str, TableStats], source_bytes: int) -> tuple[int, str]:
+    """The rows of the code base's largest extraction table: measured by the last build, else
+    estimated from ``source_bytes`` (the source a first build extracts); with how it was found."""
+    measured = [stats[name].rows for name in EXTRACT_TABLES if name in stats]
+    if measured:
+        return max(measured), "measured by the last build"
+    return round(source_bytes * ROWS_PER_SOURCE_BYTE), (
+        f"estimated from {source_bytes:,} bytes of source at {ROWS_PER_SOURCE_BYTE} rows a byte (no table yet)")
+
+
+def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats: dict[str, TableStats],
+                         source_bytes: int, staging: StagingMedium = "auto") -> MaterializationStrategy:
+    """How each staged view is held for its readers. On a small code base (its largest extraction
+    table in the small tier) in memory for the run: writing, reading back and maintaining a staging
+    table costs more than computing the view again in the next run. Otherwise in a staging table,
+    read through the Delta provider, or into memory for a recursive reader (which re-scans it).
+    ``staging`` = "delta" or "memory" decides for every view, whatever the size."""
+    rows, found = workload_rows(stats, source_bytes)
+    small = size_tier(rows) == "small"
+    memory = staging == "memory" or (staging == "auto" and small)
+    if staging != "auto":
+        held = (f"staging={staging} was asked for",)
+        held_score = 1.0
+    else:
+        held = (f"largest extraction table: {rows:,} rows ({found}): {size_tier(rows)} tier",)
+        held_score = 1.0 if stats else 0.6
     recursive_readers: dict[str, list[str]] = {}
     fixpoint_readers: dict[str, list[str]] = {}
     for view in ir.views:
@@ -274,16 +305,21 @@ def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy]) -> Mat
         if policy.cache != "delta_staging":
             continue
         readers = recursive_readers.get(name)
-        if readers:
-            evidence = (f"re-scanned by recursive view {', '.join(readers)}: a Delta scan runs once per plan",)
-            choice = RegistrationChoice("dataset", InferenceConfidence("registration", "dataset", 1.0, evidence))
+        if memory:
+            evidence = (*held, "held in memory for this run: no staging table to write, read back and maintain, "
+                        "and none for a later run to reuse")
+            choice = RegistrationChoice("memory", InferenceConfidence("registration", "memory", held_score, evidence))
+        elif readers:
+            evidence = (f"re-scanned by recursive view {', '.join(readers)}: a Delta scan runs once per plan", *held)
+            choice = RegistrationChoice("dataset", InferenceConfidence("registration", "dataset", held_score,
+                                                                       evidence))
         elif name in fixpoint_readers:
             evidence = (f"read by fixpoint view {', '.join(fixpoint_readers[name])} in plain queries, and no "
-                        "recursive query re-scans it: the Delta provider, not a copy held in memory",)
-            choice = RegistrationChoice("delta", InferenceConfidence("registration", "delta", 1.0, evidence))
+                        "recursive query re-scans it: the Delta provider, not a copy held in memory", *held)
+            choice = RegistrationChoice("delta", InferenceConfidence("registration", "delta", held_score, evidence))
         else:
-            evidence = ("no recursive reader: the Delta provider keeps file statistics and pruning",)
-            choice = RegistrationChoice("delta", InferenceConfidence("registration", "delta", 1.0, evidence))
+            evidence = ("no recursive reader: the Delta provider keeps file statistics and pruning", *held)
+            choice = RegistrationChoice("delta", InferenceConfidence("registration", "delta", held_score, evidence))
         registration[name] = choice
     return MaterializationStrategy(registration=registration)
 

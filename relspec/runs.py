@@ -19,7 +19,8 @@ from relspec.maintenance import MaintenanceRecord
 from relspec.validation import ValidationIssue
 from semantics.ir import CachePolicy, SemanticPlan
 
-Outcome = Literal["lazy", "computed_staged", "reused", "published"]  # reused: staged or published before
+# reused: staged or published before; computed_in_memory: staged, held in memory for the run (no table)
+Outcome = Literal["lazy", "computed_staged", "computed_in_memory", "reused", "published"]
 # released: checked and made current; quarantined: written but failed the data checks, not released
 RunStatus = Literal["released", "quarantined", "failed_validation", "failed"]
 

@@ -1,5 +1,8 @@
 """Execution authority: the compiled policy is obeyed by the materializers, proved from what ran
-(DataFusion plans, Delta tables on disk, run records); validation gates the run; runs are recorded."""
+(DataFusion plans, Delta tables on disk, run records); validation gates the run; runs are recorded.
+
+The builds here ask for staging tables (``staging="delta"``): a fixture this small would have its
+staged views held in memory by default (tests/test_memory_staging.py)."""
 
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ def code(tmp_path: Path) -> Path:
 
 def test_policies_are_obeyed_as_seen_in_datafusion_plans_and_on_disk(code: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    dr = build_driver(code, out, jobs=1)
+    dr = build_driver(code, out, jobs=1, staging="delta")
     results = dr.execute(["build_summary", "compiled_policy", "name_keys"])
     policy = results["compiled_policy"]
     record = _runs(out)[-1]
@@ -65,7 +68,7 @@ def test_policies_are_obeyed_as_seen_in_datafusion_plans_and_on_disk(code: Path,
 
 def test_an_override_to_none_inlines_the_view_into_its_readers(code: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    results = build_driver(code, out, jobs=1, cache_overrides={"name_uses": "none"}).execute(
+    results = build_driver(code, out, jobs=1, staging="delta", cache_overrides={"name_uses": "none"}).execute(
         ["build_summary", "compiled_policy", "name_keys"])
     view_policy = results["compiled_policy"].cache["name_uses"]
     assert view_policy.cache == "none" and view_policy.override
@@ -78,8 +81,8 @@ def test_an_override_to_none_inlines_the_view_into_its_readers(code: Path, tmp_p
 def test_unchanged_rebuild_reuses_every_staged_view_and_an_edit_recomputes_exactly_downstream(
         code: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    build_driver(code, out, jobs=1).execute(["build_summary"])
-    build_driver(code, out, jobs=1).execute(["build_summary"])
+    build_driver(code, out, jobs=1, staging="delta").execute(["build_summary"])
+    build_driver(code, out, jobs=1, staging="delta").execute(["build_summary"])
     second = _runs(out)[-1]
     staged = [o for o in second.views if o.policy == "delta_staging"]
     assert staged and all(o.outcome == "reused" for o in staged)
@@ -88,7 +91,7 @@ def test_unchanged_rebuild_reuses_every_staged_view_and_an_edit_recomputes_exact
     # tables where the file has no rows keep their versions
     money = code / "shop" / "money.py"
     money.write_text(money.read_text() + "\n\ndef halve(x):\n    return x / 2\n")
-    results = build_driver(code, out, jobs=1).execute(["build_summary", "semantic_plan"])
+    results = build_driver(code, out, jobs=1, staging="delta").execute(["build_summary", "semantic_plan"])
     third = _runs(out)[-1]
     changed = {name for name, version in third.package.source_versions.items()
                if second.package.source_versions.get(name) != version}
@@ -127,7 +130,7 @@ def test_a_run_that_fails_part_way_is_recorded(code: Path, tmp_path: Path,
     import pyarrow as pa
 
     out = tmp_path / "out"
-    dr = build_driver(code, out, jobs=1)
+    dr = build_driver(code, out, jobs=1, staging="delta")
     broken = datafusion.SessionContext().from_arrow(pa.table({"nothing": [1]}))
     with pytest.raises(ValueError, match="No field named"):
         dr.execute(["build_summary"], overrides={"inherits_edges": broken})
@@ -144,7 +147,7 @@ def test_a_default_build_validates_clean(code: Path, tmp_path: Path) -> None:
     """Every view's SQL (the fixpoint program's comments and rule names included) passes validation:
     e.g. no word followed by a parenthesis is taken for a function the engine lacks."""
     out = tmp_path / "out"
-    build_driver(code, out, jobs=1).execute(["build_summary"])
+    build_driver(code, out, jobs=1, staging="delta").execute(["build_summary"])
     (record,) = _runs(out)
     assert record.status == "released"
     assert record.validation == ()
@@ -153,7 +156,8 @@ def test_a_default_build_validates_clean(code: Path, tmp_path: Path) -> None:
 def test_the_api_refuses_a_required_staging_dropped_in_warn_mode(code: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(BuildOptionError, match="class_bases=none: a recursive view re-scans class_bases"):
-        build_driver(code, out, jobs=1, cache_overrides={"class_bases": "none"}, validation_mode="warn")
+        build_driver(code, out, jobs=1, staging="delta", cache_overrides={"class_bases": "none"},
+                     validation_mode="warn")
     assert not (out / "cpg_nodes").exists() and not (out / "_runs").exists()
 
 
@@ -165,8 +169,8 @@ def test_bad_cache_policy_argument_is_one_line(code: Path, tmp_path: Path, capsy
 
 def test_runs_command_lists_runs_with_outcomes(code: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    build_driver(code, out, jobs=1).execute(["build_summary"])
-    build_driver(code, out, jobs=1).execute(["build_summary"])
+    build_driver(code, out, jobs=1, staging="delta").execute(["build_summary"])
+    build_driver(code, out, jobs=1, staging="delta").execute(["build_summary"])
     capsys.readouterr()
     assert cli_main(["runs", str(out), "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
@@ -196,7 +200,7 @@ def test_runs_command_lists_runs_with_outcomes(code: Path, tmp_path: Path, capsy
 
 def test_a_foreign_resolver_is_refused_at_each_boundary(code: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    results = build_driver(code, out, jobs=1).execute(["execution_authority"])
+    results = build_driver(code, out, jobs=1, staging="delta").execute(["execution_authority"])
     authority = results["execution_authority"]
     stranger = DeltaTableStore(DatasetCatalog(str(out)))  # same place, another resolver
     for boundary in ("view_registration", "scan_override", "dataset_readiness"):
@@ -235,9 +239,9 @@ def test_dag_renders_a_png_with_graphviz(code: Path, tmp_path: Path, capsys: pyt
 def test_plan_json_shows_policy_schedule_and_validation(code: Path, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    build_driver(code, out, jobs=1).execute(["build_summary"])
+    build_driver(code, out, jobs=1, staging="delta").execute(["build_summary"])
     assert cli_main(["plan", str(code), "--out", str(out), "--cache-policy", "name_keys=delta_staging",
-                     "--json"]) == 0
+                     "--staging", "delta", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     views = {view["name"]: view for view in report["views"]}
     assert views["name_keys"]["policy"]["cache"] == "delta_staging" and views["name_keys"]["policy"]["override"]
@@ -256,7 +260,7 @@ def test_hamilton_caches_the_planning_chain_across_runs(code: Path, tmp_path: Pa
     from driver.factory import CACHED_NODES, CONTEXT, HAMILTON_CACHE_FOLDER, plan_driver, specs_version
 
     out = tmp_path / "out"
-    build_driver(code, out, jobs=1).execute(["build_summary"])
+    build_driver(code, out, jobs=1, staging="delta").execute(["build_summary"])
     assert (out / HAMILTON_CACHE_FOLDER / specs_version()).is_dir()  # a folder per version of the code
     dr = plan_driver(code, out, jobs=1)  # what the factory runs before it builds the execution driver
     dr.execute(list(CONTEXT))
@@ -269,7 +273,7 @@ def test_hamilton_caches_the_planning_chain_across_runs(code: Path, tmp_path: Pa
 
 
 def test_a_view_runs_under_its_own_scan_options(code: Path, tmp_path: Path) -> None:
-    results = build_driver(code, tmp_path / "out", jobs=1).execute(
+    results = build_driver(code, tmp_path / "out", jobs=1, staging="delta").execute(
         ["execution_authority", "semantic_plan", "view_fingerprints", "source_catalog"])
     authority, plan = results["execution_authority"], results["semantic_plan"]
     pushdown = "datafusion.execution.parquet.pushdown_filters"
@@ -291,8 +295,9 @@ def _node_names(dr) -> set[str]:
 
 
 def test_a_policy_override_changes_the_materializers_and_nothing_else(code: Path, tmp_path: Path) -> None:
-    plain = build_driver(code, tmp_path / "plain", jobs=1)
-    staged = build_driver(code, tmp_path / "staged", jobs=1, cache_overrides={"name_keys": "delta_staging"})
+    plain = build_driver(code, tmp_path / "plain", jobs=1, staging="delta")
+    staged = build_driver(code, tmp_path / "staged", jobs=1, staging="delta",
+                          cache_overrides={"name_keys": "delta_staging"})
     assert plain.execute(["compiled_policy"])["compiled_policy"].cache["name_keys"].cache == "none"
     added = {"name_keys__query", "name_keys__staged", "load_data.name_keys"}
     assert _node_names(staged) - _node_names(plain) == added
@@ -311,7 +316,7 @@ def test_a_policy_override_changes_the_materializers_and_nothing_else(code: Path
 
 def test_savers_return_what_they_wrote_and_hamilton_keeps_it(code: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = build_driver(code, out, jobs=1).execute(["published_cpg", "cpg_nodes__published"])
+    first = build_driver(code, out, jobs=1, staging="delta").execute(["published_cpg", "cpg_nodes__published"])
     written = first["cpg_nodes__published"]
     assert written["table_uri"] == str(out / "cpg_nodes") and written["outcome"] == "published"
     assert written["version"] == first["published_cpg"]["cpg_nodes"] == 0
@@ -319,10 +324,10 @@ def test_savers_return_what_they_wrote_and_hamilton_keeps_it(code: Path, tmp_pat
     with pytest.raises(NotReleased):  # written, not released: no reader sees it
         open_session(out)
     # an unreleased run's table is never reused: the next build writes it again, then releases it
-    again = build_driver(code, out, jobs=1).execute(["build_summary", "cpg_nodes__published"])
+    again = build_driver(code, out, jobs=1, staging="delta").execute(["build_summary", "cpg_nodes__published"])
     assert again["cpg_nodes__published"]["outcome"] == "published"
     assert again["build_summary"].release == 1
-    third = build_driver(code, out, jobs=1).execute(["cpg_nodes__published"])["cpg_nodes__published"]
+    third = build_driver(code, out, jobs=1, staging="delta").execute(["cpg_nodes__published"])["cpg_nodes__published"]
     # reused: nothing written; its version is the table's current one (maintenance commits since: vacuum)
     current = DeltaTableStore(DatasetCatalog(str(out))).version("cpg_nodes")
     assert third == {**again["cpg_nodes__published"], "outcome": "reused", "rows": None, "version": current}
@@ -330,9 +335,10 @@ def test_savers_return_what_they_wrote_and_hamilton_keeps_it(code: Path, tmp_pat
 
 def test_staging_tables_keep_one_version_and_those_no_longer_staged_are_removed(code: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    build_driver(code, out, jobs=1).execute(["build_summary"])
+    build_driver(code, out, jobs=1, staging="delta").execute(["build_summary"])
     (code / "shop" / "extra.py").write_text("def added():\n    return 1\n")
-    build_driver(code, out, jobs=1, cache_overrides={"binding_ranks": "none"}).execute(["build_summary"])
+    build_driver(code, out, jobs=1, staging="delta", cache_overrides={"binding_ranks": "none"}).execute(
+        ["build_summary"])
     assert (out / "_staging" / "scope_chain").exists() and not (out / "_staging" / "binding_ranks").exists()
     record = _runs(out)[-1]
     removed = [m for m in record.maintenance if m.dataset == "binding_ranks"]

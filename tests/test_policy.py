@@ -62,7 +62,8 @@ def _policy(ir, plan, graph, stats=None, overrides=None) -> CompiledExecutionPol
     return fingerprint_policy(CompiledExecutionPolicy(
         cache=cache, extraction=compile_extraction([], 0), scan=compile_scan_policy(graph, stats),
         maintenance=compile_maintenance(ir.outputs, stats),
-        udfs=compile_udf_requirements(plan, set(SOURCE_COLUMNS)), materialization=compile_registration(ir, cache),
+        udfs=compile_udf_requirements(plan, set(SOURCE_COLUMNS)),
+        materialization=compile_registration(ir, cache, stats, 0, "delta"),
         diagnostics=DiagnosticsFlags(), validation_mode="error"))
 
 
