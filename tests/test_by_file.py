@@ -11,8 +11,10 @@ from deltalake import DeltaTable
 from driver.api import content_fingerprint, open_session
 from relspec.catalog import RUNS_TABLE, DatasetCatalog
 from relspec.runs import read_records
+from relspec.summary import BuildSummary
 from semantics.ids import file_id_for
-from tests.conftest import build, query, write_tree
+from tests.conftest import build as build_with_options
+from tests.conftest import query, write_tree
 
 TREE = {
     "pkg/__init__.py": "from pkg.base import helper\n",
@@ -23,6 +25,12 @@ TREE = {
 EDITED_A = TREE["pkg/a.py"] + "\n\ndef extra(y):\n    return y * 2\n"
 # The views that read one file's rows at a time and are written (staged or published).
 BY_FILE = {"definitions", "value_flows", "cpg_props", "cpg_diagnostics"}
+
+
+def build(root: Path, out: Path, **options: object) -> BuildSummary:
+    """A build with staging tables: their by-file maintenance is what this module checks (a fixture
+    this small has its staged views held in memory by default, see tests/test_memory_staging.py)."""
+    return build_with_options(root, out, staging="delta", **options)
 
 
 def _last_write(location: str) -> dict:

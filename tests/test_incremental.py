@@ -19,12 +19,20 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import build, query, run_cli, snapshot
+from conftest import build as build_with_options
+from conftest import query, run_cli, snapshot
 from incremental_fixture import EDITS, FIXTURE, Tree, edit_sequence, sync_tree
 
 from driver.api import content_fingerprint, open_session
 from relspec.catalog import LOG_TABLES
 from relspec.summary import BuildSummary
+
+
+def build(root: Path, out: Path, **options: object) -> BuildSummary:
+    """A build with staging tables: their by-file maintenance is what this module checks (a fixture
+    this small has its staged views held in memory by default, see tests/test_memory_staging.py)."""
+    return build_with_options(root, out, staging="delta", **options)
+
 
 # Seeded sequences, {seed: number of edits}; a fresh build after every edit costs a build, so there are
 # seven edits in all, and the two seeds together draw each kind once (checked below). Seed 1 renames
@@ -267,7 +275,7 @@ def cli_fingerprint(out: Path) -> dict[str, str]:
 
 def cli_rebuild_counts(source: Path, out: Path) -> tuple[int, int, int, int]:
     """Rebuild with `cpgflow build` and read (changed, added, removed, unchanged) from what it prints."""
-    done = run_cli("build", source, "--out", out, "-j", "1", "--quiet")
+    done = run_cli("build", source, "--out", out, "-j", "1", "--quiet", "--staging", "delta")
     assert done.returncode == 0, done.stderr
     found = re.search(r"changes: ([\d,]+) changed, ([\d,]+) added, ([\d,]+) removed; ([\d,]+) unchanged",
                       done.stdout)

@@ -1,0 +1,118 @@
+"""Staged views of a small code base are held in memory for the run, not written to staging tables:
+decided by the policy from the size of the code base, shown from what ran (the run record, the
+folder on disk) and giving the same tables as staging in Delta does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import build, run_cli, write_tree
+
+from driver.api import build_driver, content_fingerprint, open_session
+from driver.authority import NEW_TABLE_REASON, NOT_STAGED_REASON
+from driver.delta_store import DeltaTableStore
+from driver.options import BuildOptionError
+from relspec.catalog import LOG_TABLES, RUNS_TABLE, DatasetCatalog
+from relspec.policy import (
+    ROWS_PER_SOURCE_BYTE,
+    TableStats,
+    compile_cache_policies,
+    compile_registration,
+    workload_rows,
+)
+from relspec.runs import read_records
+from tests.test_policy import _pipeline
+
+TREE = {
+    "pkg/__init__.py": "from pkg.base import helper\n",
+    "pkg/base.py": "def helper(x):\n    return x + 1\n\n\nclass Base:\n    def run(self):\n        return helper(1)\n",
+    "pkg/a.py": "from pkg.base import Base, helper\n\n\nclass A(Base):\n    pass\n\n\n"
+                "def main():\n    A().run()\n    return helper(2)\n",
+}
+
+
+def _last_record(out: Path):
+    return read_records(DeltaTableStore(DatasetCatalog(str(out))).read(RUNS_TABLE))[-1]
+
+
+def _fingerprints(out: Path) -> dict[str, str]:
+    session, tables = open_session(out)
+    return {table: content_fingerprint(session, table) for table in tables if table not in LOG_TABLES}
+
+
+def test_a_small_code_base_stages_in_memory_and_gets_the_same_tables(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "src", TREE)
+    in_memory, in_delta = tmp_path / "memory", tmp_path / "delta"
+    build(root, in_memory)
+    build(root, in_delta, staging="delta")
+    staged = {outcome.view: outcome.outcome for outcome in _last_record(in_memory).views
+              if outcome.policy == "delta_staging"}
+    assert staged and set(staged.values()) == {"computed_in_memory"}
+    assert not (in_memory / "_staging").exists()  # no staging table was written
+    assert (in_delta / "_staging" / "value_flow_fixpoint").exists()
+    assert _fingerprints(in_memory) == _fingerprints(in_delta)
+
+
+def test_the_policy_holds_views_in_memory_by_the_size_of_the_code_base() -> None:
+    ir, _, graph = _pipeline()
+    policies = compile_cache_policies(ir, graph, {}, {})
+
+    def registrations(stats: dict[str, TableStats], source_bytes: int, staging: str = "auto") -> set[str]:
+        chosen = compile_registration(ir, policies, stats, source_bytes, staging)  # type: ignore[arg-type]
+        return {choice.registration for choice in chosen.registration.values()}
+
+    rows, how = workload_rows({}, 1_000_000)  # a first build: estimated at one row per 20 bytes of source
+    assert rows == 1_000_000 * ROWS_PER_SOURCE_BYTE == 50_000 and "estimated from 1,000,000 bytes" in how
+    assert registrations({}, 1_000_000) == {"memory"}  # 50,000 rows: the small tier
+    assert registrations({}, 3_000_000) == {"delta", "dataset"}  # 150,000 rows: medium
+    medium = {"ex_flows": TableStats(rows=150_000, files=1, bytes=1, version=0)}
+    assert registrations(medium, 0) == {"delta", "dataset"}  # what the last build measured wins
+    small = {"ex_flows": TableStats(rows=99_999, files=1, bytes=1, version=0)}
+    assert registrations(small, 10**9) == {"memory"}
+    assert registrations(small, 0, "delta") == {"delta", "dataset"}
+    assert registrations(medium, 0, "memory") == {"memory"}
+    chosen = compile_registration(ir, policies, {}, 1_000_000).registration["value_flows"]
+    assert chosen.confidence.score < 1.0 and "estimated from 1,000,000 bytes" in chosen.confidence.evidence[0]
+
+
+def test_a_rebuild_in_memory_reuses_the_outputs_and_leaves_no_staging_table(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "src", TREE)
+    out = tmp_path / "out"
+    build(root, out, staging="delta")  # a folder that has staging tables from an earlier build
+    assert (out / "_staging").exists() and any((out / "_staging").iterdir())
+    build(root, out)
+    record = _last_record(out)
+    assert {outcome.outcome for outcome in record.views if outcome.policy == "delta_output"} == {"reused"}
+    removed = {entry.dataset for entry in record.maintenance if entry.decision.reasons == (NOT_STAGED_REASON,)}
+    assert "value_flow_fixpoint" in removed
+    assert not any((out / "_staging").iterdir())  # the tables no view is staged in any more went
+
+
+def test_maintenance_leaves_tables_a_build_just_made_unmeasured(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "src", TREE)
+    out = tmp_path / "out"
+    build(root, out)
+    fresh = {entry.dataset for entry in _last_record(out).maintenance
+             if entry.decision.reasons == (NEW_TABLE_REASON,)}
+    assert {"cpg_nodes", "cpg_edges", "ex_files"} <= fresh
+
+
+def test_a_bad_staging_choice_is_refused(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "src", TREE)
+    with pytest.raises(BuildOptionError, match="staging"):
+        build_driver(root, tmp_path / "out", staging="disk")  # type: ignore[arg-type]
+    done = run_cli("build", root, "--out", tmp_path / "out", "--staging", "disk")
+    assert done.returncode != 0 and "disk" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_rebuild_after_an_edit_in_memory_equals_a_fresh_build(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "src", TREE)
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    build(root, out)
+    (root / "pkg" / "a.py").write_text(TREE["pkg/a.py"] + "\n\ndef extra(y):\n    return helper(y)\n")
+    summary = build(root, out)
+    assert summary.incremental and summary.files_extracted == 1
+    build(root, fresh)
+    assert _fingerprints(out) == _fingerprints(fresh)
