@@ -307,8 +307,9 @@ STAGING_MAINTENANCE = MaintenancePolicy(compact_min_small_files=0, checkpoint_ev
 NOT_STAGED_REASON = "remove.not_staged_by_policy"
 # A table with no commit since the last maintenance: measuring it again would find what that one left.
 UNCHANGED_REASON = "skip.unchanged_since_maintenance"
-# A table its first commit just made: files of the writer's size, no older version to vacuum, no log to checkpoint.
-NEW_TABLE_REASON = "skip.new_table"
+# A table of one commit (version 0): files as its writer made them, no older version to vacuum, a log of
+# one entry (nothing to checkpoint). The first build's tables, and the logs until the next build appends.
+ONE_COMMIT_REASON = "skip.one_commit"
 
 
 class BuildLockHolder(GraphExecutionHook):
@@ -343,7 +344,7 @@ def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int], c
     vacuum keeps the versions the last `KEPT_RELEASES` releases name (rollback, replay) and the
     table's latest; every other unreferenced file goes.
 
-    A table its first commit just made (version 0) has nothing to maintain (`NEW_TABLE_REASON`). A
+    A table of one commit (version 0) has nothing to maintain (`ONE_COMMIT_REASON`). A
     table still at the version the current release names had no commit since the maintenance of
     the build that made the release: it is recorded as skipped (`UNCHANGED_REASON`), not measured."""
     kept = release_log[-KEPT_RELEASES:]
@@ -359,7 +360,7 @@ def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int], c
             records.append(_unchanged(dataset_name(location), version))
             continue
         if version == 0:
-            records.append(_unchanged(dataset_name(location), version, NEW_TABLE_REASON))
+            records.append(_unchanged(dataset_name(location), version, ONE_COMMIT_REASON))
             continue
         keep = sorted({release.versions[name] for release in kept if name in release.versions})
         records.append(maintain(location, compiled_policy.maintenance[name].policy, keep_versions=keep))
@@ -393,7 +394,7 @@ def _maintain_staging(policy: CompiledExecutionPolicy, store: TableStore,
             records.append(_unchanged(view, -1))
             continue
         if view in staged and store.staged_version(view) == 0:
-            records.append(_unchanged(view, 0, NEW_TABLE_REASON))
+            records.append(_unchanged(view, 0, ONE_COMMIT_REASON))
             continue
         if view in staged:
             records.append(maintain(location, STAGING_MAINTENANCE))

@@ -69,7 +69,10 @@ class CodeBase:
 
 
 def _build_command(source: Path, out: Path, *extra: str) -> list[str]:
-    return [str(CPGFLOW), "build", str(source), "--out", str(out), "-j", "1", "--quiet", *extra]
+    """With staging tables (these code bases are small enough to be staged in memory by default): the
+    kill points include the staging commits."""
+    return [str(CPGFLOW), "build", str(source), "--out", str(out), "-j", "1", "--quiet", "--staging", "delta",
+            *extra]
 
 
 def _start_build(source: Path, out: Path, *extra: str) -> subprocess.Popen[str]:

@@ -10,7 +10,7 @@ import pytest
 from conftest import build, run_cli, write_tree
 
 from driver.api import build_driver, content_fingerprint, open_session
-from driver.authority import NEW_TABLE_REASON, NOT_STAGED_REASON
+from driver.authority import NOT_STAGED_REASON, ONE_COMMIT_REASON
 from driver.delta_store import DeltaTableStore
 from driver.options import BuildOptionError
 from relspec.catalog import LOG_TABLES, RUNS_TABLE, DatasetCatalog
@@ -94,7 +94,7 @@ def test_maintenance_leaves_tables_a_build_just_made_unmeasured(tmp_path: Path) 
     out = tmp_path / "out"
     build(root, out)
     fresh = {entry.dataset for entry in _last_record(out).maintenance
-             if entry.decision.reasons == (NEW_TABLE_REASON,)}
+             if entry.decision.reasons == (ONE_COMMIT_REASON,)}
     assert {"cpg_nodes", "cpg_edges", "ex_files"} <= fresh
 
 

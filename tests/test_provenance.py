@@ -43,12 +43,13 @@ ORDER BY c.role, v.name
 
 @pytest.fixture(scope="module")
 def shop_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
-    """The shop built with an override, then again without; returns (out, first run id, second run id)."""
+    """The shop built with an override, then again without; returns (out, first run id, second run id).
+    With staging tables (a fixture this small is held in memory by default): the second build reuses them."""
     base = tmp_path_factory.mktemp("provenance")
     root = write_tree(base / "src", FIXTURE)
     out = base / "out"
     for extra in (["--cache-policy", "name_uses=none"], []):
-        done = run_cli("build", root, "--out", out, "-j", "1", "--quiet", *extra)
+        done = run_cli("build", root, "--out", out, "-j", "1", "--quiet", "--staging", "delta", *extra)
         assert done.returncode == 0, done.stderr
     runs = [row["run_id"] for row in query(out, "SELECT run_id FROM cpg_runs ORDER BY started_at")]
     assert len(runs) == 2
@@ -101,7 +102,8 @@ def test_an_override_is_cited_as_override_evidence(shop_runs):
 def test_maintenance_decisions_cite_their_reason_code(shop_runs):
     out, first, second = shop_runs
     for table in CPG_TABLES:
-        for run, reason in ((first, "skip.no_threshold_reached"), (second, "skip.unchanged_since_maintenance")):
+        # the first build made the tables (one commit: nothing to maintain); the second wrote none of them
+        for run, reason in ((first, "skip.one_commit"), (second, "skip.unchanged_since_maintenance")):
             cited = _cited(out, run, table, "maintenance")
             assert {row["decision_value"] for row in cited} == {"no action"}, table
             assert [row["value"] for row in cited if row["role"] == "reason_code"] == [reason]
@@ -120,14 +122,15 @@ def test_one_fact_is_one_evidence_node_cited_by_every_decision_resting_on_it(sho
         SELECT v.value, count(DISTINCT v.evidence_id) AS nodes, count(c.decision_id) AS citations
         FROM provenance_evidence v JOIN provenance_edges c ON c.run_id = v.run_id AND c.evidence_id = v.evidence_id
         WHERE v.run_id = '{second}' AND v.value LIKE 'skip.%' GROUP BY v.value ORDER BY v.value""")
-    # one evidence node per reason code, cited by each table resting on it: the logs reach no threshold in two
-    # builds; the second build wrote neither the tables of the first one's release nor the staged results it
-    # reused, so their maintenance skips them unmeasured
+    # one evidence node per reason code, cited by each table resting on it: the logs still hold the one commit
+    # the first build made (its record, release, provenance) when the second is maintained; the second build
+    # wrote neither the tables of the first one's release nor the staged results it reused, so its maintenance
+    # skips them unmeasured
     (record,) = [run for run in json.loads(run_cli("runs", out, "--json").stdout) if run["run_id"] == second]
     reused = [view["view"] for view in record["views"] if view["policy"] == "delta_staging"
               and view["outcome"] == "reused"]
     assert reused and [(row["value"], row["nodes"], row["citations"]) for row in reasons] == [
-        ("skip.no_threshold_reached", 1, len(LOG_TABLES)),
+        ("skip.one_commit", 1, len(LOG_TABLES)),
         ("skip.unchanged_since_maintenance", 1, len(CPG_TABLES) + len(EXTRACT_TABLES) + len(reused))]
     references = query(out, f"""
         SELECT count(DISTINCT c.decision_id) AS decisions FROM provenance_edges c
@@ -200,7 +203,7 @@ def test_why_cites_an_override_of_an_earlier_run(shop_runs):
 
 def test_why_explains_maintenance_and_the_run(shop_runs):
     out, first, second = shop_runs
-    for run, reason in ((["--run", first], "skip.no_threshold_reached"), ([], "skip.unchanged_since_maintenance")):
+    for run, reason in ((["--run", first], "skip.one_commit"), ([], "skip.unchanged_since_maintenance")):
         table = run_cli("why", out, "cpg_nodes", *run)
         assert table.returncode == 0, table.stderr
         assert "cpg_nodes: maintenance no action" in table.stdout
