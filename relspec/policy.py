@@ -262,13 +262,16 @@ def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats]) -> ScanP
 
 
 def workload_rows(stats: dict[str, TableStats], source_bytes: int) -> tuple[int, str]:
-    """The rows of the code base's largest extraction table: measured by the last build, else
-    estimated from ``source_bytes`` (the source a first build extracts); with how it was found."""
+    """The rows the code base's largest extraction table will hold: as the last build measured it,
+    plus an estimate for ``source_bytes`` (the source this build extracts: every file on a first
+    build, the changed and added ones after) — an upper bound, so a code base that grew is not taken
+    for the small one it was; with how it was found."""
+    estimated = round(source_bytes * ROWS_PER_SOURCE_BYTE)
+    how = f"{source_bytes:,} bytes of source to extract at {ROWS_PER_SOURCE_BYTE} rows a byte"
     measured = [stats[name].rows for name in EXTRACT_TABLES if name in stats]
     if measured:
-        return max(measured), "measured by the last build"
-    return round(source_bytes * ROWS_PER_SOURCE_BYTE), (
-        f"estimated from {source_bytes:,} bytes of source at {ROWS_PER_SOURCE_BYTE} rows a byte (no table yet)")
+        return max(measured) + estimated, f"{max(measured):,} measured by the last build, plus {how}"
+    return estimated, f"estimated from {how} (no table yet)"
 
 
 def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats: dict[str, TableStats],

@@ -64,12 +64,15 @@ def test_the_policy_holds_views_in_memory_by_the_size_of_the_code_base() -> None
 
     rows, how = workload_rows({}, 1_000_000)  # a first build: estimated at one row per 20 bytes of source
     assert rows == 1_000_000 * ROWS_PER_SOURCE_BYTE == 50_000 and "estimated from 1,000,000 bytes" in how
+    rows, how = workload_rows({"ex_flows": TableStats(rows=70_000, files=1, bytes=1, version=0)}, 200_000)
+    assert rows == 80_000 and "70,000 measured by the last build, plus 200,000 bytes" in how
     assert registrations({}, 1_000_000) == {"memory"}  # 50,000 rows: the small tier
     assert registrations({}, 3_000_000) == {"delta", "dataset"}  # 150,000 rows: medium
     medium = {"ex_flows": TableStats(rows=150_000, files=1, bytes=1, version=0)}
     assert registrations(medium, 0) == {"delta", "dataset"}  # what the last build measured wins
     small = {"ex_flows": TableStats(rows=99_999, files=1, bytes=1, version=0)}
-    assert registrations(small, 10**9) == {"memory"}
+    assert registrations(small, 0) == {"memory"}
+    assert registrations(small, 20) == {"delta", "dataset"}  # one more row: grown out of the small tier
     assert registrations(small, 0, "delta") == {"delta", "dataset"}
     assert registrations(medium, 0, "memory") == {"memory"}
     chosen = compile_registration(ir, policies, {}, 1_000_000).registration["value_flows"]
