@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import DataFrame, SessionContext, col
 
+from semantics import c3
 from semantics.entities import Column
 from semantics.types import ARROW_TYPES
 
@@ -101,6 +102,9 @@ class FixpointProgram(msgspec.Struct, frozen=True):
     caps: tuple[Cap, ...] = ()
     max_rounds: int = 200
     stage_names: tuple[str, ...] = ()  # what each stage does, in stage order (default: "stage N")
+    # names an evaluation of the whole program in memory (`IN_MEMORY_PROGRAMS`) that gives the rows its
+    # rules give; used unless the rules are asked for (`run_fixpoint(..., in_memory=False)`)
+    evaluator: str | None = None
 
     def stages(self) -> list[list[Rule]]:
         return [[rule for rule in self.rules if rule.stage == stage]
@@ -117,6 +121,8 @@ class FixpointProgram(msgspec.Struct, frozen=True):
         parts += [f"-- rule {r.name} -> {r.target}, stage {r.stage}\n{r.sql}"
                   + (f"\n{r.closure.text()}" if r.closure else "") for r in self.rules]
         parts += [f"-- cap {c.relation}.{c.key} <= {c.limit}" for c in self.caps]
+        if self.evaluator:
+            parts.append(f"-- evaluated in memory by {self.evaluator}: the rules above define its rows")
         parts.append(f"-- result, after at most {self.max_rounds} rounds\n{self.result}")
         return "\n\n".join(parts)
 
@@ -496,10 +502,17 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram,
                  in_memory: bool = True) -> tuple[pa.Table, FixpointRun]:
     """Evaluate ``program`` to its fixpoint (or `max_rounds`); returns its result and how it went.
     The relations it held in the session are dropped before it returns. ``in_memory=False`` runs
-    every rule by its SQL, `Closure` rules too (what their in-memory evaluation must equal)."""
+    every rule by its SQL, `Closure` rules and a program with an `evaluator` too (what their
+    in-memory evaluation must equal)."""
     for prepared in program.prepare:
         register_in_memory(session, prepared.name, _collect(session, prepared.sql))
     _drop_intermediates(session, program)
+    if program.evaluator is not None and in_memory:
+        result = IN_MEMORY_PROGRAMS[program.evaluator](session, program)
+        for prepared in program.prepare:
+            if session.table_exist(prepared.name):
+                session.deregister_table(prepared.name)
+        return result, FixpointRun(rounds=(result.num_rows,), stage_names=(), stages=(), capped=0, converged=True)
     state = _State(session, program, in_memory)
     rounds = [_run_stage(state, list(program.seeds))]
     stages: list[tuple[int, ...]] = []
@@ -514,6 +527,10 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram,
     state.release(program)
     return result, FixpointRun(rounds=tuple(rounds), stage_names=program.names_of_stages(), stages=tuple(stages),
                                capped=state.capped, converged=converged)
+
+
+# Whole programs the engine evaluates in memory, by `FixpointProgram.evaluator`.
+IN_MEMORY_PROGRAMS = {"c3_linearization": c3.evaluate}
 
 
 def _drop_intermediates(session: SessionContext, program: FixpointProgram) -> None:

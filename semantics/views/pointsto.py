@@ -803,6 +803,7 @@ FROM ready r JOIN c3_bases b ON b.class_id = r.class_id JOIN mro m ON m.class_id
                                                   "USING (class_id)")),
     ),
     result="SELECT class_id, ancestor_id, rank FROM mro",
+    evaluator="c3_linearization",  # semantics/c3.py: one pass, not a DataFusion round per merge step
 )
 
 
