@@ -486,7 +486,10 @@ def runs(out: Path, as_json: bool) -> None:
                               f"{outcome.seconds:.2f}")
         stdout().print(table)
         for outcome in record.views:
-            if outcome.rounds:
+            if outcome.rounds and not outcome.stage_rows and outcome.stage_names:  # one pass, in memory
+                stdout().print(f"  fixpoint {outcome.view}: {outcome.stage_names[0]} ({outcome.rounds[0]:,} rows)",
+                               markup=False)
+            elif outcome.rounds:
                 stdout().print(f"  fixpoint {outcome.view}: {len(outcome.rounds) - 1} rounds after the seeds "
                              f"({outcome.rounds[0]:,} rows); dropped by caps: {outcome.capped:,}", markup=False)
                 for number, added in enumerate(outcome.stage_rows, start=1):

@@ -129,7 +129,8 @@ class FixpointProgram(msgspec.Struct, frozen=True):
 
 class FixpointRun(msgspec.Struct, frozen=True):
     """How the evaluation went: rows each round added (seeds first), the stages' names and the rows
-    each stage of each round after the seeds added, and rows dropped by caps."""
+    each stage of each round after the seeds added, and rows dropped by caps. A program evaluated in
+    memory (`FixpointProgram.evaluator`) has one round, its rows, and one stage name saying so."""
 
     rounds: tuple[int, ...]
     stage_names: tuple[str, ...]
@@ -512,7 +513,8 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram,
         for prepared in program.prepare:
             if session.table_exist(prepared.name):
                 session.deregister_table(prepared.name)
-        return result, FixpointRun(rounds=(result.num_rows,), stage_names=(), stages=(), capped=0, converged=True)
+        how = f"evaluated in memory by {program.evaluator}"
+        return result, FixpointRun(rounds=(result.num_rows,), stage_names=(how,), stages=(), capped=0, converged=True)
     state = _State(session, program, in_memory)
     rounds = [_run_stage(state, list(program.seeds))]
     stages: list[tuple[int, ...]] = []
