@@ -117,7 +117,7 @@ class RunAuthority(ExecutionAuthority):
 
     def stage(self, query: StagedQuery) -> dict[str, object]:
         name, fingerprint = query.view, query.fingerprint
-        in_memory = self._held_in_memory(name)
+        in_memory = name in self.policy.materialization.held_in_memory()
         location = None if in_memory else self.store.catalog.staging_location(name)
         written: StagedResult | None = None
         run: FixpointRun | None = None
@@ -152,10 +152,6 @@ class RunAuthority(ExecutionAuthority):
         version = None if in_memory else self.store.staged_version(name)
         return {"table_uri": location, "version": version, "rows": rows, "fingerprint": fingerprint,
                 "outcome": outcome}
-
-    def _held_in_memory(self, name: str) -> bool:
-        choice = self.policy.materialization.registration.get(name)
-        return choice is not None and choice.registration == "memory"
 
     def _register_datasets(self, view: EmittedView) -> None:
         """The staged inputs the policy registers as datasets, read into memory before ``view`` is
@@ -385,9 +381,8 @@ def _maintain_staging(policy: CompiledExecutionPolicy, store: TableStore,
     staged result is reused by fingerprint), and one whose result this run reused is skipped
     unmeasured; those the policy no longer stages are removed."""
     records = []
-    in_memory = {view for view, choice in policy.materialization.registration.items()
-                 if choice.registration == "memory"}
-    staged = {view for view, choice in policy.cache.items() if choice.cache == "delta_staging"} - in_memory
+    staged = {view for view, choice in policy.cache.items()
+              if choice.cache == "delta_staging"} - policy.materialization.held_in_memory()
     for view in store.staged_views():
         location = store.catalog.staging_location(view)
         if view in reused:

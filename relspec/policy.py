@@ -83,6 +83,10 @@ class MaterializationStrategy(msgspec.Struct, frozen=True):
     staging_folder: str = "_staging"
     registration: dict[str, RegistrationChoice] = {}  # how each staged view is registered for its readers
 
+    def held_in_memory(self) -> frozenset[str]:
+        """The staged views held in memory for the run (no staging table)."""
+        return frozenset(view for view, choice in self.registration.items() if choice.registration == "memory")
+
 
 class MaintenanceChoice(msgspec.Struct, frozen=True):
     policy: MaintenancePolicy
