@@ -133,7 +133,7 @@ def execution_package(semantic_plan: SemanticPlan, compiled_policy: CompiledExec
 def run_record(execution_package: ExecutionPackage, published_cpg: dict[str, int],
                maintenance: tuple[MaintenanceRecord, ...], data_checks: tuple[DataCheck, ...],
                release: Release | None, execution_authority: ExecutionAuthority,
-               table_store: TableStore) -> RunRecord:
+               table_store: TableStore, source_catalog: dict[str, int]) -> RunRecord:
     """The run, persisted in the output's run table: package, per-view outcomes, validation, and
     whether it was released or quarantined (and why)."""
     failed = failures(data_checks)
@@ -142,6 +142,7 @@ def run_record(execution_package: ExecutionPackage, published_cpg: dict[str, int
         output_versions=published_cpg, views=execution_authority.outcomes(),
         validation=execution_authority.validation.issues, maintenance=maintenance, package=execution_package,
         message=quarantine_reason(failed)[:2000] if failed else "",
+        source_rows={name: stats[0] for name in source_catalog if (stats := table_store.statistics(name)) is not None},
     )
     table_store.append(RUNS_TABLE, run_row(record))
     return record

@@ -6,6 +6,7 @@ from __future__ import annotations
 from hamilton.function_modifiers import tag
 
 from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, RUNS_TABLE, TableStore
+from relspec.costs import ViewCost, predict_costs
 from relspec.policy import (
     CompiledExecutionPolicy,
     DiagnosticsFlags,
@@ -28,7 +29,8 @@ from relspec.policy import (
     fingerprint_policy,
 )
 from relspec.releases import Release, current_release
-from relspec.runs import builtin_names_version, find_record, view_fingerprints
+from relspec.runs import RunRecord, builtin_names_version, read_records, view_fingerprints
+from relspec.schedule import ViewSchedule, compile_lanes, compile_schedule
 from relspec.validation import RuntimeCapabilities, ValidationInput, ValidationResult, validate
 from relspec.view_graph import ViewGraph
 from semantics.entities import BUILTIN_NAMES, builtin_names_table
@@ -108,13 +110,36 @@ def view_maintenance(view_localities: dict[str, Locality], cache_policies: dict[
 
 
 @tag(role="policy")
+def run_history(table_store: TableStore) -> list[RunRecord]:
+    """The records of the runs that built this output before, oldest first (none on a first build)."""
+    return read_records(table_store.read(RUNS_TABLE))
+
+
+@tag(role="policy")
+def view_costs(view_graph: ViewGraph, run_history: list[RunRecord], table_statistics: dict[str, TableStats],
+               cache_policies: dict[str, ViewPolicy], view_maintenance: dict[str, ViewMaintenance],
+               materialization: MaterializationStrategy) -> dict[str, ViewCost]:
+    """Each view's predicted seconds: measured by earlier runs and scaled by how its sources grew,
+    else estimated."""
+    return predict_costs(view_graph, run_history, table_statistics, cache_policies, view_maintenance,
+                         materialization.held_in_memory())
+
+
+@tag(role="policy")
+def view_schedule(view_graph: ViewGraph, view_costs: dict[str, ViewCost]) -> ViewSchedule:
+    """The order execution starts the views in: highest bottom level (predicted cost to the end) first."""
+    lanes, evidence = compile_lanes()
+    return compile_schedule(view_graph, {view: cost.seconds for view, cost in view_costs.items()}, lanes, evidence)
+
+
+@tag(role="policy")
 def previous_view_fingerprints(semantic_plan: SemanticPlan, release_log: list[Release],
-                               table_store: TableStore) -> dict[str, str]:
+                               run_history: list[RunRecord]) -> dict[str, str]:
     """Each view's fingerprint over the sources the current release was built from (the builtin
     names as they are now): a staged or published result recorded with it holds that release's rows
     of the view, which a by-file update changes. Empty when there is no release."""
     release = current_release(release_log)
-    record = find_record(table_store.read(RUNS_TABLE), release.run_id) if release is not None else None
+    record = next((run for run in run_history if release is not None and run.run_id == release.run_id), None)
     if record is None or record.package is None:
         return {}
     sources = {**record.package.source_versions, BUILTIN_NAMES.table: builtin_names_version(builtin_names_table())}
@@ -131,12 +156,12 @@ def udf_requirements(semantic_plan: SemanticPlan) -> dict[str, tuple[str, ...]]:
 def compiled_policy(cache_policies: dict[str, ViewPolicy], extraction_choice: ExtractionChoice,
                     scan_policy: ScanPolicy, materialization: MaterializationStrategy,
                     maintenance_policies: dict[str, MaintenanceChoice], udf_requirements: dict[str, tuple[str, ...]],
-                    view_maintenance: dict[str, ViewMaintenance],
-                    validation_mode: ValidationMode = "warn") -> CompiledExecutionPolicy:
+                    view_maintenance: dict[str, ViewMaintenance], view_costs: dict[str, ViewCost],
+                    view_schedule: ViewSchedule, validation_mode: ValidationMode = "warn") -> CompiledExecutionPolicy:
     """Every execution decision of the run, in one fingerprinted struct."""
     return fingerprint_policy(CompiledExecutionPolicy(
         cache=cache_policies, extraction=extraction_choice, scan=scan_policy, maintenance=maintenance_policies,
-        udfs=udf_requirements, view_maintenance=view_maintenance,
+        udfs=udf_requirements, view_maintenance=view_maintenance, costs=view_costs, schedule=view_schedule,
         materialization=materialization, diagnostics=DiagnosticsFlags(), validation_mode=validation_mode,
     ))
 

@@ -58,7 +58,9 @@ class RunAuthority(ExecutionAuthority):
         self._planned: dict[str, str] = {}  # view -> the fingerprint the plan gives it
         self._fingerprints: dict[str, str] = {}  # view -> its fingerprint over the frames it was given
         self._frames: dict[str, tuple[DataFrame, str]] = {}  # view -> the frame its readers get, its fingerprint
-        self._started: dict[str, float] = {}
+        self._started: dict[str, float] = {}  # view -> when it began (its frame planned), for its seconds
+        self._clock = time.perf_counter()  # what the executed order's offsets count from
+        self._working: dict[str, float] = {}  # view -> when its computation and write began (offset)
         self._held: dict[str, pa.Table] = {}  # staged views held in memory, until their loader registers them
         # What a by-file update starts from: the files whose rows changed since the current release
         # (None: no release to change), and each view's fingerprint over that release's sources.
@@ -117,6 +119,7 @@ class RunAuthority(ExecutionAuthority):
 
     def stage(self, query: StagedQuery) -> dict[str, object]:
         name, fingerprint = query.view, query.fingerprint
+        self._working[name] = self._offset()
         in_memory = name in self.policy.materialization.held_in_memory()
         location = None if in_memory else self.store.catalog.staging_location(name)
         written: StagedResult | None = None
@@ -200,6 +203,7 @@ class RunAuthority(ExecutionAuthority):
         made = self._frames.get(name)
         fingerprint = made[1] if made is not None and made[0] is frame else _override_fingerprint(name)
         self._started.setdefault(name, time.perf_counter())
+        self._working[name] = self._offset()
         version = self.store.version(name)
         written: StagedResult | None = None
         scope: FileScope | None = None
@@ -223,6 +227,8 @@ class RunAuthority(ExecutionAuthority):
         """Record what happened to a view; its plan is the fingerprint of the frame that ran (of its SQL
         when nothing ran: a reused staged result)."""
         seconds = time.perf_counter() - self._started.pop(name, time.perf_counter())
+        finished = self._offset()
+        started = self._working.pop(name, finished - seconds)
         plan = ""
         if self.policy.diagnostics.record_plans:
             plan = digest(str(frame.optimized_logical_plan().display_indent()) if frame is not None
@@ -236,7 +242,11 @@ class RunAuthority(ExecutionAuthority):
             evaluation |= {"maintained": "by_file" if scope is not None else "full",
                            "rows_changed": written.rows + written.rows_removed}
         self._outcomes[name] = ViewOutcome(name, policy, outcome, written.rows if written else None,  # type: ignore[arg-type]
-                                           round(seconds, 4), fingerprint, plan, **evaluation)
+                                           round(seconds, 4), fingerprint, plan, **evaluation,
+                                           started=round(started, 4), finished=round(finished, 4))
+
+    def _offset(self) -> float:
+        return time.perf_counter() - self._clock
 
     def outcomes(self) -> tuple[ViewOutcome, ...]:
         return tuple(self._outcomes.values())

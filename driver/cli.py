@@ -318,20 +318,30 @@ def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], staging: s
     source = report["source"]
     stdout().print(f"[bold]Plan for[/bold] {source['root']}: {source['files']:,} files; "  # type: ignore[index]
                  f"{len(report['views']):,} views; policy {report['policy']['fingerprint'][:12]}")  # type: ignore[arg-type,index]
-    table = Table("view", "kind", "wave", "cache policy", "maintained", "join")
-    for view in report["views"]:  # type: ignore[union-attr]
-        join, fixpoint, maintenance = view["join"], view["fixpoint"], view["maintenance"]
+    table = Table("view", "kind", "wave", "order", "predicted s", "slack s", "cache policy", "maintained", "join")
+    for view in sorted(report["views"], key=_schedule_position):  # type: ignore[arg-type]
+        join, fixpoint, maintenance, schedule = view["join"], view["fixpoint"], view["maintenance"], view["schedule"]
         joined = f"{join['strategy']} ({join['keys_confidence']['decision_value']})" if join else ""
         kind = f"{view['kind']} (fixpoint: {len(fixpoint['rules'])} rules)" if fixpoint else view["kind"]
         maintained = maintenance["mode"] if maintenance else "-"
-        table.add_row(view["name"], kind, str(view["wave"]), view["policy"]["cache"], maintained, joined)
+        order = f"{schedule['position'] + 1}{' *' if schedule['critical'] else ''}"
+        predicted = f"{schedule['cost']['seconds']:.2f} ({schedule['cost']['basis']})"
+        table.add_row(view["name"], kind, str(view["wave"]), order, predicted, f"{schedule['slack']:.2f}",
+                      view["policy"]["cache"], maintained, joined)
     stdout().print(table)
+    schedule = report["policy"]["schedule"]  # type: ignore[index]
+    stdout().print(f"schedule: {schedule['lanes']} lane(s); * on the critical path "  # type: ignore[index]
+                   f"({'; '.join(schedule['confidence']['evidence'])})", markup=False)  # type: ignore[index]
     for view in report["views"]:  # type: ignore[union-attr]
         if view["maintenance"] and view["maintenance"]["mode"] == "by_file":
             evidence = "; ".join(view["maintenance"]["confidence"]["evidence"])
             stdout().print(f"{view['name']} is maintained by file: {evidence}", markup=False)
     for issue in report["validation"]:  # type: ignore[union-attr]
         stdout().print(f"{issue['severity']}: {issue['code']} ({issue['subject']}): {issue['message']}", markup=False)
+
+
+def _schedule_position(view: dict[str, object]) -> int:
+    return view["schedule"]["position"]  # type: ignore[index,return-value]
 
 
 @cli.command()
@@ -459,7 +469,7 @@ def runs(out: Path, as_json: bool) -> None:
     from rich.table import Table
 
     from relspec.catalog import RUNS_TABLE
-    from relspec.runs import read_records
+    from relspec.runs import overlap_seconds, read_records
 
     table = _output_store(out).read(RUNS_TABLE)
     if table is None:
@@ -476,15 +486,17 @@ def runs(out: Path, as_json: bool) -> None:
         if record.message:
             stdout().print(f"  {record.message}", markup=False)
         stdout().print(f"  views: {_outcomes_text(record.outcome_counts())}")
-        table = Table("view", "policy", "outcome", "maintained", "rows", "rows changed", "seconds", box=None,
-                      show_edge=False)
-        for outcome in record.views:
-            if outcome.outcome != "lazy":
-                table.add_row(outcome.view, outcome.policy, outcome.outcome, outcome.maintained,
-                              "" if outcome.rows is None else f"{outcome.rows:,}",
-                              "" if outcome.rows_changed is None else f"{outcome.rows_changed:,}",
-                              f"{outcome.seconds:.2f}")
+        table = Table("view", "policy", "outcome", "maintained", "rows", "rows changed", "seconds", "ran from",
+                      box=None, show_edge=False)
+        written = sorted((outcome for outcome in record.views if outcome.outcome != "lazy"),
+                         key=lambda outcome: outcome.started)
+        for outcome in written:  # in the order they ran
+            table.add_row(outcome.view, outcome.policy, outcome.outcome, outcome.maintained,
+                          "" if outcome.rows is None else f"{outcome.rows:,}",
+                          "" if outcome.rows_changed is None else f"{outcome.rows_changed:,}",
+                          f"{outcome.seconds:.2f}", f"{outcome.started:.2f}-{outcome.finished:.2f}")
         stdout().print(table)
+        stdout().print(f"  overlap: {overlap_seconds(written):.2f} s of views running at once", markup=False)
         for outcome in record.views:
             if outcome.rounds and not outcome.stage_rows and outcome.stage_names:  # one pass, in memory
                 stdout().print(f"  fixpoint {outcome.view}: {outcome.stage_names[0]} ({outcome.rounds[0]:,} rows)",

@@ -34,6 +34,7 @@ from driver.delta_store import DeltaTableStore
 from driver.lock import BuildLock, restore_release
 from driver.materializers import view_loaders, view_savers
 from driver.options import BuildOptionError, check_build_options
+from driver.scheduling import obey_schedule
 from relspec.catalog import DatasetCatalog, TableStore
 from relspec.policy import CompiledExecutionPolicy, StagingMedium, ValidationMode
 from relspec.releases import current_release
@@ -153,15 +154,16 @@ def replay_driver(store: TableStore, scratch: str | Path,
 def _execution_driver(config: dict[str, object], adapters: list[lifecycle_base.LifecycleAdapter],
                       modules: Sequence[ModuleType]) -> hamilton_driver.Driver:
     """The execution driver over a planned context: the views with the savers and loaders the
-    compiled policy attaches, the run recorded as failed if it fails part-way."""
+    compiled policy attaches, executed in the compiled schedule's order, the run recorded as failed if
+    it fails part-way."""
     policy: CompiledExecutionPolicy = config["compiled_policy"]  # type: ignore[assignment]
     recorder = FailedRunRecorder(config["execution_authority"], config["table_store"])  # type: ignore[arg-type]
-    return (hamilton_driver.Builder()
-            .with_modules(*EXECUTION_MODULES, _view_nodes(policy), *modules)
-            .with_config(config)
-            .with_materializers(*view_loaders(policy))
-            .with_adapters(recorder, *adapters)
-            .build())
+    return obey_schedule(hamilton_driver.Builder()
+                         .with_modules(*EXECUTION_MODULES, _view_nodes(policy), *modules)
+                         .with_config(config)
+                         .with_materializers(*view_loaders(policy))
+                         .with_adapters(recorder, *adapters)
+                         .build(), policy)
 
 
 def _refuse_required_overrides(policy: CompiledExecutionPolicy) -> None:

@@ -79,11 +79,13 @@ def _fixpoint_stages(view: ViewIR) -> dict[str, object] | None:
 
 def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionPolicy,
                 validation: ValidationResult, graph: ViewGraph) -> dict[str, object]:
-    """The compiled plan as plain data: every view with its kind, inputs, schedule position (wave),
-    IR cache hint and compiled cache policy with confidence and evidence, how a written view is kept up
-    to date (full or by file, with the locality evidence), and — for relate views —
-    the inferred join keys and strategy; then the extraction processes, the scan options, the policy
-    fingerprint and the validation issues."""
+    """The compiled plan as plain data: every view with its kind, inputs, wave (the views of a wave
+    depend only on earlier waves), its place in the compiled schedule (position, predicted seconds and
+    how they were found, bottom level, slack, on the critical path or not), IR cache hint and compiled
+    cache policy with confidence and evidence, how a written view is kept up to date (full or by file,
+    with the locality evidence), and — for relate views — the inferred join keys and strategy; then
+    the extraction processes, the scan options, the schedule, the policy fingerprint and the
+    validation issues."""
     waves = {name: index for index, wave in enumerate(graph.generations()) for name in wave}
     views = []
     for view in ir.views:
@@ -102,6 +104,7 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
             "functions": list(policy.udfs.get(view.name, ())),
             "join": None,
             "fixpoint": _fixpoint_stages(view),
+            "schedule": _schedule_entry(policy, view.name),
         }
         if view.join is not None:
             entry["join"] = {
@@ -123,9 +126,29 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
             "extraction": msgspec.to_builtins(policy.extraction),
             "scan": msgspec.to_builtins(policy.scan),
             "maintenance": msgspec.to_builtins(policy.maintenance),
+            "schedule": _schedule_summary(policy),
         },
         "validation": msgspec.to_builtins(validation.issues),
     }
+
+
+def _schedule_entry(policy: CompiledExecutionPolicy, view: str) -> dict[str, object] | None:
+    schedule = policy.schedule
+    if schedule is None:
+        return None
+    return {"position": schedule.order.index(view), "cost": msgspec.to_builtins(policy.costs[view]),
+            "bottom_level": schedule.bottom_level[view], "slack": schedule.slack[view],
+            "critical": view in schedule.critical_path, "betweenness": schedule.betweenness[view]}
+
+
+def _schedule_summary(policy: CompiledExecutionPolicy) -> dict[str, object] | None:
+    schedule = policy.schedule
+    if schedule is None:
+        return None
+    return {"order": list(schedule.order), "critical_path": list(schedule.critical_path), "lanes": schedule.lanes,
+            "articulation_points": list(schedule.articulation_points),
+            "bridges": [list(bridge) for bridge in schedule.bridges],
+            "confidence": msgspec.to_builtins(schedule.confidence)}
 
 
 def node_role(tags: dict[str, object]) -> str:

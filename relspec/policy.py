@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 
 from relspec.catalog import EXTRACT_TABLES, LOG_TABLES
+from relspec.costs import ViewCost
 from relspec.machine import available_cores
 from relspec.maintenance import MaintenancePolicy
+from relspec.schedule import ViewSchedule
 from relspec.view_graph import ViewGraph
 from semantics.entities import EXTRACTION_ENTITIES
 from semantics.inference import InferenceConfidence
@@ -129,6 +131,8 @@ class CompiledExecutionPolicy(msgspec.Struct, frozen=True):
     diagnostics: DiagnosticsFlags
     validation_mode: ValidationMode
     view_maintenance: dict[str, ViewMaintenance] = {}  # by written view
+    costs: dict[str, ViewCost] = {}  # predicted, by view: what the schedule orders by
+    schedule: ViewSchedule | None = None  # the order execution starts the views in
     fingerprint: str = ""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -62,6 +63,10 @@ class ViewOutcome(msgspec.Struct, frozen=True):
     stage_rows: tuple[tuple[int, ...], ...] = ()  # ... and rows each added, round by round after the seeds
     maintained: str = ""  # a written view: "full" (rewritten) or "by_file" (its changed files' rows replaced)
     rows_changed: int | None = None  # a written view: rows written plus rows replaced or overwritten
+    # seconds since the run's authority was built, when its work began and ended (a staged or published
+    # view: its computation and write; a lazy one: its planning): the executed order and any overlap
+    started: float = 0.0
+    finished: float = 0.0
 
 
 class ExecutionPackage(msgspec.Struct, frozen=True):
@@ -91,6 +96,7 @@ class RunRecord(msgspec.Struct, frozen=True):
     maintenance: tuple[MaintenanceRecord, ...]
     package: ExecutionPackage | None
     message: str = ""
+    source_rows: dict[str, int] = {}  # rows of each source table the views read (a later cost model scales by them)
 
     def outcome_counts(self) -> dict[str, int]:
         """How many views each outcome (lazy, computed_staged, reused, published) had."""
@@ -147,3 +153,15 @@ def read_records(table: pa.Table | None) -> list[RunRecord]:
 
 def find_record(table: pa.Table | None, run_id: str) -> RunRecord | None:
     return next((record for record in read_records(table) if record.run_id == run_id), None)
+
+
+def overlap_seconds(outcomes: Iterable[ViewOutcome]) -> float:
+    """Seconds during which two or more of ``outcomes`` were running at once (0 when they ran one by one)."""
+    events = sorted((time, step) for outcome in outcomes
+                    for time, step in ((outcome.started, 1), (outcome.finished, -1)))
+    running, since, total = 0, 0.0, 0.0
+    for time, step in events:
+        if running >= 2:
+            total += time - since
+        running, since = running + step, time
+    return total

@@ -1,0 +1,108 @@
+"""What each view will cost to compute, predicted from what earlier runs of the same output measured.
+
+In order of preference (the issue's and the seed's order): the seconds a released run spent
+computing the view the way this run will (whole or by file), scaled by how much the rows of the
+source tables it reads grew since; else the rows it produced then, at the seconds per row that run
+measured over all the views it computed; else an estimate from the bytes of the source tables it
+reads, at a rate measured once on the standard library, with a low confidence. A view nothing has
+measured and whose sources are not built yet costs that estimate over zero bytes: nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+from semantics.inference import InferenceConfidence
+
+if TYPE_CHECKING:  # the policy holds the costs: its types are only annotations here
+    from relspec.policy import TableStats, ViewMaintenance, ViewPolicy
+    from relspec.runs import RunRecord, ViewOutcome
+    from relspec.view_graph import ViewGraph
+
+CostBasis = Literal["seconds", "rows", "bytes"]
+# Outcomes whose seconds are the view's computation (reused: a lookup; lazy: planning only, the work
+# is paid by its readers).
+COMPUTED = frozenset({"computed_staged", "computed_in_memory", "published"})
+# Seconds per byte of source tables read (Parquet bytes of each view's transitive sources), with no
+# history: the standard library's cold build computed its views in 59.4 s over 6.22 GB read so. A view's
+# own rate ranges from 0.1 to 17 s a GB, hence the low confidence of an estimate.
+ESTIMATED_SECONDS_PER_BYTE = 59.4 / 6.22e9
+
+
+class ViewCost(msgspec.Struct, frozen=True):
+    seconds: float
+    basis: CostBasis
+    confidence: InferenceConfidence
+
+
+def predict_costs(graph: ViewGraph, history: list[RunRecord], stats: dict[str, TableStats],
+                  policies: dict[str, ViewPolicy], maintenance: dict[str, ViewMaintenance],
+                  held: frozenset[str]) -> dict[str, ViewCost]:
+    """Every view's predicted seconds from ``history`` (run records, oldest first) and the source
+    tables' statistics now. A lazy view (policy ``none``) costs its readers, not itself: 0 s. A view
+    ``held`` in memory is computed whole whatever its maintenance mode (there is no table to update)."""
+    released = [record for record in reversed(history) if record.status == "released"]
+    now_rows = {name: stat.rows for name, stat in stats.items()}
+    costs = {}
+    for view in graph.names():
+        if policies[view].cache == "none":
+            costs[view] = ViewCost(0.0, "seconds", InferenceConfidence(
+                "view_cost", "0.000", 1.0, ("lazy: computed inside each reader's plan, which pays for it",)))
+            continue
+        sources = graph.transitive_sources(view)
+        mode = maintenance[view].mode if view in maintenance and view not in held else "full"
+        costs[view] = (_from_seconds(view, mode, sources, released, now_rows)
+                       or _from_rows(view, sources, released, now_rows)
+                       or _from_bytes(sources, stats))
+    return costs
+
+
+def _growth(sources: set[str], record: RunRecord, now_rows: dict[str, int]) -> tuple[float, str]:
+    then = sum(record.source_rows.get(name, 0) for name in sources)
+    now = sum(now_rows.get(name, 0) for name in sources)
+    if then == 0 or now == 0:
+        return 1.0, "source rows unknown then or now: not scaled"
+    return now / then, f"its sources grew {then:,} -> {now:,} rows (x{now / then:.3f})"
+
+
+def _computed(view: str, record: RunRecord) -> ViewOutcome | None:
+    return next((outcome for outcome in record.views if outcome.view == view and outcome.outcome in COMPUTED), None)
+
+
+def _from_seconds(view: str, mode: str, sources: set[str], released: list[RunRecord],
+                  now_rows: dict[str, int]) -> ViewCost | None:
+    for record in released:  # latest first
+        outcome = _computed(view, record)
+        if outcome is None or (outcome.maintained or "full") != mode:
+            continue
+        growth, how = _growth(sources, record, now_rows)
+        seconds = outcome.seconds * growth
+        evidence = (f"run {record.run_id} computed it ({mode}) in {outcome.seconds:.3f} s", how)
+        return ViewCost(seconds, "seconds", InferenceConfidence("view_cost", f"{seconds:.3f}", 0.9, evidence))
+    return None
+
+
+def _from_rows(view: str, sources: set[str], released: list[RunRecord], now_rows: dict[str, int]) -> ViewCost | None:
+    for record in released:
+        outcome = _computed(view, record)
+        if outcome is None or outcome.rows is None:
+            continue
+        computed = [done for done in record.views if done.outcome in COMPUTED and done.rows]
+        rate = sum(done.seconds for done in computed) / sum(done.rows or 0 for done in computed)
+        growth, how = _growth(sources, record, now_rows)
+        seconds = outcome.rows * rate * growth
+        evidence = (f"run {record.run_id} measured {outcome.rows:,} rows of it, computed "
+                    f"{outcome.maintained or 'full'}, not as this run will", f"{rate * 1e6:.2f} s per million rows "
+                    "over the views that run computed", how)
+        return ViewCost(seconds, "rows", InferenceConfidence("view_cost", f"{seconds:.3f}", 0.6, evidence))
+    return None
+
+
+def _from_bytes(sources: set[str], stats: dict[str, TableStats]) -> ViewCost:
+    read = sum(stats[name].bytes for name in sources if name in stats)
+    seconds = read * ESTIMATED_SECONDS_PER_BYTE
+    evidence = (f"reads {read:,} bytes of source tables, at {ESTIMATED_SECONDS_PER_BYTE * 1e9:.1f} s a GB",)
+    return ViewCost(seconds, "bytes", InferenceConfidence("view_cost", f"{seconds:.3f}", 0.3, evidence,
+                                                          "no released run computed this view"))

@@ -1,0 +1,115 @@
+"""The cost-aware schedule: its quantities on a hand-made view graph, checked by hand; and, through
+real builds, that execution follows the compiled order and that measured costs change it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import msgspec
+from conftest import build, write_tree
+
+from driver.delta_store import DeltaTableStore
+from driver.factory import build_driver
+from relspec.catalog import RUNS_TABLE, DatasetCatalog
+from relspec.runs import RunRecord, new_run_id, read_records, run_row
+from relspec.schedule import compile_schedule
+from relspec.view_graph import ViewGraph
+
+TREE = {
+    "pkg/__init__.py": "from pkg.base import helper\n",
+    "pkg/base.py": "def helper(x):\n    return x + 1\n\n\nclass Base:\n    def run(self):\n        return helper(1)\n",
+    "pkg/a.py": "from pkg.base import Base, helper\n\n\nclass A(Base):\n    pass\n\n\n"
+                "def main():\n    f = helper\n    A().run()\n    return f(2)\n",
+}
+
+
+def _graph(edges: dict[str, tuple[str, ...]]) -> ViewGraph:
+    """A view graph of views named by ``edges`` ({view: the views it reads}), in dependency order."""
+    views = [SimpleNamespace(name=name, inputs=inputs) for name, inputs in edges.items()]
+    return ViewGraph(SimpleNamespace(views=views))  # type: ignore[arg-type]
+
+
+def test_bottom_levels_slack_critical_path_and_order_by_hand() -> None:
+    # a diamond a -> (b, c) -> d -> f, and e alone
+    graph = _graph({"a": (), "b": ("a",), "c": ("a",), "d": ("b", "c"), "e": (), "f": ("d",)})
+    costs = {"a": 1.0, "b": 5.0, "c": 2.0, "d": 1.0, "e": 3.0, "f": 1.0}
+    schedule = compile_schedule(graph, costs, 1, ())
+    # bottom level: own cost + the costliest path below: f 1, d 1+1, b 5+2, c 2+2, a 1+7, e 3
+    assert schedule.bottom_level == {"a": 8.0, "b": 7.0, "c": 4.0, "d": 2.0, "e": 3.0, "f": 1.0}
+    # top level: the costliest path above: b and c after a (1), d after b (1+5), f after d (6+1)
+    assert schedule.top_level == {"a": 0.0, "b": 1.0, "c": 1.0, "d": 6.0, "e": 0.0, "f": 7.0}
+    # slack against the critical length 8: c could start 3 s later, e 5 s later
+    assert schedule.slack == {"a": 0.0, "b": 0.0, "c": 3.0, "d": 0.0, "e": 5.0, "f": 0.0}
+    assert schedule.critical_path == ("a", "b", "d", "f")
+    # ready first {a 8, e 3}: a; then {b 7, c 4, e 3}: b; {c 4, e 3}: c; {d 2, e 3}: e; d; f
+    assert schedule.order == ("a", "b", "c", "e", "d", "f")
+    # removing d cuts f off; the edge d-f is the only way to f
+    assert schedule.articulation_points == ("d",)
+    assert schedule.bridges == (("d", "f"),)
+
+
+def test_equal_bottom_levels_go_by_betweenness() -> None:
+    # b and c cost the same; the path a -> c -> d runs through c, nothing runs through b
+    graph = _graph({"a": (), "b": (), "c": ("a",), "d": ("c",)})
+    schedule = compile_schedule(graph, {"a": 0.0, "b": 2.0, "c": 2.0, "d": 0.0}, 1, ())
+    assert schedule.betweenness["c"] > schedule.betweenness["b"] == 0.0
+    assert schedule.order == ("a", "c", "b", "d")  # a (bl 2) ties b (bl 2): a is on more paths
+
+
+def _records(out: Path) -> list[RunRecord]:
+    return read_records(DeltaTableStore(DatasetCatalog(str(out))).read(RUNS_TABLE))
+
+
+def _executed_order(record: RunRecord) -> list[str]:
+    return [outcome.view for outcome in sorted(record.views, key=lambda outcome: outcome.started)
+            if outcome.outcome != "lazy"]
+
+
+def _claim_seconds(out: Path, record: RunRecord, seconds: dict[str, float]) -> None:
+    """Append a released run record saying ``record``'s views took ``seconds`` (the rest as measured)."""
+    views = tuple(msgspec.structs.replace(outcome, seconds=seconds.get(outcome.view, outcome.seconds))
+                  for outcome in record.views)
+    claimed = msgspec.structs.replace(record, run_id=new_run_id(), started_at=datetime.now(UTC).isoformat(),
+                                      views=views)
+    DeltaTableStore(DatasetCatalog(str(out))).append(RUNS_TABLE, run_row(claimed))
+
+
+def test_execution_follows_the_schedule_and_measured_costs_change_it(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "src", TREE)
+    out = tmp_path / "out"
+    build(root, out)
+    first = _records(out)[-1]
+    config = build_driver(root, out).config
+    graph, policies = config["view_graph"], config["compiled_policy"].cache
+    # two views a rebuild writes that read no other view: both ready from the start
+    x, y = sorted(view for view, policy in policies.items() if policy.cache != "none" and not graph.inputs(view))[:2]
+
+    orders = []
+    for slow in (x, y):
+        _claim_seconds(out, first, {slow: 100.0})
+        dr = build_driver(root, out)
+        schedule = dr.config["compiled_policy"].schedule
+        assert dr.config["compiled_policy"].costs[slow].basis == "seconds"
+        assert schedule.order[0] == slow  # the costliest path starts with it
+        dr.execute(["build_summary"])
+        executed = _executed_order(_records(out)[-1])
+        assert executed == [view for view in schedule.order if view in set(executed)]
+        orders.append(executed)
+    assert orders[0][0] == x and orders[1][0] == y
+    assert orders[0].index(x) < orders[0].index(y) and orders[1].index(y) < orders[1].index(x)
+
+
+def test_a_request_for_one_output_runs_only_what_it_needs_in_schedule_order(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "src", TREE)
+    out = tmp_path / "out"
+    build(root, out)
+    dr = build_driver(root, out)
+    frame = dr.execute(["cpg_diagnostics"])["cpg_diagnostics"]
+    assert frame.count() >= 0  # a lazy frame, computed on demand
+    authority = dr.config["execution_authority"]
+    ran = [outcome.view for outcome in authority.outcomes() if outcome.outcome != "lazy"]
+    order = dr.config["compiled_policy"].schedule.order
+    assert "value_flow_fixpoint" not in ran  # cpg_diagnostics does not read it
+    assert ran == [view for view in order if view in set(ran)]
