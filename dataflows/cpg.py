@@ -9,7 +9,15 @@ from datafusion import SessionContext
 from hamilton.function_modifiers import tag
 
 from relspec.authority import ExecutionAuthority
-from relspec.catalog import RUNS_TABLE, TableStore
+from relspec.calibration import (
+    Calibration,
+    CalibrationMode,
+    WorkloadClass,
+    calibrate,
+    calibration_row,
+    describe,
+)
+from relspec.catalog import CALIBRATION_TABLE, RUNS_TABLE, TableStore
 from relspec.maintenance import MaintenanceRecord
 from relspec.policy import CompiledExecutionPolicy
 from relspec.quarantine import DataCheck, failures, quarantine_reason
@@ -26,6 +34,7 @@ from relspec.runs import (
 from relspec.runs import view_fingerprints as fingerprints_of_views
 from relspec.summary import BuildSummary
 from relspec.validation import RuntimeCapabilities
+from relspec.view_graph import ViewGraph
 from semantics.entities import BUILTIN_NAMES, FILE, builtin_names_table
 from semantics.extract.manifest import FileManifest
 from semantics.ir import SemanticPlan
@@ -83,7 +92,8 @@ def _counts(session: SessionContext, sql: str) -> dict[str, int]:
 @tag(role="output")
 def build_summary(run_record: RunRecord, release: Release | None, source_catalog: dict[str, int],
                   source_lines: int, file_manifest: FileManifest, session: SessionContext, table_store: TableStore,
-                  decision_provenance: dict[str, int], restored_tables: list[str] | None = None) -> BuildSummary:
+                  decision_provenance: dict[str, int], calibration: Calibration | None,
+                  restored_tables: list[str] | None = None) -> BuildSummary:
     """Counts of what the build produced, read back from the published tables."""
     for name in run_record.output_versions:
         table_store.register(session, name)
@@ -108,6 +118,7 @@ def build_summary(run_record: RunRecord, release: Release | None, source_catalog
         message=run_record.message,
         release=release.sequence if release else 0,
         restored=list(restored_tables or ()),
+        calibration=describe(calibration) if calibration is not None else "",
     )
 
 
@@ -127,6 +138,21 @@ def execution_package(semantic_plan: SemanticPlan, compiled_policy: CompiledExec
         source_versions=source_versions,
         cache_policies={view: choice.cache for view, choice in sorted(compiled_policy.cache.items())},
     ))
+
+
+@tag(role="output")
+def calibration(run_record: RunRecord, compiled_policy: CompiledExecutionPolicy, view_graph: ViewGraph,
+                workload_class: WorkloadClass, table_store: TableStore,
+                calibration_mode: CalibrationMode = "observe") -> Calibration | None:
+    """What this run measured against what the compile predicted, and the thresholds it moves
+    (mode ``apply``: the next compile of this workload class uses them; ``observe``: recorded only;
+    ``off``: nothing)."""
+    if calibration_mode == "off":
+        return None
+    made = calibrate(run_record.run_id, workload_class, calibration_mode, compiled_policy.thresholds,
+                     run_record.views, compiled_policy.costs, view_graph, run_record.source_rows)
+    table_store.append(CALIBRATION_TABLE, calibration_row(made))
+    return made
 
 
 @tag(role="output")

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from hamilton.function_modifiers import tag
 
-from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, RUNS_TABLE, TableStore
+from relspec.calibration import (
+    Calibration,
+    CalibrationMode,
+    Thresholds,
+    WorkloadClass,
+    current_thresholds,
+    read_calibrations,
+)
+from relspec.catalog import CALIBRATION_TABLE, EXTRACT_TABLES, LOG_TABLES, RUNS_TABLE, TableStore
 from relspec.costs import ViewCost, predict_costs
 from relspec.policy import (
     CompiledExecutionPolicy,
@@ -57,10 +65,32 @@ def table_statistics(table_store: TableStore) -> dict[str, TableStats]:
 
 
 @tag(role="policy")
+def workload_class(file_manifest: FileManifest, full_rebuild: bool = False) -> WorkloadClass:
+    """What kind of run this is: a full build (nothing built before, or --full) or an incremental one."""
+    return "incremental_build" if file_manifest.incremental and not full_rebuild else "full_build"
+
+
+@tag(role="policy")
+def calibration_history(table_store: TableStore) -> list[Calibration]:
+    """What earlier runs of this output measured and proposed, oldest first."""
+    return read_calibrations(table_store.read(CALIBRATION_TABLE))
+
+
+@tag(role="policy")
+def thresholds(calibration_history: list[Calibration], workload_class: WorkloadClass,
+               calibration_mode: CalibrationMode = "observe") -> Thresholds:
+    """The thresholds this compile decides with: calibrated by earlier runs in mode ``apply``, else
+    the defaults."""
+    return current_thresholds(calibration_history, workload_class, calibration_mode)
+
+
+@tag(role="policy")
 def cache_policies(optimized_ir: SemanticIR, view_graph: ViewGraph, table_statistics: dict[str, TableStats],
-                   cache_overrides: dict[str, CachePolicy] | None = None) -> dict[str, ViewPolicy]:
-    """Cache policy by view: the topology's hint weighed against costs; explicit overrides win."""
-    return compile_cache_policies(optimized_ir, view_graph, table_statistics, cache_overrides or {})
+                   thresholds: Thresholds, cache_overrides: dict[str, CachePolicy] | None = None
+                   ) -> dict[str, ViewPolicy]:
+    """Cache policy by view: the topology's hint weighed against costs and the (calibrated) inline
+    threshold; explicit overrides win."""
+    return compile_cache_policies(optimized_ir, view_graph, table_statistics, cache_overrides or {}, thresholds)
 
 
 @tag(role="policy")
@@ -157,11 +187,13 @@ def compiled_policy(cache_policies: dict[str, ViewPolicy], extraction_choice: Ex
                     scan_policy: ScanPolicy, materialization: MaterializationStrategy,
                     maintenance_policies: dict[str, MaintenanceChoice], udf_requirements: dict[str, tuple[str, ...]],
                     view_maintenance: dict[str, ViewMaintenance], view_costs: dict[str, ViewCost],
-                    view_schedule: ViewSchedule, validation_mode: ValidationMode = "warn") -> CompiledExecutionPolicy:
+                    view_schedule: ViewSchedule, thresholds: Thresholds,
+                    validation_mode: ValidationMode = "warn") -> CompiledExecutionPolicy:
     """Every execution decision of the run, in one fingerprinted struct."""
     return fingerprint_policy(CompiledExecutionPolicy(
         cache=cache_policies, extraction=extraction_choice, scan=scan_policy, maintenance=maintenance_policies,
         udfs=udf_requirements, view_maintenance=view_maintenance, costs=view_costs, schedule=view_schedule,
+        thresholds=thresholds,
         materialization=materialization, diagnostics=DiagnosticsFlags(), validation_mode=validation_mode,
     ))
 

@@ -132,6 +132,9 @@ def cli() -> None:
     """Build a Code Property Graph of a Python code base as Delta Lake tables, and query it."""
 
 
+_CALIBRATION_HELP = ("What the run's measurements do: observe records them and the thresholds they would move to; "
+                     "apply also moves the thresholds the next build compiles with; off records nothing "
+                     "(cpgflow calibration DIR shows them).")
 _STAGING_HELP = ("Where staged views go: auto holds them in memory on a small code base and writes staging "
                  "tables otherwise; delta or memory always there.")
 
@@ -160,10 +163,12 @@ _STAGING_HELP = ("Where staged views go: auto holds them in memory on a small co
               "a rebuild extracts the changed files and updates the file-local views by file).")
 @click.option("--staging", type=click.Choice(["auto", "delta", "memory"]), default="auto", show_default=True,
               help=_STAGING_HELP)
+@click.option("--calibration", type=click.Choice(["off", "observe", "apply"]), default="observe", show_default=True,
+              help=_CALIBRATION_HELP)
 @_option_errors
 def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tuple[str, ...],
           max_file_bytes: int, cache_policy: tuple[str, ...], validation: str, quiet: bool, track: bool,
-          project_id: int, no_wait: bool, full: bool, staging: str) -> None:
+          project_id: int, no_wait: bool, full: bool, staging: str, calibration: str) -> None:
     """Build the CPG of the code base at PATH into DIR."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -178,7 +183,8 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
     except ValueError as err:
         raise CliError(str(err)) from None
     options = {"jobs": jobs, "include": list(include), "exclude": list(exclude), "max_file_bytes": max_file_bytes,
-               "cache_overrides": overrides, "validation_mode": validation, "staging": staging}
+               "cache_overrides": overrides, "validation_mode": validation, "staging": staging,
+               "calibration": calibration}
     root = check_build_options(path, out, **options)  # type: ignore[arg-type]
     output = _writable_output(Path(out))
     started = time.perf_counter()
@@ -241,6 +247,8 @@ def _print_summary(root: Path, summary: BuildSummary, seconds: float) -> None:
                      "that did not finish", markup=False)
     if summary.release:
         stdout().print(f"  released as release {summary.release}", markup=False)
+    if summary.calibration:
+        stdout().print(f"  calibration: {summary.calibration}", markup=False)
     counts = Table(show_edge=False, box=None, pad_edge=False)
     for header in ("node kind", "count", "edge kind", "count"):
         counts.add_column(header, justify="right" if header == "count" else "left")
@@ -290,9 +298,12 @@ def query(out: Path, sql: str, output_format: str, run_id: str | None) -> None:
               help="Override a view's compiled cache policy (repeatable).")
 @click.option("--staging", type=click.Choice(["auto", "delta", "memory"]), default="auto", show_default=True,
               help=_STAGING_HELP)
+@click.option("--calibration", type=click.Choice(["off", "observe", "apply"]), default="observe", show_default=True,
+              help=_CALIBRATION_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_option_errors
-def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], staging: str, as_json: bool) -> None:
+def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], staging: str, calibration: str,
+         as_json: bool) -> None:
     """Show the compiled plan for PATH without running it: views, joins, policy, validation."""
     from rich.table import Table
 
@@ -308,7 +319,8 @@ def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], staging: s
     root = check_source_root(path)
     with tempfile.TemporaryDirectory(prefix="cpgflow-plan-") as scratch:
         statistics_from = out.resolve() if out is not None else Path(scratch)
-        results = plan_driver(root, statistics_from, cache_overrides=overrides, staging=staging).execute(  # type: ignore[arg-type]
+        results = plan_driver(root, statistics_from, cache_overrides=overrides, staging=staging,  # type: ignore[arg-type]
+                              calibration=calibration).execute(  # type: ignore[arg-type]
             ["optimized_ir", "discovery", "compiled_policy", "validation", "view_graph"])
     report = plan_report(results["optimized_ir"], results["discovery"], results["compiled_policy"],
                          results["validation"], results["view_graph"])
@@ -510,6 +522,36 @@ def runs(out: Path, as_json: bool) -> None:
                     stdout().print(f"    round {number}: {stages}", markup=False)
         for issue in record.validation:
             stdout().print(f"  {issue.severity}: {issue.code} ({issue.subject}): {issue.message}", markup=False)
+
+
+@cli.command()
+@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the calibration records as JSON.")
+def calibration(out: Path, as_json: bool) -> None:
+    """Show DIR's calibrated thresholds by workload class, their history and why they moved."""
+    from relspec.calibration import DEFAULT_INLINE_MAX_ROWS, current_thresholds, read_calibrations
+    from relspec.catalog import CALIBRATION_TABLE
+
+    records = read_calibrations(_output_store(out).read(CALIBRATION_TABLE))
+    if as_json:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(records)).decode() + "\n")
+        return
+    if not records:
+        raise CliError(f"DIR '{out}' has no calibration records (a build with --calibration off records none)")
+    stdout().print(f"default inline_max_rows {DEFAULT_INLINE_MAX_ROWS:,}", markup=False)
+    for workload in sorted({record.workload for record in records}):
+        current = current_thresholds(records, workload, "apply").inline_max_rows
+        stdout().print(f"[bold]{workload}[/bold]: a build with --calibration apply compiles with "
+                       f"inline_max_rows {current:,}")
+        for record in (record for record in records if record.workload == workload):
+            fit = (f"fit {record.fit.fixed_seconds:.4f} s + {record.fit.seconds_per_row * 1e6:.3f} s/M rows "
+                   f"over {record.fit.points} views" if record.fit else "no fit")
+            stdout().print(f"  run {record.run_id} {record.recorded_at}  {record.mode:7}  "
+                           f"{record.before.inline_max_rows:,} -> {record.proposed.inline_max_rows:,}  {fit}; "
+                           f"views predicted {record.error.predicted_seconds:.2f} s, measured "
+                           f"{record.error.actual_seconds:.2f} s (median |log error| "
+                           f"{record.error.median_log_error:.2f})", markup=False)
+            stdout().print(f"    why: {'; '.join(record.confidence.evidence)}", markup=False)
 
 
 @cli.command()

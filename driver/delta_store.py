@@ -20,7 +20,16 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from pyarrow import fs
 
-from relspec.catalog import RELEASES_TABLE, RUNS_TABLE, DatasetCatalog, FileScope, StagedResult, TableStore
+from relspec.calibration import CALIBRATION_SCHEMA
+from relspec.catalog import (
+    CALIBRATION_TABLE,
+    RELEASES_TABLE,
+    RUNS_TABLE,
+    DatasetCatalog,
+    FileScope,
+    StagedResult,
+    TableStore,
+)
 from relspec.maintenance import CLUSTER_FILE_BYTES
 from relspec.provenance import PROVENANCE_SCHEMAS
 from relspec.releases import RELEASE_SCHEMA
@@ -32,7 +41,8 @@ from semantics.types import SEMANTIC_METADATA_KEY, SemanticType
 _DECLARATIONS: dict[str, EntityDecl] = {entity.table: entity for entity in EXTRACTION_ENTITIES}
 FINGERPRINT_KEY = "cpgflow.fingerprint"
 RUN_KEY = "cpgflow.run_id"  # the run that wrote a staged or published result
-LOG_SCHEMAS = {RUNS_TABLE: RUN_SCHEMA, RELEASES_TABLE: RELEASE_SCHEMA, **PROVENANCE_SCHEMAS}
+LOG_SCHEMAS = {RUNS_TABLE: RUN_SCHEMA, RELEASES_TABLE: RELEASE_SCHEMA, CALIBRATION_TABLE: CALIBRATION_SCHEMA,
+               **PROVENANCE_SCHEMAS}
 # Commits that leave a table's rows as they were: a result recorded before them still describes it.
 SAME_DATA_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
 WRITE_OPERATIONS = frozenset({"WRITE", "CREATE TABLE", "CREATE OR REPLACE TABLE"})

@@ -35,6 +35,7 @@ from driver.lock import BuildLock, restore_release
 from driver.materializers import view_loaders, view_savers
 from driver.options import BuildOptionError, check_build_options
 from driver.scheduling import obey_schedule
+from relspec.calibration import CalibrationMode
 from relspec.catalog import DatasetCatalog, TableStore
 from relspec.policy import CompiledExecutionPolicy, StagingMedium, ValidationMode
 from relspec.releases import current_release
@@ -51,7 +52,8 @@ EXECUTION_MODULES = (dataflows.extraction, dataflows.cpg, dataflows.release, dri
 # `release_log` is the log the plan was made on: `BuildLockHolder` refuses to execute once the folder was
 # released again, so the execution nodes can read it instead of the table.
 CONTEXT = ("execution_authority", "semantic_plan", "compiled_policy", "validation", "capabilities", "session",
-           "table_store", "file_manifest", "optimized_ir", "view_graph", "table_statistics", "release_log")
+           "table_store", "file_manifest", "optimized_ir", "view_graph", "table_statistics", "release_log",
+           "workload_class")
 
 # The planning chain is pure: its results depend only on the code of `semantics` and `relspec`, so
 # Hamilton's cache keeps them across runs, in a folder per version of that code (a node's own code
@@ -92,6 +94,7 @@ def build_driver(
     lock_timeout: float | None = None,
     full: bool = False,
     staging: StagingMedium = "auto",
+    calibration: CalibrationMode = "observe",
 ) -> hamilton_driver.Driver:
     """A Hamilton driver that builds the CPG of ``source_root`` into ``output_dir``.
 
@@ -109,7 +112,9 @@ def build_driver(
     recomputes every view whole, where a build otherwise updates the views that are file-local by
     file (see `cpgflow plan`). ``staging`` says where staged views go: "auto" (default) holds them in
     memory on a small code base and writes staging tables otherwise; "delta" and "memory" force one.
-    A wrong option raises
+    ``calibration`` says what the run's measurements do: "observe" (default) records them and the
+    thresholds they would move to, "apply" also compiles the next build with the moved thresholds,
+    "off" records nothing (see `relspec.calibration`). A wrong option raises
     `driver.options.BuildOptionError` (a ValueError) before anything is written.
 
     One build writes an output folder at a time: the folder's lock is held while the build is planned
@@ -121,7 +126,7 @@ def build_driver(
     """
     planning = plan_driver(source_root, output_dir, jobs=jobs, include=include, exclude=exclude,
                            max_file_bytes=max_file_bytes, cache_overrides=cache_overrides,
-                           validation_mode=validation_mode, full=full, staging=staging)
+                           validation_mode=validation_mode, full=full, staging=staging, calibration=calibration)
     if output_dir is None:
         return planning
     lock = BuildLock(planning.config["output_dir"], timeout=lock_timeout)
@@ -146,8 +151,8 @@ def replay_driver(store: TableStore, scratch: str | Path,
     recorded run's tables pinned at their versions, everything else written under ``scratch``) in
     place of the output's own store, and the cache policies the run had. Its extraction is not run:
     execute it with the pinned versions as the ``extraction_tables`` override (see `driver.replay`)."""
-    planning = plan_driver(scratch, scratch, cache_overrides=cache_policies)
-    context = planning.execute(list(CONTEXT), overrides={"table_store": store})
+    planning = plan_driver(scratch, scratch, cache_overrides=cache_policies, calibration="off")
+    context = planning.execute(list(CONTEXT), overrides={"table_store": store, "workload_class": "replay"})
     return _execution_driver({**planning.config, **context, "restored_tables": []}, [], ())
 
 
@@ -186,13 +191,14 @@ def plan_driver(
     validation_mode: ValidationMode = "warn",
     full: bool = False,
     staging: StagingMedium = "auto",
+    calibration: CalibrationMode = "observe",
 ) -> hamilton_driver.Driver:
     """The planning driver: ``dr.execute(["compiled_policy", "validation"])`` plans a build of
     ``source_root`` into ``output_dir`` (whose tables' statistics the policy weighs) without running
     it. The semantic plan alone (``dr.execute(["optimized_ir"])``) needs no ``output_dir``."""
     root = check_build_options(source_root, output_dir, jobs=jobs, include=include, exclude=exclude,
                                max_file_bytes=max_file_bytes, cache_overrides=cache_overrides or {},
-                               validation_mode=validation_mode, staging=staging)
+                               validation_mode=validation_mode, staging=staging, calibration=calibration)
     config: dict[str, object] = {
         "source_root": str(root),
         "jobs": jobs,
@@ -203,6 +209,7 @@ def plan_driver(
         "validation_mode": validation_mode,
         "full_rebuild": bool(full),
         "staging": staging,
+        "calibration_mode": calibration,
     }
     builder = hamilton_driver.Builder().with_modules(*PLANNING_MODULES)
     if output_dir is not None:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import get_args
 
+from relspec.calibration import CALIBRATION_MODES
 from relspec.policy import StagingMedium, ValidationMode
 from semantics.ir import CACHE_POLICIES
 from semantics.views import OUTPUTS, discover_specs
@@ -63,6 +64,11 @@ def check_validation_mode(mode: object) -> None:
         raise BuildOptionError("validation_mode", f"must be one of {', '.join(modes)}, not {mode!r}")
 
 
+def check_calibration(mode: object) -> None:
+    if mode not in CALIBRATION_MODES:
+        raise BuildOptionError("calibration", f"must be one of {', '.join(CALIBRATION_MODES)}, not {mode!r}")
+
+
 def check_staging(staging: object) -> None:
     media = get_args(StagingMedium)
     if staging not in media:
@@ -96,7 +102,7 @@ def check_cache_overrides(overrides: Mapping[str, str]) -> None:
 def check_build_options(source_root: str | Path, output_dir: str | Path | None, *, jobs: object,
                         include: Sequence[str], exclude: Sequence[str], max_file_bytes: object,
                         cache_overrides: Mapping[str, str], validation_mode: object,
-                        staging: object = "auto") -> Path:
+                        staging: object = "auto", calibration: object = "observe") -> Path:
     """Every check above; returns the resolved source root."""
     root = check_source_root(source_root)
     check_output(output_dir)
@@ -107,4 +113,5 @@ def check_build_options(source_root: str | Path, output_dir: str | Path | None, 
     check_cache_overrides(cache_overrides)
     check_validation_mode(validation_mode)
     check_staging(staging)
+    check_calibration(calibration)
     return root

@@ -26,12 +26,13 @@ STAGING_FOLDER = "_staging"
 SPOOL_FOLDER = "_spool"  # scratch space of a build in progress (local: the extraction results)
 RUNS_TABLE = "cpg_runs"
 RELEASES_TABLE = "cpg_releases"
+CALIBRATION_TABLE = "cpg_calibration"
 PROVENANCE_FOLDER = "_provenance"
 # The decision provenance graph of every run (relspec/provenance.py), by table name: its folder.
 PROVENANCE_TABLES = {"provenance_decisions": "decisions", "provenance_evidence": "evidence",
                      "provenance_edges": "edges"}
 # Tables that record runs, not facts of the code base: append-only, read at their latest version.
-LOG_TABLES = (RUNS_TABLE, RELEASES_TABLE, *PROVENANCE_TABLES)
+LOG_TABLES = (RUNS_TABLE, RELEASES_TABLE, CALIBRATION_TABLE, *PROVENANCE_TABLES)
 CPG_TABLES = OUTPUTS  # the published tables, at the root of the output
 EXTRACT_TABLES = tuple(entity.table for entity in EXTRACTION_ENTITIES)
 
@@ -56,6 +57,8 @@ class DatasetCatalog(msgspec.Struct, frozen=True):
             return f"{base}/_runs"
         if name == RELEASES_TABLE:
             return f"{base}/_releases"
+        if name == CALIBRATION_TABLE:
+            return f"{base}/_calibration"
         if name in PROVENANCE_TABLES:
             return f"{base}/{PROVENANCE_FOLDER}/{PROVENANCE_TABLES[name]}"
         raise KeyError(f"unknown dataset {name!r}")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
+from relspec.calibration import Thresholds
 from relspec.catalog import EXTRACT_TABLES, LOG_TABLES
 from relspec.costs import ViewCost
 from relspec.machine import available_cores
@@ -32,10 +33,6 @@ ValidationMode = Literal["warn", "error"]
 Registration = Literal["delta", "dataset", "memory"]
 StagingMedium = Literal["auto", "delta", "memory"]  # where staged views go: by the workload's size, or always there
 
-# A view that only scans source tables totalling fewer rows than this is cheaper to recompute in each
-# reader than to write and read back. Only such leaf views are inlined: inlining views built on other
-# views grows the readers' plans until DataFusion's optimizer stalls (measured on the fixture suite).
-STAGING_MIN_ROWS = 20_000
 # A first build has no table statistics: it estimates the rows of its largest extraction table from the
 # bytes of source it extracts, at the rate measured on the standard library (ex_flows: 1.6M rows from
 # 31.5 MB of source, one row per 20 bytes).
@@ -131,6 +128,7 @@ class CompiledExecutionPolicy(msgspec.Struct, frozen=True):
     diagnostics: DiagnosticsFlags
     validation_mode: ValidationMode
     view_maintenance: dict[str, ViewMaintenance] = {}  # by written view
+    thresholds: Thresholds = Thresholds()  # the calibrated thresholds the decisions above were made with
     costs: dict[str, ViewCost] = {}  # predicted, by view: what the schedule orders by
     schedule: ViewSchedule | None = None  # the order execution starts the views in
     fingerprint: str = ""
@@ -156,7 +154,14 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, CachePolicy
 
 
 def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, TableStats],
-                           overrides: dict[str, CachePolicy]) -> dict[str, ViewPolicy]:
+                           overrides: dict[str, CachePolicy], thresholds: Thresholds | None = None
+                           ) -> dict[str, ViewPolicy]:
+    """Cache policy by view. A view that only scans source tables totalling fewer rows than
+    ``thresholds.inline_max_rows`` is cheaper to recompute in each reader than to write and read back
+    (the threshold is calibrated from measured runs: `relspec.calibration`). Only such leaf views are
+    inlined: inlining views built on other views grows the readers' plans until DataFusion's optimizer
+    stalls (measured on the fixture suite)."""
+    limit = (thresholds or Thresholds()).inline_max_rows
     source_rows = {name: stat.rows for name, stat in stats.items()}
     policies: dict[str, ViewPolicy] = {}
     for view in ir.views:
@@ -173,9 +178,9 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
                 cost = graph.upstream_cost(view.name, source_rows)
                 weighed = tuple(sorted(graph.transitive_sources(view.name) & source_rows.keys()))
                 evidence.append(f"reads {cost:,} source rows in all")
-                if cost < STAGING_MIN_ROWS and not graph.inputs(view.name):
+                if cost < limit and not graph.inputs(view.name):
                     policy = "none"
-                    evidence.append(f"a scan of under {STAGING_MIN_ROWS:,} rows: recomputing it in each reader is "
+                    evidence.append(f"a scan of under {limit:,} rows: recomputing it in each reader is "
                                     "cheaper than staging it")
         override = overrides.get(view.name)
         if override is not None:

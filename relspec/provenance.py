@@ -23,7 +23,7 @@ import msgspec
 import pyarrow as pa
 
 from relspec.maintenance import MaintenancePolicy, MaintenanceRecord
-from relspec.policy import PLAIN_SCAN_MAX_FILES, SIZE_TIERS, STAGING_MIN_ROWS, CompiledExecutionPolicy, TableStats
+from relspec.policy import PLAIN_SCAN_MAX_FILES, SIZE_TIERS, CompiledExecutionPolicy, TableStats
 from relspec.quarantine import DataCheck
 from relspec.releases import Release
 from relspec.runs import RunRecord, digest
@@ -148,9 +148,10 @@ def _cache_decisions(builder: _Builder, ir: SemanticIR, policy: CompiledExecutio
                      "; ".join(view.cache.confidence.evidence), len(view.position.consumers))
         if chosen.weighed_sources:
             builder.cite_statistics(decision, "source_size", chosen.weighed_sources, stats)
+            limit = policy.thresholds.inline_max_rows
             builder.cite(decision, "threshold", "rule", "staging threshold",
-                         f"a view that reads only source tables of fewer than {STAGING_MIN_ROWS:,} rows in all is "
-                         "inlined into its readers, not staged", STAGING_MIN_ROWS)
+                         f"a view that reads only source tables of fewer than {limit:,} rows in all is "
+                         "inlined into its readers, not staged (calibrated: cpgflow calibration)", limit)
         if chosen.override:
             builder.cite(decision, "override", "override", f"--cache-policy {view.name}",
                          f"{view.name}={chosen.cache}")

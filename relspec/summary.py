@@ -25,6 +25,7 @@ class BuildSummary(msgspec.Struct, frozen=True):
     files_added: int = 0  # of the files extracted, those no earlier build had (the others changed)
     incremental: bool = False  # a rebuild: the files extracted and removed are its change set
     views_by_file: int = 0  # written views that only had their changed files' rows replaced
+    calibration: str = ""  # what the run's measurements moved (or would move, observed), in a line
 
     @property
     def files_changed(self) -> int:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from relspec.calibration import DEFAULT_INLINE_MAX_ROWS
 from relspec.policy import (
-    STAGING_MIN_ROWS,
     WORKER_MIN_BYTES,
     CompiledExecutionPolicy,
     DiagnosticsFlags,
@@ -79,7 +79,7 @@ def _derive(name: str, *inputs: str) -> DeriveSpec:
 
 
 def test_topology_change_changes_the_cache_policy() -> None:
-    stats = {"ex_files": TableStats(rows=10 * STAGING_MIN_ROWS, files=1, bytes=1, version=0)}
+    stats = {"ex_files": TableStats(rows=10 * DEFAULT_INLINE_MAX_ROWS, files=1, bytes=1, version=0)}
     chain = [_derive("a", "ex_files"), _derive("b", "a"), _derive("out", "b")]
     ir, plan, graph = _pipeline(chain, ("out",))
     assert {name: p.cache for name, p in _policy(ir, plan, graph, stats).cache.items()} == {
@@ -88,7 +88,7 @@ def test_topology_change_changes_the_cache_policy() -> None:
     ir, plan, graph = _pipeline(fork, ("out",))
     cache = _policy(ir, plan, graph, stats).cache
     assert cache["a"].cache == "delta_staging" and cache["b"].cache == "none"
-    assert f"reads {10 * STAGING_MIN_ROWS:,} source rows in all" in cache["a"].confidence.evidence
+    assert f"reads {10 * DEFAULT_INLINE_MAX_ROWS:,} source rows in all" in cache["a"].confidence.evidence
 
 
 def test_a_small_leaf_is_inlined_but_a_view_over_views_stays_staged() -> None:

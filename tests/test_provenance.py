@@ -25,8 +25,8 @@ import pytest
 from conftest import assert_one_line_error, query, run_cli, write_tree
 from shop_fixture import FIXTURE
 
+from relspec.calibration import DEFAULT_INLINE_MAX_ROWS
 from relspec.catalog import EXTRACT_TABLES, LOG_TABLES
-from relspec.policy import STAGING_MIN_ROWS
 
 CPG_TABLES = ("cpg_diagnostics", "cpg_edges", "cpg_nodes", "cpg_points_to", "cpg_props")
 
@@ -76,7 +76,7 @@ def test_a_staged_view_cites_its_fan_out_and_the_statistics_it_weighed(shop_runs
     assert all(row["kind"] == "statistic" for row in cited if row["role"] == "source_size")
     assert statistics == {table: _rows_of(out, table) for table in statistics}  # measured rows, as built
     (rule,) = [row for row in cited if row["role"] == "threshold"]
-    assert rule["kind"] == "rule" and rule["quantity"] == STAGING_MIN_ROWS
+    assert rule["kind"] == "rule" and rule["quantity"] == DEFAULT_INLINE_MAX_ROWS
 
 
 def test_a_small_leaf_view_is_inlined_on_its_statistics(shop_runs):
@@ -85,7 +85,7 @@ def test_a_small_leaf_view_is_inlined_on_its_statistics(shop_runs):
     assert {row["decision_value"] for row in cited} == {"none"}
     statistics = {row["name"]: row["quantity"] for row in cited if row["role"] == "source_size"}
     assert statistics == {"ex_references": _rows_of(out, "ex_references")}
-    assert statistics["ex_references"] < STAGING_MIN_ROWS
+    assert statistics["ex_references"] < DEFAULT_INLINE_MAX_ROWS
     assert [row["quantity"] for row in cited if row["role"] == "topology"] == [3]
     assert [row["role"] for row in cited if row["kind"] == "override"] == []
 
@@ -190,7 +190,7 @@ def test_why_explains_a_staged_view_in_plain_words(shop_runs):
     assert any(line.startswith("  - in the view graph: read by 2 views") and line.endswith("(fan-out 2)")
                for line in lines)
     assert f"  - measured statistics of ex_references: {_rows_of(out, 'ex_references')} rows" in done.stdout
-    assert f"fewer than {STAGING_MIN_ROWS:,} rows" in done.stdout
+    assert f"fewer than {DEFAULT_INLINE_MAX_ROWS:,} rows" in done.stdout
 
 
 def test_why_cites_an_override_of_an_earlier_run(shop_runs):

@@ -1,0 +1,173 @@
+"""The calibration loop: what a run measured moves the policy's thresholds for the next compile.
+
+The threshold calibrated is the one the cost of staging decides: the source rows below which a view
+that reads only source tables is inlined into its readers (recomputed by each) rather than staged
+(computed once, written, read back). Staging a view costs a fixed part (a write, a registration, a
+read back: ``a`` seconds) plus its computation (``b`` seconds a source row read); inlining it into
+two readers costs its computation twice. Inlining pays while ``b * rows < a``: below ``a / b`` rows.
+Each run fits ``seconds = a + b * rows`` over the views of that kind it computed in full, and moves
+the threshold toward ``a / b`` — damped (half the way, in log space), at most 4 times a run, within
+bounds. The fit and every prediction error are kept per workload class (a full build and an
+incremental one measure different things).
+
+Modes: ``off`` records nothing and compiles with the defaults; ``observe`` records what it measured
+and the thresholds it would move to, and compiles with the defaults; ``apply`` compiles with the
+thresholds the last ``apply`` run of the same workload class left.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+import pyarrow as pa
+
+from semantics.inference import InferenceConfidence
+
+if TYPE_CHECKING:
+    from relspec.costs import ViewCost
+    from relspec.runs import ViewOutcome
+    from relspec.view_graph import ViewGraph
+
+CalibrationMode = Literal["off", "observe", "apply"]
+CALIBRATION_MODES: tuple[CalibrationMode, ...] = ("off", "observe", "apply")
+WorkloadClass = Literal["full_build", "incremental_build", "replay", "interactive_query"]
+
+# A view that only scans source tables totalling fewer rows than this is inlined (see the module's
+# doc); the default, measured on the fixture suite before calibration existed.
+DEFAULT_INLINE_MAX_ROWS = 20_000
+INLINE_BOUNDS = (2_000, 2_000_000)
+DAMPING = 0.5  # the share of the way (in log space) toward what a run measured that one run moves
+MAX_STEP = 4.0  # the most one run multiplies or divides a threshold by
+MIN_POINTS = 4  # views measured, at least, for a fit to move anything
+COMPUTED = frozenset({"computed_staged", "computed_in_memory", "published"})
+
+
+class Thresholds(msgspec.Struct, frozen=True):
+    inline_max_rows: int = DEFAULT_INLINE_MAX_ROWS
+
+
+class CostFit(msgspec.Struct, frozen=True):
+    """``seconds = fixed + per_row * rows`` by least squares over the views measured."""
+
+    points: int
+    fixed_seconds: float
+    seconds_per_row: float
+
+
+class PredictionError(msgspec.Struct, frozen=True):
+    views: int  # computed in this run and predicted by the compile
+    predicted_seconds: float
+    actual_seconds: float
+    median_log_error: float  # median |ln(actual / predicted)| over the views predicted > 0
+
+
+class Calibration(msgspec.Struct, frozen=True):
+    run_id: str
+    recorded_at: str
+    workload: WorkloadClass
+    mode: CalibrationMode
+    before: Thresholds  # what this run compiled with
+    proposed: Thresholds  # what the next compile of this workload class uses (mode apply)
+    fit: CostFit | None
+    error: PredictionError
+    confidence: InferenceConfidence
+
+
+CALIBRATION_SCHEMA = pa.schema([
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("recorded_at", pa.string(), nullable=False),
+    pa.field("workload", pa.string(), nullable=False),
+    pa.field("mode", pa.string(), nullable=False),
+    pa.field("record", pa.string(), nullable=False),
+])
+
+
+def calibration_row(calibration: Calibration) -> pa.Table:
+    return pa.table({"run_id": [calibration.run_id], "recorded_at": [calibration.recorded_at],
+                     "workload": [calibration.workload], "mode": [calibration.mode],
+                     "record": [msgspec.json.encode(calibration).decode()]}, schema=CALIBRATION_SCHEMA)
+
+
+def read_calibrations(table: pa.Table | None) -> list[Calibration]:
+    """The calibration records of a table, oldest first (an absent table: none)."""
+    if table is None:
+        return []
+    records = [msgspec.json.decode(text, type=Calibration) for text in table.column("record").to_pylist()]
+    return sorted(records, key=lambda record: record.recorded_at)
+
+
+def current_thresholds(history: list[Calibration], workload: WorkloadClass, mode: CalibrationMode) -> Thresholds:
+    """The thresholds a compile uses: in mode ``apply`` what the last ``apply`` run of ``workload``
+    proposed, else (and with no such run) the defaults."""
+    if mode != "apply":
+        return Thresholds()
+    applied = [record for record in history if record.workload == workload and record.mode == "apply"]
+    return applied[-1].proposed if applied else Thresholds()
+
+
+def fit_costs(points: list[tuple[int, float]]) -> CostFit | None:
+    """Least squares of seconds on rows; None with fewer than MIN_POINTS or rows all equal."""
+    if len(points) < MIN_POINTS:
+        return None
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    if spread == 0:
+        return None
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
+    return CostFit(n, mean_y - slope * mean_x, slope)
+
+
+def prediction_error(outcomes: tuple[ViewOutcome, ...], costs: dict[str, ViewCost]) -> PredictionError:
+    computed = [outcome for outcome in outcomes if outcome.outcome in COMPUTED and outcome.view in costs]
+    logs = sorted(abs(math.log(max(outcome.seconds, 1e-4) / costs[outcome.view].seconds))
+                  for outcome in computed if costs[outcome.view].seconds > 0)
+    return PredictionError(len(computed), round(sum(costs[outcome.view].seconds for outcome in computed), 4),
+                           round(sum(outcome.seconds for outcome in computed), 4),
+                           round(logs[len(logs) // 2], 4) if logs else 0.0)
+
+
+def _toward(current: int, target: float, bounds: tuple[int, int]) -> int:
+    step = min(MAX_STEP, max(1 / MAX_STEP, (target / current) ** DAMPING))
+    return int(min(bounds[1], max(bounds[0], round(current * step))))
+
+
+def calibrate(run_id: str, workload: WorkloadClass, mode: CalibrationMode, before: Thresholds,
+              outcomes: tuple[ViewOutcome, ...], costs: dict[str, ViewCost], graph: ViewGraph,
+              source_rows: dict[str, int]) -> Calibration:
+    """What the run measured and the thresholds it proposes (see the module's doc)."""
+    points = [(graph.upstream_cost(outcome.view, source_rows), outcome.seconds) for outcome in outcomes
+              if outcome.outcome in COMPUTED and outcome.maintained == "full" and not graph.inputs(outcome.view)
+              and outcome.view in graph.index]
+    fit = fit_costs(points)
+    proposed, evidence = before, [f"{len(points)} views reading only source tables computed in full"]
+    if fit is None:
+        evidence.append(f"fewer than {MIN_POINTS} measured (or all of one size): nothing moves")
+    elif fit.fixed_seconds <= 0 or fit.seconds_per_row <= 0:
+        evidence.append(f"fit {fit.fixed_seconds:.4f} s + {fit.seconds_per_row * 1e6:.3f} s per million rows "
+                        "has no positive fixed cost and rate: nothing moves")
+    else:
+        target = fit.fixed_seconds / fit.seconds_per_row
+        proposed = Thresholds(inline_max_rows=_toward(before.inline_max_rows, target, INLINE_BOUNDS))
+        evidence.append(f"staging costs {fit.fixed_seconds:.4f} s + {fit.seconds_per_row * 1e6:.3f} s per million "
+                        f"source rows: inlining pays below {target:,.0f} rows")
+        evidence.append(f"inline_max_rows {before.inline_max_rows:,} -> {proposed.inline_max_rows:,} (damped "
+                        f"{DAMPING}, at most x{MAX_STEP:g} a run, within {INLINE_BOUNDS[0]:,}..{INLINE_BOUNDS[1]:,})")
+    score = 0.0 if fit is None else min(1.0, len(points) / 20)
+    return Calibration(run_id=run_id, recorded_at=datetime.now(UTC).isoformat(), workload=workload, mode=mode,
+                       before=before, proposed=proposed, fit=fit, error=prediction_error(outcomes, costs),
+                       confidence=InferenceConfidence("calibration", str(proposed.inline_max_rows), score,
+                                                      tuple(evidence), None if fit else "not enough measured"))
+
+
+def describe(calibration: Calibration) -> str:
+    """One line: the workload class, the threshold as compiled and as proposed, and whether it applies."""
+    before, proposed = calibration.before.inline_max_rows, calibration.proposed.inline_max_rows
+    moved = f"{before:,} -> {proposed:,}" if proposed != before else f"{before:,} (unchanged)"
+    effect = {"apply": "the next build compiles with it", "observe": "observed only", "off": "off"}[calibration.mode]
+    return (f"{calibration.workload}: inline_max_rows {moved}, {effect}; predicted "
+            f"{calibration.error.predicted_seconds:.2f} s of views, measured {calibration.error.actual_seconds:.2f} s")
