@@ -25,6 +25,7 @@ from driver.maintenance import dataset_name, maintain
 from relspec.authority import ExecutionAuthority, StagedQuery
 from relspec.catalog import RUNS_TABLE, DatasetCatalog, FileScope, StagedResult, TableStore
 from relspec.maintenance import MaintenanceDecision, MaintenancePolicy, MaintenanceRecord
+from relspec.plan_signals import ExecutedSignals, PlanExecution, PlanSignals, plan_signals
 from relspec.policy import CompiledExecutionPolicy
 from relspec.releases import KEPT_RELEASES, Release, current_release
 from relspec.runs import Outcome, ViewOutcome, digest, new_run_id, new_run_record, run_row
@@ -62,6 +63,8 @@ class RunAuthority(ExecutionAuthority):
         self._clock = time.perf_counter()  # what the executed order's offsets count from
         self._working: dict[str, float] = {}  # view -> when its computation and write began (offset)
         self._held: dict[str, pa.Table] = {}  # staged views held in memory, until their loader registers them
+        self._planned_signals: dict[str, PlanSignals] = {}  # view -> its physical plan, read before it ran
+        self._executed: dict[str, ExecutedSignals] = {}  # view -> its plan's metrics, read after
         # What a by-file update starts from: the files whose rows changed since the current release
         # (None: no release to change), and each view's fingerprint over that release's sources.
         self.changed_files = changed_files
@@ -140,14 +143,18 @@ class RunAuthority(ExecutionAuthority):
                 source = f"SELECT * FROM {_fixpoint_result(name)}"
             scope = self._file_scope(name, staged)
             frame = _scoped(self.session.sql(_conformed_sql(view, source)), scope)
+            execution = self._execution(name, frame)
             if in_memory:
-                self._held[name] = frame.to_arrow_table()
+                with execution:
+                    self._held[name] = execution.reader().read_all()
                 written = StagedResult(rows=self._held[name].num_rows, version=-1)
                 outcome = "computed_in_memory"
             else:
                 schema = EntityDecl(name, name, "view", view.columns).arrow_schema()
-                written = self.store.stage(name, frame, schema, fingerprint, self.run_id, scope, self._owner(name))
+                written = self.store.stage(name, execution, schema, fingerprint, self.run_id, scope,
+                                           self._owner(name))
                 outcome = "computed_staged"
+            self._executed[name] = execution.signals(self._locations())
             _replace_table(self.session, _fixpoint_result(name))  # the staged table stands for it now
         self._fingerprints[name] = fingerprint
         self._record(name, "delta_staging", outcome, written, fingerprint, frame, run, scope)
@@ -155,6 +162,19 @@ class RunAuthority(ExecutionAuthority):
         version = None if in_memory else self.store.staged_version(name)
         return {"table_uri": location, "version": version, "rows": rows, "fingerprint": fingerprint,
                 "outcome": outcome}
+
+    def _execution(self, name: str, frame: DataFrame) -> PlanExecution:
+        """The physical plan that computes ``name``, kept to read its metrics once it ran, and the
+        signals read from it before it runs."""
+        execution = PlanExecution(self.session, frame)
+        self._planned_signals[name] = plan_signals(self.session, frame, execution.plan)
+        return execution
+
+    def _locations(self) -> dict[str, str]:
+        """Where each table a view can scan lives: what the scan metrics' file paths are matched to."""
+        catalog = self.store.catalog
+        return {**{name: catalog.location(name) for name in catalog.names()},
+                **{view: catalog.staging_location(view) for view in self.policy.cache}}
 
     def _register_datasets(self, view: EmittedView) -> None:
         """The staged inputs the policy registers as datasets, read into memory before ``view`` is
@@ -214,8 +234,10 @@ class RunAuthority(ExecutionAuthority):
             self._set_scan_options(name)
             scope = self._file_scope(name, published)
             frame = _scoped(frame, scope)
-            written = self.store.overwrite(name, frame, OUTPUT_SCHEMAS[name], fingerprint, self.run_id, scope,
+            execution = self._execution(name, frame)
+            written = self.store.overwrite(name, execution, OUTPUT_SCHEMAS[name], fingerprint, self.run_id, scope,
                                            self._owner(name))
+            self._executed[name] = execution.signals(self._locations())
             version = written.version
             outcome = "published"
         self._record(name, self.policy.cache[name].cache, outcome, written, fingerprint, frame, scope=scope)
@@ -243,7 +265,9 @@ class RunAuthority(ExecutionAuthority):
                            "rows_changed": written.rows + written.rows_removed}
         self._outcomes[name] = ViewOutcome(name, policy, outcome, written.rows if written else None,  # type: ignore[arg-type]
                                            round(seconds, 4), fingerprint, plan, **evaluation,
-                                           started=round(started, 4), finished=round(finished, 4))
+                                           started=round(started, 4), finished=round(finished, 4),
+                                           planned=self._planned_signals.pop(name, None),
+                                           executed=self._executed.pop(name, None))
 
     def _offset(self) -> float:
         return time.perf_counter() - self._clock

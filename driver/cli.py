@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from driver.delta_store import DeltaTableStore
+    from relspec.runs import ViewOutcome
     from relspec.summary import BuildSummary
     from semantics.extract.parallel import Progress as ExtractionProgress
 
@@ -352,6 +353,17 @@ def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], staging: s
         stdout().print(f"{issue['severity']}: {issue['code']} ({issue['subject']}): {issue['message']}", markup=False)
 
 
+def _signals_cells(outcome: ViewOutcome) -> tuple[str, str, str, str]:
+    """What a computed view's plan read and pruned, how selective its filters were, its repartitions."""
+    executed, planned = outcome.executed, outcome.planned
+    if executed is None or planned is None:
+        return "", "", "", ""
+    scanned = f"{executed.rows_scanned:,} rows, {executed.files_opened} files"
+    pruned = f"{executed.files_pruned} files, {executed.row_groups_pruned} row groups"
+    selectivity = "" if executed.selectivity is None else f"{executed.selectivity:.3f}"
+    return scanned, pruned, selectivity, str(planned.repartitions)
+
+
 def _schedule_position(view: dict[str, object]) -> int:
     return view["schedule"]["position"]  # type: ignore[index,return-value]
 
@@ -500,6 +512,7 @@ def runs(out: Path, as_json: bool) -> None:
         stdout().print(f"  views: {_outcomes_text(record.outcome_counts())}")
         table = Table("view", "policy", "outcome", "maintained", "rows", "rows changed", "seconds", "ran from",
                       box=None, show_edge=False)
+        signals = Table("view", "scanned", "pruned", "selectivity", "repartitions", box=None, show_edge=False)
         written = sorted((outcome for outcome in record.views if outcome.outcome != "lazy"),
                          key=lambda outcome: outcome.started)
         for outcome in written:  # in the order they ran
@@ -507,7 +520,12 @@ def runs(out: Path, as_json: bool) -> None:
                           "" if outcome.rows is None else f"{outcome.rows:,}",
                           "" if outcome.rows_changed is None else f"{outcome.rows_changed:,}",
                           f"{outcome.seconds:.2f}", f"{outcome.started:.2f}-{outcome.finished:.2f}")
+            if outcome.executed is not None:
+                signals.add_row(outcome.view, *_signals_cells(outcome))
         stdout().print(table)
+        if signals.row_count:
+            stdout().print("  what each computed view's plan read (from its executed metrics):", markup=False)
+            stdout().print(signals)
         stdout().print(f"  overlap: {overlap_seconds(written):.2f} s of views running at once", markup=False)
         for outcome in record.views:
             if outcome.rounds and not outcome.stage_rows and outcome.stage_names:  # one pass, in memory

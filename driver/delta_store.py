@@ -6,8 +6,6 @@ version of a table or the new one, never a half-written table.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,7 +13,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from datafusion import DataFrame, Expr, SessionContext, col
+from datafusion import Expr, SessionContext, col
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from pyarrow import fs
@@ -31,6 +29,7 @@ from relspec.catalog import (
     TableStore,
 )
 from relspec.maintenance import CLUSTER_FILE_BYTES
+from relspec.plan_signals import PlanExecution
 from relspec.provenance import PROVENANCE_SCHEMAS
 from relspec.releases import RELEASE_SCHEMA
 from relspec.runs import RUN_SCHEMA
@@ -46,13 +45,10 @@ LOG_SCHEMAS = {RUNS_TABLE: RUN_SCHEMA, RELEASES_TABLE: RELEASE_SCHEMA, CALIBRATI
 # Commits that leave a table's rows as they were: a result recorded before them still describes it.
 SAME_DATA_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
 WRITE_OPERATIONS = frozenset({"WRITE", "CREATE TABLE", "CREATE OR REPLACE TABLE"})
-PUMP_QUEUE_BATCHES = 4  # batches between DataFusion and the Delta writer: bounds the memory in flight
-PUMP_POLL_SECONDS = 0.1
 
 _SCAN_NAME = "delta_scan"
 DELTA_SCHEMA = "delta"  # where a session's Delta providers are; its default schema holds views over them
 
-_Item = pa.RecordBatch | Exception | None  # a batch, the error that ended the stream, or its end
 
 
 def physical_schema(schema: pa.Schema, *, nullable: bool = False) -> pa.Schema:
@@ -66,56 +62,22 @@ def semantic_description(schema: pa.Schema) -> str:
     return msgspec.json.encode({"cpgflow.semantic_types": types}).decode()
 
 
-def _pump(frame: DataFrame, schema: pa.Schema, batches: queue.Queue[_Item], stop: threading.Event) -> None:
-    try:
-        for batch in frame.execute_stream():
-            if not _put(batches, batch.to_pyarrow().cast(schema), stop):
-                return
-    except Exception as error:  # handed to the writer, which raises it and commits nothing
-        _put(batches, error, stop)
-        return
-    _put(batches, None, stop)
-
-
-def _put(batches: queue.Queue[_Item], item: _Item, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            batches.put(item, timeout=PUMP_POLL_SECONDS)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _drain(batches: queue.Queue[_Item]) -> Iterator[pa.RecordBatch]:
-    while (item := batches.get()) is not None:
-        if isinstance(item, Exception):
-            raise item
-        yield item
-
-
 @contextmanager
-def _pumped(data: DataFrame | pa.Table, schema: pa.Schema) -> Iterator[pa.Table | pa.RecordBatchReader]:
+def _rows(data: pa.Table | PlanExecution, schema: pa.Schema) -> Iterator[pa.Table | pa.RecordBatchReader]:
     """``data`` cast to ``schema`` batch by batch (a null in a non-null column fails the write
     before it commits; string_view columns are converted, not relabelled).
 
-    A frame is executed on a thread of ours and handed to the Delta writer through a bounded queue.
-    The writer must not pull DataFusion's stream itself, directly or through a Python generator: it
-    pulls on a thread of its own runtime, which then blocks inside DataFusion while DataFusion waits
-    on a Delta scan; past some size (a staged view of a 4 MB file; a self-join over a Delta file of
-    two row groups) every thread idles for good. tests/test_delta_store.py reproduces it."""
+    A frame's plan is executed on threads of its own (`PlanExecution`) and handed to the Delta
+    writer through a bounded queue. The writer must not pull DataFusion's stream itself, directly or
+    through a Python generator: it pulls on a thread of its own runtime, which then blocks inside
+    DataFusion while DataFusion waits on a Delta scan; past some size (a staged view of a 4 MB file; a
+    self-join over a Delta file of two row groups) every thread idles for good.
+    tests/test_delta_store.py reproduces it."""
     if isinstance(data, pa.Table):
         yield data.cast(schema)
         return
-    batches: queue.Queue[_Item] = queue.Queue(maxsize=PUMP_QUEUE_BATCHES)
-    stop = threading.Event()
-    pump = threading.Thread(target=_pump, args=(data, schema, batches, stop), name="cpgflow-pump", daemon=True)
-    pump.start()
-    try:
-        yield pa.RecordBatchReader.from_batches(schema, _drain(batches))
-    finally:
-        stop.set()
-        pump.join()
+    with data:
+        yield data.reader(schema)
 
 
 def _register_plain(session: SessionContext, name: str, table: DeltaTable) -> None:
@@ -209,14 +171,14 @@ class DeltaTableStore(TableStore):
         return self._write(name, rows, mode="overwrite", predicate=scope.predicate(),
                            target_file_size=CLUSTER_FILE_BYTES)
 
-    def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema,
+    def overwrite(self, name: str, data: pa.Table | PlanExecution, schema: pa.Schema,
                   fingerprint: str | None = None, run_id: str | None = None,
                   scope: FileScope | None = None, cluster_by: str | None = None) -> StagedResult:
         metadata = {FINGERPRINT_KEY: fingerprint, RUN_KEY: run_id or ""} if fingerprint else None
         return self._overwrite(self.catalog.location(name), data, physical_schema(schema), metadata, scope,
                                cluster_by, description=semantic_description(schema))
 
-    def _overwrite(self, location: str, data: DataFrame | pa.Table, schema: pa.Schema,
+    def _overwrite(self, location: str, data: pa.Table | PlanExecution, schema: pa.Schema,
                    metadata: dict[str, str] | None, scope: FileScope | None, cluster_by: str | None,
                    **options: object) -> StagedResult:
         """One commit replacing the table at ``location`` (with ``scope``: the rows of its files),
@@ -231,7 +193,7 @@ class DeltaTableStore(TableStore):
         if cluster_by is not None:
             data = _clustered(data, cluster_by, schema)
             options["target_file_size"] = CLUSTER_FILE_BYTES
-        with _pumped(data, schema) as rows:
+        with _rows(data, schema) as rows:
             write_deltalake(location, rows, mode="overwrite", storage_options=self.storage_options,
                             commit_properties=CommitProperties(custom_metadata=metadata), **options)  # type: ignore[arg-type]
         table = DeltaTable(location, storage_options=self.storage_options)
@@ -255,7 +217,7 @@ class DeltaTableStore(TableStore):
         table = self._open(self.catalog.staging_location(view))
         return None if table is None else table.version()
 
-    def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str, run_id: str,
+    def stage(self, view: str, data: pa.Table | PlanExecution, schema: pa.Schema, fingerprint: str, run_id: str,
               scope: FileScope | None = None, cluster_by: str | None = None) -> StagedResult:
         metadata = {FINGERPRINT_KEY: fingerprint, RUN_KEY: run_id}
         return self._overwrite(self.catalog.staging_location(view), data, physical_schema(schema, nullable=True),
@@ -321,14 +283,17 @@ def _written_result(table: DeltaTable) -> tuple[str, str] | None:
     return None
 
 
-def _clustered(data: DataFrame | pa.Table, column: str, schema: pa.Schema) -> pa.Table:
+def _clustered(data: pa.Table | PlanExecution, column: str, schema: pa.Schema) -> pa.Table:
     """``data`` cast to ``schema`` and sorted by ``column``, in one batch: written in files of
     `CLUSTER_FILE_BYTES`, each file then holds a narrow range of it (see
     `relspec.maintenance.CLUSTER_FILE_BYTES`). One batch, because the Delta writer deals a stream's
     batches out to parallel writers, each with files of its own, and so loses the order (delta-rs
     writes one batch in order). The sort ranks the column's distinct values (a few thousand files)
     and orders rows by rank: ~5x faster than a comparison sort of its strings."""
-    table = (data.to_arrow_table() if isinstance(data, DataFrame) else data).cast(schema)
+    if isinstance(data, PlanExecution):
+        with data:
+            data = data.reader(schema).read_all()
+    table = data.cast(schema)
     keys = pc.dictionary_encode(pc.fill_null(table.column(column), "")).combine_chunks()
     ranks = pc.rank(keys.dictionary, "ascending").to_numpy()
     return table.take(np.argsort(ranks[keys.indices.to_numpy()], kind="stable")).combine_chunks()

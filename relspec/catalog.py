@@ -15,8 +15,9 @@ import uuid
 
 import msgspec
 import pyarrow as pa
-from datafusion import DataFrame, SessionContext
+from datafusion import SessionContext
 
+from relspec.plan_signals import PlanExecution
 from relspec.releases import Release, read_releases
 from semantics.entities import EXTRACTION_ENTITIES
 from semantics.views import OUTPUTS
@@ -114,7 +115,7 @@ class TableStore(abc.ABC):
         """Atomically replace every row owned by ``file_ids`` with ``rows``; return the new version."""
 
     @abc.abstractmethod
-    def overwrite(self, name: str, data: DataFrame | pa.Table, schema: pa.Schema,
+    def overwrite(self, name: str, data: pa.Table | PlanExecution, schema: pa.Schema,
                   fingerprint: str | None = None, run_id: str | None = None,
                   scope: FileScope | None = None, cluster_by: str | None = None) -> StagedResult:
         """Atomically replace the whole table (or, with ``scope``, the rows of its files), recording
@@ -148,7 +149,7 @@ class TableStore(abc.ABC):
         """The Delta version of a view's staging table, if one exists."""
 
     @abc.abstractmethod
-    def stage(self, view: str, data: DataFrame, schema: pa.Schema, fingerprint: str, run_id: str,
+    def stage(self, view: str, data: pa.Table | PlanExecution, schema: pa.Schema, fingerprint: str, run_id: str,
               scope: FileScope | None = None, cluster_by: str | None = None) -> StagedResult:
         """Write a view's result to its staging table (or, with ``scope``, replace the rows of its
         files), recording its fingerprint and run; ``cluster_by`` as for `overwrite`."""

@@ -17,6 +17,7 @@ import msgspec
 import pyarrow as pa
 
 from relspec.maintenance import MaintenanceRecord
+from relspec.plan_signals import ExecutedSignals, PlanSignals
 from relspec.validation import ValidationIssue
 from semantics.ir import CachePolicy, SemanticPlan
 
@@ -67,6 +68,8 @@ class ViewOutcome(msgspec.Struct, frozen=True):
     # view: its computation and write; a lazy one: its planning): the executed order and any overlap
     started: float = 0.0
     finished: float = 0.0
+    planned: PlanSignals | None = None  # a computed view: its physical plan, read before it ran
+    executed: ExecutedSignals | None = None  # ... and its metrics once it ran (rows, pruning, selectivity)
 
 
 class ExecutionPackage(msgspec.Struct, frozen=True):

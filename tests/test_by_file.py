@@ -9,7 +9,7 @@ from pathlib import Path
 from deltalake import DeltaTable
 
 from driver.api import content_fingerprint, open_session
-from relspec.catalog import RUNS_TABLE, DatasetCatalog
+from relspec.catalog import LOG_TABLES, RUNS_TABLE, DatasetCatalog
 from relspec.runs import read_records
 from relspec.summary import BuildSummary
 from semantics.ids import file_id_for
@@ -40,8 +40,7 @@ def _last_write(location: str) -> dict:
 
 def _fingerprints(out: Path) -> dict[str, str]:
     session, tables = open_session(out)
-    return {table: content_fingerprint(session, table) for table in tables if table not in
-            {"cpg_runs", "cpg_releases"} and not table.startswith("provenance")}
+    return {table: content_fingerprint(session, table) for table in tables if table not in LOG_TABLES}
 
 
 def _latest_views(out: Path) -> dict[str, object]:

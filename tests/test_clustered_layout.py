@@ -19,6 +19,7 @@ from driver.delta_store import DeltaTableStore
 from driver.maintenance import run_maintenance
 from relspec.catalog import DatasetCatalog, FileScope
 from relspec.maintenance import CLUSTER_FILE_BYTES, MaintenanceDecision, MaintenancePolicy
+from relspec.plan_signals import PlanExecution
 
 FILES = 400
 ROWS_PER_FILE = 250
@@ -61,7 +62,7 @@ def test_a_staged_file_local_view_is_written_in_clusters_by_file(tmp_path: Path)
     store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
     session = SessionContext()
     session.register_record_batches("source", [rows_of(range(FILES)).to_batches()])
-    stage(store, session.table("source"))
+    stage(store, PlanExecution(session, session.table("source")))
     files = data_files(tmp_path / "_staging" / "view")
     size = sum(pa.table(DeltaTable(str(tmp_path / "_staging" / "view")).get_add_actions()).column(
         "size_bytes").to_pylist())

@@ -15,6 +15,7 @@ from deltalake import write_deltalake
 
 from driver.delta_store import DeltaTableStore
 from relspec.catalog import DatasetCatalog
+from relspec.plan_signals import PlanExecution
 
 # A Delta file past 2**20 rows holds two row groups; staging a join over its scan used to stall the
 # Delta writer for good (0% CPU), whether it pulled DataFusion's stream directly or through a
@@ -26,6 +27,7 @@ from datafusion import SessionConfig, SessionContext
 from deltalake import DeltaTable, write_deltalake
 from driver.delta_store import DeltaTableStore
 from relspec.catalog import DatasetCatalog
+from relspec.plan_signals import PlanExecution
 
 root, rows = sys.argv[1], int(sys.argv[2])
 write_deltalake(f"{root}/source", pa.table({"id": pa.array(range(rows), pa.int64())}))
@@ -33,7 +35,8 @@ session = SessionContext(SessionConfig().with_target_partitions(1))
 session.register_table("source", DeltaTable(f"{root}/source"))
 frame = session.sql("SELECT a.id FROM source a JOIN source b ON a.id = b.id")
 schema = pa.schema([pa.field("id", pa.int64(), nullable=False)])
-print(DeltaTableStore(DatasetCatalog(root)).stage("joined", frame, schema, "fingerprint", "run").rows)
+print(DeltaTableStore(DatasetCatalog(root)).stage("joined", PlanExecution(session, frame), schema, "fingerprint",
+                                                 "run").rows)
 """
 TWO_ROW_GROUPS = 2**20 + 50_000
 HANG_GUARD_SECONDS = 300  # not a speed bound: it turns a stall into a failure instead of a stuck run
@@ -50,9 +53,10 @@ def test_a_null_in_a_non_null_column_fails_the_write_before_it_commits(tmp_path:
     store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
     session = SessionContext()
     schema = pa.schema([pa.field("node_id", pa.string(), nullable=False)])
-    store.overwrite("cpg_nodes", session.sql("SELECT 'n:1' AS node_id"), schema)
+    store.overwrite("cpg_nodes", PlanExecution(session, session.sql("SELECT 'n:1' AS node_id")), schema)
     with pytest.raises(Exception, match="null"):
-        store.overwrite("cpg_nodes", session.sql("SELECT 'n:2' AS node_id UNION ALL SELECT NULL"), schema)
+        store.overwrite("cpg_nodes", PlanExecution(session, session.sql(
+            "SELECT 'n:2' AS node_id UNION ALL SELECT NULL")), schema)
     assert store.version("cpg_nodes") == 0
     assert store.read("cpg_nodes").to_pylist() == [{"node_id": "n:1"}]
 

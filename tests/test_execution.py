@@ -179,10 +179,12 @@ def test_runs_command_lists_runs_with_outcomes(code: Path, tmp_path: Path, capsy
     assert first["package"]["fingerprint"] and first["package"]["policy_fingerprint"]
     outcomes = {o["view"]: o["outcome"] for o in second["views"]}
     assert outcomes["cpg_nodes"] == "reused" and outcomes["scope_chain"] == "reused"  # nothing changed
-    # every table the build owns is maintained: outputs, extraction tables, run, release and provenance logs
+    # every table the build owns is maintained: outputs, extraction tables, run, release, calibration and
+    # provenance logs
     # and the staging tables: those of the views it stages, and those the first build staged and the
     # second inlines (it has statistics now), removed
-    owned = {*CPG_TABLE_NAMES, *EXTRACT_TABLES, "_runs", "_releases", "decisions", "evidence", "edges"}
+    owned = {*CPG_TABLE_NAMES, *EXTRACT_TABLES, "_runs", "_releases", "_calibration", "decisions", "evidence",
+             "edges"}
     staged = {o["view"] for record in records for o in record["views"] if o["policy"] == "delta_staging"}
     assert {m["dataset"] for m in second["maintenance"]} == owned | staged
     removed = {m["dataset"] for m in second["maintenance"]
