@@ -14,7 +14,8 @@ from relspec.calibration import (
     read_calibrations,
 )
 from relspec.catalog import CALIBRATION_TABLE, EXTRACT_TABLES, LOG_TABLES, RUNS_TABLE, TableStore
-from relspec.costs import ViewCost, predict_costs
+from relspec.costs import ViewCost, input_rows, predict_costs
+from relspec.machine import session_partitions
 from relspec.policy import (
     CompiledExecutionPolicy,
     DiagnosticsFlags,
@@ -100,9 +101,12 @@ def extraction_choice(file_manifest: FileManifest, jobs: int = 0) -> ExtractionC
 
 
 @tag(role="policy")
-def scan_policy(view_graph: ViewGraph, table_statistics: dict[str, TableStats]) -> ScanPolicy:
-    """Scan options for the session and for each view, from the statistics of the tables it reads."""
-    return compile_scan_policy(view_graph, table_statistics)
+def scan_policy(view_graph: ViewGraph, table_statistics: dict[str, TableStats], run_history: list[RunRecord],
+                jobs: int = 0) -> ScanPolicy:
+    """Scan options for the session and for each view, from the statistics of the tables it reads
+    and the rows its plan scanned when it last ran."""
+    return compile_scan_policy(view_graph, table_statistics, session_partitions(jobs),
+                               input_rows(run_history, view_graph))
 
 
 @tag(role="policy")

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from datafusion import SessionConfig, SessionContext
 
-from relspec.machine import available_cores
+from relspec.machine import session_partitions
 
 
 def new_session(jobs: int = 0) -> SessionContext:
     """A session with one partition per core (at most ``jobs`` when given)."""
-    cores = available_cores()
     config = (
         SessionConfig()
-        .with_target_partitions(min(jobs, cores) if jobs > 0 else cores)
+        .with_target_partitions(session_partitions(jobs))
         .with_information_schema(True)
         # Plain Utf8 everywhere, so view schemas equal the declared Arrow schemas.
         .set("datafusion.sql_parser.map_string_types_to_utf8view", "false")

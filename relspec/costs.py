@@ -59,6 +59,25 @@ def predict_costs(graph: ViewGraph, history: list[RunRecord], stats: dict[str, T
     return costs
 
 
+def input_rows(history: list[RunRecord], graph: ViewGraph) -> dict[str, tuple[str, int]]:
+    """Each view's input rows the last time a released run computed it whole: what its plan's
+    scans read (its executed metrics), plus the rows of each view it read from memory (a table held
+    in memory reports no scan metrics; its rows are in the same record). view -> (run, rows)."""
+    found: dict[str, tuple[str, int]] = {}
+    for record in history:  # oldest first: later runs overwrite
+        if record.status != "released":
+            continue
+        rows = {outcome.view: outcome.rows for outcome in record.views if outcome.rows is not None}
+        for outcome in record.views:
+            executed = outcome.executed
+            if executed is None or outcome.maintained != "full" or outcome.view not in graph.index:
+                continue
+            measured = {scan.table for scan in executed.scans}
+            held = sum(rows.get(name, 0) for name in graph.inputs(outcome.view) if name not in measured)
+            found[outcome.view] = (record.run_id, executed.rows_scanned + held)
+    return found
+
+
 def _growth(sources: set[str], record: RunRecord, now_rows: dict[str, int]) -> tuple[float, str]:
     then = sum(record.source_rows.get(name, 0) for name in sources)
     now = sum(now_rows.get(name, 0) for name in sources)

@@ -8,3 +8,9 @@ import os
 def available_cores() -> int:
     """The cores this process may run on (its CPU affinity where the platform says)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def session_partitions(jobs: int = 0) -> int:
+    """The partitions a session runs each query on: one per core, at most ``jobs`` when given."""
+    cores = available_cores()
+    return min(jobs, cores) if jobs > 0 else cores

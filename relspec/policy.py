@@ -225,23 +225,38 @@ def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str
 BY_FILE_MAX_SHARE = 0.5
 
 
-def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None) -> ScanOptions:
-    """Parquet scan options for reading ``tables`` (all known ones if None): pushed-down filters
-    and filter reordering pay off once a table spans many files or rows; for small tables they only
-    add work."""
+def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, partitions: int = 1,
+                 scanned: tuple[str, int] | None = None) -> ScanOptions:
+    """Scan options for reading ``tables`` (all known ones if None). Pushed-down filters and filter
+    reordering pay off once a table spans many files or rows; for small tables they only add work.
+    The plan runs on ``partitions`` partitions, or on one when its input is small: what the view's
+    plan scanned when it last ran (``scanned``: the run and its rows), else its largest table —
+    repartitioning a few thousand rows costs more than the threads win back."""
     read = {name: stat for name, stat in stats.items() if tables is None or name in tables}
     largest = max((stat.rows for stat in read.values()), default=0)
     most_files = max((stat.files for stat in read.values()), default=0)
     large = size_tier(largest) != "small" or most_files > PLAIN_SCAN_MAX_FILES
+    evidence = [f"largest table read: {largest:,} rows ({size_tier(largest)} tier), most files: {most_files}"]
+    if scanned is not None:
+        input_rows = scanned[1]
+        evidence.append(f"it read {input_rows:,} rows in run {scanned[0]}")
+    else:
+        input_rows = largest
+    small_input = bool(read or scanned) and size_tier(input_rows) == "small"
+    if small_input and partitions > 1:
+        evidence.append(f"a small input ({input_rows:,} rows, under {SIZE_TIERS[0][1]:,}): one partition, "
+                        "no repartitioning")
+    elif scanned is not None and partitions > 1:
+        evidence.append(f"not a small input ({input_rows:,} rows): {partitions} partitions")
     options = {
         "datafusion.execution.parquet.pushdown_filters": "true" if large else "false",
         "datafusion.execution.parquet.reorder_filters": "true" if large else "false",
         "datafusion.execution.parquet.enable_page_index": "true",
         "datafusion.execution.collect_statistics": "true",
+        "datafusion.execution.target_partitions": str(1 if small_input else partitions),
     }
-    evidence = (f"largest table read: {largest:,} rows ({size_tier(largest)} tier), most files: {most_files}",)
-    return ScanOptions(options, InferenceConfidence("scan_options", "pushdown" if large else "plain",
-                                                    1.0 if read else 0.5, evidence,
+    decision = ("pushdown" if large else "plain") + (", one partition" if small_input else "")
+    return ScanOptions(options, InferenceConfidence("scan_options", decision, 1.0 if read else 0.5, tuple(evidence),
                                                     None if read else "no table statistics yet"))
 
 
@@ -269,9 +284,16 @@ def compile_extraction(tasks: list[FileTask], jobs: int) -> ExtractionChoice:
     return ExtractionChoice(workers, InferenceConfidence("extraction", decision, 1.0, evidence))
 
 
-def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats]) -> ScanPolicy:
-    views = {name: scan_options(stats, graph.transitive_sources(name)) for name in graph.names()}
-    return ScanPolicy(session=scan_options(stats), views=views)
+def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats], partitions: int,
+                        scanned: dict[str, tuple[str, int]] | None = None) -> ScanPolicy:
+    """Scan options of the session and of each view, from the statistics of the tables it reads and
+    what its plan scanned when it last ran (``scanned``: view -> run, rows), on at most ``partitions``."""
+    scanned = scanned or {}
+    views = {name: scan_options(stats, graph.transitive_sources(name), partitions, scanned.get(name))
+             for name in graph.names()}
+    session = scan_options(stats, partitions=partitions)
+    session.options["datafusion.execution.target_partitions"] = str(partitions)  # what a view-less query runs on
+    return ScanPolicy(session=session, views=views)
 
 
 def workload_rows(stats: dict[str, TableStats], source_bytes: int) -> tuple[int, str]:

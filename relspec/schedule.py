@@ -98,5 +98,10 @@ def _critical_path(graph: ViewGraph, bottom: dict[str, float]) -> tuple[str, ...
 
 
 def compile_lanes() -> tuple[int, tuple[str, ...]]:
-    """How many views execution runs at once, and why."""
-    return 1, ("one lane: each view's DataFusion plan already runs on every core",)
+    """How many views execution runs at once, and why: one, from what was measured on 2 cores
+    (tests/benchmarks/bench_concurrency.py, stdlib views over their staged inputs)."""
+    return 1, ("one lane: two long independent views on two threads finished 10-16% sooner only with a core "
+               "free, 0-10% later under load, and the fixpoint (mostly serial) gained nothing "
+               "(bench_concurrency.py, 2 cores)",
+               "the views share one session: per-view options (SET) and the fixpoints' working tables "
+               "would collide between two running at once")

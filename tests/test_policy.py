@@ -60,7 +60,7 @@ def _policy(ir, plan, graph, stats=None, overrides=None) -> CompiledExecutionPol
     stats = stats or {}
     cache = compile_cache_policies(ir, graph, stats, overrides or {})
     return fingerprint_policy(CompiledExecutionPolicy(
-        cache=cache, extraction=compile_extraction([], 0), scan=compile_scan_policy(graph, stats),
+        cache=cache, extraction=compile_extraction([], 0), scan=compile_scan_policy(graph, stats, 2),
         maintenance=compile_maintenance(ir.outputs, stats),
         udfs=compile_udf_requirements(plan, set(SOURCE_COLUMNS)),
         materialization=compile_registration(ir, cache, stats, 0, "delta"),
@@ -174,14 +174,14 @@ def test_scan_options_are_per_view_from_the_tables_each_reads() -> None:
     _, _, graph = _pipeline()
     stats = {"ex_references": TableStats(rows=3_000_000, files=4, bytes=1, version=0),
              "ex_bases": TableStats(rows=100, files=1, bytes=1, version=0)}
-    scan = compile_scan_policy(graph, stats)
+    scan = compile_scan_policy(graph, stats, 2)
     pushdown = "datafusion.execution.parquet.pushdown_filters"
     assert scan.views["name_uses"].options[pushdown] == "true"  # reads ex_references
     assert scan.views["top_packages"].options[pushdown] == "false"  # reads only ex_modules
     assert scan.session.options[pushdown] == "true"
     assert scan.views["name_uses"].confidence.evidence == (
         "largest table read: 3,000,000 rows (large tier), most files: 4",)
-    assert compile_scan_policy(graph, {}).session.confidence.fallback_reason == "no table statistics yet"
+    assert compile_scan_policy(graph, {}, 2).session.confidence.fallback_reason == "no table statistics yet"
 
 
 def test_maintenance_follows_table_size_tiers() -> None:

@@ -3,16 +3,19 @@ real builds, that execution follows the compiled order and that measured costs c
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import msgspec
+import pytest
 from conftest import build, write_tree
 
 from driver.delta_store import DeltaTableStore
 from driver.factory import build_driver
 from relspec.catalog import RUNS_TABLE, DatasetCatalog
+from relspec.machine import available_cores
 from relspec.runs import RunRecord, new_run_id, read_records, run_row
 from relspec.schedule import compile_schedule
 from relspec.view_graph import ViewGraph
@@ -113,3 +116,47 @@ def test_a_request_for_one_output_runs_only_what_it_needs_in_schedule_order(tmp_
     order = dr.config["compiled_policy"].schedule.order
     assert "value_flow_fixpoint" not in ran  # cpg_diagnostics does not read it
     assert ran == [view for view in order if view in set(ran)]
+
+
+# -- scan options from what each view's plan scanned -------------------------------------------------
+
+BIG_MODULE = "".join(f"v{index} = a + b + c\n" for index in range(40_000))  # 120k name uses
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="one core: every view runs on one partition anyway")
+def test_a_view_whose_plan_scanned_little_runs_on_one_partition_and_the_next_view_does_not(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "src", {**TREE, "pkg/big.py": BIG_MODULE})
+    out = tmp_path / "out"
+    build(root, out, staging="memory", jobs=0)  # every view computed every build, on every core
+    dr = build_driver(root, out, staging="memory")
+    policy, graph = dr.config["compiled_policy"], dr.config["view_graph"]
+    dr.execute(["build_summary"])
+    first, second = _records(out)[-2:]
+    # what each view read: its plan's scans, and the views it read from memory (no scan metrics)
+    rows = {outcome.view: outcome.rows for outcome in first.views if outcome.rows is not None}
+    read = {outcome.view: outcome.executed.rows_scanned + sum(
+        rows.get(name, 0) for name in graph.inputs(outcome.view)
+        if name not in {scan.table for scan in outcome.executed.scans})
+        for outcome in first.views if outcome.executed}
+    partitions = "datafusion.execution.target_partitions"
+    ran = [outcome for outcome in sorted(second.views, key=lambda outcome: outcome.started) if outcome.planned]
+    small = {outcome.view for outcome in ran if read.get(outcome.view, 10**9) < 100_000}
+    large = {outcome.view for outcome in ran if read.get(outcome.view, 0) >= 100_000}
+    assert small and large
+    before = {outcome.view: outcome.planned.repartitions for outcome in first.views if outcome.planned}
+    # the first build had no metrics: every view ran on every partition; the second repartitions far less
+    assert sum(outcome.planned.repartitions for outcome in ran if outcome.view in small) \
+        < sum(before[view] for view in small) / 2
+    for outcome in ran:
+        chosen = policy.scan.views[outcome.view]
+        if outcome.view in small:
+            assert chosen.options[partitions] == "1", outcome.view
+            assert f"it read {read[outcome.view]:,} rows in run {first.run_id}" in chosen.confidence.evidence
+            assert outcome.planned.repartitions <= before[outcome.view], outcome.view
+        elif outcome.view in large:
+            assert chosen.options[partitions] == str(available_cores())
+    # a large view right after a small one ran on every partition again: the small one's option was undone
+    after_small = [later for earlier, later in itertools.pairwise(ran) if earlier.view in small and later.view in large]
+    partitions_before = {outcome.view: outcome.planned.partitions for outcome in first.views if outcome.planned}
+    assert after_small and all(outcome.planned.partitions == partitions_before[outcome.view] > 1
+                               for outcome in after_small)
