@@ -135,7 +135,7 @@ def test_dag(executed: dict[str, nbformat.NotebookNode]) -> None:
 
 
 def test_sql_questions(executed: dict[str, nbformat.NotebookNode]) -> None:
-    assert text(executed["session"]).split(", ")[:2] == ["cpg_diagnostics", "cpg_edges"]
+    assert text(executed["session"]).split(", ")[:3] == ["cpg_calibration", "cpg_diagnostics", "cpg_edges"]
     # json.load returns loads(fp.read(), ...); json.tool.main reads JSON lines with json.loads
     assert rows(executed["who-calls"]) == [
         ["json.load", "json/__init__.py", line_of("__init__.py", "return loads(fp.read(),"), "1.0"],
