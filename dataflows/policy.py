@@ -36,6 +36,7 @@ from relspec.policy import (
     compile_udf_requirements,
     compile_view_maintenance,
     fingerprint_policy,
+    workload_rows,
 )
 from relspec.releases import Release, current_release
 from relspec.runs import RunRecord, builtin_names_version, read_records, view_fingerprints
@@ -102,11 +103,12 @@ def extraction_choice(file_manifest: FileManifest, jobs: int = 0) -> ExtractionC
 
 @tag(role="policy")
 def scan_policy(view_graph: ViewGraph, table_statistics: dict[str, TableStats], run_history: list[RunRecord],
-                jobs: int = 0) -> ScanPolicy:
-    """Scan options for the session and for each view, from the statistics of the tables it reads
-    and the rows its plan scanned when it last ran."""
+                file_manifest: FileManifest, jobs: int = 0) -> ScanPolicy:
+    """Scan options for the session and for each view, from the statistics of the tables it reads,
+    the rows its plan read when it last ran, and (no table yet) the size of the work."""
+    source_bytes = sum(len(task.raw) for task in file_manifest.tasks)
     return compile_scan_policy(view_graph, table_statistics, session_partitions(jobs),
-                               input_rows(run_history, view_graph))
+                               input_rows(run_history, view_graph), workload_rows(table_statistics, source_bytes))
 
 
 @tag(role="policy")

@@ -226,12 +226,13 @@ BY_FILE_MAX_SHARE = 0.5
 
 
 def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, partitions: int = 1,
-                 scanned: tuple[str, int] | None = None) -> ScanOptions:
+                 scanned: tuple[str, int] | None = None, estimated: tuple[int, str] | None = None) -> ScanOptions:
     """Scan options for reading ``tables`` (all known ones if None). Pushed-down filters and filter
     reordering pay off once a table spans many files or rows; for small tables they only add work.
     The plan runs on ``partitions`` partitions, or on one when its input is small: what the view's
-    plan scanned when it last ran (``scanned``: the run and its rows), else its largest table —
-    repartitioning a few thousand rows costs more than the threads win back."""
+    plan scanned when it last ran (``scanned``: the run and its rows), else its largest table, else
+    (no table yet) the workload's largest table as ``estimated`` (rows, how) — repartitioning a few
+    thousand rows costs more than the threads win back."""
     read = {name: stat for name, stat in stats.items() if tables is None or name in tables}
     largest = max((stat.rows for stat in read.values()), default=0)
     most_files = max((stat.files for stat in read.values()), default=0)
@@ -240,9 +241,12 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, p
     if scanned is not None:
         input_rows = scanned[1]
         evidence.append(f"it read {input_rows:,} rows in run {scanned[0]}")
+    elif not read and estimated is not None:
+        input_rows = estimated[0]
+        evidence.append(f"no table yet: the largest extraction table {estimated[1]}")
     else:
         input_rows = largest
-    small_input = bool(read or scanned) and size_tier(input_rows) == "small"
+    small_input = bool(read or scanned or estimated) and size_tier(input_rows) == "small"
     if small_input and partitions > 1:
         evidence.append(f"a small input ({input_rows:,} rows, under {SIZE_TIERS[0][1]:,}): one partition, "
                         "no repartitioning")
@@ -285,11 +289,14 @@ def compile_extraction(tasks: list[FileTask], jobs: int) -> ExtractionChoice:
 
 
 def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats], partitions: int,
-                        scanned: dict[str, tuple[str, int]] | None = None) -> ScanPolicy:
-    """Scan options of the session and of each view, from the statistics of the tables it reads and
-    what its plan scanned when it last ran (``scanned``: view -> run, rows), on at most ``partitions``."""
+                        scanned: dict[str, tuple[str, int]] | None = None,
+                        estimated: tuple[int, str] | None = None) -> ScanPolicy:
+    """Scan options of the session and of each view, from the statistics of the tables it reads,
+    what its plan scanned when it last ran (``scanned``: view -> run, rows) and, for a view whose
+    tables do not exist yet, the workload's ``estimated`` largest table (rows, how), on at most
+    ``partitions``."""
     scanned = scanned or {}
-    views = {name: scan_options(stats, graph.transitive_sources(name), partitions, scanned.get(name))
+    views = {name: scan_options(stats, graph.transitive_sources(name), partitions, scanned.get(name), estimated)
              for name in graph.names()}
     session = scan_options(stats, partitions=partitions)
     session.options["datafusion.execution.target_partitions"] = str(partitions)  # what a view-less query runs on

@@ -207,3 +207,18 @@ def test_inputs_only_the_fixpoint_reads_stay_on_the_delta_provider() -> None:
     assert registration["value_flows"].registration == "delta"
     assert "fixpoint view value_flow_fixpoint" in registration["value_flows"].confidence.evidence[0]
     assert registration["scope_parents"].registration == "dataset"  # a WITH RECURSIVE query re-scans it
+
+
+def test_a_first_build_decides_partitions_from_the_estimated_size_of_the_work() -> None:
+    _, _, graph = _pipeline()
+    partitions = "datafusion.execution.target_partitions"
+    small = compile_scan_policy(graph, {}, 2, estimated=(5_000, "estimated at 5,000 rows"))
+    large = compile_scan_policy(graph, {}, 2, estimated=(500_000, "estimated at 500,000 rows"))
+    assert {options.options[partitions] for options in small.views.values()} == {"1"}
+    assert {options.options[partitions] for options in large.views.values()} == {"2"}
+    assert "no table yet: the largest extraction table estimated at 5,000 rows" in \
+        small.views["name_uses"].confidence.evidence
+    # measured statistics win over the estimate: a view over a 3M-row table is not small
+    stats = {"ex_references": TableStats(rows=3_000_000, files=4, bytes=1, version=0)}
+    measured = compile_scan_policy(graph, stats, 2, estimated=(5_000, "estimated"))
+    assert measured.views["name_uses"].options[partitions] == "2"

@@ -120,12 +120,14 @@ def test_a_request_for_one_output_runs_only_what_it_needs_in_schedule_order(tmp_
 
 # -- scan options from what each view's plan scanned -------------------------------------------------
 
-BIG_MODULE = "".join(f"v{index} = a + b + c\n" for index in range(40_000))  # 120k name uses
+# 60k name uses a module; each line padded so that the two modules' 2.4 MB of source make a first
+# build (no table yet) estimate its largest table over the small tier, as the policy's rate goes
+BIG_MODULE = "".join(f"v{index} = a + b + c  # {'padding ' * 5}\n" for index in range(20_000))
 
 
 @pytest.mark.skipif(available_cores() < 2, reason="one core: every view runs on one partition anyway")
 def test_a_view_whose_plan_scanned_little_runs_on_one_partition_and_the_next_view_does_not(tmp_path: Path) -> None:
-    root = write_tree(tmp_path / "src", {**TREE, "pkg/big.py": BIG_MODULE})
+    root = write_tree(tmp_path / "src", {**TREE, "pkg/big.py": BIG_MODULE, "pkg/big2.py": BIG_MODULE})
     out = tmp_path / "out"
     build(root, out, staging="memory", jobs=0)  # every view computed every build, on every core
     dr = build_driver(root, out, staging="memory")
