@@ -109,6 +109,8 @@ def _from_rows(view: str, sources: set[str], released: list[RunRecord], now_rows
         if outcome is None or outcome.rows is None:
             continue
         computed = [done for done in record.views if done.outcome in COMPUTED and done.rows]
+        if not computed:  # every view that run computed was empty: no rate to take
+            continue
         rate = sum(done.seconds for done in computed) / sum(done.rows or 0 for done in computed)
         growth, how = _growth(sources, record, now_rows)
         seconds = outcome.rows * rate * growth

@@ -54,11 +54,12 @@ def compile_schedule(graph: ViewGraph, costs: dict[str, float], lanes: int,
     articulation = tuple(sorted(undirected[node] for node in rx.articulation_points(undirected)))
     bridges = tuple(sorted(tuple(sorted((undirected[a], undirected[b]))) for a, b in rx.bridges(undirected)))
     order = _list_order(graph, bottom, betweenness)
-    evidence = (f"critical path {length:.2f} s over {len(_critical_path(graph, bottom))} views, "
+    critical = _critical_path(graph, bottom)
+    evidence = (f"critical path {length:.2f} s over {len(critical)} views, "
                 f"{sum(costs.values()):.2f} s of views in all", *lanes_evidence)
     return ViewSchedule(
         order=order, costs=dict(costs), bottom_level=bottom, top_level=top, slack=slack,
-        critical_path=_critical_path(graph, bottom), betweenness=betweenness, articulation_points=articulation,
+        critical_path=critical, betweenness=betweenness, articulation_points=articulation,
         bridges=bridges,  # type: ignore[arg-type]
         lanes=lanes, confidence=InferenceConfidence("schedule", "bottom_level_first", 1.0, evidence),
     )

@@ -15,8 +15,10 @@ from conftest import build, write_tree
 from driver.delta_store import DeltaTableStore
 from driver.factory import build_driver
 from relspec.catalog import RUNS_TABLE, DatasetCatalog
+from relspec.costs import ESTIMATED_SECONDS_PER_BYTE, predict_costs
 from relspec.machine import available_cores
-from relspec.runs import RunRecord, new_run_id, read_records, run_row
+from relspec.policy import TableStats
+from relspec.runs import RunRecord, ViewOutcome, new_run_id, read_records, run_row
 from relspec.schedule import compile_schedule
 from relspec.view_graph import ViewGraph
 
@@ -162,3 +164,17 @@ def test_a_view_whose_plan_scanned_little_runs_on_one_partition_and_the_next_vie
     partitions_before = {outcome.view: outcome.planned.partitions for outcome in first.views if outcome.planned}
     assert after_small and all(outcome.planned.partitions == partitions_before[outcome.view] > 1
                                for outcome in after_small)
+
+
+def test_costs_of_a_history_whose_views_were_all_empty_fall_back_to_bytes() -> None:
+    graph = _graph({"a": ()})
+    graph.sources["a"] = ("t",)
+    empty = RunRecord(run_id="r", started_at="1", finished_at="2", status="released", output_versions={},
+                      views=(ViewOutcome("a", "delta_staging", "computed_staged", 0, 0.5, "f", "p",
+                                         maintained="by_file"),),
+                      validation=(), maintenance=(), package=None)
+    policies = {"a": SimpleNamespace(cache="delta_staging")}
+    maintenance = {"a": SimpleNamespace(mode="full")}
+    stats = {"t": TableStats(rows=10, files=1, bytes=2_000_000, version=0)}
+    (cost,) = predict_costs(graph, [empty], stats, policies, maintenance, frozenset()).values()  # type: ignore[arg-type]
+    assert cost.basis == "bytes" and cost.seconds == 2_000_000 * ESTIMATED_SECONDS_PER_BYTE
