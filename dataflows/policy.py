@@ -147,8 +147,15 @@ def view_maintenance(view_localities: dict[str, Locality], cache_policies: dict[
 
 @tag(role="policy")
 def run_history(table_store: TableStore) -> list[RunRecord]:
-    """The records of the runs that built this output before, oldest first (none on a first build)."""
-    return read_records(table_store.read(RUNS_TABLE))
+    """The records of the last `RUN_HISTORY` runs that built this output, oldest first (none on a
+    first build): what costs, scan options and a by-file update start from. A run further back
+    than that is not read (its record is not even decoded)."""
+    return read_records(table_store.read(RUNS_TABLE), last=RUN_HISTORY)
+
+
+# Runs a compile reads back: enough for the last computation of every view and the current
+# release's run behind a string of failed builds; a folder's run table grows with every build.
+RUN_HISTORY = 50
 
 
 @tag(role="policy")

@@ -65,6 +65,9 @@ class RunAuthority(ExecutionAuthority):
         self._held: dict[str, pa.Table] = {}  # staged views held in memory, until their loader registers them
         self._planned_signals: dict[str, PlanSignals] = {}  # view -> its physical plan, read before it ran
         self._executed: dict[str, ExecutedSignals] = {}  # view -> its plan's metrics, read after
+        catalog = store.catalog  # where each table a view can scan lives: what scan metrics' file paths match
+        self._locations = {**{name: catalog.location(name) for name in catalog.names()},
+                           **{view: catalog.staging_location(view) for view in policy.cache}}
         # What a by-file update starts from: the files whose rows changed since the current release
         # (None: no release to change), and each view's fingerprint over that release's sources.
         self.changed_files = changed_files
@@ -145,8 +148,7 @@ class RunAuthority(ExecutionAuthority):
             frame = _scoped(self.session.sql(_conformed_sql(view, source)), scope)
             execution = self._execution(name, frame)
             if in_memory:
-                with execution:
-                    self._held[name] = execution.reader().read_all()
+                self._held[name] = execution.collect()
                 written = StagedResult(rows=self._held[name].num_rows, version=-1)
                 outcome = "computed_in_memory"
             else:
@@ -154,7 +156,7 @@ class RunAuthority(ExecutionAuthority):
                 written = self.store.stage(name, execution, schema, fingerprint, self.run_id, scope,
                                            self._owner(name))
                 outcome = "computed_staged"
-            self._executed[name] = execution.signals(self._locations())
+            self._executed[name] = execution.signals(self._locations)
             _replace_table(self.session, _fixpoint_result(name))  # the staged table stands for it now
         self._fingerprints[name] = fingerprint
         self._record(name, "delta_staging", outcome, written, fingerprint, frame, run, scope)
@@ -169,12 +171,6 @@ class RunAuthority(ExecutionAuthority):
         execution = PlanExecution(self.session, frame)
         self._planned_signals[name] = plan_signals(self.session, frame, execution.plan)
         return execution
-
-    def _locations(self) -> dict[str, str]:
-        """Where each table a view can scan lives: what the scan metrics' file paths are matched to."""
-        catalog = self.store.catalog
-        return {**{name: catalog.location(name) for name in catalog.names()},
-                **{view: catalog.staging_location(view) for view in self.policy.cache}}
 
     def _register_datasets(self, view: EmittedView) -> None:
         """The staged inputs the policy registers as datasets, read into memory before ``view`` is
@@ -237,7 +233,7 @@ class RunAuthority(ExecutionAuthority):
             execution = self._execution(name, frame)
             written = self.store.overwrite(name, execution, OUTPUT_SCHEMAS[name], fingerprint, self.run_id, scope,
                                            self._owner(name))
-            self._executed[name] = execution.signals(self._locations())
+            self._executed[name] = execution.signals(self._locations)
             version = written.version
             outcome = "published"
         self._record(name, self.policy.cache[name].cache, outcome, written, fingerprint, frame, scope=scope)

@@ -290,10 +290,7 @@ def _clustered(data: pa.Table | PlanExecution, column: str, schema: pa.Schema) -
     batches out to parallel writers, each with files of its own, and so loses the order (delta-rs
     writes one batch in order). The sort ranks the column's distinct values (a few thousand files)
     and orders rows by rank: ~5x faster than a comparison sort of its strings."""
-    if isinstance(data, PlanExecution):
-        with data:
-            data = data.reader(schema).read_all()
-    table = data.cast(schema)
+    table = (data.collect(schema) if isinstance(data, PlanExecution) else data).cast(schema)
     keys = pc.dictionary_encode(pc.fill_null(table.column(column), "")).combine_chunks()
     ranks = pc.rank(keys.dictionary, "ascending").to_numpy()
     return table.take(np.argsort(ranks[keys.indices.to_numpy()], kind="stable")).combine_chunks()

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 import pyarrow as pa
 
+from relspec.costs import COMPUTED_OUTCOMES
 from semantics.inference import InferenceConfidence
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ INLINE_BOUNDS = (2_000, 2_000_000)
 DAMPING = 0.5  # the share of the way (in log space) toward what a run measured that one run moves
 MAX_STEP = 4.0  # the most one run multiplies or divides a threshold by
 MIN_POINTS = 4  # views measured, at least, for a fit to move anything
-COMPUTED = frozenset({"computed_staged", "computed_in_memory", "published"})
 
 
 class Thresholds(msgspec.Struct, frozen=True):
@@ -123,7 +123,7 @@ def fit_costs(points: list[tuple[int, float]]) -> CostFit | None:
 
 
 def prediction_error(outcomes: tuple[ViewOutcome, ...], costs: dict[str, ViewCost]) -> PredictionError:
-    computed = [outcome for outcome in outcomes if outcome.outcome in COMPUTED and outcome.view in costs]
+    computed = [outcome for outcome in outcomes if outcome.outcome in COMPUTED_OUTCOMES and outcome.view in costs]
     logs = sorted(abs(math.log(max(outcome.seconds, 1e-4) / costs[outcome.view].seconds))
                   for outcome in computed if costs[outcome.view].seconds > 0)
     return PredictionError(len(computed), round(sum(costs[outcome.view].seconds for outcome in computed), 4),
@@ -141,8 +141,8 @@ def calibrate(run_id: str, workload: WorkloadClass, mode: CalibrationMode, befor
               source_rows: dict[str, int]) -> Calibration:
     """What the run measured and the thresholds it proposes (see the module's doc)."""
     points = [(graph.upstream_cost(outcome.view, source_rows), outcome.seconds) for outcome in outcomes
-              if outcome.outcome in COMPUTED and outcome.maintained == "full" and not graph.inputs(outcome.view)
-              and outcome.view in graph.index]
+              if outcome.outcome in COMPUTED_OUTCOMES and outcome.maintained == "full"
+              and outcome.view in graph.index and not graph.inputs(outcome.view)]
     fit = fit_costs(points)
     proposed, evidence = before, [f"{len(points)} views reading only source tables computed in full"]
     if fit is None:

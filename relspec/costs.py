@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # the policy holds the costs: its types are only annotations 
 
 CostBasis = Literal["seconds", "rows", "bytes"]
 # Outcomes whose seconds are the view's computation (reused: a lookup; lazy: planning only, the work
-# is paid by its readers).
-COMPUTED = frozenset({"computed_staged", "computed_in_memory", "published"})
+# is paid by its readers): what costs and calibration learn from.
+COMPUTED_OUTCOMES = frozenset({"computed_staged", "computed_in_memory", "published"})
 # Seconds per byte of source tables read (Parquet bytes of each view's transitive sources), with no
 # history: the standard library's cold build computed its views in 59.4 s over 6.22 GB read so. A view's
 # own rate ranges from 0.1 to 17 s a GB, hence the low confidence of an estimate.
@@ -46,6 +46,7 @@ def predict_costs(graph: ViewGraph, history: list[RunRecord], stats: dict[str, T
     released = [record for record in reversed(history) if record.status == "released"]
     now_rows = {name: stat.rows for name, stat in stats.items()}
     costs = {}
+    rates: dict[str, float | None] = {}  # run -> its seconds per row, taken when first needed
     for view in graph.names():
         if policies[view].cache == "none":
             costs[view] = ViewCost(0.0, "seconds", InferenceConfidence(
@@ -54,7 +55,7 @@ def predict_costs(graph: ViewGraph, history: list[RunRecord], stats: dict[str, T
         sources = graph.transitive_sources(view)
         mode = maintenance[view].mode if view in maintenance and view not in held else "full"
         costs[view] = (_from_seconds(view, mode, sources, released, now_rows)
-                       or _from_rows(view, sources, released, now_rows)
+                       or _from_rows(view, sources, released, now_rows, rates)
                        or _from_bytes(sources, stats))
     return costs
 
@@ -87,7 +88,8 @@ def _growth(sources: set[str], record: RunRecord, now_rows: dict[str, int]) -> t
 
 
 def _computed(view: str, record: RunRecord) -> ViewOutcome | None:
-    return next((outcome for outcome in record.views if outcome.view == view and outcome.outcome in COMPUTED), None)
+    return next((outcome for outcome in record.views
+                 if outcome.view == view and outcome.outcome in COMPUTED_OUTCOMES), None)
 
 
 def _from_seconds(view: str, mode: str, sources: set[str], released: list[RunRecord],
@@ -103,15 +105,23 @@ def _from_seconds(view: str, mode: str, sources: set[str], released: list[RunRec
     return None
 
 
-def _from_rows(view: str, sources: set[str], released: list[RunRecord], now_rows: dict[str, int]) -> ViewCost | None:
+def _seconds_per_row(record: RunRecord) -> float | None:
+    """Seconds per output row over the views ``record`` computed (None: every one was empty)."""
+    computed = [done for done in record.views if done.outcome in COMPUTED_OUTCOMES and done.rows]
+    return sum(done.seconds for done in computed) / sum(done.rows or 0 for done in computed) if computed else None
+
+
+def _from_rows(view: str, sources: set[str], released: list[RunRecord], now_rows: dict[str, int],
+               rates: dict[str, float | None]) -> ViewCost | None:
     for record in released:
         outcome = _computed(view, record)
         if outcome is None or outcome.rows is None:
             continue
-        computed = [done for done in record.views if done.outcome in COMPUTED and done.rows]
-        if not computed:  # every view that run computed was empty: no rate to take
+        if record.run_id not in rates:
+            rates[record.run_id] = _seconds_per_row(record)
+        rate = rates[record.run_id]
+        if rate is None:  # every view that run computed was empty: no rate to take
             continue
-        rate = sum(done.seconds for done in computed) / sum(done.rows or 0 for done in computed)
         growth, how = _growth(sources, record, now_rows)
         seconds = outcome.rows * rate * growth
         evidence = (f"run {record.run_id} measured {outcome.rows:,} rows of it, computed "

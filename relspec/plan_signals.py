@@ -490,6 +490,11 @@ class PlanExecution:
             self.schema = schema
         return pa.RecordBatchReader.from_batches(self.schema, self._batches())
 
+    def collect(self, schema: pa.Schema | None = None) -> pa.Table:
+        """The whole result as one table (the ``to_arrow_table`` path); its metrics stay readable."""
+        with self:
+            return self.reader(schema).read_all()
+
     def signals(self, locations: Mapping[str, str] | None = None) -> ExecutedSignals:
         return executed_signals(self.plan, locations=locations, complete=self.complete)
 
@@ -545,10 +550,4 @@ class PlanExecution:
         self.close()
 
 
-def collect_with_signals(session: SessionContext, frame: DataFrame, *, schema: pa.Schema | None = None,
-                         locations: Mapping[str, str] | None = None) -> tuple[pa.Table, ExecutedSignals]:
-    """``frame``'s rows as one table (the ``to_arrow_table`` path) and the metrics of the plan that
-    computed them."""
-    with PlanExecution(session, frame, schema=schema) as run:
-        table = run.reader().read_all()
-    return table, run.signals(locations)
+

@@ -146,10 +146,14 @@ def run_row(record: RunRecord) -> pa.Table:
     }, schema=RUN_SCHEMA)
 
 
-def read_records(table: pa.Table | None) -> list[RunRecord]:
-    """The records of a run table, oldest first (an absent table: none)."""
+def read_records(table: pa.Table | None, last: int | None = None) -> list[RunRecord]:
+    """The records of a run table, oldest first (an absent table: none); with ``last``, only the
+    latest that many, picked before any record is decoded (a record holds every view's plan signals)."""
     if table is None:
         return []
+    table = table.sort_by("started_at")
+    if last is not None:
+        table = table.slice(max(0, table.num_rows - last))
     records = [msgspec.json.decode(text, type=RunRecord) for text in table.column("record").to_pylist()]
     return sorted(records, key=lambda record: record.started_at)
 

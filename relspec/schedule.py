@@ -21,7 +21,6 @@ from semantics.inference import InferenceConfidence
 
 class ViewSchedule(msgspec.Struct, frozen=True):
     order: tuple[str, ...]  # every view, in the order execution starts it
-    costs: dict[str, float]  # predicted seconds (see `relspec.costs`)
     bottom_level: dict[str, float]
     top_level: dict[str, float]
     slack: dict[str, float]  # how much later a view could start without delaying the run (one lane per path)
@@ -58,7 +57,7 @@ def compile_schedule(graph: ViewGraph, costs: dict[str, float], lanes: int,
     evidence = (f"critical path {length:.2f} s over {len(critical)} views, "
                 f"{sum(costs.values()):.2f} s of views in all", *lanes_evidence)
     return ViewSchedule(
-        order=order, costs=dict(costs), bottom_level=bottom, top_level=top, slack=slack,
+        order=order, bottom_level=bottom, top_level=top, slack=slack,
         critical_path=critical, betweenness=betweenness, articulation_points=articulation,
         bridges=bridges,  # type: ignore[arg-type]
         lanes=lanes, confidence=InferenceConfidence("schedule", "bottom_level_first", 1.0, evidence),

@@ -198,6 +198,8 @@ def test_runs_command_lists_runs_with_outcomes(code: Path, tmp_path: Path, capsy
     assert cli_main(["runs", str(out)]) == 0
     text = capsys.readouterr().out
     assert text.count("published") >= 2 and "reused" in text
+    assert "what each computed view's plan read" in text  # the first run computed views: their signals
+    assert "overlap: 0.00 s of views running at once" in text
 
 
 def test_a_foreign_resolver_is_refused_at_each_boundary(code: Path, tmp_path: Path) -> None:
@@ -251,6 +253,11 @@ def test_plan_json_shows_policy_schedule_and_validation(code: Path, tmp_path: Pa
     assert views["scope_parents"]["registration"]["registration"] == "dataset"
     assert views["call_targets"]["join"]["keys"] == [["callee_ref_id", "ref_id"]]
     assert views["scope_parents"]["wave"] == 0 and views["scope_chain"]["wave"] == 1
+    schedule = report["policy"]["schedule"]
+    assert schedule["order"] == [name for name, _ in sorted(views.items(),
+                                                            key=lambda item: item[1]["schedule"]["position"])]
+    assert schedule["order"].index("scope_parents") < schedule["order"].index("scope_chain")
+    assert views["scope_chain"]["schedule"]["cost"]["basis"] == "seconds"  # measured by the build before
     assert "md5" in views["structural_edges"]["functions"]
     assert len(report["policy"]["fingerprint"]) == 32
     assert report["policy"]["scan"]["session"]["options"]["datafusion.execution.collect_statistics"] == "true"

@@ -10,11 +10,18 @@ import pytest
 from datafusion import SessionConfig, SessionContext
 from deltalake import DeltaTable, write_deltalake
 
-from relspec.plan_signals import PlanExecution, collect_with_signals, executed_signals, plan_signals
+from relspec.plan_signals import ExecutedSignals, PlanExecution, executed_signals, plan_signals
 
 FILE_ROWS = 1000
 FILES = 4  # the sorted table: file i holds keys [i*1000, (i+1)*1000)
 
+
+
+def collect_with_signals(session: SessionContext, frame: object,
+                         locations: dict[str, str] | None = None) -> tuple[pa.Table, ExecutedSignals]:
+    """The frame's rows, as the in-memory staging path collects them, and that plan's metrics."""
+    run = PlanExecution(session, frame)  # type: ignore[arg-type]
+    return run.collect(), run.signals(locations)
 
 def _sorted_table(path: Path) -> Path:
     """4 data files (one append each), each one row group holding one range of ``k``: their min/max

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import msgspec
+import pyarrow as pa
 import pytest
 from conftest import build, write_tree
 
@@ -18,7 +19,7 @@ from relspec.catalog import RUNS_TABLE, DatasetCatalog
 from relspec.costs import ESTIMATED_SECONDS_PER_BYTE, predict_costs
 from relspec.machine import available_cores
 from relspec.policy import TableStats
-from relspec.runs import RunRecord, ViewOutcome, new_run_id, read_records, run_row
+from relspec.runs import RunRecord, ViewOutcome, new_run_id, overlap_seconds, read_records, run_row
 from relspec.schedule import compile_schedule
 from relspec.view_graph import ViewGraph
 
@@ -178,3 +179,21 @@ def test_costs_of_a_history_whose_views_were_all_empty_fall_back_to_bytes() -> N
     stats = {"t": TableStats(rows=10, files=1, bytes=2_000_000, version=0)}
     (cost,) = predict_costs(graph, [empty], stats, policies, maintenance, frozenset()).values()  # type: ignore[arg-type]
     assert cost.basis == "bytes" and cost.seconds == 2_000_000 * ESTIMATED_SECONDS_PER_BYTE
+
+
+def test_overlap_counts_only_time_when_two_views_ran_at_once() -> None:
+    def ran(view: str, started: float, finished: float) -> ViewOutcome:
+        return ViewOutcome(view, "delta_staging", "computed_staged", 1, finished - started, "f", "p",
+                           started=started, finished=finished)
+    assert overlap_seconds([ran("a", 0, 1), ran("b", 1, 2)]) == 0.0  # one after the other
+    # b overlaps a from 2 to 3, c overlaps b from 4 to 5: two seconds with two running
+    assert overlap_seconds([ran("a", 0, 3), ran("b", 2, 5), ran("c", 4, 6)]) == 2.0
+
+
+def test_the_run_history_reads_the_latest_runs_only() -> None:
+    records = [RunRecord(run_id=f"r{index}", started_at=f"2026-01-0{index}", finished_at="x", status="released",
+                         output_versions={}, views=(), validation=(), maintenance=(), package=None)
+               for index in (3, 1, 2)]  # appended out of order
+    table = pa.concat_tables([run_row(record) for record in records])
+    assert [record.run_id for record in read_records(table, last=2)] == ["r2", "r3"]
+    assert [record.run_id for record in read_records(table)] == ["r1", "r2", "r3"]
