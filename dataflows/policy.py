@@ -15,13 +15,13 @@ from relspec.calibration import (
 )
 from relspec.catalog import CALIBRATION_TABLE, EXTRACT_TABLES, LOG_TABLES, RUNS_TABLE, TableStore
 from relspec.costs import ViewCost, input_rows, predict_costs
-from relspec.machine import session_partitions
 from relspec.policy import (
     CompiledExecutionPolicy,
     DiagnosticsFlags,
     ExtractionChoice,
     MaintenanceChoice,
     MaterializationStrategy,
+    ReadChoice,
     ScanPolicy,
     StagingMedium,
     TableStats,
@@ -31,6 +31,7 @@ from relspec.policy import (
     compile_cache_policies,
     compile_extraction,
     compile_maintenance,
+    compile_readers,
     compile_registration,
     compile_scan_policy,
     compile_udf_requirements,
@@ -38,8 +39,9 @@ from relspec.policy import (
     fingerprint_policy,
     workload_rows,
 )
+from relspec.profiles import SessionProfile, compile_session_profile
 from relspec.releases import Release, current_release
-from relspec.runs import RunRecord, builtin_names_version, read_records, view_fingerprints
+from relspec.runs import RunRecord, builtin_names_version, read_records, table_pruning, view_fingerprints
 from relspec.schedule import ViewSchedule, compile_lanes, compile_schedule
 from relspec.validation import RuntimeCapabilities, ValidationInput, ValidationResult, validate
 from relspec.view_graph import ViewGraph
@@ -73,6 +75,13 @@ def workload_class(file_manifest: FileManifest, full_rebuild: bool = False) -> W
 
 
 @tag(role="policy")
+def session_profile(workload_class: WorkloadClass, jobs: int = 0) -> SessionProfile:
+    """The DataFusion session profile of this workload class on this machine: partitions, batch size,
+    repartitioning, and the memory its operators spill to disk past."""
+    return compile_session_profile(workload_class, jobs)
+
+
+@tag(role="policy")
 def calibration_history(table_store: TableStore) -> list[Calibration]:
     """What earlier runs of this output measured and proposed, oldest first."""
     return read_calibrations(table_store.read(CALIBRATION_TABLE))
@@ -102,13 +111,26 @@ def extraction_choice(file_manifest: FileManifest, jobs: int = 0) -> ExtractionC
 
 
 @tag(role="policy")
+def table_readers(materialization: MaterializationStrategy, table_statistics: dict[str, TableStats],
+                  run_history: list[RunRecord], table_store: TableStore) -> dict[str, ReadChoice]:
+    """How the views read each extraction table and each view staged in a table: its Parquet files
+    or the Delta provider, weighing what the last run's scans of it opened and pruned."""
+    staged = [view for view, choice in materialization.registration.items() if choice.registration == "delta"]
+    return compile_readers((*EXTRACT_TABLES, *staged), table_statistics, "://" not in table_store.catalog.root,
+                           table_pruning(run_history))
+
+
+@tag(role="policy")
 def scan_policy(view_graph: ViewGraph, table_statistics: dict[str, TableStats], run_history: list[RunRecord],
-                file_manifest: FileManifest, jobs: int = 0) -> ScanPolicy:
+                file_manifest: FileManifest, session_profile: SessionProfile,
+                table_readers: dict[str, ReadChoice]) -> ScanPolicy:
     """Scan options for the session and for each view, from the statistics of the tables it reads,
-    the rows its plan read when it last ran, and (no table yet) the size of the work."""
+    the rows its plan read when it last ran, and (no table yet) the size of the work, on at most the
+    profile's partitions; and how each table is read."""
     source_bytes = sum(len(task.raw) for task in file_manifest.tasks)
-    return compile_scan_policy(view_graph, table_statistics, session_partitions(jobs),
-                               input_rows(run_history, view_graph), workload_rows(table_statistics, source_bytes))
+    return compile_scan_policy(view_graph, table_statistics, session_profile.target_partitions,
+                               input_rows(run_history, view_graph), workload_rows(table_statistics, source_bytes),
+                               table_readers)
 
 
 @tag(role="policy")
@@ -200,13 +222,13 @@ def compiled_policy(cache_policies: dict[str, ViewPolicy], extraction_choice: Ex
                     scan_policy: ScanPolicy, materialization: MaterializationStrategy,
                     maintenance_policies: dict[str, MaintenanceChoice], udf_requirements: dict[str, tuple[str, ...]],
                     view_maintenance: dict[str, ViewMaintenance], view_costs: dict[str, ViewCost],
-                    view_schedule: ViewSchedule, thresholds: Thresholds,
+                    view_schedule: ViewSchedule, thresholds: Thresholds, session_profile: SessionProfile,
                     validation_mode: ValidationMode = "warn") -> CompiledExecutionPolicy:
     """Every execution decision of the run, in one fingerprinted struct."""
     return fingerprint_policy(CompiledExecutionPolicy(
         cache=cache_policies, extraction=extraction_choice, scan=scan_policy, maintenance=maintenance_policies,
         udfs=udf_requirements, view_maintenance=view_maintenance, costs=view_costs, schedule=view_schedule,
-        thresholds=thresholds,
+        thresholds=thresholds, profile=session_profile,
         materialization=materialization, diagnostics=DiagnosticsFlags(), validation_mode=validation_mode,
     ))
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from driver.delta_store import DeltaTableStore
+    from relspec.profiles import SessionProfile
     from relspec.runs import ViewOutcome
     from relspec.summary import BuildSummary
     from semantics.extract.parallel import Progress as ExtractionProgress
@@ -353,15 +354,26 @@ def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], staging: s
         stdout().print(f"{issue['severity']}: {issue['code']} ({issue['subject']}): {issue['message']}", markup=False)
 
 
-def _signals_cells(outcome: ViewOutcome) -> tuple[str, str, str, str]:
-    """What a computed view's plan read and pruned, how selective its filters were, its repartitions."""
+def _signals_cells(outcome: ViewOutcome) -> tuple[str, str, str, str, str]:
+    """What a computed view's plan read and pruned, how selective its filters were, its repartitions
+    and what it spilled to disk."""
     executed, planned = outcome.executed, outcome.planned
     if executed is None or planned is None:
-        return "", "", "", ""
+        return "", "", "", "", ""
     scanned = f"{executed.rows_scanned:,} rows, {executed.files_opened} files"
     pruned = f"{executed.files_pruned} files, {executed.row_groups_pruned} row groups"
     selectivity = "" if executed.selectivity is None else f"{executed.selectivity:.3f}"
-    return scanned, pruned, selectivity, str(planned.repartitions)
+    spilled = f"{executed.spilled_bytes:,} bytes ({executed.spill_count} spills)" if executed.spill_count else ""
+    return scanned, pruned, selectivity, str(planned.repartitions), spilled
+
+
+def _profile_text(profile: SessionProfile | None) -> str:
+    """The session profile a run ran under, in one line."""
+    if profile is None:
+        return "session profile: not recorded (a run of an earlier cpgflow)"
+    memory = "unbounded" if profile.memory_limit is None else f"{profile.memory_limit / 2**30:.1f} GiB, spilled past"
+    return (f"session profile {profile.workload}: {profile.target_partitions} partitions, batches of "
+            f"{profile.batch_size:,} rows, memory {memory}")
 
 
 def _schedule_position(view: dict[str, object]) -> int:
@@ -510,9 +522,12 @@ def runs(out: Path, as_json: bool) -> None:
         if record.message:
             stdout().print(f"  {record.message}", markup=False)
         stdout().print(f"  views: {_outcomes_text(record.outcome_counts())}")
+        if package is not None:
+            stdout().print(f"  {_profile_text(package.profile)}", markup=False)
         table = Table("view", "policy", "outcome", "maintained", "rows", "rows changed", "seconds", "ran from",
                       box=None, show_edge=False)
-        signals = Table("view", "scanned", "pruned", "selectivity", "repartitions", box=None, show_edge=False)
+        signals = Table("view", "scanned", "pruned", "selectivity", "repartitions", "spilled", box=None,
+                        show_edge=False)
         written = sorted((outcome for outcome in record.views if outcome.outcome != "lazy"),
                          key=lambda outcome: outcome.started)
         for outcome in written:  # in the order they ran

@@ -23,6 +23,7 @@ from driver.engine import new_session
 from relspec.authority import ExecutionAuthority
 from relspec.catalog import DatasetCatalog, TableStore
 from relspec.policy import CompiledExecutionPolicy
+from relspec.profiles import SessionProfile
 from relspec.releases import Release, released_runs
 from relspec.validation import RuntimeCapabilities, ValidationResult
 from semantics.extract.manifest import FileManifest
@@ -44,9 +45,9 @@ def release_log(table_store: TableStore) -> list[Release]:
 
 
 @tag(role="authority")
-def session(jobs: int = 0) -> SessionContext:
-    """The DataFusion session every view of the run executes on."""
-    return new_session(jobs)
+def session(session_profile: SessionProfile) -> SessionContext:
+    """The DataFusion session every view of the run executes on, under its workload's profile."""
+    return new_session(session_profile)
 
 
 @tag(role="authority")

@@ -38,6 +38,7 @@ from driver.scheduling import obey_schedule
 from relspec.calibration import CalibrationMode
 from relspec.catalog import DatasetCatalog, TableStore
 from relspec.policy import CompiledExecutionPolicy, StagingMedium, ValidationMode
+from relspec.profiles import SessionProfile, compile_session_profile
 from relspec.releases import current_release
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
 from semantics.ir import CachePolicy
@@ -145,14 +146,17 @@ def build_driver(
     return _execution_driver(config, [holder, *(adapters or ())], modules)
 
 
-def replay_driver(store: TableStore, scratch: str | Path,
-                  cache_policies: dict[str, CachePolicy]) -> hamilton_driver.Driver:
+def replay_driver(store: TableStore, scratch: str | Path, cache_policies: dict[str, CachePolicy],
+                  profile: SessionProfile | None = None) -> hamilton_driver.Driver:
     """The execution driver of a replay: planned and executed like a build, with ``store`` (the
     recorded run's tables pinned at their versions, everything else written under ``scratch``) in
-    place of the output's own store, and the cache policies the run had. Its extraction is not run:
-    execute it with the pinned versions as the ``extraction_tables`` override (see `driver.replay`)."""
+    place of the output's own store, and the cache policies and session ``profile`` the run had (the
+    replay profile of this machine when it recorded none). Its extraction is not run: execute it with
+    the pinned versions as the ``extraction_tables`` override (see `driver.replay`)."""
     planning = plan_driver(scratch, scratch, cache_overrides=cache_policies, calibration="off")
-    context = planning.execute(list(CONTEXT), overrides={"table_store": store, "workload_class": "replay"})
+    context = planning.execute(list(CONTEXT), overrides={
+        "table_store": store, "workload_class": "replay",
+        "session_profile": compile_session_profile("replay", recorded=profile)})
     return _execution_driver({**planning.config, **context, "restored_tables": []}, [], ())
 
 

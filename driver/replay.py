@@ -90,7 +90,8 @@ def replay(output_dir: str | Path, run_id: str) -> ReplayReport:
     _check_readable(store, record, {**pinned, **published})
     with tempfile.TemporaryDirectory(prefix="cpgflow-replay-") as scratch:
         pinned_store = PinnedTableStore(DatasetCatalog(scratch), store, pinned)
-        dr = replay_driver(pinned_store, scratch, record.package.cache_policies)  # type: ignore[union-attr,arg-type]
+        dr = replay_driver(pinned_store, scratch, record.package.cache_policies,  # type: ignore[union-attr,arg-type]
+                           record.package.profile)  # type: ignore[union-attr]
         results = dr.execute(["published_cpg", "execution_authority"], overrides={"extraction_tables": pinned})
         outputs = _compare_outputs(store, published, DeltaTableStore(DatasetCatalog(scratch)),
                                    results["published_cpg"])

@@ -14,3 +14,16 @@ def session_partitions(jobs: int = 0) -> int:
     """The partitions a session runs each query on: one per core, at most ``jobs`` when given."""
     cores = available_cores()
     return min(jobs, cores) if jobs > 0 else cores
+
+
+def physical_memory() -> int:
+    """Bytes of memory this process may use: the machine's, or its cgroup's limit when lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = open(limit_file).read().strip()  # noqa: SIM115 - a one-line read
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total

@@ -284,7 +284,8 @@ class ExecutedSignals(msgspec.Struct, frozen=True):
     ``output_bytes`` is DataFusion's size of the batches in memory (buffer capacity), not of the data
     written. ``elapsed_compute_ns`` sums every operator's compute time (threads add up: it can exceed
     wall time). ``selectivity`` is all filters' rows out ÷ their rows in. ``complete``: every
-    partition was drained, so the metrics cover the whole result.
+    partition was drained, so the metrics cover the whole result. ``spill_count`` and
+    ``spilled_bytes`` sum every operator's spills to disk (past the session profile's memory limit).
     """
 
     output_rows: int | None
@@ -294,6 +295,8 @@ class ExecutedSignals(msgspec.Struct, frozen=True):
     filters: tuple[FilterSelectivity, ...]
     selectivity: float | None
     complete: bool
+    spill_count: int = 0
+    spilled_bytes: int = 0
 
     @property
     def rows_scanned(self) -> int:
@@ -400,14 +403,16 @@ def executed_signals(plan: ExecutionPlan, *, locations: Mapping[str, str] | None
     locations = locations or {}
     scans: list[ScanPruning] = []
     filters: list[FilterSelectivity] = []
-    elapsed = 0
+    elapsed = spills = spilled = 0
 
     def visit(node: ExecutionPlan, wrappers: tuple[str, ...]) -> None:
-        nonlocal elapsed
+        nonlocal elapsed, spills, spilled
         name = operator_name(node)
         metrics = node.metrics()
         if metrics is not None:
             elapsed += metrics.elapsed_compute or 0
+            spills += metrics.spill_count or 0
+            spilled += metrics.spilled_bytes or 0
             if name == _SCAN_LEAF and _is_file_scan(metrics):
                 scans.append(_scan(">".join((*wrappers, name)), metrics, locations))
         children = node.children()
@@ -432,6 +437,8 @@ def executed_signals(plan: ExecutionPlan, *, locations: Mapping[str, str] | None
         filters=tuple(filters),
         selectivity=sum(item.rows_out for item in filters) / rows_in if rows_in else None,
         complete=complete,
+        spill_count=spills,
+        spilled_bytes=spilled,
     )
 
 

@@ -34,6 +34,7 @@ from driver.delta_store import DeltaTableStore, _pumped
 from driver.engine import new_session
 from driver.factory import build_driver, plan_driver
 from relspec.catalog import EXTRACT_TABLES, DatasetCatalog
+from relspec.profiles import compile_session_profile
 from semantics.entities import BUILTIN_NAMES, builtin_names_table
 from semantics.fixpoint import register_in_memory, run_fixpoint
 from semantics.ir import EmittedView, SemanticPlan, typed
@@ -74,7 +75,7 @@ class Bench:
     def session(self, partitions: int = 0) -> SessionContext:
         """A session as the build makes it (one partition per core unless ``partitions``), with every
         extraction table and staged view registered, and every other view a lazy view of its SQL."""
-        session = new_session(partitions)
+        session = new_session(compile_session_profile("full_build", partitions))
         store = DeltaTableStore(DatasetCatalog(str(self.out)))
         for name in EXTRACT_TABLES:
             if Path(store.catalog.location(name)).exists():
