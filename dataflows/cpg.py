@@ -52,7 +52,7 @@ def source_catalog(extraction_tables: dict[str, int], builtin_names: pa.Table, s
     """The tables the views read, registered in the session at the versions just written."""
     execution_authority.check_resolver(table_store.catalog, "view_registration")
     for name in extraction_tables:
-        table_store.register(session, name, reader=execution_authority.policy.scan.reader(name))
+        table_store.register(session, name)
     if session.table_exist(BUILTIN_NAMES.table):
         session.deregister_table(BUILTIN_NAMES.table)
     session.register_record_batches(BUILTIN_NAMES.table, [builtin_names.to_batches()])

@@ -21,7 +21,6 @@ from relspec.policy import (
     ExtractionChoice,
     MaintenanceChoice,
     MaterializationStrategy,
-    ReadChoice,
     ScanPolicy,
     StagingMedium,
     TableStats,
@@ -31,7 +30,6 @@ from relspec.policy import (
     compile_cache_policies,
     compile_extraction,
     compile_maintenance,
-    compile_readers,
     compile_registration,
     compile_scan_policy,
     compile_udf_requirements,
@@ -41,7 +39,7 @@ from relspec.policy import (
 )
 from relspec.profiles import SessionProfile, compile_session_profile
 from relspec.releases import Release, current_release
-from relspec.runs import RunRecord, builtin_names_version, read_records, table_pruning, view_fingerprints
+from relspec.runs import RunRecord, builtin_names_version, read_records, view_fingerprints
 from relspec.schedule import ViewSchedule, compile_lanes, compile_schedule
 from relspec.validation import RuntimeCapabilities, ValidationInput, ValidationResult, validate
 from relspec.view_graph import ViewGraph
@@ -111,26 +109,14 @@ def extraction_choice(file_manifest: FileManifest, jobs: int = 0) -> ExtractionC
 
 
 @tag(role="policy")
-def table_readers(materialization: MaterializationStrategy, table_statistics: dict[str, TableStats],
-                  run_history: list[RunRecord], table_store: TableStore) -> dict[str, ReadChoice]:
-    """How the views read each extraction table and each view staged in a table: its Parquet files
-    or the Delta provider, weighing what the last run's scans of it opened and pruned."""
-    staged = [view for view, choice in materialization.registration.items() if choice.registration == "delta"]
-    return compile_readers((*EXTRACT_TABLES, *staged), table_statistics, "://" not in table_store.catalog.root,
-                           table_pruning(run_history))
-
-
-@tag(role="policy")
 def scan_policy(view_graph: ViewGraph, table_statistics: dict[str, TableStats], run_history: list[RunRecord],
-                file_manifest: FileManifest, session_profile: SessionProfile,
-                table_readers: dict[str, ReadChoice]) -> ScanPolicy:
+                file_manifest: FileManifest, session_profile: SessionProfile) -> ScanPolicy:
     """Scan options for the session and for each view, from the statistics of the tables it reads,
     the rows its plan read when it last ran, and (no table yet) the size of the work, on at most the
-    profile's partitions; and how each table is read."""
+    profile's partitions."""
     source_bytes = sum(len(task.raw) for task in file_manifest.tasks)
     return compile_scan_policy(view_graph, table_statistics, session_profile.target_partitions,
-                               input_rows(run_history, view_graph), workload_rows(table_statistics, source_bytes),
-                               table_readers)
+                               input_rows(run_history, view_graph), workload_rows(table_statistics, source_bytes))
 
 
 @tag(role="policy")

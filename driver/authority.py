@@ -210,7 +210,7 @@ class RunAuthority(ExecutionAuthority):
         if name in self._held:
             register_in_memory(self.session, name, self._held.pop(name))
         else:
-            self.store.register_staged(self.session, name, "delta", self.policy.scan.reader(name))
+            self.store.register_staged(self.session, name, "delta")
         frame = self.session.table(name)
         self._frames[name] = (frame, self._fingerprints[name])
         return frame

@@ -6,7 +6,6 @@ version of a table or the new one, never a half-written table.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,7 +13,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from datafusion import DataFrame, Expr, SessionContext, col
+from datafusion import Expr, SessionContext, col
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from pyarrow import fs
@@ -27,7 +26,6 @@ from relspec.catalog import (
     DatasetCatalog,
     FileScope,
     StagedResult,
-    TableReader,
     TableStore,
 )
 from relspec.maintenance import CLUSTER_FILE_BYTES
@@ -80,40 +78,6 @@ def _rows(data: pa.Table | PlanExecution, schema: pa.Schema) -> Iterator[pa.Tabl
         return
     with data:
         yield data.reader(schema)
-
-
-def snapshot_files(table: DeltaTable) -> list[str] | None:
-    """The local Parquet files of the table's snapshot when reading them returns exactly its rows:
-    reader protocol 1 (no deletion vectors, no column mapping) and no partition columns (whose values
-    live in the log, not in the files); else None (read it through the Delta provider)."""
-    if table.protocol().min_reader_version != 1 or table.metadata().partition_columns:
-        return None
-    uris = table.file_uris()
-    if not uris or any("://" in uri and not uri.startswith("file://") for uri in uris):
-        return None
-    return [uri.removeprefix("file://") for uri in uris]
-
-
-def _register_files(session: SessionContext, name: str, table: DeltaTable, files: list[str]) -> None:
-    """``name``: a view over the snapshot's Parquet ``files`` (see `snapshot_files`), read by
-    DataFusion's own Parquet scan, which gets the queries' filters (row groups pruned by their
-    statistics) where the Delta provider gets none."""
-    schema = pa.schema(table.schema().to_arrow())
-    session.sql(f"CREATE SCHEMA IF NOT EXISTS {DELTA_SCHEMA}").collect()
-    _replace(session, f"{DELTA_SCHEMA}.{name}")  # a Delta provider registered under it before
-    _replace(session, name)
-    scan = functools.reduce(DataFrame.union, (session.read_parquet(path, schema=schema) for path in files))
-    session.register_view(name, scan.select(*(_plain(field) for field in scan.schema())))
-
-
-def register_delta_table(session: SessionContext, name: str, table: DeltaTable, reader: TableReader) -> None:
-    """``name`` read as ``reader`` says: its snapshot's Parquet files where they hold exactly its rows
-    (else, and for ``delta``, through the Delta provider)."""
-    files = snapshot_files(table) if reader == "parquet_files" else None
-    if files is None:
-        _register_plain(session, name, table)
-    else:
-        _register_files(session, name, table, files)
 
 
 def _register_plain(session: SessionContext, name: str, table: DeltaTable) -> None:
@@ -278,12 +242,11 @@ class DeltaTableStore(TableStore):
         write_deltalake(location, data, storage_options=self.storage_options, **options)  # type: ignore[arg-type]
         return DeltaTable(location, storage_options=self.storage_options).version()
 
-    def register(self, session: SessionContext, name: str, version: int | None = None,
-                 reader: TableReader = "delta") -> None:
+    def register(self, session: SessionContext, name: str, version: int | None = None) -> None:
         table = self._table(name, version)
         if table is None:
             raise LookupError(f"dataset {name} does not exist at {self.catalog.location(name)}")
-        register_delta_table(session, name, table, reader)
+        _register_plain(session, name, table)
 
     def holds_version(self, name: str, version: int) -> bool:
         table = self._table(name)
@@ -296,15 +259,14 @@ class DeltaTableStore(TableStore):
         table.restore(version)
         return DeltaTable(self.catalog.location(name), storage_options=self.storage_options).version()
 
-    def register_staged(self, session: SessionContext, view: str, registration: str,
-                        reader: TableReader = "delta") -> None:
+    def register_staged(self, session: SessionContext, view: str, registration: str) -> None:
         table = self._open(self.catalog.staging_location(view))
         if table is None:
             raise LookupError(f"view {view} has no staged result")
         if registration == "dataset":  # re-scannable: a recursive query reads it once per iteration
             _register_in_memory(session, view, table)
         else:
-            register_delta_table(session, view, table, reader)
+            _register_plain(session, view, table)
 
 
 def _written_result(table: DeltaTable) -> tuple[str, str] | None:

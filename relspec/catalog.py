@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import abc
 import uuid
-from typing import Literal
 
 import msgspec
 import pyarrow as pa
@@ -22,10 +21,6 @@ from relspec.plan_signals import PlanExecution
 from relspec.releases import Release, read_releases
 from semantics.entities import EXTRACTION_ENTITIES
 from semantics.views import OUTPUTS
-
-# How a table's rows are read: ``parquet_files``, its snapshot's Parquet files by DataFusion's own scan
-# (where they hold exactly its rows: filters pushed, row groups pruned); ``delta``, the Delta provider.
-TableReader = Literal["delta", "parquet_files"]
 
 EXTRACT_FOLDER = "extract"
 STAGING_FOLDER = "_staging"
@@ -160,10 +155,8 @@ class TableStore(abc.ABC):
         files), recording its fingerprint and run; ``cluster_by`` as for `overwrite`."""
 
     @abc.abstractmethod
-    def register(self, session: SessionContext, name: str, version: int | None = None,
-                 reader: TableReader = "delta") -> None:
-        """Make the table (at ``version``, or its latest) queryable by its name in ``session``, read as
-        ``reader`` says (`TableReader`)."""
+    def register(self, session: SessionContext, name: str, version: int | None = None) -> None:
+        """Make the table (at ``version``, or its latest) queryable by its name in ``session``."""
 
     def releases(self) -> list[Release]:
         """The output's release log, oldest first."""
@@ -178,7 +171,5 @@ class TableStore(abc.ABC):
         """Delete a view's staging table."""
 
     @abc.abstractmethod
-    def register_staged(self, session: SessionContext, view: str, registration: str,
-                        reader: TableReader = "delta") -> None:
-        """Register a view's staged result under the view's name (`delta`: a scan of its table, read
-        as ``reader`` says; `dataset`: read into memory)."""
+    def register_staged(self, session: SessionContext, view: str, registration: str) -> None:
+        """Register a view's staged result under the view's name (`delta` or `dataset` scan)."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 
 from relspec.calibration import Thresholds
-from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, TableReader
+from relspec.catalog import EXTRACT_TABLES, LOG_TABLES
 from relspec.costs import ViewCost
 from relspec.machine import available_cores
 from relspec.maintenance import MaintenancePolicy
@@ -27,9 +27,6 @@ from semantics.ir import CACHE_POLICIES, CachePolicy, SemanticIR, SemanticPlan
 from semantics.types import SemanticType
 
 if TYPE_CHECKING:  # the extractor itself is not loaded to plan (a reader of the run records imports this)
-    from collections.abc import Iterable
-
-    from relspec.runs import TablePruning
     from semantics.extract.files import FileTask
     from semantics.locality import Locality
 
@@ -69,22 +66,9 @@ class ScanOptions(msgspec.Struct, frozen=True):
     confidence: InferenceConfidence
 
 
-class ReadChoice(msgspec.Struct, frozen=True):
-    # `parquet_files`: the snapshot's Parquet files read by DataFusion's own scan (filters pushed, row
-    # groups pruned); `delta`: through the Delta provider (which gets no filter)
-    reader: TableReader
-    confidence: InferenceConfidence
-
-
 class ScanPolicy(msgspec.Struct, frozen=True):
     session: ScanOptions  # applied when the run's session is set up
     views: dict[str, ScanOptions]  # applied before a view executes (staged or published), from its sources
-    readers: dict[str, ReadChoice] = {}  # how each extraction table and staged view is read by the views
-
-    def reader(self, table: str) -> TableReader:
-        """How the views read ``table`` (the Delta provider for one the policy did not decide)."""
-        choice = self.readers.get(table)
-        return choice.reader if choice is not None else "delta"
 
 
 class RegistrationChoice(msgspec.Struct, frozen=True):
@@ -308,8 +292,7 @@ def compile_extraction(tasks: list[FileTask], jobs: int) -> ExtractionChoice:
 
 def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats], partitions: int,
                         scanned: dict[str, tuple[str, int]] | None = None,
-                        estimated: tuple[int, str] | None = None,
-                        readers: dict[str, ReadChoice] | None = None) -> ScanPolicy:
+                        estimated: tuple[int, str] | None = None) -> ScanPolicy:
     """Scan options of the session and of each view, from the statistics of the tables it reads,
     what its plan scanned when it last ran (``scanned``: view -> run, rows) and, for a view whose
     tables do not exist yet, the workload's ``estimated`` largest table (rows, how), on at most
@@ -319,41 +302,7 @@ def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats], partitio
              for name in graph.names()}
     session = scan_options(stats, partitions=partitions)
     session.options["datafusion.execution.target_partitions"] = str(partitions)  # what a view-less query runs on
-    return ScanPolicy(session=session, views=views, readers=readers or {})
-
-
-# Past this many files a table is read through the Delta provider: a scan per file costs planning time
-# (maintenance compacts such a table before long).
-DIRECT_MAX_FILES = 256
-
-
-def compile_readers(tables: Iterable[str], stats: dict[str, TableStats], local: bool,
-                    pruning: dict[str, TablePruning]) -> dict[str, ReadChoice]:
-    """How each of ``tables`` is read. Its snapshot's Parquet files, by DataFusion's own scan, where the
-    output is on the local disk and the table has few enough files: the Delta provider gets no filter,
-    so it opens every file whatever the query (``pruning``: what the last run's scans of each table
-    opened and pruned, cited), where a Parquet scan prunes row groups by their statistics. Measured on
-    the standard library's extraction tables (A/B, five rounds): a one-file filter 0.24 s through the
-    Delta provider, 0.03 s on the files; full scans 7-19% faster on the files."""
-    choices = {}
-    for name in tables:
-        files = stats[name].files if name in stats else None
-        measured = pruning.get(name)
-        evidence = [measured.describe()] if measured is not None else []
-        if not local:
-            evidence.insert(0, "the output is not on the local disk: its files are read through the Delta provider")
-            choices[name] = ReadChoice("delta", InferenceConfidence("table_reader", "delta", 1.0, tuple(evidence)))
-        elif files is not None and files > DIRECT_MAX_FILES:
-            evidence.insert(0, f"{files} files, over {DIRECT_MAX_FILES}: one Delta scan, not a scan per file")
-            choices[name] = ReadChoice("delta", InferenceConfidence("table_reader", "delta", 1.0, tuple(evidence)))
-        else:
-            evidence.insert(0, "a Parquet scan of the snapshot's files prunes row groups by the queries' filters; "
-                            "the Delta provider gets no filter (a one-file filter measured 8x faster on the files)")
-            score = 1.0 if measured is not None else 0.7
-            choices[name] = ReadChoice("parquet_files", InferenceConfidence(
-                "table_reader", "parquet_files", score, tuple(evidence),
-                None if measured is not None else "no scan of it measured yet"))
-    return choices
+    return ScanPolicy(session=session, views=views)
 
 
 def workload_rows(stats: dict[str, TableStats], source_bytes: int) -> tuple[int, str]:

@@ -32,8 +32,8 @@ from semantics.inference import InferenceConfidence
 from semantics.ir import SemanticIR, ViewIR
 from semantics.specs import RelateSpec
 
-DecisionKind = Literal["cache_policy", "scan_options", "table_reader", "session_profile", "registration", "extraction",
-                       "join_keys", "join_strategy", "maintenance", "run_status"]
+DecisionKind = Literal["cache_policy", "scan_options", "session_profile", "registration", "extraction", "join_keys",
+                       "join_strategy", "maintenance", "run_status"]
 EvidenceKind = Literal["statistic", "topology", "rule", "override", "inference", "semantic_type", "metric",
                        "message", "validation_issue", "data_check"]
 # The subjects of the decisions that are about no view or table.
@@ -129,7 +129,6 @@ def derive_provenance(record: RunRecord, policy: CompiledExecutionPolicy, ir: Se
     _cache_decisions(builder, ir, policy, stats)
     _scan_decisions(builder, policy, graph, stats)
     _registration_decisions(builder, policy)
-    _reader_decisions(builder, policy)
     _extraction_decision(builder, policy)
     _profile_decision(builder, policy)
     _join_decisions(builder, ir)
@@ -177,14 +176,6 @@ def _registration_decisions(builder: _Builder, policy: CompiledExecutionPolicy) 
     for view, choice in sorted(policy.materialization.registration.items()):
         decision = builder.decide("registration", view, choice.registration, choice.confidence)
         builder.cite_inference(decision, view, choice.confidence)
-
-
-def _reader_decisions(builder: _Builder, policy: CompiledExecutionPolicy) -> None:
-    """How each table the views read is read (its Parquet files or the Delta provider), with the
-    pruning the last run measured on it."""
-    for table, choice in sorted(policy.scan.readers.items()):
-        decision = builder.decide("table_reader", table, choice.reader, choice.confidence)
-        builder.cite_inference(decision, table, choice.confidence)
 
 
 def _extraction_decision(builder: _Builder, policy: CompiledExecutionPolicy) -> None:

@@ -17,7 +17,7 @@ import msgspec
 import pyarrow as pa
 
 from relspec.maintenance import MaintenanceRecord
-from relspec.plan_signals import ExecutedSignals, PlanSignals, ScanPruning
+from relspec.plan_signals import ExecutedSignals, PlanSignals
 from relspec.profiles import SessionProfile
 from relspec.validation import ValidationIssue
 from semantics.ir import CachePolicy, SemanticPlan
@@ -174,43 +174,3 @@ def overlap_seconds(outcomes: Iterable[ViewOutcome]) -> float:
             total += time - since
         running, since = running + step, time
     return total
-
-
-class TablePruning(msgspec.Struct, frozen=True):
-    """What the scans of one table opened and pruned in one run, summed over the views that read it."""
-
-    run_id: str
-    through_delta: bool  # read through the Delta provider (else its Parquet files directly)
-    scans: int
-    files_opened: int
-    files_pruned: int
-    row_groups: int  # considered for pruning by statistics
-    row_groups_pruned: int
-
-    def describe(self) -> str:
-        reader = "Delta provider" if self.through_delta else "Parquet files"
-        return (f"run {self.run_id} read it {self.scans} times through the {reader}: {self.files_opened} files "
-                f"opened, {self.files_pruned} pruned; {self.row_groups_pruned} of {self.row_groups} row groups "
-                "pruned by statistics")
-
-
-def table_pruning(history: list[RunRecord]) -> dict[str, TablePruning]:
-    """Each table's scans in the last released run that computed a view reading it (its executed
-    metrics), by table."""
-    found: dict[str, TablePruning] = {}
-    for record in history:  # oldest first: a later run replaces what an earlier one measured
-        if record.status != "released":
-            continue
-        scans: dict[str, list[ScanPruning]] = {}
-        for outcome in record.views:
-            for scan in outcome.executed.scans if outcome.executed is not None else ():
-                if scan.table is not None:
-                    scans.setdefault(scan.table, []).append(scan)
-        for table, read in scans.items():
-            found[table] = TablePruning(
-                run_id=record.run_id, through_delta=all("DeltaScan" in scan.operator for scan in read),
-                scans=len(read), files_opened=sum(scan.files_opened or 0 for scan in read),
-                files_pruned=sum(scan.files_pruned for scan in read),
-                row_groups=sum(scan.row_groups_statistics.total for scan in read if scan.row_groups_statistics),
-                row_groups_pruned=sum(scan.row_groups_pruned for scan in read))
-    return found
