@@ -82,6 +82,12 @@ def row_set(rows: list[dict]) -> set[tuple]:
     return {tuple(row.values()) for row in rows}
 
 
+def shown_limit(limit: int) -> str:
+    """DataFusion's display of a memory limit (`information_schema.df_settings`): whole GiB, else whole
+    MiB, rounded down."""
+    return f"{limit >> 30}G" if limit >= 2**30 else f"{limit >> 20}M"
+
+
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("CPGFLOW_DEBUG", None)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CPGFLOW, cli_env, query, run_cli, write_tree
+from conftest import CPGFLOW, cli_env, query, run_cli, shown_limit, write_tree
 
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
 
@@ -163,13 +163,23 @@ def test_query_exits_zero_every_time(small_out):
 def test_reading_session_is_configured_as_the_build_session(small_out):
     """`open_session` makes its session without `driver.engines` (which carries Hamilton nodes), from
     `driver.engine` as the build does: every setting is the build session's, so a query sees the types
-    the views were built with."""
+    the views were built with — but for the memory its operators may hold, which is the interactive
+    query profile's (a quarter of memory, where a build's holds half)."""
     from driver.api import open_session
     from driver.engines import session
+    from relspec.profiles import compile_session_profile
 
     settings = "SELECT name, value FROM information_schema.df_settings ORDER BY name"
     reading, _ = open_session(small_out)
-    assert reading.sql(settings).to_arrow_table().to_pylist() == session().sql(settings).to_arrow_table().to_pylist()
+    read = {row["name"]: row["value"] for row in reading.sql(settings).to_arrow_table().to_pylist()}
+    built = {row["name"]: row["value"] for row in
+             session(compile_session_profile("full_build")).sql(settings).to_arrow_table().to_pylist()}
+    limit = "datafusion.runtime.memory_limit"
+    assert {name: value for name, value in read.items() if name != limit} == \
+        {name: value for name, value in built.items() if name != limit}
+    interactive, build = (compile_session_profile(workload).memory_limit for workload in ("interactive_query",
+                                                                                          "full_build"))
+    assert (read[limit], built[limit]) == (shown_limit(interactive), shown_limit(build))
 
 
 def test_build_imports_no_plotting_or_dataframe_plugins(tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import build, run_cli, write_tree
+from conftest import build, run_cli, shown_limit, write_tree
 
 from driver.api import build_driver, open_session
 from driver.engine import new_session
@@ -25,11 +25,6 @@ def setting(session, name: str) -> str:
     rows = session.sql("SELECT value FROM information_schema.df_settings WHERE name = $name",
                        param_values={"name": name}).to_pylist()
     return rows[0]["value"]
-
-
-def shown_limit(limit: int) -> str:
-    """DataFusion's display of a memory limit: whole GiB, else whole MiB, rounded down."""
-    return f"{limit // GIB}G" if limit >= GIB else f"{limit // 2**20}M"
 
 
 def profile(memory_limit: int | None, partitions: int = 1) -> SessionProfile:
