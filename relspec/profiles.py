@@ -9,7 +9,12 @@ aggregations and joins that can spill write to the temporary folder instead of g
 (a join's build side cannot spill: it fails with DataFusion's "Resources exhausted" error, where an
 unbounded session would have grown until the machine ran out). A build holds the extraction's Arrow
 tables and its workers beside the session: the session gets half of memory. A query runs beside
-whatever else its user runs (a notebook, an editor): it gets a quarter.
+whatever else its user runs (a notebook, an editor): it gets a quarter. The limits are generous on
+purpose: they stop a runaway query, not routine work. DataFusion 55's external sort is fragile when
+its limit is tight: sorting the standard library's 2.8M edges by their ends (1.5 GB peak unbounded)
+ran under 1 GiB without spilling, and failed under 512 and 128 MiB while merging its spills
+("Resources exhausted", apache/datafusion#16979); raising `sort_spill_reservation_bytes` rescued
+that sort and broke a synthetic one, so it stays at DataFusion's default.
 
 Partitions and batch size were measured on the interactive questions over the standard library's
 output (tests/benchmarks/bench_profiles.py: one partition or two, batches of 8,192 or 32,768 rows,
