@@ -346,6 +346,7 @@ def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], staging: s
     schedule = report["policy"]["schedule"]  # type: ignore[index]
     stdout().print(f"schedule: {schedule['lanes']} lane(s); * on the critical path "  # type: ignore[index]
                    f"({'; '.join(schedule['confidence']['evidence'])})", markup=False)  # type: ignore[index]
+    stdout().print(_profile_text(results["compiled_policy"].profile), markup=False)
     for view in report["views"]:  # type: ignore[union-attr]
         if view["maintenance"] and view["maintenance"]["mode"] == "by_file":
             evidence = "; ".join(view["maintenance"]["confidence"]["evidence"])

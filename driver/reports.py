@@ -84,8 +84,8 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
     how they were found, bottom level, slack, on the critical path or not), IR cache hint and compiled
     cache policy with confidence and evidence, how a written view is kept up to date (full or by file,
     with the locality evidence), and — for relate views — the inferred join keys and strategy; then
-    the extraction processes, the scan options, the schedule, the policy fingerprint and the
-    validation issues."""
+    the extraction processes, the scan options, the session profile, the schedule, the policy
+    fingerprint and the validation issues."""
     waves = {name: index for index, wave in enumerate(graph.generations()) for name in wave}
     views = []
     for view in ir.views:
@@ -125,6 +125,7 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
             "validation_mode": policy.validation_mode,
             "extraction": msgspec.to_builtins(policy.extraction),
             "scan": msgspec.to_builtins(policy.scan),
+            "profile": msgspec.to_builtins(policy.profile),
             "maintenance": msgspec.to_builtins(policy.maintenance),
             "schedule": _schedule_summary(policy),
         },

@@ -125,3 +125,13 @@ def test_a_replay_runs_under_the_profile_its_run_recorded(rebuilt, tmp_path):
     assert setting(authority.session, "datafusion.execution.target_partitions") == "3"
     assert setting(authority.session, "datafusion.execution.batch_size") == "4096"
     assert setting(authority.session, "datafusion.optimizer.repartition_joins") == "false"
+
+
+def test_plan_shows_the_profile_a_build_would_run_under(tmp_path):
+    root = write_tree(tmp_path / "src", {"a.py": "def f():\n    return 1\n"})
+    planned = run_cli("plan", root, "--json")
+    assert planned.returncode == 0, planned.stderr
+    profile = json.loads(planned.stdout)["policy"]["profile"]
+    expected = compile_session_profile("full_build")
+    assert (profile["workload"], profile["memory_limit"]) == ("full_build", expected.memory_limit)
+    assert "session profile full_build: " in run_cli("plan", root).stdout
