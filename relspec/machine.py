@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def available_cores() -> int:
@@ -21,7 +22,7 @@ def physical_memory() -> int:
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
-            text = open(limit_file).read().strip()  # noqa: SIM115 - a one-line read
+            text = Path(limit_file).read_text().strip()  # "max" (no limit) or a number of bytes
         except OSError:
             continue
         if text.isdigit():
