@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -17,8 +18,10 @@ def session_partitions(jobs: int = 0) -> int:
     return min(jobs, cores) if jobs > 0 else cores
 
 
+@functools.cache
 def physical_memory() -> int:
-    """Bytes of memory this process may use: the machine's, or its cgroup's limit when lower."""
+    """Bytes of memory this process may use: the machine's, or its cgroup's limit when lower (read
+    once: every session a process opens asks)."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:

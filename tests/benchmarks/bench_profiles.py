@@ -24,13 +24,15 @@ import subprocess
 import sys
 import time
 
+import msgspec
+
 from driver.api import open_session
 from driver.delta_store import DeltaTableStore
 from driver.engine import new_session
 from driver.questions import HOPS_SQL, IMPORTS_SQL, INHERITS_SQL, UNUSED_SQL
 from relspec.catalog import DatasetCatalog
 from relspec.plan_signals import PlanExecution
-from relspec.profiles import SessionProfile, compile_session_profile
+from relspec.profiles import compile_session_profile
 
 QUESTIONS = {
     "hops": HOPS_SQL,
@@ -47,10 +49,8 @@ SORT_SQL = "SELECT src, dst, kind FROM cpg_edges ORDER BY dst, src"
 def sort_under(output: str, limit_mib: int | None) -> None:
     """One sort of every edge under ``limit_mib`` (None: unbounded), in this process: prints seconds,
     peak RSS (MiB), spills and spilled bytes on one line."""
-    interactive = compile_session_profile("interactive_query")
     limit = None if limit_mib is None else limit_mib * 2**20
-    session = new_session(SessionProfile("interactive_query", interactive.target_partitions, interactive.batch_size,
-                                         True, True, limit))
+    session = new_session(msgspec.structs.replace(compile_session_profile("interactive_query"), memory_limit=limit))
     DeltaTableStore(DatasetCatalog(os.path.abspath(output))).register(session, "cpg_edges")
     started = time.perf_counter()
     execution = PlanExecution(session, session.sql(SORT_SQL))
