@@ -24,7 +24,7 @@ def extraction(file_manifest: FileManifest, execution_authority: ExecutionAuthor
     written, and records why in the run table."""
     _stop_if_invalid(execution_authority, table_store)
     execution_authority.check_resolver(table_store.catalog, "dataset_readiness")  # the store it will write
-    spool = ExtractionSpool(Path(table_store.catalog.spool_location("extraction")))
+    spool = ExtractionSpool(Path(table_store.spool_location("extraction")))
     try:
         workers = execution_authority.policy.extraction.workers  # compiled from the size of the work
         run_extraction(file_manifest.tasks, workers, file_manifest.root, spool, progress)

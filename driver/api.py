@@ -25,6 +25,7 @@ from datafusion import SessionContext
 from driver.delta_store import DeltaTableStore
 from driver.engine import new_session
 from driver.questions import callees_of, callers_of, import_graph, points_to, subclasses_of, unused_functions
+from driver.storage import output_location
 from relspec.catalog import LOG_TABLES, RUNS_TABLE, DatasetCatalog
 from relspec.releases import current_release, run_versions
 from relspec.runs import find_record
@@ -44,15 +45,16 @@ class NotReleased(LookupError):
     """The output holds no release to read (nothing built yet, or no build released)."""
 
 
-def open_session(output_dir: str | Path, *, run_id: str | None = None) -> tuple[SessionContext, list[str]]:
+def open_session(output_dir: str | Path, *, run_id: str | None = None,
+                 storage_options: dict[str, str] | None = None) -> tuple[SessionContext, list[str]]:
     """A DataFusion session with every table of a built output registered by name, each at the
     version its current release names (Delta time travel): a build in progress, one that died and a
     quarantined one stay invisible. The run and release logs are read as they are now.
 
     ``run_id`` reads the tables a given run wrote instead (a quarantined run's, to see why it was).
+    ``storage_options`` reach an output on object storage (``s3://BUCKET/PREFIX``; see `driver.storage`).
     """
-    location = str(output_dir) if "://" in str(output_dir) else str(Path(output_dir).resolve())
-    store = DeltaTableStore(DatasetCatalog(location))
+    store = DeltaTableStore(DatasetCatalog(output_location(output_dir)), storage_options)
     versions = _run_versions(store, run_id) if run_id else _release_versions(store)
     session = new_session()
     registered = []

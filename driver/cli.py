@@ -117,16 +117,61 @@ def _progress_bar(progress: Progress) -> ExtractionProgress:
     return BarProgress()
 
 
-def _writable_output(out: Path) -> Path:
+_STORAGE_OPTIONS = "cpgflow.storage_options"
+
+
+def _remember_storage_options(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
+    from driver.storage import StorageError, parse_storage_options
+
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".cpgflow-write-probe-"):
+        ctx.meta[_STORAGE_OPTIONS] = parse_storage_options(value)
+    except StorageError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def _storage_option(command: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``--storage-option KEY=VALUE`` (repeatable): how to reach an output on object storage; read
+    back with `_storage_options`."""
+    return click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
+                        expose_value=False, callback=_remember_storage_options,
+                        help="A storage option of an s3:// output, e.g. AWS_ENDPOINT_URL=http://host:9000 "
+                        "(repeatable; the AWS_* environment otherwise).")(command)
+
+
+def _output_dir(command: Callable[_P, _R]) -> Callable[_P, _R]:
+    """The DIR argument of a command that reads an output: a folder, or s3://BUCKET/PREFIX."""
+    return click.argument("out", metavar="DIR")(_storage_option(command))
+
+
+def _storage_options() -> dict[str, str] | None:
+    return click.get_current_context().meta.get(_STORAGE_OPTIONS) or None
+
+
+def _location(out: str) -> str:
+    """DIR as a run names it (see `driver.storage.output_location`), or a one-line error."""
+    from driver.storage import StorageError, output_location
+
+    try:
+        return output_location(out)
+    except StorageError as err:
+        raise CliError(str(err)) from None
+
+
+def _writable_output(out: str) -> str:
+    from driver.storage import is_object_store
+
+    if is_object_store(out):
+        return _location(out)  # reached (and its access checked) by the build's lease
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".cpgflow-write-probe-"):
             pass
     except FileExistsError:
         raise CliError(f"DIR '{out}' exists and is not a directory") from None
     except OSError as err:
         raise CliError(f"DIR '{out}' is not writable: {err.strerror or err}") from None
-    return out.resolve()
+    return str(folder.resolve())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -143,8 +188,9 @@ _STAGING_HELP = ("Where staged views go: auto holds them in memory on a small co
 
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--out", "-o", "out", required=True, type=click.Path(path_type=str), metavar="DIR",
-              help="Folder for the Delta tables.")
+@click.option("--out", "-o", "out", required=True, metavar="DIR",
+              help="Folder for the Delta tables, or s3://BUCKET/PREFIX.")
+@_storage_option
 @click.option("--jobs", "-j", default=0, show_default=True, help="Extraction processes (0: one per core).")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching this glob (repeatable).")
@@ -177,6 +223,7 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
     from driver.factory import build_driver
     from driver.lock import BuildLock, FolderLocked
     from driver.options import check_build_options
+    from driver.storage import StorageError
     from relspec.policy import parse_overrides
     from relspec.validation import ValidationFailed
 
@@ -188,7 +235,8 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
                "cache_overrides": overrides, "validation_mode": validation, "staging": staging,
                "calibration": calibration}
     root = check_build_options(path, out, **options)  # type: ignore[arg-type]
-    output = _writable_output(Path(out))
+    output = _writable_output(out)
+    storage_options = _storage_options()
     started = time.perf_counter()
     adapters = []
     if track:
@@ -196,8 +244,9 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
 
         adapters.append(build_tracker(root, output, project_id=project_id))
     try:
-        with BuildLock(str(output), timeout=0 if no_wait else None):  # the folder, for the whole build
-            dr = build_driver(root, output, adapters=adapters, full=full, **options)  # type: ignore[arg-type]
+        with BuildLock(output, timeout=0 if no_wait else None, storage_options=storage_options):  # the whole build
+            dr = build_driver(root, output, adapters=adapters, full=full, storage_options=storage_options,
+                              **options)  # type: ignore[arg-type]
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=stderr(), transient=True, disable=quiet) as bar:
                 summary: BuildSummary = dr.execute(["build_summary"], inputs={"progress": _progress_bar(bar)})[
@@ -205,6 +254,8 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
                 ]
     except FolderLocked as err:
         raise CliError(f"{err} (without --no-wait, the build waits for it)") from None
+    except StorageError as err:
+        raise CliError(str(err)) from None
     except ValidationFailed as err:
         raise CliError(str(err)) from None
     _print_summary(root, summary, time.perf_counter() - started)
@@ -267,13 +318,13 @@ def _print_summary(root: Path, summary: BuildSummary, seconds: float) -> None:
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.argument("sql")
 @click.option("--format", "-f", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="Output format.")
 @click.option("--run", "run_id", metavar="RUN_ID", help="Read the tables this run wrote (a quarantined run's) "
               "instead of the current release.")
-def query(out: Path, sql: str, output_format: str, run_id: str | None) -> None:
+def query(out: str, sql: str, output_format: str, run_id: str | None) -> None:
     """Run a read-only SQL query over the tables of DIR's current release and print the result."""
     from datafusion import SQLOptions
 
@@ -294,8 +345,10 @@ def query(out: Path, sql: str, output_format: str, run_id: str | None) -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--out", "-o", "out", type=click.Path(path_type=Path), metavar="DIR",
-              help="A build folder whose table statistics the policy should weigh (default: none).")
+@click.option("--out", "-o", "out", metavar="DIR",
+              help="A build folder (or s3://BUCKET/PREFIX) whose table statistics the policy should weigh "
+              "(default: none).")
+@_storage_option
 @click.option("--cache-policy", "cache_policy", multiple=True, metavar="VIEW=POLICY",
               help="Override a view's compiled cache policy (repeatable).")
 @click.option("--staging", type=click.Choice(["auto", "delta", "memory"]), default="auto", show_default=True,
@@ -304,7 +357,7 @@ def query(out: Path, sql: str, output_format: str, run_id: str | None) -> None:
               help=_CALIBRATION_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_option_errors
-def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], staging: str, calibration: str,
+def plan(path: Path, out: str | None, cache_policy: tuple[str, ...], staging: str, calibration: str,
          as_json: bool) -> None:
     """Show the compiled plan for PATH without running it: views, joins, policy, validation."""
     from rich.table import Table
@@ -320,9 +373,9 @@ def plan(path: Path, out: Path | None, cache_policy: tuple[str, ...], staging: s
         raise CliError(str(err)) from None
     root = check_source_root(path)
     with tempfile.TemporaryDirectory(prefix="cpgflow-plan-") as scratch:
-        statistics_from = out.resolve() if out is not None else Path(scratch)
+        statistics_from = _location(out) if out is not None else scratch
         results = plan_driver(root, statistics_from, cache_overrides=overrides, staging=staging,  # type: ignore[arg-type]
-                              calibration=calibration).execute(  # type: ignore[arg-type]
+                              calibration=calibration, storage_options=_storage_options()).execute(  # type: ignore[arg-type]
             ["optimized_ir", "discovery", "compiled_policy", "validation", "view_graph"])
     report = plan_report(results["optimized_ir"], results["discovery"], results["compiled_policy"],
                          results["validation"], results["view_graph"])
@@ -382,8 +435,8 @@ def _schedule_position(view: dict[str, object]) -> int:
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
-def callgraph(out: Path) -> None:
+@_output_dir
+def callgraph(out: str) -> None:
     """Print the call graph of a built DIR as JSON: {caller: [callees]} by qualified name."""
     from driver.reports import call_graph
 
@@ -401,7 +454,7 @@ def _depth_option(command: Callable[_P, _R]) -> Callable[_P, _R]:
                         help="How many calls away (1: direct).")(command)
 
 
-def _answer(out: Path, output_format: str, question: Callable[[SessionContext], pa.Table]) -> None:
+def _answer(out: str, output_format: str, question: Callable[[SessionContext], pa.Table]) -> None:
     """Print the answer of one of driver.questions over DIR; a name it does not know is one error line."""
     session = _built_session(out)
     try:
@@ -412,11 +465,11 @@ def _answer(out: Path, output_format: str, question: Callable[[SessionContext], 
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.argument("qualname")
 @_depth_option
 @_format_option
-def callers(out: Path, qualname: str, depth: int, output_format: str) -> None:
+def callers(out: str, qualname: str, depth: int, output_format: str) -> None:
     """List what calls the function (or class, or external name) QUALNAME, to --depth calls away."""
     from driver.questions import callers_of
 
@@ -424,11 +477,11 @@ def callers(out: Path, qualname: str, depth: int, output_format: str) -> None:
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.argument("qualname")
 @_depth_option
 @_format_option
-def callees(out: Path, qualname: str, depth: int, output_format: str) -> None:
+def callees(out: str, qualname: str, depth: int, output_format: str) -> None:
     """List what the function (or module or class code) QUALNAME calls, to --depth calls away."""
     from driver.questions import callees_of
 
@@ -436,9 +489,9 @@ def callees(out: Path, qualname: str, depth: int, output_format: str) -> None:
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @_format_option
-def unused(out: Path, output_format: str) -> None:
+def unused(out: str, output_format: str) -> None:
     """List the functions nothing calls, imports or refers to (candidates: see docs/queries.md)."""
     from driver.questions import unused_functions
 
@@ -446,10 +499,10 @@ def unused(out: Path, output_format: str) -> None:
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.argument("module", required=False)
 @_format_option
-def imports(out: Path, module: str | None, output_format: str) -> None:
+def imports(out: str, module: str | None, output_format: str) -> None:
     """List which module imports which, for every module or for MODULE and the modules under it."""
     from driver.questions import import_graph
 
@@ -457,10 +510,10 @@ def imports(out: Path, module: str | None, output_format: str) -> None:
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.argument("qualname")
 @_format_option
-def subclasses(out: Path, qualname: str, output_format: str) -> None:
+def subclasses(out: str, qualname: str, output_format: str) -> None:
     """List the classes that inherit from the class QUALNAME, directly or not."""
     from driver.questions import subclasses_of
 
@@ -468,10 +521,10 @@ def subclasses(out: Path, qualname: str, output_format: str) -> None:
 
 
 @cli.command("points-to")
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.argument("variable")
 @_format_option
-def points_to(out: Path, variable: str, output_format: str) -> None:
+def points_to(out: str, variable: str, output_format: str) -> None:
     """List what the variable VARIABLE (its scope's qualified name, a dot, its name) can hold."""
     from driver.questions import points_to as points_to_of
 
@@ -479,11 +532,11 @@ def points_to(out: Path, variable: str, output_format: str) -> None:
 
 
 @cli.command("export")
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.argument("destination", metavar="OUT", type=click.Path(path_type=Path))
 @click.option("--format", "-f", "export_format", required=True, type=click.Choice(EXPORT_FORMATS),
               help="graphml: OUT is the file; neo4j-csv, parquet: OUT is a folder (made if missing).")
-def export_graph(out: Path, destination: Path, export_format: str) -> None:
+def export_graph(out: str, destination: Path, export_format: str) -> None:
     """Export the graph of DIR to OUT as GraphML, Neo4j import CSV or Parquet files."""
     from driver.exports import ExportError, export
 
@@ -499,9 +552,9 @@ def export_graph(out: Path, destination: Path, export_format: str) -> None:
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.option("--json", "as_json", is_flag=True, help="Print the run records as JSON.")
-def runs(out: Path, as_json: bool) -> None:
+def runs(out: str, as_json: bool) -> None:
     """List the runs recorded in DIR: time, fingerprints, per-view outcomes, validation issues."""
     from rich.table import Table
 
@@ -559,9 +612,9 @@ def runs(out: Path, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration records as JSON.")
-def calibration(out: Path, as_json: bool) -> None:
+def calibration(out: str, as_json: bool) -> None:
     """Show DIR's calibrated thresholds by workload class, their history and why they moved."""
     from relspec.calibration import DEFAULT_INLINE_MAX_ROWS, current_thresholds, read_calibrations
     from relspec.catalog import CALIBRATION_TABLE
@@ -589,9 +642,9 @@ def calibration(out: Path, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.option("--json", "as_json", is_flag=True, help="Print the releases as JSON.")
-def releases(out: Path, as_json: bool) -> None:
+def releases(out: str, as_json: bool) -> None:
     """List DIR's releases, oldest first; the last one is what readers read."""
     store = _output_store(out)
     made = store.releases()
@@ -609,9 +662,9 @@ def releases(out: Path, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.option("--to", "run_id", required=True, metavar="RUN_ID", help="The run whose release becomes current.")
-def rollback(out: Path, run_id: str) -> None:
+def rollback(out: str, run_id: str) -> None:
     """Make the release of an earlier run current again (a later build starts from it)."""
     from driver.housekeeping import roll_back
 
@@ -624,9 +677,9 @@ def rollback(out: Path, run_id: str) -> None:
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.option("--drop", is_flag=True, help="Remove the quarantined runs' tables.")
-def quarantine(out: Path, drop: bool) -> None:
+def quarantine(out: str, drop: bool) -> None:
     """List the quarantined runs of DIR whose tables are kept, and why; --drop removes their tables."""
     from driver.housekeeping import drop_quarantined, kept_quarantined
 
@@ -642,10 +695,10 @@ def quarantine(out: Path, drop: bool) -> None:
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.argument("run_id", metavar="RUN_ID")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-def replay(out: Path, run_id: str, as_json: bool) -> None:
+def replay(out: str, run_id: str, as_json: bool) -> None:
     """Re-execute run RUN_ID with its inputs pinned at the versions it read, write nothing to DIR's
     tables, and check the outputs are the ones it published (exit 1 on a difference)."""
     from driver.replay import ReplayError
@@ -654,7 +707,7 @@ def replay(out: Path, run_id: str, as_json: bool) -> None:
     _existing_output(out)
     started = time.perf_counter()
     try:
-        report = replay_run(out, run_id)
+        report = replay_run(_location(out), run_id, _storage_options())
     except ReplayError as err:
         raise CliError(str(err)) from None
     if as_json:
@@ -676,9 +729,9 @@ def replay(out: Path, run_id: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.option("--json", "as_json", is_flag=True, help="Print {table: digest} as JSON.")
-def fingerprint(out: Path, as_json: bool) -> None:
+def fingerprint(out: str, as_json: bool) -> None:
     """A content digest of every table of DIR's current release (order and storage do not matter)."""
     from driver.api import content_fingerprint
     from relspec.catalog import LOG_TABLES
@@ -694,11 +747,11 @@ def fingerprint(out: Path, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("out", metavar="DIR", type=click.Path(path_type=Path))
+@_output_dir
 @click.argument("name")
 @click.option("--run", "run_id", metavar="RUN_ID", help="The run to explain (default: the latest one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the decisions and their evidence as JSON.")
-def why(out: Path, name: str, run_id: str | None, as_json: bool) -> None:
+def why(out: str, name: str, run_id: str | None, as_json: bool) -> None:
     """Explain why a run decided what it did about NAME (a view, a published table, session, extraction
     or run): every decision, in plain words, with the evidence it cites."""
     from driver.questions import decisions_about
@@ -744,14 +797,14 @@ def dag(path: Path, as_json: bool, png: Path | None) -> None:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(graph)).decode() + "\n")
 
 
-def _built_session(out: Path, run_id: str | None = None) -> SessionContext:
+def _built_session(out: str, run_id: str | None = None) -> SessionContext:
     """A session over DIR's current release (or over what run ``run_id`` wrote)."""
     from driver.api import NotReleased, open_session
     from relspec.catalog import RUNS_TABLE
 
     _existing_output(out)
     try:
-        session, registered = open_session(out, run_id=run_id)
+        session, registered = open_session(_location(out), run_id=run_id, storage_options=_storage_options())
     except NotReleased as err:
         if _output_store(out).version(RUNS_TABLE) is None:
             registered = []
@@ -762,7 +815,7 @@ def _built_session(out: Path, run_id: str | None = None) -> SessionContext:
     return session
 
 
-def _log_session(out: Path) -> SessionContext:
+def _log_session(out: str) -> SessionContext:
     """A session over DIR's logs (runs, releases, provenance) as they are now: they record every run,
     released or not."""
     from driver.engine import new_session
@@ -776,18 +829,21 @@ def _log_session(out: Path) -> SessionContext:
     return session
 
 
-def _existing_output(out: Path) -> None:
-    if not out.is_dir():
+def _existing_output(out: str) -> None:
+    """DIR names an output: an existing folder, or a URI (whose tables the store then looks for)."""
+    from driver.storage import is_object_store
+
+    if not is_object_store(out) and not Path(out).is_dir():
         raise CliError(f"DIR '{out}' is not a directory")
 
 
-def _output_store(out: Path) -> DeltaTableStore:
+def _output_store(out: str) -> DeltaTableStore:
     """The store of an existing output folder (its logs are read without a release)."""
     from driver.delta_store import DeltaTableStore
     from relspec.catalog import DatasetCatalog
 
     _existing_output(out)
-    return DeltaTableStore(DatasetCatalog(str(out.resolve())))
+    return DeltaTableStore(DatasetCatalog(_location(out)), _storage_options())
 
 
 def _outcomes_text(counts: dict[str, int]) -> str:

@@ -6,6 +6,7 @@ version of a table or the new one, never a half-written table.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,11 +14,21 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from datafusion import Expr, SessionContext, col
+from datafusion import DataFrame, Expr, SessionContext, col
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from pyarrow import fs
 
+from driver.lock import check_lease
+from driver.storage import (
+    SPOOL_FOLDER,
+    StorageOptions,
+    delete_folder,
+    is_object_store,
+    list_folders,
+    local_folder,
+    register_object_store,
+)
 from relspec.calibration import CALIBRATION_SCHEMA
 from relspec.catalog import (
     CALIBRATION_TABLE,
@@ -80,7 +91,7 @@ def _rows(data: pa.Table | PlanExecution, schema: pa.Schema) -> Iterator[pa.Tabl
         yield data.reader(schema)
 
 
-def _register_plain(session: SessionContext, name: str, table: DeltaTable) -> None:
+def _register_plain(session: SessionContext, name: str, table: DeltaTable, options: StorageOptions) -> None:
     """``name``: a view casting the string_view columns of the table's Delta scan (registered as
     ``delta.<name>``) to plain strings. A string_view batch that a sort, filter or join made keeps
     every buffer of its input alive, and operators gathering such batches copy those buffers once
@@ -88,11 +99,30 @@ def _register_plain(session: SessionContext, name: str, table: DeltaTable) -> No
     6.5 s and 2.1 GB over string_view scans, 1.5 s and 1.4 GB over plain strings)."""
     raw = f"{DELTA_SCHEMA}.{name}"
     session.sql(f"CREATE SCHEMA IF NOT EXISTS {DELTA_SCHEMA}").collect()
-    _replace(session, raw)
     _replace(session, name)
-    session.register_table(raw, table)
+    _register_raw(session, raw, table, options)
     scan = session.table(raw)
     session.register_view(name, scan.select(*(_plain(field) for field in scan.schema())))
+
+
+def _register_raw(session: SessionContext, name: str, table: DeltaTable, options: StorageOptions) -> None:
+    """The table's rows under ``name``: its Delta provider, or on object storage a view over its
+    snapshot's Parquet files (see `driver.storage`)."""
+    _replace(session, name)
+    if not is_object_store(table.table_uri):
+        session.register_table(name, table)
+        return
+    if table.protocol().min_reader_version != 1 or table.metadata().partition_columns:
+        raise ValueError(f"{table.table_uri}: a table with deletion vectors, column mapping or partitions "
+                         "cannot be read from object storage here")
+    register_object_store(session, table.table_uri, options)
+    schema = pa.schema(table.schema().to_arrow())
+    files = table.file_uris()
+    if not files:
+        register_in_memory(session, name, schema.empty_table())
+        return
+    scans = [session.read_parquet(file, schema=schema) for file in files]
+    session.register_view(name, functools.reduce(DataFrame.union, scans))
 
 
 def _plain(field: pa.Field) -> Expr:
@@ -104,7 +134,8 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _scan(table: DeltaTable, columns: list[str] | None = None, where: str | None = None) -> pa.Table:
+def _scan(table: DeltaTable, options: StorageOptions, columns: list[str] | None = None,
+          where: str | None = None) -> pa.Table:
     """A Delta table's rows read through a DataFusion session of its own, with the table's schema
     (DataFusion hands back string_view columns, which pyarrow kernels such as ``is_in`` lack).
     Never through deltalake's pyarrow readers: their thread pool can abort the process at exit."""
@@ -112,7 +143,7 @@ def _scan(table: DeltaTable, columns: list[str] | None = None, where: str | None
     if columns is not None:
         schema = pa.schema([schema.field(column) for column in columns])
     session = SessionContext()
-    session.register_table(_SCAN_NAME, table)
+    _register_raw(session, _SCAN_NAME, table, options)
     projection = ", ".join(_quoted(field.name) for field in schema)
     condition = f" WHERE {where}" if where else ""
     return session.sql(f"SELECT {projection} FROM {_SCAN_NAME}{condition}").to_arrow_table().cast(schema)
@@ -129,6 +160,9 @@ class DeltaTableStore(TableStore):
         except TableNotFoundError:
             return None
 
+    def spool_location(self, purpose: str) -> str:
+        return f"{local_folder(self.catalog.root).rstrip('/')}/{SPOOL_FOLDER}/{purpose}"
+
     def _table(self, name: str, version: int | None = None) -> DeltaTable | None:
         return self._open(self.catalog.location(name), version)
 
@@ -138,7 +172,7 @@ class DeltaTableStore(TableStore):
 
     def read(self, name: str, columns: list[str] | None = None) -> pa.Table | None:
         table = self._table(name)
-        return None if table is None else _scan(table, columns)
+        return None if table is None else _scan(table, self.storage_options, columns)
 
     def statistics(self, name: str) -> tuple[int, int, int, int] | None:
         table = self._table(name)
@@ -165,7 +199,7 @@ class DeltaTableStore(TableStore):
         if not file_ids:
             return _data_version(table)
         scope = FileScope(owner, tuple(file_ids))
-        current = _scan(table, where=scope.predicate())
+        current = _scan(table, self.storage_options, where=scope.predicate())
         if _same_rows(current, rows):
             return _data_version(table)
         return self._write(name, rows, mode="overwrite", predicate=scope.predicate(),
@@ -207,6 +241,8 @@ class DeltaTableStore(TableStore):
         return None if table is None else _written_result(table)
 
     def append(self, name: str, rows: pa.Table) -> int:
+        if name == RELEASES_TABLE:  # a build whose lease on object storage was taken over must not release
+            check_lease(self.catalog.root)
         return self._write(name, rows.cast(LOG_SCHEMAS[name]), mode="append")
 
     def staged_result(self, view: str) -> tuple[str, str] | None:
@@ -224,6 +260,8 @@ class DeltaTableStore(TableStore):
                                metadata, scope, cluster_by)
 
     def staged_views(self) -> tuple[str, ...]:
+        if is_object_store(self._staging_root()):
+            return tuple(sorted(list_folders(self._staging_root(), self.storage_options)))
         filesystem, folder = fs.FileSystem.from_uri(self._staging_root())
         if filesystem.get_file_info(folder).type != fs.FileType.Directory:
             return ()
@@ -231,6 +269,9 @@ class DeltaTableStore(TableStore):
         return tuple(sorted(info.base_name for info in found if info.type == fs.FileType.Directory))
 
     def remove_staged(self, view: str) -> None:
+        if is_object_store(self._staging_root()):
+            delete_folder(self.catalog.staging_location(view), self.storage_options)
+            return
         filesystem, folder = fs.FileSystem.from_uri(self.catalog.staging_location(view))
         filesystem.delete_dir(folder)
 
@@ -246,7 +287,7 @@ class DeltaTableStore(TableStore):
         table = self._table(name, version)
         if table is None:
             raise LookupError(f"dataset {name} does not exist at {self.catalog.location(name)}")
-        _register_plain(session, name, table)
+        _register_plain(session, name, table, self.storage_options)
 
     def holds_version(self, name: str, version: int) -> bool:
         table = self._table(name)
@@ -264,9 +305,9 @@ class DeltaTableStore(TableStore):
         if table is None:
             raise LookupError(f"view {view} has no staged result")
         if registration == "dataset":  # re-scannable: a recursive query reads it once per iteration
-            _register_in_memory(session, view, table)
+            register_in_memory(session, view, _scan(table, self.storage_options))
         else:
-            _register_plain(session, view, table)
+            _register_plain(session, view, table, self.storage_options)
 
 
 def _written_result(table: DeltaTable) -> tuple[str, str] | None:
@@ -314,11 +355,6 @@ def _data_version(table: DeltaTable) -> int:
             return int(commit["operationParameters"]["version"])
         return int(commit["version"])
     return table.version()
-
-
-def _register_in_memory(session: SessionContext, name: str, table: DeltaTable) -> None:
-    """A Delta table read once through DataFusion and registered in memory (re-scannable)."""
-    register_in_memory(session, name, _scan(table))
 
 
 def _replace(session: SessionContext, name: str) -> None:

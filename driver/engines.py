@@ -33,9 +33,9 @@ TESTED_PAIR = ("55.0.0", "1.6.6")
 
 
 @tag(role="authority")
-def table_store(output_dir: str) -> TableStore:
+def table_store(output_dir: str, storage_options: dict[str, str]) -> TableStore:
     """The run's one store, and with it the run's one dataset resolver (a fresh identity)."""
-    return DeltaTableStore(DatasetCatalog(output_dir))
+    return DeltaTableStore(DatasetCatalog(output_dir), storage_options or None)
 
 
 @tag(role="authority")

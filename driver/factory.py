@@ -35,6 +35,7 @@ from driver.lock import BuildLock, restore_release
 from driver.materializers import view_loaders, view_savers
 from driver.options import BuildOptionError, check_build_options
 from driver.scheduling import obey_schedule
+from driver.storage import local_folder, output_location
 from relspec.calibration import CalibrationMode
 from relspec.catalog import DatasetCatalog, TableStore
 from relspec.policy import CompiledExecutionPolicy, StagingMedium, ValidationMode
@@ -96,6 +97,7 @@ def build_driver(
     full: bool = False,
     staging: StagingMedium = "auto",
     calibration: CalibrationMode = "observe",
+    storage_options: dict[str, str] | None = None,
 ) -> hamilton_driver.Driver:
     """A Hamilton driver that builds the CPG of ``source_root`` into ``output_dir``.
 
@@ -115,7 +117,9 @@ def build_driver(
     memory on a small code base and writes staging tables otherwise; "delta" and "memory" force one.
     ``calibration`` says what the run's measurements do: "observe" (default) records them and the
     thresholds they would move to, "apply" also compiles the next build with the moved thresholds,
-    "off" records nothing (see `relspec.calibration`). A wrong option raises
+    "off" records nothing (see `relspec.calibration`). ``output_dir`` may be ``s3://BUCKET/PREFIX``
+    with ``storage_options`` (delta-rs's keys; the ``AWS_*`` environment otherwise; see
+    `driver.storage`). A wrong option raises
     `driver.options.BuildOptionError` (a ValueError) before anything is written.
 
     One build writes an output folder at a time: the folder's lock is held while the build is planned
@@ -127,11 +131,12 @@ def build_driver(
     """
     planning = plan_driver(source_root, output_dir, jobs=jobs, include=include, exclude=exclude,
                            max_file_bytes=max_file_bytes, cache_overrides=cache_overrides,
-                           validation_mode=validation_mode, full=full, staging=staging, calibration=calibration)
+                           validation_mode=validation_mode, full=full, staging=staging, calibration=calibration,
+                           storage_options=storage_options)
     if output_dir is None:
         return planning
-    lock = BuildLock(planning.config["output_dir"], timeout=lock_timeout)
-    store = DeltaTableStore(DatasetCatalog(planning.config["output_dir"]))
+    lock = BuildLock(planning.config["output_dir"], timeout=lock_timeout, storage_options=storage_options)
+    store = DeltaTableStore(DatasetCatalog(planning.config["output_dir"]), storage_options)
     lock.acquire()
     try:
         releases = store.releases()
@@ -196,6 +201,7 @@ def plan_driver(
     full: bool = False,
     staging: StagingMedium = "auto",
     calibration: CalibrationMode = "observe",
+    storage_options: dict[str, str] | None = None,
 ) -> hamilton_driver.Driver:
     """The planning driver: ``dr.execute(["compiled_policy", "validation"])`` plans a build of
     ``source_root`` into ``output_dir`` (whose tables' statistics the policy weighs) without running
@@ -214,11 +220,13 @@ def plan_driver(
         "full_rebuild": bool(full),
         "staging": staging,
         "calibration_mode": calibration,
+        "storage_options": dict(storage_options or {}),
     }
     builder = hamilton_driver.Builder().with_modules(*PLANNING_MODULES)
     if output_dir is not None:
-        config["output_dir"] = _output_location(output_dir)
-        builder = builder.with_cache(path=f"{config['output_dir']}/{HAMILTON_CACHE_FOLDER}/{specs_version()}",
+        config["output_dir"] = output_location(output_dir)
+        cache_root = local_folder(str(config["output_dir"]))
+        builder = builder.with_cache(path=f"{cache_root}/{HAMILTON_CACHE_FOLDER}/{specs_version()}",
                                      default=list(CACHED_NODES), default_behavior="disable")
     return builder.with_config(config).build()
 
@@ -241,9 +249,3 @@ def _view_nodes(policy: CompiledExecutionPolicy) -> ModuleType:
     choices = {view: choice.cache for view, choice in policy.cache.items()}
     return dataflows.views.view_module(choices, view_savers(policy))
 
-
-def _output_location(output_dir: str | Path) -> str:
-    text = str(output_dir)
-    if "://" in text:
-        return text.rstrip("/")
-    return str(Path(text).resolve())

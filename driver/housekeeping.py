@@ -30,7 +30,7 @@ def readable(store: DeltaTableStore, name: str, version: int) -> bool:
 
 def roll_back(store: DeltaTableStore, run_id: str) -> Release:
     """Append a release naming again the tables of the build release of ``run_id``."""
-    lock = BuildLock(store.catalog.root, timeout=LOCK_TIMEOUT_SECONDS)
+    lock = BuildLock(store.catalog.root, timeout=LOCK_TIMEOUT_SECONDS, storage_options=store.storage_options)
     lock.acquire()
     try:
         made = rollback_release(store.releases(), run_id)
@@ -53,7 +53,7 @@ def kept_quarantined(store: DeltaTableStore) -> list[RunRecord]:
 def drop_quarantined(store: DeltaTableStore) -> int:
     """Bring every table back to the current release and delete the files only quarantined runs
     read; returns how many files were deleted."""
-    lock = BuildLock(store.catalog.root, timeout=LOCK_TIMEOUT_SECONDS)
+    lock = BuildLock(store.catalog.root, timeout=LOCK_TIMEOUT_SECONDS, storage_options=store.storage_options)
     lock.acquire()
     try:
         releases = store.releases()[-KEPT_RELEASES:]

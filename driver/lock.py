@@ -1,25 +1,38 @@
 """One writer per output folder: the build lock, and making a folder's tables its release again.
 
-The lock is an exclusive ``flock`` on ``DIR/_build.lock``: the kernel drops it when its holder
-exits, even killed with SIGKILL, so a dead build never leaves the folder locked. It holds for a
-local folder; an output on object storage has no lock yet (one build at a time is then the caller's
-duty; see docs/releases.md).
+On a local disk the lock is an exclusive ``flock`` on ``DIR/_build.lock``: the kernel drops it when
+its holder exits, even killed with SIGKILL, so a dead build never leaves the folder locked.
+
+On object storage (``s3://``) it is a lease, ``PREFIX/_build.lock``: an object created only if absent
+(a conditional put, If-None-Match), holding who holds it and until when. Its holder renews it every
+third of `lease_seconds`; a lease not renewed in time (its holder died) is taken over by the next
+build with a put conditional on the expired lease's ETag, so of two builds that find it expired
+only one gets it. A holder whose lease was taken over (it stalled past the lease) finds out at its
+next renewal and refuses to commit its release (`check_lease`). The Delta commits themselves are
+conditional puts too (delta-rs on S3 since 1.0), so two writers never overwrite each other's commit.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
+import socket
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from driver.storage import StorageError, StorageOptions, is_object_store, object_store
 from relspec.catalog import TableStore
 from relspec.releases import Release, current_release
 
 LOCK_FILE = "_build.lock"
 WAIT_POLL_SECONDS = 0.2
+LEASE_ENV = "CPGFLOW_LEASE_SECONDS"
+DEFAULT_LEASE_SECONDS = 60.0
 log = logging.getLogger(__name__)
 
 
@@ -31,64 +44,180 @@ class FolderChanged(RuntimeError):
     """Another build released the output folder after this one was planned."""
 
 
-# Locks this process holds, by lock file: the open descriptor and how many holders share it. A flock
-# is per open file, so a second open in the same process would wait on the first for ever; a holder
-# inside the process (the CLI holds the folder for a whole build) lets the factory's lock through.
-_HELD: dict[Path, list[int]] = {}
+class LeaseLost(RuntimeError):
+    """This build's lease on an output on object storage expired and another build took it."""
+
+
+def lease_seconds() -> float:
+    """How long a lease on object storage lasts unrenewed (``CPGFLOW_LEASE_SECONDS``, default 60)."""
+    return float(os.environ.get(LEASE_ENV) or DEFAULT_LEASE_SECONDS)
+
+
+def _since() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class _Lease:
+    """The build lease of one output on object storage (see the module's docstring)."""
+
+    def __init__(self, location: str, options: StorageOptions) -> None:
+        self.location = location
+        self.store = object_store(location, options)
+        self.etag: str | None = None
+        self.lost = False
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        holder = f"pid {os.getpid()} on {socket.gethostname()} since {_since()}"
+        return json.dumps({"holder": holder, "expires": time.time() + lease_seconds()}).encode()
+
+    def try_acquire(self) -> str | None:
+        """Take the lease if it is free or expired; else say who holds it."""
+        import obstore
+        from obstore.exceptions import (
+            AlreadyExistsError,
+            NotFoundError,
+            PermissionDeniedError,
+            PreconditionError,
+            UnauthenticatedError,
+        )
+
+        try:
+            self.etag = obstore.put(self.store, LOCK_FILE, self._body(), mode="create")["e_tag"]
+        except (NotFoundError, FileNotFoundError):
+            raise StorageError(f"{self.location}: no such bucket") from None
+        except (PermissionDeniedError, UnauthenticatedError, PermissionError) as err:
+            raise StorageError(f"{self.location}: access denied ({str(err).splitlines()[0]})") from None
+        except (AlreadyExistsError, PreconditionError):
+            try:
+                current = obstore.get(self.store, LOCK_FILE)
+            except (NotFoundError, FileNotFoundError):  # obstore raises either for a missing object
+                return "a build that has just finished"
+            lease = json.loads(bytes(current.bytes()))
+            if lease["expires"] > time.time():
+                return str(lease["holder"])
+            try:  # expired: its holder died or stalled; only one of the builds that saw it expire wins
+                self.etag = obstore.put(self.store, LOCK_FILE, self._body(), mode={"e_tag": current.meta["e_tag"]})[
+                    "e_tag"]
+            except (AlreadyExistsError, PreconditionError):
+                return "another build taking over an expired lease"
+            log.warning("took over the expired build lease of %s (%s)", self.location, lease["holder"])
+        self._renewer = threading.Thread(target=self._renew, name="cpgflow-lease", daemon=True)
+        self._renewer.start()
+        return None
+
+    def _renew(self) -> None:
+        import obstore
+
+        while not self._stop.wait(lease_seconds() / 3):
+            try:
+                self.etag = obstore.put(self.store, LOCK_FILE, self._body(), mode={"e_tag": self.etag})["e_tag"]
+            except Exception as err:  # taken over (PreconditionError) or unreachable: either way not ours
+                self.lost = True
+                log.error("lost the build lease of %s: %s", self.location, err)
+                return
+
+    def release(self) -> None:
+        import obstore
+
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        if self.lost:
+            return
+        from obstore.exceptions import NotFoundError
+
+        try:
+            if obstore.head(self.store, LOCK_FILE)["e_tag"] == self.etag:
+                obstore.delete(self.store, LOCK_FILE)
+        except (NotFoundError, FileNotFoundError):
+            pass
+
+
+# Locks this process holds, by lock file or leased location: the open descriptor (or the lease) and
+# how many holders share it. A flock is per open file, so a second open in the same process would
+# wait on the first for ever; a holder inside the process (the CLI holds the folder for a whole
+# build) lets the factory's lock through.
+_HELD: dict[Path | str, list] = {}
+
+
+def check_lease(location: str) -> None:
+    """Raise `LeaseLost` if this process leased ``location`` and lost the lease: it must not release."""
+    held = _HELD.get(location)
+    if held is not None and isinstance(held[0], _Lease) and held[0].lost:
+        raise LeaseLost(f"the build lease of {location} expired and another build took it: this build "
+                        "stalled past it (raise CPGFLOW_LEASE_SECONDS) and does not release")
 
 
 class BuildLock:
     """The exclusive right to write an output folder; ``acquire`` waits up to ``timeout`` seconds
     (None: as long as it takes; 0: not at all). Re-entrant within a process."""
 
-    def __init__(self, output_dir: str, timeout: float | None = None) -> None:
-        self.path = Path(output_dir) / LOCK_FILE if "://" not in output_dir else None
+    def __init__(self, output_dir: str, timeout: float | None = None, storage_options: StorageOptions = None) -> None:
+        self.remote = is_object_store(output_dir)
+        self.key: Path | str = output_dir.rstrip("/") if self.remote else Path(output_dir) / LOCK_FILE
+        self.storage_options = storage_options
         self.timeout = timeout
         self._holding = False
 
     @property
     def held(self) -> bool:
-        return self._holding or self.path is None
+        return self._holding
+
+    def _where(self) -> str:
+        return str(self.key) if self.remote else str(Path(self.key).parent)
 
     def acquire(self) -> None:
-        if self.held:
+        if self._holding:
             return
-        assert self.path is not None
-        if self.path in _HELD:
-            _HELD[self.path][1] += 1
+        if self.key in _HELD:
+            _HELD[self.key][1] += 1
             self._holding = True
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        handle: int | _Lease
+        if self.remote:
+            handle = _Lease(str(self.key), self.storage_options)
+            self._wait(handle.try_acquire, lambda: None)
+        else:
+            path = Path(self.key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._wait(lambda: _try_flock(handle), lambda: os.close(handle))
+            os.ftruncate(handle, 0)
+            os.pwrite(handle, f"pid {os.getpid()} since {_since()}".encode(), 0)
+        _HELD[self.key] = [handle, 1]
+        self._holding = True
+
+    def _wait(self, attempt: Callable[[], str | None], give_up: Callable[[], None]) -> None:
+        """Call ``attempt`` (None: acquired; else who holds the folder) until it acquires or the
+        timeout passes."""
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         announced = False
         while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = _holder(fd)
-                if deadline is not None and time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise FolderLocked(f"another build ({holder}) is writing {self.path.parent}") from None
-                if not announced:
-                    log.warning("waiting for another build (%s) to finish writing %s", holder, self.path.parent)
-                    announced = True
-                time.sleep(WAIT_POLL_SECONDS)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}".encode(), 0)
-        _HELD[self.path] = [fd, 1]
-        self._holding = True
+            holder = attempt()
+            if holder is None:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                give_up()
+                raise FolderLocked(f"another build ({holder}) is writing {self._where()}")
+            if not announced:
+                log.warning("waiting for another build (%s) to finish writing %s", holder, self._where())
+                announced = True
+            time.sleep(WAIT_POLL_SECONDS)
 
     def release(self) -> None:
-        if not self._holding or self.path is None:
+        if not self._holding:
             return
         self._holding = False
-        held = _HELD[self.path]
+        held = _HELD[self.key]
         held[1] -= 1
         if held[1]:
             return
-        del _HELD[self.path]
+        del _HELD[self.key]
+        if isinstance(held[0], _Lease):
+            held[0].release()
+            return
         os.ftruncate(held[0], 0)
         fcntl.flock(held[0], fcntl.LOCK_UN)
         os.close(held[0])
@@ -99,6 +228,14 @@ class BuildLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _try_flock(fd: int) -> str | None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return _holder(fd)
 
 
 def _holder(fd: int) -> str:

@@ -18,6 +18,7 @@ from deltalake import DeltaTable
 from deltalake.fs import DeltaStorageHandler
 from pyarrow.fs import FileSelector, PyFileSystem
 
+from driver.storage import StorageOptions
 from relspec.maintenance import (
     CLUSTER_FILE_BYTES,
     MaintenanceDecision,
@@ -33,7 +34,6 @@ LOG_FOLDER = "_delta_log"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _UNKNOWN = (-1, -1)
 
-StorageOptions = dict[str, str] | None
 
 
 def dataset_name(table_uri: str) -> str:

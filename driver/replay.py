@@ -19,6 +19,7 @@ from driver.api import content_fingerprint
 from driver.delta_store import DeltaTableStore
 from driver.engine import new_session
 from driver.housekeeping import readable
+from driver.storage import output_location
 from relspec.catalog import RUNS_TABLE, DatasetCatalog
 from relspec.releases import input_versions, run_versions
 from relspec.runs import RunRecord, find_record
@@ -77,12 +78,11 @@ def _check_readable(store: DeltaTableStore, record: RunRecord, versions: dict[st
                           "only the last releases stay readable")
 
 
-def replay(output_dir: str | Path, run_id: str) -> ReplayReport:
+def replay(output_dir: str | Path, run_id: str, storage_options: dict[str, str] | None = None) -> ReplayReport:
     """Re-execute run ``run_id`` of ``output_dir`` with its inputs pinned and compare the results."""
     from driver.factory import replay_driver
 
-    location = str(output_dir) if "://" in str(output_dir) else str(Path(output_dir).resolve())
-    store = DeltaTableStore(DatasetCatalog(location))
+    store = DeltaTableStore(DatasetCatalog(output_location(output_dir)), storage_options)
     record = _record(store, run_id)
     versions = run_versions(store.releases(), record)
     pinned = input_versions(record)

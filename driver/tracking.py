@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driver.options import BuildOptionError
+from driver.storage import output_location
 
 if TYPE_CHECKING:
     import msgspec
@@ -57,16 +58,10 @@ def build_tracker(
         project_id=project_id,
         username=username or getpass.getuser(),
         dag_name=dag_name or f"cpgflow build {Path(source_root).resolve().name}",
-        tags={"source_root": str(Path(source_root).resolve()), "output_dir": _location(output_dir)},
+        tags={"source_root": str(Path(source_root).resolve()), "output_dir": output_location(output_dir)},
         hamilton_api_url=api,
         hamilton_ui_url=(ui_url or os.environ.get("HAMILTON_UI_URL") or api).rstrip("/"),
     )
-
-
-def _location(output_dir: str | Path) -> str:
-    """The output folder as an absolute path (a URI as given), as the build records it."""
-    text = str(output_dir)
-    return text.rstrip("/") if "://" in text else str(Path(text).resolve())
 
 
 def _tracker_class() -> type[HamiltonTracker]:

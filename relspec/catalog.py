@@ -24,7 +24,6 @@ from semantics.views import OUTPUTS
 
 EXTRACT_FOLDER = "extract"
 STAGING_FOLDER = "_staging"
-SPOOL_FOLDER = "_spool"  # scratch space of a build in progress (local: the extraction results)
 RUNS_TABLE = "cpg_runs"
 RELEASES_TABLE = "cpg_releases"
 CALIBRATION_TABLE = "cpg_calibration"
@@ -67,11 +66,6 @@ class DatasetCatalog(msgspec.Struct, frozen=True):
     def staging_location(self, view: str) -> str:
         return f"{self.root.rstrip('/')}/{STAGING_FOLDER}/{view}"
 
-    def spool_location(self, purpose: str) -> str:
-        """A local scratch folder of a build in progress; a build that died leaves it for the next
-        one to clear."""
-        return f"{self.root.rstrip('/')}/{SPOOL_FOLDER}/{purpose}"
-
     def names(self) -> tuple[str, ...]:
         return (*CPG_TABLES, *EXTRACT_TABLES, *LOG_TABLES)
 
@@ -97,6 +91,11 @@ class TableStore(abc.ABC):
     """Where a run's tables live (a nominal base: Hamilton checks the store a node is given by type)."""
 
     catalog: DatasetCatalog
+
+    @abc.abstractmethod
+    def spool_location(self, purpose: str) -> str:
+        """A local scratch folder of a build in progress (on this machine's disk even when the tables
+        are on object storage); a build that died leaves it for the next one to clear."""
 
     @abc.abstractmethod
     def version(self, name: str) -> int | None:
