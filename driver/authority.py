@@ -389,7 +389,8 @@ def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int], c
             records.append(_unchanged(dataset_name(location), version, ONE_COMMIT_REASON))
             continue
         keep = sorted({release.versions[name] for release in kept if name in release.versions})
-        records.append(maintain(location, compiled_policy.maintenance[name].policy, keep_versions=keep))
+        records.append(maintain(location, compiled_policy.maintenance[name].policy, table_store.storage_options,
+                                keep_versions=keep))
     return (*records, *_maintain_staging(compiled_policy, table_store, _reused_staged(execution_authority)))
 
 
@@ -422,7 +423,7 @@ def _maintain_staging(policy: CompiledExecutionPolicy, store: TableStore,
             records.append(_unchanged(view, 0, ONE_COMMIT_REASON))
             continue
         if view in staged:
-            records.append(maintain(location, STAGING_MAINTENANCE))
+            records.append(maintain(location, STAGING_MAINTENANCE, store.storage_options))
             continue
         store.remove_staged(view)
         decision = MaintenanceDecision(view, compact=False, checkpoint=False, vacuum=False,

@@ -227,6 +227,7 @@ class DeltaTableStore(TableStore):
         if cluster_by is not None:
             data = _clustered(data, cluster_by, schema)
             options["target_file_size"] = CLUSTER_FILE_BYTES
+        check_lease(self.catalog.root)  # a build whose lease on object storage was taken over commits nothing
         with _rows(data, schema) as rows:
             write_deltalake(location, rows, mode="overwrite", storage_options=self.storage_options,
                             commit_properties=CommitProperties(custom_metadata=metadata), **options)  # type: ignore[arg-type]
@@ -241,8 +242,6 @@ class DeltaTableStore(TableStore):
         return None if table is None else _written_result(table)
 
     def append(self, name: str, rows: pa.Table) -> int:
-        if name == RELEASES_TABLE:  # a build whose lease on object storage was taken over must not release
-            check_lease(self.catalog.root)
         return self._write(name, rows.cast(LOG_SCHEMAS[name]), mode="append")
 
     def staged_result(self, view: str) -> tuple[str, str] | None:
@@ -280,6 +279,7 @@ class DeltaTableStore(TableStore):
 
     def _write(self, name: str, data: pa.Table | pa.RecordBatchReader, **options: object) -> int:
         location = self.catalog.location(name)
+        check_lease(self.catalog.root)
         write_deltalake(location, data, storage_options=self.storage_options, **options)  # type: ignore[arg-type]
         return DeltaTable(location, storage_options=self.storage_options).version()
 
@@ -297,6 +297,7 @@ class DeltaTableStore(TableStore):
         table = self._table(name)
         if table is None:
             raise LookupError(f"dataset {name} does not exist at {self.catalog.location(name)}")
+        check_lease(self.catalog.root)
         table.restore(version)
         return DeltaTable(self.catalog.location(name), storage_options=self.storage_options).version()
 

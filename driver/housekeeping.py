@@ -8,6 +8,7 @@ from pyarrow import fs
 
 from driver.delta_store import DeltaTableStore
 from driver.lock import BuildLock, restore_release
+from driver.storage import all_exist, is_object_store
 from relspec.catalog import RELEASES_TABLE, RUNS_TABLE
 from relspec.releases import KEPT_RELEASES, Release, current_release, release_row, rollback_release
 from relspec.runs import RunRecord, read_records
@@ -24,6 +25,8 @@ def readable(store: DeltaTableStore, name: str, version: int) -> bool:
         return False
     if not uris:
         return True
+    if is_object_store(uris[0]):
+        return all_exist(uris, store.storage_options)
     filesystem, _ = fs.FileSystem.from_uri(uris[0])
     return all(filesystem.get_file_info(fs.FileSystem.from_uri(uri)[1]).type == fs.FileType.File for uri in uris)
 

@@ -4,12 +4,15 @@ On a local disk the lock is an exclusive ``flock`` on ``DIR/_build.lock``: the k
 its holder exits, even killed with SIGKILL, so a dead build never leaves the folder locked.
 
 On object storage (``s3://``) it is a lease, ``PREFIX/_build.lock``: an object created only if absent
-(a conditional put, If-None-Match), holding who holds it and until when. Its holder renews it every
-third of `lease_seconds`; a lease not renewed in time (its holder died) is taken over by the next
-build with a put conditional on the expired lease's ETag, so of two builds that find it expired
-only one gets it. A holder whose lease was taken over (it stalled past the lease) finds out at its
-next renewal and refuses to commit its release (`check_lease`). The Delta commits themselves are
-conditional puts too (delta-rs on S3 since 1.0), so two writers never overwrite each other's commit.
+(a conditional put, If-None-Match) naming its holder. The holder renews it every third of
+`lease_seconds` with a put conditional on its ETag (If-Match), and confirms it the same way before
+each commit (`check_lease`), so a build that stalled past its lease and had it taken over commits
+nothing more. A build that finds the lease held waits; once the lease's ETag has stayed unchanged
+for a whole lease by this machine's monotonic clock (its holder died), it takes the lease over with
+a put conditional on that ETag, so of two builds that find it expired only one gets it, and no two
+machines' wall clocks are compared. Released, the lease is marked so (conditionally on its ETag)
+and the next build takes it at once. The Delta commits themselves are conditional puts too
+(delta-rs on S3 since 1.0), so two writers never overwrite each other's commit.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ LOCK_FILE = "_build.lock"
 WAIT_POLL_SECONDS = 0.2
 LEASE_ENV = "CPGFLOW_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 60.0
+LEASE_MARGIN = 0.8  # a lease is trusted locally for this share of it after the renewal was sent
 log = logging.getLogger(__name__)
 
 
@@ -63,17 +67,26 @@ class _Lease:
     def __init__(self, location: str, options: StorageOptions) -> None:
         self.location = location
         self.store = object_store(location, options)
+        self.holder = f"pid {os.getpid()} on {socket.gethostname()} since {_since()}"
         self.etag: str | None = None
         self.lost = False
+        self.valid_until = 0.0  # monotonic: the last renewal sent, plus the lease, less a margin
+        self._seen: tuple[str, float] | None = None  # another holder's ETag, and since when it is unchanged
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
-    def _body(self) -> bytes:
-        holder = f"pid {os.getpid()} on {socket.gethostname()} since {_since()}"
-        return json.dumps({"holder": holder, "expires": time.time() + lease_seconds()}).encode()
+    def _body(self, released: bool = False) -> bytes:
+        return json.dumps({"holder": self.holder, "lease_seconds": lease_seconds(), "released": released}).encode()
+
+    def _put(self, mode: object, released: bool = False) -> None:
+        import obstore
+
+        sent = time.monotonic()
+        self.etag = obstore.put(self.store, LOCK_FILE, self._body(released), mode=mode)["e_tag"]  # type: ignore[arg-type]
+        self.valid_until = sent + lease_seconds() * LEASE_MARGIN
 
     def try_acquire(self) -> str | None:
-        """Take the lease if it is free or expired; else say who holds it."""
+        """Take the lease if it is free, released or expired; else say who holds it."""
         import obstore
         from obstore.exceptions import (
             AlreadyExistsError,
@@ -84,7 +97,7 @@ class _Lease:
         )
 
         try:
-            self.etag = obstore.put(self.store, LOCK_FILE, self._body(), mode="create")["e_tag"]
+            self._put("create")
         except (NotFoundError, FileNotFoundError):
             raise StorageError(f"{self.location}: no such bucket") from None
         except (PermissionDeniedError, UnauthenticatedError, PermissionError) as err:
@@ -94,45 +107,86 @@ class _Lease:
                 current = obstore.get(self.store, LOCK_FILE)
             except (NotFoundError, FileNotFoundError):  # obstore raises either for a missing object
                 return "a build that has just finished"
-            lease = json.loads(bytes(current.bytes()))
-            if lease["expires"] > time.time():
-                return str(lease["holder"])
-            try:  # expired: its holder died or stalled; only one of the builds that saw it expire wins
-                self.etag = obstore.put(self.store, LOCK_FILE, self._body(), mode={"e_tag": current.meta["e_tag"]})[
-                    "e_tag"]
+            etag, lease = current.meta["e_tag"], _parsed(bytes(current.bytes()))
+            if lease is not None and not lease.get("released") and not self._expired(etag, lease):
+                return str(lease.get("holder", "a build"))
+            try:  # only one of the builds that found it free wins: the put is conditional on what they saw
+                self._put({"e_tag": etag})
             except (AlreadyExistsError, PreconditionError):
-                return "another build taking over an expired lease"
-            log.warning("took over the expired build lease of %s (%s)", self.location, lease["holder"])
+                return "another build taking the lease over"
+            if lease is None or not lease.get("released"):
+                log.warning("took over the expired build lease of %s (%s)", self.location,
+                            lease.get("holder") if lease else "unreadable")
         self._renewer = threading.Thread(target=self._renew, name="cpgflow-lease", daemon=True)
         self._renewer.start()
         return None
 
+    def _expired(self, etag: str, lease: dict) -> bool:
+        """Whether the holder of ``etag`` stopped renewing: it stayed unchanged for a whole lease, as
+        this machine's monotonic clock measures it (no two machines' wall clocks are compared)."""
+        now = time.monotonic()
+        if self._seen is None or self._seen[0] != etag:
+            self._seen = (etag, now)
+        return now - self._seen[1] >= float(lease.get("lease_seconds", lease_seconds()))
+
     def _renew(self) -> None:
-        import obstore
+        from obstore.exceptions import NotFoundError, PreconditionError
 
         while not self._stop.wait(lease_seconds() / 3):
             try:
-                self.etag = obstore.put(self.store, LOCK_FILE, self._body(), mode={"e_tag": self.etag})["e_tag"]
-            except Exception as err:  # taken over (PreconditionError) or unreachable: either way not ours
-                self.lost = True
-                log.error("lost the build lease of %s: %s", self.location, err)
+                self._put({"e_tag": self.etag})
+            except (PreconditionError, NotFoundError, FileNotFoundError) as err:  # another build has it
+                self._lose(err)
                 return
+            except Exception as err:  # unreachable for now: retry while the lease still holds
+                if time.monotonic() >= self.valid_until:
+                    self._lose(err)
+                    return
+                log.warning("could not renew the build lease of %s (retrying): %s", self.location, err)
+
+    def _lose(self, cause: object) -> None:
+        self.lost = True
+        log.error("lost the build lease of %s: %s", self.location, cause)
+
+    def confirm(self) -> None:
+        """Renew now, conditionally on this lease's ETag: raise `LeaseLost` unless it is still ours.
+        Called before each commit, so a build that stalled past its lease writes nothing more."""
+        if not self.lost:
+            try:
+                self._put({"e_tag": self.etag})
+                return
+            except Exception as err:  # taken over, or unreachable past the lease
+                if time.monotonic() < self.valid_until and not _taken(err):
+                    return
+                self._lose(err)
+        raise LeaseLost(f"the build lease of {self.location} expired and another build took it: this build "
+                        "stalled past it (raise CPGFLOW_LEASE_SECONDS) and commits nothing more")
 
     def release(self) -> None:
-        import obstore
-
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
         if self.lost:
             return
-        from obstore.exceptions import NotFoundError
+        try:  # marked released, conditionally on our ETag: never another build's lease
+            self._put({"e_tag": self.etag}, released=True)
+        except Exception as err:
+            log.warning("could not release the build lease of %s (it expires unrenewed): %s", self.location, err)
 
-        try:
-            if obstore.head(self.store, LOCK_FILE)["e_tag"] == self.etag:
-                obstore.delete(self.store, LOCK_FILE)
-        except (NotFoundError, FileNotFoundError):
-            pass
+
+def _parsed(body: bytes) -> dict | None:
+    """A lease's content, or None when it is not one (an empty file synced from a local output)."""
+    try:
+        lease = json.loads(body)
+    except ValueError:
+        return None
+    return lease if isinstance(lease, dict) else None
+
+
+def _taken(error: Exception) -> bool:
+    from obstore.exceptions import NotFoundError, PreconditionError
+
+    return isinstance(error, (PreconditionError, NotFoundError, FileNotFoundError))
 
 
 # Locks this process holds, by lock file or leased location: the open descriptor (or the lease) and
@@ -143,11 +197,11 @@ _HELD: dict[Path | str, list] = {}
 
 
 def check_lease(location: str) -> None:
-    """Raise `LeaseLost` if this process leased ``location`` and lost the lease: it must not release."""
+    """Raise `LeaseLost` if this process leased ``location`` and the lease is no longer its own
+    (confirmed with the store): a build that lost its lease must not commit."""
     held = _HELD.get(location)
-    if held is not None and isinstance(held[0], _Lease) and held[0].lost:
-        raise LeaseLost(f"the build lease of {location} expired and another build took it: this build "
-                        "stalled past it (raise CPGFLOW_LEASE_SECONDS) and does not release")
+    if held is not None and isinstance(held[0], _Lease):
+        held[0].confirm()
 
 
 class BuildLock:
@@ -172,6 +226,8 @@ class BuildLock:
         if self._holding:
             return
         if self.key in _HELD:
+            if isinstance(_HELD[self.key][0], _Lease):
+                _HELD[self.key][0].confirm()
             _HELD[self.key][1] += 1
             self._holding = True
             return
@@ -204,7 +260,7 @@ class BuildLock:
             if not announced:
                 log.warning("waiting for another build (%s) to finish writing %s", holder, self._where())
                 announced = True
-            time.sleep(WAIT_POLL_SECONDS)
+            time.sleep(WAIT_POLL_SECONDS if not self.remote else min(2.0, max(WAIT_POLL_SECONDS, lease_seconds() / 10)))
 
     def release(self) -> None:
         if not self._holding:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from obstore.store import ObjectStore
 
 # The schemes delta-rs, DataFusion and the build lease (driver/lock.py) all reach with one settings map.
-OBJECT_STORE_SCHEMES = ("s3", "s3a")
+OBJECT_STORE_SCHEMES = ("s3",)
 CACHE_ENV = "CPGFLOW_CACHE_DIR"
 SPOOL_FOLDER = "_spool"  # scratch space of a build in progress (the extraction results)
 StorageOptions = dict[str, str] | None
@@ -150,6 +150,21 @@ def list_folders(location: str, options: StorageOptions) -> list[str]:
 
     found = obstore.list_with_delimiter(object_store(location, options))
     return [prefix.rstrip("/").rsplit("/", 1)[-1] for prefix in found["common_prefixes"]]
+
+
+def all_exist(uris: list[str], options: StorageOptions) -> bool:
+    """Whether every object ``uris`` names (in one bucket) exists on object storage."""
+    import obstore
+    from obstore.exceptions import NotFoundError
+
+    bucket = urlparse(uris[0]).netloc
+    store = object_store(f"s3://{bucket}", options)
+    try:
+        for uri in uris:
+            obstore.head(store, urlparse(uri).path.lstrip("/"))
+    except (NotFoundError, FileNotFoundError):  # obstore raises either for a missing object
+        return False
+    return True
 
 
 def delete_folder(location: str, options: StorageOptions) -> None:

@@ -91,6 +91,7 @@ class TableStore(abc.ABC):
     """Where a run's tables live (a nominal base: Hamilton checks the store a node is given by type)."""
 
     catalog: DatasetCatalog
+    storage_options: dict[str, str] | None  # how to reach its tables on object storage (None: the environment)
 
     @abc.abstractmethod
     def spool_location(self, purpose: str) -> str:

@@ -140,24 +140,40 @@ def _table_by_hand(env: dict[str, str], prefix: str, table: str, version: int) -
     return pa.concat_tables(parts)
 
 
+def _by_flags(s3: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """A command reaching the server by ``--storage-option`` alone: no AWS_* variable in its environment."""
+    env = {key: value for key, value in {**cli_env(), **s3}.items() if not key.startswith("AWS_")}
+    flags = [f"--storage-option={key}={value}" for key, value in s3.items() if key.startswith("AWS_")]
+    return subprocess.run([str(CPGFLOW), *map(str, args), *flags], capture_output=True, text=True, env=env,
+                          timeout=BUILD_TIMEOUT, check=False)
+
+
 def test_build_query_and_read_back(s3: dict[str, str], tmp_path: Path) -> None:
     source = write_tree(tmp_path / "src", SOURCE)
     out = f"s3://{BUCKET}/first"
-    endpoint = {key: value for key, value in s3.items() if not key.startswith("AWS_")}  # options by flag only
-    flags = [f"--storage-option={key}={s3[key]}" for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
-                                                             "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ALLOW_HTTP")]
-    done = _cli(endpoint, *_build_command(source, out, *flags)[1:])
+    done = _by_flags(s3, *_build_command(source, out)[1:])
     assert done.returncode == 0, done.stderr
     assert f"into {out}" in done.stdout
 
-    assert _fingerprint(_cli(s3, "fingerprint", out, "--json")) == _local_fingerprint(tmp_path, SOURCE, "local")
-    calls = _callgraph(s3, out)
+    assert _fingerprint(_by_flags(s3, "fingerprint", out, "--json")) == _local_fingerprint(tmp_path, SOURCE, "local")
+    calls = json.loads(_by_flags(s3, "callgraph", out).stdout)
     assert calls["pkg.main.run"] == ["pkg.greet.shout"]
     assert "pkg.greet.hello" in calls["pkg.greet.shout"]
 
-    counted = _cli(s3, "query", out, "SELECT count(*) AS n FROM cpg_nodes WHERE kind = 'FUNCTION'", "-f", "json")
+    counted = _by_flags(s3, "query", out, "SELECT count(*) AS n FROM cpg_nodes WHERE kind = 'FUNCTION'", "-f", "json")
     assert counted.returncode == 0, counted.stderr
     assert json.loads(counted.stdout) == [{"n": 3}]  # hello, shout, run
+
+    # A second build (its tables now have history to maintain), a replay and a rollback, by flags alone.
+    assert _by_flags(s3, *_build_command(source, out, "--full")[1:]).returncode == 0
+    runs = json.loads(_by_flags(s3, "runs", out, "--json").stdout)
+    assert [record["status"] for record in runs] == ["released", "released"]
+    assert all(step["error"] is None for record in runs for step in record["maintenance"]), runs[-1]["maintenance"]
+    assert any(step["decision"]["vacuum"] and step["files_after"] >= 0 for step in runs[-1]["maintenance"])  # it ran
+    replayed = _by_flags(s3, "replay", out, runs[0]["run_id"])
+    assert replayed.returncode == 0, replayed.stderr
+    rolled = _by_flags(s3, "rollback", out, "--to", runs[0]["run_id"])
+    assert rolled.returncode == 0, rolled.stderr
 
     # A second client: the release's nodes and edges, read from the log and the Parquet files by hand.
     release = _releases(s3, out)[-1]
@@ -219,8 +235,9 @@ def test_two_builds_at_once(s3: dict[str, str], tmp_path: Path) -> None:
     one after the other, and the output is exactly one code base's."""
     source = write_tree(tmp_path / "src", SOURCE)
     out = f"s3://{BUCKET}/concurrent"
+    lease = {"CPGFLOW_LEASE_SECONDS": "20"}  # renewed every 7 s: a loaded machine cannot make it look expired
     builds = [subprocess.Popen(_build_command(source, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**cli_env(), **s3}) for _ in range(2)]
+                               env={**cli_env(), **s3, **lease}) for _ in range(2)]
     results = [build.communicate(timeout=BUILD_TIMEOUT) for build in builds]
     assert [build.returncode for build in builds] == [0, 0], results
     assert sum("waiting for another build" in stderr for _, stderr in results) == 1
@@ -278,6 +295,49 @@ def test_lost_lease_refuses_the_release(s3: dict[str, str], monkeypatch: pytest.
         with pytest.raises(LeaseLost):
             store.append(RELEASES_TABLE, RELEASE_SCHEMA.empty_table())
     assert store.version(RELEASES_TABLE) is None
+
+
+def test_stalled_build_commits_nothing(s3: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A holder that stalled (no renewal ran) while another build took its lease over finds out at its
+    next commit, confirmed with the store, not at its next renewal; a nested acquire finds out too."""
+    import obstore
+
+    from driver.delta_store import DeltaTableStore
+    from driver.lock import LOCK_FILE, BuildLock, LeaseLost
+    from driver.storage import object_store
+    from relspec.catalog import RUNS_TABLE, DatasetCatalog
+    from relspec.runs import RUN_SCHEMA
+
+    for key, value in s3.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CPGFLOW_LEASE_SECONDS", "600")  # its renewal would run in 200 s
+    out = f"s3://{BUCKET}/stalled-holder"
+    store = DeltaTableStore(DatasetCatalog(out))
+    with BuildLock(out, timeout=5):
+        store.append(RUNS_TABLE, RUN_SCHEMA.empty_table())  # still ours: committed
+        obstore.put(object_store(out, None), LOCK_FILE, b'{"holder": "another build", "lease_seconds": 600}')
+        with pytest.raises(LeaseLost):
+            store.append(RUNS_TABLE, RUN_SCHEMA.empty_table())
+        with pytest.raises(LeaseLost), BuildLock(out, timeout=0):
+            pass
+    assert store.version(RUNS_TABLE) == 0
+
+
+def test_unreadable_lease_is_taken_over(s3: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty ``_build.lock`` (a local output's lock file, synced to the bucket) is no lease."""
+    import obstore
+
+    from driver.lock import LOCK_FILE, BuildLock
+    from driver.storage import object_store
+
+    for key, value in s3.items():
+        monkeypatch.setenv(key, value)
+    out = f"s3://{BUCKET}/synced"
+    obstore.put(object_store(out, None), LOCK_FILE, b"")
+    with BuildLock(out, timeout=0):
+        lease = json.loads(bytes(obstore.get(object_store(out, None), LOCK_FILE).bytes()))
+        assert lease["holder"].startswith(f"pid {os.getpid()} ") and lease["released"] is False
+    assert json.loads(bytes(obstore.get(object_store(out, None), LOCK_FILE).bytes()))["released"] is True
 
 
 def test_delta_commits_are_conditional(s3: dict[str, str]) -> None:
