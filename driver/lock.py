@@ -130,16 +130,11 @@ class _Lease:
         return now - self._seen[1] >= float(lease.get("lease_seconds", lease_seconds()))
 
     def _renew(self) -> None:
-        from obstore.exceptions import NotFoundError, PreconditionError
-
         while not self._stop.wait(lease_seconds() / 3):
             try:
                 self._put({"e_tag": self.etag})
-            except (PreconditionError, NotFoundError, FileNotFoundError) as err:  # another build has it
-                self._lose(err)
-                return
-            except Exception as err:  # unreachable for now: retry while the lease still holds
-                if time.monotonic() >= self.valid_until:
+            except Exception as err:  # taken over: lost; unreachable for now: retried while the lease holds
+                if _taken(err) or time.monotonic() >= self.valid_until:
                     self._lose(err)
                     return
                 log.warning("could not renew the build lease of %s (retrying): %s", self.location, err)
@@ -214,10 +209,6 @@ class BuildLock:
         self.storage_options = storage_options
         self.timeout = timeout
         self._holding = False
-
-    @property
-    def held(self) -> bool:
-        return self._holding
 
     def _where(self) -> str:
         return str(self.key) if self.remote else str(Path(self.key).parent)

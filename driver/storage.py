@@ -67,9 +67,9 @@ def output_location(output_dir: str | Path) -> str:
 def check_location(location: str) -> None:
     """Refuse a URI whose storage this build cannot use (one line, for the CLI)."""
     kind = scheme(location)
-    if kind in ("", "file") or kind in OBJECT_STORE_SCHEMES:
-        if kind in OBJECT_STORE_SCHEMES and not urlparse(location).netloc:
-            raise StorageError(f"{location}: an object storage location needs a bucket (s3://BUCKET/PREFIX)")
+    if kind in OBJECT_STORE_SCHEMES and not urlparse(location).netloc:
+        raise StorageError(f"{location}: an object storage location needs a bucket (s3://BUCKET/PREFIX)")
+    if kind in ("", "file", *OBJECT_STORE_SCHEMES):
         return
     raise StorageError(f"{location}: {kind}:// is not supported; an output is a local folder or s3://BUCKET/PREFIX")
 
