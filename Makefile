@@ -1,5 +1,6 @@
 # cpgflow: `make demo` and `make test` set up a local virtualenv (.venv) when it is missing.
-# It holds the `dev` tools and the `ui` extra (the Hamilton UI server and tracker: tests/test_ui.py runs them).
+# It holds the `dev` tools, the `ui` extra (the Hamilton UI server and tracker: tests/test_ui.py runs them) and the
+# `dask` extra (extraction on a Dask cluster: tests/test_dask.py starts one).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ DEMO_OUT := build/demo
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,ui]'
+	$(PY) -m pip install --quiet -e '.[dev,ui,dask]'
 	@touch $(STAMP)
 
 setup: $(STAMP) system-deps

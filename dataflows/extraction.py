@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hamilton.function_modifiers import tag
+from hamilton.function_modifiers import config, tag
 
 from relspec.authority import ExecutionAuthority
 from relspec.catalog import RUNS_TABLE, TableStore
@@ -12,21 +12,25 @@ from relspec.runs import new_run_record, run_row
 from relspec.validation import ValidationFailed
 from semantics.entities import EXTRACTION_ENTITIES, FILE
 from semantics.extract.manifest import FileManifest
-from semantics.extract.parallel import NO_PROGRESS, ExtractionSpool, Progress, rows_to_table, run_extraction
+from semantics.extract.parallel import (
+    NO_PROGRESS,
+    ExtractedRows,
+    ExtractionSpool,
+    Progress,
+    rows_to_table,
+    run_extraction,
+)
 
 
 @tag(role="extract")
-def extraction(file_manifest: FileManifest, execution_authority: ExecutionAuthority, table_store: TableStore,
-               progress: Progress = NO_PROGRESS) -> ExtractionSpool:
-    """Rows of every extraction entity for the files this build extracts, spooled to disk by entity.
-
-    The run's gate: when validation fails in `error` mode, the run stops here, before anything is
-    written, and records why in the run table."""
-    _stop_if_invalid(execution_authority, table_store)
-    execution_authority.check_resolver(table_store.catalog, "dataset_readiness")  # the store it will write
+@config.when(extraction_executor="local")
+def extraction__local(file_manifest: FileManifest, extraction_authority: ExecutionAuthority,
+                      table_store: TableStore, progress: Progress = NO_PROGRESS) -> ExtractedRows:
+    """Rows of every extraction entity for the files this build extracts, extracted by this machine's
+    worker processes and spooled to its disk by entity (`driver.dask_extraction` holds the Dask one)."""
     spool = ExtractionSpool(Path(table_store.spool_location("extraction")))
     try:
-        workers = execution_authority.policy.extraction.workers  # compiled from the size of the work
+        workers = extraction_authority.policy.extraction.workers  # compiled from the size of the work
         run_extraction(file_manifest.tasks, workers, file_manifest.root, spool, progress)
         for rows in file_manifest.skipped_rows:
             for name, entity_rows in rows.items():
@@ -36,6 +40,16 @@ def extraction(file_manifest: FileManifest, execution_authority: ExecutionAuthor
         spool.remove()
         raise
     return spool.finish()
+
+
+@tag(role="extract")
+def extraction_authority(execution_authority: ExecutionAuthority, table_store: TableStore) -> ExecutionAuthority:
+    """The execution authority once the run passed its gate, which every extraction passes first:
+    when validation fails in `error` mode, the run stops here, before anything is written, and
+    records why in the run table; the store it will write must be the run's own."""
+    _stop_if_invalid(execution_authority, table_store)
+    execution_authority.check_resolver(table_store.catalog, "dataset_readiness")
+    return execution_authority
 
 
 def _stop_if_invalid(authority: ExecutionAuthority, table_store: TableStore) -> None:
@@ -49,10 +63,10 @@ def _stop_if_invalid(authority: ExecutionAuthority, table_store: TableStore) -> 
 
 
 @tag(role="extract")
-def extraction_tables(extraction: ExtractionSpool, file_manifest: FileManifest,
+def extraction_tables(extraction: ExtractedRows, file_manifest: FileManifest,
                       table_store: TableStore) -> dict[str, int]:
     """Write the extraction tables: each file's rows replaced alone, in one commit per table; the
-    spool is removed once they are written.
+    spool (or what the extraction held on this machine) is removed once they are written.
 
     Returns every extraction table's version after the write (unchanged tables keep theirs).
     """

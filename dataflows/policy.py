@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from hamilton.function_modifiers import tag
 
 from relspec.calibration import (
@@ -19,6 +21,7 @@ from relspec.policy import (
     CompiledExecutionPolicy,
     DiagnosticsFlags,
     ExtractionChoice,
+    ExtractionExecutor,
     MaintenanceChoice,
     MaterializationStrategy,
     ScanPolicy,
@@ -103,9 +106,11 @@ def cache_policies(optimized_ir: SemanticIR, view_graph: ViewGraph, table_statis
 
 
 @tag(role="policy")
-def extraction_choice(file_manifest: FileManifest, jobs: int = 0) -> ExtractionChoice:
-    """Extraction processes to start, from the bytes this build extracts (in-process when few)."""
-    return compile_extraction(file_manifest.tasks, jobs)
+def extraction_choice(file_manifest: FileManifest, jobs: int = 0,
+                      extraction_executor: str = "local") -> ExtractionChoice:
+    """Where files are extracted, and by how many processes: on this machine, as many as the bytes
+    this build extracts repay (in-process when few); or on a Dask cluster."""
+    return compile_extraction(file_manifest.tasks, jobs, cast(ExtractionExecutor, extraction_executor))
 
 
 @tag(role="policy")

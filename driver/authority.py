@@ -367,8 +367,9 @@ def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int], c
                 execution_authority: ExecutionAuthority) -> tuple[MaintenanceRecord, ...]:
     """Outcome-based maintenance of every table the build owns (outputs, extraction tables, logs):
     compact, checkpoint or vacuum as its write outcome and policy decide; executed and recorded. A
-    vacuum keeps the versions the last `KEPT_RELEASES` releases name (rollback, replay) and the
-    table's latest; every other unreferenced file goes.
+    vacuum keeps the versions the last `KEPT_RELEASES` releases name (rollback, replay), the table's
+    latest, and the version this build wrote (its session reads that version until the build ends,
+    when a compaction has already made a later one); every other unreferenced file goes.
 
     A table of one commit (version 0) has nothing to maintain (`ONE_COMMIT_REASON`). A
     table still at the version the current release names had no commit since the maintenance of
@@ -388,7 +389,7 @@ def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int], c
         if version == 0:
             records.append(_unchanged(dataset_name(location), version, ONE_COMMIT_REASON))
             continue
-        keep = sorted({release.versions[name] for release in kept if name in release.versions})
+        keep = sorted({version, *(release.versions[name] for release in kept if name in release.versions)})
         records.append(maintain(location, compiled_policy.maintenance[name].policy, table_store.storage_options,
                                 keep_versions=keep))
     return (*records, *_maintain_staging(compiled_policy, table_store, _reused_staged(execution_authority)))

@@ -53,7 +53,8 @@ EXPORT_FORMATS = ("graphml", "neo4j-csv", "parquet")  # driver.exports.EXPORTERS
 CLI_OPTION_NAMES = {"source_root": "PATH", "output_dir": "--out", "jobs": "--jobs", "include": "--include",
                     "exclude": "--exclude", "max_file_bytes": "--max-file-bytes", "cache_overrides": "--cache-policy",
                     "validation_mode": "--validation", "track": "--track", "project_id": "--project-id",
-                    "api_url": "--track (HAMILTON_API_URL)", "username": "--track (user)"}
+                    "api_url": "--track (HAMILTON_API_URL)", "username": "--track (user)", "executor": "--executor",
+                    "scheduler": "--scheduler"}
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -192,6 +193,10 @@ _STAGING_HELP = ("Where staged views go: auto holds them in memory on a small co
               help="Folder for the Delta tables, or s3://BUCKET/PREFIX.")
 @_storage_option
 @click.option("--jobs", "-j", default=0, show_default=True, help="Extraction processes (0: one per core).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="Where files are extracted: this machine's processes, or a Dask cluster (docs/scaling.md).")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+              help="The Dask scheduler of --executor dask (default: a local cluster of --jobs processes).")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching this glob (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching this glob (repeatable).")
 @click.option("--max-file-bytes", default=DEFAULT_MAX_FILE_BYTES, show_default=True,
@@ -214,12 +219,13 @@ _STAGING_HELP = ("Where staged views go: auto holds them in memory on a small co
 @click.option("--calibration", type=click.Choice(["off", "observe", "apply"]), default="observe", show_default=True,
               help=_CALIBRATION_HELP)
 @_option_errors
-def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tuple[str, ...],
-          max_file_bytes: int, cache_policy: tuple[str, ...], validation: str, quiet: bool, track: bool,
-          project_id: int, no_wait: bool, full: bool, staging: str, calibration: str) -> None:
+def build(path: Path, out: str, jobs: int, executor: str, scheduler: str | None, include: tuple[str, ...],
+          exclude: tuple[str, ...], max_file_bytes: int, cache_policy: tuple[str, ...], validation: str, quiet: bool,
+          track: bool, project_id: int, no_wait: bool, full: bool, staging: str, calibration: str) -> None:
     """Build the CPG of the code base at PATH into DIR."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from driver.dask_cluster import SchedulerUnavailable, check_scheduler
     from driver.factory import build_driver
     from driver.lock import BuildLock, FolderLocked
     from driver.options import check_build_options
@@ -233,10 +239,15 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
         raise CliError(str(err)) from None
     options = {"jobs": jobs, "include": list(include), "exclude": list(exclude), "max_file_bytes": max_file_bytes,
                "cache_overrides": overrides, "validation_mode": validation, "staging": staging,
-               "calibration": calibration}
+               "calibration": calibration, "executor": executor, "scheduler": scheduler}
     root = check_build_options(path, out, **options)  # type: ignore[arg-type]
     output = _writable_output(out)
     storage_options = _storage_options()
+    if scheduler:
+        try:
+            check_scheduler(scheduler)
+        except SchedulerUnavailable as err:
+            raise CliError(str(err)) from None
     started = time.perf_counter()
     adapters = []
     if track:
@@ -254,9 +265,7 @@ def build(path: Path, out: str, jobs: int, include: tuple[str, ...], exclude: tu
                 ]
     except FolderLocked as err:
         raise CliError(f"{err} (without --no-wait, the build waits for it)") from None
-    except StorageError as err:
-        raise CliError(str(err)) from None
-    except ValidationFailed as err:
+    except (StorageError, SchedulerUnavailable, ValidationFailed) as err:
         raise CliError(str(err)) from None
     _print_summary(root, summary, time.perf_counter() - started)
     if summary.status == "quarantined":

@@ -7,16 +7,21 @@ version of a table or the new one, never a half-written table.
 from __future__ import annotations
 
 import functools
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from datafusion import DataFrame, Expr, SessionContext, col
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import AddAction
 from pyarrow import fs
 
 from driver.lock import check_lease
@@ -27,6 +32,7 @@ from driver.storage import (
     is_object_store,
     list_folders,
     local_folder,
+    object_store,
     register_object_store,
 )
 from relspec.calibration import CALIBRATION_SCHEMA
@@ -45,6 +51,7 @@ from relspec.provenance import PROVENANCE_SCHEMAS
 from relspec.releases import RELEASE_SCHEMA
 from relspec.runs import RUN_SCHEMA
 from semantics.entities import EXTRACTION_ENTITIES, EntityDecl
+from semantics.extract.parallel import DataFile
 from semantics.fixpoint import register_in_memory
 from semantics.types import SEMANTIC_METADATA_KEY, SemanticType
 
@@ -55,6 +62,7 @@ LOG_SCHEMAS = {RUNS_TABLE: RUN_SCHEMA, RELEASES_TABLE: RELEASE_SCHEMA, CALIBRATI
                **PROVENANCE_SCHEMAS}
 # Commits that leave a table's rows as they were: a result recorded before them still describes it.
 SAME_DATA_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
+STATS_STRING_CHARS = 32  # as delta-rs bounds strings in the statistics it writes
 WRITE_OPERATIONS = frozenset({"WRITE", "CREATE TABLE", "CREATE OR REPLACE TABLE"})
 
 _SCAN_NAME = "delta_scan"
@@ -182,13 +190,16 @@ class DeltaTableStore(TableStore):
         size = pc.sum(actions.column("size_bytes")).as_py() if actions.num_rows else 0
         return _row_count(actions), actions.num_rows, int(size or 0), table.version()
 
-    def replace_files(self, name: str, rows: pa.Table, file_ids: list[str] | None) -> int:
-        """Replace the rows of ``file_ids`` (None: of every file) with ``rows`` in one commit.
+    def replace_files(self, name: str, rows: pa.Table | list[DataFile], file_ids: list[str] | None) -> int:
+        """Replace the rows of ``file_ids`` (None: of every file) with ``rows`` in one commit
+        (``rows`` given as data files a distributed extraction wrote: see `_commit_data_files`).
 
         When the files' rows are exactly what the table already holds (an edit that moved nothing
         this entity records), nothing is written and the version of the table's rows is returned:
         the version of the commit that last changed them (compaction and vacuum change none), so
         views over the table keep their staged results."""
+        if isinstance(rows, list):
+            return self._commit_data_files(name, rows, file_ids)
         declared = _DECLARATIONS[name].arrow_schema()
         owner = _DECLARATIONS[name].require(SemanticType.FILE_ID).name
         rows = _clustered(rows, owner, physical_schema(declared))
@@ -204,6 +215,33 @@ class DeltaTableStore(TableStore):
             return _data_version(table)
         return self._write(name, rows, mode="overwrite", predicate=scope.predicate(),
                            target_file_size=CLUSTER_FILE_BYTES)
+
+    def _commit_data_files(self, name: str, files: list[DataFile], file_ids: list[str] | None) -> int:
+        """`replace_files` with rows that workers already wrote into the table's folder: the build
+        commits their add actions in one commit (a table that does not exist yet is created first;
+        replacing some files' rows deletes those rows in a commit before). Files that repeat the rows
+        the table holds are deleted instead of committed, as `replace_files` writes nothing then.
+        Readers see none of these commits before the build's release names them."""
+        declared = _DECLARATIONS[name].arrow_schema()
+        schema = physical_schema(declared)
+        location = self.catalog.location(name)
+        _require_written(location, files)
+        table = self._table(name)
+        if table is not None and file_ids is not None:
+            scope = FileScope(_DECLARATIONS[name].require(SemanticType.FILE_ID).name, tuple(file_ids))
+            if not file_ids or _same_rows(_scan(table, self.storage_options, where=scope.predicate()),
+                                          _read_data_files(location, files, schema, self.storage_options)):
+                _delete_data_files(location, files, self.storage_options)
+                return _data_version(table)
+            check_lease(self.catalog.root)
+            table.delete(scope.predicate())
+        check_lease(self.catalog.root)
+        if table is None:
+            table = DeltaTable.create(location, schema, description=semantic_description(declared),
+                                      storage_options=self.storage_options)
+        adds = [AddAction(file.path, file.size, {}, file.modified_ms, True, file.stats) for file in files]
+        table.create_write_transaction(adds, mode="overwrite" if file_ids is None else "append", schema=schema)
+        return DeltaTable(location, storage_options=self.storage_options).version()
 
     def overwrite(self, name: str, data: pa.Table | PlanExecution, schema: pa.Schema,
                   fingerprint: str | None = None, run_id: str | None = None,
@@ -336,6 +374,86 @@ def _clustered(data: pa.Table | PlanExecution, column: str, schema: pa.Schema) -
     keys = pc.dictionary_encode(pc.fill_null(table.column(column), "")).combine_chunks()
     ranks = pc.rank(keys.dictionary, "ascending").to_numpy()
     return table.take(np.argsort(ranks[keys.indices.to_numpy()], kind="stable")).combine_chunks()
+
+
+def write_data_file(location: str, table_name: str, rows: pa.Table,
+                    options: StorageOptions) -> DataFile | None:
+    """Rows of extraction table ``table_name`` written as one Parquet file into its folder at
+    ``location`` (a local path or an object-store URI), clustered as `replace_files` clusters them,
+    and not committed: a distributed extraction's worker writes them, the build commits them. None
+    when there are no rows."""
+    if not rows.num_rows:
+        return None
+    owner = _DECLARATIONS[table_name].require(SemanticType.FILE_ID).name
+    rows = _clustered(rows, owner, physical_schema(_DECLARATIONS[table_name].arrow_schema()))
+    path = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+    sink = pa.BufferOutputStream()
+    pq.write_table(rows, sink, compression="snappy")
+    payload = sink.getvalue()
+    if is_object_store(location):
+        import obstore
+
+        obstore.put(object_store(location, options), path, payload.to_pybytes())
+    else:
+        Path(location).mkdir(parents=True, exist_ok=True)
+        Path(location, path).write_bytes(payload)
+    return DataFile(path=path, size=payload.size, rows=rows.num_rows, modified_ms=int(time.time() * 1000),
+                    stats=_file_statistics(rows))
+
+
+def _file_statistics(rows: pa.Table) -> str:
+    """The Delta add action's statistics of a file holding ``rows``: its row count, and each column's
+    null count and bounds (strings' bounds only up to `STATS_STRING_CHARS`: a longer maximum is
+    left out, as a cut one would be below the values it bounds)."""
+    minimum: dict[str, object] = {}
+    maximum: dict[str, object] = {}
+    nulls: dict[str, int] = {}
+    for field, column in zip(rows.schema, rows.columns, strict=True):
+        nulls[field.name] = column.null_count
+        if pa.types.is_boolean(field.type) or column.null_count == column.length():
+            continue
+        low, high = pc.min_max(column).values()
+        low, high = low.as_py(), high.as_py()
+        if isinstance(low, str):
+            low = low[:STATS_STRING_CHARS]
+            if len(high) > STATS_STRING_CHARS:
+                high = None
+        minimum[field.name] = low
+        if high is not None:
+            maximum[field.name] = high
+    stats = {"numRecords": rows.num_rows, "minValues": minimum, "maxValues": maximum, "nullCount": nulls}
+    return msgspec.json.encode(stats).decode()
+
+
+def _require_written(location: str, files: list[DataFile]) -> None:
+    """On a local output, every data file must be where this machine sees it: workers of a remote
+    Dask cluster write to their own disks, which the build cannot commit."""
+    if is_object_store(location):
+        return
+    missing = [file.path for file in files if not Path(location, file.path).exists()]
+    if missing:
+        raise FileNotFoundError(f"{location}: {len(missing)} data file(s) the extraction workers wrote are not "
+                                "on this machine (a remote Dask cluster needs --out on object storage)")
+
+
+def _read_data_files(location: str, files: list[DataFile], schema: pa.Schema, options: StorageOptions) -> pa.Table:
+    if not files:
+        return schema.empty_table()
+    session = SessionContext()
+    if is_object_store(location):
+        register_object_store(session, location, options)
+    scans = [session.read_parquet(f"{location}/{file.path}", schema=schema) for file in files]
+    return functools.reduce(DataFrame.union, scans).to_arrow_table().cast(schema)
+
+
+def _delete_data_files(location: str, files: list[DataFile], options: StorageOptions) -> None:
+    if is_object_store(location):
+        import obstore
+
+        obstore.delete(object_store(location, options), [file.path for file in files])
+        return
+    for file in files:
+        Path(location, file.path).unlink(missing_ok=True)
 
 
 def _row_count(actions: pa.Table) -> int:

@@ -28,6 +28,7 @@ import dataflows.release
 import dataflows.semantic_plan
 import dataflows.views
 import driver.authority
+import driver.dask_extraction
 import driver.engines
 from driver.authority import BuildLockHolder, FailedRunRecorder
 from driver.delta_store import DeltaTableStore
@@ -38,7 +39,7 @@ from driver.scheduling import obey_schedule
 from driver.storage import local_folder, output_location
 from relspec.calibration import CalibrationMode
 from relspec.catalog import DatasetCatalog, TableStore
-from relspec.policy import CompiledExecutionPolicy, StagingMedium, ValidationMode
+from relspec.policy import CompiledExecutionPolicy, ExtractionExecutor, StagingMedium, ValidationMode
 from relspec.profiles import SessionProfile, compile_session_profile
 from relspec.releases import current_release
 from semantics.discovery import DEFAULT_MAX_FILE_BYTES
@@ -47,8 +48,8 @@ from semantics.ir import CachePolicy
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 PLANNING_MODULES = (driver.engines, dataflows.manifest, dataflows.semantic_plan, dataflows.policy)
-EXECUTION_MODULES = (dataflows.extraction, dataflows.cpg, dataflows.release, driver.authority,  # and the views
-                     dataflows.provenance)
+EXECUTION_MODULES = (dataflows.extraction, driver.dask_extraction, dataflows.cpg, dataflows.release,  # and the views
+                     driver.authority, dataflows.provenance)
 # What planning hands to the execution driver: the execution authority context and what it was built from
 # (the IR, view graph and statistics the policy was compiled from are the decision provenance's evidence).
 # `release_log` is the log the plan was made on: `BuildLockHolder` refuses to execute once the folder was
@@ -98,6 +99,8 @@ def build_driver(
     staging: StagingMedium = "auto",
     calibration: CalibrationMode = "observe",
     storage_options: dict[str, str] | None = None,
+    executor: ExtractionExecutor = "local",
+    scheduler: str | None = None,
 ) -> hamilton_driver.Driver:
     """A Hamilton driver that builds the CPG of ``source_root`` into ``output_dir``.
 
@@ -119,7 +122,10 @@ def build_driver(
     thresholds they would move to, "apply" also compiles the next build with the moved thresholds,
     "off" records nothing (see `relspec.calibration`). ``output_dir`` may be ``s3://BUCKET/PREFIX``
     with ``storage_options`` (delta-rs's keys; the ``AWS_*`` environment otherwise; see
-    `driver.storage`). A wrong option raises
+    `driver.storage`). ``executor="dask"`` extracts the files on the Dask cluster at ``scheduler``
+    (``tcp://HOST:PORT``; none: a local cluster of ``jobs`` worker processes that the build starts),
+    whose workers write the extraction rows beside the tables (see `driver.dask_extraction`). A
+    wrong option raises
     `driver.options.BuildOptionError` (a ValueError) before anything is written.
 
     One build writes an output folder at a time: the folder's lock is held while the build is planned
@@ -132,7 +138,7 @@ def build_driver(
     planning = plan_driver(source_root, output_dir, jobs=jobs, include=include, exclude=exclude,
                            max_file_bytes=max_file_bytes, cache_overrides=cache_overrides,
                            validation_mode=validation_mode, full=full, staging=staging, calibration=calibration,
-                           storage_options=storage_options)
+                           storage_options=storage_options, executor=executor, scheduler=scheduler)
     if output_dir is None:
         return planning
     lock = BuildLock(planning.config["output_dir"], timeout=lock_timeout, storage_options=storage_options)
@@ -202,13 +208,16 @@ def plan_driver(
     staging: StagingMedium = "auto",
     calibration: CalibrationMode = "observe",
     storage_options: dict[str, str] | None = None,
+    executor: ExtractionExecutor = "local",
+    scheduler: str | None = None,
 ) -> hamilton_driver.Driver:
     """The planning driver: ``dr.execute(["compiled_policy", "validation"])`` plans a build of
     ``source_root`` into ``output_dir`` (whose tables' statistics the policy weighs) without running
     it. The semantic plan alone (``dr.execute(["optimized_ir"])``) needs no ``output_dir``."""
     root = check_build_options(source_root, output_dir, jobs=jobs, include=include, exclude=exclude,
                                max_file_bytes=max_file_bytes, cache_overrides=cache_overrides or {},
-                               validation_mode=validation_mode, staging=staging, calibration=calibration)
+                               validation_mode=validation_mode, staging=staging, calibration=calibration,
+                               executor=executor, scheduler=scheduler)
     config: dict[str, object] = {
         "source_root": str(root),
         "jobs": jobs,
@@ -221,7 +230,10 @@ def plan_driver(
         "staging": staging,
         "calibration_mode": calibration,
         "storage_options": dict(storage_options or {}),
+        "extraction_executor": executor,
     }
+    if scheduler:  # (an empty value would break Hamilton's rendering of the graph: `cpgflow dag --png`)
+        config["dask_scheduler"] = scheduler
     builder = hamilton_driver.Builder().with_modules(*PLANNING_MODULES)
     if output_dir is not None:
         config["output_dir"] = output_location(output_dir)

@@ -4,12 +4,13 @@ folder is created or a worker started."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import get_args
 
 from relspec.calibration import CALIBRATION_MODES
-from relspec.policy import StagingMedium, ValidationMode
+from relspec.policy import EXTRACTION_EXECUTORS, StagingMedium, ValidationMode
 from semantics.ir import CACHE_POLICIES
 from semantics.views import OUTPUTS, discover_specs
 
@@ -75,6 +76,24 @@ def check_staging(staging: object) -> None:
         raise BuildOptionError("staging", f"must be one of {', '.join(media)}, not {staging!r}")
 
 
+SCHEDULER_SCHEMES = ("tcp://", "tls://")
+
+
+def check_executor(executor: object, scheduler: object) -> None:
+    """The extraction executor is one we have; a scheduler address goes with the Dask one, which
+    needs the ``dask`` extra installed."""
+    if executor not in EXTRACTION_EXECUTORS:
+        raise BuildOptionError("executor", f"must be one of {', '.join(EXTRACTION_EXECUTORS)}, not {executor!r}")
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise BuildOptionError("scheduler", f"must be an address such as tcp://HOST:PORT, not {scheduler!r}")
+    if scheduler and executor != "dask":
+        raise BuildOptionError("scheduler", "goes with the dask executor (a local build has no scheduler)")
+    if scheduler and not scheduler.startswith(SCHEDULER_SCHEMES):
+        raise BuildOptionError("scheduler", f"{scheduler!r}: give the Dask scheduler as tcp://HOST:PORT")
+    if executor == "dask" and importlib.util.find_spec("distributed") is None:
+        raise BuildOptionError("executor", "dask needs Dask installed: pip install 'cpgflow[dask]'")
+
+
 def check_globs(option: str, globs: Sequence[str]) -> None:
     if isinstance(globs, str) or not all(isinstance(glob, str) and glob for glob in globs):
         raise BuildOptionError(option, f"must be a list of non-empty glob strings, not {globs!r}")
@@ -102,7 +121,8 @@ def check_cache_overrides(overrides: Mapping[str, str]) -> None:
 def check_build_options(source_root: str | Path, output_dir: str | Path | None, *, jobs: object,
                         include: Sequence[str], exclude: Sequence[str], max_file_bytes: object,
                         cache_overrides: Mapping[str, str], validation_mode: object,
-                        staging: object = "auto", calibration: object = "observe") -> Path:
+                        staging: object = "auto", calibration: object = "observe", executor: object = "local",
+                        scheduler: object = None) -> Path:
     """Every check above; returns the resolved source root."""
     root = check_source_root(source_root)
     check_output(output_dir)
@@ -114,4 +134,5 @@ def check_build_options(source_root: str | Path, output_dir: str | Path | None, 
     check_validation_mode(validation_mode)
     check_staging(staging)
     check_calibration(calibration)
+    check_executor(executor, scheduler)
     return root

@@ -20,6 +20,7 @@ from datafusion import SessionContext
 from relspec.plan_signals import PlanExecution
 from relspec.releases import Release, read_releases
 from semantics.entities import EXTRACTION_ENTITIES
+from semantics.extract.parallel import DataFile
 from semantics.views import OUTPUTS
 
 EXTRACT_FOLDER = "extract"
@@ -111,8 +112,9 @@ class TableStore(abc.ABC):
         """(rows, files, bytes, version) from the table's metadata, without scanning it."""
 
     @abc.abstractmethod
-    def replace_files(self, name: str, rows: pa.Table, file_ids: list[str] | None) -> int:
-        """Atomically replace every row owned by ``file_ids`` with ``rows``; return the new version."""
+    def replace_files(self, name: str, rows: pa.Table | list[DataFile], file_ids: list[str] | None) -> int:
+        """Atomically replace every row owned by ``file_ids`` with ``rows`` (a table, or data files
+        already written into the table's folder); return the new version."""
 
     @abc.abstractmethod
     def overwrite(self, name: str, data: pa.Table | PlanExecution, schema: pa.Schema,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import msgspec
 
@@ -93,12 +93,19 @@ class MaintenanceChoice(msgspec.Struct, frozen=True):
     confidence: InferenceConfidence
 
 
+ExtractionExecutor = Literal["local", "dask"]
+EXTRACTION_EXECUTORS: tuple[str, ...] = get_args(ExtractionExecutor)
+
+
 class ExtractionChoice(msgspec.Struct, frozen=True):
-    """How many extraction processes the build starts (1: it extracts in its own process), from the
-    measured size of the work: a worker costs ~0.2 s to start, which only enough source repays."""
+    """Where files are extracted and by how many processes: on this machine, as many as the measured
+    size of the work repays (a worker costs ~0.2 s to start; 1: in the build's own process); on Dask,
+    by the cluster's workers (``workers``: the processes of the local cluster the build starts when
+    it is given no scheduler)."""
 
     workers: int
     confidence: InferenceConfidence
+    executor: ExtractionExecutor = "local"
 
 
 ViewMaintenanceMode = Literal["full", "by_file"]
@@ -279,10 +286,15 @@ def worker_count(tasks: list[FileTask], jobs: int) -> int:
     return max(1, min(limit, total // WORKER_MIN_BYTES))
 
 
-def compile_extraction(tasks: list[FileTask], jobs: int) -> ExtractionChoice:
+def compile_extraction(tasks: list[FileTask], jobs: int, executor: ExtractionExecutor = "local") -> ExtractionChoice:
     """Extraction processes for ``tasks`` (the files this build extracts), within ``jobs`` (0: the cores)."""
-    workers = worker_count(tasks, jobs)
     work = sum(len(task.raw) for task in tasks)
+    if executor == "dask":
+        workers = jobs if jobs > 0 else available_cores()
+        evidence = (f"{len(tasks):,} files to extract, {work:,} bytes", "the Dask executor was asked for",
+                    f"a local cluster would have {workers} worker processes (jobs {jobs if jobs > 0 else 'unbounded'})")
+        return ExtractionChoice(workers, InferenceConfidence("extraction", "dask", 1.0, evidence), executor)
+    workers = worker_count(tasks, jobs)
     evidence = (f"{len(tasks):,} files to extract, {work:,} bytes",
                 f"{available_cores()} cores, jobs {jobs if jobs > 0 else 'unbounded'}",
                 f"one worker per {WORKER_MIN_BYTES:,} bytes of source (a worker costs ~0.2 s to start)")

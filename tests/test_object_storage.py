@@ -376,3 +376,17 @@ def test_bad_locations_get_one_line(s3: dict[str, str], tmp_path: Path) -> None:
     assert malformed.returncode == 2
     assert_one_line_error(malformed.stderr)
     assert "'AWS_REGION' is not KEY=VALUE" in malformed.stderr
+
+
+def test_dask_workers_write_the_extraction_to_object_storage(s3: dict[str, str], tmp_path: Path) -> None:
+    """`--executor dask` into s3://: the workers of the local cluster the build starts write the
+    extraction rows to the bucket themselves (storage options by flag reach them); the release reads
+    as the local build's, and a second client reads the workers' files by hand."""
+    source = write_tree(tmp_path / "src", EDITED)
+    out = f"s3://{BUCKET}/dask"
+    done = _by_flags(s3, *_build_command(source, out)[1:], "--executor", "dask", "--jobs", "2")
+    assert done.returncode == 0, done.stderr
+    assert _fingerprint(_by_flags(s3, "fingerprint", out, "--json")) == _local_fingerprint(tmp_path, EDITED, "local")
+    release = _releases(s3, out)[-1]
+    functions = _table_by_hand(s3, "dask/extract", "ex_functions", release["versions"]["ex_functions"])
+    assert sorted(functions.column("name").to_pylist()) == ["hello", "run", "shout", "whisper"]

@@ -13,6 +13,7 @@ batch are retried one by one, and a file that kills its worker again becomes a d
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import gc
 import os
@@ -193,7 +194,33 @@ class _Worker:
         self.stderr.close()
 
 
-class ExtractionSpool:
+class DataFile(msgspec.Struct, frozen=True):
+    """A Parquet file of one extraction table's rows, written into the table's folder by a worker of
+    a distributed extraction and not yet committed: invisible to readers until the build commits it
+    (``path`` is relative to the table; ``stats`` is the Delta add action's statistics JSON)."""
+
+    path: str
+    size: int
+    rows: int
+    modified_ms: int
+    stats: str
+
+
+class ExtractedRows(abc.ABC):
+    """A build's extraction rows between extraction and the tables, by entity: spooled on this
+    machine (`ExtractionSpool`) or already written beside the tables by distributed workers
+    (``driver.dask_extraction``). ``table(name)`` is what `TableStore.replace_files` takes."""
+
+    @abc.abstractmethod
+    def table(self, name: str) -> pa.Table | list[DataFile]:
+        """The rows of entity ``name``: a table, or the data files that hold them."""
+
+    @abc.abstractmethod
+    def remove(self) -> None:
+        """Release what is held on this machine once the tables are written (or the build failed)."""
+
+
+class ExtractionSpool(ExtractedRows):
     """Extraction results on disk, one Arrow IPC file per entity, filled as workers hand batches back:
     the driver never holds a whole code base's rows (the standard library's are ~1 GB). Each table is
     read back memory-mapped when it is written to Delta, then `remove` deletes the folder. Whatever
@@ -304,6 +331,13 @@ def _extract_here(batches: list[list[FileTask]], output: ExtractionSpool, report
     finally:
         if collecting:
             gc.enable()
+
+
+def run_isolated_extraction(tasks: list[FileTask], source_root: str | Path, output: ExtractionSpool) -> None:
+    """Extract every task into ``output`` in one worker process of its own, whatever their size: how
+    a task of a distributed extraction runs, so a file that crashes the extractor costs a diagnostic
+    row, not the host's worker."""
+    _extract_in_workers(plan_batches(tasks, 1), 1, worker_command(source_root), output, NO_PROGRESS)
 
 
 def run_extraction(tasks: list[FileTask], workers: int, source_root: str | Path, output: ExtractionSpool,
