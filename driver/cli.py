@@ -241,13 +241,13 @@ def build(path: Path, out: str, jobs: int, executor: str, scheduler: str | None,
                "cache_overrides": overrides, "validation_mode": validation, "staging": staging,
                "calibration": calibration, "executor": executor, "scheduler": scheduler}
     root = check_build_options(path, out, **options)  # type: ignore[arg-type]
-    output = _writable_output(out)
-    storage_options = _storage_options()
     if scheduler:
         try:
             check_scheduler(scheduler)
         except SchedulerUnavailable as err:
             raise CliError(str(err)) from None
+    output = _writable_output(out)
+    storage_options = _storage_options()
     started = time.perf_counter()
     adapters = []
     if track:

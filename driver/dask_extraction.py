@@ -22,7 +22,7 @@ from hamilton.function_modifiers import config, tag
 from hamilton.lifecycle import api as lifecycle_api
 
 import driver.extraction_shards
-from driver.dask_cluster import dask_client
+from driver.dask_cluster import dask_client, patient_executor
 from driver.delta_store import write_data_file
 from driver.extraction_shards import ExtractionShard, ShardFiles, ShardTarget
 from relspec.authority import ExecutionAuthority
@@ -42,7 +42,8 @@ SHARDS_PER_SLOT = 4  # one shard per slot would leave slots idle behind the slow
 class WrittenExtraction(ExtractedRows):
     """A distributed extraction's rows: data files in the tables' folders, by entity. Nothing of them
     is on this machine to remove: once committed they are the tables' own; a build that fails first
-    leaves them unreferenced, invisible to readers, for the tables' vacuum to delete."""
+    leaves them unreferenced, invisible to readers, for the tables' next (full) vacuum to delete
+    (`driver.maintenance`)."""
 
     def __init__(self, files: dict[str, list[DataFile]]) -> None:
         self.files = files
@@ -81,10 +82,12 @@ def extraction__dask(file_manifest: FileManifest, extraction_authority: Executio
     tables = {entity.name: (entity.table, table_store.catalog.location(entity.table)) for entity in EXTRACTION_ENTITIES}
     target = ShardTarget(tables, dict(table_store.storage_options or {}), str(file_manifest.root))
     progress.start(len(file_manifest.tasks))
-    with dask_client(dask_scheduler, extraction_authority.policy.extraction.workers) as client:
-        slots = sum(client.nthreads().values())
-        shards = [ExtractionShard(tasks) for tasks in _shard_ranges(file_manifest.tasks, slots)]
-        written = _extract_shards(client, shards, target, progress)
+    written: list[ShardFiles] = []
+    if file_manifest.tasks:  # (a rebuild with nothing changed starts no cluster)
+        with dask_client(dask_scheduler, extraction_authority.policy.extraction.workers) as client:
+            slots = sum(client.nthreads().values())
+            shards = [ExtractionShard(tasks) for tasks in _shard_ranges(file_manifest.tasks, slots)]
+            written = _extract_shards(client, shards, target, progress)
     files: dict[str, list[DataFile]] = {}
     for shard_result in written:
         for name, file in shard_result.files.items():
@@ -96,14 +99,10 @@ def extraction__dask(file_manifest: FileManifest, extraction_authority: Executio
 
 def _extract_shards(client: Client, shards: list[ExtractionShard], target: ShardTarget,
                     progress: Progress) -> list[ShardFiles]:
-    from hamilton.plugins.h_dask import DaskExecutor
-
-    if not shards:
-        return []
     shard_driver = (hamilton_driver.Builder()
                     .enable_dynamic_execution(allow_experimental_mode=True)
                     .with_modules(driver.extraction_shards)
-                    .with_remote_executor(DaskExecutor(client=client))
+                    .with_remote_executor(patient_executor(client))
                     .with_adapters(_ShardProgress(progress))
                     .build())
     inputs = {"extraction_shards": shards, "shard_target": target}

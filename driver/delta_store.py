@@ -62,7 +62,8 @@ LOG_SCHEMAS = {RUNS_TABLE: RUN_SCHEMA, RELEASES_TABLE: RELEASE_SCHEMA, CALIBRATI
                **PROVENANCE_SCHEMAS}
 # Commits that leave a table's rows as they were: a result recorded before them still describes it.
 SAME_DATA_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
-STATS_STRING_CHARS = 32  # as delta-rs bounds strings in the statistics it writes
+STRING_ARRAY_BYTES = 2**31 - 1  # the most bytes a string array with 32-bit offsets holds
+STATS_STRING_CHARS = 64  # strings up to this long bound a data file's statistics whole (file ids are 37)
 WRITE_OPERATIONS = frozenset({"WRITE", "CREATE TABLE", "CREATE OR REPLACE TABLE"})
 
 _SCAN_NAME = "delta_scan"
@@ -373,7 +374,24 @@ def _clustered(data: pa.Table | PlanExecution, column: str, schema: pa.Schema) -
     table = (data.collect(schema) if isinstance(data, PlanExecution) else data).cast(schema)
     keys = pc.dictionary_encode(pc.fill_null(table.column(column), "")).combine_chunks()
     ranks = pc.rank(keys.dictionary, "ascending").to_numpy()
-    return table.take(np.argsort(ranks[keys.indices.to_numpy()], kind="stable")).combine_chunks()
+    order = np.argsort(ranks[keys.indices.to_numpy()], kind="stable")
+    widest = max((table.column(index).nbytes for index, field in enumerate(table.schema)
+                  if pa.types.is_string(field.type) or pa.types.is_binary(field.type)), default=0)
+    if widest <= STRING_ARRAY_BYTES:
+        return table.take(order).combine_chunks()
+    # A column of more string bytes than 32-bit offsets reach cannot be one array: sorted pieces, each
+    # one batch, taken through 64-bit offsets (a take concatenates the column's chunks first).
+    wide = table.cast(pa.schema([field.with_type(_large(field.type)) for field in table.schema]))
+    pieces = np.array_split(order, 2 * widest // STRING_ARRAY_BYTES + 1)
+    return pa.Table.from_batches([batch for piece in pieces
+                                  for batch in wide.take(piece).cast(table.schema).combine_chunks().to_batches()],
+                                 schema=table.schema)
+
+
+def _large(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_string(kind):
+        return pa.large_string()
+    return pa.large_binary() if pa.types.is_binary(kind) else kind
 
 
 def write_data_file(location: str, table_name: str, rows: pa.Table,
@@ -403,8 +421,8 @@ def write_data_file(location: str, table_name: str, rows: pa.Table,
 
 def _file_statistics(rows: pa.Table) -> str:
     """The Delta add action's statistics of a file holding ``rows``: its row count, and each column's
-    null count and bounds (strings' bounds only up to `STATS_STRING_CHARS`: a longer maximum is
-    left out, as a cut one would be below the values it bounds)."""
+    null count and bounds (a string minimum longer than `STATS_STRING_CHARS` is cut to it, still a
+    lower bound; a longer maximum is left out, as a cut one would be below the values it bounds)."""
     minimum: dict[str, object] = {}
     maximum: dict[str, object] = {}
     nulls: dict[str, int] = {}

@@ -109,9 +109,11 @@ def _execute(table: DeltaTable, decision: MaintenanceDecision, policy: Maintenan
         table.optimize.z_order([policy.cluster_by], target_size=CLUSTER_FILE_BYTES, max_concurrent_tasks=1)
     elif decision.compact:
         table.optimize.compact()
+    # A full vacuum: also the data files no commit names (the workers of a distributed extraction that
+    # failed before its commit wrote them); one build writes a folder at a time, so none is in flight.
     if decision.vacuum:
         table.vacuum(retention_hours=policy.vacuum_retention_hours, dry_run=False, enforce_retention_duration=False,
-                     keep_versions=keep_versions or None)
+                     keep_versions=keep_versions or None, full=True)
     if decision.checkpoint:
         table.update_incremental()
         table.create_checkpoint()

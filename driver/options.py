@@ -8,7 +8,9 @@ import importlib.util
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import get_args
+from urllib.parse import urlparse
 
+from driver.storage import is_object_store
 from relspec.calibration import CALIBRATION_MODES
 from relspec.policy import EXTRACTION_EXECUTORS, StagingMedium, ValidationMode
 from semantics.ir import CACHE_POLICIES
@@ -76,20 +78,25 @@ def check_staging(staging: object) -> None:
         raise BuildOptionError("staging", f"must be one of {', '.join(media)}, not {staging!r}")
 
 
-SCHEDULER_SCHEMES = ("tcp://", "tls://")
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-def check_executor(executor: object, scheduler: object) -> None:
+def check_executor(executor: object, scheduler: object, output_dir: str | Path | None = None) -> None:
     """The extraction executor is one we have; a scheduler address goes with the Dask one, which
-    needs the ``dask`` extra installed."""
+    needs the ``dask`` extra installed; a scheduler on another machine has workers that write where
+    the build reads, so its output must be on object storage."""
     if executor not in EXTRACTION_EXECUTORS:
         raise BuildOptionError("executor", f"must be one of {', '.join(EXTRACTION_EXECUTORS)}, not {executor!r}")
     if scheduler is not None and not isinstance(scheduler, str):
         raise BuildOptionError("scheduler", f"must be an address such as tcp://HOST:PORT, not {scheduler!r}")
     if scheduler and executor != "dask":
         raise BuildOptionError("scheduler", "goes with the dask executor (a local build has no scheduler)")
-    if scheduler and not scheduler.startswith(SCHEDULER_SCHEMES):
+    if scheduler and not scheduler.startswith("tcp://"):
         raise BuildOptionError("scheduler", f"{scheduler!r}: give the Dask scheduler as tcp://HOST:PORT")
+    host = urlparse(scheduler).hostname if scheduler else None
+    if host and host not in LOCAL_HOSTS and output_dir is not None and not is_object_store(str(output_dir)):
+        raise BuildOptionError("scheduler", f"the workers at {scheduler} cannot write to this machine's folder "
+                                            f"{output_dir}: give --out on object storage (s3://BUCKET/PREFIX)")
     if executor == "dask" and importlib.util.find_spec("distributed") is None:
         raise BuildOptionError("executor", "dask needs Dask installed: pip install 'cpgflow[dask]'")
 
@@ -134,5 +141,5 @@ def check_build_options(source_root: str | Path, output_dir: str | Path | None, 
     check_validation_mode(validation_mode)
     check_staging(staging)
     check_calibration(calibration)
-    check_executor(executor, scheduler)
+    check_executor(executor, scheduler, output_dir)
     return root

@@ -89,22 +89,62 @@ def test_an_incremental_rebuild_on_dask_equals_a_local_build_of_the_edited_tree(
     assert ["DELETE", "WRITE"] in [operations[index:index + 2] for index in range(len(operations))], operations
 
 
+def first_operation(out: Path, table: str = "ex_files") -> str:
+    """The first commit of an extraction table: a local build writes it in one WRITE; a distributed
+    one creates it, then commits the files its workers wrote."""
+    return DeltaTable(out / "extract" / table).history()[-1]["operation"]
+
+
 def test_without_a_scheduler_the_build_starts_a_local_cluster(code_base, tmp_path):
     build(code_base, tmp_path / "dask", "--executor", "dask", "--jobs", "2")
     build(code_base, tmp_path / "local")
     assert fingerprint(tmp_path / "dask") == fingerprint(tmp_path / "local")
+    assert (first_operation(tmp_path / "dask"), first_operation(tmp_path / "local")) == ("CREATE TABLE", "WRITE")
+
+
+def test_data_files_no_commit_names_are_vacuumed(scheduler, code_base, tmp_path):
+    """Files a failed distributed build's workers left in a table's folder are invisible to readers
+    and deleted by the table's next vacuum."""
+    from driver.delta_store import write_data_file
+    from semantics.extract.parallel import rows_to_table
+
+    out = tmp_path / "dask"
+    build(code_base, out, "--executor", "dask", "--scheduler", scheduler)
+    before = fingerprint(out)
+    table = out / "extract" / "ex_files"
+    row = ("file:" + "0" * 32, "stray.py", "stray", "0" * 32, 1, 1, "utf-8", "0", True)
+    stray = write_data_file(str(table), "ex_files", rows_to_table("file", [row]), {})
+    assert stray is not None and (table / stray.path).exists()
+    assert fingerprint(out) == before  # not committed: no reader sees it
+    for _ in range(2):  # the table's vacuum runs every other version
+        build(code_base, out, "--executor", "dask", "--scheduler", scheduler, "--full")
+    assert not (table / stray.path).exists()
+    assert fingerprint(out) == before
 
 
 @pytest.mark.parametrize(("options", "message"), [
     (("--scheduler", "tcp://127.0.0.1:8786"), "--scheduler: goes with the dask executor"),
     (("--executor", "dask", "--scheduler", "127.0.0.1:8786"), "give the Dask scheduler as tcp://HOST:PORT"),
     (("--executor", "ray"), "'ray' is not one of 'local', 'dask'"),
+    (("--executor", "dask", "--scheduler", "tls://127.0.0.1:8786"), "give the Dask scheduler as tcp://HOST:PORT"),
+    (("--executor", "dask", "--scheduler", "tcp://10.1.2.3:8786"), "cannot write to this machine's folder"),
 ])
 def test_wrong_executor_options_are_one_line(options, message, code_base, tmp_path):
     done = run_cli("build", code_base, "--out", tmp_path / "out", *options)
     assert done.returncode != 0
     assert_one_line_error(done.stderr)
     assert message in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_scheduler_without_workers_is_one_line(code_base, tmp_path):
+    with distributed.LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                  silence_logs=logging.ERROR) as cluster:
+        done = run_cli("build", code_base, "--out", tmp_path / "out", "--executor", "dask", "--scheduler",
+                       cluster.scheduler_address)
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr)
+    assert "the Dask scheduler has no worker" in done.stderr
     assert not (tmp_path / "out").exists()
 
 
