@@ -65,7 +65,8 @@ def _stop_if_invalid(authority: ExecutionAuthority, table_store: TableStore) -> 
 @tag(role="extract")
 def extraction_tables(extraction: ExtractedRows, file_manifest: FileManifest,
                       table_store: TableStore) -> dict[str, int]:
-    """Write the extraction tables: each file's rows replaced alone, in one commit per table; the
+    """Write the extraction tables: each file's rows replaced alone, in one commit per table (two
+    when a distributed extraction's files replace some files' rows: a delete, then the files); the
     spool (or what the extraction held on this machine) is removed once they are written.
 
     Returns every extraction table's version after the write (unchanged tables keep theirs).

@@ -14,7 +14,6 @@ build needs its output on object storage (``s3://``), which every worker reaches
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from hamilton import driver as hamilton_driver
@@ -30,7 +29,14 @@ from relspec.catalog import TableStore
 from semantics.entities import EXTRACTION_ENTITIES
 from semantics.extract.files import FileTask
 from semantics.extract.manifest import FileManifest
-from semantics.extract.parallel import NO_PROGRESS, DataFile, ExtractedRows, Progress, rows_to_table
+from semantics.extract.parallel import (
+    NO_PROGRESS,
+    DataFile,
+    ExtractedRows,
+    Progress,
+    group_by_bytes,
+    rows_to_table,
+)
 from semantics.ids import file_id_for
 
 if TYPE_CHECKING:
@@ -124,18 +130,8 @@ def _skipped_files(file_manifest: FileManifest, target: ShardTarget) -> dict[str
     return files
 
 
-def _shard_ranges(tasks: list[FileTask], slots: int) -> Iterator[list[FileTask]]:
+def _shard_ranges(tasks: list[FileTask], slots: int) -> list[list[FileTask]]:
     """``tasks`` in file-id order, cut into about `SHARDS_PER_SLOT` shards per slot of the cluster,
     of about equal bytes."""
     ordered = sorted(tasks, key=lambda task: file_id_for(task.path))
-    target = max(1, sum(len(task.raw) for task in ordered) // max(1, slots * SHARDS_PER_SLOT))
-    current: list[FileTask] = []
-    size = 0
-    for task in ordered:
-        current.append(task)
-        size += len(task.raw)
-        if size >= target:
-            yield current
-            current, size = [], 0
-    if current:
-        yield current
+    return group_by_bytes(ordered, max(1, sum(len(task.raw) for task in ordered) // max(1, slots * SHARDS_PER_SLOT)))

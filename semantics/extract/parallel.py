@@ -61,19 +61,24 @@ def plan_batches(tasks: list[FileTask], jobs: int) -> list[list[FileTask]]:
     """Group tasks by bytes, largest files first, so workers finish together."""
     ordered = sorted(tasks, key=lambda task: len(task.raw), reverse=True)
     total = sum(len(task.raw) for task in ordered)
-    target = max(1, min(BATCH_BYTES, total // max(1, jobs * 8)))
-    batches: list[list[FileTask]] = []
+    return group_by_bytes(ordered, max(1, min(BATCH_BYTES, total // max(1, jobs * 8))))
+
+
+def group_by_bytes(ordered: list[FileTask], target: int) -> list[list[FileTask]]:
+    """``ordered`` cut, in its order, into groups of at least ``target`` bytes of source (the last
+    one may be smaller)."""
+    groups: list[list[FileTask]] = []
     current: list[FileTask] = []
     size = 0
     for task in ordered:
         current.append(task)
         size += len(task.raw)
         if size >= target:
-            batches.append(current)
+            groups.append(current)
             current, size = [], 0
     if current:
-        batches.append(current)
-    return batches
+        groups.append(current)
+    return groups
 
 
 def _rows_to_ipc(rows: dict[str, list[tuple]]) -> dict[str, bytes]:
