@@ -26,12 +26,11 @@ from driver.delta_store import write_data_file
 from driver.extraction_shards import ExtractionShard, ShardFiles, ShardTarget
 from relspec.authority import ExecutionAuthority
 from relspec.catalog import TableStore
-from semantics.entities import EXTRACTION_ENTITIES
+from semantics.entities import EXTRACTION_ENTITIES, DataFile
 from semantics.extract.files import FileTask
 from semantics.extract.manifest import FileManifest
 from semantics.extract.parallel import (
     NO_PROGRESS,
-    DataFile,
     ExtractedRows,
     Progress,
     group_by_bytes,

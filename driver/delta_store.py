@@ -50,8 +50,7 @@ from relspec.plan_signals import PlanExecution
 from relspec.provenance import PROVENANCE_SCHEMAS
 from relspec.releases import RELEASE_SCHEMA
 from relspec.runs import RUN_SCHEMA
-from semantics.entities import EXTRACTION_ENTITIES, EntityDecl
-from semantics.extract.parallel import DataFile
+from semantics.entities import EXTRACTION_ENTITIES, DataFile, EntityDecl
 from semantics.fixpoint import register_in_memory
 from semantics.types import SEMANTIC_METADATA_KEY, SemanticType
 

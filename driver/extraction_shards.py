@@ -16,8 +16,9 @@ import msgspec
 from hamilton.htypes import Collect, Parallelizable
 
 from driver.delta_store import write_data_file
+from semantics.entities import DataFile
 from semantics.extract.files import FileTask
-from semantics.extract.parallel import DataFile, ExtractionSpool, run_isolated_extraction
+from semantics.extract.parallel import ExtractionSpool, run_isolated_extraction
 
 
 class ExtractionShard(msgspec.Struct, frozen=True):

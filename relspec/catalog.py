@@ -19,8 +19,7 @@ from datafusion import SessionContext
 
 from relspec.plan_signals import PlanExecution
 from relspec.releases import Release, read_releases
-from semantics.entities import EXTRACTION_ENTITIES
-from semantics.extract.parallel import DataFile
+from semantics.entities import EXTRACTION_ENTITIES, DataFile
 from semantics.views import OUTPUTS
 
 EXTRACT_FOLDER = "extract"

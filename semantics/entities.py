@@ -435,3 +435,15 @@ NODE_ENTITIES: tuple[EntityDecl, ...] = (
 EXTRACTION_ENTITIES: tuple[EntityDecl, ...] = (FILE, *NODE_ENTITIES, BASE, DECLARATION, FLOW, DIAGNOSTIC)
 
 ENTITIES_BY_NAME: dict[str, EntityDecl] = {e.name: e for e in EXTRACTION_ENTITIES}
+
+
+class DataFile(msgspec.Struct, frozen=True):
+    """A Parquet file of one extraction table's rows, written into the table's folder by a worker of
+    a distributed extraction and not yet committed: invisible to readers until the build commits it
+    (``path`` is relative to the table; ``stats`` is the Delta add action's statistics JSON)."""
+
+    path: str
+    size: int
+    rows: int
+    modified_ms: int
+    stats: str

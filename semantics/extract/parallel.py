@@ -31,7 +31,7 @@ from pathlib import Path
 import msgspec
 import pyarrow as pa
 
-from semantics.entities import ENTITIES_BY_NAME
+from semantics.entities import ENTITIES_BY_NAME, DataFile
 from semantics.extract.files import EXTRACTOR_CRASHED, FileTask, extract_file, failure_rows
 from semantics.extract.worker import encode_batch, read_frame, write_frame
 
@@ -197,18 +197,6 @@ class _Worker:
             self.process.kill()
             self.process.wait()
         self.stderr.close()
-
-
-class DataFile(msgspec.Struct, frozen=True):
-    """A Parquet file of one extraction table's rows, written into the table's folder by a worker of
-    a distributed extraction and not yet committed: invisible to readers until the build commits it
-    (``path`` is relative to the table; ``stats`` is the Delta add action's statistics JSON)."""
-
-    path: str
-    size: int
-    rows: int
-    modified_ms: int
-    stats: str
 
 
 class ExtractedRows(abc.ABC):
