@@ -22,7 +22,6 @@ from hamilton.lifecycle import api as lifecycle_api
 
 import driver.extraction_shards
 from driver.dask_cluster import dask_client, patient_executor
-from driver.delta_store import write_data_file
 from driver.extraction_shards import ExtractionShard, ShardFiles, ShardTarget
 from relspec.authority import ExecutionAuthority
 from relspec.catalog import TableStore
@@ -120,13 +119,8 @@ def _skipped_files(file_manifest: FileManifest, target: ShardTarget) -> dict[str
     for rows in file_manifest.skipped_rows:
         for name, entity_rows in rows.items():
             merged.setdefault(name, []).extend(entity_rows)
-    files = {}
-    for name, entity_rows in merged.items():
-        table, location = target.tables[name]
-        written = write_data_file(location, table, rows_to_table(name, entity_rows), target.storage_options)
-        if written is not None:
-            files[name] = written
-    return files
+    written = {name: target.write(name, rows_to_table(name, entity_rows)) for name, entity_rows in merged.items()}
+    return {name: file for name, file in written.items() if file is not None}
 
 
 def _shard_ranges(tasks: list[FileTask], slots: int) -> list[list[FileTask]]:

@@ -129,8 +129,12 @@ def _register_raw(session: SessionContext, name: str, table: DeltaTable, options
     if not files:
         register_in_memory(session, name, schema.empty_table())
         return
-    scans = [session.read_parquet(file, schema=schema) for file in files]
-    session.register_view(name, functools.reduce(DataFrame.union, scans))
+    session.register_view(name, _parquet_union(session, files, schema))
+
+
+def _parquet_union(session: SessionContext, uris: list[str], schema: pa.Schema) -> DataFrame:
+    """The rows of the Parquet files at ``uris`` (one or more), read with ``schema``."""
+    return functools.reduce(DataFrame.union, [session.read_parquet(uri, schema=schema) for uri in uris])
 
 
 def _plain(field: pa.Field) -> Expr:
@@ -459,8 +463,8 @@ def _read_data_files(location: str, files: list[DataFile], schema: pa.Schema, op
     session = SessionContext()
     if is_object_store(location):
         register_object_store(session, location, options)
-    scans = [session.read_parquet(f"{location}/{file.path}", schema=schema) for file in files]
-    return functools.reduce(DataFrame.union, scans).to_arrow_table().cast(schema)
+    uris = [f"{location}/{file.path}" for file in files]
+    return _parquet_union(session, uris, schema).to_arrow_table().cast(schema)
 
 
 def _delete_data_files(location: str, files: list[DataFile], options: StorageOptions) -> None:

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import msgspec
+import pyarrow as pa
 from hamilton.htypes import Collect, Parallelizable
 
 from driver.delta_store import write_data_file
@@ -36,6 +37,11 @@ class ShardTarget(msgspec.Struct, frozen=True):
     storage_options: dict[str, str]
     source_root: str
 
+    def write(self, name: str, rows: pa.Table) -> DataFile | None:
+        """Entity ``name``'s rows as one data file in its table's folder (None: no rows)."""
+        table, location = self.tables[name]
+        return write_data_file(location, table, rows, self.storage_options)
+
 
 class ShardFiles(msgspec.Struct, frozen=True):
     """What a shard wrote: one data file per entity that has rows, and how many files it extracted."""
@@ -58,11 +64,8 @@ def shard_files(shard: ExtractionShard, shard_target: ShardTarget) -> ShardFiles
     try:
         run_isolated_extraction(shard.tasks, shard_target.source_root, spool)
         spool.finish()
-        files = {}
-        for name, (table, location) in shard_target.tables.items():
-            written = write_data_file(location, table, spool.table(name), shard_target.storage_options)
-            if written is not None:
-                files[name] = written
+        written = {name: shard_target.write(name, spool.table(name)) for name in shard_target.tables}
+        files = {name: file for name, file in written.items() if file is not None}
     finally:
         spool.remove()
     return ShardFiles(files, len(shard.tasks))
