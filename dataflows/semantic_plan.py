@@ -21,6 +21,7 @@ from semantics.ir import (
     infer_join_plans,
     optimize,
 )
+from semantics.scans import infer_scan_counts
 from semantics.specs import AnySpec
 from semantics.views import OUTPUTS, discover_specs
 
@@ -38,9 +39,16 @@ def compiled_ir(view_specs: tuple[AnySpec, ...]) -> SemanticIR:
 
 
 @tag(role="inference")
-def graph_positions(compiled_ir: SemanticIR) -> dict[str, GraphPosition]:
-    """infer: each view's level and consumers in the view graph."""
-    return infer_graph_positions(compiled_ir)
+def scan_counts(compiled_ir: SemanticIR) -> dict[str, dict[str, int]]:
+    """infer: how many times each view's DataFusion plan scans each of its inputs (a CTE read twice
+    scans its inputs twice), planned over empty tables."""
+    return infer_scan_counts(compiled_ir)
+
+
+@tag(role="inference")
+def graph_positions(compiled_ir: SemanticIR, scan_counts: dict[str, dict[str, int]]) -> dict[str, GraphPosition]:
+    """infer: each view's level, consumers and the scans of it in their plans."""
+    return infer_graph_positions(compiled_ir, scan_counts)
 
 
 @tag(role="inference")

@@ -146,7 +146,7 @@ def _cache_decisions(builder: _Builder, ir: SemanticIR, policy: CompiledExecutio
         decision = builder.decide("cache_policy", view.name, chosen.cache, chosen.confidence)
         assert view.position is not None and view.cache is not None, "the IR's inference passes ran"
         builder.cite(decision, "topology", "topology", f"place of {view.name} in the view graph",
-                     "; ".join(view.cache.confidence.evidence), len(view.position.consumers))
+                     "; ".join(view.cache.confidence.evidence), sum(view.position.scans))
         if chosen.weighed_sources:
             builder.cite_statistics(decision, "source_size", chosen.weighed_sources, stats)
             limit = policy.thresholds.inline_max_rows

@@ -37,6 +37,7 @@ class GraphPosition(msgspec.Struct, frozen=True):
     level: int  # 0 for views that read only extraction tables
     consumers: tuple[str, ...]  # views that read this one
     terminal: bool  # a requested output
+    scans: tuple[int, ...]  # how many scans of this view each consumer's plan holds (semantics.scans)
 
 
 class CacheHint(msgspec.Struct, frozen=True):
@@ -156,17 +157,21 @@ def _topological(views: list[ViewIR]) -> list[ViewIR]:
 
 # -- infer --------------------------------------------------------------------------------------
 
-def infer_graph_positions(ir: SemanticIR) -> dict[str, GraphPosition]:
+def infer_graph_positions(ir: SemanticIR, scan_counts: dict[str, dict[str, int]]) -> dict[str, GraphPosition]:
+    """Each view's level, its consumers and how many times each consumer's plan scans it
+    (``scan_counts``: `semantics.scans.infer_scan_counts`)."""
     consumers: dict[str, list[str]] = {view.name: [] for view in ir.views}
     level: dict[str, int] = {}
     for view in ir.views:  # already in dependency order
         upstream = [level[name] + 1 for name in view.inputs if name in level]
         level[view.name] = max(upstream, default=0)
-        for name in view.inputs:
+        for name in dict.fromkeys(view.inputs):
             if name in consumers:
                 consumers[name].append(view.name)
     return {
-        view.name: GraphPosition(level[view.name], tuple(consumers[view.name]), view.name in ir.outputs)
+        view.name: GraphPosition(
+            level[view.name], tuple(consumers[view.name]), view.name in ir.outputs,
+            tuple(scan_counts[consumer][view.name] for consumer in consumers[view.name]))
         for view in ir.views
     }
 
@@ -197,12 +202,15 @@ def infer_join_plans(ir: SemanticIR) -> dict[str, JoinPlan]:
 
 def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition]) -> dict[str, CacheHint]:
     """Cache hints from the view graph's topology alone (never from names): a requested output is
-    published; a view that two or more views read is computed once and staged; the rest stay lazy."""
+    published; a view whose plan would run twice or more is computed once and staged; the rest stay
+    lazy. A view runs once per scan of it in its readers' plans (a lazy reader runs once, or it
+    would be staged itself), so its fan-out counts scans, not readers."""
     hints = {}
     recursive = {view.name for view in ir.views if isinstance(view.spec, DeriveSpec) and view.spec.recursive}
     for view in ir.views:
         position = positions[view.name]
-        fan_out = len(position.consumers)
+        reads = dict(zip(position.consumers, position.scans, strict=True))
+        fan_out = sum(reads.values())
         recursive_readers = [name for name in position.consumers if name in recursive]
         is_recursive = view.name in recursive
         if position.terminal:
@@ -217,14 +225,19 @@ def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition]) -> di
             evidence = (f"read by recursive view {', '.join(recursive_readers)}, which re-scans it per iteration",)
         elif fan_out >= 2:
             policy = "delta_staging"
-            evidence = (f"read by {fan_out} views: {', '.join(position.consumers)}",)
+            evidence = (f"its plan would run {fan_out} times, scanned by {_readers(reads)}",)
         else:
             policy = "none"
-            evidence = (f"read by {fan_out} view{'s' if fan_out != 1 else ''}: inlined into its consumer",)
+            evidence = (f"its plan runs {fan_out} time{'s' if fan_out != 1 else ''}"
+                        + (f", inlined into {_readers(reads)}" if reads else ""),)
         hints[view.name] = CacheHint(policy, InferenceConfidence("cache_hint", policy, 1.0, evidence),
                                      required=bool(recursive_readers or (is_recursive and fan_out))
                                      and not position.terminal)
     return hints
+
+
+def _readers(reads: dict[str, int]) -> str:
+    return ", ".join(f"{reader} ({count}x)" if count != 1 else reader for reader, count in reads.items())
 
 
 def apply_inference(ir: SemanticIR, positions: dict[str, GraphPosition], joins: dict[str, JoinPlan],

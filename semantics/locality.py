@@ -21,12 +21,11 @@ from typing import Literal
 
 import datafusion.expr as E
 import msgspec
-import pyarrow as pa
 from datafusion import Expr, LogicalPlan, SessionContext
 
 from semantics.entities import Column
 from semantics.ir import SemanticPlan
-from semantics.types import ARROW_TYPES
+from semantics.scans import empty_batch
 from semantics.types import SemanticType as S
 
 State = Literal["local", "constant", "global"]
@@ -263,11 +262,6 @@ def _show(name: Name | None) -> str:
     return f"{qualifier}.{column}" if qualifier else column
 
 
-def _empty_table(columns: tuple[Column, ...]) -> pa.RecordBatch:
-    schema = pa.schema([pa.field(column.name, ARROW_TYPES[column.type]) for column in columns])
-    return pa.RecordBatch.from_pylist([], schema=schema)
-
-
 def _source_flow(name: str, columns: tuple[Column, ...]) -> _Flow:
     names = tuple((None, column.name) for column in columns)
     owners = frozenset(i for i, column in enumerate(columns) if column.semantic is S.FILE_ID)
@@ -281,7 +275,7 @@ def infer_locality(plan: SemanticPlan, sources: dict[str, tuple[Column, ...]]) -
     session = SessionContext()
     tables = {name: _source_flow(name, columns) for name, columns in sources.items()}
     for name, columns in sources.items():
-        session.register_record_batches(name, [[_empty_table(columns)]])
+        session.register_record_batches(name, [[empty_batch(columns)]])
     found: dict[str, Locality] = {}
     for view in plan.views:
         if view.fixpoint is not None:
@@ -293,7 +287,7 @@ def infer_locality(plan: SemanticPlan, sources: dict[str, tuple[Column, ...]]) -
         owner = found[view.name].owner
         tables[view.name] = (_Flow("local", declared, frozenset({declared.index((None, owner))}), flow.evidence)
                              if owner is not None else _Flow(flow.state, declared, evidence=flow.evidence))
-        session.register_record_batches(view.name, [[_empty_table(view.columns)]])
+        session.register_record_batches(view.name, [[empty_batch(view.columns)]])
     return found
 
 

@@ -17,6 +17,7 @@ from semantics.ir import (
     infer_join_plans,
     optimize,
 )
+from semantics.scans import infer_scan_counts
 from semantics.specs import DeriveSpec, RelateSpec
 from semantics.types import SemanticType as S
 from semantics.views import OUTPUTS, discover_specs
@@ -37,7 +38,7 @@ EXPECTED_JOINS = {
 
 def _planned():
     ir = compile_specs(discover_specs(), OUTPUTS)
-    positions = infer_graph_positions(ir)
+    positions = infer_graph_positions(ir, infer_scan_counts(ir))
     joins = infer_join_plans(ir)
     return ir, positions, joins, infer_cache_hints(ir, positions)
 
@@ -117,29 +118,43 @@ def test_a_relationship_the_types_cannot_support_is_an_error() -> None:
         infer_join(_relate("named"), no_qualname, no_qualname)
 
 
-def _derive(name: str, *inputs: str) -> DeriveSpec:
-    return DeriveSpec(name=name, columns=(), doc="", inputs=inputs, sql="SELECT 1")
+def _derive(name: str, *inputs: str, sql: str | None = None) -> DeriveSpec:
+    """A view scanning each input once (unless ``sql`` says otherwise)."""
+    sql = sql or " UNION ALL ".join(f"SELECT 1 AS one FROM {name}" for name in inputs)
+    return DeriveSpec(name=name, columns=(), doc="", inputs=inputs, sql=sql)
 
 
 def test_cache_hints_follow_the_view_graph_topology() -> None:
     # a -> b -> out: a is read once, so it stays lazy
     ir = compile_specs([_derive("a", "ex_files"), _derive("b", "a"), _derive("out", "b")], ["out"])
-    hints = infer_cache_hints(ir, infer_graph_positions(ir))
+    hints = infer_cache_hints(ir, infer_graph_positions(ir, infer_scan_counts(ir)))
     assert {name: hint.policy for name, hint in hints.items()} == {
         "a": "none", "b": "none", "out": "delta_output"}
     # a second reader of a: now it is computed once and staged
     ir = compile_specs([_derive("a", "ex_files"), _derive("b", "a"), _derive("c", "a"), _derive("out", "b", "c")],
                        ["out"])
-    hints = infer_cache_hints(ir, infer_graph_positions(ir))
+    hints = infer_cache_hints(ir, infer_graph_positions(ir, infer_scan_counts(ir)))
     assert hints["a"].policy == "delta_staging"
-    assert hints["a"].confidence.evidence == ("read by 2 views: b, c",)
+    assert hints["a"].confidence.evidence == ("its plan would run 2 times, scanned by b, c",)
+    assert hints["b"].policy == "none"
+
+
+def test_a_view_scanned_twice_by_its_only_reader_is_staged() -> None:
+    # b names a in a CTE that it reads twice, so DataFusion plans two scans of a: a would run twice
+    twice = "WITH t AS (SELECT 1 AS one FROM a) SELECT one FROM t UNION ALL SELECT one FROM t"
+    ir = compile_specs([_derive("a", "ex_files"), _derive("b", "a", sql=twice), _derive("out", "b")], ["out"])
+    counts = infer_scan_counts(ir)
+    assert counts == {"a": {"ex_files": 1}, "b": {"a": 2}, "out": {"b": 1}}
+    hints = infer_cache_hints(ir, infer_graph_positions(ir, counts))
+    assert hints["a"].policy == "delta_staging"
+    assert hints["a"].confidence.evidence == ("its plan would run 2 times, scanned by b (2x)",)
     assert hints["b"].policy == "none"
 
 
 def test_a_recursive_reader_forces_its_input_to_be_materialized() -> None:
     recursive = DeriveSpec(name="r", columns=(), doc="", inputs=("a",), sql="SELECT 1", recursive=True)
     ir = compile_specs([_derive("a", "ex_files"), recursive, _derive("out", "r")], ["out"])
-    hints = infer_cache_hints(ir, infer_graph_positions(ir))
+    hints = infer_cache_hints(ir, infer_graph_positions(ir, infer_scan_counts(ir)))
     assert hints["a"].policy == "delta_staging"
     with pytest.raises(SpecError, match="reads table 'ex_files' directly"):
         compile_specs([DeriveSpec(name="r", columns=(), doc="", inputs=("ex_files",), sql="SELECT 1",
@@ -157,6 +172,6 @@ def test_compile_rejects_bad_specs() -> None:
 
 def test_optimize_drops_views_no_output_needs() -> None:
     ir = compile_specs([_derive("a", "ex_files"), _derive("unused", "a"), _derive("out", "a")], ["out"])
-    positions = infer_graph_positions(ir)
+    positions = infer_graph_positions(ir, infer_scan_counts(ir))
     pruned = optimize(apply_inference(ir, positions, {}, infer_cache_hints(ir, positions)))
     assert pruned.names() == ("a", "out")

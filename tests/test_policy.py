@@ -36,8 +36,9 @@ from semantics.ir import (
     infer_join_plans,
     optimize,
 )
-from semantics.specs import DeriveSpec
+from semantics.scans import infer_scan_counts
 from semantics.views import OUTPUTS, discover_specs
+from tests.test_inference import _derive
 
 CAPABLE = RuntimeCapabilities(
     datafusion_version="55.0.0", deltalake_version="1.6.6", pyarrow_version="26.0.1", python_version="3.11.7",
@@ -50,7 +51,7 @@ CAPABLE = RuntimeCapabilities(
 
 def _pipeline(specs=None, outputs=OUTPUTS):
     ir = compile_specs(specs if specs is not None else discover_specs(), outputs)
-    positions = infer_graph_positions(ir)
+    positions = infer_graph_positions(ir, infer_scan_counts(ir))
     ir = optimize(apply_inference(ir, positions, infer_join_plans(ir), infer_cache_hints(ir, positions)))
     plan = emit(ir)
     return ir, plan, ViewGraph(plan)
@@ -72,10 +73,6 @@ def _issues(ir, policy, capabilities=CAPABLE, overrides=None, datasets=None) -> 
     result = validate(ValidationInput(ir=ir, policy=policy, capabilities=capabilities,
                                       overrides=overrides or {}, datasets=names))
     return [(issue.code, issue.subject) for issue in result.issues]
-
-
-def _derive(name: str, *inputs: str) -> DeriveSpec:
-    return DeriveSpec(name=name, columns=(), doc="", inputs=inputs, sql="SELECT 1")
 
 
 def test_topology_change_changes_the_cache_policy() -> None:
