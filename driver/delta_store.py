@@ -378,10 +378,17 @@ def _clustered(data: pa.Table | PlanExecution, column: str, schema: pa.Schema) -
     keys = pc.dictionary_encode(pc.fill_null(table.column(column), "")).combine_chunks()
     ranks = pc.rank(keys.dictionary, "ascending").to_numpy()
     order = np.argsort(ranks[keys.indices.to_numpy()], kind="stable")
+    del keys, ranks
     widest = max((table.column(index).nbytes for index, field in enumerate(table.schema)
                   if pa.types.is_string(field.type) or pa.types.is_binary(field.type)), default=0)
     if widest <= STRING_ARRAY_BYTES:
-        return table.take(order).combine_chunks()
+        schema, columns = table.schema, table.columns
+        del table  # each column is let go as soon as it is taken: the table is held once, plus one column
+        for index in range(len(columns)):
+            taken = columns[index].take(order)
+            columns[index] = taken.chunk(0) if taken.num_chunks == 1 else taken.combine_chunks()  # (which copies)
+            del taken
+        return pa.Table.from_arrays(columns, schema=schema)
     # A column of more string bytes than 32-bit offsets reach cannot be one array: sorted pieces, each
     # one batch, taken through 64-bit offsets (a take concatenates the column's chunks first).
     wide = table.cast(pa.schema([field.with_type(_large(field.type)) for field in table.schema]))
