@@ -24,11 +24,12 @@ from driver.lock import BuildLock, FolderChanged
 from driver.maintenance import dataset_name, maintain
 from relspec.authority import ExecutionAuthority, StagedQuery
 from relspec.catalog import RUNS_TABLE, DatasetCatalog, FileScope, StagedResult, TableStore
+from relspec.digests import digest
 from relspec.maintenance import MaintenanceDecision, MaintenancePolicy, MaintenanceRecord
 from relspec.plan_signals import ExecutedSignals, PlanExecution, PlanSignals, plan_signals
 from relspec.policy import CompiledExecutionPolicy
 from relspec.releases import KEPT_RELEASES, Release, current_release
-from relspec.runs import Outcome, ViewOutcome, digest, new_run_id, new_run_record, run_row
+from relspec.runs import Outcome, ViewOutcome, new_run_id, new_run_record, run_row
 from relspec.validation import RuntimeCapabilities, ValidationFailed, ValidationResult
 from semantics.entities import EntityDecl
 from semantics.fixpoint import FixpointRun, register_in_memory, run_fixpoint
@@ -247,10 +248,12 @@ class RunAuthority(ExecutionAuthority):
         seconds = time.perf_counter() - self._started.pop(name, time.perf_counter())
         finished = self._offset()
         started = self._working.pop(name, finished - seconds)
+        planned = self._planned_signals.pop(name, None)
         plan = ""
-        if self.policy.diagnostics.record_plans:
-            plan = digest(str(frame.optimized_logical_plan().display_indent()) if frame is not None
-                          else self._views[name].sql)
+        if self.policy.diagnostics.record_plans:  # the optimized plan's, read once before it ran when it ran
+            plan = (planned.fingerprint if planned is not None
+                    else digest(str(frame.optimized_logical_plan().display_indent())) if frame is not None
+                    else digest(self._views[name].sql))
         evaluation = {}
         if run is not None:
             evaluation = {"rounds": run.rounds, "capped": run.capped, "stage_names": run.stage_names,
@@ -262,7 +265,7 @@ class RunAuthority(ExecutionAuthority):
         self._outcomes[name] = ViewOutcome(name, policy, outcome, written.rows if written else None,  # type: ignore[arg-type]
                                            round(seconds, 4), fingerprint, plan, **evaluation,
                                            started=round(started, 4), finished=round(finished, 4),
-                                           planned=self._planned_signals.pop(name, None),
+                                           planned=planned,
                                            executed=self._executed.pop(name, None))
 
     def _offset(self) -> float:

@@ -33,8 +33,8 @@ def check_scheduler(scheduler: str) -> None:
 
 
 @contextmanager
-def dask_client(scheduler: str, workers: int) -> Iterator[Client]:
-    """A client of the cluster at ``scheduler``, or (empty) of a local cluster of ``workers``
+def dask_client(scheduler: str | None, workers: int) -> Iterator[Client]:
+    """A client of the cluster at ``scheduler``, or (None) of a local cluster of ``workers``
     single-threaded worker processes on 127.0.0.1, stopped on leaving."""
     from distributed import Client, LocalCluster
 

@@ -80,7 +80,7 @@ class _ShardProgress(lifecycle_api.TaskReturnHook):
 @tag(role="extract")
 @config.when(extraction_executor="dask")
 def extraction__dask(file_manifest: FileManifest, extraction_authority: ExecutionAuthority, table_store: TableStore,
-                     dask_scheduler: str = "", progress: Progress = NO_PROGRESS) -> ExtractedRows:
+                     dask_scheduler: str | None = None, progress: Progress = NO_PROGRESS) -> ExtractedRows:
     """Rows of every extraction entity for the files this build extracts, extracted by the workers
     of a Dask cluster and written by them beside the tables, for `extraction_tables` to commit."""
     tables = {entity.name: (entity.table, table_store.catalog.location(entity.table)) for entity in EXTRACTION_ENTITIES}

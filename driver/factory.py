@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
+import datafusion
 import msgspec
 from hamilton import driver as hamilton_driver
 from hamilton.caching import fingerprinting
@@ -75,7 +76,7 @@ def _hash_struct(obj: msgspec.Struct, *args: object, **kwargs: object) -> str:
 
 def specs_version() -> str:
     """A hash of the source that defines the specs and compiles them: the planning cache's folder."""
-    digest = hashlib.md5(usedforsecurity=False)
+    digest = hashlib.md5(datafusion.__version__.encode(), usedforsecurity=False)  # (it plans the scan counts)
     for folder in ("semantics", "relspec"):
         for path in sorted((PACKAGE_ROOT / folder).rglob("*.py")):
             digest.update(path.read_bytes())

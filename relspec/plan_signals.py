@@ -41,7 +41,6 @@ What DataFusion 55's Python API exposes, measured (a Delta table registered with
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import re
 import threading
@@ -54,6 +53,7 @@ import pyarrow as pa
 from datafusion import DataFrame, SessionContext
 from datafusion.plan import ExecutionPlan, MetricsSet
 
+from relspec.digests import digest
 from semantics.scans import table_scans
 
 QUEUE_BATCHES = 4  # batches between the pumps and the consumer: bounds the memory in flight
@@ -206,7 +206,7 @@ def plan_signals(session: SessionContext, frame: DataFrame, plan: ExecutionPlan 
         pushed_filters=pushed,
         partitions=physical.partition_count,
         operators=dict(sorted(Counter(names).items())),
-        fingerprint=hashlib.sha256(logical.display_indent().encode()).hexdigest(),
+        fingerprint=digest(logical.display_indent()),  # as the run record's plan fingerprints
     )
 
 

@@ -22,11 +22,12 @@ from typing import Literal
 import msgspec
 import pyarrow as pa
 
+from relspec.digests import digest
 from relspec.maintenance import MaintenancePolicy, MaintenanceRecord
 from relspec.policy import PLAIN_SCAN_MAX_FILES, SIZE_TIERS, CompiledExecutionPolicy, TableStats
 from relspec.quarantine import DataCheck
 from relspec.releases import Release
-from relspec.runs import RunRecord, digest
+from relspec.runs import RunRecord
 from relspec.view_graph import ViewGraph
 from semantics.inference import InferenceConfidence
 from semantics.ir import SemanticIR, ViewIR

@@ -7,7 +7,6 @@ reused. The execution package fingerprints everything that decides a run's outpu
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from typing import Literal
 import msgspec
 import pyarrow as pa
 
+from relspec.digests import digest
 from relspec.maintenance import MaintenanceRecord
 from relspec.plan_signals import ExecutedSignals, PlanSignals
 from relspec.profiles import SessionProfile
@@ -26,14 +26,6 @@ from semantics.ir import CachePolicy, SemanticPlan
 Outcome = Literal["lazy", "computed_staged", "computed_in_memory", "reused", "published"]
 # released: checked and made current; quarantined: written but failed the data checks, not released
 RunStatus = Literal["released", "quarantined", "failed_validation", "failed"]
-
-
-def digest(*parts: str | bytes) -> str:
-    hasher = hashlib.md5(usedforsecurity=False)
-    for part in parts:
-        hasher.update(part if isinstance(part, bytes) else part.encode())
-        hasher.update(b"\x1f")
-    return hasher.hexdigest()
 
 
 def builtin_names_version(names: pa.Table) -> str:

@@ -216,7 +216,7 @@ def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition]) -> di
         if position.terminal:
             policy: CachePolicy = "delta_output"
             evidence = ("a requested output of the pipeline",)
-        elif is_recursive and fan_out:
+        elif is_recursive and position.consumers:
             policy = "delta_staging"
             evidence = ("a recursive query: computed on its own, since inlined into its readers' plans it stalls "
                         "DataFusion's optimizer",)
@@ -231,7 +231,7 @@ def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition]) -> di
             evidence = (f"its plan runs {fan_out} time{'s' if fan_out != 1 else ''}"
                         + (f", inlined into {_readers(reads)}" if reads else ""),)
         hints[view.name] = CacheHint(policy, InferenceConfidence("cache_hint", policy, 1.0, evidence),
-                                     required=bool(recursive_readers or (is_recursive and fan_out))
+                                     required=bool(recursive_readers or (is_recursive and position.consumers))
                                      and not position.terminal)
     return hints
 

@@ -151,6 +151,20 @@ def test_a_view_scanned_twice_by_its_only_reader_is_staged() -> None:
     assert hints["b"].policy == "none"
 
 
+def test_scans_inside_subqueries_are_counted() -> None:
+    # IN and EXISTS subqueries are expressions: their scans are not among the plan's inputs, but they run
+    in_and_exists = ("SELECT 1 AS one FROM ex_files WHERE 1 IN (SELECT 1 FROM a) "
+                     "AND EXISTS (SELECT 1 FROM a)")
+    ir = compile_specs([_derive("a", "ex_files"), _derive("out", "ex_files", "a", sql=in_and_exists)], ["out"])
+    assert infer_scan_counts(ir)["out"] == {"ex_files": 1, "a": 2}
+
+
+def test_a_view_that_cannot_be_planned_is_named() -> None:
+    ir = compile_specs([_derive("a", "ex_files", sql="SELECT no_such_function(1) AS one FROM ex_files")], ["a"])
+    with pytest.raises(SpecError, match="view 'a' cannot be planned"):
+        infer_scan_counts(ir)
+
+
 def test_a_recursive_reader_forces_its_input_to_be_materialized() -> None:
     recursive = DeriveSpec(name="r", columns=(), doc="", inputs=("a",), sql="SELECT 1", recursive=True)
     ir = compile_specs([_derive("a", "ex_files"), recursive, _derive("out", "r")], ["out"])

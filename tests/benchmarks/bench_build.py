@@ -43,15 +43,22 @@ print(time.perf_counter() - start)
 
 
 class NodeTimer(NodeExecutionHook):
+    """Each node's seconds, and the driver's peak RSS each node raised it to (ru_maxrss only grows:
+    a node that raised it is where the high-water mark was set)."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.raised_peak: dict[str, float] = {}
         self._started: dict[str, float] = {}
 
     def run_before_node_execution(self, *, node_name: str, **kwargs: Any) -> None:
         self._started[node_name] = time.perf_counter()
+        self._peak_before = peak_rss_mib()
 
     def run_after_node_execution(self, *, node_name: str, **kwargs: Any) -> None:
         self.seconds[node_name] = time.perf_counter() - self._started.pop(node_name)
+        if (peak := peak_rss_mib()) > self._peak_before:
+            self.raised_peak[node_name] = peak
 
 
 def parse_floor(root: Path, paths: list[str]) -> float:
@@ -139,6 +146,8 @@ def main() -> None:
         print("per node (s):   " + ", ".join(f"{name} {seconds:.2f}" for name, seconds in
                                               sorted(timer.seconds.items(), key=lambda item: -item[1])
                                               if seconds >= 0.05))
+    highest = sorted(timer.raised_peak.items(), key=lambda item: -item[1])[:6]
+    print("peak raised by: " + ", ".join(f"{name} to {mib:,.0f} MiB" for name, mib in highest))
     print_fixpoints(out, build_seconds)
     print_resolution_coverage(out)
     if args.rebuild:
