@@ -518,6 +518,12 @@ def _special_method(pts: str, methods: str, kind: str, name: str, mode: str) -> 
     """A call of a class runs its `__init__`; a call of an instance its `__call__` (looked up
     through the class's MRO, bound to the instance). Applying a class or an instance as a decorator
     is such a call too."""
+    if methods.startswith("delta_"):  # joined from the (small) new methods outwards
+        return f"""SELECT f.call_id, 'FUNCTION' AS kind, q.obj, p.obj AS recv, '{mode}' AS mode
+FROM {methods} q JOIN pt_class_attributes a ON q.node = a.binding_id AND a.name = '{name}'
+JOIN {pts} p ON a.class_id = p.obj
+JOIN pt_callee_flows f ON f.src = p.node
+WHERE p.kind = '{kind}' AND q.kind = 'FUNCTION' AND f.mode IN ('call', 'decorator')"""
     return f"""SELECT f.call_id, 'FUNCTION' AS kind, q.obj, p.obj AS recv, '{mode}' AS mode
 FROM {pts} p JOIN pt_callee_flows f ON f.src = p.node
 JOIN pt_class_attributes a ON a.class_id = p.obj AND a.name = '{name}'
