@@ -387,7 +387,6 @@ def _clustered(data: pa.Table | PlanExecution, column: str, schema: pa.Schema) -
         for index in range(len(columns)):
             taken = columns[index].take(order)
             columns[index] = taken.chunk(0) if taken.num_chunks == 1 else taken.combine_chunks()  # (which copies)
-            del taken
         return pa.Table.from_arrays(columns, schema=schema)
     # A column of more string bytes than 32-bit offsets reach cannot be one array: sorted pieces, each
     # one batch, taken through 64-bit offsets (a take concatenates the column's chunks first).

@@ -51,10 +51,9 @@ from types import TracebackType
 import msgspec
 import pyarrow as pa
 from datafusion import DataFrame, SessionContext
-from datafusion.plan import ExecutionPlan, MetricsSet
+from datafusion.plan import ExecutionPlan, LogicalPlan, MetricsSet
 
 from relspec.digests import digest
-from semantics.scans import table_scans
 
 QUEUE_BATCHES = 4  # batches between the pumps and the consumer: bounds the memory in flight
 PUT_POLL_SECONDS = 0.1  # how often a pump blocked on a full queue checks whether to stop
@@ -114,6 +113,14 @@ def _walk(plan: ExecutionPlan) -> Iterator[ExecutionPlan]:
     yield plan
     for child in plan.children():
         yield from _walk(child)
+
+
+def _logical_scans(plan: LogicalPlan) -> Iterator[object]:
+    variant = plan.to_variant()
+    if type(variant).__name__ == "TableScan":
+        yield variant
+    for child in plan.inputs():
+        yield from _logical_scans(child)
 
 
 def _join_kind(plan: ExecutionPlan, name: str) -> str:
@@ -182,7 +189,7 @@ def plan_signals(session: SessionContext, frame: DataFrame, plan: ExecutionPlan 
     tables: list[str] = []
     columns: dict[str, tuple[str, ...]] = {}
     read = available = pushed = 0
-    for scan in table_scans(logical):
+    for scan in _logical_scans(logical):
         table = str(scan.table_name())  # type: ignore[attr-defined]
         width = _width(session, table)
         if width is None:  # a recursive query's work table: not a table of the session

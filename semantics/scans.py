@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
 
 import pyarrow as pa
-from datafusion import LogicalPlan, SessionContext
+from datafusion import SessionContext
 
 from semantics.entities import Column
 from semantics.ir import SemanticIR, SpecError, columns_of
@@ -26,19 +25,9 @@ def empty_batch(columns: tuple[Column, ...]) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist([], schema=schema)
 
 
-# A scan in the indented text of a logical plan: its text shows the subqueries of expressions
-# (IN, EXISTS, scalar), which `LogicalPlan.inputs()` leaves out.
+# A scan in the indented text of a logical plan: the text shows the subqueries of expressions
+# (IN, EXISTS, scalar), which walking `LogicalPlan.inputs()` leaves out.
 _SCAN_LINE = re.compile(r"^\s*TableScan: (\S+)", re.MULTILINE)
-
-
-def table_scans(plan: LogicalPlan) -> Iterator[object]:
-    """Every TableScan of a logical plan's operator tree, one per reference (not those of subqueries
-    inside expressions: `scanned_tables` counts those too)."""
-    variant = plan.to_variant()
-    if type(variant).__name__ == "TableScan":
-        yield variant
-    for child in plan.inputs():
-        yield from table_scans(child)
 
 
 def infer_scan_counts(ir: SemanticIR) -> dict[str, dict[str, int]]:
