@@ -855,8 +855,13 @@ def _output_store(out: str) -> DeltaTableStore:
     return DeltaTableStore(DatasetCatalog(_location(out)), _storage_options())
 
 
+# How a build's summary words each view outcome (relspec.runs.Outcome).
+_OUTCOME_WORDS = {"lazy": "lazy", "computed_staged": "computed and staged",
+                  "computed_in_memory": "computed and held in memory", "reused": "reused", "published": "published"}
+
+
 def _outcomes_text(counts: dict[str, int]) -> str:
-    return ", ".join(f"{count} {outcome.replace('_', ' and ')}" for outcome, count in counts.items())
+    return ", ".join(f"{count} {_OUTCOME_WORDS[outcome]}" for outcome, count in counts.items())
 
 
 def _plain_types(table: pa.Table) -> pa.Table:

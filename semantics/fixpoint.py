@@ -382,6 +382,9 @@ class _Propagation:
         self.held = np.zeros(0, np.int64)  # their keys, sorted
         self.edge_count = 0  # the edges numbered so far
         self.edges = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))  # src, dst, label
+        self.full_count = 0  # the target's full keys looked up so far
+        self.full_ids = np.zeros(0, np.int64)  # the ids of those numbered
+        self.unnumbered_full: list[object] = []  # those that were not
 
     def run(self, known: pa.Table, edges: pa.Table, full: pa.ChunkedArray) -> pa.Table:
         """The rows not known yet that the rows of ``known`` and the rows of ``edges`` new since the
@@ -389,11 +392,20 @@ class _Propagation:
         start = self._hold(known.slice(self.held_rows))
         added = self._connect(edges.slice(self.edge_count))
         blocked = np.zeros(len(self.nodes) + 1, bool)
-        found = self.nodes.ids.find(full.to_pylist())
-        blocked[found[found >= 0]] = True
+        blocked[self._full_nodes(full)] = True
         moved = self._moved(added, blocked)
         moved = moved[~_member(self.held, moved)]
         return self._reach(np.union1d(start, moved), moved, blocked)
+
+    def _full_nodes(self, full: pa.ChunkedArray) -> np.ndarray:
+        """The ids of the nodes of ``full`` that are numbered. A key once full stays full, so only the
+        keys added since the last run are looked up (and those not numbered yet, again)."""
+        keys = [*self.unnumbered_full, *full.slice(self.full_count).to_pylist()]
+        self.full_count = len(full)
+        found = self.nodes.ids.find(keys)
+        self.unnumbered_full = [key for key, node in zip(keys, found.tolist(), strict=True) if node < 0]
+        self.full_ids = np.concatenate([self.full_ids, found[found >= 0]])
+        return self.full_ids
 
     def capped(self, keys: np.ndarray, limit: int) -> tuple[np.ndarray, int, np.ndarray]:
         """Of the new ``keys`` (sorted), those a cap of ``limit`` rows per node keeps: as `_State.novel`

@@ -57,6 +57,12 @@ def test_build_twice(tiny_built):
         assert edges == _count(out, "cpg_edges") and edges >= 8
     assert "extracted 1 file" in first.stdout
     assert "skipped" not in first.stdout
+    # each view outcome in words: a tiny code base's staged views are held in memory
+    outcomes = re.search(r"views: (.*) \(run ", first.stdout)
+    assert outcomes is not None, first.stdout
+    words = [re.fullmatch(r"\d+ (.*)", part).group(1) for part in outcomes.group(1).split(", ")]
+    assert set(words) <= {"lazy", "computed and staged", "computed and held in memory", "reused", "published"}
+    assert "computed and held in memory" in words and "published" in words
     assert "changes: 0 changed, 0 added, 0 removed; 1 unchanged (extraction skipped)" in second.stdout
     assert second.stderr == ""  # --quiet: no progress bar
 

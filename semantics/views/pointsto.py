@@ -127,8 +127,8 @@ _CALLEES = Relation("callees", (col("call_id", "string", S.FOREIGN_ID, False), c
                                 col("mode", "string", S.KIND, False)))
 
 
-def _flows_of(kind: str, columns: str) -> str:
-    return f"SELECT {columns} FROM value_flows WHERE kind = '{kind}'"
+def _flows_of(kind: str, columns: str, table: str = "pt_flows") -> str:
+    return f"SELECT {columns} FROM {table} WHERE kind = '{kind}'"
 
 
 # Calls of builtins whose result is a new object of a builtin type, by the interchange name of the type
@@ -179,7 +179,7 @@ _STATIC_EDGES = " UNION ALL ".join((
 # (parameters, call results, attribute and element loads, loop items, caught exceptions).
 # Module-level bindings whose name some attribute store sets (`m.x = v` may set one from outside).
 _STORED_GLOBALS = """SELECT b.qualname, b.binding_id FROM module_bindings b
-JOIN (SELECT DISTINCT key FROM value_flows WHERE kind = 'attr_store') s
+JOIN (SELECT DISTINCT key FROM pt_flows WHERE kind = 'attr_store') s
     ON s.key = reverse(split_part(reverse(b.qualname), '.', 1))"""
 
 _FIXED_NODES = " UNION ALL ".join((
@@ -190,19 +190,19 @@ _FIXED_NODES = " UNION ALL ".join((
     "SELECT binding_id FROM binding_denotes",
     "SELECT src FROM reference_edges WHERE kind = 'REFERENCES' AND external IS NOT NULL",
     "SELECT binding_id FROM parameter_bindings",
-    "SELECT dst FROM value_flows WHERE kind IN ('alloc', 'callee', 'attr_load', 'elem_load', 'iter', 'instance', "
+    "SELECT dst FROM pt_flows WHERE kind IN ('alloc', 'callee', 'attr_load', 'elem_load', 'iter', 'instance', "
     "'super', 'slice')",
 ))
 
 # Nodes whose values a rule reads: what flows somewhere, what is called, stored into, loaded from.
 _READ_NODES = " UNION ALL ".join((
     "SELECT src AS node FROM pt_static_all",
-    "SELECT src FROM value_flows WHERE kind IN ('callee', 'arg', 'attr_load', 'attr_store', 'elem_load', "
+    "SELECT src FROM pt_flows WHERE kind IN ('callee', 'arg', 'attr_load', 'attr_store', 'elem_load', "
     "'elem_store', 'iter', 'instance', 'slice')",
-    "SELECT dst FROM value_flows WHERE kind IN ('attr_store', 'elem_store')",
+    "SELECT dst FROM pt_flows WHERE kind IN ('attr_store', 'elem_store')",
     "SELECT binding_id FROM class_attributes UNION ALL SELECT binding_id FROM class_body_bindings",
-    "SELECT dst FROM value_flows WHERE kind = 'raise'",
-    "SELECT p.binding_id FROM value_flows f JOIN parameter_bindings p ON p.function_id = f.key AND p.position = 0 "
+    "SELECT dst FROM pt_flows WHERE kind = 'raise'",
+    "SELECT p.binding_id FROM pt_flows f JOIN parameter_bindings p ON p.function_id = f.key AND p.position = 0 "
     "WHERE f.kind = 'super'",
     "SELECT binding_id FROM module_bindings",
 ))
@@ -225,7 +225,7 @@ def _mapped(sql: str, columns: str, *mapped: str) -> str:
 _MADE_OUTSIDE = """WITH visibly_made AS (  -- called or raised by name: `C(...)`, `raise C`
     SELECT target_id AS class_id FROM call_targets WHERE target_kind = 'CLASS'
     UNION ALL
-    SELECT d.target_id FROM value_flows f JOIN denotes d ON d.ref_id = f.dst
+    SELECT d.target_id FROM pt_flows f JOIN denotes d ON d.ref_id = f.dst
     WHERE f.kind = 'raise' AND d.target_kind = 'CLASS'
 ),
 in_use AS (  -- a class made, and every class in its MRO
@@ -241,6 +241,14 @@ SELECT d.node_id FROM definitions d LEFT ANTI JOIN in_use u ON u.class_id = d.no
 # it is replaced by its source's representative everywhere the rules read it (`pt_rep`), and a node no
 # rule reads gets its values once, after the rounds, from its static sources (`pt_sink_edges`).
 _PREPARE = (
+    # The flows, read once for the statements below (each picks its kinds: one scan of the staged table,
+    # then scans of memory), and the small inputs the rules join every round, held in memory for the
+    # same reason; the flows are dropped once the statements below are done.
+    Prepared("pt_flows", "SELECT kind, CAST(dst AS VARCHAR) AS dst, CAST(src AS VARCHAR) AS src, "
+                         "CAST(key AS VARCHAR) AS key, position FROM value_flows"),
+    Prepared("pt_parameters", "SELECT * FROM parameter_bindings"),
+    Prepared("pt_identity_functions", "SELECT * FROM identity_functions"),
+    Prepared("pt_class_ancestors", "SELECT * FROM class_ancestors"),
     Prepared("pt_static_all", _STATIC_EDGES),
     Prepared("pt_stored_globals", _STORED_GLOBALS),
     Prepared("pt_fixed", _FIXED_NODES),
@@ -264,7 +272,7 @@ SELECT node, rep FROM down"""),
                           "(dst LIKE 'ret:%' OR dst LIKE 'elm:%' OR dst IN (SELECT node FROM pt_live))"),
     Prepared("pt_sink_edges", "SELECT DISTINCT src, dst FROM pt_copies c WHERE src <> dst AND "
                               "NOT (dst LIKE 'ret:%' OR dst LIKE 'elm:%' OR dst IN (SELECT node FROM pt_live))"),
-    Prepared("pt_callee_flows", _mapped("SELECT dst AS call_id, src, coalesce(key, 'call') AS mode FROM value_flows "
+    Prepared("pt_callee_flows", _mapped("SELECT dst AS call_id, src, coalesce(key, 'call') AS mode FROM pt_flows "
                                         "WHERE kind = 'callee'", "call_id, src, mode", "src")),
     Prepared("pt_arg_flows", _mapped(_flows_of("arg", "dst AS call_id, src, key, position"),
                                      "call_id, src, key, position", "src")),
@@ -302,9 +310,9 @@ WHERE f.mode = 'call' AND r.external IN ({_ITERABLE_BUILTINS})"""),
                                    "UNION ALL SELECT obj, pytype FROM pt_packs"),
     # `super()` in a method: its class, and the method's first parameter (whose class's MRO it follows)
     Prepared("pt_supers", _mapped("SELECT f.dst AS call_id, f.src AS class_id, p.binding_id AS self "
-                                  "FROM value_flows f JOIN parameter_bindings p ON p.function_id = f.key "
+                                  "FROM pt_flows f JOIN parameter_bindings p ON p.function_id = f.key "
                                   "AND p.position = 0 WHERE f.kind = 'super'", "call_id, class_id, self", "self")),
-    Prepared("pt_raises", _mapped("SELECT dst AS node FROM value_flows WHERE kind = 'raise'", "node", "node")),
+    Prepared("pt_raises", _mapped("SELECT dst AS node FROM pt_flows WHERE kind = 'raise'", "node", "node")),
     Prepared("pt_made_outside", _MADE_OUTSIDE),
     Prepared("pt_modules", "SELECT node_id, qualname FROM definitions WHERE def_kind = 'MODULE'"),
     *(Prepared(f"pt_{name}", _mapped(f"SELECT {columns} FROM {name}", columns, "binding_id"))
@@ -326,7 +334,7 @@ _SEEDS = (
     Rule("builtins", "pts", "SELECT src AS node, 'EXTERNAL' AS kind, external AS obj, NULL AS recv "
                             "FROM reference_edges WHERE kind = 'REFERENCES' AND external IS NOT NULL"),
     Rule("generators", "pts", _flows_of("generator", "concat('ret:', dst) AS node, 'CONTAINER' AS kind, "
-                                                     "concat('gen:', dst) AS obj, NULL AS recv")),
+                                                     "concat('gen:', dst) AS obj, NULL AS recv", "value_flows")),
     # `cls` of a classmethod: every class whose MRO finds the method (it may be called through any)
     Rule("classmethod_classes", "pts",
          "SELECT par.binding_id AS node, 'CLASS' AS kind, a.class_id AS obj, NULL AS recv "
@@ -365,7 +373,7 @@ SELECT node, kind, obj, recv FROM reach"""
 _SHIFT = ("CASE WHEN par.method_kind = 'staticmethod' THEN 0 WHEN par.method_kind = 'classmethod' THEN 1 "
           "WHEN c.recv IS NULL THEN 0 ELSE 1 END")
 _ARGUMENT_EDGES = f"""SELECT a.src, par.binding_id AS dst, NULL AS recv
-FROM delta_callees c JOIN pt_arg_flows a ON a.call_id = c.call_id JOIN parameter_bindings par ON par.function_id = c.obj
+FROM delta_callees c JOIN pt_arg_flows a ON a.call_id = c.call_id JOIN pt_parameters par ON par.function_id = c.obj
 WHERE c.kind = 'FUNCTION' AND c.mode <> 'callback' AND (
     (a.key IS NULL AND par.param_kind IN ('positional_only', 'positional') AND par.position = a.position + {_SHIFT})
     OR (a.key = '+' AND par.param_kind IN ('positional_only', 'positional') AND par.position >= a.position + {_SHIFT})
@@ -387,7 +395,7 @@ _PACKING = f"""WITH packed AS (
     SELECT a.src, par.binding_id, concat('''', a.key, '''')
     FROM delta_callees c JOIN pt_var_params par ON par.function_id = c.obj AND par.param_kind = 'var_keyword'
     JOIN pt_arg_flows a ON a.call_id = c.call_id
-    LEFT JOIN parameter_bindings n ON n.function_id = c.obj AND n.name = a.key
+    LEFT JOIN pt_parameters n ON n.function_id = c.obj AND n.name = a.key
         AND n.param_kind IN ('positional', 'keyword_only')
     WHERE c.kind = 'FUNCTION' AND c.mode <> 'callback' AND a.key NOT IN ('*', '*+', '**', '+') AND n.binding_id IS NULL
 )
@@ -418,13 +426,13 @@ _UNPACKING = f"""WITH spread AS (
 ),
 positional AS (
     SELECT c.key, c.container, par.binding_id AS dst, par.position - c.position - {_SHIFT} AS offset
-    FROM spread c JOIN parameter_bindings par ON par.function_id = c.function_id
+    FROM spread c JOIN pt_parameters par ON par.function_id = c.function_id
     WHERE c.key IN ('*', '*+') AND par.param_kind IN ('positional_only', 'positional')
         AND par.position >= c.position + {_SHIFT}
 ),
 named AS (
     SELECT c.container, par.binding_id AS dst, par.name
-    FROM spread c JOIN parameter_bindings par ON par.function_id = c.function_id
+    FROM spread c JOIN pt_parameters par ON par.function_id = c.function_id
     WHERE c.key = '**' AND par.param_kind IN ('positional', 'keyword_only') AND par.position >= {_SHIFT}
 ),
 moved AS (
@@ -437,7 +445,7 @@ moved AS (
     SELECT container, '?', dst FROM named
     UNION ALL
     SELECT c.container, '*', concat('elm:pack:', par.binding_id, '[', slot.key, ']')
-    FROM spread c JOIN parameter_bindings par ON par.function_id = c.function_id
+    FROM spread c JOIN pt_parameters par ON par.function_id = c.function_id
     CROSS JOIN (SELECT '?' AS key UNION ALL SELECT '*') slot
     WHERE (c.key IN ('*', '*+') AND par.param_kind = 'var_positional')
         OR (c.key = '**' AND par.param_kind = 'var_keyword')
@@ -446,7 +454,7 @@ SELECT DISTINCT concat('elm:', container, '[', key, ']') AS src, dst, NULL AS re
 
 
 _RECEIVER = """SELECT par.binding_id AS node, 'INSTANCE' AS kind, c.recv AS obj, NULL AS recv
-FROM delta_callees c JOIN parameter_bindings par ON par.function_id = c.obj AND par.position = 0
+FROM delta_callees c JOIN pt_parameters par ON par.function_id = c.obj AND par.position = 0
 WHERE c.kind = 'FUNCTION' AND c.recv IS NOT NULL AND c.mode <> 'callback' AND par.method_kind = 'method'"""
 
 _ATTRIBUTE_VALUES = f"""SELECT l.dst AS node, 'EXTERNAL' AS kind, concat(p.obj, '.', l.key) AS obj, NULL AS recv
@@ -482,8 +490,8 @@ JOIN pt_module_bindings b ON b.qualname = concat(m.qualname, '.', l.key) WHERE p
 _SUPER_EDGES = """WITH found AS (
     SELECT l.dst, p.recv, a.rank, b.binding_id
     FROM delta_pts p JOIN pt_attr_loads l ON l.src = p.node
-    JOIN class_ancestors m ON m.class_id = p.recv AND m.ancestor_id = p.obj
-    JOIN class_ancestors a ON a.class_id = p.recv AND a.rank > m.rank
+    JOIN pt_class_ancestors m ON m.class_id = p.recv AND m.ancestor_id = p.obj
+    JOIN pt_class_ancestors a ON a.class_id = p.recv AND a.rank > m.rank
     JOIN pt_class_body_bindings b ON b.class_id = a.ancestor_id AND b.name = l.key
     WHERE p.kind = 'SUPER'
 ),
@@ -636,10 +644,10 @@ SELECT concat('elm:', container, '[', from_key, ']'), concat('elm:new:', pytype,
 # over its call sites).
 _IDENTITY = "c.kind = 'FUNCTION' AND c.mode = 'decorator' AND c.recv IS NULL"
 _IDENTITY_DECORATORS = f"""SELECT a.src, c.call_id AS dst, NULL AS recv
-FROM delta_callees c JOIN identity_functions i ON i.function_id = c.obj
+FROM delta_callees c JOIN pt_identity_functions i ON i.function_id = c.obj
 JOIN pt_arg_flows a ON a.call_id = c.call_id AND a.position = 0 WHERE {_IDENTITY}"""
 _RETURNS = f"""SELECT concat('ret:', c.obj) AS src, c.call_id AS dst, NULL AS recv
-FROM delta_callees c LEFT JOIN identity_functions i ON i.function_id = c.obj
+FROM delta_callees c LEFT JOIN pt_identity_functions i ON i.function_id = c.obj
 WHERE c.kind = 'FUNCTION' AND c.mode IN ('call', 'decorator', {_PROTOCOL_MODES})
     AND NOT ({_IDENTITY} AND i.function_id IS NOT NULL)"""
 # `@functools.wraps(fn) def wrapper`: what `functools.wraps(fn)` returns hands back what it is applied to.
@@ -686,7 +694,7 @@ _RULES = (
     # `except E as e`: e is an instance of E or of a subclass of E, whichever is made somewhere
     Rule("caught", "edges", "SELECT concat('made:', a.class_id) AS src, i.dst, NULL AS recv "
                             "FROM delta_pts p JOIN pt_instances i ON i.src = p.node "
-                            "JOIN class_ancestors a ON a.ancestor_id = p.obj WHERE p.kind = 'CLASS'", _BIND_CALLS),
+                            "JOIN pt_class_ancestors a ON a.ancestor_id = p.obj WHERE p.kind = 'CLASS'", _BIND_CALLS),
     Rule("super", "pts", "SELECT s.call_id AS node, 'SUPER' AS kind, s.class_id AS obj, p.obj AS recv "
                          "FROM delta_pts p JOIN pt_supers s ON s.self = p.node WHERE p.kind IN ('INSTANCE', 'CLASS')",
          _BIND_CALLS),
