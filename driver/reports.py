@@ -72,6 +72,7 @@ def _fixpoint_stages(view: ViewIR) -> dict[str, object] | None:
     return {"relations": [relation.name for relation in program.relations],
             "seeds": [f"{rule.name} -> {rule.target}" for rule in program.seeds],
             "rules": [f"stage {rule.stage}: {rule.name} -> {rule.target}"
+                      + (f", when {rule.probe.condition()}" if rule.probe else "")
                       for rules in program.stages() for rule in rules],
             "caps": [f"{cap.relation}.{cap.key} <= {cap.limit}" for cap in program.caps],
             "max_rounds": program.max_rounds}

@@ -11,7 +11,9 @@ then find what a call site calls, then bind its arguments). Evaluation stops whe
 Relations live in memory as Arrow tables registered in the session; `prepare` statements run once
 first (e.g. splitting a fact table by kind) and are registered the same way. A relation may cap how
 many rows one key holds (`Cap`): a guard against blow-up, applied in a total order so a capped result
-is deterministic, and counted; the keys at their cap are a table the rules can read.
+is deterministic, and counted; the keys at their cap are a table the rules can read. A rule may
+declare a `Probe`: the prepared keys its new rows must meet for it to derive anything; when none
+does, it is not run.
 """
 
 from __future__ import annotations
@@ -71,12 +73,33 @@ class Closure(msgspec.Struct, frozen=True):
                 f"{self.kind} in {self.kinds} takes the edge's {self.label}")
 
 
+class Probe(msgspec.Struct, frozen=True):
+    """Says that every row a rule derives joins a new row of `relation` (`delta_<relation>`), on its
+    `column`, with a row of one of `keys` (prepared tables and their columns, fixed before the rounds).
+    When no new row's value is among those keys, the rule derives nothing, so it is not run: in the
+    last rounds a few new rows meet none of the tables most rules join, and planning and scanning for
+    nothing cost what the rounds cost. A false match (a hash collision) only runs the rule."""
+
+    relation: str
+    column: str
+    keys: tuple[tuple[str, str], ...]  # (prepared table, its column)
+
+    def condition(self) -> str:
+        keys = " or ".join(f"{table}.{column}" for table, column in self.keys)
+        return f"a new {self.relation}.{self.column} is a key of {keys}"
+
+
 class Rule(msgspec.Struct, frozen=True):
     name: str
     target: str  # the relation it derives rows of
     sql: str
     stage: int = 0  # rules run by stage within a round, lowest first; each stage sees the earlier ones' rows
     closure: Closure | None = None  # the engine evaluates the SQL (a propagation) in memory
+    probe: Probe | None = None  # what the new rows must meet for the rule to derive anything
+
+    def __post_init__(self) -> None:
+        if self.probe is not None and not _reads(self.sql, f"delta_{self.probe.relation}"):
+            raise ValueError(f"rule {self.name}: its probe names delta_{self.probe.relation}, which it does not read")
 
 
 class Cap(msgspec.Struct, frozen=True):
@@ -106,6 +129,13 @@ class FixpointProgram(msgspec.Struct, frozen=True):
     # rules give; used unless the rules are asked for (`run_fixpoint(..., in_memory=False)`)
     evaluator: str | None = None
 
+    def __post_init__(self) -> None:
+        prepared = {statement.name for statement in self.prepare}
+        for rule in self.rules:
+            missing = [table for table, _ in (rule.probe.keys if rule.probe else ()) if table not in prepared]
+            if missing:
+                raise ValueError(f"rule {rule.name}: its probe reads {', '.join(missing)}, no prepared table")
+
     def stages(self) -> list[list[Rule]]:
         return [[rule for rule in self.rules if rule.stage == stage]
                 for stage in sorted({rule.stage for rule in self.rules})]
@@ -119,7 +149,9 @@ class FixpointProgram(msgspec.Struct, frozen=True):
         parts = [f"-- prepare {p.name}\n{p.sql}" for p in self.prepare]
         parts += [f"-- seed {r.name} -> {r.target}\n{r.sql}" for r in self.seeds]
         parts += [f"-- rule {r.name} -> {r.target}, stage {r.stage}\n{r.sql}"
-                  + (f"\n{r.closure.text()}" if r.closure else "") for r in self.rules]
+                  + (f"\n{r.closure.text()}" if r.closure else "")
+                  + (f"\n-- runs when {r.probe.condition()}" if r.probe else "")
+                  for r in self.rules]
         parts += [f"-- cap {c.relation}.{c.key} <= {c.limit}" for c in self.caps]
         if self.evaluator:
             parts.append(f"-- evaluated in memory by {self.evaluator}: the rules above define its rows")
@@ -166,6 +198,7 @@ class _State:
         self.seen: dict[tuple[str, str], int] = {}  # (rule, relation) -> rows of it the rule has read
         self.capped = 0
         self.propagations: dict[str, _Propagation] = {}  # by rule name
+        self.probe_keys: dict[tuple[tuple[str, str], ...], np.ndarray] = {}  # hashes of a probe's keys, sorted
         self.full = {cap.relation: pa.table({cap.key: pa.array([], pa.string())}) for cap in program.caps}
         for name, table in self.known.items():
             register_in_memory(session, name, table)
@@ -198,16 +231,31 @@ class _State:
         if rule.closure is not None and self.in_memory:
             return self.propagate(rule, rule.closure)
         relation = self.relations[rule.target]
-        fresh = False
+        deltas = {}
         for name, known in self.known.items():
             if _reads(rule.sql, f"delta_{name}"):
                 start = self.seen.get((rule.name, name), 0)
                 self.seen[(rule.name, name)] = known.num_rows
-                register_in_memory(self.session, f"delta_{name}", known.slice(start))
-                fresh = fresh or known.num_rows > start
-        if not fresh and _reads(rule.sql, r"delta_\w+"):
+                deltas[name] = known.slice(start)
+        if deltas and not any(delta.num_rows for delta in deltas.values()):
             return relation.schema().empty_table()
+        if rule.probe is not None and self._misses(rule.probe, deltas[rule.probe.relation]):
+            return relation.schema().empty_table()
+        for name, delta in deltas.items():
+            register_in_memory(self.session, f"delta_{name}", delta)
         return relation.conformed(self.session.sql(rule.sql)).to_arrow_table().cast(relation.schema())
+
+    def _misses(self, probe: Probe, delta: pa.Table) -> bool:
+        """Whether no row of ``delta`` has a key of ``probe``; a delta past PROBE_MAX_ROWS is not
+        looked at (its rule all but surely derives rows, and hashing it would cost more)."""
+        if delta.num_rows > PROBE_MAX_ROWS:
+            return False
+        keys = self.probe_keys.get(probe.keys)
+        if keys is None:
+            hashed = [_hashes(self.session.sql(f"SELECT DISTINCT {column} FROM {table}").to_arrow_table().column(0))
+                      for table, column in probe.keys]
+            keys = self.probe_keys[probe.keys] = np.unique(np.concatenate(hashed))
+        return not _member(keys, _hashes(delta.column(probe.column))).any()
 
     def propagate(self, rule: Rule, closure: Closure, sole: bool = False) -> pa.Table:
         """``rule``'s rows, from the target's rows and edges new since it last ran (see `Closure`).
@@ -340,6 +388,13 @@ class _Rows:
 
 
 _LOW = np.int64(0xFFFFFFFF)
+# A probe looks at a delta of at most this many rows (hashing a row costs about 0.3 us; see `Probe`).
+PROBE_MAX_ROWS = 50_000
+
+
+def _hashes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """The values' hashes (Python's, stable within the process): equal values, equal hashes."""
+    return np.fromiter(map(hash, column.to_pylist()), np.int64, len(column))
 
 
 def _member(ordered: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -548,8 +603,10 @@ IN_MEMORY_PROGRAMS = {"c3_linearization": c3.evaluate}
 
 
 def _drop_intermediates(session: SessionContext, program: FixpointProgram) -> None:
-    """Deregister (and so free) the prepared tables that only served to prepare others."""
-    used = " ".join(rule.sql for rule in (*program.seeds, *program.rules)) + " " + program.result
+    """Deregister (and so free) the prepared tables that only served to prepare others (not read by a
+    rule, its probe or the result)."""
+    probed = (table for rule in program.rules if rule.probe for table, _ in rule.probe.keys)
+    used = " ".join((*(rule.sql for rule in (*program.seeds, *program.rules)), *probed, program.result))
     for prepared in program.prepare:
         if not _reads(used, prepared.name):
             session.deregister_table(prepared.name)

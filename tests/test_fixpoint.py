@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from conftest import run_cli
 from datafusion import SessionContext
 
@@ -18,6 +19,7 @@ from semantics.fixpoint import (
     Closure,
     FixpointProgram,
     Prepared,
+    Probe,
     Relation,
     Rule,
     register_in_memory,
@@ -106,6 +108,38 @@ def test_a_cap_keeps_the_first_values_in_order_and_full_keys_take_no_more() -> N
     assert run.rounds == (4, 2, 2, 0)
 
 
+def _hops(probe_keys: tuple[tuple[str, str], ...]) -> FixpointProgram:
+    node = (_text("node"),)
+    return FixpointProgram(
+        relations=(Relation("reach", node),),
+        prepare=(Prepared("hops", "SELECT src, dst FROM next"),
+                 Prepared("starts", "SELECT src FROM next WHERE src = 's'")),
+        seeds=(Rule("start", "reach", "SELECT 's' AS node"),),
+        rules=(Rule("hop", "reach", "SELECT h.dst AS node FROM delta_reach r JOIN hops h ON h.src = r.node",
+                    probe=Probe("reach", "node", probe_keys)),),
+        result="SELECT node FROM reach",
+    )
+
+
+def test_a_probe_runs_a_rule_only_when_its_new_rows_meet_its_keys() -> None:
+    # s -> 1 -> 2, and 2 hops nowhere. The probe (a new node is a hop's source) lets the rule run in the
+    # first two rounds (new s, then new 1) and not in the third (new 2): nothing is lost.
+    session = _session(next={"src": ["s", "1"], "dst": ["1", "2"]})
+    result, run = run_fixpoint(session, _hops((("hops", "src"),)))
+    assert _rows(result) == {("s",), ("1",), ("2",)} and run.rounds == (1, 1, 1, 0)
+    # A probe on keys that leave out 1 (only s starts a hop) stops the rule once the new row is 1: so
+    # the probe is obeyed, and a rule's probe must name every key its rows join on.
+    result, run = run_fixpoint(session, _hops((("starts", "src"),)))
+    assert _rows(result) == {("s",), ("1",)} and run.rounds == (1, 1, 0)
+
+
+def test_a_probe_must_name_a_delta_its_rule_reads_and_prepared_keys() -> None:
+    with pytest.raises(ValueError, match="delta_other, which it does not read"):
+        Rule("hop", "reach", "SELECT node FROM delta_reach", probe=Probe("other", "node", (("hops", "src"),)))
+    with pytest.raises(ValueError, match="its probe reads nowhere, no prepared table"):
+        _hops((("nowhere", "src"),))
+
+
 PTS = Relation("pts", (_text("node"), _text("kind"), _text("obj"), _text("recv")))
 EDGES = Relation("edges", (_text("src"), _text("dst"), _text("recv")))
 BIND = "CASE WHEN {v}.kind = 'FUNCTION' AND {v}.recv IS NULL THEN e.recv ELSE {v}.recv END"
@@ -170,6 +204,7 @@ def test_plan_shows_the_points_to_rules_by_stage(tmp_path: Path) -> None:
     (view,) = [view for view in json.loads(done.stdout)["views"] if view["name"] == "value_flow_fixpoint"]
     rules = view["fixpoint"]["rules"]
     assert rules[0] == "stage 0: propagate -> pts"
+    assert "stage 1: callees -> callees, when a new pts.node is a key of pt_callee_flows.src" in rules
     stages = [int(rule.split(":")[0].removeprefix("stage ")) for rule in rules]
     assert stages == sorted(stages) and set(stages) == {0, 1, 2}
 

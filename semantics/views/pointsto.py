@@ -39,7 +39,7 @@ gets its values after the rounds (`pt_sink_edges`). Rounds run in three stages (
 
 from __future__ import annotations
 
-from semantics.fixpoint import Cap, Closure, FixpointProgram, Prepared, Relation, Rule
+from semantics.fixpoint import Cap, Closure, FixpointProgram, Prepared, Probe, Relation, Rule
 from semantics.qualnames import BUILTIN_PREFIX
 from semantics.specs import AnySpec, DeriveSpec
 from semantics.types import SemanticType as S
@@ -669,55 +669,87 @@ _INSTANTIATION = " UNION ALL ".join(
 # bind arguments, parameters and results, and attribute and element accesses connect to fields.
 _MOVE, _CALL, _BIND_CALLS = 0, 1, 2
 
+def _on(new: str, *keys: str) -> Probe:
+    """A rule's probe: its new rows' ``new`` (`relation.column`) joined with the prepared ``keys``
+    (`table.column`), as the rule's every row is."""
+    relation, column = new.split(".")
+    return Probe(relation, column, tuple((table, key_column) for table, key_column in
+                                         (key.split(".") for key in keys)))
+
+
 _RULES = (
     Rule("propagate", "pts", _PROPAGATE, _MOVE, Closure("edges", "recv", "recv", "kind", ("FUNCTION",))),
     Rule("callees", "callees", "SELECT f.call_id, p.kind, p.obj, p.recv, f.mode FROM delta_pts p "
                                "JOIN pt_callee_flows f ON f.src = p.node "
                                "WHERE p.kind IN ('FUNCTION', 'CLASS', 'EXTERNAL') AND f.mode IN ('call', 'decorator')",
-         _CALL),
-    Rule("protocol_of_new_instance", "callees", _protocol("delta_pts", "pts"), _CALL),
-    Rule("new_protocol_of_instance", "callees", _protocol("pts", "delta_pts"), _CALL),
-    Rule("init_of_new_class", "callees", _special_method("delta_pts", "pts", "CLASS", "__init__", "init"), _CALL),
-    Rule("new_init_of_class", "callees", _special_method("pts", "delta_pts", "CLASS", "__init__", "init"), _CALL),
+         _CALL, probe=_on("pts.node", "pt_callee_flows.src")),
+    Rule("protocol_of_new_instance", "callees", _protocol("delta_pts", "pts"), _CALL,
+         probe=_on("pts.node", "pt_protocol_flows.src")),
+    Rule("new_protocol_of_instance", "callees", _protocol("pts", "delta_pts"), _CALL,
+         probe=_on("pts.node", "pt_class_attributes.binding_id")),
+    Rule("init_of_new_class", "callees", _special_method("delta_pts", "pts", "CLASS", "__init__", "init"), _CALL,
+         probe=_on("pts.node", "pt_callee_flows.src")),
+    Rule("new_init_of_class", "callees", _special_method("pts", "delta_pts", "CLASS", "__init__", "init"), _CALL,
+         probe=_on("pts.node", "pt_class_attributes.binding_id")),
     Rule("call_of_new_instance", "callees", _special_method("delta_pts", "pts", "INSTANCE", "__call__", "call"),
-         _CALL),
+         _CALL, probe=_on("pts.node", "pt_callee_flows.src")),
     Rule("new_call_of_instance", "callees", _special_method("pts", "delta_pts", "INSTANCE", "__call__", "call"),
-         _CALL),
-    Rule("callbacks_of_new_callees", "callees", _callbacks("delta_callees", "pts"), _CALL),
-    Rule("new_callbacks", "callees", _callbacks("callees", "delta_pts"), _CALL),
-    Rule("receiver", "pts", _RECEIVER, _BIND_CALLS),
+         _CALL, probe=_on("pts.node", "pt_class_attributes.binding_id")),
+    Rule("callbacks_of_new_callees", "callees", _callbacks("delta_callees", "pts"), _CALL,
+         probe=_on("callees.call_id", "pt_arg_flows.call_id")),
+    Rule("new_callbacks", "callees", _callbacks("callees", "delta_pts"), _CALL,
+         probe=_on("pts.node", "pt_arg_flows.src")),
+    Rule("receiver", "pts", _RECEIVER, _BIND_CALLS,
+         probe=_on("callees.obj", "pt_parameters.function_id")),
     Rule("instantiation", "pts", _INSTANTIATION, _BIND_CALLS),
-    Rule("attribute_values", "pts", _ATTRIBUTE_VALUES, _BIND_CALLS),
+    Rule("attribute_values", "pts", _ATTRIBUTE_VALUES, _BIND_CALLS,
+         probe=_on("pts.node", "pt_attr_loads.src")),
     Rule("raised_classes", "pts", "SELECT concat('made:', p.obj) AS node, 'INSTANCE' AS kind, p.obj, NULL AS recv "
                                   "FROM delta_pts p JOIN pt_raises r ON r.node = p.node WHERE p.kind = 'CLASS'",
-         _BIND_CALLS),
+         _BIND_CALLS, probe=_on("pts.node", "pt_raises.node")),
     # `except E as e`: e is an instance of E or of a subclass of E, whichever is made somewhere
     Rule("caught", "edges", "SELECT concat('made:', a.class_id) AS src, i.dst, NULL AS recv "
                             "FROM delta_pts p JOIN pt_instances i ON i.src = p.node "
-                            "JOIN pt_class_ancestors a ON a.ancestor_id = p.obj WHERE p.kind = 'CLASS'", _BIND_CALLS),
+                            "JOIN pt_class_ancestors a ON a.ancestor_id = p.obj WHERE p.kind = 'CLASS'", _BIND_CALLS,
+         probe=_on("pts.node", "pt_instances.src")),
     Rule("super", "pts", "SELECT s.call_id AS node, 'SUPER' AS kind, s.class_id AS obj, p.obj AS recv "
                          "FROM delta_pts p JOIN pt_supers s ON s.self = p.node WHERE p.kind IN ('INSTANCE', 'CLASS')",
-         _BIND_CALLS),
-    Rule("super_attributes", "edges", _SUPER_EDGES, _BIND_CALLS),
-    Rule("arguments", "edges", _ARGUMENT_EDGES, _BIND_CALLS),
-    Rule("packing", "edges", _PACKING, _BIND_CALLS),
-    Rule("builtin_results", "pts", _BUILTIN_RESULTS, _BIND_CALLS),
-    Rule("passed_through", "edges", _PASSED_THROUGH, _BIND_CALLS),
-    Rule("builtin_elements", "edges", _BUILTIN_ELEMENTS, _BIND_CALLS),
-    Rule("spread_arguments", "edges", _SPREAD_NODES, _BIND_CALLS),
+         _BIND_CALLS, probe=_on("pts.node", "pt_supers.self")),
+    Rule("super_attributes", "edges", _SUPER_EDGES, _BIND_CALLS,
+         probe=_on("pts.node", "pt_attr_loads.src")),
+    Rule("arguments", "edges", _ARGUMENT_EDGES, _BIND_CALLS,
+         probe=_on("callees.call_id", "pt_arg_flows.call_id")),
+    Rule("packing", "edges", _PACKING, _BIND_CALLS,
+         probe=_on("callees.obj", "pt_var_params.function_id")),
+    Rule("builtin_results", "pts", _BUILTIN_RESULTS, _BIND_CALLS,
+         probe=_on("callees.obj", "pt_result_types.name")),
+    Rule("passed_through", "edges", _PASSED_THROUGH, _BIND_CALLS,
+         probe=_on("callees.call_id", "pt_arg_flows.call_id")),
+    Rule("builtin_elements", "edges", _BUILTIN_ELEMENTS, _BIND_CALLS,
+         probe=_on("pts.node", "pt_builtin_args.src")),
+    Rule("spread_arguments", "edges", _SPREAD_NODES, _BIND_CALLS,
+         probe=_on("callees.call_id", "pt_star_args.call_id")),
     Rule("unpacking", "edges", _UNPACKING, _BIND_CALLS),
     Rule("returns", "edges", _RETURNS, _BIND_CALLS),
     Rule("opaque_decorators", "edges",
          "SELECT a.src, c.call_id AS dst, NULL AS recv FROM delta_callees c "
          "JOIN pt_arg_flows a ON a.call_id = c.call_id AND a.position = 0 "
-         "WHERE c.kind = 'EXTERNAL' AND c.mode = 'decorator'", _BIND_CALLS),
-    Rule("identity_decorators", "edges", _IDENTITY_DECORATORS, _BIND_CALLS),
-    Rule("factory_decorators", "edges", _FACTORY_DECORATORS, _BIND_CALLS),
-    Rule("attribute_loads", "edges", _ATTRIBUTE_EDGES, _BIND_CALLS),
-    Rule("stores", "edges", _STORE_EDGES, _BIND_CALLS),
-    Rule("slices", "pts", _SLICES, _BIND_CALLS),
-    Rule("slice_elements", "edges", _SLICE_ELEMENTS, _BIND_CALLS),
-    Rule("element_loads", "edges", _LOAD_EDGES, _BIND_CALLS),
+         "WHERE c.kind = 'EXTERNAL' AND c.mode = 'decorator'", _BIND_CALLS,
+         probe=_on("callees.call_id", "pt_arg_flows.call_id")),
+    Rule("identity_decorators", "edges", _IDENTITY_DECORATORS, _BIND_CALLS,
+         probe=_on("callees.obj", "pt_identity_functions.function_id")),
+    Rule("factory_decorators", "edges", _FACTORY_DECORATORS, _BIND_CALLS,
+         probe=_on("callees.call_id", "pt_callee_flows.src")),
+    Rule("attribute_loads", "edges", _ATTRIBUTE_EDGES, _BIND_CALLS,
+         probe=_on("pts.node", "pt_attr_loads.src")),
+    Rule("stores", "edges", _STORE_EDGES, _BIND_CALLS,
+         probe=_on("pts.node", "pt_attr_stores.dst", "pt_elem_stores.dst")),
+    Rule("slices", "pts", _SLICES, _BIND_CALLS,
+         probe=_on("pts.node", "pt_slices.src")),
+    Rule("slice_elements", "edges", _SLICE_ELEMENTS, _BIND_CALLS,
+         probe=_on("pts.node", "pt_slices.src")),
+    Rule("element_loads", "edges", _LOAD_EDGES, _BIND_CALLS,
+         probe=_on("pts.node", "pt_elem_loads.src", "pt_iters.src")),
 )
 
 # The values of the nodes left out of the rounds: a node no rule reads, from its static sources (at
