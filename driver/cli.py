@@ -861,7 +861,8 @@ _OUTCOME_WORDS = {"lazy": "lazy", "computed_staged": "computed and staged",
 
 
 def _outcomes_text(counts: dict[str, int]) -> str:
-    return ", ".join(f"{count} {_OUTCOME_WORDS[outcome]}" for outcome, count in counts.items())
+    return ", ".join(f"{count} {_OUTCOME_WORDS.get(outcome, outcome.replace('_', ' '))}"
+                     for outcome, count in counts.items())
 
 
 def _plain_types(table: pa.Table) -> pa.Table:

@@ -96,7 +96,7 @@ class RunRecord(msgspec.Struct, frozen=True):
     source_rows: dict[str, int] = {}  # rows of each source table the views read (a later cost model scales by them)
 
     def outcome_counts(self) -> dict[str, int]:
-        """How many views each outcome (lazy, computed_staged, reused, published) had."""
+        """How many views each outcome (relspec.runs.Outcome) had."""
         counts: dict[str, int] = {}
         for outcome in self.views:
             counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1

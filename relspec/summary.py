@@ -17,7 +17,7 @@ class BuildSummary(msgspec.Struct, frozen=True):
     diagnostics_by_code: dict[str, int]
     table_versions: dict[str, int]
     run_id: str = ""
-    view_outcomes: dict[str, int] = {}  # lazy / computed_staged / reused / published: how many views each
+    view_outcomes: dict[str, int] = {}  # how many views each outcome (relspec.runs.Outcome) had
     status: str = "released"  # or quarantined: written, failed its data checks, not released
     message: str = ""  # why a run was quarantined
     release: int = 0  # the release this build made current (its sequence); 0 when quarantined

@@ -131,10 +131,10 @@ class FixpointProgram(msgspec.Struct, frozen=True):
 
     def __post_init__(self) -> None:
         prepared = {statement.name for statement in self.prepare}
+        columns = {relation.name: {column.name for column in relation.columns} for relation in self.relations}
         for rule in self.rules:
-            missing = [table for table, _ in (rule.probe.keys if rule.probe else ()) if table not in prepared]
-            if missing:
-                raise ValueError(f"rule {rule.name}: its probe reads {', '.join(missing)}, no prepared table")
+            if rule.probe is not None:
+                _check_probe(rule, rule.probe, prepared, columns)
 
     def stages(self) -> list[list[Rule]]:
         return [[rule for rule in self.rules if rule.stage == stage]
@@ -157,6 +157,19 @@ class FixpointProgram(msgspec.Struct, frozen=True):
             parts.append(f"-- evaluated in memory by {self.evaluator}: the rules above define its rows")
         parts.append(f"-- result, after at most {self.max_rounds} rounds\n{self.result}")
         return "\n\n".join(parts)
+
+
+def _check_probe(rule: Rule, probe: Probe, prepared: set[str], columns: dict[str, set[str]]) -> None:
+    """A probe gates its rule on one delta, so the rule may read no other (its rows would be lost
+    with the skipped round's), and it names a column of a relation and prepared keys."""
+    if probe.column not in columns.get(probe.relation, ()):
+        raise ValueError(f"rule {rule.name}: its probe names {probe.relation}.{probe.column}, no relation's column")
+    others = [name for name in columns if name != probe.relation and _reads(rule.sql, f"delta_{name}")]
+    if others:
+        raise ValueError(f"rule {rule.name}: it reads delta_{others[0]} besides its probe's delta_{probe.relation}")
+    missing = [table for table, _ in probe.keys if table not in prepared]
+    if missing:
+        raise ValueError(f"rule {rule.name}: its probe reads {', '.join(missing)}, no prepared table")
 
 
 class FixpointRun(msgspec.Struct, frozen=True):
@@ -393,8 +406,9 @@ PROBE_MAX_ROWS = 50_000
 
 
 def _hashes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """The values' hashes (Python's, stable within the process): equal values, equal hashes."""
-    return np.fromiter(map(hash, column.to_pylist()), np.int64, len(column))
+    """The values' hashes as strings (Python's, stable within the process): values a join finds equal,
+    equal hashes (a join compares an int with a string as a string)."""
+    return np.fromiter(map(hash, column.cast(pa.string()).to_pylist()), np.int64, len(column))
 
 
 def _member(ordered: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -514,7 +528,11 @@ class _Propagation:
         valid = np.flatnonzero(labels.is_valid().to_numpy(zero_copy_only=False))
         if len(valid):
             label[valid] = self.labels.add(pa.table([labels.take(pa.array(valid))], names=["label"]))
-        added = (self.nodes.add(edges.select([0])), self.nodes.add(edges.select([1])), label)
+        # both ends numbered in one pass (a node is often the source of one edge and the destination of
+        # another): sources first, as numbering them apart did
+        ends = pa.chunked_array([*edges.column(0).chunks, *edges.column(1).chunks], edges.schema.field(0).type)
+        ids = self.nodes.add(pa.table([ends], schema=self.nodes.schema))
+        added = (ids[:edges.num_rows], ids[edges.num_rows:], label)
         self.edges = _inserted(self.edges, added)
         self.edge_count += edges.num_rows
         return added
