@@ -74,19 +74,23 @@ class Closure(msgspec.Struct, frozen=True):
 
 
 class Probe(msgspec.Struct, frozen=True):
-    """Says that every row a rule derives joins a new row of `relation` (`delta_<relation>`), on its
-    `column`, with a row of one of `keys` (prepared tables and their columns, fixed before the rounds).
-    When no new row's value is among those keys, the rule derives nothing, so it is not run: in the
-    last rounds a few new rows meet none of the tables most rules join, and planning and scanning for
-    nothing cost what the rounds cost. A false match (a hash collision) only runs the rule."""
+    """Says that every row a rule derives comes from a new row of `relation` (`delta_<relation>`)
+    whose `column` starts with `prefix` (when one is given) and is joined on with a row of one of
+    `keys` (prepared tables and their columns, fixed before the rounds; when any are given). When no
+    new row's value qualifies, the rule derives nothing, so it is not run: in the last rounds a few new
+    rows meet none of the tables most rules join, and planning and scanning for nothing cost what the
+    rounds cost. A false match (a hash collision) only runs the rule."""
 
     relation: str
     column: str
-    keys: tuple[tuple[str, str], ...]  # (prepared table, its column)
+    keys: tuple[tuple[str, str], ...] = ()  # (prepared table, its column)
+    prefix: str = ""
 
     def condition(self) -> str:
-        keys = " or ".join(f"{table}.{column}" for table, column in self.keys)
-        return f"a new {self.relation}.{self.column} is a key of {keys}"
+        parts = [f"starts with '{self.prefix}'"] if self.prefix else []
+        if self.keys:
+            parts.append("is a key of " + " or ".join(f"{table}.{column}" for table, column in self.keys))
+        return f"a new {self.relation}.{self.column} " + " and ".join(parts)
 
 
 class Rule(msgspec.Struct, frozen=True):
@@ -167,6 +171,8 @@ def _check_probe(rule: Rule, probe: Probe, prepared: set[str], columns: dict[str
     others = [name for name in columns if name != probe.relation and _reads(rule.sql, f"delta_{name}")]
     if others:
         raise ValueError(f"rule {rule.name}: it reads delta_{others[0]} besides its probe's delta_{probe.relation}")
+    if not probe.keys and not probe.prefix:
+        raise ValueError(f"rule {rule.name}: its probe names neither keys nor a prefix")
     missing = [table for table, _ in probe.keys if table not in prepared]
     if missing:
         raise ValueError(f"rule {rule.name}: its probe reads {', '.join(missing)}, no prepared table")
@@ -259,16 +265,21 @@ class _State:
         return relation.conformed(self.session.sql(rule.sql)).to_arrow_table().cast(relation.schema())
 
     def _misses(self, probe: Probe, delta: pa.Table) -> bool:
-        """Whether no row of ``delta`` has a key of ``probe``; a delta past PROBE_MAX_ROWS is not
-        looked at (its rule all but surely derives rows, and hashing it would cost more)."""
-        if delta.num_rows > PROBE_MAX_ROWS:
+        """Whether no row of ``delta`` qualifies for ``probe``; keys are not looked up for a delta
+        past PROBE_MAX_ROWS (its rule all but surely derives rows, and hashing it would cost more)."""
+        values = delta.column(probe.column)
+        if probe.prefix:
+            values = values.filter(pc.starts_with(values.cast(pa.string()), probe.prefix))
+        if not len(values) or not probe.keys:
+            return not len(values)
+        if len(values) > PROBE_MAX_ROWS:
             return False
         keys = self.probe_keys.get(probe.keys)
         if keys is None:
             hashed = [_hashes(self.session.sql(f"SELECT DISTINCT {column} FROM {table}").to_arrow_table().column(0))
                       for table, column in probe.keys]
             keys = self.probe_keys[probe.keys] = np.unique(np.concatenate(hashed))
-        return not _member(keys, _hashes(delta.column(probe.column))).any()
+        return not _member(keys, _hashes(values)).any()
 
     def propagate(self, rule: Rule, closure: Closure, sole: bool = False) -> pa.Table:
         """``rule``'s rows, from the target's rows and edges new since it last ran (see `Closure`).

@@ -115,7 +115,7 @@ def test_a_cap_keeps_the_first_values_in_order_and_full_keys_take_no_more() -> N
     assert run.rounds == (4, 2, 2, 0)
 
 
-def _hops(probe_keys: tuple[tuple[str, str], ...]) -> FixpointProgram:
+def _hops(probe_keys: tuple[tuple[str, str], ...], prefix: str = "") -> FixpointProgram:
     node = (_text("node"),)
     return FixpointProgram(
         relations=(Relation("reach", node),),
@@ -123,7 +123,7 @@ def _hops(probe_keys: tuple[tuple[str, str], ...]) -> FixpointProgram:
                  Prepared("starts", "SELECT src FROM next WHERE src = 's'")),
         seeds=(Rule("start", "reach", "SELECT 's' AS node"),),
         rules=(Rule("hop", "reach", "SELECT h.dst AS node FROM delta_reach r JOIN hops h ON h.src = r.node",
-                    probe=Probe("reach", "node", probe_keys)),),
+                    probe=Probe("reach", "node", probe_keys, prefix)),),
         result="SELECT node FROM reach",
     )
 
@@ -138,11 +138,16 @@ def test_a_probe_runs_a_rule_only_when_its_new_rows_meet_its_keys() -> None:
     # the probe is obeyed, and a rule's probe must name every key its rows join on.
     result, run = run_fixpoint(session, _hops((("starts", "src"),)))
     assert _rows(result) == {("s",), ("1",)} and run.rounds == (1, 1, 0)
+    # A prefix alone: the rule runs for new s (it starts with "s"), not for new 1.
+    result, run = run_fixpoint(session, _hops((), prefix="s"))
+    assert _rows(result) == {("s",), ("1",)} and run.rounds == (1, 1, 0)
 
 
 def test_a_probe_must_name_a_delta_its_rule_reads_and_prepared_keys() -> None:
     with pytest.raises(ValueError, match="delta_other, which it does not read"):
         Rule("hop", "reach", "SELECT node FROM delta_reach", probe=Probe("other", "node", (("hops", "src"),)))
+    with pytest.raises(ValueError, match="its probe names neither keys nor a prefix"):
+        _hops(())
     with pytest.raises(ValueError, match="its probe reads nowhere, no prepared table"):
         _hops((("nowhere", "src"),))
     with pytest.raises(ValueError, match=r"its probe names reach\.place, no relation's column"):

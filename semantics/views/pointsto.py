@@ -729,7 +729,7 @@ _RULES = (
          probe=_on("pts.node", "pt_builtin_args.src")),
     Rule("spread_arguments", "edges", _SPREAD_NODES, _BIND_CALLS,
          probe=_on("callees.call_id", "pt_star_args.call_id")),
-    Rule("unpacking", "edges", _UNPACKING, _BIND_CALLS),
+    Rule("unpacking", "edges", _UNPACKING, _BIND_CALLS, probe=Probe("pts", "node", prefix="spread|")),
     Rule("returns", "edges", _RETURNS, _BIND_CALLS),
     Rule("opaque_decorators", "edges",
          "SELECT a.src, c.call_id AS dst, NULL AS recv FROM delta_callees c "
