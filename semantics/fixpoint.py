@@ -18,7 +18,6 @@ does, it is not run.
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 
@@ -30,6 +29,7 @@ from datafusion import DataFrame, SessionContext, col
 
 from semantics import c3
 from semantics.entities import Column
+from semantics.numbering import Rows, member, row_hashes
 from semantics.types import ARROW_TYPES
 
 PARTITIONS = os.cpu_count() or 1
@@ -279,7 +279,7 @@ class _State:
             hashed = [_hashes(self.session.sql(f"SELECT DISTINCT {column} FROM {table}").to_arrow_table().column(0))
                       for table, column in probe.keys]
             keys = self.probe_keys[probe.keys] = np.unique(np.concatenate(hashed))
-        return not _member(keys, _hashes(values)).any()
+        return not member(keys, _hashes(values)).any()
 
     def propagate(self, rule: Rule, closure: Closure, sole: bool = False) -> pa.Table:
         """``rule``'s rows, from the target's rows and edges new since it last ran (see `Closure`).
@@ -344,89 +344,15 @@ FROM ranked r LEFT JOIN counts c ON c.{cap.key} = r.{cap.key}"""
             register_in_memory(self.session, f"full_{name}", self.full[name])
 
 
-class _Ids:
-    """Dense integer ids of hashable keys, numbered in order of first sight."""
-
-    def __init__(self) -> None:
-        self.ids: dict[object, int] = {}
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def add(self, keys: list[object], distinct: bool = False) -> tuple[np.ndarray, list[object]]:
-        """The ids of ``keys`` (``distinct``: no key comes twice), and the keys new among them, in the
-        order of their new ids."""
-        ids = self.find(keys)
-        missing = np.flatnonzero(ids < 0)
-        if not len(missing):
-            return ids, []
-        new = [keys[index] for index in missing.tolist()]
-        if distinct:
-            ids[missing] = np.arange(len(self.ids), len(self.ids) + len(new))
-        else:
-            new = list(dict.fromkeys(new))
-        self.ids.update(zip(new, itertools.count(len(self.ids)), strict=False))
-        if not distinct:
-            ids[missing] = np.fromiter(map(self.ids.__getitem__, [keys[index] for index in missing.tolist()]),
-                                       np.int64, len(missing))
-        return ids, new
-
-    def find(self, keys: list[object]) -> np.ndarray:
-        """Their ids, -1 for a key never added."""
-        return np.fromiter(map(self.ids.get, keys, itertools.repeat(-1)), np.int64, len(keys))
-
-
-class _Rows:
-    """Rows by dense id: `add` numbers the distinct rows of a table in order of first sight and keeps
-    each new one, so that `take` turns ids back into rows."""
-
-    def __init__(self, schema: pa.Schema) -> None:
-        self.ids = _Ids()
-        self.schema = schema
-        self.chunks: list[pa.Table] = [schema.empty_table()]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def add(self, rows: pa.Table) -> np.ndarray:
-        if rows.num_columns > 1:
-            return self._add(rows)
-        encoded = pc.dictionary_encode(rows.column(0).combine_chunks())  # each distinct key looked up once
-        return self._add(pa.table([encoded.dictionary], schema=self.schema), distinct=True)[
-            encoded.indices.to_numpy(zero_copy_only=False)]
-
-    def _add(self, rows: pa.Table, distinct: bool = False) -> np.ndarray:
-        columns = [column.to_pylist() for column in rows.columns]
-        several = len(columns) > 1
-        ids, new = self.ids.add(list(zip(*columns, strict=True)) if several else columns[0], distinct)
-        if new:
-            arrays = [pa.array(values, field.type) for values, field in
-                      zip(zip(*new, strict=True) if several else [new], self.schema, strict=True)]
-            self.chunks.append(pa.Table.from_arrays(arrays, schema=self.schema))
-        return ids
-
-    def take(self, ids: np.ndarray) -> pa.Table:
-        if len(self.chunks) > 1:
-            self.chunks = [pa.concat_tables(self.chunks).combine_chunks()]
-        return self.chunks[0].take(pa.array(ids))
-
-
 _LOW = np.int64(0xFFFFFFFF)
 # A probe looks at a delta of at most this many rows (hashing a row costs about 0.3 us; see `Probe`).
 PROBE_MAX_ROWS = 50_000
 
 
 def _hashes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """The values' hashes as strings (Python's, stable within the process): values a join finds equal,
-    equal hashes (a join compares an int with a string as a string)."""
-    return np.fromiter(map(hash, column.cast(pa.string()).to_pylist()), np.int64, len(column))
-
-
-def _member(ordered: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Whether each of ``keys`` is in the sorted array ``ordered``."""
-    if not len(ordered):
-        return np.zeros(len(keys), bool)
-    return ordered[np.minimum(np.searchsorted(ordered, keys), len(ordered) - 1)] == keys
+    """The values' hashes as strings: values a join finds equal, equal hashes (a join compares an int
+    with a string as a string)."""
+    return row_hashes(pa.table({"value": column.cast(pa.string())}))
 
 
 def _spans(ordered: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -453,9 +379,9 @@ class _Propagation:
     def __init__(self, closure: Closure, target: Relation) -> None:
         self.closure = closure
         self.target = target
-        self.nodes = _Rows(pa.schema([target.schema().field(0)]))
-        self.values = _Rows(pa.schema(list(target.schema())[1:]))
-        self.labels = _Rows(pa.schema([target.schema().field(closure.slot)]))
+        self.nodes = Rows(pa.schema([target.schema().field(0)]))
+        self.values = Rows(pa.schema(list(target.schema())[1:]))
+        self.labels = Rows(pa.schema([target.schema().field(closure.slot)]))
         self.bindable = np.zeros(0, bool)  # by value id: whether it takes an edge's label
         self.bound: dict[int, int] = {}  # (value << 32 | label) -> the value bound to it
         self.held_rows = 0  # the target's rows numbered so far
@@ -463,8 +389,7 @@ class _Propagation:
         self.edge_count = 0  # the edges numbered so far
         self.edges = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))  # src, dst, label
         self.full_count = 0  # the target's full keys looked up so far
-        self.full_ids = np.zeros(0, np.int64)  # the ids of those numbered
-        self.unnumbered_full: list[object] = []  # those that were not
+        self.full_ids = np.zeros(0, np.int64)  # their ids
 
     def run(self, known: pa.Table, edges: pa.Table, full: pa.ChunkedArray) -> pa.Table:
         """The rows not known yet that the rows of ``known`` and the rows of ``edges`` new since the
@@ -474,16 +399,14 @@ class _Propagation:
         blocked = np.zeros(len(self.nodes) + 1, bool)
         blocked[self._full_nodes(full)] = True
         moved = self._moved(added, blocked)
-        moved = moved[~_member(self.held, moved)]
+        moved = moved[~member(self.held, moved)]
         return self._reach(np.union1d(start, moved), moved, blocked)
 
     def _full_nodes(self, full: pa.ChunkedArray) -> np.ndarray:
-        """The ids of the nodes of ``full`` that are numbered. A key once full stays full, so only the
-        keys added since the last run are looked up (and those not numbered yet, again)."""
-        keys = [*self.unnumbered_full, *full.slice(self.full_count).to_pylist()]
+        """The ids of the nodes of ``full``. A key once full stays full, so only the keys added since
+        the last run are looked up; each is a node of a known row, numbered by `_hold` already."""
+        found = self.nodes.find(pa.table([full.slice(self.full_count)], schema=self.nodes.schema))
         self.full_count = len(full)
-        found = self.nodes.ids.find(keys)
-        self.unnumbered_full = [key for key, node in zip(keys, found.tolist(), strict=True) if node < 0]
         self.full_ids = np.concatenate([self.full_ids, found[found >= 0]])
         return self.full_ids
 
@@ -563,7 +486,7 @@ class _Propagation:
             nodes = frontier >> 32
             which, edge = _spans(src, nodes, nodes + 1)
             step = np.unique(self._cross(dst[edge], frontier[which] & _LOW, label[edge], blocked))
-            frontier = step[~(_member(self.held, step) | _member(reach, step))]
+            frontier = step[~(member(self.held, step) | member(reach, step))]
             reach = np.insert(reach, np.searchsorted(reach, frontier), frontier)
         return reach
 

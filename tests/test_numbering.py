@@ -1,0 +1,70 @@
+"""Dense ids of rows (`semantics.numbering.Rows`): equal rows get one id, different rows different
+ids, whatever the hashes do; checked against a dictionary of the rows themselves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from semantics import numbering
+
+SCHEMA = pa.schema([pa.field("kind", pa.string()), pa.field("target", pa.string())])
+VALUES = st.one_of(st.none(), st.sampled_from(["", "a", "b", "a|b", "é"]))
+BATCHES = st.lists(st.lists(st.tuples(VALUES, VALUES), max_size=12), min_size=1, max_size=5)
+
+
+def _table(rows: list[tuple[str | None, str | None]]) -> pa.Table:
+    return pa.table({"kind": pa.array([r[0] for r in rows], pa.string()),
+                     "target": pa.array([r[1] for r in rows], pa.string())})
+
+
+def _check(batches: list[list[tuple[str | None, str | None]]], in_order: bool) -> None:
+    """Number ``batches`` in turn: a row seen before keeps its id, the new rows of a batch take the
+    next ids, one each (``in_order``: in order of first sight), and each id's row is that row."""
+    rows, given = numbering.Rows(SCHEMA), {}
+    for batch in batches:
+        assert rows.find(_table(batch)).tolist() == [given.get(row, -1) for row in batch]
+        before, new = len(given), list(dict.fromkeys(row for row in batch if row not in given))
+        ids = rows.add(_table(batch)).tolist()
+        assert [number for row, number in zip(batch, ids, strict=True) if row in given] == \
+            [given[row] for row in batch if row in given]
+        mine = dict(zip(batch, ids, strict=True))
+        assert sorted(mine[row] for row in new) == list(range(before, before + len(new)))
+        if in_order:
+            assert [mine[row] for row in new] == list(range(before, before + len(new)))
+        given.update(mine)
+        assert len(rows) == len(given) and rows.take(np.array(ids)).equals(_table(batch))
+
+
+@settings(max_examples=60, deadline=None)
+@given(BATCHES)
+def test_rows_are_numbered_in_order_of_first_sight(batches: list[list[tuple[str | None, str | None]]]) -> None:
+    _check(batches, in_order=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(BATCHES)
+def test_rows_whose_hashes_clash_keep_their_own_ids(batches: list[list[tuple[str | None, str | None]]]) -> None:
+    """With two hash values for every row, nearly every row clashes with another: still one id per
+    distinct row, and each id's row is that row."""
+    hashes = numbering.row_hashes
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(numbering, "row_hashes", lambda table: hashes(table) & 1)
+        _check(batches, in_order=False)
+
+
+def test_a_null_in_one_column_differs_from_a_null_in_another() -> None:
+    table = _table([("x", None), (None, "x"), ("x", ""), (None, None), (None, None)])
+    hashes = numbering.row_hashes(table)
+    assert len(set(hashes[:4].tolist())) == 4 and hashes[3] == hashes[4]
+
+
+def test_hashes_follow_the_rows_order_across_batches() -> None:
+    table = pa.table({"kind": [f"k{i}" for i in range(20_000)], "target": [None] * 20_000})
+    table = pa.concat_tables([table.slice(0, 7), table.slice(7)])
+    hashes = numbering.row_hashes(table)
+    assert hashes[[0, 8192, 19_999]].tolist() == [numbering.row_hashes(table.slice(i, 1))[0] for i in (0, 8192, 19_999)]
+    assert len(np.unique(hashes)) == 20_000
