@@ -29,7 +29,7 @@ from datafusion import DataFrame, SessionContext, col
 
 from semantics import c3
 from semantics.entities import Column
-from semantics.numbering import Rows, member, row_hashes
+from semantics.numbering import Rows, distinct, member, row_hashes
 from semantics.types import ARROW_TYPES
 
 PARTITIONS = os.cpu_count() or 1
@@ -278,7 +278,7 @@ class _State:
         if keys is None:
             hashed = [_hashes(self.session.sql(f"SELECT DISTINCT {column} FROM {table}").to_arrow_table().column(0))
                       for table, column in probe.keys]
-            keys = self.probe_keys[probe.keys] = np.unique(np.concatenate(hashed))
+            keys = self.probe_keys[probe.keys] = distinct(np.concatenate(hashed))
         return not member(keys, _hashes(values)).any()
 
     def propagate(self, rule: Rule, closure: Closure, sole: bool = False) -> pa.Table:
@@ -400,7 +400,7 @@ class _Propagation:
         blocked[self._full_nodes(full)] = True
         moved = self._moved(added, blocked)
         moved = moved[~member(self.held, moved)]
-        return self._reach(np.union1d(start, moved), moved, blocked)
+        return self._reach(distinct(np.concatenate([start, moved])), moved, blocked)
 
     def _full_nodes(self, full: pa.ChunkedArray) -> np.ndarray:
         """The ids of the nodes of ``full``. A key once full stays full, so only the keys added since
@@ -440,7 +440,7 @@ class _Propagation:
         if not rows.num_rows:
             return np.zeros(0, np.int64)
         keys = (self.nodes.add(rows.select([0])) << 32) | self._values(rows.select(list(range(1, rows.num_columns))))
-        ordered = np.unique(keys)
+        ordered = distinct(keys)
         self.held = np.insert(self.held, np.searchsorted(self.held, ordered), ordered)
         self.held_rows += rows.num_rows
         return keys
@@ -475,7 +475,7 @@ class _Propagation:
         """Keys the known rows at the source of each of ``edges`` bring to its destination."""
         src, dst, label = edges
         edge, row = _spans(self.held, src << 32, (src + 1) << 32)
-        return np.unique(self._cross(dst[edge], self.held[row] & _LOW, label[edge], blocked))
+        return distinct(self._cross(dst[edge], self.held[row] & _LOW, label[edge], blocked))
 
     def _reach(self, frontier: np.ndarray, reach: np.ndarray, blocked: np.ndarray) -> np.ndarray:
         """``reach`` and the keys not known yet that ``frontier`` reaches along the edges (sorted keys
@@ -485,7 +485,7 @@ class _Propagation:
         while len(frontier):
             nodes = frontier >> 32
             which, edge = _spans(src, nodes, nodes + 1)
-            step = np.unique(self._cross(dst[edge], frontier[which] & _LOW, label[edge], blocked))
+            step = distinct(self._cross(dst[edge], frontier[which] & _LOW, label[edge], blocked))
             frontier = step[~(member(self.held, step) | member(reach, step))]
             reach = np.insert(reach, np.searchsorted(reach, frontier), frontier)
         return reach

@@ -44,6 +44,28 @@ def row_hashes(rows: pa.Table) -> np.ndarray:
     return hashed.column(0).to_numpy()
 
 
+def distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted, by a sort: numpy 2.4's `np.unique` hashes integers, and is 30-60x
+    slower than this on a million of them (measured here)."""
+    ordered = np.sort(values)
+    return ordered[_starts(ordered)]
+
+
+def groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`np.unique(values, return_index=True, return_inverse=True)`, by a stable sort (~25% faster):
+    the distinct values, sorted, where each first occurs, and which of them each value is."""
+    order = np.argsort(values, kind="stable")
+    starts = _starts(values[order])
+    inverse = np.empty(len(values), np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    return values[order][starts], order[starts], inverse
+
+
+def _starts(ordered: np.ndarray) -> np.ndarray:
+    """Whether each value of the sorted ``ordered`` differs from the one before it."""
+    return np.concatenate((np.ones(min(len(ordered), 1), bool), ordered[1:] != ordered[:-1]))
+
+
 def member(ordered: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Whether each of ``keys`` is in the sorted array ``ordered``."""
     if not len(ordered):
@@ -100,14 +122,14 @@ class Rows:
             slow = member(self.clashing, hashes)
             fast = np.flatnonzero(~slow)
             hashed = rows if len(fast) == rows.num_rows else rows.take(pa.array(fast))
-            unique, first, inverse = np.unique(hashes[fast], return_index=True, return_inverse=True)
+            unique, first, inverse = groups(hashes[fast])
             unique_ids = self._ids_by_hash(unique)
             # exact: each row equals the first of its hash in ``rows``, and that one the row numbered
             # under the hash; a hash where either fails is a clash
             differ = ~_equal(hashed, hashed.take(pa.array(first[inverse])))
             known = np.flatnonzero(unique_ids >= 0)
             differ_known = ~_equal(hashed.take(pa.array(first[known])), self.take(unique_ids[known]))
-            clashes = np.union1d(hashes[fast][differ], unique[known][differ_known])
+            clashes = distinct(np.concatenate([hashes[fast][differ], unique[known][differ_known]]))
             if not len(clashes):
                 break
             self._clash(clashes)
@@ -140,7 +162,7 @@ class Rows:
 
     def _clash(self, hashes: np.ndarray) -> None:
         """Number the rows of ``hashes`` (sorted) by row from now on, the one numbered already too."""
-        self.clashing = np.union1d(self.clashing, hashes)
+        self.clashing = distinct(np.concatenate([self.clashing, hashes]))
         known = self._ids_by_hash(hashes)
         known = known[known >= 0]
         self.clashes.update(zip(_tuples(self.take(known)), known.tolist(), strict=True))

@@ -68,3 +68,12 @@ def test_hashes_follow_the_rows_order_across_batches() -> None:
     hashes = numbering.row_hashes(table)
     assert hashes[[0, 8192, 19_999]].tolist() == [numbering.row_hashes(table.slice(i, 1))[0] for i in (0, 8192, 19_999)]
     assert len(np.unique(hashes)) == 20_000
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(-(2**63), 2**63 - 1) | st.integers(-3, 3), max_size=40))
+def test_distinct_and_groups_are_numpys_unique(values: list[int]) -> None:
+    array = np.array(values, np.int64)
+    assert numbering.distinct(array).tolist() == np.unique(array).tolist()
+    expected = np.unique(array, return_index=True, return_inverse=True)
+    assert [part.tolist() for part in numbering.groups(array)] == [part.tolist() for part in expected]
