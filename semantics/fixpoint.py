@@ -29,7 +29,7 @@ from datafusion import DataFrame, SessionContext, col
 
 from semantics import c3
 from semantics.entities import Column
-from semantics.numbering import Rows, distinct, member, row_hashes
+from semantics.numbering import Rows, distinct, groups, inserted, member, row_hashes
 from semantics.types import ARROW_TYPES
 
 PARTITIONS = os.cpu_count() or 1
@@ -345,7 +345,8 @@ FROM ranked r LEFT JOIN counts c ON c.{cap.key} = r.{cap.key}"""
 
 
 _LOW = np.int64(0xFFFFFFFF)
-# A probe looks at a delta of at most this many rows (hashing a row costs about 0.3 us; see `Probe`).
+# A probe looks at a delta of at most this many rows: a larger one all but surely meets a key, and
+# looking its values up would cost more than it saves (see `Probe`).
 PROBE_MAX_ROWS = 50_000
 
 
@@ -362,13 +363,6 @@ def _spans(ordered: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.n
     counts = np.searchsorted(ordered, high) - starts
     which = np.repeat(np.arange(len(low)), counts)
     return which, np.arange(int(counts.sum())) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
-
-
-def _inserted(ordered: tuple[np.ndarray, ...], rows: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-    """Columns sorted by the first, with ``rows`` (columns alike) inserted in their places."""
-    order = np.argsort(rows[0], kind="stable")
-    place = np.searchsorted(ordered[0], rows[0][order], side="right")
-    return tuple(np.insert(column, place, new[order]) for column, new in zip(ordered, rows, strict=True))
 
 
 class _Propagation:
@@ -406,15 +400,17 @@ class _Propagation:
         """The ids of the nodes of ``full``. A key once full stays full, so only the keys added since
         the last run are looked up; each is a node of a known row, numbered by `_hold` already."""
         found = self.nodes.find(pa.table([full.slice(self.full_count)], schema=self.nodes.schema))
+        assert (found >= 0).all(), "a full key that is no known row's node"
         self.full_count = len(full)
-        self.full_ids = np.concatenate([self.full_ids, found[found >= 0]])
+        self.full_ids = np.concatenate([self.full_ids, found])
         return self.full_ids
 
     def capped(self, keys: np.ndarray, limit: int) -> tuple[np.ndarray, int, np.ndarray]:
         """Of the new ``keys`` (sorted), those a cap of ``limit`` rows per node keeps: as `_State.novel`
         keeps them, the first in the order of the target's columns. Returns them, how many it drops,
         and the nodes it fills."""
-        nodes, first, count = np.unique(keys >> 32, return_index=True, return_counts=True)
+        nodes, first, inverse = groups(keys >> 32)
+        count = np.bincount(inverse, minlength=len(nodes))
         held = np.searchsorted(self.held, (nodes + 1) << 32) - np.searchsorted(self.held, nodes << 32)
         room = np.maximum(limit - held, 0)
         over = np.flatnonzero(count > room)
@@ -467,7 +463,7 @@ class _Propagation:
         ends = pa.chunked_array([*edges.column(0).chunks, *edges.column(1).chunks], edges.schema.field(0).type)
         ids = self.nodes.add(pa.table([ends], schema=self.nodes.schema))
         added = (ids[:edges.num_rows], ids[edges.num_rows:], label)
-        self.edges = _inserted(self.edges, added)
+        self.edges = inserted(self.edges, added)
         self.edge_count += edges.num_rows
         return added
 
@@ -502,7 +498,7 @@ class _Propagation:
 
     def _bind(self, pairs: np.ndarray) -> np.ndarray:
         """The value each (value << 32 | label) becomes: the value with the label in its slot."""
-        unique, inverse = np.unique(pairs, return_inverse=True)
+        unique, _, inverse = groups(pairs)
         missing = [pair for pair in unique.tolist() if pair not in self.bound]
         if missing:
             rows = self.values.take(np.array([pair >> 32 for pair in missing], np.int64))

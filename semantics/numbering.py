@@ -2,9 +2,9 @@
 
 A row is found by a 64-bit hash of its columns (DataFusion's xxHash64, computed in Rust over whole
 columns) in a sorted array, then compared with the row numbered under that hash, so an id is exact:
-two rows get one id only when they are equal. Hashes that two different rows share are rare (about
-one pair in 10^7 among a million rows); their rows are numbered through a dictionary of the rows
-themselves. Nothing here holds a Python object per row, which is what a dictionary of a million
+two rows get one id only when they are equal. Hashes that two different rows share are rare (a clash
+among a million rows has a chance of about 3 in 10^8); their rows are numbered through a dictionary
+of the rows themselves. Nothing here holds a Python object per row, which is what a dictionary of a million
 strings cost (hundreds of MB on the standard library).
 """
 
@@ -35,9 +35,10 @@ def row_hashes(rows: pa.Table) -> np.ndarray:
         return np.zeros(0, np.int64)
     session = _hashing_session()
     name = f"rows_{next(_BATCHES)}"
-    session.register_record_batches(name, [rows.combine_chunks().to_batches()])
+    columns = [f"c{index}" for index in range(rows.num_columns)]  # `col` would fold capitals, split dots
+    session.register_record_batches(name, [rows.rename_columns(columns).to_batches()])
     try:
-        parts = [part for column in rows.column_names for part in (col(column), col(column).is_null())]
+        parts = [part for column in columns for part in (col(column), col(column).is_null())]
         hashed = session.table(name).select(xxhash64(*parts).alias("hash")).to_arrow_table()
     finally:
         session.deregister_table(name)
@@ -68,9 +69,23 @@ def _starts(ordered: np.ndarray) -> np.ndarray:
 
 def member(ordered: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Whether each of ``keys`` is in the sorted array ``ordered``."""
+    return _places(ordered, keys)[1]
+
+
+def _places(ordered: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``keys`` is (or would go, within bounds) in the sorted ``ordered``, and whether
+    it is there."""
     if not len(ordered):
-        return np.zeros(len(keys), bool)
-    return ordered[np.minimum(np.searchsorted(ordered, keys), len(ordered) - 1)] == keys
+        return np.zeros(len(keys), np.int64), np.zeros(len(keys), bool)
+    places = np.minimum(np.searchsorted(ordered, keys), len(ordered) - 1)
+    return places, ordered[places] == keys
+
+
+def inserted(ordered: tuple[np.ndarray, ...], rows: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """Columns sorted by the first, with ``rows`` (columns alike) inserted in their places."""
+    order = np.argsort(rows[0], kind="stable")
+    place = np.searchsorted(ordered[0], rows[0][order], side="right")
+    return tuple(np.insert(column, place, new[order]) for column, new in zip(ordered, rows, strict=True))
 
 
 def _equal(left: pa.Table, right: pa.Table) -> np.ndarray:
@@ -84,10 +99,14 @@ def _equal(left: pa.Table, right: pa.Table) -> np.ndarray:
 
 class Rows:
     """Rows by dense id, numbered in order of first sight (within a call, the rows whose hash
-    clashes come last): `add` numbers the rows of a table and keeps each new one, `find` only
-    looks them up, and `take` turns ids back into rows."""
+    clashes come last): `add` numbers the rows of a table and keeps each new one, `find` numbers
+    nothing (though a clash it meets is remembered), and `take` turns ids back into rows. No column
+    may be a float: a NaN is not equal to itself, so no row holding one could be found again."""
 
     def __init__(self, schema: pa.Schema) -> None:
+        floats = [field.name for field in schema if pa.types.is_floating(field.type)]
+        if floats:
+            raise TypeError(f"rows with float columns cannot be numbered (NaN is not equal to itself): {floats}")
         self.schema = schema
         self.chunks: list[pa.Table] = [schema.empty_table()]
         self.count = 0
@@ -143,20 +162,16 @@ class Rows:
             ids[slow] = self._number_by_row(rows.filter(pa.array(slow)), add)
         return ids
 
-    def _ids_by_hash(self, unique: np.ndarray) -> np.ndarray:
-        """The id of the row numbered under each of the sorted ``unique`` hashes, -1 if none."""
-        if not len(self.hashes):
-            return np.full(len(unique), -1, np.int64)
-        places = np.minimum(np.searchsorted(self.hashes, unique), len(self.hashes) - 1)
-        return np.where(self.hashes[places] == unique, self.hash_ids[places], -1)
+    def _ids_by_hash(self, hashes: np.ndarray) -> np.ndarray:
+        """The id of the row numbered under each of ``hashes``, -1 if none."""
+        places, found = _places(self.hashes, hashes)
+        return np.where(found, self.hash_ids[places] if len(self.hash_ids) else -1, -1)
 
     def _append(self, rows: pa.Table, hashes: np.ndarray | None = None) -> None:
         """Keep ``rows`` as the next ids (and find them by ``hashes``, when given)."""
         if hashes is not None:
-            order = np.argsort(hashes)
-            places = np.searchsorted(self.hashes, hashes[order])
-            self.hashes = np.insert(self.hashes, places, hashes[order])
-            self.hash_ids = np.insert(self.hash_ids, places, np.arange(self.count, self.count + len(hashes))[order])
+            ids = np.arange(self.count, self.count + len(hashes))
+            self.hashes, self.hash_ids = inserted((self.hashes, self.hash_ids), (hashes, ids))
         self.chunks.append(rows)
         self.count += rows.num_rows
 

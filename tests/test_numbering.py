@@ -24,19 +24,20 @@ def _table(rows: list[tuple[str | None, str | None]]) -> pa.Table:
 def _check(batches: list[list[tuple[str | None, str | None]]], in_order: bool) -> None:
     """Number ``batches`` in turn: a row seen before keeps its id, the new rows of a batch take the
     next ids, one each (``in_order``: in order of first sight), and each id's row is that row."""
-    rows, given = numbering.Rows(SCHEMA), {}
+    rows, numbered = numbering.Rows(SCHEMA), {}
     for batch in batches:
-        assert rows.find(_table(batch)).tolist() == [given.get(row, -1) for row in batch]
-        before, new = len(given), list(dict.fromkeys(row for row in batch if row not in given))
+        assert rows.find(_table(batch)).tolist() == [numbered.get(row, -1) for row in batch]
+        assert len(rows) == len(numbered)  # finding numbers nothing
+        before, new = len(numbered), list(dict.fromkeys(row for row in batch if row not in numbered))
         ids = rows.add(_table(batch)).tolist()
-        assert [number for row, number in zip(batch, ids, strict=True) if row in given] == \
-            [given[row] for row in batch if row in given]
+        assert [number for row, number in zip(batch, ids, strict=True) if row in numbered] == \
+            [numbered[row] for row in batch if row in numbered]
         mine = dict(zip(batch, ids, strict=True))
         assert sorted(mine[row] for row in new) == list(range(before, before + len(new)))
         if in_order:
             assert [mine[row] for row in new] == list(range(before, before + len(new)))
-        given.update(mine)
-        assert len(rows) == len(given) and rows.take(np.array(ids)).equals(_table(batch))
+        numbered.update(mine)
+        assert len(rows) == len(numbered) and rows.take(np.array(ids)).equals(_table(batch))
 
 
 @settings(max_examples=60, deadline=None)
@@ -63,11 +64,21 @@ def test_a_null_in_one_column_differs_from_a_null_in_another() -> None:
 
 
 def test_hashes_follow_the_rows_order_across_batches() -> None:
+    """Hashed whole (in chunks of several sizes), a table's rows hash as they do a slice at a time."""
     table = pa.table({"kind": [f"k{i}" for i in range(20_000)], "target": [None] * 20_000})
-    table = pa.concat_tables([table.slice(0, 7), table.slice(7)])
-    hashes = numbering.row_hashes(table)
-    assert hashes[[0, 8192, 19_999]].tolist() == [numbering.row_hashes(table.slice(i, 1))[0] for i in (0, 8192, 19_999)]
-    assert len(np.unique(hashes)) == 20_000
+    table = pa.concat_tables([table.slice(0, 7), table.slice(7, 9_000), table.slice(9_007)])
+    slices = [numbering.row_hashes(table.slice(start, 100)) for start in range(19_900, -1, -100)]
+    assert numbering.row_hashes(table).tolist() == np.concatenate(slices[::-1]).tolist()
+    assert len(np.unique(numbering.row_hashes(table))) == 20_000
+
+
+def test_any_column_name_is_hashed_and_a_float_column_is_refused() -> None:
+    odd = pa.schema([pa.field("Kind", pa.string()), pa.field("a.b", pa.string())])
+    rows = numbering.Rows(odd)
+    table = pa.table([pa.array(["x", "x", "y"]), pa.array(["1", "1", "1"])], schema=odd)
+    assert rows.add(table).tolist() == [0, 0, 1]
+    with pytest.raises(TypeError, match="float"):
+        numbering.Rows(pa.schema([pa.field("weight", pa.float64())]))
 
 
 @settings(max_examples=80, deadline=None)
