@@ -49,10 +49,13 @@ def builtin_names() -> pa.Table:
 @tag(role="view")
 def source_catalog(extraction_tables: dict[str, int], builtin_names: pa.Table, session: SessionContext,
                    table_store: TableStore, execution_authority: ExecutionAuthority) -> dict[str, int]:
-    """The tables the views read, registered in the session at the versions just written."""
+    """The tables the views read, registered in the session at the versions just written (read into
+    memory where the policy says so)."""
     execution_authority.check_resolver(table_store.catalog, "view_registration")
+    registration = execution_authority.policy.materialization.registration
     for name in extraction_tables:
-        table_store.register(session, name)
+        choice = registration.get(name)
+        table_store.register(session, name, in_memory=choice is not None and choice.registration == "memory")
     if session.table_exist(BUILTIN_NAMES.table):
         session.deregister_table(BUILTIN_NAMES.table)
     session.register_record_batches(BUILTIN_NAMES.table, [builtin_names.to_batches()])

@@ -325,11 +325,16 @@ class DeltaTableStore(TableStore):
         write_deltalake(location, data, storage_options=self.storage_options, **options)  # type: ignore[arg-type]
         return DeltaTable(location, storage_options=self.storage_options).version()
 
-    def register(self, session: SessionContext, name: str, version: int | None = None) -> None:
+    def register(self, session: SessionContext, name: str, version: int | None = None,
+                 in_memory: bool = False) -> None:
         table = self._table(name, version)
         if table is None:
             raise LookupError(f"dataset {name} does not exist at {self.catalog.location(name)}")
-        _register_plain(session, name, table, self.storage_options)
+        if in_memory:
+            _replace(session, name)
+            register_in_memory(session, name, _scan(table, self.storage_options))
+        else:
+            _register_plain(session, name, table, self.storage_options)
 
     def holds_version(self, name: str, version: int) -> bool:
         table = self._table(name)

@@ -156,8 +156,10 @@ class TableStore(abc.ABC):
         files), recording its fingerprint and run; ``cluster_by`` as for `overwrite`."""
 
     @abc.abstractmethod
-    def register(self, session: SessionContext, name: str, version: int | None = None) -> None:
-        """Make the table (at ``version``, or its latest) queryable by its name in ``session``."""
+    def register(self, session: SessionContext, name: str, version: int | None = None,
+                 in_memory: bool = False) -> None:
+        """Make the table (at ``version``, or its latest) queryable by its name in ``session``
+        (``in_memory``: its rows read once and held in the session)."""
 
     def releases(self) -> list[Release]:
         """The output's release log, oldest first."""

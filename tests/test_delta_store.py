@@ -78,6 +78,10 @@ def test_reads_and_registrations_have_plain_string_columns(tmp_path: Path) -> No
     assert session.table("cpg_edges").schema() == pa.schema([pa.field("kind", pa.string()),
                                                              pa.field("confidence", pa.float64())])
     assert "string_view" in str(session.table("delta.cpg_edges").schema())
+    held = SessionContext()
+    store.register(held, "cpg_edges", in_memory=True)  # read once, held in the session
+    assert held.table("cpg_edges").schema() == session.table("cpg_edges").schema()
+    assert held.sql("SELECT kind FROM cpg_edges").to_arrow_table().to_pylist() == [{"kind": "CALLS"}]
 
 
 READER_RUNS = 3

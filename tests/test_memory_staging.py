@@ -13,7 +13,7 @@ from driver.api import build_driver, content_fingerprint, open_session
 from driver.authority import NOT_STAGED_REASON, ONE_COMMIT_REASON
 from driver.delta_store import DeltaTableStore
 from driver.options import BuildOptionError
-from relspec.catalog import LOG_TABLES, RUNS_TABLE, DatasetCatalog
+from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, RUNS_TABLE, DatasetCatalog
 from relspec.policy import (
     ROWS_PER_SOURCE_BYTE,
     TableStats,
@@ -77,6 +77,27 @@ def test_the_policy_holds_views_in_memory_by_the_size_of_the_code_base() -> None
     assert registrations(medium, 0, "memory") == {"memory"}
     chosen = compile_registration(ir, policies, {}, 1_000_000).registration["value_flows"]
     assert chosen.confidence.score < 1.0 and "estimated from 1,000,000 bytes" in chosen.confidence.evidence[0]
+    assert {compile_registration(ir, policies, small, 0).registration[name].registration
+            for name in EXTRACT_TABLES} == {"memory"}
+    assert {compile_registration(ir, policies, medium, 0).registration[name].registration
+            for name in EXTRACT_TABLES} == {"delta"}
+
+
+def _scanned_sources(out: Path) -> set[str]:
+    """The extraction tables some view of the last run scanned as Delta (parquet) files."""
+    return {scan.table for outcome in _last_record(out).views if outcome.executed
+            for scan in outcome.executed.scans if scan.table in EXTRACT_TABLES}
+
+
+def test_a_small_code_base_reads_its_extraction_tables_from_memory(tmp_path: Path) -> None:
+    """From what ran: the small build's views scanned no extraction table's files, the same build
+    with Delta staging (and so Delta sources) scanned them."""
+    root = write_tree(tmp_path / "src", TREE)
+    in_memory, in_delta = tmp_path / "memory", tmp_path / "delta"
+    build(root, in_memory)
+    build(root, in_delta, staging="delta")
+    assert _scanned_sources(in_memory) == set()
+    assert {"ex_references", "ex_flows"} <= _scanned_sources(in_delta)
 
 
 def test_a_rebuild_in_memory_reuses_the_outputs_and_leaves_no_staging_table(tmp_path: Path) -> None:
