@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import msgspec
 from datafusion import SessionContext
 
+from relspec.catalog import EXTRACT_TABLES
 from semantics.specs import DeriveSpec
 
 if TYPE_CHECKING:  # `cpgflow callgraph` loads none of the planning machinery
@@ -116,6 +117,7 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
                 "strategy_confidence": msgspec.to_builtins(view.join.confidence),
             }
         views.append(entry)
+    registration = policy.materialization.registration
     return {
         "source": {"root": discovery.root, "files": len(discovery.files), "skipped": len(discovery.skipped),
                    "git_aware": discovery.git_aware},
@@ -128,6 +130,8 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
             "scan": msgspec.to_builtins(policy.scan),
             "profile": msgspec.to_builtins(policy.profile),
             "maintenance": msgspec.to_builtins(policy.maintenance),
+            "sources": {name: msgspec.to_builtins(registration[name])  # how each extraction table is read
+                        for name in EXTRACT_TABLES if name in registration},
             "schedule": _schedule_summary(policy),
         },
         "validation": msgspec.to_builtins(validation.issues),

@@ -63,7 +63,9 @@ def predict_costs(graph: ViewGraph, history: list[RunRecord], stats: dict[str, T
 def input_rows(history: list[RunRecord], graph: ViewGraph) -> dict[str, tuple[str, int]]:
     """Each view's input rows the last time a released run computed it whole: what its plan's
     scans read (its executed metrics), plus the rows of each view it read from memory (a table held
-    in memory reports no scan metrics; its rows are in the same record). view -> (run, rows)."""
+    in memory reports no scan metrics; its rows are in the same record), and of each source table
+    when it scanned no file at all (a small build holds its extraction tables in memory too).
+    view -> (run, rows)."""
     found: dict[str, tuple[str, int]] = {}
     for record in history:  # oldest first: later runs overwrite
         if record.status != "released":
@@ -75,6 +77,8 @@ def input_rows(history: list[RunRecord], graph: ViewGraph) -> dict[str, tuple[st
                 continue
             measured = {scan.table for scan in executed.scans}
             held = sum(rows.get(name, 0) for name in graph.inputs(outcome.view) if name not in measured)
+            if not executed.scans:
+                held += sum(record.source_rows.get(name, 0) for name in graph.sources[outcome.view])
             found[outcome.view] = (record.run_id, executed.rows_scanned + held)
     return found
 

@@ -75,6 +75,7 @@ class RegistrationChoice(msgspec.Struct, frozen=True):
     # `delta`: written to a staging table and read through the Delta provider (file statistics and
     # pruning; a later run reuses it or updates it by file); `dataset`: written so, and read into memory
     # for a recursive reader, which re-scans it; `memory`: held in memory for this run only, no table
+    # (an extraction table: read from its Delta table once, into memory)
     registration: Registration
     confidence: InferenceConfidence
 
@@ -85,7 +86,7 @@ class MaterializationStrategy(msgspec.Struct, frozen=True):
     registration: dict[str, RegistrationChoice] = {}
 
     def held_in_memory(self) -> frozenset[str]:
-        """The staged views held in memory for the run (no staging table)."""
+        """The staged views (and extraction tables) held in memory for the run (no staging table)."""
         return frozenset(view for view, choice in self.registration.items() if choice.registration == "memory")
 
 
@@ -383,13 +384,14 @@ def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats:
             evidence = ("no recursive reader: the Delta provider keeps file statistics and pruning", *held)
             choice = RegistrationChoice("delta", InferenceConfidence("registration", "delta", held_score, evidence))
         registration[name] = choice
+    sources_in_memory = small and staging != "delta"  # (not a large code base forced to memory)
     for name in EXTRACT_TABLES:
-        if memory:
+        if sources_in_memory:
             evidence = (*held, "extraction table read into memory once: a view planned and run over a Delta "
                         "provider pays ~10 ms a query, over a table in memory ~2 ms (measured)")
         else:
             evidence = (*held, "extraction table read through the Delta provider: file statistics and pruning")
-        chosen = "memory" if memory else "delta"
+        chosen = "memory" if sources_in_memory else "delta"
         registration[name] = RegistrationChoice(chosen, InferenceConfidence("registration", chosen, held_score,
                                                                             evidence))
     return MaterializationStrategy(registration=registration)

@@ -4,6 +4,7 @@ folder on disk) and giving the same tables as staging in Delta does."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from driver.authority import NOT_STAGED_REASON, ONE_COMMIT_REASON
 from driver.delta_store import DeltaTableStore
 from driver.options import BuildOptionError
 from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, RUNS_TABLE, DatasetCatalog
+from relspec.costs import input_rows
 from relspec.policy import (
     ROWS_PER_SOURCE_BYTE,
     TableStats,
@@ -74,7 +76,9 @@ def test_the_policy_holds_views_in_memory_by_the_size_of_the_code_base() -> None
     assert registrations(small, 0) == {"memory"}
     assert registrations(small, 20) == {"delta", "dataset"}  # one more row: grown out of the small tier
     assert registrations(small, 0, "delta") == {"delta", "dataset"}
-    assert registrations(medium, 0, "memory") == {"memory"}
+    assert registrations(medium, 0, "memory") == {"memory", "delta"}  # the staged views in memory ...
+    forced = compile_registration(ir, policies, medium, 0, "memory").registration
+    assert {forced[name].registration for name in EXTRACT_TABLES} == {"delta"}  # ... not a large base's sources
     chosen = compile_registration(ir, policies, {}, 1_000_000).registration["value_flows"]
     assert chosen.confidence.score < 1.0 and "estimated from 1,000,000 bytes" in chosen.confidence.evidence[0]
     assert {compile_registration(ir, policies, small, 0).registration[name].registration
@@ -98,6 +102,13 @@ def test_a_small_code_base_reads_its_extraction_tables_from_memory(tmp_path: Pat
     build(root, in_delta, staging="delta")
     assert _scanned_sources(in_memory) == set()
     assert {"ex_references", "ex_flows"} <= _scanned_sources(in_delta)
+    # what the next compile reads of a view's inputs still counts the tables it read from memory
+    record, graph = _last_record(in_memory), _pipeline()[2]
+    assert graph.sources["lambdas"] == ("ex_functions",) and not graph.inputs("lambdas")
+    assert input_rows([record], graph)["lambdas"] == (record.run_id, record.source_rows["ex_functions"])
+    assert record.source_rows["ex_functions"] == 3  # helper, Base.run, main: the functions of TREE
+    planned = json.loads(run_cli("plan", root, "--json").stdout)["policy"]["sources"]
+    assert set(planned) == set(EXTRACT_TABLES) and planned["ex_flows"]["registration"] == "memory"
 
 
 def test_a_rebuild_in_memory_reuses_the_outputs_and_leaves_no_staging_table(tmp_path: Path) -> None:
