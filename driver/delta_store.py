@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datafusion import DataFrame, Expr, SessionContext, col
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction
 from pyarrow import fs
@@ -63,6 +63,11 @@ LOG_SCHEMAS = {RUNS_TABLE: RUN_SCHEMA, RELEASES_TABLE: RELEASE_SCHEMA, CALIBRATI
 SAME_DATA_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
 STRING_ARRAY_BYTES = 2**31 - 1  # the most bytes a string array with 32-bit offsets holds
 STATS_STRING_CHARS = 64  # strings up to this long bound a data file's statistics whole (file ids are 37)
+# Rows per Parquet row group in every table the build writes. The Delta writer holds a row group's
+# columns until it is full: at parquet's default of 1M rows, writing the standard library's 3.1M
+# points-to rows raised the process's peak by 160-250 MB, at 128K rows by 0-90 MB (measured).
+ROW_GROUP_ROWS = 128 * 1024
+WRITER_PROPERTIES = WriterProperties(max_row_group_size=ROW_GROUP_ROWS)
 WRITE_OPERATIONS = frozenset({"WRITE", "CREATE TABLE", "CREATE OR REPLACE TABLE"})
 
 _SCAN_NAME = "delta_scan"
@@ -272,7 +277,8 @@ class DeltaTableStore(TableStore):
         check_lease(self.catalog.root)  # a build whose lease on object storage was taken over commits nothing
         with _rows(data, schema) as rows:
             write_deltalake(location, rows, mode="overwrite", storage_options=self.storage_options,
-                            commit_properties=CommitProperties(custom_metadata=metadata), **options)  # type: ignore[arg-type]
+                            commit_properties=CommitProperties(custom_metadata=metadata),
+                            writer_properties=WRITER_PROPERTIES, **options)  # type: ignore[arg-type]
         table = DeltaTable(location, storage_options=self.storage_options)
         added = int(table.history(1)[0].get("operationMetrics", {}).get("num_added_rows", 0))
         rows_after = _row_count(pa.table(table.get_add_actions(flatten=True)))
@@ -322,7 +328,8 @@ class DeltaTableStore(TableStore):
     def _write(self, name: str, data: pa.Table | pa.RecordBatchReader, **options: object) -> int:
         location = self.catalog.location(name)
         check_lease(self.catalog.root)
-        write_deltalake(location, data, storage_options=self.storage_options, **options)  # type: ignore[arg-type]
+        write_deltalake(location, data, storage_options=self.storage_options, writer_properties=WRITER_PROPERTIES,
+                        **options)  # type: ignore[arg-type]
         return DeltaTable(location, storage_options=self.storage_options).version()
 
     def register(self, session: SessionContext, name: str, version: int | None = None,

@@ -520,9 +520,7 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram,
     The relations it held in the session are dropped before it returns. ``in_memory=False`` runs
     every rule by its SQL, `Closure` rules and a program with an `evaluator` too (what their
     in-memory evaluation must equal)."""
-    for prepared in program.prepare:
-        register_in_memory(session, prepared.name, _collect(session, prepared.sql))
-    _drop_intermediates(session, program)
+    _prepare(session, program)
     if program.evaluator is not None and in_memory:
         result = IN_MEMORY_PROGRAMS[program.evaluator](session, program)
         for prepared in program.prepare:
@@ -550,14 +548,23 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram,
 IN_MEMORY_PROGRAMS = {"c3_linearization": c3.evaluate}
 
 
-def _drop_intermediates(session: SessionContext, program: FixpointProgram) -> None:
-    """Deregister (and so free) the prepared tables that only served to prepare others (not read by a
-    rule, its probe or the result)."""
+def _prepare(session: SessionContext, program: FixpointProgram) -> None:
+    """Compute and register the prepared tables in order, deregistering (and so freeing) each one
+    that only serves to prepare others as soon as the last of them is computed: on the standard
+    library they hold ~700 MB together, ~300 MB of which the rules read."""
     probed = (table for rule in program.rules if rule.probe for table, _ in rule.probe.keys)
-    used = " ".join((*(rule.sql for rule in (*program.seeds, *program.rules)), *probed, program.result))
-    for prepared in program.prepare:
-        if not _reads(used, prepared.name):
-            session.deregister_table(prepared.name)
+    evaluation = " ".join((*(rule.sql for rule in (*program.seeds, *program.rules)), *probed, program.result))
+    steps = program.prepare
+    last_reader = {}  # step -> the last step reading its table, for the tables the evaluation does not read
+    for index, prepared in enumerate(steps):
+        if not _reads(evaluation, prepared.name):
+            readers = [later for later in range(index + 1, len(steps)) if _reads(steps[later].sql, prepared.name)]
+            last_reader[prepared.name] = max(readers, default=index)
+    for index, prepared in enumerate(steps):
+        register_in_memory(session, prepared.name, _collect(session, prepared.sql))
+        for name, last in last_reader.items():
+            if last == index and session.table_exist(name):
+                session.deregister_table(name)
 
 
 def _reads(sql: str, table: str) -> bool:

@@ -143,6 +143,28 @@ def test_a_probe_runs_a_rule_only_when_its_new_rows_meet_its_keys() -> None:
     assert _rows(result) == {("s",), ("1",)} and run.rounds == (1, 1, 0)
 
 
+def test_a_prepared_table_is_dropped_once_the_last_step_reading_it_is_computed() -> None:
+    # raw -> pairs -> (seen_raw, seen_pairs, reach's seed). raw only serves to prepare pairs, so it is gone
+    # before the step after pairs runs; pairs is read by the seed, so it stays until the program ends.
+    session = new_session()
+    register_in_memory(session, "next", pa.table({"src": ["a"], "dst": ["b"]}))
+    # (the name spelled in pieces: a step that names a table is taken to read it)
+    present = "SELECT CAST(count(*) AS VARCHAR) AS src, concat('{0}', '{1}') AS dst FROM information_schema.tables " \
+              "WHERE table_name = concat('{0}', '{1}')"
+    program = FixpointProgram(
+        relations=(REACH,),
+        prepare=(Prepared("raw", "SELECT src, dst FROM next"), Prepared("pairs", "SELECT src, dst FROM raw"),
+                 Prepared("seen_raw", present.format("r", "aw")),
+                 Prepared("seen_pairs", present.format("pa", "irs"))),
+        seeds=(Rule("seed", "reach", "SELECT src, dst FROM pairs UNION ALL SELECT src, dst FROM seen_raw "
+                                     "UNION ALL SELECT src, dst FROM seen_pairs"),),
+        rules=(), result="SELECT src, dst FROM reach",
+    )
+    result, _ = run_fixpoint(session, program)
+    assert _rows(result) == {("a", "b"), ("0", "raw"), ("1", "pairs")}
+    assert not any(session.table_exist(name) for name in ("raw", "pairs", "seen_raw", "seen_pairs"))
+
+
 def test_a_probe_must_name_a_delta_its_rule_reads_and_prepared_keys() -> None:
     with pytest.raises(ValueError, match="delta_other, which it does not read"):
         Rule("hop", "reach", "SELECT node FROM delta_reach", probe=Probe("other", "node", (("hops", "src"),)))
