@@ -4,7 +4,9 @@ The threshold calibrated is the one the cost of staging decides: the source rows
 that reads only source tables is inlined into its readers (recomputed by each) rather than staged
 (computed once, written, read back). Staging a view costs a fixed part (a write, a registration, a
 read back: ``a`` seconds) plus its computation (``b`` seconds a source row read); inlining it into
-two readers costs its computation twice. Inlining pays while ``b * rows < a``: below ``a / b`` rows.
+two readers costs its computation twice. Inlining pays while ``b * rows < a``: below ``a / b`` rows
+(into ``n`` scans, while the ``n - 1`` extra computations read fewer than ``a / b`` rows: the policy
+weighs the fan-out against the same threshold).
 Each run fits ``seconds = a + b * rows`` over the views of that kind it computed in full, and moves
 the threshold toward ``a / b`` — damped (half the way, in log space), at most 4 times a run, within
 bounds. The fit and every prediction error are kept per workload class (a full build and an

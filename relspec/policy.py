@@ -23,7 +23,7 @@ from relspec.schedule import ViewSchedule
 from relspec.view_graph import ViewGraph
 from semantics.entities import EXTRACTION_ENTITIES
 from semantics.inference import InferenceConfidence
-from semantics.ir import CACHE_POLICIES, CachePolicy, SemanticIR, SemanticPlan
+from semantics.ir import CACHE_POLICIES, CachePolicy, SemanticIR, SemanticPlan, ViewIR
 from semantics.types import SemanticType
 
 if TYPE_CHECKING:  # the extractor itself is not loaded to plan (a reader of the run records imports this)
@@ -167,11 +167,12 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, CachePolicy
 def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, TableStats],
                            overrides: dict[str, CachePolicy], thresholds: Thresholds | None = None
                            ) -> dict[str, ViewPolicy]:
-    """Cache policy by view. A view that only scans source tables totalling fewer rows than
-    ``thresholds.inline_max_rows`` is cheaper to recompute in each reader than to write and read back
-    (the threshold is calibrated from measured runs: `relspec.calibration`). Only such leaf views are
-    inlined: inlining views built on other views grows the readers' plans until DataFusion's optimizer
-    stalls (measured on the fixture suite)."""
+    """Cache policy by view. A view that only scans source tables is cheaper to recompute in each
+    reader than to write and read back while the computations inlining adds (one per scan of it past
+    the first) read fewer source rows than ``thresholds.inline_max_rows``, calibrated from measured
+    runs (`relspec.calibration`): the fan-out at which such a view is staged falls as its rows grow.
+    Only leaf views are inlined: inlining views built on other views grows the readers' plans until
+    DataFusion's optimizer stalls (measured on the fixture suite)."""
     limit = (thresholds or Thresholds()).inline_max_rows
     source_rows = {name: stat.rows for name, stat in stats.items()}
     policies: dict[str, ViewPolicy] = {}
@@ -189,10 +190,11 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
                 cost = graph.upstream_cost(view.name, source_rows)
                 weighed = tuple(sorted(graph.transitive_sources(view.name) & source_rows.keys()))
                 evidence.append(f"reads {cost:,} source rows in all")
-                if cost < limit and not graph.inputs(view.name):
+                extra = max(fan_out(view) - 1, 1)  # the computations inlining adds
+                if cost * extra < limit and not graph.inputs(view.name):
                     policy = "none"
-                    evidence.append(f"a scan of under {limit:,} rows: recomputing it in each reader is "
-                                    "cheaper than staging it")
+                    evidence.append(f"recomputed {extra} more time{'s' if extra > 1 else ''} if inlined: "
+                                    f"{cost * extra:,} rows, under {limit:,}: cheaper than staging it")
         override = overrides.get(view.name)
         if override is not None:
             evidence.append(f"explicit override {view.name}={override} (compiled: {policy})")
@@ -205,6 +207,11 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
             weighed_sources=weighed,
         )
     return policies
+
+
+def fan_out(view: ViewIR) -> int:
+    """How many times a view's plan runs if it is not staged: once per scan of it in its readers' plans."""
+    return sum(view.position.scans) if view.position is not None else 0
 
 
 def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str, ViewPolicy], full: bool,

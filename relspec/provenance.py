@@ -152,8 +152,9 @@ def _cache_decisions(builder: _Builder, ir: SemanticIR, policy: CompiledExecutio
             builder.cite_statistics(decision, "source_size", chosen.weighed_sources, stats)
             limit = policy.thresholds.inline_max_rows
             builder.cite(decision, "threshold", "rule", "staging threshold",
-                         f"a view that reads only source tables of fewer than {limit:,} rows in all is "
-                         "inlined into its readers, not staged (calibrated: cpgflow calibration)", limit)
+                         f"a view that reads only source tables is inlined into its readers, not staged, while "
+                         f"its source rows times the scans of it past the first stay under {limit:,} "
+                         "(calibrated: cpgflow calibration)", limit)
         if chosen.override:
             builder.cite(decision, "override", "override", f"--cache-policy {view.name}",
                          f"{view.name}={chosen.cache}")

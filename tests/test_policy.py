@@ -12,6 +12,7 @@ from relspec.policy import (
     CompiledExecutionPolicy,
     DiagnosticsFlags,
     TableStats,
+    ViewPolicy,
     available_cores,
     compile_cache_policies,
     compile_extraction,
@@ -98,6 +99,24 @@ def test_a_small_leaf_is_inlined_but_a_view_over_views_stays_staged() -> None:
     assert cache["d"].cache == "delta_staging"  # reads views: inlining it would grow its readers' plans
     no_stats = _policy(ir, plan, graph, {}).cache["a"]
     assert no_stats.cache == "delta_staging" and no_stats.confidence.fallback_reason.startswith("no table statistics")
+
+
+def test_the_fan_out_at_which_a_leaf_is_staged_falls_as_its_rows_grow() -> None:
+    # Read by two views, inlining computes the leaf once more: 5,000 rows, under the default 20,000:
+    # inlined. Read by six, five more times: 25,000 rows: staged. Over 3,000 rows, six readers add
+    # 15,000: inlined again.
+    def leaf(readers: int, rows: int) -> ViewPolicy:
+        names = [f"r{index}" for index in range(readers)]
+        specs = [_derive("a", "ex_files"), *(_derive(name, "a") for name in names), _derive("out", *names)]
+        stats = {"ex_files": TableStats(rows=rows, files=1, bytes=1, version=0)}
+        return _policy(*_pipeline(specs, ("out",)), stats).cache["a"]
+
+    assert leaf(2, 5_000).cache == "none"
+    assert leaf(6, 5_000).cache == "delta_staging"
+    inlined = leaf(6, 3_000)
+    assert inlined.cache == "none"
+    assert "recomputed 5 more times if inlined: 15,000 rows, under 20,000: cheaper than staging it" \
+        in inlined.confidence.evidence
 
 
 def test_overrides_win_and_malformed_ones_are_refused() -> None:

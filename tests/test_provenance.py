@@ -191,7 +191,7 @@ def test_why_explains_a_staged_view_in_plain_words(shop_runs):
                "(fan-out 2)"
                for line in lines)
     assert f"  - measured statistics of ex_references: {_rows_of(out, 'ex_references')} rows" in done.stdout
-    assert f"fewer than {DEFAULT_INLINE_MAX_ROWS:,} rows" in done.stdout
+    assert f"times the scans of it past the first stay under {DEFAULT_INLINE_MAX_ROWS:,}" in done.stdout
 
 
 def test_why_cites_an_override_of_an_earlier_run(shop_runs):
