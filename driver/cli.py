@@ -385,10 +385,18 @@ def plan(path: Path, out: str | None, cache_policy: tuple[str, ...], staging: st
         statistics_from = _location(out) if out is not None else scratch
         results = plan_driver(root, statistics_from, cache_overrides=overrides, staging=staging,  # type: ignore[arg-type]
                               calibration=calibration, storage_options=_storage_options()).execute(  # type: ignore[arg-type]
-            ["optimized_ir", "discovery", "compiled_policy", "validation", "view_graph"])
+            ["optimized_ir", "discovery", "compiled_policy", "validation", "view_graph", "semantic_plan"])
     report = plan_report(results["optimized_ir"], results["discovery"], results["compiled_policy"],
                          results["validation"], results["view_graph"])
     if as_json:
+        from driver.delta_store import DeltaTableStore
+        from driver.plan_preview import preview_views
+        from relspec.catalog import DatasetCatalog
+
+        store = DeltaTableStore(DatasetCatalog(_location(out)), _storage_options()) if out is not None else None
+        previews = preview_views(results["semantic_plan"], results["compiled_policy"], store)
+        for view in report["views"]:  # type: ignore[union-attr]
+            view["preview"] = msgspec.to_builtins(previews[view["name"]])  # type: ignore[index]
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(report)).decode() + "\n")
         return
     source = report["source"]

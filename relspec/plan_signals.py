@@ -217,6 +217,37 @@ def plan_signals(session: SessionContext, frame: DataFrame, plan: ExecutionPlan 
     )
 
 
+class PlanEstimate(msgspec.Struct, frozen=True):
+    """What DataFusion's statistics say a plan outputs, before it runs: rows and bytes (None:
+    absent), each exact or an estimate. DataFusion 55's Python API binds no plan statistics; its
+    ``EXPLAIN`` prints them with ``datafusion.explain.show_statistics``, read here from the root
+    operator's line. A scan of a Delta table knows its rows exactly (from the log); a filter or a
+    join above it estimates."""
+
+    rows: int | None
+    rows_exact: bool
+    bytes: int | None
+    bytes_exact: bool
+
+
+_STATISTIC = re.compile(r"\b(Rows|Bytes)=(?:(Exact|Inexact)\((\d+)\)|Absent)")
+
+
+def plan_estimate(session: SessionContext, sql: str) -> PlanEstimate:
+    """The estimate of ``sql``'s output (see `PlanEstimate`); the session must show statistics in
+    ``EXPLAIN`` (``SET datafusion.explain.show_statistics = true``)."""
+    explained = session.sql(f"EXPLAIN {sql}").to_pydict()
+    physical = [text for kind, text in zip(explained["plan_type"], explained["plan"], strict=True)
+                if kind == "physical_plan"]
+    root = physical[0].splitlines()[0] if physical else ""
+    found: dict[str, tuple[bool, int] | None] = {}
+    for name, kind, value in _STATISTIC.findall(root):  # the plan's own first; its columns' follow
+        found.setdefault(name, (kind == "Exact", int(value)) if value else None)
+    rows, size = found.get("Rows"), found.get("Bytes")
+    return PlanEstimate(rows=rows[1] if rows else None, rows_exact=bool(rows and rows[0]),
+                        bytes=size[1] if size else None, bytes_exact=bool(size and size[0]))
+
+
 # ---------------------------------------------------------------------------------------------------
 # After execution
 

@@ -10,7 +10,7 @@ import pytest
 from datafusion import SessionConfig, SessionContext
 from deltalake import DeltaTable, write_deltalake
 
-from relspec.plan_signals import ExecutedSignals, PlanExecution, executed_signals, plan_signals
+from relspec.plan_signals import ExecutedSignals, PlanExecution, executed_signals, plan_estimate, plan_signals
 
 FILE_ROWS = 1000
 FILES = 4  # the sorted table: file i holds keys [i*1000, (i+1)*1000)
@@ -98,6 +98,18 @@ def test_the_fingerprint_follows_the_plan_not_the_session(keyed: Path) -> None:
         prints.append(plan_signals(session, session.sql("SELECT k FROM t WHERE v > 10")).fingerprint)
     assert prints[0] == prints[1]
     assert plan_signals(session, session.sql("SELECT k FROM t WHERE v > 11")).fingerprint != prints[0]
+
+
+def test_the_estimate_of_a_delta_scan_is_its_rows_and_a_filter_above_it_estimates(keyed: Path) -> None:
+    session = _session()
+    session.sql("SET datafusion.explain.show_statistics = true").collect()
+    session.register_table("t", DeltaTable(str(keyed)))
+    scan = plan_estimate(session, "SELECT k, v FROM t")
+    assert (scan.rows, scan.rows_exact) == (FILES * FILE_ROWS, True)  # the Delta log counts them
+    filtered = plan_estimate(session, "SELECT k FROM t WHERE v > 10")
+    assert filtered.rows is not None and not filtered.rows_exact
+    session.register_record_batches("m", [pa.table({"k": [1, 2, 3]}).to_batches()])
+    assert plan_estimate(session, "SELECT k FROM m").rows == 3
 
 
 def test_a_delta_provider_takes_no_filter_and_a_parquet_listing_does(keyed: Path) -> None:
