@@ -40,8 +40,6 @@ StagingMedium = Literal["auto", "delta", "memory"]  # where staged views go: by 
 ROWS_PER_SOURCE_BYTE = 0.05
 # Table-size tiers shared by every size-based decision.
 SIZE_TIERS: tuple[tuple[str, int], ...] = (("small", 100_000), ("medium", 2_000_000), ("large", 2**63 - 1))
-# A table read that spans more files than this is scanned with pushed-down filters, whatever its rows.
-PLAIN_SCAN_MAX_FILES = 8
 
 
 class TableStats(msgspec.Struct, frozen=True):
@@ -60,7 +58,7 @@ class ViewPolicy(msgspec.Struct, frozen=True):
 
 
 class ScanOptions(msgspec.Struct, frozen=True):
-    """DataFusion scan options (parquet pushdown, page index, statistics) and why."""
+    """DataFusion options a view's plan runs under (its partitions) and why."""
 
     options: dict[str, str]
     confidence: InferenceConfidence
@@ -245,17 +243,16 @@ BY_FILE_MAX_SHARE = 0.5
 
 def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, partitions: int = 1,
                  scanned: tuple[str, int] | None = None, estimated: tuple[int, str] | None = None) -> ScanOptions:
-    """Scan options for reading ``tables`` (all known ones if None). Pushed-down filters and filter
-    reordering pay off once a table spans many files or rows; for small tables they only add work.
-    The plan runs on ``partitions`` partitions, or on one when its input is small: what the view's
-    plan scanned when it last ran (``scanned``: the run and its rows), else its largest table, else
-    (no table yet) the workload's largest table as ``estimated`` (rows, how) — repartitioning a few
-    thousand rows costs more than the threads win back."""
+    """Scan options for reading ``tables`` (all known ones if None): the partitions its plan runs on,
+    ``partitions``, or one when its input is small: what the view's plan scanned when it last ran
+    (``scanned``: the run and its rows), else its largest table, else (no table yet) the workload's
+    largest table as ``estimated`` (rows, how) — repartitioning a few thousand rows costs more than
+    the threads win back. No Parquet option (pushed-down or reordered filters, page index): a Delta
+    provider plans its own Parquet scan, which neither the session's options nor a filter reach
+    (measured: `tests/test_plan_signals.py`), so they would change nothing a build runs."""
     read = {name: stat for name, stat in stats.items() if tables is None or name in tables}
     largest = max((stat.rows for stat in read.values()), default=0)
-    most_files = max((stat.files for stat in read.values()), default=0)
-    large = size_tier(largest) != "small" or most_files > PLAIN_SCAN_MAX_FILES
-    evidence = [f"largest table read: {largest:,} rows ({size_tier(largest)} tier), most files: {most_files}"]
+    evidence = [f"largest table read: {largest:,} rows ({size_tier(largest)} tier)"]
     if scanned is not None:
         input_rows = scanned[1]
         evidence.append(f"it read {input_rows:,} rows in run {scanned[0]}")
@@ -270,14 +267,9 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, p
                         "no repartitioning")
     elif scanned is not None and partitions > 1:
         evidence.append(f"not a small input ({input_rows:,} rows): {partitions} partitions")
-    options = {
-        "datafusion.execution.parquet.pushdown_filters": "true" if large else "false",
-        "datafusion.execution.parquet.reorder_filters": "true" if large else "false",
-        "datafusion.execution.parquet.enable_page_index": "true",
-        "datafusion.execution.collect_statistics": "true",
-        "datafusion.execution.target_partitions": str(1 if small_input else partitions),
-    }
-    decision = ("pushdown" if large else "plain") + (", one partition" if small_input else "")
+    chosen = 1 if small_input else partitions
+    options = {"datafusion.execution.target_partitions": str(chosen)}
+    decision = "one partition" if chosen == 1 else f"{chosen} partitions"
     return ScanOptions(options, InferenceConfidence("scan_options", decision, 1.0 if read else 0.5, tuple(evidence),
                                                     None if read else "no table statistics yet"))
 

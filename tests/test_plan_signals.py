@@ -141,6 +141,26 @@ def test_a_delta_scan_reads_every_file_whatever_the_filter(keyed: Path) -> None:
     assert (only.rows_in, only.rows_out) == (FILES * FILE_ROWS, 10)
 
 
+def test_the_sessions_parquet_options_do_not_reach_a_delta_scan(keyed: Path) -> None:
+    """Why the scan policy sets no Parquet option (relspec.policy.scan_options): a Delta provider plans
+    its own Parquet scan, so pushed-down filters change nothing it reads, where they do filter inside a
+    Parquet scan of the same files."""
+    query = "SELECT s FROM {} WHERE v % 100 = 7"  # no file or row group to prune: rows only
+    read = {}
+    for pushdown in (False, True):
+        session = _session(pushdown=pushdown)
+        session.register_table("t", DeltaTable(str(keyed)))
+        session.register_parquet("p", str(keyed))
+        for name in ("t", "p"):
+            table, signals = collect_with_signals(session, session.sql(query.format(name)))
+            assert table.num_rows == FILES * FILE_ROWS // 100
+            (scan,) = signals.scans
+            read[(name, pushdown)] = (scan.rows_out, scan.pushdown_rows_pruned or 0)
+    assert read[("t", False)] == read[("t", True)] == (FILES * FILE_ROWS, 0)
+    assert read[("p", True)] == (FILES * FILE_ROWS // 100, FILES * FILE_ROWS * 99 // 100)  # filtered in the scan
+    assert read[("p", False)] == (FILES * FILE_ROWS, 0)
+
+
 def test_the_same_files_scanned_as_parquet_prune_three_files_of_four(keyed: Path) -> None:
     """The filter matches the range of the second file only: statistics prune the other three file
     ranges, and the pushed-down filter drops the 990 other rows of the file it reads."""

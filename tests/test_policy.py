@@ -189,14 +189,14 @@ def test_a_low_confidence_join_is_a_warning() -> None:
 def test_scan_options_are_per_view_from_the_tables_each_reads() -> None:
     _, _, graph = _pipeline()
     stats = {"ex_references": TableStats(rows=3_000_000, files=4, bytes=1, version=0),
-             "ex_bases": TableStats(rows=100, files=1, bytes=1, version=0)}
+             "ex_modules": TableStats(rows=100, files=1, bytes=1, version=0)}
     scan = compile_scan_policy(graph, stats, 2)
-    pushdown = "datafusion.execution.parquet.pushdown_filters"
-    assert scan.views["name_uses"].options[pushdown] == "true"  # reads ex_references
-    assert scan.views["top_packages"].options[pushdown] == "false"  # reads only ex_modules
-    assert scan.session.options[pushdown] == "true"
-    assert scan.views["name_uses"].confidence.evidence == (
-        "largest table read: 3,000,000 rows (large tier), most files: 4",)
+    partitions = "datafusion.execution.target_partitions"
+    assert scan.views["name_uses"].options == {partitions: "2"}  # reads ex_references
+    assert scan.views["top_packages"].options == {partitions: "1"}  # reads only ex_modules: a small input
+    assert scan.session.options == {partitions: "2"}
+    assert scan.views["name_uses"].confidence.evidence == ("largest table read: 3,000,000 rows (large tier)",)
+    assert scan.views["top_packages"].confidence.decision_value == "one partition"
     assert compile_scan_policy(graph, {}, 2).session.confidence.fallback_reason == "no table statistics yet"
 
 
