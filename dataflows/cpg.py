@@ -18,8 +18,9 @@ from relspec.calibration import (
     describe,
 )
 from relspec.catalog import CALIBRATION_TABLE, RUNS_TABLE, TableStore
+from relspec.costs import input_rows
 from relspec.maintenance import MaintenanceRecord
-from relspec.policy import CompiledExecutionPolicy
+from relspec.policy import TARGET_PARTITIONS, CompiledExecutionPolicy
 from relspec.quarantine import DataCheck, failures, quarantine_reason
 from relspec.releases import Release
 from relspec.runs import (
@@ -153,8 +154,10 @@ def calibration(run_record: RunRecord, compiled_policy: CompiledExecutionPolicy,
     ``off``: nothing)."""
     if calibration_mode == "off":
         return None
+    partitions = {view: int(chosen.options[TARGET_PARTITIONS]) for view, chosen in compiled_policy.scan.views.items()}
+    inputs = {view: rows for view, (_, rows) in input_rows([run_record], view_graph).items()}
     made = calibrate(run_record.run_id, workload_class, calibration_mode, compiled_policy.thresholds,
-                     run_record.views, compiled_policy.costs, view_graph, run_record.source_rows)
+                     run_record.views, compiled_policy.costs, view_graph, run_record.source_rows, partitions, inputs)
     table_store.append(CALIBRATION_TABLE, calibration_row(made))
     return made
 

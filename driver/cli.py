@@ -633,7 +633,12 @@ def runs(out: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration records as JSON.")
 def calibration(out: str, as_json: bool) -> None:
     """Show DIR's calibrated thresholds by workload class, their history and why they moved."""
-    from relspec.calibration import DEFAULT_INLINE_MAX_ROWS, current_thresholds, read_calibrations
+    from relspec.calibration import (
+        DEFAULT_INLINE_MAX_ROWS,
+        DEFAULT_SMALL_INPUT_ROWS,
+        current_thresholds,
+        read_calibrations,
+    )
     from relspec.catalog import CALIBRATION_TABLE
 
     records = read_calibrations(_output_store(out).read(CALIBRATION_TABLE))
@@ -642,11 +647,12 @@ def calibration(out: str, as_json: bool) -> None:
         return
     if not records:
         raise CliError(f"DIR '{out}' has no calibration records (a build with --calibration off records none)")
-    stdout().print(f"default inline_max_rows {DEFAULT_INLINE_MAX_ROWS:,}", markup=False)
+    stdout().print(f"default inline_max_rows {DEFAULT_INLINE_MAX_ROWS:,}, small_input_rows "
+                   f"{DEFAULT_SMALL_INPUT_ROWS:,}", markup=False)
     for workload in sorted({record.workload for record in records}):
-        current = current_thresholds(records, workload, "apply").inline_max_rows
+        current = current_thresholds(records, workload, "apply")
         stdout().print(f"[bold]{workload}[/bold]: a build with --calibration apply compiles with "
-                       f"inline_max_rows {current:,}")
+                       f"inline_max_rows {current.inline_max_rows:,}, small_input_rows {current.small_input_rows:,}")
         for record in (record for record in records if record.workload == workload):
             fit = (f"fit {record.fit.fixed_seconds:.4f} s + {record.fit.seconds_per_row * 1e6:.3f} s/M rows "
                    f"over {record.fit.points} views" if record.fit else "no fit")
@@ -656,6 +662,10 @@ def calibration(out: str, as_json: bool) -> None:
                            f"{record.error.actual_seconds:.2f} s (median |log error| "
                            f"{record.error.median_log_error:.2f})", markup=False)
             stdout().print(f"    why: {'; '.join(record.confidence.evidence)}", markup=False)
+            if record.partitions_confidence is not None:
+                stdout().print(f"    small_input_rows {record.before.small_input_rows:,} -> "
+                               f"{record.proposed.small_input_rows:,}: "
+                               f"{'; '.join(record.partitions_confidence.evidence)}", markup=False)
 
 
 @cli.command()

@@ -12,6 +12,12 @@ the threshold toward ``a / b`` — damped (half the way, in log space), at most 
 bounds. The fit and every prediction error are kept per workload class (a full build and an
 incremental one measure different things).
 
+The second threshold is the input size below which a view's plan runs on one partition rather than
+the session's: repartitioning costs a fixed part and pays back per row. Each run fits the same line
+over the views it computed in full on one partition and over those on several, by the rows their
+plans read; where one partition costs less fixed and more per row, the lines cross at the size where
+partitions start to pay, and ``small_input_rows`` moves toward it the same damped way.
+
 Modes: ``off`` records nothing and compiles with the defaults; ``observe`` records what it measured
 and the thresholds it would move to, and compiles with the defaults; ``apply`` compiles with the
 thresholds the last ``apply`` run of the same workload class left.
@@ -42,13 +48,19 @@ WorkloadClass = Literal["full_build", "incremental_build", "replay", "interactiv
 # doc); the default, measured on the fixture suite before calibration existed.
 DEFAULT_INLINE_MAX_ROWS = 20_000
 INLINE_BOUNDS = (2_000, 2_000_000)
+# A view whose plan reads fewer rows than this runs on one partition (relspec.policy.scan_options): the
+# small size tier's limit, unless calibrated.
+DEFAULT_SMALL_INPUT_ROWS = 100_000
+SMALL_INPUT_BOUNDS = (10_000, 1_000_000)
 DAMPING = 0.5  # the share of the way (in log space) toward what a run measured that one run moves
 MAX_STEP = 4.0  # the most one run multiplies or divides a threshold by
 MIN_POINTS = 4  # views measured, at least, for a fit to move anything
+MIN_GAIN = 0.01  # partitions must save this share of a row's cost on one partition for the lines to cross
 
 
 class Thresholds(msgspec.Struct, frozen=True):
     inline_max_rows: int = DEFAULT_INLINE_MAX_ROWS
+    small_input_rows: int = DEFAULT_SMALL_INPUT_ROWS
 
 
 class CostFit(msgspec.Struct, frozen=True):
@@ -66,6 +78,14 @@ class PredictionError(msgspec.Struct, frozen=True):
     median_log_error: float  # median |ln(actual / predicted)| over the views predicted > 0
 
 
+class PartitionFits(msgspec.Struct, frozen=True):
+    """``seconds = fixed + per_row * rows read`` over the views computed on one partition and over
+    those computed on several (None: too few measured)."""
+
+    one: CostFit | None
+    several: CostFit | None
+
+
 class Calibration(msgspec.Struct, frozen=True):
     run_id: str
     recorded_at: str
@@ -76,6 +96,8 @@ class Calibration(msgspec.Struct, frozen=True):
     fit: CostFit | None
     error: PredictionError
     confidence: InferenceConfidence
+    partitions: PartitionFits | None = None  # what moved small_input_rows (None: a record from before it)
+    partitions_confidence: InferenceConfidence | None = None
 
 
 CALIBRATION_SCHEMA = pa.schema([
@@ -138,10 +160,45 @@ def _toward(current: int, target: float, bounds: tuple[int, int]) -> int:
     return int(min(bounds[1], max(bounds[0], round(current * step))))
 
 
+def calibrate_partitions(before: Thresholds, outcomes: tuple[ViewOutcome, ...], partitions: dict[str, int],
+                         inputs: dict[str, int]) -> tuple[int, PartitionFits, InferenceConfidence]:
+    """``small_input_rows`` as this run proposes it, from the views computed in full on one partition
+    and on several (``partitions``: view -> the partitions it ran on; ``inputs``: view -> the rows its
+    plan read), with the fits and why."""
+    computed = [outcome for outcome in outcomes if outcome.outcome in COMPUTED_OUTCOMES
+                and outcome.maintained == "full" and outcome.view in inputs and outcome.view in partitions]
+    one = fit_costs([(inputs[o.view], o.seconds) for o in computed if partitions[o.view] == 1])
+    several = fit_costs([(inputs[o.view], o.seconds) for o in computed if partitions[o.view] > 1])
+    fits, current = PartitionFits(one, several), before.small_input_rows
+    counts = (f"{sum(partitions[o.view] == 1 for o in computed)} views computed in full on one partition, "
+              f"{sum(partitions[o.view] > 1 for o in computed)} on several")
+    if one is None or several is None:
+        return current, fits, InferenceConfidence("calibration", str(current), 0.0, (
+            counts, f"fewer than {MIN_POINTS} measured of each (or all of one size): nothing moves"),
+            "not enough measured")
+    described = (f"one partition: {one.fixed_seconds:.4f} s + {one.seconds_per_row * 1e6:.3f} s per million rows read; "
+                 f"several: {several.fixed_seconds:.4f} s + {several.seconds_per_row * 1e6:.3f} s per million")
+    cost = several.fixed_seconds - one.fixed_seconds  # what repartitioning adds whatever the rows
+    gain = one.seconds_per_row - several.seconds_per_row  # what it saves a row
+    if not (cost > 0 and several.seconds_per_row > 0 and gain > MIN_GAIN * one.seconds_per_row):
+        return current, fits, InferenceConfidence("calibration", str(current), 0.0, (
+            counts, described, "partitions do not cost more fixed and less per row: the lines do not cross, "
+            "nothing moves"), "no crossing")
+    target = cost / gain
+    proposed = _toward(current, target, SMALL_INPUT_BOUNDS)
+    evidence = (counts, described, f"partitions pay from {target:,.0f} rows read",
+                f"small_input_rows {current:,} -> {proposed:,} (damped {DAMPING}, at most x{MAX_STEP:g} a run, "
+                f"within {SMALL_INPUT_BOUNDS[0]:,}..{SMALL_INPUT_BOUNDS[1]:,})")
+    score = min(1.0, min(one.points, several.points) / 20)
+    return proposed, fits, InferenceConfidence("calibration", str(proposed), score, evidence)
+
+
 def calibrate(run_id: str, workload: WorkloadClass, mode: CalibrationMode, before: Thresholds,
               outcomes: tuple[ViewOutcome, ...], costs: dict[str, ViewCost], graph: ViewGraph,
-              source_rows: dict[str, int]) -> Calibration:
-    """What the run measured and the thresholds it proposes (see the module's doc)."""
+              source_rows: dict[str, int], partitions: dict[str, int] | None = None,
+              inputs: dict[str, int] | None = None) -> Calibration:
+    """What the run measured and the thresholds it proposes (see the module's doc); ``partitions``
+    and ``inputs`` (view -> the partitions its plan ran on, the rows it read) move the second."""
     points = [(graph.upstream_cost(outcome.view, source_rows), outcome.seconds) for outcome in outcomes
               if outcome.outcome in COMPUTED_OUTCOMES and outcome.maintained == "full"
               and outcome.view in graph.index and not graph.inputs(outcome.view)]
@@ -160,16 +217,22 @@ def calibrate(run_id: str, workload: WorkloadClass, mode: CalibrationMode, befor
         evidence.append(f"inline_max_rows {before.inline_max_rows:,} -> {proposed.inline_max_rows:,} (damped "
                         f"{DAMPING}, at most x{MAX_STEP:g} a run, within {INLINE_BOUNDS[0]:,}..{INLINE_BOUNDS[1]:,})")
     score = 0.0 if fit is None else min(1.0, len(points) / 20)
+    small, fits, small_confidence = calibrate_partitions(before, outcomes, partitions or {}, inputs or {})
+    proposed = msgspec.structs.replace(proposed, small_input_rows=small)
     return Calibration(run_id=run_id, recorded_at=datetime.now(UTC).isoformat(), workload=workload, mode=mode,
                        before=before, proposed=proposed, fit=fit, error=prediction_error(outcomes, costs),
                        confidence=InferenceConfidence("calibration", str(proposed.inline_max_rows), score,
-                                                      tuple(evidence), None if fit else "not enough measured"))
+                                                      tuple(evidence), None if fit else "not enough measured"),
+                       partitions=fits, partitions_confidence=small_confidence)
 
 
 def describe(calibration: Calibration) -> str:
     """One line: the workload class, the threshold as compiled and as proposed, and whether it applies."""
-    before, proposed = calibration.before.inline_max_rows, calibration.proposed.inline_max_rows
-    moved = f"{before:,} -> {proposed:,}" if proposed != before else f"{before:,} (unchanged)"
-    effect = {"apply": "the next build compiles with it", "observe": "observed only", "off": "off"}[calibration.mode]
-    return (f"{calibration.workload}: inline_max_rows {moved}, {effect}; predicted "
+    def moved(before: int, proposed: int) -> str:
+        return f"{before:,} -> {proposed:,}" if proposed != before else f"{before:,} (unchanged)"
+
+    before, proposed = calibration.before, calibration.proposed
+    effect = {"apply": "the next build compiles with them", "observe": "observed only", "off": "off"}[calibration.mode]
+    return (f"{calibration.workload}: inline_max_rows {moved(before.inline_max_rows, proposed.inline_max_rows)}, "
+            f"small_input_rows {moved(before.small_input_rows, proposed.small_input_rows)}, {effect}; predicted "
             f"{calibration.error.predicted_seconds:.2f} s of views, measured {calibration.error.actual_seconds:.2f} s")

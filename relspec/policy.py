@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 import msgspec
 
-from relspec.calibration import Thresholds
+from relspec.calibration import DEFAULT_SMALL_INPUT_ROWS, Thresholds
 from relspec.catalog import EXTRACT_TABLES, LOG_TABLES
 from relspec.costs import ViewCost
 from relspec.machine import available_cores
@@ -38,6 +38,7 @@ StagingMedium = Literal["auto", "delta", "memory"]  # where staged views go: by 
 # bytes of source it extracts, at the rate measured on the standard library (ex_flows: 1.6M rows from
 # 31.5 MB of source, one row per 20 bytes).
 ROWS_PER_SOURCE_BYTE = 0.05
+TARGET_PARTITIONS = "datafusion.execution.target_partitions"  # the option a view's scan options set
 # Table-size tiers shared by every size-based decision.
 SIZE_TIERS: tuple[tuple[str, int], ...] = (("small", 100_000), ("medium", 2_000_000), ("large", 2**63 - 1))
 
@@ -242,9 +243,11 @@ BY_FILE_MAX_SHARE = 0.5
 
 
 def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, partitions: int = 1,
-                 scanned: tuple[str, int] | None = None, estimated: tuple[int, str] | None = None) -> ScanOptions:
+                 scanned: tuple[str, int] | None = None, estimated: tuple[int, str] | None = None,
+                 small_rows: int = DEFAULT_SMALL_INPUT_ROWS) -> ScanOptions:
     """Scan options for reading ``tables`` (all known ones if None): the partitions its plan runs on,
-    ``partitions``, or one when its input is small: what the view's plan scanned when it last ran
+    ``partitions``, or one when its input is under ``small_rows`` (calibrated: `relspec.calibration`):
+    what the view's plan scanned when it last ran
     (``scanned``: the run and its rows), else its largest table, else (no table yet) the workload's
     largest table as ``estimated`` (rows, how) — repartitioning a few thousand rows costs more than
     the threads win back. No Parquet option (pushed-down or reordered filters, page index): a Delta
@@ -261,14 +264,14 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, p
         evidence.append(f"no table yet: the largest extraction table {estimated[1]}")
     else:
         input_rows = largest
-    small_input = bool(read or scanned or estimated) and size_tier(input_rows) == "small"
+    small_input = bool(read or scanned or estimated) and input_rows < small_rows
     if small_input and partitions > 1:
-        evidence.append(f"a small input ({input_rows:,} rows, under {SIZE_TIERS[0][1]:,}): one partition, "
+        evidence.append(f"a small input ({input_rows:,} rows, under {small_rows:,}): one partition, "
                         "no repartitioning")
     elif scanned is not None and partitions > 1:
         evidence.append(f"not a small input ({input_rows:,} rows): {partitions} partitions")
     chosen = 1 if small_input else partitions
-    options = {"datafusion.execution.target_partitions": str(chosen)}
+    options = {TARGET_PARTITIONS: str(chosen)}
     decision = "one partition" if chosen == 1 else f"{chosen} partitions"
     return ScanOptions(options, InferenceConfidence("scan_options", decision, 1.0 if read else 0.5, tuple(evidence),
                                                     None if read else "no table statistics yet"))
@@ -305,16 +308,17 @@ def compile_extraction(tasks: list[FileTask], jobs: int, executor: ExtractionExe
 
 def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats], partitions: int,
                         scanned: dict[str, tuple[str, int]] | None = None,
-                        estimated: tuple[int, str] | None = None) -> ScanPolicy:
+                        estimated: tuple[int, str] | None = None, thresholds: Thresholds | None = None) -> ScanPolicy:
     """Scan options of the session and of each view, from the statistics of the tables it reads,
     what its plan scanned when it last ran (``scanned``: view -> run, rows) and, for a view whose
     tables do not exist yet, the workload's ``estimated`` largest table (rows, how), on at most
-    ``partitions``."""
+    ``partitions``; small inputs by the (calibrated) ``thresholds``."""
     scanned = scanned or {}
-    views = {name: scan_options(stats, graph.transitive_sources(name), partitions, scanned.get(name), estimated)
+    small = (thresholds or Thresholds()).small_input_rows
+    views = {name: scan_options(stats, graph.transitive_sources(name), partitions, scanned.get(name), estimated, small)
              for name in graph.names()}
     session = scan_options(stats, partitions=partitions)
-    session.options["datafusion.execution.target_partitions"] = str(partitions)  # what a view-less query runs on
+    session.options[TARGET_PARTITIONS] = str(partitions)  # what a view-less query runs on
     return ScanPolicy(session=session, views=views)
 
 

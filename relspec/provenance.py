@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from relspec.digests import digest
 from relspec.maintenance import MaintenancePolicy, MaintenanceRecord
-from relspec.policy import SIZE_TIERS, CompiledExecutionPolicy, TableStats
+from relspec.policy import CompiledExecutionPolicy, TableStats
 from relspec.quarantine import DataCheck
 from relspec.releases import Release
 from relspec.runs import RunRecord
@@ -163,15 +163,17 @@ def _cache_decisions(builder: _Builder, ir: SemanticIR, policy: CompiledExecutio
 def _scan_decisions(builder: _Builder, policy: CompiledExecutionPolicy, graph: ViewGraph,
                     stats: dict[str, TableStats]) -> None:
     """Scan options of the session (from every table) and of each view (from the tables it reads)."""
-    rule = (f"a plan whose input has fewer than {SIZE_TIERS[0][1]:,} rows (what it read last time, else its "
-            "largest table) runs on one partition: repartitioning it costs more than the threads win back")
+    small = policy.thresholds.small_input_rows
+    rule = (f"a plan whose input has fewer than {small:,} rows (what it read last time, else its largest table) "
+            "runs on one partition: repartitioning it costs more than the threads win back (calibrated: cpgflow "
+            "calibration)")
     read: list[tuple[str, Iterable[str]]] = [(SESSION_SUBJECT, stats.keys())]
     read += [(view, graph.transitive_sources(view)) for view in sorted(policy.scan.views)]
     for subject, tables in read:
         chosen = policy.scan.session if subject == SESSION_SUBJECT else policy.scan.views[subject]
         decision = builder.decide("scan_options", subject, chosen.confidence.decision_value, chosen.confidence)
         builder.cite_statistics(decision, "source_size", tables, stats)
-        builder.cite(decision, "threshold", "rule", "small input threshold", rule, SIZE_TIERS[0][1])
+        builder.cite(decision, "threshold", "rule", "small input threshold", rule, small)
 
 
 def _registration_decisions(builder: _Builder, policy: CompiledExecutionPolicy) -> None:

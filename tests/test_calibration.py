@@ -17,12 +17,15 @@ from driver.options import BuildOptionError
 from relspec.calibration import (
     DAMPING,
     DEFAULT_INLINE_MAX_ROWS,
+    DEFAULT_SMALL_INPUT_ROWS,
     INLINE_BOUNDS,
     MAX_STEP,
+    SMALL_INPUT_BOUNDS,
     Calibration,
     Thresholds,
     calibrate,
     calibration_row,
+    describe,
     fit_costs,
     read_calibrations,
 )
@@ -75,6 +78,33 @@ def test_the_fit_and_the_damped_step_by_hand() -> None:
     assert calibrate("r", "full_build", "apply", low, tiny, {}, graph, rows).proposed == low
 
 
+def test_the_small_input_threshold_moves_toward_where_partitions_start_to_pay() -> None:
+    # One partition: 0.01 s + 1e-6 s a row read; two: 0.02 s + 0.5e-6 s a row. The lines cross where
+    # 0.01 = 0.5e-6 * rows: at 20,000 rows. From 100,000, half the way in log space: 100,000 * 0.2 ** 0.5.
+    reads = {f"a{i}": rows for i, rows in enumerate((1_000, 3_000, 8_000, 40_000))}
+    reads |= {f"b{i}": rows for i, rows in enumerate((50_000, 200_000, 400_000, 900_000))}
+    partitions = {view: 1 if view.startswith("a") else 2 for view in reads}
+    outcomes = tuple(_outcome(view, 0.01 + 1e-6 * rows if partitions[view] == 1 else 0.02 + 0.5e-6 * rows)
+                     for view, rows in reads.items())
+    outcomes += (_outcome("a0", 5.0, maintained="by_file"),)  # a by-file update measures other work
+    graph = _leaf_graph({view: f"t_{view}" for view in reads})
+    made = calibrate("r", "full_build", "apply", Thresholds(), outcomes, {}, graph, {}, partitions, reads)
+    assert made.partitions is not None and made.partitions.one is not None and made.partitions.several is not None
+    assert made.partitions.one.seconds_per_row == pytest.approx(1e-6)
+    assert made.partitions.several.fixed_seconds == pytest.approx(0.02)
+    assert made.proposed.small_input_rows == round(DEFAULT_SMALL_INPUT_ROWS * 0.2 ** DAMPING) == 44_721
+    assert "partitions pay from 20,000 rows read" in made.partitions_confidence.evidence
+    assert "small_input_rows 100,000 -> 44,721" in describe(made)
+    # several partitions as cheap per row as one: the lines do not cross, nothing moves
+    flat = tuple(_outcome(view, 0.01 + 1e-6 * rows) for view, rows in reads.items())
+    still = calibrate("r", "full_build", "apply", Thresholds(), flat, {}, graph, {}, partitions, reads)
+    assert still.proposed.small_input_rows == DEFAULT_SMALL_INPUT_ROWS
+    assert still.partitions_confidence.fallback_reason == "no crossing"
+    # every view on one partition (one core, or --jobs 1): nothing to compare
+    alone = calibrate("r", "full_build", "apply", Thresholds(), outcomes, {}, graph, {}, dict.fromkeys(reads, 1), reads)
+    assert alone.proposed.small_input_rows == DEFAULT_SMALL_INPUT_ROWS and alone.partitions.several is None
+
+
 def test_too_little_evidence_or_a_nonsense_fit_moves_nothing() -> None:
     rows = {"t1": 1_000, "t2": 5_000, "t3": 20_000}
     graph = _leaf_graph({f"v{table[1]}": table for table in rows})
@@ -121,6 +151,11 @@ def test_apply_moves_the_threshold_the_next_compile_uses(tmp_path: Path) -> None
         assert INLINE_BOUNDS[0] <= after <= INLINE_BOUNDS[1]
         assert before / MAX_STEP <= after <= before * MAX_STEP
         assert record.fit is not None  # the fixtures stage enough leaf views to measure
+        small_before, small_after = record.before.small_input_rows, record.proposed.small_input_rows
+        assert small_after == small_before or SMALL_INPUT_BOUNDS[0] <= small_after <= SMALL_INPUT_BOUNDS[1]
+        assert small_before / MAX_STEP <= small_after <= small_before * MAX_STEP
+        assert record.partitions_confidence is not None  # the build handed each view's partitions and reads
+        assert record.partitions_confidence.evidence[0].endswith(" on several")
     assert any(record.proposed != record.before for record in records)
     assert _policy(FIXTURES, out, "apply").thresholds == records[-1].proposed
     assert _policy(FIXTURES, out, "observe").thresholds == Thresholds()
@@ -183,6 +218,9 @@ def test_the_cli_shows_the_calibration_and_refuses_a_bad_mode(tmp_path: Path) ->
     (record,) = _records(out)
     assert f"run {record.run_id}" in shown.stdout and "full_build: a build with --calibration apply" in shown.stdout
     assert "why: " in shown.stdout
+    assert f"small_input_rows {record.proposed.small_input_rows:,}" in shown.stdout
+    assert f"small_input_rows {record.before.small_input_rows:,} -> {record.proposed.small_input_rows:,}: " \
+        in shown.stdout
     empty = run_cli("calibration", tmp_path / "nothing")
     assert empty.returncode != 0
     assert_one_line_error(empty.stderr)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from relspec.calibration import DEFAULT_INLINE_MAX_ROWS
+from relspec.calibration import DEFAULT_INLINE_MAX_ROWS, Thresholds
 from relspec.policy import (
     WORKER_MIN_BYTES,
     CompiledExecutionPolicy,
@@ -198,6 +198,17 @@ def test_scan_options_are_per_view_from_the_tables_each_reads() -> None:
     assert scan.views["name_uses"].confidence.evidence == ("largest table read: 3,000,000 rows (large tier)",)
     assert scan.views["top_packages"].confidence.decision_value == "one partition"
     assert compile_scan_policy(graph, {}, 2).session.confidence.fallback_reason == "no table statistics yet"
+
+
+def test_the_calibrated_small_input_threshold_decides_one_partition() -> None:
+    _, _, graph = _pipeline()
+    stats = {"ex_modules": TableStats(rows=3_000, files=1, bytes=1, version=0)}
+    partitions = "datafusion.execution.target_partitions"
+    assert compile_scan_policy(graph, stats, 2).views["top_packages"].options == {partitions: "1"}
+    moved = compile_scan_policy(graph, stats, 2, thresholds=Thresholds(small_input_rows=2_000)).views["top_packages"]
+    assert moved.options == {partitions: "2"}  # 3,000 rows are no small input under 2,000
+    lowered = compile_scan_policy(graph, stats, 2, thresholds=Thresholds(small_input_rows=5_000)).views["top_packages"]
+    assert "a small input (3,000 rows, under 5,000): one partition, no repartitioning" in lowered.confidence.evidence
 
 
 def test_maintenance_follows_table_size_tiers() -> None:
