@@ -115,14 +115,16 @@ def extraction_choice(file_manifest: FileManifest, jobs: int = 0,
 
 @tag(role="policy")
 def scan_policy(view_graph: ViewGraph, table_statistics: dict[str, TableStats], run_history: list[RunRecord],
-                file_manifest: FileManifest, session_profile: SessionProfile, thresholds: Thresholds) -> ScanPolicy:
+                file_manifest: FileManifest, session_profile: SessionProfile, thresholds: Thresholds,
+                table_store: TableStore) -> ScanPolicy:
     """Scan options for the session and for each view, from the statistics of the tables it reads,
     the rows its plan read when it last ran, and (no table yet) the size of the work, on at most the
-    profile's partitions; one partition under the (calibrated) small-input threshold."""
+    profile's partitions; one partition under the (calibrated) small-input threshold; Parquet
+    options where the store's tables are read as Parquet scans."""
     source_bytes = sum(len(task.raw) for task in file_manifest.tasks)
     return compile_scan_policy(view_graph, table_statistics, session_profile.target_partitions,
                                input_rows(run_history, view_graph), workload_rows(table_statistics, source_bytes),
-                               thresholds)
+                               thresholds, table_store.parquet_scans())
 
 
 @tag(role="policy")

@@ -20,6 +20,7 @@ from datafusion.functions import in_list
 from hamilton.function_modifiers import tag
 from hamilton.lifecycle import GraphExecutionHook
 
+from driver.engine import set_options
 from driver.lock import BuildLock, FolderChanged
 from driver.maintenance import dataset_name, maintain
 from relspec.authority import ExecutionAuthority, StagedQuery
@@ -82,8 +83,7 @@ class RunAuthority(ExecutionAuthority):
     def _set_scan_options(self, view: str | None) -> None:
         """The session's scan options, or — before a view executes — that view's own."""
         chosen = self.policy.scan.session if view is None else self.policy.scan.views[view]
-        for key, value in sorted(chosen.options.items()):
-            self.session.sql(f"SET {key} = {value}").collect()
+        set_options(self.session, chosen.options)
 
     def query(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> DataFrame:
         fingerprint = self._begin(view, fingerprint, inputs)

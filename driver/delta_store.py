@@ -177,6 +177,9 @@ class DeltaTableStore(TableStore):
         except TableNotFoundError:
             return None
 
+    def parquet_scans(self) -> bool:
+        return is_object_store(self.catalog.root)  # as `_register_raw` reads them
+
     def spool_location(self, purpose: str) -> str:
         return f"{local_folder(self.catalog.root).rstrip('/')}/{SPOOL_FOLDER}/{purpose}"
 

@@ -23,3 +23,9 @@ def new_session(profile: SessionProfile | None = None) -> SessionContext:
     if profile.memory_limit is not None:
         runtime = runtime.with_fair_spill_pool(profile.memory_limit).with_disk_manager_os()
     return SessionContext(config, runtime)
+
+
+def set_options(session: SessionContext, options: dict[str, str]) -> None:
+    """Set DataFusion options on ``session`` (its later queries plan and run under them)."""
+    for key, value in sorted(options.items()):
+        session.sql(f"SET {key} = {value}").collect()

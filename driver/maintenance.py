@@ -18,6 +18,7 @@ from deltalake import DeltaTable
 from deltalake.fs import DeltaStorageHandler
 from pyarrow.fs import FileSelector, PyFileSystem
 
+from driver.delta_store import WRITER_PROPERTIES
 from driver.storage import StorageOptions
 from relspec.maintenance import (
     CLUSTER_FILE_BYTES,
@@ -106,9 +107,10 @@ def _execute(table: DeltaTable, decision: MaintenanceDecision, policy: Maintenan
     # Checkpoint last, so it covers the commits compaction and vacuum (two: START and END) add.
     # A z-order over one column sorts by (a prefix of) it: file ids are hashes, their prefixes differ.
     if decision.compact and policy.cluster_by:
-        table.optimize.z_order([policy.cluster_by], target_size=CLUSTER_FILE_BYTES, max_concurrent_tasks=1)
+        table.optimize.z_order([policy.cluster_by], target_size=CLUSTER_FILE_BYTES, max_concurrent_tasks=1,
+                               writer_properties=WRITER_PROPERTIES)
     elif decision.compact:
-        table.optimize.compact()
+        table.optimize.compact(writer_properties=WRITER_PROPERTIES)
     # A full vacuum: also the data files no commit names (the workers of a distributed extraction that
     # failed before its commit wrote them); one build writes a folder at a time, so none is in flight.
     if decision.vacuum:

@@ -1,12 +1,15 @@
 """What each view's DataFusion plan says before a build runs it: `cpgflow plan --json`'s signals.
 
-Each view's SQL is planned, in plan order, over what the next build would read: the extraction
-tables at the versions the current release names, each staged view's staging table as the last
-build left it, and each lazy view inlined into its readers as the build inlines it. Its plan
-signals (lineage, columns read, joins, repartitions, sort keys, fingerprint) come from those plans,
-and its estimated rows and bytes from DataFusion's statistics. A view that reads a table the folder
-does not hold (nothing built yet, or a view the last build held in memory) is planned over an empty
-table of the declared columns: its signals hold, its estimate is unknown and says why.
+Each view's SQL is planned, in plan order, under the compiled session profile and the view's own
+scan options, over what the next build would read: the extraction tables at the versions the
+current release names, each staged view's staging table as the last released build left it, and
+each lazy view inlined into its readers as the build inlines it. Its plan signals (lineage,
+columns read, joins, repartitions, sort keys, fingerprint) come from those plans, and its estimated
+rows and bytes from DataFusion's statistics. A view that reads a table the folder does not hold
+(nothing built yet, a view the last build held in memory or a run that was not released wrote) is
+planned over an empty table of the declared columns: its signals hold, its estimate is unknown and
+says why. A view that cannot be planned (a table an older version wrote) says so, and the preview
+goes on.
 """
 
 from __future__ import annotations
@@ -15,64 +18,79 @@ import msgspec
 from datafusion import SessionContext
 
 from driver.delta_store import DeltaTableStore
-from driver.engine import new_session
+from driver.engine import new_session, set_options
 from relspec.catalog import EXTRACT_TABLES
 from relspec.plan_signals import PlanEstimate, PlanSignals, plan_estimate, plan_signals
 from relspec.policy import CompiledExecutionPolicy
-from relspec.releases import current_release
-from semantics.entities import BUILTIN_NAMES, builtin_names_table
+from relspec.releases import Release, current_release
+from semantics.entities import BUILTIN_NAMES, Column, builtin_names_table
 from semantics.ir import SOURCE_COLUMNS, SemanticPlan
 from semantics.scans import empty_batch
 
 
 class ViewPreview(msgspec.Struct, frozen=True):
-    signals: PlanSignals | None  # None: a fixpoint program, planned rule by rule as its rounds run
+    signals: PlanSignals | None  # None: a fixpoint program (planned rule by rule as its rounds run), or unplannable
     estimate: PlanEstimate | None
-    unknown: str | None = None  # why there is no estimate
+    unknown: str | None = None  # why there is no signal or no estimate
 
 
 def preview_views(plan: SemanticPlan, policy: CompiledExecutionPolicy,
                   store: DeltaTableStore | None) -> dict[str, ViewPreview]:
     """Every view's plan signals and estimate (see the module's doc); ``store``: the output folder
     (None: nothing built)."""
-    session = new_session()
-    session.sql("SET datafusion.explain.show_statistics = true").collect()
-    missing = _register_sources(session, store)  # tables planned over empty stand-ins
+    session = new_session(policy.profile)
+    set_options(session, {"datafusion.explain.show_statistics": "true"})
+    releases = store.releases() if store is not None else []
+    released = {release.run_id for release in releases}
+    missing = _register_sources(session, store, releases)  # tables planned over empty stand-ins
     previews = {}
     for view in plan.views:
         absent = sorted(name for name in view.inputs if name in missing)
         if view.fixpoint is not None:
             previews[view.name] = ViewPreview(None, None, "a fixpoint program: its rules are planned as its rounds run")
         else:
-            frame = session.sql(view.sql)
-            unknown = f"reads {', '.join(absent)}: no table of it in the folder yet" if absent else None
-            previews[view.name] = ViewPreview(plan_signals(session, frame),
-                                              None if absent else plan_estimate(session, view.sql), unknown)
+            set_options(session, policy.scan.views[view.name].options)
+            try:
+                frame = session.sql(view.sql)
+                signals = plan_signals(session, frame)
+                estimate = None if absent else plan_estimate(session, view.sql)
+            except Exception as err:  # a table an older version of cpgflow wrote, with other columns
+                previews[view.name] = ViewPreview(None, None, f"cannot be planned: {str(err).splitlines()[0]}")
+                _stand_in(session, view.name, view.columns, missing)
+                continue
+            unknown = f"reads {', '.join(absent)}, of which the folder holds no table" if absent else None
+            previews[view.name] = ViewPreview(signals, estimate, unknown)
             if policy.cache[view.name].cache != "delta_staging":  # inlined into its readers, as the build does
                 session.register_view(view.name, frame)
                 if absent:
                     missing.add(view.name)
                 continue
-        staged = store is not None and store.staged_result(view.name) is not None
-        if staged:
+        written = store.staged_result(view.name) if store is not None else None
+        if written is not None and written[1] in released:
             store.register_staged(session, view.name, "delta")  # type: ignore[union-attr]
         else:
-            session.register_record_batches(view.name, [[empty_batch(view.columns)]])
-            missing.add(view.name)
+            _stand_in(session, view.name, view.columns, missing)
     return previews
 
 
-def _register_sources(session: SessionContext, store: DeltaTableStore | None) -> set[str]:
+def _stand_in(session: SessionContext, name: str, columns: tuple[Column, ...], missing: set[str]) -> None:
+    """An empty table of ``columns`` under ``name``, counted as missing."""
+    if session.table_exist(name):
+        session.deregister_table(name)
+    session.register_record_batches(name, [[empty_batch(columns)]])
+    missing.add(name)
+
+
+def _register_sources(session: SessionContext, store: DeltaTableStore | None, releases: list[Release]) -> set[str]:
     """The extraction tables at the current release's versions (an empty stand-in for each one it
     does not name) and the builtin names; returns the names of the stand-ins."""
-    release = current_release(store.releases()) if store is not None else None
+    release = current_release(releases)
     versions = release.versions if release is not None else {}
-    missing = set()
+    missing: set[str] = set()
     for name in EXTRACT_TABLES:
         if name in versions:
             store.register(session, name, versions[name])  # type: ignore[union-attr]
         else:
-            session.register_record_batches(name, [[empty_batch(SOURCE_COLUMNS[name])]])
-            missing.add(name)
+            _stand_in(session, name, SOURCE_COLUMNS[name], missing)
     session.register_record_batches(BUILTIN_NAMES.table, [builtin_names_table().to_batches()])
     return missing

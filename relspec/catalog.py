@@ -94,6 +94,11 @@ class TableStore(abc.ABC):
     storage_options: dict[str, str] | None  # how to reach its tables on object storage (None: the environment)
 
     @abc.abstractmethod
+    def parquet_scans(self) -> bool:
+        """Whether a session reads the tables as DataFusion Parquet scans, which the session's Parquet
+        options (pushed-down filters, page index) reach; else through a table provider they do not."""
+
+    @abc.abstractmethod
     def spool_location(self, purpose: str) -> str:
         """A local scratch folder of a build in progress (on this machine's disk even when the tables
         are on object storage); a build that died leaves it for the next one to clear."""

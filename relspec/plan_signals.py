@@ -230,7 +230,18 @@ class PlanEstimate(msgspec.Struct, frozen=True):
     bytes_exact: bool
 
 
-_STATISTIC = re.compile(r"\b(Rows|Bytes)=(?:(Exact|Inexact)\((\d+)\)|Absent)")
+_STATISTICS = re.compile(r"statistics=\[Rows=(\w+)(?:\((\d+)\))?, Bytes=(\w+)(?:\((\d+)\))?")
+
+
+def _own_statistics(line: str) -> str:
+    """The operator's ``statistics=[...]`` on its display line: the one outside every bracket (its
+    expressions and its columns' statistics may show a literal's text)."""
+    depth = 0
+    for index, char in enumerate(line):
+        if depth == 0 and line.startswith("statistics=[", index):
+            return line[index:]
+        depth += (char in "[(") - (char in "])")
+    return ""
 
 
 def plan_estimate(session: SessionContext, sql: str) -> PlanEstimate:
@@ -239,13 +250,12 @@ def plan_estimate(session: SessionContext, sql: str) -> PlanEstimate:
     explained = session.sql(f"EXPLAIN {sql}").to_pydict()
     physical = [text for kind, text in zip(explained["plan_type"], explained["plan"], strict=True)
                 if kind == "physical_plan"]
-    root = physical[0].splitlines()[0] if physical else ""
-    found: dict[str, tuple[bool, int] | None] = {}
-    for name, kind, value in _STATISTIC.findall(root):  # the plan's own first; its columns' follow
-        found.setdefault(name, (kind == "Exact", int(value)) if value else None)
-    rows, size = found.get("Rows"), found.get("Bytes")
-    return PlanEstimate(rows=rows[1] if rows else None, rows_exact=bool(rows and rows[0]),
-                        bytes=size[1] if size else None, bytes_exact=bool(size and size[0]))
+    found = _STATISTICS.match(_own_statistics(physical[0].splitlines()[0] if physical else ""))
+    if found is None:
+        return PlanEstimate(None, False, None, False)
+    rows_kind, rows, bytes_kind, size = found.groups()
+    return PlanEstimate(rows=int(rows) if rows else None, rows_exact=rows_kind == "Exact",
+                        bytes=int(size) if size else None, bytes_exact=bytes_kind == "Exact")
 
 
 # ---------------------------------------------------------------------------------------------------

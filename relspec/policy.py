@@ -23,7 +23,7 @@ from relspec.schedule import ViewSchedule
 from relspec.view_graph import ViewGraph
 from semantics.entities import EXTRACTION_ENTITIES
 from semantics.inference import InferenceConfidence
-from semantics.ir import CACHE_POLICIES, CachePolicy, SemanticIR, SemanticPlan, ViewIR
+from semantics.ir import CACHE_POLICIES, CachePolicy, SemanticIR, SemanticPlan
 from semantics.types import SemanticType
 
 if TYPE_CHECKING:  # the extractor itself is not loaded to plan (a reader of the run records imports this)
@@ -39,6 +39,8 @@ StagingMedium = Literal["auto", "delta", "memory"]  # where staged views go: by 
 # 31.5 MB of source, one row per 20 bytes).
 ROWS_PER_SOURCE_BYTE = 0.05
 TARGET_PARTITIONS = "datafusion.execution.target_partitions"  # the option a view's scan options set
+# Read as Parquet scans, a table that spans more files than this gets pushed-down filters, whatever its rows.
+PLAIN_SCAN_MAX_FILES = 8
 # Table-size tiers shared by every size-based decision.
 SIZE_TIERS: tuple[tuple[str, int], ...] = (("small", 100_000), ("medium", 2_000_000), ("large", 2**63 - 1))
 
@@ -189,7 +191,8 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
                 cost = graph.upstream_cost(view.name, source_rows)
                 weighed = tuple(sorted(graph.transitive_sources(view.name) & source_rows.keys()))
                 evidence.append(f"reads {cost:,} source rows in all")
-                extra = max(fan_out(view) - 1, 1)  # the computations inlining adds
+                assert view.position is not None, "graph positions are inferred before the policy is compiled"
+                extra = view.position.fan_out - 1  # the computations inlining adds (a staging hint: fan-out >= 2)
                 if cost * extra < limit and not graph.inputs(view.name):
                     policy = "none"
                     evidence.append(f"recomputed {extra} more time{'s' if extra > 1 else ''} if inlined: "
@@ -206,11 +209,6 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
             weighed_sources=weighed,
         )
     return policies
-
-
-def fan_out(view: ViewIR) -> int:
-    """How many times a view's plan runs if it is not staged: once per scan of it in its readers' plans."""
-    return sum(view.position.scans) if view.position is not None else 0
 
 
 def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str, ViewPolicy], full: bool,
@@ -244,18 +242,21 @@ BY_FILE_MAX_SHARE = 0.5
 
 def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, partitions: int = 1,
                  scanned: tuple[str, int] | None = None, estimated: tuple[int, str] | None = None,
-                 small_rows: int = DEFAULT_SMALL_INPUT_ROWS) -> ScanOptions:
-    """Scan options for reading ``tables`` (all known ones if None): the partitions its plan runs on,
-    ``partitions``, or one when its input is under ``small_rows`` (calibrated: `relspec.calibration`):
-    what the view's plan scanned when it last ran
-    (``scanned``: the run and its rows), else its largest table, else (no table yet) the workload's
-    largest table as ``estimated`` (rows, how) — repartitioning a few thousand rows costs more than
-    the threads win back. No Parquet option (pushed-down or reordered filters, page index): a Delta
+                 small_rows: int = DEFAULT_SMALL_INPUT_ROWS, parquet_scans: bool = False) -> ScanOptions:
+    """Scan options for reading ``tables`` (all known ones if None).
+
+    The partitions its plan runs on: ``partitions``, or one when its input is under ``small_rows``
+    (calibrated: `relspec.calibration`): what the view's plan scanned when it last ran (``scanned``:
+    the run and its rows), else its largest table, else (no table yet) the workload's largest table
+    as ``estimated`` (rows, how) — repartitioning a few thousand rows costs more than the threads win
+    back. With ``parquet_scans`` (tables read as Parquet scans: on object storage) also Parquet's
+    pushed-down and reordered filters, which pay once a table spans many files or rows; a Delta
     provider plans its own Parquet scan, which neither the session's options nor a filter reach
-    (measured: `tests/test_plan_signals.py`), so they would change nothing a build runs."""
+    (measured: `tests/test_plan_signals.py`), so they are not set for it."""
     read = {name: stat for name, stat in stats.items() if tables is None or name in tables}
     largest = max((stat.rows for stat in read.values()), default=0)
-    evidence = [f"largest table read: {largest:,} rows ({size_tier(largest)} tier)"]
+    most_files = max((stat.files for stat in read.values()), default=0)
+    evidence = [f"largest table read: {largest:,} rows ({size_tier(largest)} tier), most files: {most_files}"]
     if scanned is not None:
         input_rows = scanned[1]
         evidence.append(f"it read {input_rows:,} rows in run {scanned[0]}")
@@ -273,6 +274,14 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, p
     chosen = 1 if small_input else partitions
     options = {TARGET_PARTITIONS: str(chosen)}
     decision = "one partition" if chosen == 1 else f"{chosen} partitions"
+    if parquet_scans:
+        pushdown = size_tier(largest) != "small" or most_files > PLAIN_SCAN_MAX_FILES
+        flag = "true" if pushdown else "false"
+        options |= {"datafusion.execution.parquet.pushdown_filters": flag,
+                    "datafusion.execution.parquet.reorder_filters": flag}
+        decision = ("pushdown, " if pushdown else "plain, ") + decision
+        evidence.append("tables read as Parquet scans: filters pushed into them" if pushdown else
+                        "tables read as Parquet scans: small ones, filters applied after them")
     return ScanOptions(options, InferenceConfidence("scan_options", decision, 1.0 if read else 0.5, tuple(evidence),
                                                     None if read else "no table statistics yet"))
 
@@ -308,16 +317,18 @@ def compile_extraction(tasks: list[FileTask], jobs: int, executor: ExtractionExe
 
 def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats], partitions: int,
                         scanned: dict[str, tuple[str, int]] | None = None,
-                        estimated: tuple[int, str] | None = None, thresholds: Thresholds | None = None) -> ScanPolicy:
+                        estimated: tuple[int, str] | None = None, thresholds: Thresholds | None = None,
+                        parquet_scans: bool = False) -> ScanPolicy:
     """Scan options of the session and of each view, from the statistics of the tables it reads,
     what its plan scanned when it last ran (``scanned``: view -> run, rows) and, for a view whose
     tables do not exist yet, the workload's ``estimated`` largest table (rows, how), on at most
-    ``partitions``; small inputs by the (calibrated) ``thresholds``."""
+    ``partitions``; small inputs by the (calibrated) ``thresholds``; Parquet options when the tables
+    are read as ``parquet_scans``."""
     scanned = scanned or {}
     small = (thresholds or Thresholds()).small_input_rows
-    views = {name: scan_options(stats, graph.transitive_sources(name), partitions, scanned.get(name), estimated, small)
-             for name in graph.names()}
-    session = scan_options(stats, partitions=partitions)
+    views = {name: scan_options(stats, graph.transitive_sources(name), partitions, scanned.get(name), estimated, small,
+                                parquet_scans) for name in graph.names()}
+    session = scan_options(stats, partitions=partitions, small_rows=small, parquet_scans=parquet_scans)
     session.options[TARGET_PARTITIONS] = str(partitions)  # what a view-less query runs on
     return ScanPolicy(session=session, views=views)
 

@@ -550,12 +550,12 @@ IN_MEMORY_PROGRAMS = {"c3_linearization": c3.evaluate}
 
 def _prepare(session: SessionContext, program: FixpointProgram) -> None:
     """Compute and register the prepared tables in order, deregistering (and so freeing) each one
-    that only serves to prepare others as soon as the last of them is computed: on the standard
-    library they hold ~700 MB together, ~300 MB of which the rules read."""
+    that only serves to prepare others as soon as the last step reading it is computed: on the
+    standard library they hold ~700 MB together, ~300 MB of which the rules read."""
     probed = (table for rule in program.rules if rule.probe for table, _ in rule.probe.keys)
     evaluation = " ".join((*(rule.sql for rule in (*program.seeds, *program.rules)), *probed, program.result))
     steps = program.prepare
-    last_reader = {}  # step -> the last step reading its table, for the tables the evaluation does not read
+    last_reader: dict[str, int] = {}  # table -> the index of the last step reading it (tables no rule reads)
     for index, prepared in enumerate(steps):
         if not _reads(evaluation, prepared.name):
             readers = [later for later in range(index + 1, len(steps)) if _reads(steps[later].sql, prepared.name)]

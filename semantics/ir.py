@@ -39,6 +39,11 @@ class GraphPosition(msgspec.Struct, frozen=True):
     terminal: bool  # a requested output
     scans: tuple[int, ...]  # how many scans of this view each consumer's plan holds (semantics.scans)
 
+    @property
+    def fan_out(self) -> int:
+        """How many times the view's plan runs if it is not staged: once per scan of it in its readers' plans."""
+        return sum(self.scans)
+
 
 class CacheHint(msgspec.Struct, frozen=True):
     policy: CachePolicy
@@ -210,7 +215,7 @@ def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition]) -> di
     for view in ir.views:
         position = positions[view.name]
         reads = dict(zip(position.consumers, position.scans, strict=True))
-        fan_out = sum(reads.values())
+        fan_out = position.fan_out
         recursive_readers = [name for name in position.consumers if name in recursive]
         is_recursive = view.name in recursive
         if position.terminal:

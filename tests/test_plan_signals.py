@@ -10,6 +10,7 @@ import pytest
 from datafusion import SessionConfig, SessionContext
 from deltalake import DeltaTable, write_deltalake
 
+from driver.delta_store import _parquet_union
 from relspec.plan_signals import ExecutedSignals, PlanExecution, executed_signals, plan_estimate, plan_signals
 
 FILE_ROWS = 1000
@@ -110,6 +111,8 @@ def test_the_estimate_of_a_delta_scan_is_its_rows_and_a_filter_above_it_estimate
     assert filtered.rows is not None and not filtered.rows_exact
     session.register_record_batches("m", [pa.table({"k": [1, 2, 3]}).to_batches()])
     assert plan_estimate(session, "SELECT k FROM m").rows == 3
+    # a literal that reads like statistics is an expression of the root, not its statistics
+    assert plan_estimate(session, "SELECT k, 'statistics=[Rows=Exact(99), Bytes=Exact(1)]' AS x FROM m").rows == 3
 
 
 def test_a_delta_provider_takes_no_filter_and_a_parquet_listing_does(keyed: Path) -> None:
@@ -142,23 +145,27 @@ def test_a_delta_scan_reads_every_file_whatever_the_filter(keyed: Path) -> None:
 
 
 def test_the_sessions_parquet_options_do_not_reach_a_delta_scan(keyed: Path) -> None:
-    """Why the scan policy sets no Parquet option (relspec.policy.scan_options): a Delta provider plans
-    its own Parquet scan, so pushed-down filters change nothing it reads, where they do filter inside a
-    Parquet scan of the same files."""
+    """Why the scan policy sets Parquet options only for tables read as Parquet scans (on object
+    storage: relspec.policy.scan_options): a Delta provider plans its own Parquet scan, so pushed-down
+    filters change nothing it reads, where they do filter inside Parquet scans of the same files."""
     query = "SELECT s FROM {} WHERE v % 100 = 7"  # no file or row group to prune: rows only
     read = {}
+    table = DeltaTable(str(keyed))
     for pushdown in (False, True):
         session = _session(pushdown=pushdown)
-        session.register_table("t", DeltaTable(str(keyed)))
+        session.register_table("t", table)
         session.register_parquet("p", str(keyed))
-        for name in ("t", "p"):
-            table, signals = collect_with_signals(session, session.sql(query.format(name)))
-            assert table.num_rows == FILES * FILE_ROWS // 100
-            (scan,) = signals.scans
-            read[(name, pushdown)] = (scan.rows_out, scan.pushdown_rows_pruned or 0)
+        # how the store reads a table on object storage: its snapshot's files as Parquet scans
+        session.register_view("u", _parquet_union(session, table.file_uris(), pa.schema(table.schema().to_arrow())))
+        for name in ("t", "p", "u"):
+            rows, signals = collect_with_signals(session, session.sql(query.format(name)))
+            assert rows.num_rows == FILES * FILE_ROWS // 100
+            read[(name, pushdown)] = (sum(scan.rows_out or 0 for scan in signals.scans),
+                                      sum(scan.pushdown_rows_pruned or 0 for scan in signals.scans))
     assert read[("t", False)] == read[("t", True)] == (FILES * FILE_ROWS, 0)
-    assert read[("p", True)] == (FILES * FILE_ROWS // 100, FILES * FILE_ROWS * 99 // 100)  # filtered in the scan
-    assert read[("p", False)] == (FILES * FILE_ROWS, 0)
+    for parquet in ("p", "u"):  # filtered inside the scans
+        assert read[(parquet, True)] == (FILES * FILE_ROWS // 100, FILES * FILE_ROWS * 99 // 100)
+        assert read[(parquet, False)] == (FILES * FILE_ROWS, 0)
 
 
 def test_the_same_files_scanned_as_parquet_prune_three_files_of_four(keyed: Path) -> None:

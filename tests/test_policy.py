@@ -195,9 +195,22 @@ def test_scan_options_are_per_view_from_the_tables_each_reads() -> None:
     assert scan.views["name_uses"].options == {partitions: "2"}  # reads ex_references
     assert scan.views["top_packages"].options == {partitions: "1"}  # reads only ex_modules: a small input
     assert scan.session.options == {partitions: "2"}
-    assert scan.views["name_uses"].confidence.evidence == ("largest table read: 3,000,000 rows (large tier)",)
+    assert scan.views["name_uses"].confidence.evidence == (
+        "largest table read: 3,000,000 rows (large tier), most files: 4",)
     assert scan.views["top_packages"].confidence.decision_value == "one partition"
     assert compile_scan_policy(graph, {}, 2).session.confidence.fallback_reason == "no table statistics yet"
+
+
+def test_parquet_options_are_set_only_for_tables_read_as_parquet_scans() -> None:
+    _, _, graph = _pipeline()
+    stats = {"ex_references": TableStats(rows=3_000_000, files=4, bytes=1, version=0),
+             "ex_modules": TableStats(rows=100, files=1, bytes=1, version=0)}
+    pushdown = "datafusion.execution.parquet.pushdown_filters"
+    parquet = compile_scan_policy(graph, stats, 2, parquet_scans=True)
+    assert parquet.views["name_uses"].options[pushdown] == "true"  # 3M rows of ex_references
+    assert parquet.views["top_packages"].options[pushdown] == "false"  # 100 rows of ex_modules
+    assert parquet.views["name_uses"].confidence.decision_value == "pushdown, 2 partitions"
+    assert pushdown not in compile_scan_policy(graph, stats, 2).views["name_uses"].options  # a Delta provider
 
 
 def test_the_calibrated_small_input_threshold_decides_one_partition() -> None:
