@@ -15,6 +15,7 @@ goes on.
 from __future__ import annotations
 
 import msgspec
+import pyarrow as pa
 from datafusion import SessionContext
 
 from driver.delta_store import DeltaTableStore
@@ -24,6 +25,7 @@ from relspec.plan_signals import PlanEstimate, PlanSignals, plan_estimate, plan_
 from relspec.policy import CompiledExecutionPolicy
 from relspec.releases import Release, current_release
 from semantics.entities import BUILTIN_NAMES, Column, builtin_names_table
+from semantics.fixpoint import register_in_memory
 from semantics.ir import SOURCE_COLUMNS, SemanticPlan
 from semantics.scans import empty_batch
 
@@ -75,9 +77,7 @@ def preview_views(plan: SemanticPlan, policy: CompiledExecutionPolicy,
 
 def _stand_in(session: SessionContext, name: str, columns: tuple[Column, ...], missing: set[str]) -> None:
     """An empty table of ``columns`` under ``name``, counted as missing."""
-    if session.table_exist(name):
-        session.deregister_table(name)
-    session.register_record_batches(name, [[empty_batch(columns)]])
+    register_in_memory(session, name, pa.Table.from_batches([empty_batch(columns)]))
     missing.add(name)
 
 
@@ -92,5 +92,5 @@ def _register_sources(session: SessionContext, store: DeltaTableStore | None, re
             store.register(session, name, versions[name])  # type: ignore[union-attr]
         else:
             _stand_in(session, name, SOURCE_COLUMNS[name], missing)
-    session.register_record_batches(BUILTIN_NAMES.table, [builtin_names_table().to_batches()])
+    register_in_memory(session, BUILTIN_NAMES.table, builtin_names_table())
     return missing
