@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hamilton.function_modifiers import config, tag
@@ -10,7 +11,7 @@ from relspec.authority import ExecutionAuthority
 from relspec.catalog import RUNS_TABLE, TableStore
 from relspec.runs import new_run_record, run_row
 from relspec.validation import ValidationFailed
-from semantics.entities import EXTRACTION_ENTITIES, FILE
+from semantics.entities import EXTRACTION_ENTITIES, FILE, EntityDecl
 from semantics.extract.manifest import FileManifest
 from semantics.extract.parallel import (
     NO_PROGRESS,
@@ -20,6 +21,9 @@ from semantics.extract.parallel import (
     rows_to_table,
     run_extraction,
 )
+
+_ENTITY_TABLES = tuple(entity for entity in EXTRACTION_ENTITIES if entity is not FILE)
+_WRITERS = 2  # each writer holds the sorted copy of the table it writes (see `TableStore.replace_files`)
 
 
 @tag(role="extract")
@@ -63,20 +67,30 @@ def _stop_if_invalid(authority: ExecutionAuthority, table_store: TableStore) -> 
 
 
 @tag(role="extract")
-def extraction_tables(extraction: ExtractedRows, file_manifest: FileManifest,
-                      table_store: TableStore) -> dict[str, int]:
+def extraction_tables(extraction: ExtractedRows, file_manifest: FileManifest, table_store: TableStore,
+                      extraction_authority: ExecutionAuthority) -> dict[str, int]:
     """Write the extraction tables: each file's rows replaced alone, in one commit per table (two
     when a distributed extraction's files replace some files' rows: a delete, then the files); the
-    spool (or what the extraction held on this machine) is removed once they are written.
+    tables are written side by side (each write is mostly Rust, which releases the GIL), then the
+    files table. The spool (or what the extraction held on this machine) is removed once they are
+    written. A table the policy reads into memory keeps the rows it was written from, so that
+    `source_catalog` does not read them back.
 
     Returns every extraction table's version after the write (unchanged tables keep theirs).
     """
     replaced = None if not file_manifest.unchanged else file_manifest.replaced_file_ids()
-    versions: dict[str, int] = {}
+    registration = extraction_authority.policy.materialization.registration
+
+    def write(entity: EntityDecl) -> int:
+        choice = registration.get(entity.table)
+        return table_store.replace_files(entity.table, extraction.table(entity.name), replaced,
+                                         keep=choice is not None and choice.registration == "memory")
+
     try:
-        for entity in [*(e for e in EXTRACTION_ENTITIES if e is not FILE), FILE]:
-            # FILE is written last: it is what marks the other tables' rows as current
-            versions[entity.table] = table_store.replace_files(entity.table, extraction.table(entity.name), replaced)
+        with ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="cpgflow-extraction-write") as writers:
+            versions = dict(zip((entity.table for entity in _ENTITY_TABLES),
+                                writers.map(write, _ENTITY_TABLES), strict=True))
+        versions[FILE.table] = write(FILE)  # last: it is what marks the other tables' rows as current
     finally:
         extraction.remove()
     return versions

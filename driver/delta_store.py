@@ -170,12 +170,37 @@ class DeltaTableStore(TableStore):
     def __init__(self, catalog: DatasetCatalog, storage_options: dict[str, str] | None = None) -> None:
         self.catalog = catalog
         self.storage_options = storage_options
+        self._kept: dict[str, tuple[int, pa.Table]] = {}  # see `replace_files`'s ``keep``
+        self._handles: dict[str, DeltaTable] = {}  # see `_latest`
 
     def _open(self, location: str, version: int | None = None) -> DeltaTable | None:
         try:
             return DeltaTable(location, version=version, storage_options=self.storage_options)
         except TableNotFoundError:
             return None
+
+    def _latest(self, location: str) -> DeltaTable | None:
+        """The table's latest snapshot, for its metadata (version, add actions, history) only: one
+        handle per location, brought up to date by reading the commits made since (a third of the
+        cost of opening the table again). Never registered in a session, which must keep reading
+        the snapshot it was given."""
+        handle = self._handles.get(location)
+        if handle is not None:
+            try:
+                handle.update_incremental()
+                return handle
+            except Exception:  # the table was removed (or replaced) under the handle: open it afresh
+                del self._handles[location]
+        handle = self._open(location)
+        if handle is not None:
+            self._handles[location] = handle
+        return handle
+
+    def _version_at(self, location: str) -> int:
+        """The version of a table this store has just written."""
+        table = self._latest(location)
+        assert table is not None
+        return table.version()
 
     def parquet_scans(self) -> bool:
         return is_object_store(self.catalog.root)  # as `_register_raw` reads them
@@ -187,7 +212,7 @@ class DeltaTableStore(TableStore):
         return self._open(self.catalog.location(name), version)
 
     def version(self, name: str) -> int | None:
-        table = self._table(name)
+        table = self._latest(self.catalog.location(name))
         return None if table is None else table.version()
 
     def read(self, name: str, columns: list[str] | None = None) -> pa.Table | None:
@@ -195,14 +220,15 @@ class DeltaTableStore(TableStore):
         return None if table is None else _scan(table, self.storage_options, columns)
 
     def statistics(self, name: str) -> tuple[int, int, int, int] | None:
-        table = self._table(name)
+        table = self._latest(self.catalog.location(name))
         if table is None:
             return None
         actions = pa.table(table.get_add_actions(flatten=True))
         size = pc.sum(actions.column("size_bytes")).as_py() if actions.num_rows else 0
         return _row_count(actions), actions.num_rows, int(size or 0), table.version()
 
-    def replace_files(self, name: str, rows: pa.Table | list[DataFile], file_ids: list[str] | None) -> int:
+    def replace_files(self, name: str, rows: pa.Table | list[DataFile], file_ids: list[str] | None,
+                      keep: bool = False) -> int:
         """Replace the rows of ``file_ids`` (None: of every file) with ``rows`` in one commit
         (``rows`` given as data files a distributed extraction wrote: see `_commit_data_files`).
 
@@ -217,8 +243,11 @@ class DeltaTableStore(TableStore):
         rows = _clustered(rows, owner, physical_schema(declared))
         table = self._table(name)
         if table is None or file_ids is None:
-            return self._write(name, rows, mode="overwrite", description=semantic_description(declared),
-                               target_file_size=CLUSTER_FILE_BYTES)
+            version = self._write(name, rows, mode="overwrite", description=semantic_description(declared),
+                                  target_file_size=CLUSTER_FILE_BYTES)
+            if keep:
+                self._kept[name] = (version, rows)
+            return version
         if not file_ids:
             return _data_version(table)
         scope = FileScope(owner, tuple(file_ids))
@@ -234,6 +263,7 @@ class DeltaTableStore(TableStore):
         replacing some files' rows deletes those rows in a commit before). Files that repeat the rows
         the table holds are deleted instead of committed, as `replace_files` writes nothing then.
         Readers see none of these commits before the build's release names them."""
+        self._kept.pop(name, None)
         declared = _DECLARATIONS[name].arrow_schema()
         schema = physical_schema(declared)
         location = self.catalog.location(name)
@@ -253,7 +283,7 @@ class DeltaTableStore(TableStore):
                                       storage_options=self.storage_options)
         adds = [AddAction(file.path, file.size, {}, file.modified_ms, True, file.stats) for file in files]
         table.create_write_transaction(adds, mode="overwrite" if file_ids is None else "append", schema=schema)
-        return DeltaTable(location, storage_options=self.storage_options).version()
+        return self._version_at(location)
 
     def overwrite(self, name: str, data: pa.Table | PlanExecution, schema: pa.Schema,
                   fingerprint: str | None = None, run_id: str | None = None,
@@ -267,7 +297,7 @@ class DeltaTableStore(TableStore):
                    **options: object) -> StagedResult:
         """One commit replacing the table at ``location`` (with ``scope``: the rows of its files),
         clustered by ``cluster_by`` if given."""
-        before = self._open(location)
+        before = self._latest(location)
         scoped = scope is not None and before is not None
         rows_before = _row_count(pa.table(before.get_add_actions(flatten=True))) if before is not None else 0
         if scoped:
@@ -282,25 +312,26 @@ class DeltaTableStore(TableStore):
             write_deltalake(location, rows, mode="overwrite", storage_options=self.storage_options,
                             commit_properties=CommitProperties(custom_metadata=metadata),
                             writer_properties=WRITER_PROPERTIES, **options)  # type: ignore[arg-type]
-        table = DeltaTable(location, storage_options=self.storage_options)
+        table = self._latest(location)
+        assert table is not None  # just written
         added = int(table.history(1)[0].get("operationMetrics", {}).get("num_added_rows", 0))
         rows_after = _row_count(pa.table(table.get_add_actions(flatten=True)))
         removed = rows_before - (rows_after - added) if scoped else rows_before
         return StagedResult(rows=added, version=table.version(), rows_removed=removed)
 
     def published_result(self, name: str) -> tuple[str, str] | None:
-        table = self._table(name)
+        table = self._latest(self.catalog.location(name))
         return None if table is None else _written_result(table)
 
     def append(self, name: str, rows: pa.Table) -> int:
         return self._write(name, rows.cast(LOG_SCHEMAS[name]), mode="append")
 
     def staged_result(self, view: str) -> tuple[str, str] | None:
-        table = self._open(self.catalog.staging_location(view))
+        table = self._latest(self.catalog.staging_location(view))
         return None if table is None else _written_result(table)
 
     def staged_version(self, view: str) -> int | None:
-        table = self._open(self.catalog.staging_location(view))
+        table = self._latest(self.catalog.staging_location(view))
         return None if table is None else table.version()
 
     def stage(self, view: str, data: pa.Table | PlanExecution, schema: pa.Schema, fingerprint: str, run_id: str,
@@ -319,6 +350,7 @@ class DeltaTableStore(TableStore):
         return tuple(sorted(info.base_name for info in found if info.type == fs.FileType.Directory))
 
     def remove_staged(self, view: str) -> None:
+        self._handles.pop(self.catalog.staging_location(view), None)
         if is_object_store(self._staging_root()):
             delete_folder(self.catalog.staging_location(view), self.storage_options)
             return
@@ -329,14 +361,20 @@ class DeltaTableStore(TableStore):
         return self.catalog.staging_location("").rstrip("/")
 
     def _write(self, name: str, data: pa.Table | pa.RecordBatchReader, **options: object) -> int:
+        self._kept.pop(name, None)  # rows kept of an earlier version
         location = self.catalog.location(name)
         check_lease(self.catalog.root)
         write_deltalake(location, data, storage_options=self.storage_options, writer_properties=WRITER_PROPERTIES,
                         **options)  # type: ignore[arg-type]
-        return DeltaTable(location, storage_options=self.storage_options).version()
+        return self._version_at(location)
 
     def register(self, session: SessionContext, name: str, version: int | None = None,
                  in_memory: bool = False) -> None:
+        kept = self._kept.pop(name, None)
+        if in_memory and kept is not None and version in (None, kept[0]):
+            _replace(session, name)
+            register_in_memory(session, name, kept[1])
+            return
         table = self._table(name, version)
         if table is None:
             raise LookupError(f"dataset {name} does not exist at {self.catalog.location(name)}")
@@ -347,7 +385,7 @@ class DeltaTableStore(TableStore):
             _register_plain(session, name, table, self.storage_options)
 
     def holds_version(self, name: str, version: int) -> bool:
-        table = self._table(name)
+        table = self._latest(self.catalog.location(name))
         return table is not None and (table.version() == version or _data_version(table) == version)
 
     def restore(self, name: str, version: int) -> int:
@@ -355,8 +393,9 @@ class DeltaTableStore(TableStore):
         if table is None:
             raise LookupError(f"dataset {name} does not exist at {self.catalog.location(name)}")
         check_lease(self.catalog.root)
+        self._kept.pop(name, None)
         table.restore(version)
-        return DeltaTable(self.catalog.location(name), storage_options=self.storage_options).version()
+        return self._version_at(self.catalog.location(name))
 
     def register_staged(self, session: SessionContext, view: str, registration: str) -> None:
         table = self._open(self.catalog.staging_location(view))

@@ -116,9 +116,12 @@ class TableStore(abc.ABC):
         """(rows, files, bytes, version) from the table's metadata, without scanning it."""
 
     @abc.abstractmethod
-    def replace_files(self, name: str, rows: pa.Table | list[DataFile], file_ids: list[str] | None) -> int:
+    def replace_files(self, name: str, rows: pa.Table | list[DataFile], file_ids: list[str] | None,
+                      keep: bool = False) -> int:
         """Atomically replace every row owned by ``file_ids`` with ``rows`` (a table, or data files
-        already written into the table's folder); return the new version."""
+        already written into the table's folder); return the new version. ``keep``: when ``rows``
+        (a table) become the table's whole content, hold them for the `register` of this version
+        in memory that follows, which then reads nothing back."""
 
     @abc.abstractmethod
     def overwrite(self, name: str, data: pa.Table | PlanExecution, schema: pa.Schema,
@@ -164,7 +167,8 @@ class TableStore(abc.ABC):
     def register(self, session: SessionContext, name: str, version: int | None = None,
                  in_memory: bool = False) -> None:
         """Make the table (at ``version``, or its latest) queryable by its name in ``session``
-        (``in_memory``: its rows read once and held in the session)."""
+        (``in_memory``: its rows read once and held in the session, or the rows a `replace_files`
+        just wrote and kept)."""
 
     def releases(self) -> list[Release]:
         """The output's release log, oldest first."""

@@ -99,3 +99,58 @@ def test_no_command_aborts_at_exit(tmp_path: Path) -> None:
             done = run_cli(*args)
             assert done.returncode == 0, done.stderr
             assert "terminate called" not in done.stderr, done.stderr
+
+
+def _files_rows(paths: list[str]) -> pa.Table:
+    count = len(paths)
+    return pa.table({
+        "file_id": [f"f:{path}" for path in paths], "path": paths, "module": [path[:-3] for path in paths],
+        "content_hash": ["h"] * count, "size_bytes": [1] * count, "line_count": [1] * count,
+        "encoding": ["utf-8"] * count, "extractor_version": ["v"] * count, "parsed": [True] * count,
+    })
+
+
+def _data_files(location: Path) -> list[Path]:
+    return [path for path in location.iterdir() if path.suffix == ".parquet"]
+
+
+def test_rows_kept_at_a_write_are_registered_without_reading_the_table_back(tmp_path: Path) -> None:
+    """What `extraction_tables` does for a table the policy reads into memory: the registration takes
+    the rows just written. Proven by removing the table's data files first: a read would fail."""
+    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    location = tmp_path / "extract" / "ex_files"
+    store.replace_files("ex_files", _files_rows(["b.py", "a.py"]), None, keep=True)
+    for path in _data_files(location):
+        path.unlink()
+    session = SessionContext()
+    store.register(session, "ex_files", in_memory=True)
+    assert session.sql("SELECT path FROM ex_files").to_arrow_table().column(0).to_pylist() == ["a.py", "b.py"]
+    # kept once: a second registration reads the table, which now has no data file
+    with pytest.raises(Exception, match=r"(?i)not found|no such file"):
+        store.register(SessionContext(), "ex_files", in_memory=True)
+
+
+def test_rows_kept_of_an_older_version_are_never_registered(tmp_path: Path) -> None:
+    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    store.replace_files("ex_files", _files_rows(["a.py"]), None, keep=True)
+    store.replace_files("ex_files", _files_rows(["c.py"]), None)  # a later write, not kept
+    assert store.version("ex_files") == 1
+    session = SessionContext()
+    store.register(session, "ex_files", in_memory=True)
+    assert session.sql("SELECT path FROM ex_files").to_arrow_table().column(0).to_pylist() == ["c.py"]
+    at_first = SessionContext()
+    store.replace_files("ex_files", _files_rows(["d.py"]), None, keep=True)  # version 2, kept
+    store.register(at_first, "ex_files", version=0, in_memory=True)  # another version: read from the table
+    assert at_first.sql("SELECT path FROM ex_files").to_arrow_table().column(0).to_pylist() == ["a.py"]
+
+
+def test_metadata_follows_commits_made_by_other_handles(tmp_path: Path) -> None:
+    """The store keeps one handle per table for its metadata and brings it up to date on each use:
+    a commit made outside the store (maintenance opens tables itself) is seen at once."""
+    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    store.replace_files("ex_files", _files_rows(["a.py"]), None)
+    assert store.version("ex_files") == 0
+    assert store.statistics("ex_files")[0] == 1
+    write_deltalake(store.catalog.location("ex_files"), _files_rows(["b.py", "c.py"]), mode="append")
+    assert store.version("ex_files") == 1
+    assert store.statistics("ex_files")[:1] == (3,)
