@@ -165,8 +165,9 @@ def _scan_decisions(builder: _Builder, policy: CompiledExecutionPolicy, graph: V
     """Scan options of the session (from every table) and of each view (from the tables it reads)."""
     small = policy.thresholds.small_input_rows
     rule = (f"a plan whose input has fewer than {small:,} rows (what it read last time, else its largest table, "
-            "else on a first build the estimated largest extraction table) runs on one partition: repartitioning "
-            "it costs more than the threads win back (calibrated: cpgflow calibration); where tables are read as "
+            "else on a first build the estimated largest extraction table) runs on one partition, its queries "
+            "optimized in one pass: repartitioning it costs more than the threads win back, and planning more than "
+            "its rows (calibrated: cpgflow calibration); where tables are read as "
             f"Parquet scans (object storage), filters are pushed into scans of a table of {SIZE_TIERS[0][1]:,} "
             f"rows or more, or of more than {PLAIN_SCAN_MAX_FILES} files")
     read: list[tuple[str, Iterable[str]]] = [(SESSION_SUBJECT, stats.keys())]

@@ -260,8 +260,10 @@ def test_plan_json_shows_policy_schedule_and_validation(code: Path, tmp_path: Pa
     assert views["scope_chain"]["schedule"]["cost"]["basis"] == "seconds"  # measured by the build before
     assert "md5" in views["structural_edges"]["functions"]
     assert len(report["policy"]["fingerprint"]) == 32
-    assert set(report["policy"]["scan"]["session"]["options"]) == {"datafusion.execution.target_partitions"}
-    assert views["name_uses"]["scan"]["options"] == {"datafusion.execution.target_partitions": "1"}  # small input
+    assert set(report["policy"]["scan"]["session"]["options"]) == {"datafusion.execution.target_partitions",
+                                                                    "datafusion.optimizer.max_passes"}
+    assert views["name_uses"]["scan"]["options"] == {"datafusion.execution.target_partitions": "1",  # small input
+                                                     "datafusion.optimizer.max_passes": "1"}
     assert report["validation"] == []
 
 
@@ -285,15 +287,17 @@ def test_a_view_runs_under_its_own_scan_options(code: Path, tmp_path: Path) -> N
     results = build_driver(code, tmp_path / "out", jobs=1, staging="delta").execute(
         ["execution_authority", "semantic_plan", "view_fingerprints", "source_catalog"])
     authority, plan = results["execution_authority"], results["semantic_plan"]
-    partitions = "datafusion.execution.target_partitions"
-    authority.session.sql(f"SET {partitions} = 7").collect()  # not what scope_parents' policy says
+    partitions, passes = "datafusion.execution.target_partitions", "datafusion.optimizer.max_passes"
+    for option in (partitions, passes):
+        authority.session.sql(f"SET {option} = 7").collect()  # not what scope_parents' policy says
     assert authority.policy.cache["scope_parents"].cache == "delta_staging"
     query = authority.pending(plan.view("scope_parents"), results["view_fingerprints"]["scope_parents"], {})
     assert authority.stage(query)["outcome"] == "computed_staged"
-    setting = authority.session.sql(
-        f"SELECT value FROM information_schema.df_settings WHERE name = '{partitions}'").to_arrow_table()
-    expected = authority.policy.scan.views["scope_parents"].options[partitions]
-    assert setting.column(0).to_pylist() == [expected] == ["1"]
+    for option in (partitions, passes):  # a small input: one partition, one optimizer pass
+        setting = authority.session.sql(
+            f"SELECT value FROM information_schema.df_settings WHERE name = '{option}'").to_arrow_table()
+        expected = authority.policy.scan.views["scope_parents"].options[option]
+        assert setting.column(0).to_pylist() == [expected] == ["1"]
 
 
 # -- Hamilton materializers, attached from the compiled cache policy ----------------------------------

@@ -273,3 +273,23 @@ def test_a_plan_that_did_not_run_has_no_rows_out(keyed: Path) -> None:
     signals = executed_signals(plan)
     assert not signals.output_rows
     assert all(not item.rows_out for item in signals.filters)
+
+
+def test_a_small_inputs_single_optimizer_pass_changes_the_plan_and_the_next_view_undoes_it() -> None:
+    """A filter on the outer side of a left join makes it an inner join, and is then pushed below
+    it: the second needs a second optimizer pass. A small input's scan options (one pass) leave the
+    left join; a large input's (DataFusion's three) plan the inner one again on the same session."""
+    from driver.engine import set_options
+    from relspec.policy import scan_options
+
+    session = _session()
+    for name in ("t", "u"):
+        session.register_record_batches(name, [pa.table({"a": [1, 2], "b": ["x", "y"]}).to_batches()])
+    sql = "SELECT v.a FROM (SELECT t.a, u.b FROM t LEFT JOIN u ON t.a = u.a) v WHERE v.b = 'x'"
+    small = scan_options({}, partitions=2, estimated=(1_000, "a thousand rows"))
+    large = scan_options({}, partitions=2, estimated=(1_000_000, "a million rows"))
+    set_options(session, small.options)
+    assert plan_signals(session, session.sql(sql)).join_kinds == ("HashJoinExec(Left)",)
+    set_options(session, large.options)
+    assert plan_signals(session, session.sql(sql)).join_kinds == ("HashJoinExec(Inner)",)
+    assert session.sql(sql).to_arrow_table().to_pylist() == [{"a": 1}]

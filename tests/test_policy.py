@@ -191,13 +191,14 @@ def test_scan_options_are_per_view_from_the_tables_each_reads() -> None:
     stats = {"ex_references": TableStats(rows=3_000_000, files=4, bytes=1, version=0),
              "ex_modules": TableStats(rows=100, files=1, bytes=1, version=0)}
     scan = compile_scan_policy(graph, stats, 2)
-    partitions = "datafusion.execution.target_partitions"
-    assert scan.views["name_uses"].options == {partitions: "2"}  # reads ex_references
-    assert scan.views["top_packages"].options == {partitions: "1"}  # reads only ex_modules: a small input
-    assert scan.session.options == {partitions: "2"}
+    partitions, passes = "datafusion.execution.target_partitions", "datafusion.optimizer.max_passes"
+    assert scan.views["name_uses"].options == {partitions: "2", passes: "3"}  # reads ex_references
+    # reads only ex_modules: a small input, planned in one optimizer pass
+    assert scan.views["top_packages"].options == {partitions: "1", passes: "1"}
+    assert scan.session.options == {partitions: "2", passes: "3"}
     assert scan.views["name_uses"].confidence.evidence == (
         "largest table read: 3,000,000 rows (large tier), most files: 4",)
-    assert scan.views["top_packages"].confidence.decision_value == "one partition"
+    assert scan.views["top_packages"].confidence.decision_value == "one partition, one optimizer pass"
     assert compile_scan_policy(graph, {}, 2).session.confidence.fallback_reason == "no table statistics yet"
 
 
@@ -216,10 +217,10 @@ def test_parquet_options_are_set_only_for_tables_read_as_parquet_scans() -> None
 def test_the_calibrated_small_input_threshold_decides_one_partition() -> None:
     _, _, graph = _pipeline()
     stats = {"ex_modules": TableStats(rows=3_000, files=1, bytes=1, version=0)}
-    partitions = "datafusion.execution.target_partitions"
-    assert compile_scan_policy(graph, stats, 2).views["top_packages"].options == {partitions: "1"}
+    partitions, passes = "datafusion.execution.target_partitions", "datafusion.optimizer.max_passes"
+    assert compile_scan_policy(graph, stats, 2).views["top_packages"].options == {partitions: "1", passes: "1"}
     moved = compile_scan_policy(graph, stats, 2, thresholds=Thresholds(small_input_rows=2_000)).views["top_packages"]
-    assert moved.options == {partitions: "2"}  # 3,000 rows are no small input under 2,000
+    assert moved.options == {partitions: "2", passes: "3"}  # 3,000 rows are no small input under 2,000
     lowered = compile_scan_policy(graph, stats, 2, thresholds=Thresholds(small_input_rows=5_000)).views["top_packages"]
     assert "a small input (3,000 rows, under 5,000): one partition, no repartitioning" in lowered.confidence.evidence
 
