@@ -64,7 +64,7 @@ CONTEXT = ("execution_authority", "semantic_plan", "compiled_policy", "validatio
 # version would miss a change in the library it calls). Every other node holds live engine objects
 # (sessions, lazy frames, stores) or reads tables, whose reuse the fingerprinted staging decides.
 CACHED_NODES = ("view_specs", "compiled_ir", "scan_counts", "graph_positions", "join_plans", "cache_hints",
-                "inferred_ir", "optimized_ir", "semantic_plan")
+                "inferred_ir", "optimized_ir", "semantic_plan", "view_localities")
 HAMILTON_CACHE_FOLDER = "_hamilton_cache"
 
 
