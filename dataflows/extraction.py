@@ -23,7 +23,7 @@ from semantics.extract.parallel import (
 )
 
 _ENTITY_TABLES = tuple(entity for entity in EXTRACTION_ENTITIES if entity is not FILE)
-_WRITERS = 2  # each writer holds the sorted copy of the table it writes (see `TableStore.replace_files`)
+_WRITERS = 2  # the tables of a small code base written at once
 
 
 @tag(role="extract")
@@ -71,26 +71,29 @@ def extraction_tables(extraction: ExtractedRows, file_manifest: FileManifest, ta
                       extraction_authority: ExecutionAuthority) -> dict[str, int]:
     """Write the extraction tables: each file's rows replaced alone, in one commit per table (two
     when a distributed extraction's files replace some files' rows: a delete, then the files); the
-    tables are written side by side (each write is mostly Rust, which releases the GIL), then the
-    files table. The spool (or what the extraction held on this machine) is removed once they are
-    written. A table the policy reads into memory keeps the rows it was written from, so that
-    `source_catalog` does not read them back.
+    tables are written in order, then the files table. The spool (or what the extraction held on this
+    machine) is removed once they are written. On a small code base (the policy reads its tables
+    into memory) each table keeps the rows it was written from, so that `source_catalog` does not
+    read them back, and two are written at a time (a write is mostly Rust, which releases the GIL);
+    a large one writes one at a time, as each write holds a sorted copy of its table.
 
     Returns every extraction table's version after the write (unchanged tables keep theirs).
     """
     replaced = None if not file_manifest.unchanged else file_manifest.replaced_file_ids()
     registration = extraction_authority.policy.materialization.registration
+    held = {entity.table for entity in EXTRACTION_ENTITIES
+            if (choice := registration.get(entity.table)) is not None and choice.registration == "memory"}
 
     def write(entity: EntityDecl) -> int:
-        choice = registration.get(entity.table)
         return table_store.replace_files(entity.table, extraction.table(entity.name), replaced,
-                                         keep=choice is not None and choice.registration == "memory")
+                                         keep=entity.table in held)
 
+    writers = ThreadPoolExecutor(max_workers=_WRITERS if held else 1, thread_name_prefix="cpgflow-extraction-write")
     try:
-        with ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="cpgflow-extraction-write") as writers:
-            versions = dict(zip((entity.table for entity in _ENTITY_TABLES),
-                                writers.map(write, _ENTITY_TABLES), strict=True))
+        written = [writers.submit(write, entity) for entity in _ENTITY_TABLES]
+        versions = {entity.table: future.result() for entity, future in zip(_ENTITY_TABLES, written, strict=True)}
         versions[FILE.table] = write(FILE)  # last: it is what marks the other tables' rows as current
     finally:
+        writers.shutdown(cancel_futures=True)  # after a failed write, none that has not started
         extraction.remove()
     return versions

@@ -353,6 +353,7 @@ class BuildLockHolder(GraphExecutionHook):
 
     def run_before_graph_execution(self, **kwargs: Any) -> None:
         self.lock.acquire()
+        self.store.forget_metadata()  # read while planning, before the lock was let go
         current = current_release(self.store.releases())
         sequence = current.sequence if current else 0
         if sequence != self.planned_on:

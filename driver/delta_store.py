@@ -183,18 +183,24 @@ class DeltaTableStore(TableStore):
         """The table's latest snapshot, for its metadata (version, add actions, history) only: one
         handle per location, brought up to date by reading the commits made since (a third of the
         cost of opening the table again). Never registered in a session, which must keep reading
-        the snapshot it was given."""
+        the snapshot it was given. A handle sees new commits but not a table removed and made
+        again, so handles live while this process holds the build lock (see `forget_metadata`),
+        and the store drops a staging table's handle when it removes the table."""
         handle = self._handles.get(location)
         if handle is not None:
-            try:
-                handle.update_incremental()
-                return handle
-            except Exception:  # the table was removed (or replaced) under the handle: open it afresh
-                del self._handles[location]
+            handle.update_incremental()
+            return handle
         handle = self._open(location)
         if handle is not None:
             self._handles[location] = handle
         return handle
+
+    def _metadata(self, name: str) -> DeltaTable | None:
+        """The latest snapshot of table ``name``, for its metadata (see `_latest`)."""
+        return self._latest(self.catalog.location(name))
+
+    def forget_metadata(self) -> None:
+        self._handles.clear()
 
     def _version_at(self, location: str) -> int:
         """The version of a table this store has just written."""
@@ -212,7 +218,7 @@ class DeltaTableStore(TableStore):
         return self._open(self.catalog.location(name), version)
 
     def version(self, name: str) -> int | None:
-        table = self._latest(self.catalog.location(name))
+        table = self._metadata(name)
         return None if table is None else table.version()
 
     def read(self, name: str, columns: list[str] | None = None) -> pa.Table | None:
@@ -220,7 +226,7 @@ class DeltaTableStore(TableStore):
         return None if table is None else _scan(table, self.storage_options, columns)
 
     def statistics(self, name: str) -> tuple[int, int, int, int] | None:
-        table = self._latest(self.catalog.location(name))
+        table = self._metadata(name)
         if table is None:
             return None
         actions = pa.table(table.get_add_actions(flatten=True))
@@ -320,7 +326,7 @@ class DeltaTableStore(TableStore):
         return StagedResult(rows=added, version=table.version(), rows_removed=removed)
 
     def published_result(self, name: str) -> tuple[str, str] | None:
-        table = self._latest(self.catalog.location(name))
+        table = self._metadata(name)
         return None if table is None else _written_result(table)
 
     def append(self, name: str, rows: pa.Table) -> int:
@@ -385,7 +391,7 @@ class DeltaTableStore(TableStore):
             _register_plain(session, name, table, self.storage_options)
 
     def holds_version(self, name: str, version: int) -> bool:
-        table = self._latest(self.catalog.location(name))
+        table = self._metadata(name)
         return table is not None and (table.version() == version or _data_version(table) == version)
 
     def restore(self, name: str, version: int) -> int:

@@ -74,6 +74,7 @@ class _Lease:
         self._seen: tuple[str, float] | None = None  # another holder's ETag, and since when it is unchanged
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._renewing = threading.Lock()  # see `_put_renewal`
 
     def _body(self, released: bool = False) -> bytes:
         return json.dumps({"holder": self.holder, "lease_seconds": lease_seconds(), "released": released}).encode()
@@ -84,6 +85,13 @@ class _Lease:
         sent = time.monotonic()
         self.etag = obstore.put(self.store, LOCK_FILE, self._body(released), mode=mode)["e_tag"]  # type: ignore[arg-type]
         self.valid_until = sent + lease_seconds() * LEASE_MARGIN
+
+    def _put_renewal(self, released: bool = False) -> None:
+        """A put conditional on this lease's ETag, one at a time: the renewer and the build's writer
+        threads renew concurrently, and of two puts conditional on one ETag the second would take
+        the first for another build's takeover."""
+        with self._renewing:
+            self._put({"e_tag": self.etag}, released)
 
     def try_acquire(self) -> str | None:
         """Take the lease if it is free, released or expired; else say who holds it."""
@@ -132,7 +140,7 @@ class _Lease:
     def _renew(self) -> None:
         while not self._stop.wait(lease_seconds() / 3):
             try:
-                self._put({"e_tag": self.etag})
+                self._put_renewal()
             except Exception as err:  # taken over: lost; unreachable for now: retried while the lease holds
                 if _taken(err) or time.monotonic() >= self.valid_until:
                     self._lose(err)
@@ -148,7 +156,7 @@ class _Lease:
         Called before each commit, so a build that stalled past its lease writes nothing more."""
         if not self.lost:
             try:
-                self._put({"e_tag": self.etag})
+                self._put_renewal()
                 return
             except Exception as err:  # taken over, or unreachable past the lease
                 if time.monotonic() < self.valid_until and not _taken(err):
@@ -164,7 +172,7 @@ class _Lease:
         if self.lost:
             return
         try:  # marked released, conditionally on our ETag: never another build's lease
-            self._put({"e_tag": self.etag}, released=True)
+            self._put_renewal(released=True)
         except Exception as err:
             log.warning("could not release the build lease of %s (it expires unrenewed): %s", self.location, err)
 

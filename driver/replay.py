@@ -43,6 +43,9 @@ class PinnedTableStore(DeltaTableStore):
             return self.source._table(name, self.pinned[name] if version is None else version)
         return super()._table(name, version)
 
+    def _metadata(self, name: str) -> DeltaTable | None:
+        return self._table(name) if name in self.pinned else super()._metadata(name)
+
 
 class ViewCheck(msgspec.Struct, frozen=True):
     name: str  # an output table or a view

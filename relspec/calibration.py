@@ -13,10 +13,11 @@ bounds. The fit and every prediction error are kept per workload class (a full b
 incremental one measure different things).
 
 The second threshold is the input size below which a view's plan runs on one partition rather than
-the session's: repartitioning costs a fixed part and pays back per row. Each run fits the same line
-over the views it computed in full on one partition and over those on several, by the rows their
-plans read; where one partition costs less fixed and more per row, the lines cross at the size where
-partitions start to pay, and ``small_input_rows`` moves toward it the same damped way.
+the session's (and is optimized in one pass rather than three): repartitioning and planning cost a
+fixed part and pay back per row. Each run fits the same line over the views it computed in full
+under the small input's settings and over those under the session's, by the rows their plans read;
+where the small input's settings cost less fixed and more per row, the lines cross at the size where
+the session's start to pay, and ``small_input_rows`` moves toward it the same damped way.
 
 Modes: ``off`` records nothing and compiles with the defaults; ``observe`` records what it measured
 and the thresholds it would move to, and compiles with the defaults; ``apply`` compiles with the
@@ -48,8 +49,8 @@ WorkloadClass = Literal["full_build", "incremental_build", "replay", "interactiv
 # doc); the default, measured on the fixture suite before calibration existed.
 DEFAULT_INLINE_MAX_ROWS = 20_000
 INLINE_BOUNDS = (2_000, 2_000_000)
-# A view whose plan reads fewer rows than this runs on one partition (relspec.policy.scan_options): the
-# small size tier's limit, unless calibrated.
+# A view whose plan reads fewer rows than this runs on one partition, optimized in one pass
+# (relspec.policy.scan_options): the small size tier's limit, unless calibrated.
 DEFAULT_SMALL_INPUT_ROWS = 100_000
 SMALL_INPUT_BOUNDS = (10_000, 1_000_000)
 DAMPING = 0.5  # the share of the way (in log space) toward what a run measured that one run moves

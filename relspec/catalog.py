@@ -170,6 +170,11 @@ class TableStore(abc.ABC):
         (``in_memory``: its rows read once and held in the session, or the rows a `replace_files`
         just wrote and kept)."""
 
+    @abc.abstractmethod
+    def forget_metadata(self) -> None:
+        """Drop the table metadata this store keeps between reads: what it read may be stale once
+        this process no longer holds the output's build lock (another build may have written)."""
+
     def releases(self) -> list[Release]:
         """The output's release log, oldest first."""
         return read_releases(self.read(RELEASES_TABLE))

@@ -154,3 +154,18 @@ def test_metadata_follows_commits_made_by_other_handles(tmp_path: Path) -> None:
     write_deltalake(store.catalog.location("ex_files"), _files_rows(["b.py", "c.py"]), mode="append")
     assert store.version("ex_files") == 1
     assert store.statistics("ex_files")[:1] == (3,)
+
+
+def test_a_replays_pinned_tables_report_their_pinned_versions_metadata(tmp_path: Path) -> None:
+    """A replay reads its pinned extraction tables from the recorded output at the recorded versions:
+    their version and statistics (which its policy weighs) are those versions', not the scratch's."""
+    from driver.replay import PinnedTableStore
+
+    source = DeltaTableStore(DatasetCatalog(str(tmp_path / "out")))
+    source.replace_files("ex_files", _files_rows(["a.py"]), None)
+    source.replace_files("ex_files", _files_rows(["a.py", "b.py", "c.py"]), None)
+    pinned = PinnedTableStore(DatasetCatalog(str(tmp_path / "scratch")), source, {"ex_files": 0})
+    assert pinned.version("ex_files") == 0
+    assert pinned.statistics("ex_files")[0] == 1  # version 0's one row, not version 1's three
+    assert pinned.holds_version("ex_files", 0)
+    assert pinned.version("cpg_nodes") is None  # not pinned: the scratch's own, which has none

@@ -323,6 +323,37 @@ def test_stalled_build_commits_nothing(s3: dict[str, str], monkeypatch: pytest.M
     assert store.version(RUNS_TABLE) == 0
 
 
+def test_writer_threads_confirming_at_once_keep_the_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extraction tables are written two at a time, and each commit confirms the lease: two puts
+    conditional on one ETag would take each other for a takeover (the build would lose its lease).
+    On obstore's in-memory store, which honours conditional puts (the moto server here does not)."""
+    import threading
+
+    from obstore.store import MemoryStore
+
+    from driver import lock
+
+    monkeypatch.setattr(lock, "object_store", lambda location, options: MemoryStore())
+    lease = lock._Lease(f"s3://{BUCKET}/writer-threads", {})
+    assert lease.try_acquire() is None
+    errors: list[Exception] = []
+
+    def confirm() -> None:
+        try:
+            for _ in range(200):
+                lease.confirm()
+        except Exception as error:
+            errors.append(error)
+
+    writers = [threading.Thread(target=confirm) for _ in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    lease.release()
+    assert errors == [] and not lease.lost
+
+
 def test_unreadable_lease_is_taken_over(s3: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """An empty ``_build.lock`` (a local output's lock file, synced to the bucket) is no lease."""
     import obstore
