@@ -169,3 +169,21 @@ def test_a_replays_pinned_tables_report_their_pinned_versions_metadata(tmp_path:
     assert pinned.statistics("ex_files")[0] == 1  # version 0's one row, not version 1's three
     assert pinned.holds_version("ex_files", 0)
     assert pinned.version("cpg_nodes") is None  # not pinned: the scratch's own, which has none
+
+
+def test_a_failed_extraction_write_stops_the_build_before_the_files_table(tmp_path: Path) -> None:
+    """The extraction tables are written (two at a time on a small code base) before the files
+    table, which marks their rows as current: one that cannot be written fails the build, the
+    files table is never written, nothing is released and the spool is removed."""
+    from conftest import build
+
+    from driver.storage import SPOOL_FOLDER
+
+    root = write_tree(tmp_path / "src", {"pkg/__init__.py": "", "pkg/a.py": "def f():\n    return g()\n"})
+    out = tmp_path / "out"
+    write_deltalake(str(out / "extract" / "ex_calls"), pa.table({"x": [1]}))  # a schema no write may replace
+    with pytest.raises(Exception, match=r"(?i)schema"):
+        build(root, out)
+    assert not (out / "extract" / "ex_files").exists()
+    assert not (out / "_releases").exists()
+    assert not (out / SPOOL_FOLDER / "extraction").exists()
