@@ -338,9 +338,8 @@ def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats], partitio
     small = (thresholds or Thresholds()).small_input_rows
     views = {name: scan_options(stats, graph.transitive_sources(name), partitions, scanned.get(name), estimated, small,
                                 parquet_scans) for name in graph.names()}
-    session = scan_options(stats, partitions=partitions, small_rows=small, parquet_scans=parquet_scans)
-    session.options.update({TARGET_PARTITIONS: str(partitions),  # what a view-less query runs on
-                            OPTIMIZER_PASSES: str(DEFAULT_OPTIMIZER_PASSES)})
+    # what a view-less query runs on: every partition, every optimizer pass (no input is small to it)
+    session = scan_options(stats, partitions=partitions, small_rows=0, parquet_scans=parquet_scans)
     return ScanPolicy(session=session, views=views)
 
 

@@ -196,6 +196,9 @@ def test_scan_options_are_per_view_from_the_tables_each_reads() -> None:
     # reads only ex_modules: a small input, planned in one optimizer pass
     assert scan.views["top_packages"].options == {partitions: "1", passes: "1"}
     assert scan.session.options == {partitions: "2", passes: "3"}
+    only_small = compile_scan_policy(graph, {"ex_modules": stats["ex_modules"]}, 2).session
+    assert only_small.options == {partitions: "2", passes: "3"}  # a view-less query: every partition
+    assert only_small.confidence.decision_value == "2 partitions"  # as it runs, though its only table is small
     assert scan.views["name_uses"].confidence.evidence == (
         "largest table read: 3,000,000 rows (large tier), most files: 4",)
     assert scan.views["top_packages"].confidence.decision_value == "one partition, one optimizer pass"
