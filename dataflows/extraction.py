@@ -80,9 +80,8 @@ def extraction_tables(extraction: ExtractedRows, file_manifest: FileManifest, ta
     Returns every extraction table's version after the write (unchanged tables keep theirs).
     """
     replaced = None if not file_manifest.unchanged else file_manifest.replaced_file_ids()
-    registration = extraction_authority.policy.materialization.registration
-    held = {entity.table for entity in EXTRACTION_ENTITIES
-            if (choice := registration.get(entity.table)) is not None and choice.registration == "memory"}
+    tables = {entity.table for entity in EXTRACTION_ENTITIES}
+    held = extraction_authority.policy.materialization.held_in_memory() & tables
 
     def write(entity: EntityDecl) -> int:
         return table_store.replace_files(entity.table, extraction.table(entity.name), replaced,
