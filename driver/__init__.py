@@ -1,0 +1,3 @@
+from driver import allocators
+
+allocators.configure()  # before deltalake loads (see driver/allocators.py)

@@ -148,6 +148,13 @@ class FixpointProgram(msgspec.Struct, frozen=True):
         return tuple(self.stage_names[index] if index < len(self.stage_names) else f"stage {rules[0].stage}"
                      for index, rules in enumerate(self.stages()))
 
+    def reading(self, *, seeds: bool) -> str:
+        """The SQL still to run once the prepared tables are computed (with the seeds, or once they
+        have run) and the tables the probes read: what a prepared table must be named in to be kept."""
+        probed = (table for rule in self.rules if rule.probe for table, _ in rule.probe.keys)
+        rules = (*self.seeds, *self.rules) if seeds else self.rules
+        return " ".join((*(rule.sql for rule in rules), *probed, self.result))
+
     def text(self) -> str:
         """The whole program as one text: what its fingerprint and `cpgflow plan` show."""
         parts = [f"-- prepare {p.name}\n{p.sql}" for p in self.prepare]
@@ -233,6 +240,13 @@ class _State:
                 register_in_memory(self.session, name, self.known[name])
                 added += delta.num_rows
         return added
+
+    def forget(self, program: FixpointProgram, kept: str) -> None:
+        """Drop the relations, deltas and prepared tables ``kept`` (the SQL still to run) does not read."""
+        for name in [name for name in self.relations if not _reads(kept, name)]:
+            self.known.pop(name, None)
+        _deregister_unread(self.session, [*self.relations, *(f"delta_{name}" for name in self.relations),
+                                          *(prepared.name for prepared in program.prepare)], kept)
 
     def release(self, program: FixpointProgram) -> None:
         """Drop every table the evaluation registered: a large program holds gigabytes."""
@@ -530,6 +544,7 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram,
         return result, FixpointRun(rounds=(result.num_rows,), stage_names=(how,), stages=(), capped=0, converged=True)
     state = _State(session, program, in_memory)
     rounds = [_run_stage(state, list(program.seeds))]
+    _deregister_unread(session, [prepared.name for prepared in program.prepare], program.reading(seeds=False))
     stages: list[tuple[int, ...]] = []
     converged = rounds[0] == 0
     ordered = program.stages()
@@ -538,6 +553,7 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram,
         rounds.append(sum(stages[-1]))
         converged = rounds[-1] == 0
     state.propagations.clear()  # their ids (hundreds of MB on the stdlib) are done with before the result
+    state.forget(program, program.result)  # (the copy edges, ~200 MB on the stdlib, before the result's 340 MB)
     result = session.sql(program.result).to_arrow_table()
     state.release(program)
     return result, FixpointRun(rounds=tuple(rounds), stage_names=program.names_of_stages(), stages=tuple(stages),
@@ -552,8 +568,7 @@ def _prepare(session: SessionContext, program: FixpointProgram) -> None:
     """Compute and register the prepared tables in order, deregistering (and so freeing) each one
     that only serves to prepare others as soon as the last step reading it is computed: on the
     standard library they hold ~700 MB together, ~300 MB of which the rules read."""
-    probed = (table for rule in program.rules if rule.probe for table, _ in rule.probe.keys)
-    evaluation = " ".join((*(rule.sql for rule in (*program.seeds, *program.rules)), *probed, program.result))
+    evaluation = program.reading(seeds=True)
     steps = program.prepare
     last_reader: dict[str, int] = {}  # table -> the index of the last step reading it (tables no rule reads)
     for index, prepared in enumerate(steps):
@@ -565,6 +580,13 @@ def _prepare(session: SessionContext, program: FixpointProgram) -> None:
         for name, last in last_reader.items():
             if last == index and session.table_exist(name):
                 session.deregister_table(name)
+
+
+def _deregister_unread(session: SessionContext, names: list[str], kept: str) -> None:
+    """Deregister (and so free) each of the tables ``names`` that ``kept`` (SQL still to run) does not read."""
+    for name in names:
+        if not _reads(kept, name) and session.table_exist(name):
+            session.deregister_table(name)
 
 
 def _reads(sql: str, table: str) -> bool:

@@ -165,6 +165,28 @@ def test_a_prepared_table_is_dropped_once_the_last_step_reading_it_is_computed()
     assert not any(session.table_exist(name) for name in ("raw", "pairs", "seen_raw", "seen_pairs"))
 
 
+def test_what_only_the_seeds_read_is_dropped_before_the_rounds_and_what_the_result_does_not_read_before_it() -> None:
+    # pairs is read by the seeds alone, so the rounds run without it; the relation hops is read by no
+    # rule after the seeds nor by the result, so the result runs without it (each holds hundreds of MB
+    # on the standard library). The rule and the result count them in the session's tables.
+    session = new_session()
+    register_in_memory(session, "next", pa.table({"src": ["a"], "dst": ["b"]}))
+    count = "SELECT CAST(count(*) AS VARCHAR) AS src, '{2}' AS dst FROM information_schema.tables " \
+            "WHERE table_name = concat('{0}', '{1}')"
+    program = FixpointProgram(
+        relations=(REACH, Relation("hops", (_text("src"), _text("dst")))),
+        prepare=(Prepared("pairs", "SELECT src, dst FROM next"),),
+        seeds=(Rule("seed", "reach", "SELECT src, dst FROM pairs"),
+               Rule("hops", "hops", "SELECT src, dst FROM pairs")),
+        rules=(Rule("look", "reach", count.format("pa", "irs", "the seeds table in a round")
+                    + " AND (SELECT count(*) FROM delta_reach) > 0"),),
+        result="SELECT src, dst FROM reach UNION ALL " + count.format("ho", "ps", "the other relation at the result"),
+    )
+    result, run = run_fixpoint(session, program)
+    assert _rows(result) == {("a", "b"), ("0", "the seeds table in a round"), ("0", "the other relation at the result")}
+    assert run.rounds == (2, 1, 0)
+
+
 def test_a_probe_must_name_a_delta_its_rule_reads_and_prepared_keys() -> None:
     with pytest.raises(ValueError, match="delta_other, which it does not read"):
         Rule("hop", "reach", "SELECT node FROM delta_reach", probe=Probe("other", "node", (("hops", "src"),)))
