@@ -6,7 +6,9 @@ SELECT deriving rows of one relation from the rows of another *new since the rul
 over two recursive relations is written twice, once per delta, which is what semi-naive evaluation
 needs. Rules run in stages: each stage's new rows are known (and are the next stages' deltas) before
 the next stage runs, so one round can carry a fact through several rules in a row (propagate values,
-then find what a call site calls, then bind its arguments). Evaluation stops when a round adds nothing.
+then find what a call site calls, then bind its arguments). The rules of a stage that derive one
+relation from the same deltas run as one query (a UNION ALL of their SELECTs): on a small code base
+a query's planning is most of what it costs. Evaluation stops when a round adds nothing.
 
 Relations live in memory as Arrow tables registered in the session; `prepare` statements run once
 first (e.g. splitting a fact table by kind) and are registered the same way. A relation may cap how
@@ -18,6 +20,7 @@ does, it is not run.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -225,6 +228,9 @@ class _State:
         self.capped = 0
         self.propagations: dict[str, _Propagation] = {}  # by rule name
         self.probe_keys: dict[tuple[tuple[str, str], ...], np.ndarray] = {}  # hashes of a probe's keys, sorted
+        # hashes of a delta's values a probe looked up, by (relation, column, prefix, first row, rows): the
+        # rules of a stage probe the same delta, and hashing it is a query
+        self.delta_hashes: dict[tuple[str, str, str, int, int], np.ndarray] = {}
         self.full = {cap.relation: pa.table({cap.key: pa.array([], pa.string())}) for cap in program.caps}
         for name, table in self.known.items():
             register_in_memory(session, name, table)
@@ -234,6 +240,7 @@ class _State:
     def publish(self, deltas: dict[str, pa.Table]) -> int:
         """Add ``deltas`` to what is known; returns rows added."""
         added = 0
+        self.delta_hashes.clear()
         for name, delta in deltas.items():
             if delta.num_rows:
                 self.known[name] = pa.concat_tables([self.known[name], delta])
@@ -258,29 +265,37 @@ class _State:
                 self.session.deregister_table(name)
         self.known.clear()
 
-    def derive(self, rule: Rule) -> pa.Table:
-        """``rule``'s rows, from each relation's rows new since it last ran; empty (and no query run)
-        when every delta it reads is empty."""
-        if rule.closure is not None and self.in_memory:
-            return self.propagate(rule, rule.closure)
-        relation = self.relations[rule.target]
-        deltas = {}
+    def pending(self, rule: Rule) -> dict[str, pa.Table] | None:
+        """The rows of each relation ``rule`` reads that are new since it last ran (its deltas), or
+        None when it cannot derive anything from them: every one is empty, or its probe finds no
+        qualifying row."""
+        deltas, starts = {}, {}
         for name, known in self.known.items():
             if _reads(rule.sql, f"delta_{name}"):
-                start = self.seen.get((rule.name, name), 0)
+                starts[name] = self.seen.get((rule.name, name), 0)
                 self.seen[(rule.name, name)] = known.num_rows
-                deltas[name] = known.slice(start)
+                deltas[name] = known.slice(starts[name])
         if deltas and not any(delta.num_rows for delta in deltas.values()):
-            return relation.schema().empty_table()
-        if rule.probe is not None and self._misses(rule.probe, deltas[rule.probe.relation]):
-            return relation.schema().empty_table()
+            return None
+        probe = rule.probe
+        if probe is not None and self._misses(probe, deltas[probe.relation], starts[probe.relation]):
+            return None
+        return deltas
+
+    def derive(self, target: str, rules: list[Rule], deltas: dict[str, pa.Table]) -> pa.Table:
+        """The rows ``rules`` (of one stage, all deriving ``target`` from the same ``deltas``) derive,
+        in one query: a query's planning is most of what a small one costs."""
+        relation = self.relations[target]
         for name, delta in deltas.items():
             register_in_memory(self.session, f"delta_{name}", delta)
-        return relation.conformed(self.session.sql(rule.sql)).to_arrow_table().cast(relation.schema())
+        columns = ", ".join(f'"{column.name}"' for column in relation.columns)  # each rule's own order
+        sql = " UNION ALL ".join(f"SELECT {columns} FROM ({rule.sql})" for rule in rules)
+        return relation.conformed(self.session.sql(sql)).to_arrow_table().cast(relation.schema())
 
-    def _misses(self, probe: Probe, delta: pa.Table) -> bool:
-        """Whether no row of ``delta`` qualifies for ``probe``; keys are not looked up for a delta
-        past PROBE_MAX_ROWS (its rule all but surely derives rows, and hashing it would cost more)."""
+    def _misses(self, probe: Probe, delta: pa.Table, start: int) -> bool:
+        """Whether no row of ``delta`` (rows from ``start`` on) qualifies for ``probe``; keys are not
+        looked up for a delta past PROBE_MAX_ROWS (its rule all but surely derives rows, and hashing
+        it would cost more)."""
         values = delta.column(probe.column)
         if probe.prefix:
             values = values.filter(pc.starts_with(values.cast(pa.string()), probe.prefix))
@@ -293,7 +308,10 @@ class _State:
             hashed = [_hashes(self.session.sql(f"SELECT DISTINCT {column} FROM {table}").to_arrow_table().column(0))
                       for table, column in probe.keys]
             keys = self.probe_keys[probe.keys] = distinct(np.concatenate(hashed))
-        return not member(keys, _hashes(values)).any()
+        cached = (probe.relation, probe.column, probe.prefix, start, len(values))
+        if (hashes := self.delta_hashes.get(cached)) is None:
+            hashes = self.delta_hashes[cached] = _hashes(values)
+        return not member(keys, hashes).any()
 
     def propagate(self, rule: Rule, closure: Closure, sole: bool = False) -> pa.Table:
         """``rule``'s rows, from the target's rows and edges new since it last ran (see `Closure`).
@@ -589,22 +607,34 @@ def _deregister_unread(session: SessionContext, names: list[str], kept: str) -> 
             session.deregister_table(name)
 
 
+@functools.cache  # asked of every rule each round
 def _reads(sql: str, table: str) -> bool:
     """Whether ``sql`` names ``table`` (a regular expression for a name) as a whole word."""
     return re.search(rf"\b{table}\b", sql) is not None
 
 
 def _run_stage(state: _State, rules: list[Rule]) -> int:
-    """Run ``rules`` against what is known, then add what they found that is new; returns rows added."""
+    """Run ``rules`` against what is known, then add what they found that is new; returns rows added.
+    The rules that derive one relation from the same deltas run as one query."""
     derived: dict[str, list[pa.Table]] = {}
     novel: dict[str, pa.Table] = {}
     targets = [rule.target for rule in rules]
+    together: dict[tuple[object, ...], tuple[list[Rule], dict[str, pa.Table]]] = {}
     for rule in rules:
-        if rule.closure is not None and state.in_memory and targets.count(rule.target) == 1 \
-                and state.capped_by_node(rule.target):
-            novel[rule.target] = state.propagate(rule, rule.closure, sole=True)
+        if rule.closure is not None and state.in_memory:
+            if targets.count(rule.target) == 1 and state.capped_by_node(rule.target):
+                novel[rule.target] = state.propagate(rule, rule.closure, sole=True)
+            elif (rows := state.propagate(rule, rule.closure)).num_rows:
+                derived.setdefault(rule.target, []).append(rows)
             continue
-        rows = state.derive(rule)
-        if rows.num_rows:
-            derived.setdefault(rule.target, []).append(rows)
+        deltas = state.pending(rule)
+        if deltas is not None:
+            # (within a stage every rule last ran at the same point, so their deltas are the same slices;
+            # the key says so rather than assume it)
+            key = (rule.target, *sorted((name, delta.num_rows, state.known[name].num_rows - delta.num_rows)
+                                        for name, delta in deltas.items()))
+            together.setdefault(key, ([], deltas))[0].append(rule)
+    for (target, *_), (grouped, deltas) in together.items():
+        if (rows := state.derive(target, grouped, deltas)).num_rows:
+            derived.setdefault(target, []).append(rows)
     return state.publish(novel | {name: state.novel(name, tables) for name, tables in derived.items()})

@@ -14,7 +14,7 @@ import msgspec
 import pyarrow as pa
 import pytest
 from conftest import run_cli
-from datafusion import SessionContext
+from datafusion import DataFrame, SessionContext
 
 from driver.delta_store import DeltaTableStore
 from driver.engine import new_session
@@ -185,6 +185,37 @@ def test_what_only_the_seeds_read_is_dropped_before_the_rounds_and_what_the_resu
     result, run = run_fixpoint(session, program)
     assert _rows(result) == {("a", "b"), ("0", "the seeds table in a round"), ("0", "the other relation at the result")}
     assert run.rounds == (2, 1, 0)
+
+
+class _CountingSession(SessionContext):
+    """A session that keeps the SQL it is asked to run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries: list[str] = []
+
+    def sql(self, query: str, *args: object, **kwargs: object) -> DataFrame:  # type: ignore[override]
+        self.queries.append(query)
+        return super().sql(query, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_rules_of_a_stage_that_derive_one_relation_run_as_one_query() -> None:
+    # Two seeds and two rules of pair(a, b), each pair's columns in its own order. Seeds: (a1, b1) and
+    # (a2, b2); round 1: swap gives (b1, a1), (b2, a2), same gives nothing (no a is x); round 2: swap
+    # gives the seeds again, nothing new. One query for the seeds, one a round, one for the result.
+    pair = Relation("pair", (_text("a"), _text("b")))
+    program = FixpointProgram(
+        relations=(pair,), prepare=(),
+        seeds=(Rule("ab", "pair", "SELECT 'a1' AS a, 'b1' AS b"), Rule("ba", "pair", "SELECT 'b2' AS b, 'a2' AS a")),
+        rules=(Rule("swap", "pair", "SELECT a AS b, b AS a FROM delta_pair"),
+               Rule("same", "pair", "SELECT b, a FROM delta_pair WHERE a = 'x'")),
+        result="SELECT a, b FROM pair",
+    )
+    session = _CountingSession()
+    result, run = run_fixpoint(session, program)
+    assert _rows(result) == {("a1", "b1"), ("a2", "b2"), ("b1", "a1"), ("b2", "a2")}
+    assert run.rounds == (2, 2, 0)
+    assert len([query for query in session.queries if "fixpoint_candidates" not in query]) == 4  # (not the dedup)
 
 
 def test_a_probe_must_name_a_delta_its_rule_reads_and_prepared_keys() -> None:

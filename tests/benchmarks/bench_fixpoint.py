@@ -31,8 +31,8 @@ RULE_SECONDS: dict[str, float] = defaultdict(float)
 
 
 def _timed_derive() -> None:
-    """Count each rule's seconds (derive, or propagate for a closure the engine caps itself) and the
-    dedup and cap of each relation (novel)."""
+    """Count the seconds of each query of rules run together (derive), of each closure (propagate),
+    and of the dedup and cap of each relation (novel)."""
     derive, novel, propagate = fixpoint._State.derive, fixpoint._State.novel, fixpoint._State.propagate
 
     def timed(rule: fixpoint.Rule, call: object, *args: object) -> pa.Table:
@@ -41,7 +41,8 @@ def _timed_derive() -> None:
         RULE_SECONDS[rule] += time.perf_counter() - started  # type: ignore[index]
         return result
 
-    fixpoint._State.derive = lambda self, rule: timed(rule.name, derive, self, rule)  # type: ignore[method-assign]
+    fixpoint._State.derive = lambda self, target, rules, deltas: timed(  # type: ignore[method-assign]
+        " + ".join(rule.name for rule in rules), derive, self, target, rules, deltas)
     fixpoint._State.novel = lambda self, name, c: timed(f"novel {name}", novel, self, name, c)  # type: ignore[method-assign]
     fixpoint._State.propagate = lambda self, rule, closure, sole=False: timed(  # type: ignore[method-assign]
         rule.name, propagate, self, rule, closure, sole)
@@ -56,7 +57,7 @@ def main() -> None:
     parser.add_argument("out", help="a build kept with bench_build.py --keep")
     parser.add_argument("--save", help="write the fixpoint's result (sorted) to this Parquet file")
     parser.add_argument("--compare", help="compare the result with this Parquet file")
-    parser.add_argument("--rules", action="store_true", help="print each rule's seconds")
+    parser.add_argument("--rules", action="store_true", help="print the seconds of each query")
     parser.add_argument("--sql", action="store_true", help="evaluate every rule by its SQL (no in-memory closure)")
     args = parser.parse_args()
     (spec,) = [spec for spec in SPECS if spec.name == FIXPOINT_VIEW]
