@@ -147,7 +147,8 @@ class RunAuthority(ExecutionAuthority):
                 source = f"SELECT * FROM {_fixpoint_result(name)}"
             scope = self._file_scope(name, staged)
             frame = _scoped(self.session.sql(_conformed_sql(view, source)), scope)
-            execution = self._execution(name, frame)
+            whole = not in_memory and scope is None
+            execution = self._execution(name, frame, self._owner(name) if whole else None)
             if in_memory:
                 self._held[name] = execution.collect()
                 written = StagedResult(rows=self._held[name].num_rows, version=-1)
@@ -166,10 +167,14 @@ class RunAuthority(ExecutionAuthority):
         return {"table_uri": location, "version": version, "rows": rows, "fingerprint": fingerprint,
                 "outcome": outcome}
 
-    def _execution(self, name: str, frame: DataFrame) -> PlanExecution:
+    def _execution(self, name: str, frame: DataFrame, clustered_by: str | None = None) -> PlanExecution:
         """The physical plan that computes ``name``, kept to read its metrics once it ran, and the
-        signals read from it before it runs."""
-        execution = PlanExecution(self.session, frame)
+        signals read from it before it runs. ``clustered_by``: the whole table is written clustered by
+        this column, so the plan sorts its rows by it (DataFusion's sort spills under the session's
+        memory limit) and the writer streams them into data files in that order."""
+        if clustered_by is not None:
+            frame = frame.sort(col(clustered_by).sort(ascending=True, nulls_first=True))
+        execution = PlanExecution(self.session, frame, ordered_by=clustered_by)
         self._planned_signals[name] = plan_signals(self.session, frame, execution.plan)
         return execution
 
@@ -231,7 +236,7 @@ class RunAuthority(ExecutionAuthority):
             self._set_scan_options(name)
             scope = self._file_scope(name, published)
             frame = _scoped(frame, scope)
-            execution = self._execution(name, frame)
+            execution = self._execution(name, frame, self._owner(name) if scope is None else None)
             written = self.store.overwrite(name, execution, OUTPUT_SCHEMAS[name], fingerprint, self.run_id, scope,
                                            self._owner(name))
             self._executed[name] = execution.signals(self._locations)

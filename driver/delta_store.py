@@ -7,6 +7,7 @@ version of a table or the new one, never a half-written table.
 from __future__ import annotations
 
 import functools
+import itertools
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,8 +21,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datafusion import DataFrame, Expr, SessionContext, col
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import TableNotFoundError
-from deltalake.transaction import AddAction
+from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyarrow import fs
 
 from driver.lock import check_lease
@@ -287,7 +289,7 @@ class DeltaTableStore(TableStore):
         if table is None:
             table = DeltaTable.create(location, schema, description=semantic_description(declared),
                                       storage_options=self.storage_options)
-        adds = [AddAction(file.path, file.size, {}, file.modified_ms, True, file.stats) for file in files]
+        adds = [_add_action(file) for file in files]
         table.create_write_transaction(adds, mode="overwrite" if file_ids is None else "append", schema=schema)
         return self._version_at(location)
 
@@ -308,6 +310,8 @@ class DeltaTableStore(TableStore):
         rows_before = _row_count(pa.table(before.get_add_actions(flatten=True))) if before is not None else 0
         if scoped:
             options["predicate"] = scope.predicate()  # type: ignore[union-attr]
+        elif cluster_by is not None and isinstance(data, PlanExecution) and data.in_order_of(cluster_by):
+            return self._replace_with_sorted(location, data, schema, metadata, rows_before, options.get("description"))
         else:
             options["schema_mode"] = "overwrite"
         if cluster_by is not None:
@@ -324,6 +328,24 @@ class DeltaTableStore(TableStore):
         rows_after = _row_count(pa.table(table.get_add_actions(flatten=True)))
         removed = rows_before - (rows_after - added) if scoped else rows_before
         return StagedResult(rows=added, version=table.version(), rows_removed=removed)
+
+    def _replace_with_sorted(self, location: str, data: PlanExecution, schema: pa.Schema,
+                             metadata: dict[str, str] | None, rows_before: int, description: object) -> StagedResult:
+        """The whole table at ``location`` replaced, in one commit, by the rows of ``data``, which come
+        sorted by the column the table is clustered by: each batch is written as it comes into data
+        files of about `CLUSTER_FILE_BYTES`, so the table is never held whole (nor twice, as sorting it
+        here took: the rows arrive in DataFusion's memory, which spills, and a sorted copy was made in
+        pyarrow's, which cannot reuse what DataFusion frees)."""
+        with data:
+            files = _write_sorted_files(location, data.reader(schema), schema, self.storage_options)
+        check_lease(self.catalog.root)  # a build whose lease on object storage was taken over commits nothing
+        create_table_with_add_actions(
+            location, DeltaSchema.from_arrow(schema), [_add_action(file) for file in files], mode="overwrite",
+            description=None if description is None else str(description), storage_options=self.storage_options,
+            commit_properties=CommitProperties(custom_metadata=metadata))
+        table = self._latest(location)
+        assert table is not None  # just written
+        return StagedResult(rows=sum(file.rows for file in files), version=table.version(), rows_removed=rows_before)
 
     def published_result(self, name: str) -> tuple[str, str] | None:
         table = self._metadata(name)
@@ -473,10 +495,15 @@ def write_data_file(location: str, table_name: str, rows: pa.Table,
         return None
     owner = _DECLARATIONS[table_name].require(SemanticType.FILE_ID).name
     rows = _clustered(rows, owner, physical_schema(_DECLARATIONS[table_name].arrow_schema()))
-    path = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
     sink = pa.BufferOutputStream()
     pq.write_table(rows, sink, compression="snappy")
-    payload = sink.getvalue()
+    return _put_data_file(location, sink.getvalue(), rows, options)
+
+
+def _put_data_file(location: str, payload: pa.Buffer, rows: pa.Table, options: StorageOptions) -> DataFile:
+    """The Parquet file ``payload`` (holding ``rows``) put into the table folder at ``location``
+    under a new name, not committed."""
+    path = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
     if is_object_store(location):
         import obstore
 
@@ -486,6 +513,39 @@ def write_data_file(location: str, table_name: str, rows: pa.Table,
         Path(location, path).write_bytes(payload)
     return DataFile(path=path, size=payload.size, rows=rows.num_rows, modified_ms=int(time.time() * 1000),
                     stats=_file_statistics(rows))
+
+
+def _write_sorted_files(location: str, batches: pa.RecordBatchReader, schema: pa.Schema,
+                        options: StorageOptions) -> list[DataFile]:
+    """``batches`` written in order into data files of about `CLUSTER_FILE_BYTES` (Parquet; a row
+    group holds `ROW_GROUP_ROWS` rows, or fewer that take `CLUSTER_FILE_BYTES` in memory), put into
+    the table folder at ``location`` and not committed. A file's rows are held until it is written
+    (its statistics need them): one file's worth."""
+    files: list[DataFile] = []
+    held: list[pa.RecordBatch] = []  # rows of the file being written not yet in a row group
+    written: list[pa.RecordBatch] = []  # rows of the file being written
+    sink, writer = pa.BufferOutputStream(), None
+    for batch in itertools.chain(batches, [None]):  # (None: the end)
+        if batch is not None and batch.num_rows:
+            held.append(batch)
+        rows, size = sum(part.num_rows for part in held), sum(part.nbytes for part in held)
+        if held and (batch is None or rows >= ROW_GROUP_ROWS or size >= CLUSTER_FILE_BYTES):
+            group = pa.Table.from_batches(held, schema=schema)
+            taken = ROW_GROUP_ROWS if batch is not None and rows > ROW_GROUP_ROWS else rows
+            writer = writer or pq.ParquetWriter(sink, schema, compression="snappy")
+            writer.write_table(group.slice(0, taken), row_group_size=ROW_GROUP_ROWS)
+            written += group.slice(0, taken).to_batches()
+            held = group.slice(taken).to_batches()
+        if writer is not None and (batch is None or sink.tell() >= CLUSTER_FILE_BYTES):
+            writer.close()
+            files.append(_put_data_file(location, sink.getvalue(), pa.Table.from_batches(written, schema=schema),
+                                        options))
+            sink, writer, written = pa.BufferOutputStream(), None, []
+    return files
+
+
+def _add_action(file: DataFile) -> AddAction:
+    return AddAction(file.path, file.size, {}, file.modified_ms, True, file.stats)
 
 
 def _file_statistics(rows: pa.Table) -> str:

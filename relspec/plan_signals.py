@@ -513,9 +513,10 @@ class PlanExecution:
     """
 
     def __init__(self, session: SessionContext, frame: DataFrame, *, schema: pa.Schema | None = None,
-                 queue_batches: int = QUEUE_BATCHES) -> None:
+                 queue_batches: int = QUEUE_BATCHES, ordered_by: str | None = None) -> None:
         self.session = session
         self.plan = frame.execution_plan()
+        self.ordered_by = ordered_by  # a column ``frame`` sorts its rows by (the caller's sort on top of it)
         self.schema = schema if schema is not None else frame.schema()
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=queue_batches)
         self._stop = threading.Event()
@@ -527,6 +528,11 @@ class PlanExecution:
     def complete(self) -> bool:
         """Every partition has been drained: the plan's metrics cover the whole result."""
         return self._started and self._drained == self.plan.partition_count
+
+    def in_order_of(self, column: str) -> bool:
+        """Whether the rows come in ``column``'s order: the frame is sorted by it and its plan has one
+        partition (one pump, so the batches arrive in the order the sort emits them)."""
+        return self.ordered_by == column and self.plan.partition_count == 1
 
     def reader(self, schema: pa.Schema | None = None) -> pa.RecordBatchReader:
         """The result as an Arrow stream (hand it to ``write_deltalake`` or call ``read_all``), its

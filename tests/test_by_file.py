@@ -9,6 +9,7 @@ from pathlib import Path
 from deltalake import DeltaTable
 
 from driver.api import content_fingerprint, open_session
+from driver.delta_store import WRITE_OPERATIONS
 from relspec.catalog import LOG_TABLES, RUNS_TABLE, DatasetCatalog
 from relspec.runs import read_records
 from relspec.summary import BuildSummary
@@ -35,7 +36,7 @@ def build(root: Path, out: Path, **options: object) -> BuildSummary:
 
 def _last_write(location: str) -> dict:
     """The latest commit that wrote rows (maintenance commits after it change none)."""
-    return next(commit for commit in DeltaTable(location).history() if commit["operation"] == "WRITE")
+    return next(commit for commit in DeltaTable(location).history() if commit["operation"] in WRITE_OPERATIONS)
 
 
 def _fingerprints(out: Path) -> dict[str, str]:

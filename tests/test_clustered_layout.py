@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
-from datafusion import SessionContext
+from datafusion import SessionContext, col
 from deltalake import DeltaTable
 
 from driver.delta_store import DeltaTableStore
 from driver.maintenance import run_maintenance
-from relspec.catalog import DatasetCatalog, FileScope
+from relspec.catalog import DatasetCatalog, FileScope, StagedResult
 from relspec.maintenance import CLUSTER_FILE_BYTES, MaintenanceDecision, MaintenancePolicy
 from relspec.plan_signals import PlanExecution
 
@@ -54,8 +54,8 @@ def assert_disjoint_ranges(files: dict[str, tuple[int, str, str]]) -> None:
     assert all(high <= next_low for (_, high), (next_low, _) in itertools.pairwise(ranges)), ranges
 
 
-def stage(store: DeltaTableStore, frame_or_rows: object, scope: FileScope | None = None) -> None:
-    store.stage("view", frame_or_rows, SCHEMA, "fingerprint", "run", scope, cluster_by="file_id")  # type: ignore[arg-type]
+def stage(store: DeltaTableStore, frame_or_rows: object, scope: FileScope | None = None) -> StagedResult:
+    return store.stage("view", frame_or_rows, SCHEMA, "fingerprint", "run", scope, cluster_by="file_id")  # type: ignore[arg-type]
 
 
 def test_a_staged_file_local_view_is_written_in_clusters_by_file(tmp_path: Path) -> None:
@@ -70,6 +70,40 @@ def test_a_staged_file_local_view_is_written_in_clusters_by_file(tmp_path: Path)
     assert len(files) >= 3
     assert sum(rows for rows, _, _ in files.values()) == FILES * ROWS_PER_FILE
     assert_disjoint_ranges(files)
+
+
+def test_rows_a_plan_sorts_by_the_file_column_are_streamed_into_clustered_files_in_one_commit(tmp_path: Path) -> None:
+    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    session = SessionContext()
+    session.register_record_batches("source", [rows_of(range(FILES)).to_batches()])
+    frame = session.table("source").sort(col("file_id").sort(ascending=True, nulls_first=True))
+    execution = PlanExecution(session, frame, ordered_by="file_id")
+    assert execution.in_order_of("file_id") and not execution.in_order_of("payload")
+    result = stage(store, execution)
+    location = tmp_path / "_staging" / "view"
+    table = DeltaTable(str(location))
+    assert [commit["operation"] for commit in table.history()] == ["CREATE OR REPLACE TABLE"]  # one commit
+    assert (result.rows, result.version) == (FILES * ROWS_PER_FILE, 0)
+    assert store.staged_result("view") == ("fingerprint", "run")  # what a later run reuses it by
+    files = data_files(location)
+    sizes = pa.table(table.get_add_actions()).column("size_bytes").to_pylist()
+    assert len(files) >= 3 and max(sizes) < 2 * CLUSTER_FILE_BYTES  # rolled over at about CLUSTER_FILE_BYTES
+    assert sum(rows for rows, _, _ in files.values()) == FILES * ROWS_PER_FILE
+    assert_disjoint_ranges(files)
+    read = SessionContext()
+    read.register_table("view", table)
+    assert read.sql("SELECT count(DISTINCT payload) FROM view").to_arrow_table().column(0)[0].as_py() == \
+        FILES * ROWS_PER_FILE  # every row, once
+    # a plan of several partitions does not come in order, whatever its frame says
+    unsorted = PlanExecution(_partitioned(), _partitioned().table("source"), ordered_by="file_id")
+    assert unsorted.plan.partition_count > 1 and not unsorted.in_order_of("file_id")
+
+
+def _partitioned() -> SessionContext:
+    session = SessionContext()
+    batches = rows_of(range(8)).to_batches(max_chunksize=100)
+    session.register_record_batches("source", [batches[0::2], batches[1::2]])
+    return session
 
 
 def test_a_by_file_replace_rewrites_only_the_data_file_holding_the_file(tmp_path: Path) -> None:
