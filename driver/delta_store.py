@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import msgspec
 import numpy as np
@@ -34,6 +33,7 @@ from driver.storage import (
     is_object_store,
     list_folders,
     local_folder,
+    local_path,
     object_store,
     register_object_store,
 )
@@ -509,8 +509,8 @@ def _put_data_file(location: str, payload: pa.Buffer, rows: pa.Table, options: S
 
         obstore.put(object_store(location, options), path, payload.to_pybytes())
     else:
-        Path(location).mkdir(parents=True, exist_ok=True)
-        Path(location, path).write_bytes(payload)
+        local_path(location).mkdir(parents=True, exist_ok=True)
+        (local_path(location) / path).write_bytes(payload)
     return DataFile(path=path, size=payload.size, rows=rows.num_rows, modified_ms=int(time.time() * 1000),
                     stats=_file_statistics(rows))
 
@@ -528,20 +528,28 @@ def _write_sorted_files(location: str, batches: pa.RecordBatchReader, schema: pa
     for batch in itertools.chain(batches, [None]):  # (None: the end)
         if batch is not None and batch.num_rows:
             held.append(batch)
-        rows, size = sum(part.num_rows for part in held), sum(part.nbytes for part in held)
-        if held and (batch is None or rows >= ROW_GROUP_ROWS or size >= CLUSTER_FILE_BYTES):
+        while held:  # as many row groups as the rows held make (a batch may hold several)
+            rows, size = sum(part.num_rows for part in held), sum(part.nbytes for part in held)
+            if batch is not None and rows < ROW_GROUP_ROWS and size < CLUSTER_FILE_BYTES:
+                break
             group = pa.Table.from_batches(held, schema=schema)
-            taken = ROW_GROUP_ROWS if batch is not None and rows > ROW_GROUP_ROWS else rows
+            taken = min(rows, ROW_GROUP_ROWS)
             writer = writer or pq.ParquetWriter(sink, schema, compression="snappy")
             writer.write_table(group.slice(0, taken), row_group_size=ROW_GROUP_ROWS)
             written += group.slice(0, taken).to_batches()
             held = group.slice(taken).to_batches()
-        if writer is not None and (batch is None or sink.tell() >= CLUSTER_FILE_BYTES):
-            writer.close()
-            files.append(_put_data_file(location, sink.getvalue(), pa.Table.from_batches(written, schema=schema),
-                                        options))
-            sink, writer, written = pa.BufferOutputStream(), None, []
+            if sink.tell() >= CLUSTER_FILE_BYTES:
+                files.append(_closed_file(location, writer, sink, written, schema, options))
+                sink, writer, written = pa.BufferOutputStream(), None, []
+        if batch is None and writer is not None:
+            files.append(_closed_file(location, writer, sink, written, schema, options))
     return files
+
+
+def _closed_file(location: str, writer: pq.ParquetWriter, sink: pa.BufferOutputStream,
+                 rows: list[pa.RecordBatch], schema: pa.Schema, options: StorageOptions) -> DataFile:
+    writer.close()
+    return _put_data_file(location, sink.getvalue(), pa.Table.from_batches(rows, schema=schema), options)
 
 
 def _add_action(file: DataFile) -> AddAction:
@@ -577,7 +585,7 @@ def _require_written(location: str, files: list[DataFile]) -> None:
     Dask cluster write to their own disks, which the build cannot commit."""
     if is_object_store(location):
         return
-    missing = [file.path for file in files if not Path(location, file.path).exists()]
+    missing = [file.path for file in files if not (local_path(location) / file.path).exists()]
     if missing:
         raise FileNotFoundError(f"{location}: {len(missing)} data file(s) the extraction workers wrote are not "
                                 "on this machine (a remote Dask cluster needs --out on object storage)")
@@ -600,7 +608,7 @@ def _delete_data_files(location: str, files: list[DataFile], options: StorageOpt
         obstore.delete(object_store(location, options), [file.path for file in files])
         return
     for file in files:
-        Path(location, file.path).unlink(missing_ok=True)
+        (local_path(location) / file.path).unlink(missing_ok=True)
 
 
 def _row_count(actions: pa.Table) -> int:

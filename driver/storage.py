@@ -18,7 +18,7 @@ import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from datafusion import SessionContext
 
@@ -53,6 +53,13 @@ def scheme(location: str) -> str:
 
 def is_object_store(location: str) -> bool:
     return scheme(location) not in ("", "file")
+
+
+def local_path(location: str) -> Path:
+    """The path of a local ``location``: a plain path, or a ``file://`` URI's."""
+    if scheme(location) == "file":
+        return Path(unquote(urlparse(location).path))
+    return Path(location)
 
 
 def output_location(output_dir: str | Path) -> str:

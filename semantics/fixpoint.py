@@ -288,8 +288,12 @@ class _State:
         relation = self.relations[target]
         for name, delta in deltas.items():
             register_in_memory(self.session, f"delta_{name}", delta)
-        columns = ", ".join(f'"{column.name}"' for column in relation.columns)  # each rule's own order
-        sql = " UNION ALL ".join(f"SELECT {columns} FROM ({rule.sql})" for rule in rules)
+        # each rule's columns by name, cast to the relation's types before the union (which would
+        # otherwise reconcile the rules' types first: an int64 with a float64 meets as a float64)
+        columns = ", ".join(f'"{column.name}"' if column.type == "string" else
+                            f'CAST("{column.name}" AS {SQL_TYPES[column.type]}) AS "{column.name}"'
+                            for column in relation.columns)
+        sql = " UNION ALL ".join(f"SELECT {columns} FROM (\n{rule.sql.strip().rstrip(';')}\n)" for rule in rules)
         return relation.conformed(self.session.sql(sql)).to_arrow_table().cast(relation.schema())
 
     def _misses(self, probe: Probe, delta: pa.Table, start: int) -> bool:
@@ -380,6 +384,7 @@ _LOW = np.int64(0xFFFFFFFF)
 # A probe looks at a delta of at most this many rows: a larger one all but surely meets a key, and
 # looking its values up would cost more than it saves (see `Probe`).
 PROBE_MAX_ROWS = 50_000
+SQL_TYPES = {"int64": "BIGINT", "int32": "INT", "bool": "BOOLEAN", "float64": "DOUBLE"}  # of the non-string types
 
 
 def _hashes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -610,7 +615,7 @@ def _deregister_unread(session: SessionContext, names: list[str], kept: str) -> 
 @functools.cache  # asked of every rule each round
 def _reads(sql: str, table: str) -> bool:
     """Whether ``sql`` names ``table`` (a regular expression for a name) as a whole word."""
-    return re.search(rf"\b{table}\b", sql) is not None
+    return re.search(rf"\b{table}\b", sql, re.IGNORECASE) is not None  # (SQL folds unquoted names)
 
 
 def _run_stage(state: _State, rules: list[Rule]) -> int:
@@ -620,8 +625,16 @@ def _run_stage(state: _State, rules: list[Rule]) -> int:
     novel: dict[str, pa.Table] = {}
     targets = [rule.target for rule in rules]
     together: dict[tuple[object, ...], tuple[list[Rule], dict[str, pa.Table]]] = {}
+
+    def run_together() -> None:
+        for (target, *_), (grouped, deltas) in together.items():
+            if (rows := state.derive(target, grouped, deltas)).num_rows:
+                derived.setdefault(target, []).append(rows)
+        together.clear()
+
     for rule in rules:
         if rule.closure is not None and state.in_memory:
+            run_together()  # the rules before it run first, as listed (a capped closure fills full_<target>)
             if targets.count(rule.target) == 1 and state.capped_by_node(rule.target):
                 novel[rule.target] = state.propagate(rule, rule.closure, sole=True)
             elif (rows := state.propagate(rule, rule.closure)).num_rows:
@@ -634,7 +647,5 @@ def _run_stage(state: _State, rules: list[Rule]) -> int:
             key = (rule.target, *sorted((name, delta.num_rows, state.known[name].num_rows - delta.num_rows)
                                         for name, delta in deltas.items()))
             together.setdefault(key, ([], deltas))[0].append(rule)
-    for (target, *_), (grouped, deltas) in together.items():
-        if (rows := state.derive(target, grouped, deltas)).num_rows:
-            derived.setdefault(target, []).append(rows)
+    run_together()
     return state.publish(novel | {name: state.novel(name, tables) for name, tables in derived.items()})

@@ -12,9 +12,11 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from datafusion import SessionContext, col
 from deltalake import DeltaTable
 
+from driver import delta_store
 from driver.delta_store import DeltaTableStore
 from driver.maintenance import run_maintenance
 from relspec.catalog import DatasetCatalog, FileScope, StagedResult
@@ -97,6 +99,23 @@ def test_rows_a_plan_sorts_by_the_file_column_are_streamed_into_clustered_files_
     # a plan of several partitions does not come in order, whatever its frame says
     unsorted = PlanExecution(_partitioned(), _partitioned().table("source"), ordered_by="file_id")
     assert unsorted.plan.partition_count > 1 and not unsorted.in_order_of("file_id")
+
+
+def test_batches_larger_than_a_row_group_still_roll_over_into_files_of_the_target_size(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    # row groups of 10 rows, files of ~3,000 bytes, batches of 40 rows (four row groups each): rows of
+    # 64 random bytes in hex do not compress, so every file holds one or two row groups (~1.4 KB each)
+    monkeypatch.setattr(delta_store, "ROW_GROUP_ROWS", 10)
+    monkeypatch.setattr(delta_store, "CLUSTER_FILE_BYTES", 3_000)
+    rows = rows_of(range(4)).sort_by("file_id")  # 1,000 rows
+    reader = pa.RecordBatchReader.from_batches(SCHEMA, rows.to_batches(max_chunksize=40))
+    files = delta_store._write_sorted_files(f"file://{tmp_path}", reader, SCHEMA, {})  # a file:// location
+    written = [pq.ParquetFile(tmp_path / file.path) for file in files]
+    assert max(file.metadata.num_row_groups for file in written) <= 3
+    assert all(group.num_rows <= 10 for file in written for index in range(file.metadata.num_row_groups)
+               for group in [file.metadata.row_group(index)])
+    assert [file.rows for file in files] == [file.metadata.num_rows for file in written]
+    assert pa.concat_tables(file.read() for file in written).equals(rows)  # every row once, in order
 
 
 def _partitioned() -> SessionContext:

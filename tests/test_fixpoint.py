@@ -218,6 +218,20 @@ def test_the_rules_of_a_stage_that_derive_one_relation_run_as_one_query() -> Non
     assert len([query for query in session.queries if "fixpoint_candidates" not in query]) == 4  # (not the dedup)
 
 
+def test_rules_run_together_keep_their_own_types_until_cast_to_the_relations() -> None:
+    # 2**53 + 1 = 9007199254740993 has no float64 (it would round to ...992): cast to int64 alone, it
+    # stays whole, and the other rule's 1.5 becomes 1 (a cast to an integer truncates). A union that
+    # met the two types first would take both to float64.
+    program = FixpointProgram(
+        relations=(Relation("number", (Column("n", "int64", S.ORDINAL),)),), prepare=(),
+        seeds=(Rule("big", "number", "SELECT CAST(9007199254740993 AS BIGINT) AS n"),
+               Rule("half", "number", "SELECT CAST(1.5 AS DOUBLE) AS n;")),  # (a closing semicolon is fine)
+        rules=(), result="SELECT n FROM number",
+    )
+    result, _ = run_fixpoint(SessionContext(), program)
+    assert sorted(result.column("n").to_pylist()) == [1, 9007199254740993]
+
+
 def test_a_probe_must_name_a_delta_its_rule_reads_and_prepared_keys() -> None:
     with pytest.raises(ValueError, match="delta_other, which it does not read"):
         Rule("hop", "reach", "SELECT node FROM delta_reach", probe=Probe("other", "node", (("hops", "src"),)))
