@@ -24,8 +24,9 @@ TREE = {
                 "def main():\n    A().run()\n    return helper(2)\n",
 }
 EDITED_A = TREE["pkg/a.py"] + "\n\ndef extra(y):\n    return y * 2\n"
-# The views that read one file's rows at a time and are written (staged or published).
-BY_FILE = {"definitions", "value_flows", "cpg_props", "cpg_diagnostics"}
+# The views that read one file's rows at a time and are written (staged or published); own_bindings
+# joins a file's bindings with its declarations and scope chains by ids of that file.
+BY_FILE = {"definitions", "value_flows", "own_bindings", "cpg_props", "cpg_diagnostics"}
 
 
 def build(root: Path, out: Path, **options: object) -> BuildSummary:

@@ -43,6 +43,15 @@ LOCAL = [
      "ORDER BY bstart) AS n FROM facts) WHERE n = 1"),
     ("a union of owned rows", "SELECT file_id, name FROM facts UNION ALL SELECT file_id, qualname FROM scopes"),
     ("a renamed owner", "SELECT f AS file_id, name FROM (SELECT file_id AS f, name FROM facts)"),
+    ("a join on ids of one file (a scope is one file's)",
+     "SELECT f.file_id, s.qualname AS name FROM facts f JOIN scopes s ON f.scope_id = s.scope_id"),
+    ("a join with ids read without their owner",
+     "SELECT f.file_id, f.name FROM facts f JOIN (SELECT scope_id FROM scopes) s ON s.scope_id = f.scope_id"),
+    ("a window partitioned by an id of one file",
+     "SELECT file_id, name FROM (SELECT file_id, name, row_number() OVER (PARTITION BY scope_id "
+     "ORDER BY bstart) AS n FROM facts) WHERE n = 1"),
+    ("an outer join keeping the owner of its unpadded side",
+     "SELECT f.file_id, s.qualname AS name FROM facts f LEFT JOIN scopes s ON s.scope_id = f.scope_id"),
     ("a recursion within a file",
      "WITH RECURSIVE r(file_id, name, depth) AS (SELECT file_id, name, 0 FROM facts UNION ALL "
      "SELECT f.file_id, f.name, r.depth + 1 FROM r JOIN facts f ON f.file_id = r.file_id AND f.name = r.name "
@@ -68,6 +77,17 @@ GLOBAL = [
     ("a limit pushed into the scan", "SELECT file_id, name FROM facts LIMIT 3", "a limit over rows of every file"),
     ("a cross join", "SELECT f.file_id, s.file_id AS name FROM facts f CROSS JOIN scopes s",
      "a join across files (no equality)"),
+    ("an id joined with an owner (different keys)",
+     "SELECT f.file_id, s.qualname AS name FROM facts f JOIN scopes s ON f.scope_id = s.file_id",
+     "a join across files (f.scope_id = s.file_id)"),
+    ("the owner of the side an outer join pads with NULLs",  # a fact of no scope would have no file
+     "SELECT s.file_id, f.name FROM facts f LEFT JOIN scopes s ON s.file_id = f.file_id AND s.scope_id = f.scope_id",
+     "a projection that drops the file identity"),
+    ("a full join", "SELECT coalesce(f.file_id, s.file_id) AS file_id, f.name FROM facts f "
+     "FULL JOIN scopes s ON s.file_id = f.file_id", "an outer join padding the side of the file with NULLs"),
+    ("rows of no file joined with the files' rows, kept when none match",
+     "SELECT f.file_id, n.name FROM names n LEFT JOIN facts f ON f.name = n.name",
+     "an outer join padding the side of the file with NULLs"),
 ]
 
 
@@ -98,6 +118,47 @@ def test_locality_follows_the_views_a_view_reads():
     assert beside.evidence == ("reads across, which is not file-local",)
 
 
+def test_a_view_of_ids_without_its_owner_is_local_to_its_readers():
+    """A view that keeps a scope id but not the file is recomputed whole (nothing to replace by), and a
+    view joining it on that id is still local."""
+    scope_ids = EmittedView("scope_ids", "derive", "SELECT scope_id FROM scopes", "delta_staging", (),
+                            (Column("scope_id", "string", S.SCOPE_ID),))
+    alone = infer_locality(SemanticPlan((scope_ids,), ("scope_ids",)), SOURCES)["scope_ids"]
+    assert not alone.local and alone.owner is None
+    assert any("does not output its file identity" in line for line in alone.evidence)
+    reader = _locality("SELECT f.file_id, f.name FROM facts f JOIN scope_ids i ON i.scope_id = f.scope_id",
+                       before=(scope_ids,))
+    assert reader.local and reader.owner == "file_id"
+    assert "joins on ids of one file (f.scope_id = i.scope_id)" in reader.evidence
+
+
+def test_extraction_ids_name_entities_of_one_file(stdlib_build):
+    """What the analysis assumes of the extraction tables (an id value is never held by rows of two
+    files), checked on the standard library: every value of every id column, across all the tables."""
+    from deltalake import DeltaTable
+
+    from driver.engine import new_session
+    from semantics.entities import EXTRACTION_ENTITIES
+    from semantics.locality import _ID_TYPES
+
+    session = new_session()
+    pairs = []
+    for entity in EXTRACTION_ENTITIES:
+        owner = entity.column_of(S.FILE_ID)
+        ids = [column.name for column in entity.columns if column.semantic in _ID_TYPES]
+        if owner is None or not ids or not (stdlib_build / "extract" / entity.table).exists():
+            continue
+        session.register_table(entity.table, DeltaTable(str(stdlib_build / "extract" / entity.table)))
+        pairs += [f"SELECT {column} AS id, {owner.name} AS file FROM {entity.table} WHERE {column} IS NOT NULL"
+                  for column in ids]
+    assert len(pairs) > 30
+    found = session.sql(f"SELECT count(*) AS ids, count(*) FILTER (WHERE files > 1) AS shared FROM ("
+                        f"SELECT id, count(DISTINCT file) AS files FROM ({' UNION ALL '.join(pairs)}) GROUP BY id)"
+                        ).to_pylist()[0]
+    assert found["ids"] > 2_000_000
+    assert found["shared"] == 0
+
+
 def test_the_pipelines_own_views():
     """On the real plan: the node projections of the extraction tables are file-local, the fixpoint and
     name resolution across imports are not."""
@@ -109,6 +170,8 @@ def test_the_pipelines_own_views():
     plan = driver.Builder().with_modules(dataflows.semantic_plan).build().execute(["semantic_plan"])["semantic_plan"]
     found = infer_locality(plan, SOURCE_COLUMNS)
     assert found["nodes_function"].local and found["cpg_diagnostics"].local
+    # bindings joined with their scopes' declarations and chains: all by ids of the binding's own file
+    assert found["own_bindings"].local and found["own_bindings"].owner == "file_id"
     assert not found["value_flow_fixpoint"].local
     assert "a fixpoint program: values flow across the whole code base" in found["value_flow_fixpoint"].evidence
     assert not found["cpg_edges"].local
