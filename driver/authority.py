@@ -20,7 +20,7 @@ from datafusion.functions import in_list
 from hamilton.function_modifiers import tag
 from hamilton.lifecycle import GraphExecutionHook
 
-from driver.engine import set_options
+from driver.engine import set_options, sorted_by
 from driver.lock import BuildLock, FolderChanged
 from driver.maintenance import dataset_name, maintain
 from relspec.authority import ExecutionAuthority, StagedQuery
@@ -147,8 +147,7 @@ class RunAuthority(ExecutionAuthority):
                 source = f"SELECT * FROM {_fixpoint_result(name)}"
             scope = self._file_scope(name, staged)
             frame = _scoped(self.session.sql(_conformed_sql(view, source)), scope)
-            whole = not in_memory and scope is None
-            execution = self._execution(name, frame, self._owner(name) if whole else None)
+            execution = self._execution(name, frame, self.policy.write_order(name) if scope is None else None)
             if in_memory:
                 self._held[name] = execution.collect()
                 written = StagedResult(rows=self._held[name].num_rows, version=-1)
@@ -173,7 +172,7 @@ class RunAuthority(ExecutionAuthority):
         this column, so the plan sorts its rows by it (DataFusion's sort spills under the session's
         memory limit) and the writer streams them into data files in that order."""
         if clustered_by is not None:
-            frame = frame.sort(col(clustered_by).sort(ascending=True, nulls_first=True))
+            frame = sorted_by(frame, clustered_by)
         execution = PlanExecution(self.session, frame, ordered_by=clustered_by)
         self._planned_signals[name] = plan_signals(self.session, frame, execution.plan)
         return execution
@@ -236,7 +235,7 @@ class RunAuthority(ExecutionAuthority):
             self._set_scan_options(name)
             scope = self._file_scope(name, published)
             frame = _scoped(frame, scope)
-            execution = self._execution(name, frame, self._owner(name) if scope is None else None)
+            execution = self._execution(name, frame, self.policy.write_order(name) if scope is None else None)
             written = self.store.overwrite(name, execution, OUTPUT_SCHEMAS[name], fingerprint, self.run_id, scope,
                                            self._owner(name))
             self._executed[name] = execution.signals(self._locations)

@@ -421,6 +421,11 @@ def plan(path: Path, out: str | None, cache_policy: tuple[str, ...], staging: st
         if view["maintenance"] and view["maintenance"]["mode"] == "by_file":
             evidence = "; ".join(view["maintenance"]["confidence"]["evidence"])
             stdout().print(f"{view['name']} is maintained by file: {evidence}", markup=False)
+    ordered = sorted(f"{view['name']} by {view['write_order']}" for view in report["views"]  # type: ignore[union-attr]
+                     if view["write_order"])
+    if ordered:
+        stdout().print("written whole, sorted in their plans so that each data file holds a narrow range of "
+                       f"files: {', '.join(ordered)}", markup=False)
     for issue in report["validation"]:  # type: ignore[union-attr]
         stdout().print(f"{issue['severity']}: {issue['code']} ({issue['subject']}): {issue['message']}", markup=False)
 

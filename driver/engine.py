@@ -4,7 +4,7 @@ pipeline (a query loads only this)."""
 
 from __future__ import annotations
 
-from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext
+from datafusion import DataFrame, RuntimeEnvBuilder, SessionConfig, SessionContext, col
 
 from relspec.profiles import SessionProfile, compile_session_profile
 
@@ -29,3 +29,9 @@ def set_options(session: SessionContext, options: dict[str, str]) -> None:
     """Set DataFusion options on ``session`` (its later queries plan and run under them)."""
     for key, value in sorted(options.items()):
         session.sql(f"SET {key} = {value}").collect()
+
+
+def sorted_by(frame: DataFrame, column: str) -> DataFrame:
+    """``frame`` sorted by ``column`` (nulls first), as a view written clustered by it is planned:
+    DataFusion's sort spills under the session's memory limit."""
+    return frame.sort(col(column).sort(ascending=True, nulls_first=True))

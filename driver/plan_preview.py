@@ -3,7 +3,8 @@
 Each view's SQL is planned, in plan order, under the compiled session profile and the view's own
 scan options, over what the next build would read: the extraction tables at the versions the
 current release names, each staged view's staging table as the last released build left it, and
-each lazy view inlined into its readers as the build inlines it. Its plan signals (lineage,
+each lazy view inlined into its readers as the build inlines it; a view written whole clustered by
+its file column is sorted by it, as a build plans it. Its plan signals (lineage,
 columns read, joins, repartitions, sort keys, fingerprint) come from those plans, and its estimated
 rows and bytes from DataFusion's statistics. A view that reads a table the folder does not hold
 (nothing built yet, a view the last build held in memory or a run that was not released wrote) is
@@ -19,7 +20,7 @@ import pyarrow as pa
 from datafusion import SessionContext
 
 from driver.delta_store import DeltaTableStore
-from driver.engine import new_session, set_options
+from driver.engine import new_session, set_options, sorted_by
 from relspec.catalog import EXTRACT_TABLES
 from relspec.plan_signals import PlanEstimate, PlanSignals, plan_estimate, plan_signals
 from relspec.policy import CompiledExecutionPolicy
@@ -54,7 +55,8 @@ def preview_views(plan: SemanticPlan, policy: CompiledExecutionPolicy,
             set_options(session, policy.scan.views[view.name].options)
             try:
                 frame = session.sql(view.sql)
-                signals = plan_signals(session, frame)
+                order = policy.write_order(view.name)  # a whole write sorts by it, as the build plans it
+                signals = plan_signals(session, frame if order is None else sorted_by(frame, order))
                 estimate = None if absent else plan_estimate(session, view.sql)
             except Exception as err:  # a table an older version of cpgflow wrote, with other columns
                 previews[view.name] = ViewPreview(None, None, f"cannot be planned: {str(err).splitlines()[0]}")

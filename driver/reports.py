@@ -85,9 +85,9 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
     depend only on earlier waves), its place in the compiled schedule (position, predicted seconds and
     how they were found, bottom level, slack, on the critical path or not), IR cache hint and compiled
     cache policy with confidence and evidence, how a written view is kept up to date (full or by file,
-    with the locality evidence), and — for relate views — the inferred join keys and strategy; then
-    the extraction processes, the scan options, the session profile, the schedule, the policy
-    fingerprint and the validation issues."""
+    with the locality evidence) and the column a whole write of it sorts by in its plan, and — for
+    relate views — the inferred join keys and strategy; then the extraction processes, the scan
+    options, the session profile, the schedule, the policy fingerprint and the validation issues."""
     waves = {name: index for index, wave in enumerate(graph.generations()) for name in wave}
     views = []
     for view in ir.views:
@@ -102,6 +102,7 @@ def plan_report(ir: SemanticIR, discovery: Discovery, policy: CompiledExecutionP
             "policy": msgspec.to_builtins(policy.cache[view.name]),
             "registration": msgspec.to_builtins(policy.materialization.registration.get(view.name)),
             "maintenance": msgspec.to_builtins(policy.view_maintenance.get(view.name)),
+            "write_order": policy.write_order(view.name),
             "scan": msgspec.to_builtins(policy.scan.views[view.name]),
             "functions": list(policy.udfs.get(view.name, ())),
             "join": None,

@@ -147,6 +147,15 @@ class CompiledExecutionPolicy(msgspec.Struct, frozen=True):
     profile: SessionProfile | None = None  # the session profile of the run's workload class (relspec/profiles.py)
     fingerprint: str = ""
 
+    def write_order(self, view: str) -> str | None:
+        """The column a whole write of ``view`` sorts its rows by in the view's plan: the owner of a
+        file-local view written to a Delta table (staged or published), whose data files are then
+        clustered by it; None for the others (not file-local, held in memory, or inlined)."""
+        choice = self.view_maintenance.get(view)
+        if choice is None or view in self.materialization.held_in_memory():
+            return None
+        return choice.owner
+
 
 def size_tier(rows: int) -> str:
     for tier, limit in SIZE_TIERS:
@@ -461,7 +470,8 @@ _FUNCTION_CALL = re.compile(r"\b([a-z_][a-z0-9_]*)\s*\(", re.I)
 _SQL_WORDS = frozenset({
     "select", "from", "where", "and", "or", "not", "in", "exists", "as", "on", "join", "using", "over",
     "values", "with", "recursive", "union", "cast", "case", "when", "then", "else", "end", "is", "null",
-    "distinct", "all", "count", "min", "max", "sum", "avg", "coalesce", "partition", "by", "order",
+    "distinct", "all", "count", "min", "max", "sum", "avg", "coalesce", "partition", "by", "order", "having",
+    "filter", "between",
 })
 
 

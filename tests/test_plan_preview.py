@@ -61,3 +61,30 @@ def test_a_staged_table_of_other_columns_is_reported_not_a_traceback(tmp_path: P
     assert previews["scope_chain"]["signals"] is None
     assert previews["scope_chain"]["unknown"].startswith("cannot be planned: ")
     assert previews["scope_parents"]["estimate"]["rows"] == 3  # planned from ex_scopes, as before
+
+
+def test_the_preview_plans_the_sort_a_whole_clustered_write_adds(tmp_path: Path) -> None:
+    """A file-local view written whole to a Delta table is sorted by its file column in the plan the build
+    runs (its data files then hold narrow ranges of files); the preview plans the same sort, and shows
+    which column. A view that is not file-local, or is held in memory, is not sorted."""
+    from relspec.catalog import RUNS_TABLE
+    from relspec.runs import read_records
+
+    root = write_tree(tmp_path / "src", SOURCE)
+    out = tmp_path / "out"
+    build(root, out, staging="delta")
+    views = _views(root, "--out", out, "--staging", "delta")
+    assert views["cpg_props"]["write_order"] == "file_id"  # published, file-local
+    assert views["own_bindings"]["write_order"] == "file_id"  # staged, file-local (joins by ids of one file)
+    assert views["cpg_edges"]["write_order"] is None  # not file-local
+    assert views["scope_chain"]["write_order"] is None  # its rows belong to one file each, but it has no file column
+    (record,) = read_records(DeltaTableStore(DatasetCatalog(str(out))).read(RUNS_TABLE))
+    built = {outcome.view: outcome.planned.sort_keys for outcome in record.views if outcome.planned is not None
+             and outcome.policy == views[outcome.view]["policy"]["cache"]}  # (a tiny view staged first is inlined now)
+    assert [key.split("@")[0] for key in built["cpg_props"]] == ["file_id"] and built["cpg_edges"] == ()
+    assert [key.split("@")[0] for key in built["definitions"]] == ["file_id"]
+    for name, keys in built.items():  # the preview plans what the build planned
+        if views[name]["preview"]["signals"] is not None:
+            assert tuple(views[name]["preview"]["signals"]["sort_keys"]) == keys, name
+    held = _views(root, "--out", out, "--staging", "memory")
+    assert held["own_bindings"]["write_order"] is None and held["cpg_props"]["write_order"] == "file_id"

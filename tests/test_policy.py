@@ -29,6 +29,8 @@ from semantics.extract.files import FileTask
 from semantics.inference import InferenceConfidence
 from semantics.ir import (
     SOURCE_COLUMNS,
+    EmittedView,
+    SemanticPlan,
     apply_inference,
     compile_specs,
     emit,
@@ -266,3 +268,12 @@ def test_a_first_build_decides_partitions_from_the_estimated_size_of_the_work() 
     stats = {"ex_references": TableStats(rows=3_000_000, files=4, bytes=1, version=0)}
     measured = compile_scan_policy(graph, stats, 2, estimated=(5_000, "estimated"))
     assert measured.views["name_uses"].options[partitions] == "2"
+
+
+def test_sql_keywords_before_a_parenthesis_are_no_functions() -> None:
+    """`HAVING (...)`, `FILTER (WHERE ...)` and `BETWEEN (...)` call nothing: a view using them needs no
+    function the engine might lack (a HAVING once made the fixpoint's plan fail validation)."""
+    sql = ("SELECT k, count(*) FILTER (WHERE v > 0) AS n FROM t WHERE v BETWEEN (1) AND (2) "
+           "GROUP BY k HAVING (min(v) = max(v)) OR md5 (k) = ''")
+    view = EmittedView("v", "derive", sql, "delta_staging", ("t",), ())
+    assert compile_udf_requirements(SemanticPlan((view,), ("v",)), {"t"}) == {"v": ("md5",)}
