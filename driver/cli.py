@@ -424,8 +424,8 @@ def plan(path: Path, out: str | None, cache_policy: tuple[str, ...], staging: st
     ordered = sorted(f"{view['name']} by {view['write_order']}" for view in report["views"]  # type: ignore[union-attr]
                      if view["write_order"])
     if ordered:
-        stdout().print("written whole, sorted in their plans so that each data file holds a narrow range of "
-                       f"files: {', '.join(ordered)}", markup=False)
+        stdout().print("sorted in their plans when written whole (not by file), so that each data file holds a "
+                       f"narrow range of files: {', '.join(ordered)}", markup=False)
     for issue in report["validation"]:  # type: ignore[union-attr]
         stdout().print(f"{issue['severity']}: {issue['code']} ({issue['subject']}): {issue['message']}", markup=False)
 

@@ -3,8 +3,9 @@
 Each view's SQL is planned, in plan order, under the compiled session profile and the view's own
 scan options, over what the next build would read: the extraction tables at the versions the
 current release names, each staged view's staging table as the last released build left it, and
-each lazy view inlined into its readers as the build inlines it; a view written whole clustered by
-its file column is sorted by it, as a build plans it. Its plan signals (lineage,
+each lazy view inlined into its readers as the build inlines it. Each is planned as a whole build
+plans it: a file-local view written to a table is sorted by its file column (a rebuild that
+replaces some files' rows neither filters nor sorts here). Its plan signals (lineage,
 columns read, joins, repartitions, sort keys, fingerprint) come from those plans, and its estimated
 rows and bytes from DataFusion's statistics. A view that reads a table the folder does not hold
 (nothing built yet, a view the last build held in memory or a run that was not released wrote) is

@@ -8,13 +8,17 @@ names) is constant, the same for every file. The ids an extraction table holds (
 semantic type ENTITY_ID, FOREIGN_ID or SCOPE_ID) name entities of the row's own file: the extractor
 reads one file at a time, and an id hashes its file's path, so one id value is never held by rows of
 two files. Such an id is a *file key* as much as the owner is: rows that agree on one belong to one
-file. An operator keeps its input local when it cannot mix files: a filter, a projection that keeps
-a file key, a join whose equality keys pair a file key of each side of one kind (owner with owner,
-id with id) or whose other side is constant, a grouping or a window partitioned by a file key, a
-union of local inputs keyed at the same positions, a recursion whose static and recursive terms are
-local and keyed alike. The side an outer join pads with NULLs keeps no file key. Anything else (a join
-on a qualified name, a limit, a subquery the optimizer left in an expression, an operator the
-analysis does not know) makes the view global, and the reason says which. A fixpoint program is
+file. But NULL is no entity: the rows whose id is NULL belong to every file, so an id that may be
+NULL keys only what a NULL cannot match (a plain equality join), never a grouping, a window, a join
+that pairs NULLs, or a NOT IN (which one NULL on its other side empties). An operator keeps its
+input local when it cannot mix files: a filter, a projection that keeps a file key, a join whose
+equality keys pair a file key of each side of one kind (owner with owner, id with id) or whose other
+side is constant (but not rows of no file kept or dropped by what the files hold: a semi or anti
+join of a constant side), a grouping or a window partitioned by a file key, a union of local inputs
+keyed at the same positions, a recursion whose static and recursive terms are local and keyed alike
+at its fixpoint. The side an outer join pads with NULLs keeps no file key. Anything else (a join on
+a qualified name, a limit, a subquery the optimizer left in an expression, an operator the analysis
+does not know) makes the view global, and the reason says which. A fixpoint program is
 global: it follows values across the whole code base. A local view is maintained by file when it
 outputs its owner; one that keeps only same-file ids is local to the views that read it.
 """
@@ -22,7 +26,7 @@ outputs its owner; one that keeps only same-file ids is local to the views that 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 import datafusion.expr as E
@@ -36,6 +40,9 @@ from semantics.types import SemanticType as S
 
 State = Literal["local", "constant", "global"]
 Name = tuple[str | None, str]  # (qualifier, column)
+# What a column tells of the file a row belongs to: it holds the file ("owner"), or the id of an entity
+# of that file, never NULL ("id") or maybe NULL ("nullable_id")
+Key = Literal["owner", "id", "nullable_id"]
 
 
 class Locality(msgspec.Struct, frozen=True):
@@ -51,29 +58,35 @@ class Locality(msgspec.Struct, frozen=True):
 class _Flow:
     state: State
     columns: tuple[Name, ...]  # the operator's output columns
-    owners: frozenset[int] = frozenset()  # positions of the columns holding the owning file
+    keys: Mapping[int, Key] = dataclasses.field(default_factory=dict)  # file keys, by column position
     evidence: tuple[str, ...] = ()  # what keeps the rows within a file, or why they are not
-    ids: frozenset[int] = frozenset()  # positions of the columns holding an id of an entity of the row's file
 
-    def owned(self, name: Name) -> bool:
-        return _position(self.columns, name) in self.owners
+    @property
+    def owners(self) -> frozenset[int]:
+        """Positions of the columns holding the owning file."""
+        return frozenset(position for position, key in self.keys.items() if key == "owner")
 
-    def keyed(self, name: Name) -> bool:
-        """Whether ``name`` is a file key: the owner or a same-file id."""
-        return _position(self.columns, name) in self.owners | self.ids
-
-    def key_kind(self, name: Name) -> str | None:
+    def key(self, name: Name) -> Key | None:
         position = _position(self.columns, name)
-        return "owner" if position in self.owners else "id" if position in self.ids else None
+        return None if position is None else self.keys.get(position)
 
-    def kept(self, positions: dict[int, int]) -> tuple[frozenset[int], frozenset[int]]:
-        """The owners and ids at their new positions, where ``positions`` maps an old position to a new one."""
-        return (frozenset(new for old, new in positions.items() if old in self.owners),
-                frozenset(new for old, new in positions.items() if old in self.ids))
+    def strict(self, name: Name) -> bool:
+        """Whether ``name`` is a file key that is never NULL: one a grouping or a window may partition by."""
+        return self.key(name) in ("owner", "id")
+
+    def moved(self, positions: Iterable[tuple[int | None, int]]) -> dict[int, Key]:
+        """The keys at their new positions: ``positions`` pairs an old position (None: no column) with
+        a new one (one column may be handed on to several)."""
+        return {new: self.keys[old] for old, new in positions if old is not None and old in self.keys}
 
 
 def _global(columns: Iterable[Name], why: str) -> _Flow:
-    return _Flow("global", tuple(columns), frozenset(), (why,))
+    return _Flow("global", tuple(columns), {}, (why,))
+
+
+def _same_kind(left: Key | None, right: Key | None) -> bool:
+    """Whether two keys are of one kind (owners, or ids: equal values then mean one file)."""
+    return left is not None and right is not None and (left == "owner") == (right == "owner")
 
 
 def _position(columns: tuple[Name, ...], name: Name) -> int | None:
@@ -138,14 +151,15 @@ class _Analysis:
             return _global(names, f"reads {table}, which is not file-local")
         if known.state == "constant":
             return _Flow("constant", names)
-        owners, ids = known.kept({known.columns.index((None, column)): i for i, (_, column) in enumerate(names)})
-        if not owners | ids:
+        keys = known.moved((known.columns.index((None, column)), i) for i, (_, column) in enumerate(names))
+        if not keys:
             return _global(names, f"reads {table} without its file identity")
+        owners = sorted(position for position, key in keys.items() if key == "owner")
         if owners:
-            why = f"reads {table} with its owner {', '.join(names[i][1] for i in sorted(owners))}"
+            why = f"reads {table} with its owner {', '.join(names[i][1] for i in owners)}"
         else:
-            why = f"reads {table} with ids of its rows' file ({', '.join(names[i][1] for i in sorted(ids))})"
-        return _Flow("local", names, owners, (why,), ids)
+            why = f"reads {table} with ids of its rows' file ({', '.join(names[i][1] for i in sorted(keys))})"
+        return _Flow("local", names, keys, (why,))
 
     def _subqueryalias(self, alias: E.SubqueryAlias, plan: LogicalPlan) -> _Flow:
         inner = self._input(plan)
@@ -180,46 +194,52 @@ class _Analysis:
     def _join(self, join: E.Join, plan: LogicalPlan) -> _Flow:
         left, right = (self.flow(side) for side in plan.inputs())
         kind = str(join.join_type()).lower()
-        columns, side = left.columns + right.columns, None
+        columns, side, other = left.columns + right.columns, None, None
         if "semi" in kind or "anti" in kind:
-            side = left if kind.startswith("left") else right
+            side, other = (left, right) if kind.startswith("left") else (right, left)
             columns = side.columns
         if _has_subquery(join.filter()):
             return _global(columns, "a join condition with a subquery")
         if "global" in (left.state, right.state):
             reason = (left if left.state == "global" else right).evidence
             return _global(columns, reason[0] if reason else "joins a global input")
+        if side is not None and side.state == "constant" and other.state == "local":  # type: ignore[union-attr]
+            return _global(columns, "rows of no file kept or dropped by what the files hold")
         pairs = [(_passed_column(l_expr), _passed_column(r_expr)) for l_expr, r_expr in join.on()]
+        # a NULL key pairs with a NULL under IS NOT DISTINCT FROM, and a NULL on the other side of a NOT IN
+        # drops every row: there, an id keys only where it is never NULL
+        null_equal = join.null_equals_null()
+        null_aware = "null_aware" in plan.display()
         keyed = [(lc, rc) for lc, rc in pairs if lc is not None and rc is not None
-                 and left.key_kind(lc) is not None and left.key_kind(lc) == right.key_kind(rc)]
+                 and _same_kind(left.key(lc), right.key(rc))
+                 and (not null_equal or (left.strict(lc) and right.strict(rc)))
+                 and (not null_aware or (right.strict(rc) if side is left else left.strict(lc)))]
         if left.state == right.state == "local" and not keyed:
             shown = ", ".join(f"{_show(lc)} = {_show(rc)}" for lc, rc in pairs) or "no equality"
             return _global(columns, f"a join across files ({shown})")
         evidence = list(_unique((*left.evidence, *right.evidence)))
         if keyed:
             lc, rc = keyed[0]
-            what = "the file identity" if left.key_kind(lc) == "owner" else "ids of one file"
+            what = "the file identity" if left.key(lc) == "owner" else "ids of one file"
             evidence.append(f"joins on {what} ({_show(lc)} = {_show(rc)})")
         if side is not None:
-            return _Flow(side.state, columns, side.owners, tuple(evidence), side.ids)
-        # the side an outer join pads with NULLs keeps no file key
-        shift = len(left.columns)
-        left_keys = ((frozenset(), frozenset()) if kind in ("right", "full")
-                     else (left.owners, left.ids))
-        right_keys = ((frozenset(), frozenset()) if kind in ("left", "full")
-                      else (frozenset(shift + i for i in right.owners), frozenset(shift + i for i in right.ids)))
-        owners, ids = left_keys[0] | right_keys[0], left_keys[1] | right_keys[1]
+            return _Flow(side.state, columns, side.keys, tuple(evidence))
         if left.state == right.state == "constant":
             return _Flow("constant", columns)
-        if not owners | ids:
+        # the side an outer join pads with NULLs keeps no file key
+        shift = len(left.columns)
+        keys = {} if kind in ("right", "full") else dict(left.keys)
+        if kind not in ("left", "full"):
+            keys |= {shift + position: key for position, key in right.keys.items()}
+        if not keys:
             return _global(columns, "an outer join padding the side of the file with NULLs")
-        return _Flow("local", columns, owners, tuple(evidence), ids)
+        return _Flow("local", columns, keys, tuple(evidence))
 
     def _aggregate(self, node: E.Aggregate, plan: LogicalPlan) -> _Flow:
         groups = node.group_by_exprs()
         return _keeping(self._input(plan), [*groups, *node.aggregate_exprs()], groups,
                         "an aggregate with a subquery", "an aggregate not grouped by the file identity",
-                        ("groups by the file identity",))
+                        ("groups by the file identity",), grouping=True)
 
     def _windowexpr(self, node: E.WindowExpr, plan: LogicalPlan) -> _Flow:
         inner = self._input(plan)
@@ -229,10 +249,9 @@ class _Analysis:
             return dataclasses.replace(inner, columns=names)
         for window in windows:
             partitions = [_passed_column(expr) for expr in node.get_partition_exprs(window)]
-            if not any(name is not None and inner.keyed(name) for name in partitions):
+            if not any(name is not None and inner.strict(name) for name in partitions):
                 return _global(names, "a window not partitioned by the file identity")
-        return _Flow("local", names, inner.owners, (*inner.evidence, "windows partitioned by the file identity"),
-                     inner.ids)
+        return _Flow("local", names, inner.keys, (*inner.evidence, "windows partitioned by the file identity"))
 
     def _union(self, node: E.Union, plan: LogicalPlan) -> _Flow:
         branches = [self.flow(branch) for branch in plan.inputs()]
@@ -243,12 +262,11 @@ class _Analysis:
         local = [branch for branch in branches if branch.state == "local"]
         if not local:
             return _Flow("constant", names)
-        owners = frozenset.intersection(*(branch.owners for branch in local))
-        ids = frozenset.intersection(*(branch.ids for branch in local))
-        if not owners | ids or len(local) < len(branches):
+        keys = _common_keys(local)
+        if not keys or len(local) < len(branches):
             return _global(names, "a union whose branches hold the file identity in different columns"
-                           if not owners | ids else "a union of file rows with rows of no file")
-        return _Flow("local", names, owners, _unique(e for b in local for e in b.evidence), ids)
+                           if not keys else "a union of file rows with rows of no file")
+        return _Flow("local", names, keys, _unique(e for b in local for e in b.evidence))
 
     def _recursivequery(self, node: E.RecursiveQuery, plan: LogicalPlan) -> _Flow:
         static, recursive = plan.inputs()
@@ -256,13 +274,23 @@ class _Analysis:
         names = tuple((None, column) for _, column in first.columns)
         if first.state != "local":
             return _global(names, "a recursion whose start is not file-local")
-        self.tables[node.name()] = _Flow("local", names, first.owners, ids=first.ids)
-        step = self.flow(recursive)
-        owners, ids = first.owners & step.owners, first.ids & step.ids
-        if step.state != "local" or not owners | ids:
+        hidden = self.tables.get(node.name())  # (a table the recursion's name hides while it is followed)
+        keys = dict(first.keys)
+        while True:  # the step followed with the keys the rows so far have, until the keys hold
+            self.tables[node.name()] = _Flow("local", names, keys)
+            step = self.flow(recursive)
+            held = _common_keys([_Flow("local", names, keys), step]) if step.state == "local" else {}
+            if held == keys or not held:
+                break
+            keys = held
+        if hidden is None:
+            del self.tables[node.name()]
+        else:
+            self.tables[node.name()] = hidden
+        if step.state != "local" or not held:
             return _global(names, "a recursion that steps across files" if step.state != "global"
                            else step.evidence[0] if step.evidence else "a recursion over a global input")
-        return _Flow("local", names, owners, (*first.evidence, *step.evidence, "recursion within a file"), ids)
+        return _Flow("local", names, held, (*first.evidence, *step.evidence, "recursion within a file"))
 
     def _values(self, node: E.Values, plan: LogicalPlan) -> _Flow:
         return _Flow("constant", tuple((None, name.rpartition(".")[2]) for name in node.schema().field_names()))
@@ -271,21 +299,28 @@ class _Analysis:
 
 
 def _keeping(inner: _Flow, outputs: list[Expr], keys: list[Expr], subquery: str, dropped: str,
-             evidence: tuple[str, ...]) -> _Flow:
+             evidence: tuple[str, ...], grouping: bool = False) -> _Flow:
     """An operator computing ``outputs`` from ``inner``'s rows, local when one of ``keys`` (the first
-    outputs: all of them for a projection, the groups for an aggregate) hands on a file key."""
+    outputs: all of them for a projection, the groups for an aggregate) hands on a file key (with
+    ``grouping``, one that is never NULL: the NULL group holds rows of every file)."""
     names = tuple(_output_name(expr) for expr in outputs)
     if _has_subquery(*outputs):
         return _global(names, subquery)
     if inner.state != "local":
-        return dataclasses.replace(inner, columns=names, owners=frozenset(), ids=frozenset())
-    passed = {i: _position(inner.columns, name) for i, expr in enumerate(keys)
-              if (name := _passed_column(expr)) is not None}
-    owners = frozenset(i for i, position in passed.items() if position in inner.owners)
-    ids = frozenset(i for i, position in passed.items() if position in inner.ids)
-    if not owners | ids:
+        return dataclasses.replace(inner, columns=names, keys={})
+    moved = inner.moved((_position(inner.columns, name), i) for i, expr in enumerate(keys)
+                        if (name := _passed_column(expr)) is not None)
+    if not moved or (grouping and "owner" not in moved.values() and "id" not in moved.values()):
         return _global(names, dropped)
-    return _Flow("local", names, owners, (*inner.evidence, *evidence), ids)
+    return _Flow("local", names, moved, (*inner.evidence, *evidence))
+
+
+def _common_keys(flows: list[_Flow]) -> dict[int, Key]:
+    """The file keys every one of ``flows`` holds at the same position; an id NULL in any of them may be NULL."""
+    positions = frozenset.intersection(*(frozenset(flow.keys) for flow in flows))
+    kinds = {position: {flow.keys[position] for flow in flows} for position in positions}
+    return {position: ("owner" if found == {"owner"} else "id" if found == {"id"} else "nullable_id")
+            for position, found in kinds.items() if found == {"owner"} or "owner" not in found}
 
 
 def _unique(evidence: Iterable[str]) -> tuple[str, ...]:
@@ -305,10 +340,12 @@ _ID_TYPES = frozenset({S.ENTITY_ID, S.FOREIGN_ID, S.SCOPE_ID})
 def _source_flow(name: str, columns: tuple[Column, ...]) -> _Flow:
     """An extraction table: owned by its FILE_ID column, its ids naming entities of the row's file."""
     names = tuple((None, column.name) for column in columns)
-    owners = frozenset(i for i, column in enumerate(columns) if column.semantic is S.FILE_ID)
-    if not owners:
+    keys: dict[int, Key] = {i: "owner" for i, column in enumerate(columns) if column.semantic is S.FILE_ID}
+    if not keys:
         return _Flow("constant", names, evidence=(f"{name} is the same for every file",))
-    return _Flow("local", names, owners, ids=frozenset(i for i, c in enumerate(columns) if c.semantic in _ID_TYPES))
+    keys |= {i: "nullable_id" if column.nullable else "id" for i, column in enumerate(columns)
+             if column.semantic in _ID_TYPES}
+    return _Flow("local", names, keys)
 
 
 def infer_locality(plan: SemanticPlan, sources: dict[str, tuple[Column, ...]]) -> dict[str, Locality]:
@@ -326,9 +363,8 @@ def infer_locality(plan: SemanticPlan, sources: dict[str, tuple[Column, ...]]) -
         found[view.name] = _locality(view.name, flow)
         declared = tuple((None, column.name) for column in view.columns)
         if flow.state == "local":  # (its declared columns, by name: a view's SQL names its outputs)
-            owners, ids = flow.kept({_position(flow.columns, (None, name)): i for i, (_, name) in enumerate(declared)
-                                     if _position(flow.columns, (None, name)) is not None})
-            tables[view.name] = _Flow("local", declared, owners, flow.evidence, ids)
+            keys = flow.moved((_position(flow.columns, (None, name)), i) for i, (_, name) in enumerate(declared))
+            tables[view.name] = _Flow("local", declared, keys, flow.evidence)
         else:
             tables[view.name] = _Flow(flow.state, declared, evidence=flow.evidence)
         session.register_record_batches(view.name, [[empty_batch(view.columns)]])
@@ -341,7 +377,7 @@ def _locality(view: str, flow: _Flow) -> Locality:
                                 else ("not file-local",))
         return Locality(view, False, None, why)
     if not flow.owners:  # local to its readers, but its rows cannot be replaced by file
-        return Locality(view, False, None, (*_unique(flow.evidence), "its rows belong to one file each, but it does "
-                                            "not output its file identity: maintained whole"))
+        return Locality(view, False, None, (*_unique(flow.evidence), "it keeps ids of its rows' files, but does not "
+                                            "output its file identity: maintained whole"))
     owner = flow.columns[min(flow.owners)][1]
     return Locality(view, True, owner, _unique(flow.evidence))

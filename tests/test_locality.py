@@ -1,8 +1,9 @@
 """Which views are file-local, inferred from DataFusion plans and semantic types (semantics.locality).
 
 Each case is a view's SQL over two file-owned tables (``facts``, ``scopes``: file_id of semantic type
-FILE_ID) and a table owned by no file (``names``); the verdict is derived by hand from what the SQL
-lets a file's rows depend on."""
+FILE_ID; their ids name entities of the row's own file, ``fact_id`` and ``scopes.scope_id`` never NULL,
+``facts.scope_id`` maybe) and a table owned by no file (``names``); the verdict is derived by hand from
+what the SQL lets a file's rows depend on."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from semantics.types import SemanticType as S
 
 FILE = Column("file_id", "string", S.FILE_ID, nullable=False)
 SOURCES = {
-    "facts": (FILE, Column("fact_id", "string", S.ENTITY_ID), Column("name", "string", S.NAME),
+    "facts": (FILE, Column("fact_id", "string", S.ENTITY_ID, nullable=False), Column("name", "string", S.NAME),
               Column("scope_id", "string", S.SCOPE_ID), Column("bstart", "int64", S.SPAN_START)),
-    "scopes": (FILE, Column("scope_id", "string", S.SCOPE_ID), Column("qualname", "string", S.QUALNAME)),
+    "scopes": (FILE, Column("scope_id", "string", S.SCOPE_ID, nullable=False),
+               Column("qualname", "string", S.QUALNAME)),
     "names": (Column("name", "string", S.NAME),),
 }
 OUT = (FILE, Column("name", "string", S.NAME))
@@ -47,9 +49,15 @@ LOCAL = [
      "SELECT f.file_id, s.qualname AS name FROM facts f JOIN scopes s ON f.scope_id = s.scope_id"),
     ("a join with ids read without their owner",
      "SELECT f.file_id, f.name FROM facts f JOIN (SELECT scope_id FROM scopes) s ON s.scope_id = f.scope_id"),
-    ("a window partitioned by an id of one file",
-     "SELECT file_id, name FROM (SELECT file_id, name, row_number() OVER (PARTITION BY scope_id "
+    ("a window partitioned by an id of one file, never NULL",
+     "SELECT file_id, name FROM (SELECT file_id, name, row_number() OVER (PARTITION BY fact_id "
      "ORDER BY bstart) AS n FROM facts) WHERE n = 1"),
+    ("a NOT EXISTS on an id that may be NULL (a NULL matches nothing)",
+     "SELECT file_id, name FROM facts f WHERE NOT EXISTS (SELECT 1 FROM scopes s WHERE s.scope_id = f.scope_id)"),
+    ("a recursion keyed by an id at its fixpoint",
+     "WITH RECURSIVE r(file_id, id, name) AS (SELECT file_id, fact_id, name FROM facts UNION ALL "
+     "SELECT r.file_id, r.id, s.qualname FROM r JOIN facts f ON f.fact_id = r.id "
+     "JOIN scopes s ON s.scope_id = f.scope_id WHERE r.name <> s.qualname) SELECT file_id, name FROM r"),
     ("an outer join keeping the owner of its unpadded side",
      "SELECT f.file_id, s.qualname AS name FROM facts f LEFT JOIN scopes s ON s.scope_id = f.scope_id"),
     ("a recursion within a file",
@@ -83,6 +91,24 @@ GLOBAL = [
     ("the owner of the side an outer join pads with NULLs",  # a fact of no scope would have no file
      "SELECT s.file_id, f.name FROM facts f LEFT JOIN scopes s ON s.file_id = f.file_id AND s.scope_id = f.scope_id",
      "a projection that drops the file identity"),
+    ("a window partitioned by an id that may be NULL (the NULL partition holds every file's rows)",
+     "SELECT file_id, name FROM (SELECT file_id, name, count(*) OVER (PARTITION BY scope_id) AS n FROM facts) "
+     "WHERE n > 1", "a window not partitioned by the file identity"),
+    ("a grouping by an id that may be NULL",
+     "SELECT min(file_id) AS file_id, min(name) AS name FROM facts GROUP BY scope_id",
+     "an aggregate not grouped by the file identity"),
+    ("a join pairing NULL ids", "SELECT f.file_id, g.name FROM facts f JOIN facts g "
+     "ON f.scope_id IS NOT DISTINCT FROM g.scope_id", "a join across files (f.scope_id = g.scope_id)"),
+    ("a NOT IN (one NULL on its other side drops every row)",
+     "SELECT file_id, name FROM facts WHERE fact_id NOT IN (SELECT f.scope_id FROM facts f)",
+     "a join across files (facts.fact_id = __correlated_sq_1.scope_id)"),
+    ("rows of no file kept by what the files hold",
+     "SELECT 'f' AS file_id, n.name FROM names n WHERE EXISTS (SELECT 1 FROM facts f WHERE f.fact_id = n.name)",
+     "rows of no file kept or dropped by what the files hold"),
+    ("a recursion whose step moves a name into the id's place",
+     "WITH RECURSIVE r(file_id, id, name) AS (SELECT file_id, scope_id, name FROM facts UNION ALL "
+     "SELECT s.file_id, r.name, s.scope_id FROM r JOIN scopes s ON s.scope_id = r.id) SELECT file_id, name FROM r",
+     "reads r without its file identity"),  # (its second step reads names where ids were)
     ("a full join", "SELECT coalesce(f.file_id, s.file_id) AS file_id, f.name FROM facts f "
      "FULL JOIN scopes s ON s.file_id = f.file_id", "an outer join padding the side of the file with NULLs"),
     ("rows of no file joined with the files' rows, kept when none match",
@@ -125,7 +151,8 @@ def test_a_view_of_ids_without_its_owner_is_local_to_its_readers():
                             (Column("scope_id", "string", S.SCOPE_ID),))
     alone = infer_locality(SemanticPlan((scope_ids,), ("scope_ids",)), SOURCES)["scope_ids"]
     assert not alone.local and alone.owner is None
-    assert any("does not output its file identity" in line for line in alone.evidence)
+    assert alone.evidence[-1] == ("it keeps ids of its rows' files, but does not output its file identity: "
+                                  "maintained whole")
     reader = _locality("SELECT f.file_id, f.name FROM facts f JOIN scope_ids i ON i.scope_id = f.scope_id",
                        before=(scope_ids,))
     assert reader.local and reader.owner == "file_id"
