@@ -206,14 +206,13 @@ class _Analysis:
         if side is not None and side.state == "constant" and other.state == "local":  # type: ignore[union-attr]
             return _global(columns, "rows of no file kept or dropped by what the files hold")
         pairs = [(_passed_column(l_expr), _passed_column(r_expr)) for l_expr, r_expr in join.on()]
-        # a NULL key pairs with a NULL under IS NOT DISTINCT FROM, and a NULL on the other side of a NOT IN
-        # drops every row: there, an id keys only where it is never NULL
-        null_equal = join.null_equals_null()
-        null_aware = "null_aware" in plan.display()
+        # a NULL key pairs with a NULL under IS NOT DISTINCT FROM; a NOT IN drops every row when its
+        # subquery holds a NULL, and keeps a NULL only when its subquery is empty: there, an id keys only
+        # where it is never NULL (on both sides)
+        nulls_matter = join.null_equals_null() or "null_aware" in plan.display()  # (a Join's display is one line)
         keyed = [(lc, rc) for lc, rc in pairs if lc is not None and rc is not None
                  and _same_kind(left.key(lc), right.key(rc))
-                 and (not null_equal or (left.strict(lc) and right.strict(rc)))
-                 and (not null_aware or (right.strict(rc) if side is left else left.strict(lc)))]
+                 and (not nulls_matter or (left.strict(lc) and right.strict(rc)))]
         if left.state == right.state == "local" and not keyed:
             shown = ", ".join(f"{_show(lc)} = {_show(rc)}" for lc, rc in pairs) or "no equality"
             return _global(columns, f"a join across files ({shown})")
