@@ -195,9 +195,9 @@ class _Analysis:
         left, right = (self.flow(side) for side in plan.inputs())
         kind = str(join.join_type()).lower()
         columns, side, other = left.columns + right.columns, None, None
-        if "semi" in kind or "anti" in kind:
+        if "semi" in kind or "anti" in kind or "mark" in kind:  # the rows of one side, kept or dropped or marked
             side, other = (left, right) if kind.startswith("left") else (right, left)
-            columns = side.columns
+            columns = side.columns + (((None, "mark"),) if "mark" in kind else ())
         if _has_subquery(join.filter()):
             return _global(columns, "a join condition with a subquery")
         if "global" in (left.state, right.state):

@@ -54,6 +54,8 @@ LOCAL = [
      "ORDER BY bstart) AS n FROM facts) WHERE n = 1"),
     ("a NOT EXISTS on an id that may be NULL (a NULL matches nothing)",
      "SELECT file_id, name FROM facts f WHERE NOT EXISTS (SELECT 1 FROM scopes s WHERE s.scope_id = f.scope_id)"),
+    ("a NOT IN beside another condition (a mark join), on ids never NULL",
+     "SELECT file_id, name FROM facts WHERE fact_id NOT IN (SELECT scope_id FROM scopes) OR name = 'x'"),
     ("a recursion keyed by an id at its fixpoint",
      "WITH RECURSIVE r(file_id, id, name) AS (SELECT file_id, fact_id, name FROM facts UNION ALL "
      "SELECT r.file_id, r.id, s.qualname FROM r JOIN facts f ON f.fact_id = r.id "
@@ -107,6 +109,9 @@ GLOBAL = [
      "a join across files (facts.scope_id = __correlated_sq_1.scope_id)"),
     ("rows of no file kept by what the files hold",
      "SELECT 'f' AS file_id, n.name FROM names n WHERE EXISTS (SELECT 1 FROM facts f WHERE f.fact_id = n.name)",
+     "rows of no file kept or dropped by what the files hold"),
+    ("rows of no file marked by what the files hold (a mark join)",
+     "SELECT 'f' AS file_id, n.name FROM names n WHERE n.name IN (SELECT fact_id FROM facts) OR n.name = 'x'",
      "rows of no file kept or dropped by what the files hold"),
     ("a recursion whose step moves a name into the id's place",
      "WITH RECURSIVE r(file_id, id, name) AS (SELECT file_id, scope_id, name FROM facts UNION ALL "
