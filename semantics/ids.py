@@ -8,7 +8,10 @@ an id means the same thing whichever engine made it.
 
 from __future__ import annotations
 
-from hashlib import md5
+try:  # CPython's own MD5: ~3x faster than OpenSSL's for an id's few dozen bytes (no EVP context per call)
+    from _md5 import md5
+except ImportError:  # an interpreter built without it
+    from hashlib import md5
 
 SEPARATOR = "\x1f"
 

@@ -16,7 +16,6 @@ import ast
 import re
 from bisect import bisect_right
 from collections.abc import Callable
-from hashlib import md5 as _md5
 
 from semantics.entities import (
     ARGUMENT,
@@ -38,6 +37,7 @@ from semantics.entities import (
 )
 from semantics.extract.source import SourceText
 from semantics.ids import SEPARATOR
+from semantics.ids import md5 as _md5
 from semantics.qualnames import resolve_relative
 
 Span = tuple[int, int, int, int, int, int]  # bstart, bend, line, col, end_line, end_col

@@ -43,22 +43,31 @@ print(time.perf_counter() - start)
 
 
 class NodeTimer(NodeExecutionHook):
-    """Each node's seconds, and the driver's peak RSS each node raised it to (ru_maxrss only grows:
-    a node that raised it is where the high-water mark was set)."""
+    """Each node's seconds, the page faults the driver took in it (each a fresh page an allocator
+    maps: the kernel zeroes it), and the driver's peak RSS each node raised it to (ru_maxrss only
+    grows: a node that raised it is where the high-water mark was set)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.faults: dict[str, int] = {}
         self.raised_peak: dict[str, float] = {}
-        self._started: dict[str, float] = {}
+        self._started: dict[str, tuple[float, int]] = {}
 
     def run_before_node_execution(self, *, node_name: str, **kwargs: Any) -> None:
-        self._started[node_name] = time.perf_counter()
+        self._started[node_name] = (time.perf_counter(), page_faults())
         self._peak_before = peak_rss_mib()
 
     def run_after_node_execution(self, *, node_name: str, **kwargs: Any) -> None:
-        self.seconds[node_name] = time.perf_counter() - self._started.pop(node_name)
+        started, faults = self._started.pop(node_name)
+        self.seconds[node_name] = time.perf_counter() - started
+        self.faults[node_name] = page_faults() - faults
         if (peak := peak_rss_mib()) > self._peak_before:
             self.raised_peak[node_name] = peak
+
+
+def page_faults() -> int:
+    """Minor page faults of this (the driver) process so far, all its threads."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def parse_floor(root: Path, paths: list[str]) -> float:
@@ -146,6 +155,9 @@ def main() -> None:
         print("per node (s):   " + ", ".join(f"{name} {seconds:.2f}" for name, seconds in
                                               sorted(timer.seconds.items(), key=lambda item: -item[1])
                                               if seconds >= 0.05))
+        faults = sorted(timer.faults.items(), key=lambda item: -item[1])
+        print(f"page faults     {sum(timer.faults.values()):,} in the driver's nodes: " + ", ".join(
+            f"{name} {count / 1000:,.0f}k" for name, count in faults[:8]))
     highest = sorted(timer.raised_peak.items(), key=lambda item: -item[1])[:6]
     print("peak raised by: " + ", ".join(f"{name} to {mib:,.0f} MiB" for name, mib in highest))
     print_fixpoints(out, build_seconds)
