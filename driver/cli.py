@@ -6,8 +6,9 @@ stderr and a non-zero exit; set CPGFLOW_DEBUG=1 to see the traceback of an unexp
 A command imports what it uses when it runs, at the top of its function: `cpgflow --help` loads
 neither the engines nor the pipeline, `query`, `runs`, `callgraph`, the questions (`callers`,
 `callees`, `unused`, `imports`, `subclasses`, `points-to`), `why` and `export` read a built output with
-DataFusion and deltalake alone, and only `build`, `plan` and `dag` load Hamilton, the extractor and
-the dataflows (tests/test_cli_imports.py checks it).
+DataFusion and deltalake alone, and only `build`, `plan`, `replay` and `dag` load Hamilton, the
+extractor and the dataflows (tests/test_cli_imports.py checks it). A command that only reads does not
+load pandas either, which DataFusion would otherwise load without using it (`_WithoutPandas`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import atexit
 import functools
 import gc
+import importlib.abc
 import logging
 import os
 import re
@@ -175,9 +177,30 @@ def _writable_output(out: str) -> str:
     return str(folder.resolve())
 
 
+# The commands that run the pipeline: Hamilton imports pandas, and they load it as they must.
+PIPELINE_COMMANDS = frozenset({"build", "plan", "replay", "dag"})
+
+
+class _WithoutPandas(importlib.abc.MetaPathFinder):
+    """Refuses to import pandas, for a command that only reads an output and never uses it. Importing
+    DataFusion loads it otherwise (~0.2 s of a ~0.5 s command): DataFusion's module makes a pyarrow
+    scalar, and pyarrow imports pandas to ask whether the value is a pandas object; a refusal is to
+    pyarrow what an interpreter without pandas is. Installed for one command (`cli`)."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        if fullname.partition(".")[0] == "pandas":
+            raise ImportError("cpgflow does not load pandas for a command that only reads an output")
+        return None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Build a Code Property Graph of a Python code base as Delta Lake tables, and query it."""
+    if ctx.invoked_subcommand not in PIPELINE_COMMANDS and "pandas" not in sys.modules:
+        finder = _WithoutPandas()
+        sys.meta_path.insert(0, finder)
+        ctx.call_on_close(lambda: sys.meta_path.remove(finder))
 
 
 _CALIBRATION_HELP = ("What the run's measurements do: observe records them and the thresholds they would move to; "

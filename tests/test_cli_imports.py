@@ -25,6 +25,9 @@ PIPELINE = ("hamilton", "semantics.extract", "dataflows", "driver.factory", "dri
             "driver.materializers")
 # The engines: what reading a built output needs and printing help never does.
 ENGINES = ("datafusion", "deltalake", "pyarrow", "pandas")
+# What a command that reads a built output never loads: the pipeline, nor pandas, which DataFusion
+# would load without using it (driver/cli.py, `_WithoutPandas`).
+NOT_READ = (*PIPELINE, "pandas")
 
 # Runs the console script as `python cpgflow ARGS...` would, after registering (first, so it runs
 # last) an exit hook that records every module the process imported.
@@ -105,7 +108,7 @@ def test_help_lists_every_command(tmp_path):
 def test_query_imports_no_pipeline(output_format, small_out, tmp_path):
     done, modules = run_recording(tmp_path, "query", small_out, COUNT_SQL, "--format", output_format)
     assert (done.returncode, done.stderr) == (0, "")
-    assert imported(modules, PIPELINE) == []
+    assert imported(modules, NOT_READ) == []
     assert done.stdout == run_cli("query", small_out, COUNT_SQL, "--format", output_format).stdout
     if output_format == "json":
         assert json.loads(done.stdout) == query(small_out, COUNT_SQL)
@@ -117,28 +120,28 @@ def test_query_errors_import_no_pipeline(small_out, tmp_path):
                           (["query", tmp_path / "nope", "SELECT 1"], "is not a directory")]:
         done, modules = run_recording(tmp_path, *args)
         assert done.returncode == 1 and done.stderr.startswith("error: ") and message in done.stderr, done
-        assert imported(modules, PIPELINE) == []
+        assert imported(modules, NOT_READ) == []
 
 
 def test_runs_imports_no_pipeline(small_out, tmp_path):
     done, modules = run_recording(tmp_path, "runs", small_out, "--json")
     assert (done.returncode, done.stderr) == (0, "")
     assert [record["status"] for record in json.loads(done.stdout)] == ["released"]
-    assert imported(modules, PIPELINE) == []
+    assert imported(modules, NOT_READ) == []
 
 
 @pytest.mark.parametrize("args", [["run"], ["cpg_nodes", "--json"], ["nope"]], ids=" ".join)
 def test_why_imports_no_pipeline(args, small_out, tmp_path):
     done, modules = run_recording(tmp_path, "why", small_out, *args)
     assert done.returncode == (1 if "nope" in args else 0), done.stderr
-    assert imported(modules, PIPELINE) == []
+    assert imported(modules, NOT_READ) == []
 
 
 def test_callgraph_imports_no_pipeline(small_out, tmp_path):
     done, modules = run_recording(tmp_path, "callgraph", small_out)
     assert (done.returncode, done.stderr) == (0, "")
     assert isinstance(json.loads(done.stdout), dict)
-    assert imported(modules, PIPELINE) == []
+    assert imported(modules, NOT_READ) == []
 
 
 @pytest.mark.parametrize("args", [["callers", "{out}", "m.f", "--depth", "2"], ["unused", "{out}"],
@@ -148,7 +151,7 @@ def test_callgraph_imports_no_pipeline(small_out, tmp_path):
 def test_questions_and_exports_import_no_pipeline(args, small_out, tmp_path):
     done, modules = run_recording(tmp_path, *(arg.format(out=small_out, tmp=tmp_path) for arg in args))
     assert done.returncode == (1 if "m.nope" in args else 0), done.stderr
-    assert imported(modules, PIPELINE) == []
+    assert imported(modules, NOT_READ) == []
 
 
 def test_query_exits_zero_every_time(small_out):
@@ -180,6 +183,25 @@ def test_reading_session_is_configured_as_the_build_session(small_out):
     interactive, build = (compile_session_profile(workload).memory_limit for workload in ("interactive_query",
                                                                                           "full_build"))
     assert (read[limit], built[limit]) == (shown_limit(interactive), shown_limit(build))
+
+
+IN_PROCESS_READ = """
+import sys
+from driver.cli import _WithoutPandas, main
+status = main(["callgraph", sys.argv[1]])
+assert status == 0 and "pandas" not in sys.modules, status
+assert not any(isinstance(finder, _WithoutPandas) for finder in sys.meta_path)  # removed with the command
+import pandas
+print(pandas.DataFrame({"a": [1]}).shape)
+"""
+
+
+def test_a_read_command_run_in_process_leaves_pandas_importable(small_out):
+    """The refusal lasts one command: a script that runs one in its own process can import pandas after."""
+    done = subprocess.run([sys.executable, "-c", IN_PROCESS_READ, str(small_out)], capture_output=True, text=True,
+                          env=cli_env(), timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "(1, 1)"
 
 
 def test_build_imports_no_plotting_or_dataframe_plugins(tmp_path):
