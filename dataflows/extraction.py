@@ -9,6 +9,7 @@ from hamilton.function_modifiers import config, tag
 
 from relspec.authority import ExecutionAuthority
 from relspec.catalog import RUNS_TABLE, TableStore
+from relspec.policy import extraction_writers
 from relspec.runs import new_run_record, run_row
 from relspec.validation import ValidationFailed
 from semantics.entities import EXTRACTION_ENTITIES, FILE, EntityDecl
@@ -23,7 +24,6 @@ from semantics.extract.parallel import (
 )
 
 _ENTITY_TABLES = tuple(entity for entity in EXTRACTION_ENTITIES if entity is not FILE)
-_WRITERS = 2  # the tables of a small code base written at once
 
 
 @tag(role="extract")
@@ -74,8 +74,8 @@ def extraction_tables(extraction: ExtractedRows, file_manifest: FileManifest, ta
     tables are written in order, then the files table. The spool (or what the extraction held on this
     machine) is removed once they are written. On a small code base (the policy reads its tables
     into memory) each table keeps the rows it was written from, so that `source_catalog` does not
-    read them back, and two are written at a time (a write is mostly Rust, which releases the GIL);
-    a large one writes one at a time, as each write holds a sorted copy of its table.
+    read them back. Two are written at a time while the memory they hold allows it
+    (`relspec.policy.extraction_writers`: each write holds a sorted copy of its table).
 
     Returns every extraction table's version after the write (unchanged tables keep theirs).
     """
@@ -87,7 +87,9 @@ def extraction_tables(extraction: ExtractedRows, file_manifest: FileManifest, ta
         return table_store.replace_files(entity.table, extraction.table(entity.name), replaced,
                                          keep=entity.table in held)
 
-    writers = ThreadPoolExecutor(max_workers=_WRITERS if held else 1, thread_name_prefix="cpgflow-extraction-write")
+    at_once = extraction_writers([extraction.held_bytes(entity.name) for entity in _ENTITY_TABLES],
+                                 extraction_authority.policy.profile)
+    writers = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="cpgflow-extraction-write")
     try:
         written = [writers.submit(write, entity) for entity in _ENTITY_TABLES]
         versions = {entity.table: future.result() for entity, future in zip(_ENTITY_TABLES, written, strict=True)}

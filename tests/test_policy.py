@@ -20,9 +20,11 @@ from relspec.policy import (
     compile_registration,
     compile_scan_policy,
     compile_udf_requirements,
+    extraction_writers,
     fingerprint_policy,
     parse_overrides,
 )
+from relspec.profiles import compile_session_profile
 from relspec.validation import RuntimeCapabilities, ValidationInput, validate
 from relspec.view_graph import ViewGraph
 from semantics.extract.files import FileTask
@@ -277,3 +279,15 @@ def test_sql_keywords_before_a_parenthesis_are_no_functions() -> None:
            "GROUP BY k HAVING (min(v) = max(v)) OR md5 (k) = ''")
     view = EmittedView("v", "derive", sql, "delta_staging", ("t",), ())
     assert compile_udf_requirements(SemanticPlan((view,), ("v",)), {"t"}) == {"v": ("md5",)}
+
+
+def test_extraction_tables_are_written_two_at_a_time_while_memory_allows():
+    """Two writes at once hold the two largest tables and a sorted copy of each: 2 * (300 + 200) =
+    1,000 bytes, against a quarter of the session's budget."""
+    tables = [100, 300, 200, 50]
+    roomy = compile_session_profile("full_build", memory=8_000)  # half for the session: 4,000; a quarter: 1,000
+    tight = compile_session_profile("full_build", memory=7_998)  # a quarter of 3,999: 999.75
+    assert (roomy.memory_limit, tight.memory_limit) == (4_000, 3_999)
+    assert extraction_writers(tables, roomy) == 2
+    assert extraction_writers(tables, tight) == 1
+    assert extraction_writers([], tight) == 2  # nothing to hold

@@ -212,6 +212,10 @@ class ExtractedRows(abc.ABC):
     def remove(self) -> None:
         """Release what is held on this machine once the tables are written (or the build failed)."""
 
+    @abc.abstractmethod
+    def held_bytes(self, name: str) -> int:
+        """The bytes of entity ``name``'s rows that writing its table holds in this process."""
+
 
 class ExtractionSpool(ExtractedRows):
     """Extraction results on disk, one Arrow IPC file per entity, filled as workers hand batches back:
@@ -251,6 +255,11 @@ class ExtractionSpool(ExtractedRows):
             return ENTITIES_BY_NAME[name].arrow_schema().empty_table()
         with pa.memory_map(str(path)) as source:
             return pa.ipc.open_file(source).read_all()
+
+    def held_bytes(self, name: str) -> int:
+        """The size of the entity's spool file: its rows, as Arrow holds them once read."""
+        path = self._path(name)
+        return path.stat().st_size if path.exists() else 0
 
     def remove(self) -> None:
         """Delete the spool, and the scratch folder holding it once nothing else is there."""
