@@ -88,7 +88,7 @@ def extraction_tables(extraction: ExtractedRows, file_manifest: FileManifest, ta
                                          keep=entity.table in held)
 
     at_once = extraction_writers([extraction.held_bytes(entity.name) for entity in _ENTITY_TABLES],
-                                 extraction_authority.policy.profile)
+                                 extraction_authority.policy.profile, replacing=replaced is not None)
     writers = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="cpgflow-extraction-write")
     try:
         written = [writers.submit(write, entity) for entity in _ENTITY_TABLES]

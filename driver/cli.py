@@ -7,8 +7,9 @@ A command imports what it uses when it runs, at the top of its function: `cpgflo
 neither the engines nor the pipeline, `query`, `runs`, `callgraph`, the questions (`callers`,
 `callees`, `unused`, `imports`, `subclasses`, `points-to`), `why` and `export` read a built output with
 DataFusion and deltalake alone, and only `build`, `plan`, `replay` and `dag` load Hamilton, the
-extractor and the dataflows (tests/test_cli_imports.py checks it). A command that only reads does not
-load pandas either, which DataFusion would otherwise load without using it (`_WithoutPandas`).
+extractor and the dataflows (tests/test_cli_imports.py checks it). Run as the process's command (the
+console script), a command that only reads does not load pandas either, which DataFusion would
+otherwise load without using it (`_WithoutPandas`).
 """
 
 from __future__ import annotations
@@ -185,11 +186,14 @@ class _WithoutPandas(importlib.abc.MetaPathFinder):
     """Refuses to import pandas, for a command that only reads an output and never uses it. Importing
     DataFusion loads it otherwise (~0.2 s of a ~0.5 s command): DataFusion's module makes a pyarrow
     scalar, and pyarrow imports pandas to ask whether the value is a pandas object; a refusal is to
-    pyarrow what an interpreter without pandas is. Installed for one command (`cli`)."""
+    pyarrow what an interpreter without pandas is, and pyarrow remembers it for the process. So it is
+    made only when the command is the process's own (`main` reading ``sys.argv``, as the console
+    script does), for that command."""
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
         if fullname.partition(".")[0] == "pandas":
-            raise ImportError("cpgflow does not load pandas for a command that only reads an output")
+            raise ModuleNotFoundError("cpgflow does not load pandas for a command that only reads an output",
+                                      name=fullname)
         return None
 
 
@@ -197,12 +201,14 @@ class _WithoutPandas(importlib.abc.MetaPathFinder):
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Build a Code Property Graph of a Python code base as Delta Lake tables, and query it."""
-    if ctx.invoked_subcommand not in PIPELINE_COMMANDS and "pandas" not in sys.modules:
+    whole_process = bool(ctx.obj and ctx.obj.get(_WHOLE_PROCESS))
+    if whole_process and ctx.invoked_subcommand not in PIPELINE_COMMANDS and "pandas" not in sys.modules:
         finder = _WithoutPandas()
         sys.meta_path.insert(0, finder)
         ctx.call_on_close(lambda: sys.meta_path.remove(finder))
 
 
+_WHOLE_PROCESS = "cpgflow.whole_process"  # the command is the process's own (see `_WithoutPandas`)
 _CALIBRATION_HELP = ("What the run's measurements do: observe records them and the thresholds they would move to; "
                      "apply also moves the thresholds the next build compiles with; off records nothing "
                      "(cpgflow calibration DIR shows them).")
@@ -920,6 +926,19 @@ def _plain_types(table: pa.Table) -> pa.Table:
     return table.cast(schema)
 
 
+def _python_values(table: pa.Table) -> pa.Table:
+    """Nanosecond times as Arrow's text of them: a Python datetime holds microseconds, and without
+    pandas (a read command does not load it) pyarrow refuses to drop the rest (``now()`` has them)."""
+    import pyarrow as pa
+
+    def nanoseconds(kind: pa.DataType) -> bool:
+        temporal = pa.types.is_timestamp(kind) or pa.types.is_duration(kind) or pa.types.is_time64(kind)
+        return temporal and kind.unit == "ns"
+
+    return table.cast(pa.schema([field.with_type(pa.string()) if nanoseconds(field.type) else field
+                                 for field in table.schema]))
+
+
 def _nested_as_json(table: pa.Table) -> pa.Table:
     """CSV has no lists, structs or maps: such a column's values are written as JSON text."""
     import pyarrow as pa
@@ -943,10 +962,10 @@ def _print_table(result: pa.Table, output_format: str) -> None:
         pa_csv.write_csv(_nested_as_json(result), sink)
         sys.stdout.write(sink.getvalue().to_pybytes().decode())
     elif output_format == "json":
-        sys.stdout.write(msgspec.json.encode(result.to_pylist()).decode() + "\n")
+        sys.stdout.write(msgspec.json.encode(_python_values(result).to_pylist()).decode() + "\n")
     else:
         table = Table(*result.column_names, show_lines=False)
-        for row in result.to_pylist():
+        for row in _python_values(result).to_pylist():
             table.add_row(*("" if value is None else str(value) for value in row.values()))
         stdout().print(table)
         stdout().print(f"{result.num_rows:,} rows", style="dim")
@@ -977,7 +996,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HAMILTON_AUTOLOAD_EXTENSIONS", "0")
     logging.getLogger("hamilton").setLevel(logging.CRITICAL)
     try:
-        cli.main(args=argv, prog_name="cpgflow", standalone_mode=False)
+        cli.main(args=argv, prog_name="cpgflow", standalone_mode=False, obj={_WHOLE_PROCESS: argv is None})
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.exceptions.NoArgsIsHelpError as err:

@@ -318,22 +318,27 @@ def worker_count(tasks: list[FileTask], jobs: int) -> int:
     return max(1, min(limit, total // WORKER_MIN_BYTES))
 
 
-# The share of the session's memory budget two extraction tables written at once may hold (each
-# beside its sorted copy): on the standard library that is ~0.9 GB, which stays under the peak the
-# points-to fixpoint sets later (~1.9 GB), while a code base four times its size writes one at a time.
+# The share of the session's memory budget two extraction tables written at once may hold: on the
+# standard library a first build's two largest hold ~1.4 GB, under the peak the points-to fixpoint
+# sets later (~1.9 GB), while a code base four times its size writes one at a time.
 EXTRACTION_WRITE_SHARE = 0.25
+# What writing a table holds, in multiples of its rows' Arrow bytes (measured, anonymous RSS over the
+# spool, one table a process): a whole write the mapped spool and a sorted copy, ~2.5x; replacing
+# some files' rows also reads their current rows and sorts both sides to compare them, ~6x.
+WRITE_HOLDS = {"whole": 3, "by_file": 6}
 
 
-def extraction_writers(table_bytes: list[int], profile: SessionProfile | None) -> int:
-    """How many extraction tables are written at once: two while the two largest, each held beside
-    its sorted copy, take at most EXTRACTION_WRITE_SHARE of the session's memory budget (half of
-    memory when the profile sets none), else one. A write is a sort in Arrow and Parquet encoding in
-    Rust, both off the GIL: two at a time wrote the standard library's tables in 1.7-1.9 s instead of
-    2.6-3.3 s (measured)."""
+def extraction_writers(table_bytes: list[int], profile: SessionProfile | None, replacing: bool) -> int:
+    """How many extraction tables are written at once: two while the two largest take at most
+    EXTRACTION_WRITE_SHARE of the session's memory budget (half of memory when the profile sets none),
+    counted at what their writes hold (WRITE_HOLDS: ``replacing`` some files' rows, or whole), else
+    one. A write is a sort in Arrow and Parquet encoding in Rust, both off the GIL: two at a time
+    wrote the standard library's tables in 1.7-1.9 s instead of 2.6-3.3 s (measured)."""
     budget = profile.memory_limit if profile is not None and profile.memory_limit is not None else \
         physical_memory() // 2
+    holds = WRITE_HOLDS["by_file" if replacing else "whole"]
     largest = sorted(table_bytes, reverse=True)[:2]
-    return 2 if 2 * sum(largest) <= EXTRACTION_WRITE_SHARE * budget else 1
+    return 2 if holds * sum(largest) <= EXTRACTION_WRITE_SHARE * budget else 1
 
 
 def compile_extraction(tasks: list[FileTask], jobs: int, executor: ExtractionExecutor = "local") -> ExtractionChoice:

@@ -187,21 +187,40 @@ def test_reading_session_is_configured_as_the_build_session(small_out):
 
 IN_PROCESS_READ = """
 import sys
-from driver.cli import _WithoutPandas, main
+import pyarrow as pa
+from driver.cli import main
 status = main(["callgraph", sys.argv[1]])
-assert status == 0 and "pandas" not in sys.modules, status
-assert not any(isinstance(finder, _WithoutPandas) for finder in sys.meta_path)  # removed with the command
+assert status == 0, status
 import pandas
-print(pandas.DataFrame({"a": [1]}).shape)
+frame = pandas.DataFrame({"a": [1]})
+print(pa.record_batch(frame).num_rows, pa.array([1], pa.timestamp("ns")).to_pylist()[0].nanosecond)
 """
 
 
-def test_a_read_command_run_in_process_leaves_pandas_importable(small_out):
-    """The refusal lasts one command: a script that runs one in its own process can import pandas after."""
+def test_a_read_command_run_in_process_keeps_pandas(small_out):
+    """A script that runs a read command in its own process (``main(argv)``) keeps pyarrow's pandas
+    integration, which refusing pandas would turn off for the process: only the console script's
+    command (``main()`` reading ``sys.argv``) goes without it."""
     done = subprocess.run([sys.executable, "-c", IN_PROCESS_READ, str(small_out)], capture_output=True, text=True,
                           env=cli_env(), timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "(1, 1)"
+    assert done.stdout.splitlines()[-1] == "1 1"
+
+
+NANOSECONDS_SQL = ("SELECT to_timestamp('2026-12-03T04:05:06.123456789Z') AS t, "
+                   "arrow_cast(1, 'Duration(Nanosecond)') AS d")
+
+
+@pytest.mark.parametrize("output_format", ["table", "json"])
+def test_query_prints_nanosecond_times_without_pandas(output_format, small_out, tmp_path):
+    """A Python datetime holds microseconds: without pandas the nanoseconds are printed as Arrow's text."""
+    done, modules = run_recording(tmp_path, "query", small_out, NANOSECONDS_SQL, "--format", output_format)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert imported(modules, ("pandas",)) == []
+    if output_format == "json":
+        assert json.loads(done.stdout) == [{"t": "2026-12-03 04:05:06.123456789", "d": "1"}]
+    else:
+        assert "2026-12-03 04:05:06.123456789" in done.stdout
 
 
 def test_build_imports_no_plotting_or_dataframe_plugins(tmp_path):

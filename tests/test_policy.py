@@ -282,12 +282,14 @@ def test_sql_keywords_before_a_parenthesis_are_no_functions() -> None:
 
 
 def test_extraction_tables_are_written_two_at_a_time_while_memory_allows():
-    """Two writes at once hold the two largest tables and a sorted copy of each: 2 * (300 + 200) =
-    1,000 bytes, against a quarter of the session's budget."""
+    """Two whole writes at once hold the two largest tables three times each: 3 * (300 + 200) = 1,500
+    bytes, against a quarter of the session's budget; replacing files' rows holds them six times."""
     tables = [100, 300, 200, 50]
-    roomy = compile_session_profile("full_build", memory=8_000)  # half for the session: 4,000; a quarter: 1,000
-    tight = compile_session_profile("full_build", memory=7_998)  # a quarter of 3,999: 999.75
-    assert (roomy.memory_limit, tight.memory_limit) == (4_000, 3_999)
-    assert extraction_writers(tables, roomy) == 2
-    assert extraction_writers(tables, tight) == 1
-    assert extraction_writers([], tight) == 2  # nothing to hold
+    roomy = compile_session_profile("full_build", memory=12_000)  # half for the session: 6,000; a quarter: 1,500
+    tight = compile_session_profile("full_build", memory=11_998)  # a quarter of 5,999: 1,499.75
+    assert (roomy.memory_limit, tight.memory_limit) == (6_000, 5_999)
+    assert extraction_writers(tables, roomy, replacing=False) == 2
+    assert extraction_writers(tables, tight, replacing=False) == 1
+    assert extraction_writers(tables, roomy, replacing=True) == 1  # 6 * 500 = 3,000
+    assert extraction_writers([150, 100], roomy, replacing=True) == 2  # 6 * 250 = 1,500
+    assert extraction_writers([], tight, replacing=True) == 2  # nothing to hold
