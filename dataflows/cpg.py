@@ -176,6 +176,7 @@ def run_record(execution_package: ExecutionPackage, published_cpg: dict[str, int
         validation=execution_authority.validation.issues, maintenance=maintenance, package=execution_package,
         message=quarantine_reason(failed)[:2000] if failed else "",
         source_rows={name: stats[0] for name in source_catalog if (stats := table_store.statistics(name)) is not None},
+        decisions=execution_authority.decisions(),
     )
     table_store.append(RUNS_TABLE, run_row(record))
     return record

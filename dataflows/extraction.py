@@ -89,7 +89,8 @@ def extraction_tables(extraction: ExtractedRows, file_manifest: FileManifest, ta
 
     at_once = extraction_writers([extraction.held_bytes(entity.name) for entity in _ENTITY_TABLES],
                                  extraction_authority.policy.profile, replacing=replaced is not None)
-    writers = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="cpgflow-extraction-write")
+    extraction_authority.decided(at_once.confidence)
+    writers = ThreadPoolExecutor(max_workers=at_once.writers, thread_name_prefix="cpgflow-extraction-write")
     try:
         written = [writers.submit(write, entity) for entity in _ENTITY_TABLES]
         versions = {entity.table: future.result() for entity, future in zip(_ENTITY_TABLES, written, strict=True)}

@@ -34,6 +34,7 @@ from relspec.runs import Outcome, ViewOutcome, new_run_id, new_run_record, run_r
 from relspec.validation import RuntimeCapabilities, ValidationFailed, ValidationResult
 from semantics.entities import EntityDecl
 from semantics.fixpoint import FixpointRun, register_in_memory, run_fixpoint
+from semantics.inference import InferenceConfidence
 from semantics.ir import EmittedView, typed
 from semantics.views.graph import OUTPUT_SCHEMAS
 
@@ -57,6 +58,7 @@ class RunAuthority(ExecutionAuthority):
         # have written anything), and this one.
         self._trusted_runs = released | {self.run_id}
         self._outcomes: dict[str, ViewOutcome] = {}  # by view: a driver executed again records it again
+        self._decisions: dict[str, InferenceConfidence] = {}  # by decision type: what the run decided as it ran
         self._views: dict[str, EmittedView] = {}
         self._planned: dict[str, str] = {}  # view -> the fingerprint the plan gives it
         self._fingerprints: dict[str, str] = {}  # view -> its fingerprint over the frames it was given
@@ -277,6 +279,12 @@ class RunAuthority(ExecutionAuthority):
 
     def outcomes(self) -> tuple[ViewOutcome, ...]:
         return tuple(self._outcomes.values())
+
+    def decided(self, confidence: InferenceConfidence) -> None:
+        self._decisions[confidence.decision_type] = confidence  # a driver executed again decides again
+
+    def decisions(self) -> tuple[InferenceConfidence, ...]:
+        return tuple(self._decisions.values())
 
 
 def _conformed_sql(view: EmittedView, source: str) -> str:

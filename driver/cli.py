@@ -180,6 +180,7 @@ def _writable_output(out: str) -> str:
 
 # The commands that run the pipeline: Hamilton imports pandas, and they load it as they must.
 PIPELINE_COMMANDS = frozenset({"build", "plan", "replay", "dag"})
+_WHOLE_PROCESS = "cpgflow.whole_process"  # the command is the process's own (see `_WithoutPandas`)
 
 
 class _WithoutPandas(importlib.abc.MetaPathFinder):
@@ -208,7 +209,6 @@ def cli(ctx: click.Context) -> None:
         ctx.call_on_close(lambda: sys.meta_path.remove(finder))
 
 
-_WHOLE_PROCESS = "cpgflow.whole_process"  # the command is the process's own (see `_WithoutPandas`)
 _CALIBRATION_HELP = ("What the run's measurements do: observe records them and the thresholds they would move to; "
                      "apply also moves the thresholds the next build compiles with; off records nothing "
                      "(cpgflow calibration DIR shows them).")

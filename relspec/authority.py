@@ -17,6 +17,7 @@ from relspec.catalog import DatasetCatalog
 from relspec.policy import CompiledExecutionPolicy
 from relspec.runs import ViewOutcome
 from relspec.validation import RuntimeCapabilities, ValidationResult
+from semantics.inference import InferenceConfidence
 from semantics.ir import EmittedView
 
 
@@ -72,3 +73,12 @@ class ExecutionAuthority(abc.ABC):
     @abc.abstractmethod
     def outcomes(self) -> tuple[ViewOutcome, ...]:
         """What happened to each view so far, in execution order."""
+
+    @abc.abstractmethod
+    def decided(self, confidence: InferenceConfidence) -> None:
+        """Record a decision the run made from what it measured, not compiled ahead (how many
+        extraction tables were written at once): the run record carries it to the provenance graph."""
+
+    @abc.abstractmethod
+    def decisions(self) -> tuple[InferenceConfidence, ...]:
+        """The decisions recorded by `decided`, in the order they were made."""

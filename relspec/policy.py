@@ -18,7 +18,7 @@ from relspec.catalog import EXTRACT_TABLES, LOG_TABLES
 from relspec.costs import ViewCost
 from relspec.machine import available_cores, physical_memory
 from relspec.maintenance import MaintenancePolicy
-from relspec.profiles import SessionProfile
+from relspec.profiles import MEMORY_SHARE, SessionProfile
 from relspec.schedule import ViewSchedule
 from relspec.view_graph import ViewGraph
 from semantics.entities import EXTRACTION_ENTITIES
@@ -328,17 +328,32 @@ EXTRACTION_WRITE_SHARE = 0.25
 WRITE_HOLDS = {"whole": 3, "by_file": 6}
 
 
-def extraction_writers(table_bytes: list[int], profile: SessionProfile | None, replacing: bool) -> int:
+class ExtractionWriters(msgspec.Struct, frozen=True):
+    """How many extraction tables a build writes at once, decided from the spooled tables' sizes
+    once extraction has run (so it is a decision of the run, not of the compiled policy)."""
+
+    writers: int
+    confidence: InferenceConfidence
+
+
+def extraction_writers(table_bytes: list[int], profile: SessionProfile | None, replacing: bool) -> ExtractionWriters:
     """How many extraction tables are written at once: two while the two largest take at most
-    EXTRACTION_WRITE_SHARE of the session's memory budget (half of memory when the profile sets none),
-    counted at what their writes hold (WRITE_HOLDS: ``replacing`` some files' rows, or whole), else
-    one. A write is a sort in Arrow and Parquet encoding in Rust, both off the GIL: two at a time
-    wrote the standard library's tables in 1.7-1.9 s instead of 2.6-3.3 s (measured)."""
+    EXTRACTION_WRITE_SHARE of the session's memory budget (a full build's share of memory when the
+    profile sets none), counted at what their writes hold (WRITE_HOLDS: ``replacing`` some files'
+    rows, or whole), else one. A write is a sort in Arrow and Parquet encoding in Rust, both off the
+    GIL: two at a time wrote the standard library's tables in 1.7-1.9 s instead of 2.6-3.3 s (measured)."""
     budget = profile.memory_limit if profile is not None and profile.memory_limit is not None else \
-        physical_memory() // 2
-    holds = WRITE_HOLDS["by_file" if replacing else "whole"]
+        int(physical_memory() * MEMORY_SHARE["full_build"])
+    write = "by_file" if replacing else "whole"
     largest = sorted(table_bytes, reverse=True)[:2]
-    return 2 if holds * sum(largest) <= EXTRACTION_WRITE_SHARE * budget else 1
+    held = WRITE_HOLDS[write] * sum(largest)
+    share = int(EXTRACTION_WRITE_SHARE * budget)
+    writers = 2 if held <= share else 1
+    evidence = (f"the two largest extraction tables hold {sum(largest):,} bytes; a {write} write holds "
+                f"{WRITE_HOLDS[write]}x a table's bytes: {held:,} bytes",
+                f"{EXTRACTION_WRITE_SHARE:.0%} of the session's memory budget: {share:,} bytes",
+                "two at a time wrote the standard library's tables in 1.7-1.9 s against 2.6-3.3 s (measured)")
+    return ExtractionWriters(writers, InferenceConfidence("extraction_writes", f"{writers}_at_once", 0.8, evidence))
 
 
 def compile_extraction(tasks: list[FileTask], jobs: int, executor: ExtractionExecutor = "local") -> ExtractionChoice:

@@ -17,7 +17,7 @@ of the three provenance tables; `describe` says a decision and its evidence in p
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, cast
 
 import msgspec
 import pyarrow as pa
@@ -33,8 +33,8 @@ from semantics.inference import InferenceConfidence
 from semantics.ir import SemanticIR, ViewIR
 from semantics.specs import RelateSpec
 
-DecisionKind = Literal["cache_policy", "scan_options", "session_profile", "registration", "extraction", "join_keys",
-                       "join_strategy", "maintenance", "run_status"]
+DecisionKind = Literal["cache_policy", "scan_options", "session_profile", "registration", "extraction",
+                       "extraction_writes", "join_keys", "join_strategy", "maintenance", "run_status"]
 EvidenceKind = Literal["statistic", "topology", "rule", "override", "inference", "semantic_type", "metric",
                        "message", "validation_issue", "data_check"]
 # The subjects of the decisions that are about no view or table.
@@ -131,6 +131,7 @@ def derive_provenance(record: RunRecord, policy: CompiledExecutionPolicy, ir: Se
     _scan_decisions(builder, policy, graph, stats)
     _registration_decisions(builder, policy)
     _extraction_decision(builder, policy)
+    _measured_decisions(builder, record)
     _profile_decision(builder, policy)
     _join_decisions(builder, ir)
     _maintenance_decisions(builder, record.maintenance, policy, stats)
@@ -189,6 +190,15 @@ def _extraction_decision(builder: _Builder, policy: CompiledExecutionPolicy) -> 
     confidence = policy.extraction.confidence
     decision = builder.decide("extraction", EXTRACTION_SUBJECT, confidence.decision_value, confidence)
     builder.cite_inference(decision, EXTRACTION_SUBJECT, confidence)
+
+
+def _measured_decisions(builder: _Builder, record: RunRecord) -> None:
+    """The decisions the run made as it ran, from what it measured (how many extraction tables it
+    wrote at once, from the extracted rows' sizes); a replay, which extracts nothing, has none."""
+    for confidence in record.decisions:
+        kind = cast(DecisionKind, confidence.decision_type)
+        decision = builder.decide(kind, EXTRACTION_SUBJECT, confidence.decision_value, confidence)
+        builder.cite_inference(decision, EXTRACTION_SUBJECT, confidence)
 
 
 def _profile_decision(builder: _Builder, policy: CompiledExecutionPolicy) -> None:

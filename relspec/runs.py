@@ -20,6 +20,7 @@ from relspec.maintenance import MaintenanceRecord
 from relspec.plan_signals import ExecutedSignals, PlanSignals
 from relspec.profiles import SessionProfile
 from relspec.validation import ValidationIssue
+from semantics.inference import InferenceConfidence
 from semantics.ir import CachePolicy, SemanticPlan
 
 # reused: staged or published before; computed_in_memory: staged, held in memory for the run (no table)
@@ -94,6 +95,7 @@ class RunRecord(msgspec.Struct, frozen=True):
     package: ExecutionPackage | None
     message: str = ""
     source_rows: dict[str, int] = {}  # rows of each source table the views read (a later cost model scales by them)
+    decisions: tuple[InferenceConfidence, ...] = ()  # what the run decided from what it measured as it ran
 
     def outcome_counts(self) -> dict[str, int]:
         """How many views each outcome (relspec.runs.Outcome) had."""

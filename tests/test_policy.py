@@ -288,8 +288,8 @@ def test_extraction_tables_are_written_two_at_a_time_while_memory_allows():
     roomy = compile_session_profile("full_build", memory=12_000)  # half for the session: 6,000; a quarter: 1,500
     tight = compile_session_profile("full_build", memory=11_998)  # a quarter of 5,999: 1,499.75
     assert (roomy.memory_limit, tight.memory_limit) == (6_000, 5_999)
-    assert extraction_writers(tables, roomy, replacing=False) == 2
-    assert extraction_writers(tables, tight, replacing=False) == 1
-    assert extraction_writers(tables, roomy, replacing=True) == 1  # 6 * 500 = 3,000
-    assert extraction_writers([150, 100], roomy, replacing=True) == 2  # 6 * 250 = 1,500
-    assert extraction_writers([], tight, replacing=True) == 2  # nothing to hold
+    assert extraction_writers(tables, roomy, replacing=False).writers == 2
+    assert extraction_writers(tables, tight, replacing=False).writers == 1
+    assert extraction_writers(tables, roomy, replacing=True).writers == 1  # 6 * 500 = 3,000
+    assert extraction_writers([150, 100], roomy, replacing=True).writers == 2  # 6 * 250 = 1,500
+    assert extraction_writers([], tight, replacing=True).writers == 2  # nothing to hold

@@ -238,3 +238,19 @@ def test_why_without_a_decision_is_one_error_line(shop_runs, args, message):
     assert_one_line_error(done.stderr)
     assert message in done.stderr
     assert "cpgflow query DIR" in done.stderr or "cpgflow runs DIR" in done.stderr  # how to find what to ask
+
+
+def test_why_explains_how_many_extraction_tables_were_written_at_once(shop_runs):
+    """A decision the run makes as it runs, from the spooled tables' sizes: a shop-sized build's two
+    largest tables hold a few kilobytes, far under a quarter of any session's memory budget, so two
+    tables are written at once; the run record carries the decision, and `why extraction` says it."""
+    out, first, _ = shop_runs
+    cited = _cited(out, first, "extraction", "extraction_writes")
+    assert {row["decision_value"] for row in cited} == {"2_at_once"}
+    assert any("the two largest extraction tables hold" in row["value"] for row in cited)
+    record = json.loads(query(out, f"SELECT record FROM cpg_runs WHERE run_id = '{first}'")[0]["record"])
+    assert [decision["decision_value"] for decision in record["decisions"]] == ["2_at_once"]
+    done = run_cli("why", out, "extraction", "--run", first)
+    assert done.returncode == 0, done.stderr
+    assert "extraction: extraction writes 2_at_once, confidence 0.80" in done.stdout
+    assert "extraction: extraction in_process, confidence 1.00" in done.stdout  # -j 1: the compiled decision too
