@@ -351,6 +351,7 @@ counted AS (
                                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS bindings_before
     FROM events
 ),
+declared AS (SELECT DISTINCT scope_id, name FROM effective_bindings WHERE declared),
 reach AS (
     SELECT c.ref_id, c.file_id, c.scope_id, c.name, c.depth, c.mode, c.scope_kind, c.use_start, c.block,
         c.depth = 0 AND c.mode <> 'global' AND c.bindings_before > g.earlier AS after_bindings,
@@ -359,18 +360,17 @@ reach AS (
     FROM counted c JOIN binding_groups g ON g.scope_id = c.scope_id AND g.name = c.name
     WHERE c.is_binding = 0
 ),
-declared AS (SELECT DISTINCT scope_id, name FROM effective_bindings WHERE declared),
-strong AS (  -- the last binding before the use is the only one it reads (a strong update)
-    SELECT r.ref_id FROM reach r
-    JOIN binding_ranks k ON k.scope_id = r.scope_id AND k.name = r.name AND k.rank = r.candidates
-    JOIN effective_bindings b ON b.binding_id = k.binding_id AND b.scope_id = k.scope_id
-    LEFT ANTI JOIN declared d ON d.scope_id = r.scope_id AND d.name = r.name
-    WHERE r.after_bindings AND b.statement_end <= r.use_start AND b.block <> ''
-        AND substr(r.block, 1, length(b.block)) = b.block AND strpos(substr(r.block, length(b.block) + 1), 'L') = 0
-),
+-- the last binding before the use is the only one it reads (a strong update): outer joins rather than a
+-- second reading of `reach`, which DataFusion would compute again (its window sorts every use and binding)
 chosen AS (
-    SELECT r.*, CASE WHEN s.ref_id IS NULL THEN r.candidates ELSE 1 END AS edges
-    FROM reach r LEFT JOIN strong s ON s.ref_id = r.ref_id
+    SELECT r.*, CASE WHEN b.binding_id IS NULL THEN r.candidates ELSE 1 END AS edges
+    FROM reach r
+    LEFT JOIN declared d ON d.scope_id = r.scope_id AND d.name = r.name
+    LEFT JOIN binding_ranks k ON k.scope_id = r.scope_id AND k.name = r.name AND k.rank = r.candidates
+        AND r.after_bindings AND d.scope_id IS NULL
+    LEFT JOIN effective_bindings b ON b.binding_id = k.binding_id AND b.scope_id = k.scope_id
+        AND b.statement_end <= r.use_start AND b.block <> ''
+        AND substr(r.block, 1, length(b.block)) = b.block AND strpos(substr(r.block, length(b.block) + 1), 'L') = 0
 )
 SELECT r.ref_id, r.file_id, r.scope_id, r.name, r.depth, r.mode, r.scope_kind, r.edges AS candidates,
     r.candidates - s.column2 AS rank
