@@ -144,7 +144,8 @@ class RunAuthority(ExecutionAuthority):
             self._register_datasets(view)
             source = view.sql
             if view.fixpoint is not None:
-                result, run = run_fixpoint(self.session, view.fixpoint)
+                result, run = run_fixpoint(self.session, view.fixpoint,
+                                           threads=self.policy.scan.views[name].queries_at_once)
                 register_in_memory(self.session, _fixpoint_result(name), result)
                 source = f"SELECT * FROM {_fixpoint_result(name)}"
             scope = self._file_scope(name, staged)
@@ -263,7 +264,7 @@ class RunAuthority(ExecutionAuthority):
         evaluation = {}
         if run is not None:
             evaluation = {"rounds": run.rounds, "capped": run.capped, "stage_names": run.stage_names,
-                          "stage_rows": run.stages}
+                          "stage_rows": run.stages, "overlapped": run.overlapped}
         self._outcomes.pop(name, None)
         if written is not None:
             evaluation |= {"maintained": "by_file" if scope is not None else "full",

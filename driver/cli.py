@@ -652,8 +652,10 @@ def runs(out: str, as_json: bool) -> None:
                 stdout().print(f"  fixpoint {outcome.view}: {outcome.stage_names[0]} ({outcome.rounds[0]:,} rows)",
                                markup=False)
             elif outcome.rounds:
+                at_once = f"; queries run at once {outcome.overlapped:,} times" if outcome.overlapped else ""
                 stdout().print(f"  fixpoint {outcome.view}: {len(outcome.rounds) - 1} rounds after the seeds "
-                             f"({outcome.rounds[0]:,} rows); dropped by caps: {outcome.capped:,}", markup=False)
+                             f"({outcome.rounds[0]:,} rows); dropped by caps: {outcome.capped:,}{at_once}",
+                             markup=False)
                 for number, added in enumerate(outcome.stage_rows, start=1):
                     stages = ", ".join(f"{name} {rows:,}" for name, rows in zip(outcome.stage_names, added,
                                                                                   strict=True))

@@ -63,10 +63,12 @@ class ViewPolicy(msgspec.Struct, frozen=True):
 
 
 class ScanOptions(msgspec.Struct, frozen=True):
-    """DataFusion options a view's plan runs under (its partitions) and why."""
+    """DataFusion options a view's plan runs under (its partitions) and why; ``queries_at_once``: how
+    many independent queries of a stage a fixpoint view runs at once (`semantics.fixpoint`)."""
 
     options: dict[str, str]
     confidence: InferenceConfidence
+    queries_at_once: int = 1
 
 
 class ScanPolicy(msgspec.Struct, frozen=True):
@@ -289,10 +291,17 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, p
     chosen = 1 if small_input else partitions
     options = {TARGET_PARTITIONS: str(chosen), OPTIMIZER_PASSES: str(1 if small_input else DEFAULT_OPTIMIZER_PASSES)}
     decision = "one partition" if chosen == 1 else f"{chosen} partitions"
+    at_once = 1
     if small_input:
         decision += ", one optimizer pass"
         evidence.append(f"a small input ({input_rows:,} rows, under {small_rows:,}): its queries optimized in one "
                         "pass (planning, not rows, is their cost)")
+        if partitions > 1:
+            at_once = partitions
+            evidence.append(f"a fixpoint's independent queries run {partitions} at once: DataFusion plans off the "
+                            "GIL (measured: an 18-file package's points-to fixpoint took 11-18% less; on the standard "
+                            "library no sooner and 60-130 MiB more at its peak, so a large input runs them one "
+                            "at a time)")
     if parquet_scans:
         pushdown = size_tier(largest) != "small" or most_files > PLAIN_SCAN_MAX_FILES
         flag = "true" if pushdown else "false"
@@ -302,7 +311,7 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, p
         evidence.append("tables read as Parquet scans: filters pushed into them" if pushdown else
                         "tables read as Parquet scans: small ones, filters applied after them")
     return ScanOptions(options, InferenceConfidence("scan_options", decision, 1.0 if read else 0.5, tuple(evidence),
-                                                    None if read else "no table statistics yet"))
+                                                    None if read else "no table statistics yet"), at_once)
 
 
 # A worker takes ~0.2 s and ~75 MB to start (interpreter, pyarrow, msgspec): the time it extracts about

@@ -56,6 +56,7 @@ class ViewOutcome(msgspec.Struct, frozen=True):
     capped: int = 0  # a fixpoint view computed: rows its caps dropped
     stage_names: tuple[str, ...] = ()  # a fixpoint view computed: its stages, in the order they run
     stage_rows: tuple[tuple[int, ...], ...] = ()  # ... and rows each added, round by round after the seeds
+    overlapped: int = 0  # a fixpoint view computed: times two or more of its queries ran at once
     maintained: str = ""  # a written view: "full" (rewritten) or "by_file" (its changed files' rows replaced)
     rows_changed: int | None = None  # a written view: rows written plus rows replaced or overwritten
     # seconds since the run's authority was built, when its work began and ended (a staged or published

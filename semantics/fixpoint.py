@@ -23,6 +23,8 @@ from __future__ import annotations
 import functools
 import os
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import msgspec
 import numpy as np
@@ -198,6 +200,7 @@ class FixpointRun(msgspec.Struct, frozen=True):
     stages: tuple[tuple[int, ...], ...]
     capped: int
     converged: bool
+    overlapped: int = 0  # times two or more of its queries ran at once (`run_fixpoint`'s ``threads``)
 
 
 def register_in_memory(session: SessionContext, name: str, table: pa.Table) -> None:
@@ -218,14 +221,18 @@ class _State:
     """Every relation's known rows, registered in the session under its name; each rule's delta of a
     relation is the slice of it added since the rule last ran."""
 
-    def __init__(self, session: SessionContext, program: FixpointProgram, in_memory: bool = True) -> None:
+    def __init__(self, session: SessionContext, program: FixpointProgram, in_memory: bool = True,
+                 threads: int = 1) -> None:
         self.session = session
+        self.threads = threads  # queries of one stage run at once, at most this many (see `_derive_all`)
+        self.overlapped = 0  # times they did
         self.in_memory = in_memory  # evaluate `Closure` rules in memory (else by their SQL)
         self.relations = {relation.name: relation for relation in program.relations}
         self.caps = {cap.relation: cap for cap in program.caps}
         self.known = {name: relation.schema().empty_table() for name, relation in self.relations.items()}
         self.seen: dict[tuple[str, str], int] = {}  # (rule, relation) -> rows of it the rule has read
         self.capped = 0
+        self.counting = threading.Lock()  # `novel` of several relations runs at once
         self.propagations: dict[str, _Propagation] = {}  # by rule name
         self.probe_keys: dict[tuple[tuple[str, str], ...], np.ndarray] = {}  # hashes of a probe's keys, sorted
         # hashes of a delta's values a probe looked up, by (relation, column, prefix, first row, rows): the
@@ -259,7 +266,7 @@ class _State:
         """Drop every table the evaluation registered: a large program holds gigabytes."""
         names = [*self.relations, *(f"delta_{name}" for name in self.relations),
                  *(f"full_{name}" for name in self.full),
-                 *(prepared.name for prepared in program.prepare), "fixpoint_candidates"]
+                 *(prepared.name for prepared in program.prepare), *(_candidates(name) for name in self.relations)]
         for name in names:
             if self.session.table_exist(name):
                 self.session.deregister_table(name)
@@ -285,9 +292,13 @@ class _State:
     def derive(self, target: str, rules: list[Rule], deltas: dict[str, pa.Table]) -> pa.Table:
         """The rows ``rules`` (of one stage, all deriving ``target`` from the same ``deltas``) derive,
         in one query: a query's planning is most of what a small one costs."""
-        relation = self.relations[target]
         for name, delta in deltas.items():
             register_in_memory(self.session, f"delta_{name}", delta)
+        return self.query(target, rules)
+
+    def query(self, target: str, rules: list[Rule]) -> pa.Table:
+        """`derive` over the deltas registered already (safe to run beside another query)."""
+        relation = self.relations[target]
         # each rule's columns by name, cast to the relation's types before the union (which would
         # otherwise reconcile the rules' types first: an int64 with a float64 meets as a float64)
         columns = ", ".join(f'"{column.name}"' if column.type == "string" else
@@ -350,13 +361,14 @@ class _State:
         relation = self.relations[name]
         if not candidates:
             return relation.schema().empty_table()
-        register_in_memory(self.session, "fixpoint_candidates", pa.concat_tables(candidates))
+        candidates_table = _candidates(name)
+        register_in_memory(self.session, candidates_table, pa.concat_tables(candidates))
         columns = ", ".join(column.name for column in relation.columns)
         cap = self.caps.get(name)
         known = f"SELECT {columns} FROM {name}"
         if cap is not None:  # only the keys at stake: a probe of one column, not of every column
-            known += f" WHERE {cap.key} IN (SELECT {cap.key} FROM fixpoint_candidates)"
-        sql = f"SELECT DISTINCT {columns} FROM fixpoint_candidates EXCEPT {known}"
+            known += f" WHERE {cap.key} IN (SELECT {cap.key} FROM {candidates_table})"
+        sql = f"SELECT DISTINCT {columns} FROM {candidates_table} EXCEPT {known}"
         if cap is None:
             return _collect(self.session, sql)
         order = ", ".join(f"n.{column.name}" for column in relation.columns)
@@ -368,7 +380,8 @@ SELECT {', '.join(f'r.{c.name}' for c in relation.columns)}, coalesce(c.held, 0)
 FROM ranked r LEFT JOIN counts c ON c.{cap.key} = r.{cap.key}"""
         table = _collect(self.session, capped_sql)
         kept = pc.less_equal(table.column("place"), cap.limit)
-        self.capped += table.num_rows - (pc.sum(kept).as_py() or 0)
+        with self.counting:
+            self.capped += table.num_rows - (pc.sum(kept).as_py() or 0)
         self._fill(name, cap, table.filter(pc.equal(table.column("place"), cap.limit)).column(cap.key))
         return table.filter(kept).drop_columns(["place"])
 
@@ -552,20 +565,22 @@ class _Propagation:
 
 
 def run_fixpoint(session: SessionContext, program: FixpointProgram,
-                 in_memory: bool = True) -> tuple[pa.Table, FixpointRun]:
+                 in_memory: bool = True, threads: int = 1) -> tuple[pa.Table, FixpointRun]:
     """Evaluate ``program`` to its fixpoint (or `max_rounds`); returns its result and how it went.
     The relations it held in the session are dropped before it returns. ``in_memory=False`` runs
     every rule by its SQL, `Closure` rules and a program with an `evaluator` too (what their
-    in-memory evaluation must equal)."""
-    _prepare(session, program)
+    in-memory evaluation must equal). ``threads``: how many independent queries of a stage run at
+    once (the rows are the same whatever it is)."""
+    overlapped = _prepare(session, program, threads)
     if program.evaluator is not None and in_memory:
         result = IN_MEMORY_PROGRAMS[program.evaluator](session, program)
         for prepared in program.prepare:
             if session.table_exist(prepared.name):
                 session.deregister_table(prepared.name)
         how = f"evaluated in memory by {program.evaluator}"
-        return result, FixpointRun(rounds=(result.num_rows,), stage_names=(how,), stages=(), capped=0, converged=True)
-    state = _State(session, program, in_memory)
+        return result, FixpointRun(rounds=(result.num_rows,), stage_names=(how,), stages=(), capped=0, converged=True,
+                                   overlapped=overlapped)
+    state = _State(session, program, in_memory, threads)
     rounds = [_run_stage(state, list(program.seeds))]
     _deregister_unread(session, [prepared.name for prepared in program.prepare], program.reading(seeds=False))
     stages: list[tuple[int, ...]] = []
@@ -580,29 +595,47 @@ def run_fixpoint(session: SessionContext, program: FixpointProgram,
     result = session.sql(program.result).to_arrow_table()
     state.release(program)
     return result, FixpointRun(rounds=tuple(rounds), stage_names=program.names_of_stages(), stages=tuple(stages),
-                               capped=state.capped, converged=converged)
+                               capped=state.capped, converged=converged, overlapped=overlapped + state.overlapped)
 
 
 # Whole programs the engine evaluates in memory, by `FixpointProgram.evaluator`.
 IN_MEMORY_PROGRAMS = {"c3_linearization": c3.evaluate}
 
 
-def _prepare(session: SessionContext, program: FixpointProgram) -> None:
+def _prepare(session: SessionContext, program: FixpointProgram, threads: int = 1) -> int:
     """Compute and register the prepared tables in order, deregistering (and so freeing) each one
     that only serves to prepare others as soon as the last step reading it is computed: on the
-    standard library they hold ~700 MB together, ~300 MB of which the rules read."""
+    standard library they hold ~700 MB together, ~300 MB of which the rules read. With ``threads``
+    > 1 the steps that read no step not computed yet run at once, wave after wave; returns how many
+    waves ran two or more at once."""
     evaluation = program.reading(seeds=True)
     steps = program.prepare
-    last_reader: dict[str, int] = {}  # table -> the index of the last step reading it (tables no rule reads)
+    order = _waves(steps) if threads > 1 else [[index] for index in range(len(steps))]
+    wave_of = {index: number for number, wave in enumerate(order) for index in wave}
+    last_wave: dict[str, int] = {}  # table -> the wave of the last step reading it (tables no rule reads)
     for index, prepared in enumerate(steps):
         if not _reads(evaluation, prepared.name):
             readers = [later for later in range(index + 1, len(steps)) if _reads(steps[later].sql, prepared.name)]
-            last_reader[prepared.name] = max(readers, default=index)
-    for index, prepared in enumerate(steps):
-        register_in_memory(session, prepared.name, _collect(session, prepared.sql))
-        for name, last in last_reader.items():
-            if last == index and session.table_exist(name):
+            last_wave[prepared.name] = max((wave_of[reader] for reader in readers), default=wave_of[index])
+    overlapped = 0
+    for number, wave in enumerate(order):
+        overlapped += _overlaps(len(wave), threads)
+        tables = _at_once([functools.partial(_collect, session, steps[index].sql) for index in wave], threads)
+        for index, table in zip(wave, tables, strict=True):
+            register_in_memory(session, steps[index].name, table)
+        for name, last in last_wave.items():
+            if last == number and session.table_exist(name):
                 session.deregister_table(name)
+    return overlapped
+
+
+def _waves(steps: tuple[Prepared, ...]) -> list[list[int]]:
+    """The steps' indexes by wave: each step in the wave after the last step it reads."""
+    waves: dict[int, int] = {}
+    for index, step in enumerate(steps):
+        waves[index] = 1 + max((waves[earlier] for earlier in range(index) if _reads(step.sql, steps[earlier].name)),
+                               default=0)
+    return [[index for index, wave in waves.items() if wave == number] for number in sorted(set(waves.values()))]
 
 
 def _deregister_unread(session: SessionContext, names: list[str], kept: str) -> None:
@@ -627,8 +660,8 @@ def _run_stage(state: _State, rules: list[Rule]) -> int:
     together: dict[tuple[object, ...], tuple[list[Rule], dict[str, pa.Table]]] = {}
 
     def run_together() -> None:
-        for (target, *_), (grouped, deltas) in together.items():
-            if (rows := state.derive(target, grouped, deltas)).num_rows:
+        for (target, *_), rows in zip(together, _derive_all(state, together), strict=True):
+            if rows.num_rows:
                 derived.setdefault(target, []).append(rows)
         together.clear()
 
@@ -648,4 +681,41 @@ def _run_stage(state: _State, rules: list[Rule]) -> int:
                                         for name, delta in deltas.items()))
             together.setdefault(key, ([], deltas))[0].append(rule)
     run_together()
-    return state.publish(novel | {name: state.novel(name, tables) for name, tables in derived.items()})
+    state.overlapped += _overlaps(len(derived), state.threads)
+    found = _at_once([functools.partial(state.novel, name, tables) for name, tables in derived.items()], state.threads)
+    return state.publish(novel | dict(zip(derived, found, strict=True)))
+
+
+def _derive_all(state: _State, groups: dict[tuple[object, ...], tuple[list[Rule], dict[str, pa.Table]]]
+                ) -> list[pa.Table]:
+    """The rows each group of rules derives, in order; a group's key is its target, then (relation,
+    rows, first row) of each delta its rules read. When the groups read the same slice of each
+    relation, their queries run at once: a small code base's queries are mostly planning, which
+    DataFusion does off the GIL, so two take about the time of one on two cores. Otherwise (no stage
+    reads two slices of a relation today) they run one after another, each with its deltas."""
+    slices = {part for key in groups for part in key[1:]}
+    if state.threads < 2 or len(groups) < 2 or len({part[0] for part in slices}) < len(slices):  # type: ignore[index]
+        return [state.derive(rules[0].target, rules, deltas) for rules, deltas in groups.values()]
+    for name, delta in {name: delta for _, deltas in groups.values() for name, delta in deltas.items()}.items():
+        register_in_memory(state.session, f"delta_{name}", delta)
+    state.overlapped += _overlaps(len(groups), state.threads)
+    return _at_once([functools.partial(state.query, rules[0].target, rules) for rules, _ in groups.values()],
+                    state.threads)
+
+
+def _overlaps(calls: int, threads: int) -> bool:
+    """Whether `_at_once` runs ``calls`` calls at once."""
+    return calls > 1 and threads > 1
+
+
+def _at_once(calls: list[functools.partial[pa.Table]], threads: int) -> list[pa.Table]:
+    """The results of ``calls``, in order, run on up to ``threads`` threads."""
+    if not _overlaps(len(calls), threads):
+        return [call() for call in calls]
+    with ThreadPoolExecutor(max_workers=min(len(calls), threads), thread_name_prefix="cpgflow-fixpoint") as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+def _candidates(relation: str) -> str:
+    """The table `novel` registers a relation's candidate rows as (one each: they may run at once)."""
+    return f"fixpoint_candidates_{relation}"

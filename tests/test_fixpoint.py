@@ -13,12 +13,13 @@ from pathlib import Path
 import msgspec
 import pyarrow as pa
 import pytest
-from conftest import run_cli
+from conftest import query, run_cli
 from datafusion import DataFrame, SessionContext
 
 from driver.delta_store import DeltaTableStore
 from driver.engine import new_session
 from relspec.catalog import DatasetCatalog
+from relspec.machine import available_cores
 from semantics.entities import Column
 from semantics.fixpoint import (
     Cap,
@@ -339,7 +340,8 @@ STDLIB_MODULES = ("functools.py", "contextlib.py", "enum.py", "dataclasses.py", 
 def test_the_points_to_probes_lose_no_row(tmp_path: Path) -> None:
     # Every call-graph fixture program (each under a folder of its own) and a few standard-library
     # modules, built with the staged views as Delta tables; then the points-to program runs on them
-    # with its probes and with every probe taken off, and both give the same rows.
+    # with its probes, with every probe taken off, and with a stage's independent queries (and the
+    # prepared tables of one wave) run two at a time: all three give the same rows, rounds and caps.
     root = tmp_path / "src"
     for case in sorted(path.parent for path in FIXTURES.glob("*/*/callgraph.json")):
         shutil.copytree(case, root / f"{case.parent.name}_{case.name}", ignore=shutil.ignore_patterns("*.json"))
@@ -356,13 +358,42 @@ def test_the_points_to_probes_lose_no_row(tmp_path: Path) -> None:
     unprobed = msgspec.structs.replace(
         program, rules=tuple(msgspec.structs.replace(rule, probe=None) for rule in program.rules))
     results = []
-    for evaluated in (program, unprobed):
+    for evaluated, threads in ((program, 1), (unprobed, 1), (program, 2)):
         session = new_session()
         store = DeltaTableStore(DatasetCatalog(str(out)))
         for name in spec.inputs:
             store.register_staged(session, name, "delta")
-        result, run = run_fixpoint(session, evaluated)
+        result, run = run_fixpoint(session, evaluated, threads=threads)
         results.append((_rows(result), run.rounds, run.capped))
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
     rows, rounds, _ = results[0]
     assert len(rows) > 10_000 and len(rounds) > 5
+
+
+def _fixpoint_outcome(out: Path) -> dict:
+    record = json.loads(query(out, "SELECT record FROM cpg_runs ORDER BY started_at DESC LIMIT 1")[0]["record"])
+    (outcome,) = [view for view in record["views"] if view["view"] == "value_flow_fixpoint"]
+    return outcome
+
+
+def test_a_small_build_runs_the_fixpoints_independent_queries_at_once(tmp_path: Path) -> None:
+    """A small input's fixpoint runs a stage's independent queries (and a wave of prepared tables) on
+    as many threads as the session has partitions, as its scan options say: the run record counts the
+    times two or more ran at once. Built with ``-j 1`` (one partition), none does; the rows are the same."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "m.py").write_text("def f():\n    pass\n\ndef g(cb):\n    cb()\n\ng(f)\n")
+    outcomes, rows = {}, {}
+    for jobs in ("0", "1"):
+        out = tmp_path / f"out{jobs}"
+        done = run_cli("build", tmp_path / "src", "--out", out, "-q", "-j", jobs)
+        assert done.returncode == 0, done.stderr
+        outcomes[jobs] = _fixpoint_outcome(out)
+        rows[jobs] = query(out, "SELECT node, value_kind, value_id FROM cpg_points_to ORDER BY 1, 2, 3")
+    plan = run_cli("plan", tmp_path / "src", "--json", "-o", tmp_path / "out0")
+    (view,) = [view for view in json.loads(plan.stdout)["views"] if view["name"] == "value_flow_fixpoint"]
+    assert view["scan"]["queries_at_once"] == available_cores()
+    assert outcomes["1"].get("overlapped", 0) == 0
+    if available_cores() > 1:
+        assert outcomes["0"]["overlapped"] > 0
+        assert "queries run at once" in run_cli("runs", tmp_path / "out0").stdout
+    assert rows["0"] == rows["1"] and rows["0"]

@@ -33,7 +33,7 @@ RULE_SECONDS: dict[str, float] = defaultdict(float)
 def _timed_derive() -> None:
     """Count the seconds of each query of rules run together (derive), of each closure (propagate),
     and of the dedup and cap of each relation (novel)."""
-    derive, novel, propagate = fixpoint._State.derive, fixpoint._State.novel, fixpoint._State.propagate
+    query, novel, propagate = fixpoint._State.query, fixpoint._State.novel, fixpoint._State.propagate
 
     def timed(rule: fixpoint.Rule, call: object, *args: object) -> pa.Table:
         started = time.perf_counter()
@@ -41,8 +41,8 @@ def _timed_derive() -> None:
         RULE_SECONDS[rule] += time.perf_counter() - started  # type: ignore[index]
         return result
 
-    fixpoint._State.derive = lambda self, target, rules, deltas: timed(  # type: ignore[method-assign]
-        " + ".join(rule.name for rule in rules), derive, self, target, rules, deltas)
+    fixpoint._State.query = lambda self, target, rules: timed(  # type: ignore[method-assign]
+        " + ".join(rule.name for rule in rules), query, self, target, rules)
     fixpoint._State.novel = lambda self, name, c: timed(f"novel {name}", novel, self, name, c)  # type: ignore[method-assign]
     fixpoint._State.propagate = lambda self, rule, closure, sole=False: timed(  # type: ignore[method-assign]
         rule.name, propagate, self, rule, closure, sole)
