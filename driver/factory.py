@@ -10,6 +10,8 @@ the compiled cache policy asks for (`driver.materializers`).
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +20,9 @@ import datafusion
 import msgspec
 from hamilton import driver as hamilton_driver
 from hamilton.caching import fingerprinting
+from hamilton.caching.stores.base import StoredResult
+from hamilton.caching.stores.file import FileResultStore
+from hamilton.caching.stores.sqlite import SQLiteMetadataStore
 from hamilton.lifecycle import base as lifecycle_base
 
 import dataflows.cpg
@@ -37,7 +42,7 @@ from driver.lock import BuildLock, restore_release
 from driver.materializers import view_loaders, view_savers
 from driver.options import BuildOptionError, check_build_options
 from driver.scheduling import obey_schedule
-from driver.storage import local_folder, output_location
+from driver.storage import cache_home, output_location
 from relspec.calibration import CalibrationMode
 from relspec.catalog import DatasetCatalog, TableStore
 from relspec.policy import CompiledExecutionPolicy, ExtractionExecutor, StagingMedium, ValidationMode
@@ -65,7 +70,7 @@ CONTEXT = ("execution_authority", "semantic_plan", "compiled_policy", "validatio
 # (sessions, lazy frames, stores) or reads tables, whose reuse the fingerprinted staging decides.
 CACHED_NODES = ("view_specs", "compiled_ir", "scan_counts", "graph_positions", "join_plans", "cache_hints",
                 "inferred_ir", "optimized_ir", "semantic_plan", "view_localities")
-HAMILTON_CACHE_FOLDER = "_hamilton_cache"
+PLANNING_CACHE_FOLDER = "planning"  # under the machine's cpgflow cache (`driver.storage.cache_home`)
 
 
 @fingerprinting.hash_value.register(msgspec.Struct)
@@ -238,10 +243,34 @@ def plan_driver(
     builder = hamilton_driver.Builder().with_modules(*PLANNING_MODULES)
     if output_dir is not None:
         config["output_dir"] = output_location(output_dir)
-        cache_root = local_folder(str(config["output_dir"]))
-        builder = builder.with_cache(path=f"{cache_root}/{HAMILTON_CACHE_FOLDER}/{specs_version()}",
-                                     default=list(CACHED_NODES), default_behavior="disable")
-    return builder.with_config(config).build()
+    return _with_planning_cache(builder).with_config(config).build()
+
+
+def _with_planning_cache(builder: hamilton_driver.Builder) -> hamilton_driver.Builder:
+    """``builder`` with Hamilton's cache of the pure planning chain (`CACHED_NODES`: functions of the
+    code alone), kept in the machine's cpgflow cache, a folder per version of the code: every build
+    and plan on the machine reuses it, a first build of a code base too. A machine whose cache folder
+    cannot be written plans without it."""
+    folder = cache_home() / PLANNING_CACHE_FOLDER / specs_version()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return builder
+    return builder.with_cache(
+        path=str(folder), metadata_store=SQLiteMetadataStore(str(folder), connection_kwargs={"timeout": 60}),
+        result_store=_WholeFileResultStore(str(folder)), default=list(CACHED_NODES), default_behavior="disable")
+
+
+class _WholeFileResultStore(FileResultStore):
+    """Hamilton's file result store, each result written to a file of its own and renamed into place:
+    builds running at once share the planning cache, and one reading a result another is writing
+    finds all of it or none (then it computes the node)."""
+
+    @staticmethod
+    def _write_result(file_path: Path, stored_result: StoredResult) -> None:
+        partial = file_path.with_name(f".{file_path.name}.{os.getpid()}.{threading.get_ident()}")
+        partial.write_bytes(stored_result.save())
+        os.replace(partial, file_path)
 
 
 def pipeline_driver(source_root: str | Path, output_dir: str | Path) -> hamilton_driver.Driver:

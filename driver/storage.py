@@ -2,8 +2,9 @@
 
 On object storage the Delta tables are written and read by delta-rs with the output's storage
 options (``--storage-option KEY=VALUE``, delta-rs's own keys) over the ``AWS_*`` environment, which
-delta-rs reads itself. What must stay on a local disk — the extraction spool and Hamilton's planning
-cache — goes to a cache folder of this machine named after the output's URI (`local_folder`).
+delta-rs reads itself. What must stay on a local disk — the extraction spool — goes to a cache folder
+of this machine named after the output's URI (`local_folder`); Hamilton's planning cache is the
+machine's, shared by every output (`cache_home`).
 
 A DataFusion session cannot scan a Delta table on object storage through the Delta provider with
 the pinned datafusion/deltalake pair: the provider's scan, across the FFI boundary, finds no object

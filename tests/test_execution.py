@@ -7,10 +7,11 @@ staged views held in memory by default (tests/test_memory_staging.py)."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CPG_TABLE_NAMES
+from conftest import CPG_TABLE_NAMES, CPGFLOW, cli_env, query
 from deltalake import DeltaTable
 from shop_fixture import FIXTURE
 
@@ -268,12 +269,14 @@ def test_plan_json_shows_policy_schedule_and_validation(code: Path, tmp_path: Pa
 
 
 def test_hamilton_caches_the_planning_chain_across_runs(code: Path, tmp_path: Path) -> None:
-    from driver.factory import CACHED_NODES, CONTEXT, HAMILTON_CACHE_FOLDER, plan_driver, specs_version
+    from driver.factory import CACHED_NODES, CONTEXT, PLANNING_CACHE_FOLDER, plan_driver, specs_version
+    from driver.storage import cache_home
 
     out = tmp_path / "out"
     build_driver(code, out, jobs=1, staging="delta").execute(["build_summary"])
-    assert (out / HAMILTON_CACHE_FOLDER / specs_version()).is_dir()  # a folder per version of the code
-    dr = plan_driver(code, out, jobs=1)  # what the factory runs before it builds the execution driver
+    # in the machine's cache, a folder per version of the code: shared by every output
+    assert (cache_home() / PLANNING_CACHE_FOLDER / specs_version() / "metadata_store.db").is_file()
+    dr = plan_driver(code, tmp_path / "another_output", jobs=1)  # what the factory runs before it builds
     dr.execute(list(CONTEXT))
     logs = dr.cache.logs(dr.cache.last_run_id, level="debug")
     for node in CACHED_NODES:
@@ -361,3 +364,16 @@ def test_staging_tables_keep_one_version_and_those_no_longer_staged_are_removed(
     assert table.version() >= 1
     on_disk = {path.name for path in (out / "_staging" / "scope_chain").glob("*.parquet")}
     assert on_disk == {Path(uri).name for uri in table.file_uris()}
+
+
+def test_a_machine_whose_cache_cannot_be_written_plans_without_it(code: Path, tmp_path: Path) -> None:
+    """The planning cache lives in the machine's cpgflow cache; where that folder cannot be made (here
+    it would be under a file), a build plans without Hamilton's cache and is built all the same."""
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    env = {**cli_env(), "CPGFLOW_CACHE_DIR": str(blocked / "cache")}
+    out = tmp_path / "out"
+    done = subprocess.run([str(CPGFLOW), "build", str(code), "--out", str(out), "-q", "-j", "1"],
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert query(out, "SELECT count(*) AS n FROM cpg_nodes")[0]["n"] > 0
