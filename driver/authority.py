@@ -338,7 +338,7 @@ class FailedRunRecorder(GraphExecutionHook):
             return
         message = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
         record = new_run_record(self.authority.run_id, self.authority.started_at, "failed",
-                                views=self.authority.outcomes(),
+                                views=self.authority.outcomes(), decisions=self.authority.decisions(),
                                 validation=self.authority.validation.issues, message=message[:2000])
         self.store.append(RUNS_TABLE, run_row(record))
 

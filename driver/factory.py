@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import datafusion
 import msgspec
 from hamilton import driver as hamilton_driver
 from hamilton.caching import fingerprinting
-from hamilton.caching.stores.base import StoredResult
+from hamilton.caching.stores.base import ResultRetrievalError, StoredResult
 from hamilton.caching.stores.file import FileResultStore
 from hamilton.caching.stores.sqlite import SQLiteMetadataStore
 from hamilton.lifecycle import base as lifecycle_base
@@ -42,7 +45,7 @@ from driver.lock import BuildLock, restore_release
 from driver.materializers import view_loaders, view_savers
 from driver.options import BuildOptionError, check_build_options
 from driver.scheduling import obey_schedule
-from driver.storage import cache_home, output_location
+from driver.storage import cache_home, local_folder, output_location
 from relspec.calibration import CalibrationMode
 from relspec.catalog import DatasetCatalog, TableStore
 from relspec.policy import CompiledExecutionPolicy, ExtractionExecutor, StagingMedium, ValidationMode
@@ -71,6 +74,7 @@ CONTEXT = ("execution_authority", "semantic_plan", "compiled_policy", "validatio
 CACHED_NODES = ("view_specs", "compiled_ir", "scan_counts", "graph_positions", "join_plans", "cache_hints",
                 "inferred_ir", "optimized_ir", "semantic_plan", "view_localities")
 PLANNING_CACHE_FOLDER = "planning"  # under the machine's cpgflow cache (`driver.storage.cache_home`)
+FORMER_CACHE_FOLDER = "_hamilton_cache"  # where it was, in each output folder
 
 
 @fingerprinting.hash_value.register(msgspec.Struct)
@@ -151,6 +155,8 @@ def build_driver(
     store = DeltaTableStore(DatasetCatalog(planning.config["output_dir"]), storage_options)
     lock.acquire()
     try:
+        # (builds of earlier versions kept the planning cache in the output's folder: it is the machine's now)
+        shutil.rmtree(Path(local_folder(planning.config["output_dir"])) / FORMER_CACHE_FOLDER, ignore_errors=True)
         releases = store.releases()
         restored = restore_release(store, releases)
         context = planning.execute(list(CONTEXT), overrides={"release_log": releases})
@@ -254,23 +260,42 @@ def _with_planning_cache(builder: hamilton_driver.Builder) -> hamilton_driver.Bu
     folder = cache_home() / PLANNING_CACHE_FOLDER / specs_version()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
+        metadata = SQLiteMetadataStore(str(folder), connection_kwargs={"timeout": 60})
+        probe = folder / f".writable.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        if not os.access(folder / "metadata_store.db", os.W_OK):
+            return builder
+    except (OSError, sqlite3.Error):
         return builder
-    return builder.with_cache(
-        path=str(folder), metadata_store=SQLiteMetadataStore(str(folder), connection_kwargs={"timeout": 60}),
-        result_store=_WholeFileResultStore(str(folder)), default=list(CACHED_NODES), default_behavior="disable")
+    return builder.with_cache(path=str(folder), metadata_store=metadata,
+                              result_store=_WholeFileResultStore(str(folder)), default=list(CACHED_NODES),
+                              default_behavior="disable")
 
 
 class _WholeFileResultStore(FileResultStore):
-    """Hamilton's file result store, each result written to a file of its own and renamed into place:
-    builds running at once share the planning cache, and one reading a result another is writing
-    finds all of it or none (then it computes the node)."""
+    """Hamilton's file result store, each result written to a file of its own, synced and renamed
+    into place: builds running at once share the planning cache, and one reading a result another
+    is writing finds all of it or none. A result that cannot be written (a full disk) or read (one
+    damaged some other way) is computed again, by the next build or by this one."""
 
     @staticmethod
     def _write_result(file_path: Path, stored_result: StoredResult) -> None:
         partial = file_path.with_name(f".{file_path.name}.{os.getpid()}.{threading.get_ident()}")
-        partial.write_bytes(stored_result.save())
-        os.replace(partial, file_path)
+        try:
+            with partial.open("wb") as written:
+                written.write(stored_result.save())
+                written.flush()
+                os.fsync(written.fileno())
+            os.replace(partial, file_path)
+        except OSError:
+            partial.unlink(missing_ok=True)
+
+    def get(self, data_version: str) -> Any | None:
+        try:
+            return super().get(data_version)
+        except Exception as error:  # Hamilton computes the node again on this error, and only on it
+            raise ResultRetrievalError(f"planning cache result {data_version}: {error}") from error
 
 
 def pipeline_driver(source_root: str | Path, output_dir: str | Path) -> hamilton_driver.Driver:

@@ -255,7 +255,8 @@ BY_FILE_MAX_SHARE = 0.5
 
 def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, partitions: int = 1,
                  scanned: tuple[str, int] | None = None, estimated: tuple[int, str] | None = None,
-                 small_rows: int = DEFAULT_SMALL_INPUT_ROWS, parquet_scans: bool = False) -> ScanOptions:
+                 small_rows: int = DEFAULT_SMALL_INPUT_ROWS, parquet_scans: bool = False,
+                 fixpoint: bool = False) -> ScanOptions:
     """Scan options for reading ``tables`` (all known ones if None).
 
     The partitions its plan runs on: ``partitions``, or one when its input is under ``small_rows``
@@ -269,7 +270,9 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, p
     With ``parquet_scans`` (tables read as Parquet scans: on object storage) also Parquet's
     pushed-down and reordered filters, which pay once a table spans many files or rows; a Delta
     provider plans its own Parquet scan, which neither the session's options nor a filter reach
-    (measured: `tests/test_plan_signals.py`), so they are not set for it."""
+    (measured: `tests/test_plan_signals.py`), so they are not set for it. A ``fixpoint`` view over a
+    small input also runs the independent queries of a stage as many at once as there are
+    ``partitions`` (`ScanOptions.queries_at_once`)."""
     read = {name: stat for name, stat in stats.items() if tables is None or name in tables}
     largest = max((stat.rows for stat in read.values()), default=0)
     most_files = max((stat.files for stat in read.values()), default=0)
@@ -296,7 +299,7 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, p
         decision += ", one optimizer pass"
         evidence.append(f"a small input ({input_rows:,} rows, under {small_rows:,}): its queries optimized in one "
                         "pass (planning, not rows, is their cost)")
-        if partitions > 1:
+        if fixpoint and partitions > 1:
             at_once = partitions
             evidence.append(f"a fixpoint's independent queries run {partitions} at once: DataFusion plans off the "
                             "GIL (measured: an 18-file package's points-to fixpoint took 11-18% less; on the standard "
@@ -393,7 +396,7 @@ def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats], partitio
     scanned = scanned or {}
     small = (thresholds or Thresholds()).small_input_rows
     views = {name: scan_options(stats, graph.transitive_sources(name), partitions, scanned.get(name), estimated, small,
-                                parquet_scans) for name in graph.names()}
+                                parquet_scans, name in graph.fixpoints) for name in graph.names()}
     # what a view-less query runs on: every partition, every optimizer pass (no input is small to it)
     session = scan_options(stats, partitions=partitions, small_rows=0, parquet_scans=parquet_scans)
     return ScanPolicy(session=session, views=views)

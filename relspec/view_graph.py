@@ -18,6 +18,7 @@ class ViewGraph:
         for view in plan.views:
             self.index[view.name] = self.graph.add_node(view.name)
         self.sources: dict[str, tuple[str, ...]] = {}
+        self.fixpoints = frozenset(view.name for view in plan.views if view.fixpoint is not None)
         for view in plan.views:
             views_read = [name for name in view.inputs if name in self.index]
             for name in views_read:

@@ -357,12 +357,18 @@ class _State:
         return cap is None or cap.key == self.relations[name].columns[0].name
 
     def novel(self, name: str, candidates: list[pa.Table]) -> pa.Table:
-        """The candidate rows of relation ``name`` not known yet, distinct, within its cap."""
-        relation = self.relations[name]
+        """The candidate rows of relation ``name`` not known yet, distinct, within its cap (the
+        candidates are dropped from the session once compared: each relation has a table of them)."""
         if not candidates:
-            return relation.schema().empty_table()
-        candidates_table = _candidates(name)
-        register_in_memory(self.session, candidates_table, pa.concat_tables(candidates))
+            return self.relations[name].schema().empty_table()
+        register_in_memory(self.session, _candidates(name), pa.concat_tables(candidates))
+        try:
+            return self._novel(name, _candidates(name))
+        finally:
+            self.session.deregister_table(_candidates(name))
+
+    def _novel(self, name: str, candidates_table: str) -> pa.Table:
+        relation = self.relations[name]
         columns = ", ".join(column.name for column in relation.columns)
         cap = self.caps.get(name)
         known = f"SELECT {columns} FROM {name}"

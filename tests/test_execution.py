@@ -273,7 +273,9 @@ def test_hamilton_caches_the_planning_chain_across_runs(code: Path, tmp_path: Pa
     from driver.storage import cache_home
 
     out = tmp_path / "out"
+    (out / "_hamilton_cache" / "an_old_version").mkdir(parents=True)  # where earlier versions kept it
     build_driver(code, out, jobs=1, staging="delta").execute(["build_summary"])
+    assert not (out / "_hamilton_cache").exists()
     # in the machine's cache, a folder per version of the code: shared by every output
     assert (cache_home() / PLANNING_CACHE_FOLDER / specs_version() / "metadata_store.db").is_file()
     dr = plan_driver(code, tmp_path / "another_output", jobs=1)  # what the factory runs before it builds
@@ -366,14 +368,32 @@ def test_staging_tables_keep_one_version_and_those_no_longer_staged_are_removed(
     assert on_disk == {Path(uri).name for uri in table.file_uris()}
 
 
-def test_a_machine_whose_cache_cannot_be_written_plans_without_it(code: Path, tmp_path: Path) -> None:
-    """The planning cache lives in the machine's cpgflow cache; where that folder cannot be made (here
-    it would be under a file), a build plans without Hamilton's cache and is built all the same."""
-    blocked = tmp_path / "a_file"
-    blocked.write_text("")
-    env = {**cli_env(), "CPGFLOW_CACHE_DIR": str(blocked / "cache")}
-    out = tmp_path / "out"
-    done = subprocess.run([str(CPGFLOW), "build", str(code), "--out", str(out), "-q", "-j", "1"],
+def _build_with_cache(code: Path, out: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {**cli_env(), "CPGFLOW_CACHE_DIR": str(cache)}
+    return subprocess.run([str(CPGFLOW), "build", str(code), "--out", str(out), "-q", "-j", "1"],
                           capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+@pytest.mark.parametrize("damage", ["folder_under_a_file", "store_not_a_file", "results_cut_short"])
+def test_a_planning_cache_that_cannot_be_used_is_planned_without(code: Path, tmp_path: Path, damage: str) -> None:
+    """The planning cache is the machine's: a build plans without it where its folder cannot be made
+    (here it would be under a file) or its store opened (a folder stands where the database goes),
+    and computes again a result it finds damaged (each cut to nothing, as a crash can leave a file)."""
+    from driver.factory import PLANNING_CACHE_FOLDER, specs_version
+
+    cache = tmp_path / "cache"
+    version = cache / PLANNING_CACHE_FOLDER / specs_version()
+    if damage == "folder_under_a_file":
+        cache.write_text("")
+    elif damage == "store_not_a_file":
+        (version / "metadata_store.db").mkdir(parents=True)
+    else:
+        assert _build_with_cache(code, tmp_path / "first", cache).returncode == 0
+        results = [path for path in version.iterdir() if path.is_file() and path.name != "metadata_store.db"]
+        assert len(results) >= 5  # (the planning chain's results)
+        for path in results:
+            path.write_bytes(b"")
+    out = tmp_path / "out"
+    done = _build_with_cache(code, out, cache)
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
     assert query(out, "SELECT count(*) AS n FROM cpg_nodes")[0]["n"] > 0

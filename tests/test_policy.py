@@ -293,3 +293,21 @@ def test_extraction_tables_are_written_two_at_a_time_while_memory_allows():
     assert extraction_writers(tables, roomy, replacing=True).writers == 1  # 6 * 500 = 3,000
     assert extraction_writers([150, 100], roomy, replacing=True).writers == 2  # 6 * 250 = 1,500
     assert extraction_writers([], tight, replacing=True).writers == 2  # nothing to hold
+
+
+def test_only_a_fixpoint_over_a_small_input_runs_queries_at_once() -> None:
+    """class_ancestors and value_flow_fixpoint are the fixpoint views; over small tables they run a
+    stage's independent queries one a partition of the session, over a large one (or on one
+    partition) one at a time; a view that is no fixpoint never does, and says nothing of it."""
+    _, _, graph = _pipeline()
+    assert graph.fixpoints == {"class_ancestors", "value_flow_fixpoint"}
+    small = {table: TableStats(rows=500, files=1, bytes=1, version=0) for table in SOURCE_COLUMNS}
+    large = {**small, "ex_flows": TableStats(rows=3_000_000, files=4, bytes=1, version=0)}
+    two = compile_scan_policy(graph, small, 2)
+    assert two.views["value_flow_fixpoint"].queries_at_once == 2
+    evidence = two.views["value_flow_fixpoint"].confidence.evidence
+    assert any("independent queries run 2 at once" in text for text in evidence)
+    assert two.views["scope_parents"].queries_at_once == 1
+    assert not any("at once" in text for text in two.views["scope_parents"].confidence.evidence)
+    assert compile_scan_policy(graph, large, 2).views["value_flow_fixpoint"].queries_at_once == 1  # reads ex_flows
+    assert compile_scan_policy(graph, small, 1).views["value_flow_fixpoint"].queries_at_once == 1
