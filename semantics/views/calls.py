@@ -295,36 +295,33 @@ GROUP BY d.target_id""",
     DeriveSpec(
         name="call_edges", columns=RESOLVED_EDGE,
         inputs=("call_targets", "decorator_factors", "method_lookup", "pt_call_targets"),
+        # `legacy` read twice, not once a target kind: DataFusion computes a CTE again at each reading
         sql="""WITH resolved AS (SELECT DISTINCT call_id FROM pt_call_targets WHERE mode NOT IN ('with', 'for')),
 legacy AS (
     SELECT t.* FROM call_targets t LEFT JOIN resolved r ON r.call_id = t.call_id WHERE r.call_id IS NULL
 )
-SELECT 'CALLS' AS kind, t.call_id AS src, t.target_id AS dst, CAST(NULL AS VARCHAR) AS external,
-    t.file_id, t.confidence * coalesce(f.factor, 1.0) AS confidence,
-    concat('calls.', t.resolver, CASE WHEN f.factor < 1.0 THEN '.decorated' ELSE '' END) AS resolver
-FROM legacy t LEFT JOIN decorator_factors f ON f.function_id = t.target_id
-WHERE t.target_kind = 'FUNCTION'
-UNION ALL
-SELECT 'CALLS', call_id, target_id, NULL, file_id, confidence, concat('calls.class.', resolver)
-FROM legacy WHERE target_kind = 'CLASS'
+SELECT 'CALLS' AS kind, t.call_id AS src, CASE WHEN t.target_kind = 'EXTERNAL' THEN NULL ELSE t.target_id END AS dst,
+    CAST(CASE WHEN t.target_kind = 'EXTERNAL' THEN t.qualname END AS VARCHAR) AS external, t.file_id,
+    CASE WHEN t.target_kind = 'FUNCTION' THEN t.confidence * coalesce(f.factor, 1.0) ELSE t.confidence END
+        AS confidence,
+    CASE t.target_kind
+        WHEN 'FUNCTION' THEN concat('calls.', t.resolver, CASE WHEN f.factor < 1.0 THEN '.decorated' ELSE '' END)
+        WHEN 'CLASS' THEN concat('calls.class.', t.resolver)
+        ELSE concat('calls.', t.resolver) END AS resolver
+FROM legacy t LEFT JOIN decorator_factors f ON t.target_kind = 'FUNCTION' AND f.function_id = t.target_id
+WHERE t.target_kind IN ('FUNCTION', 'CLASS', 'EXTERNAL')
 UNION ALL
 SELECT 'CALLS', t.call_id, m.function_id, NULL, t.file_id, t.confidence * m.confidence, 'calls.class_init'
 FROM legacy t JOIN method_lookup m ON m.class_id = t.target_id AND m.name = '__init__'
 WHERE t.target_kind = 'CLASS'
 UNION ALL
-SELECT 'CALLS', call_id, NULL, qualname, file_id, confidence, concat('calls.', resolver)
-FROM legacy WHERE target_kind = 'EXTERNAL'
-UNION ALL
-SELECT 'CALLS', call_id, target_id, NULL, file_id, confidence,
-    CASE mode WHEN 'init' THEN 'calls.class_init' WHEN 'call' THEN 'calls.points_to'
-        ELSE concat('calls.points_to.', mode) END
-FROM pt_call_targets WHERE target_kind = 'FUNCTION'
-UNION ALL
-SELECT 'CALLS', call_id, target_id, NULL, file_id, confidence, 'calls.points_to.class'
-FROM pt_call_targets WHERE target_kind = 'CLASS'
-UNION ALL
-SELECT 'CALLS', call_id, NULL, qualname, file_id, confidence, 'calls.points_to.external'
-FROM pt_call_targets WHERE target_kind = 'EXTERNAL'""",
+SELECT 'CALLS', call_id, CASE WHEN target_kind = 'EXTERNAL' THEN NULL ELSE target_id END,
+    CASE WHEN target_kind = 'EXTERNAL' THEN qualname END, file_id, confidence,
+    CASE WHEN target_kind = 'CLASS' THEN 'calls.points_to.class'
+         WHEN target_kind = 'EXTERNAL' THEN 'calls.points_to.external'
+         WHEN mode = 'init' THEN 'calls.class_init' WHEN mode = 'call' THEN 'calls.points_to'
+         ELSE concat('calls.points_to.', mode) END
+FROM pt_call_targets WHERE target_kind IN ('FUNCTION', 'CLASS', 'EXTERNAL')""",
         doc="CALLS edges: each call site (and decorator application) to what it calls, from the points-to "
             "analysis; a call it finds nothing for keeps what name resolution alone finds",
     ),
