@@ -697,8 +697,8 @@ def _derive_all(state: _State, groups: dict[tuple[object, ...], tuple[list[Rule]
     """The rows each group of rules derives, in order; a group's key is its target, then (relation,
     rows, first row) of each delta its rules read. When the groups read the same slice of each
     relation, their queries run at once: a small code base's queries are mostly planning, which
-    DataFusion does off the GIL, so two take about the time of one on two cores. Otherwise (no stage
-    reads two slices of a relation today) they run one after another, each with its deltas."""
+    DataFusion does off the GIL, so two take about the time of one on two cores. Otherwise they run
+    one after another, each with its deltas."""
     slices = {part for key in groups for part in key[1:]}
     if state.threads < 2 or len(groups) < 2 or len({part[0] for part in slices}) < len(slices):  # type: ignore[index]
         return [state.derive(rules[0].target, rules, deltas) for rules, deltas in groups.values()]
