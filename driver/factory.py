@@ -14,6 +14,7 @@ import os
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -75,6 +76,7 @@ CACHED_NODES = ("view_specs", "compiled_ir", "scan_counts", "graph_positions", "
                 "inferred_ir", "optimized_ir", "semantic_plan", "view_localities")
 PLANNING_CACHE_FOLDER = "planning"  # under the machine's cpgflow cache (`driver.storage.cache_home`)
 FORMER_CACHE_FOLDER = "_hamilton_cache"  # where it was, in each output folder
+UNUSED_CACHE_DAYS = 30  # a version of the code's planning cache no build used for so long is removed
 
 
 @fingerprinting.hash_value.register(msgspec.Struct)
@@ -260,6 +262,7 @@ def _with_planning_cache(builder: hamilton_driver.Builder) -> hamilton_driver.Bu
     folder = cache_home() / PLANNING_CACHE_FOLDER / specs_version()
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        _forget_unused_versions(folder.parent, keep=folder.name)
         metadata = SQLiteMetadataStore(str(folder), connection_kwargs={"timeout": 60})
         probe = folder / f".writable.{os.getpid()}"
         probe.write_bytes(b"")
@@ -271,6 +274,18 @@ def _with_planning_cache(builder: hamilton_driver.Builder) -> hamilton_driver.Bu
     return builder.with_cache(path=str(folder), metadata_store=metadata,
                               result_store=_WholeFileResultStore(str(folder)), default=list(CACHED_NODES),
                               default_behavior="disable")
+
+
+def _forget_unused_versions(planning: Path, keep: str) -> None:
+    """Remove the planning caches of other versions of the code that no build used for
+    UNUSED_CACHE_DAYS (each build writes its version's metadata store)."""
+    horizon = time.time() - UNUSED_CACHE_DAYS * 86_400
+    for version in planning.iterdir():
+        if version.name == keep or not version.is_dir():
+            continue
+        store = version / "metadata_store.db"
+        if (store.stat().st_mtime if store.exists() else version.stat().st_mtime) < horizon:
+            shutil.rmtree(version, ignore_errors=True)
 
 
 class _WholeFileResultStore(FileResultStore):

@@ -7,7 +7,9 @@ staged views held in memory by default (tests/test_memory_staging.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -268,16 +270,27 @@ def test_plan_json_shows_policy_schedule_and_validation(code: Path, tmp_path: Pa
     assert report["validation"] == []
 
 
-def test_hamilton_caches_the_planning_chain_across_runs(code: Path, tmp_path: Path) -> None:
+def test_hamilton_caches_the_planning_chain_across_runs(code: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from driver.factory import CACHED_NODES, CONTEXT, PLANNING_CACHE_FOLDER, plan_driver, specs_version
-    from driver.storage import cache_home
+    from driver.storage import CACHE_ENV, cache_home
 
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "machine_cache"))  # (not this machine's own)
     out = tmp_path / "out"
     (out / "_hamilton_cache" / "an_old_version").mkdir(parents=True)  # where earlier versions kept it
     build_driver(code, out, jobs=1, staging="delta").execute(["build_summary"])
     assert not (out / "_hamilton_cache").exists()
-    # in the machine's cache, a folder per version of the code: shared by every output
+    # in the machine's cache, a folder per version of the code: shared by every output; a version no
+    # build used for 30 days is removed by the next build, a recent one kept
     assert (cache_home() / PLANNING_CACHE_FOLDER / specs_version() / "metadata_store.db").is_file()
+    old, recent = (cache_home() / PLANNING_CACHE_FOLDER / name for name in ("old_version", "recent_version"))
+    for version in (old, recent):
+        (version / "metadata_store.db").parent.mkdir(parents=True, exist_ok=True)
+        (version / "metadata_store.db").write_bytes(b"")
+    long_ago = time.time() - 31 * 86_400
+    os.utime(old / "metadata_store.db", (long_ago, long_ago))
+    build_driver(code, tmp_path / "second", jobs=1)
+    assert not old.exists() and recent.is_dir()
     dr = plan_driver(code, tmp_path / "another_output", jobs=1)  # what the factory runs before it builds
     dr.execute(list(CONTEXT))
     logs = dr.cache.logs(dr.cache.last_run_id, level="debug")
