@@ -45,8 +45,8 @@ def _outcome(view: str, seconds: float, outcome: str = "computed_staged", mainta
 
 def _leaf_graph(sources: dict[str, str]) -> ViewGraph:
     """Views reading one source table each ({view: table}), and one view reading a view."""
-    views = [SimpleNamespace(name=view, inputs=(table,)) for view, table in sources.items()]
-    views.append(SimpleNamespace(name="reader", inputs=(next(iter(sources)),)))
+    views = [SimpleNamespace(name=view, inputs=(table,), fixpoint=None) for view, table in sources.items()]
+    views.append(SimpleNamespace(name="reader", inputs=(next(iter(sources)),), fixpoint=None))
     return ViewGraph(SimpleNamespace(views=views))  # type: ignore[arg-type]
 
 

@@ -33,7 +33,7 @@ TREE = {
 
 def _graph(edges: dict[str, tuple[str, ...]]) -> ViewGraph:
     """A view graph of views named by ``edges`` ({view: the views it reads}), in dependency order."""
-    views = [SimpleNamespace(name=name, inputs=inputs) for name, inputs in edges.items()]
+    views = [SimpleNamespace(name=name, inputs=inputs, fixpoint=None) for name, inputs in edges.items()]
     return ViewGraph(SimpleNamespace(views=views))  # type: ignore[arg-type]
 
 
