@@ -41,8 +41,11 @@ ROWS_PER_SOURCE_BYTE = 0.05
 TARGET_PARTITIONS = "datafusion.execution.target_partitions"  # the options a view's scan options set
 OPTIMIZER_PASSES = "datafusion.optimizer.max_passes"
 DEFAULT_OPTIMIZER_PASSES = 3  # DataFusion's own default
-# Read as Parquet scans, a table that spans more files than this gets pushed-down filters, whatever its rows.
-PLAIN_SCAN_MAX_FILES = 8
+# Why tables read as Parquet scans get their filters after the scan (DataFusion's default), not pushed in.
+PARQUET_FILTERS_EVIDENCE = (
+    "tables read as Parquet scans: filters applied after them, statistics still prune files and row groups "
+    "(pushed into the scans on an S3-compatible server, a filter keeping 20 to all of 1M rows took 1.4-1.5x "
+    "as long, bench_pushdown.py; a 132k-line build's views 5-12% longer)")
 # Table-size tiers shared by every size-based decision.
 SIZE_TIERS: tuple[tuple[str, int], ...] = (("small", 100_000), ("medium", 2_000_000), ("large", 2**63 - 1))
 
@@ -267,12 +270,13 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, p
     planning, not rows, is what they cost (the points-to fixpoint of an 18-file package runs ~160
     queries of ~3 ms, two thirds of it planning); what later passes refine (an outer join that a
     filter turns into an inner one, the filter then pushed below it) saves little on so few rows.
-    With ``parquet_scans`` (tables read as Parquet scans: on object storage) also Parquet's
-    pushed-down and reordered filters, which pay once a table spans many files or rows; a Delta
-    provider plans its own Parquet scan, which neither the session's options nor a filter reach
-    (measured: `tests/test_plan_signals.py`), so they are not set for it. A ``fixpoint`` view over a
-    small input also runs the independent queries of a stage as many at once as there are
-    ``partitions`` (`ScanOptions.queries_at_once`)."""
+    Filters are applied after the scans, never pushed into them: where tables are read as Parquet
+    scans (``parquet_scans``: on object storage) a pushed-down filter was measured slower at every
+    selectivity but the most selective on local files (`tests/benchmarks/bench_pushdown.py`), while
+    the statistics prune files and row groups either way; a Delta provider plans its own Parquet
+    scan, which neither the session's options nor a filter reach (`tests/test_plan_signals.py`).
+    A ``fixpoint`` view over a small input also runs the independent queries of a stage as many at
+    once as there are ``partitions`` (`ScanOptions.queries_at_once`)."""
     read = {name: stat for name, stat in stats.items() if tables is None or name in tables}
     largest = max((stat.rows for stat in read.values()), default=0)
     most_files = max((stat.files for stat in read.values()), default=0)
@@ -306,13 +310,7 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, p
                             "library no sooner and 60-130 MiB more at its peak, so a large input runs them one "
                             "at a time)")
     if parquet_scans:
-        pushdown = size_tier(largest) != "small" or most_files > PLAIN_SCAN_MAX_FILES
-        flag = "true" if pushdown else "false"
-        options |= {"datafusion.execution.parquet.pushdown_filters": flag,
-                    "datafusion.execution.parquet.reorder_filters": flag}
-        decision = ("pushdown, " if pushdown else "plain, ") + decision
-        evidence.append("tables read as Parquet scans: filters pushed into them" if pushdown else
-                        "tables read as Parquet scans: small ones, filters applied after them")
+        evidence.append(PARQUET_FILTERS_EVIDENCE)
     return ScanOptions(options, InferenceConfidence("scan_options", decision, 1.0 if read else 0.5, tuple(evidence),
                                                     None if read else "no table statistics yet"), at_once)
 

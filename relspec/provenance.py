@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from relspec.digests import digest
 from relspec.maintenance import MaintenancePolicy, MaintenanceRecord
-from relspec.policy import PLAIN_SCAN_MAX_FILES, SIZE_TIERS, CompiledExecutionPolicy, TableStats
+from relspec.policy import CompiledExecutionPolicy, TableStats
 from relspec.quarantine import DataCheck
 from relspec.releases import Release
 from relspec.runs import RunRecord
@@ -168,9 +168,8 @@ def _scan_decisions(builder: _Builder, policy: CompiledExecutionPolicy, graph: V
     rule = (f"a plan whose input has fewer than {small:,} rows (what it read last time, else its largest table, "
             "else on a first build the estimated largest extraction table) runs on one partition, its queries "
             "optimized in one pass: repartitioning it costs more than the threads win back, and planning more than "
-            "its rows (calibrated: cpgflow calibration); where tables are read as "
-            f"Parquet scans (object storage), filters are pushed into scans of a table of {SIZE_TIERS[0][1]:,} "
-            f"rows or more, or of more than {PLAIN_SCAN_MAX_FILES} files")
+            "its rows (calibrated: cpgflow calibration); filters are applied after the scans, never pushed "
+            "into them (measured slower: tests/benchmarks/bench_pushdown.py)")
     read: list[tuple[str, Iterable[str]]] = [(SESSION_SUBJECT, stats.keys())]
     read += [(view, graph.transitive_sources(view)) for view in sorted(policy.scan.views)]
     for subject, tables in read:
