@@ -13,8 +13,11 @@ leaves site-packages out) to a temporary folder and times, in one run and one ou
 Each line gives wall seconds, the share of the cold build, and the summary's extracted / reused /
 removed file counts, then the five slowest pipeline nodes. ``--verify`` also builds the final tree
 fresh and compares every table's content fingerprint with the rebuilt output (one more cold build).
+``--diff`` also says, for each edit, how many rows of each staged view and output really changed
+(distinct rows removed and added, by a 64-bit hash of each row) against how many the build rewrote:
+what an incremental evaluation would have to touch.
 
-    .venv/bin/python tests/benchmarks/bench_incremental.py [--jobs N] [--leaf PATH] [--hub PATH] [--verify]
+    .venv/bin/python tests/benchmarks/bench_incremental.py [--jobs N] [--leaf PATH] [--hub PATH] [--verify] [--diff]
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from bench_build import NodeTimer
+from datafusion import SessionContext, col
+from datafusion.functions.spark import xxhash64
+from deltalake import DeltaTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests folder: the fixtures' helpers
 from incremental_fixture import line_after_docstring
@@ -96,6 +103,33 @@ def fingerprints(out: Path) -> dict[str, str]:
     return {table: content_fingerprint(session, table) for table in tables if table not in LOG_TABLES}
 
 
+def row_hashes(location: Path) -> np.ndarray:
+    """The distinct 64-bit hashes of a Delta table's rows (each column's value and whether it is null)."""
+    session = SessionContext()
+    session.register_table("t", DeltaTable(str(location)))
+    parts = [part for name in session.table("t").schema().names for part in (col(name), col(name).is_null())]
+    hashed = session.table("t").select(xxhash64(*parts).alias("h")).to_arrow_table().column(0)
+    return np.unique(hashed.to_numpy())
+
+
+def content_hashes(out: Path) -> dict[str, np.ndarray]:
+    """Row hashes of every staged view and published output of ``out``."""
+    tables = [path for path in sorted((out / "_staging").iterdir()) if (path / "_delta_log").is_dir()]
+    tables += [out / name for name in ("cpg_nodes", "cpg_edges", "cpg_points_to", "cpg_props") if (out / name).is_dir()]
+    return {path.name: row_hashes(path) for path in tables}
+
+
+def report_diff(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> None:
+    changed = []
+    for name in sorted(set(before) & set(after)):
+        removed = len(np.setdiff1d(before[name], after[name], assume_unique=True))
+        added = len(np.setdiff1d(after[name], before[name], assume_unique=True))
+        if removed or added:
+            changed.append(f"{name} -{removed:,}/+{added:,} of {len(after[name]):,}")
+    print(f"{'':34s} rows really changed: {len(changed)} of {len(set(before) & set(after))} tables: "
+          + ("; ".join(changed) or "none"), flush=True)
+
+
 def report(label: str, summary: BuildSummary, seconds: float, cold: float, timer: NodeTimer) -> None:
     print(f"{label:34s} {seconds:8.2f} s  {seconds / cold:6.1%} of cold   extracted {summary.files_extracted:,}  "
           f"reused {summary.files_reused:,}  removed {summary.files_removed:,}", flush=True)
@@ -109,6 +143,7 @@ def main() -> None:
     parser.add_argument("--leaf", help="repo-relative path of the module to append a function to")
     parser.add_argument("--hub", help="repo-relative path of the widely imported module to edit")
     parser.add_argument("--verify", action="store_true", help="build the final tree fresh and compare")
+    parser.add_argument("--diff", action="store_true", help="count the rows each edit really changed")
     args = parser.parse_args()
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     work = Path(tempfile.mkdtemp(prefix="cpgflow-bench-incr-"))
@@ -131,13 +166,20 @@ def main() -> None:
         print(f"leaf module     {leaf} (imported by {importers[leaf]} files)")
         print(f"hub module      {hub} (imported by {importers[hub]:,} files)")
 
+        before = content_hashes(out) if args.diff else {}
         append_function(root / leaf)
         summary, seconds, timer = timed_build(root, out, args.jobs)
         report(f"one function appended to {leaf}", summary, seconds, cold, timer)
+        if args.diff:
+            after = content_hashes(out)
+            report_diff(before, after)
+            before = after
 
         line = insert_line_near_top(root / hub)
         summary, seconds, timer = timed_build(root, out, args.jobs)
         report(f"one line inserted in {hub}:{line}", summary, seconds, cold, timer)
+        if args.diff:
+            report_diff(before, content_hashes(out))
 
         if args.verify:
             fresh = work / "fresh"
