@@ -119,8 +119,8 @@ def scan_policy(view_graph: ViewGraph, table_statistics: dict[str, TableStats], 
                 table_store: TableStore) -> ScanPolicy:
     """Scan options for the session and for each view, from the statistics of the tables it reads,
     the rows its plan read when it last ran, and (no table yet) the size of the work, on at most the
-    profile's partitions; one partition under the (calibrated) small-input threshold; Parquet
-    options where the store's tables are read as Parquet scans."""
+    profile's partitions; one partition under the (calibrated) small-input threshold; where the
+    store's tables are read as Parquet scans, why their filters are not pushed into them."""
     source_bytes = sum(len(task.raw) for task in file_manifest.tasks)
     return compile_scan_policy(view_graph, table_statistics, session_profile.target_partitions,
                                input_rows(run_history, view_graph), workload_rows(table_statistics, source_bytes),

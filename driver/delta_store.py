@@ -414,7 +414,8 @@ class DeltaTableStore(TableStore):
 
     def holds_version(self, name: str, version: int) -> bool:
         table = self._metadata(name)
-        return table is not None and (table.version() == version or _data_version(table) == version)
+        return table is not None and (table.version() == version
+                                      or _data_version(table) == _data_version(table, at=version))
 
     def restore(self, name: str, version: int) -> int:
         table = self._table(name)
@@ -618,17 +619,23 @@ def _row_count(actions: pa.Table) -> int:
     return int(pc.sum(actions.column("num_records")).as_py() or 0)
 
 
-def _data_version(table: DeltaTable) -> int:
-    """The version whose rows the table holds now: the commit that last changed them (compaction and
-    vacuum change none), or the version a restore brought back."""
-    for commit in table.history():
+def _data_version(table: DeltaTable, at: int | None = None) -> int:
+    """The version whose rows the table holds now (or held at version ``at``): the commit that last
+    changed them. A compaction or a vacuum changes none (its rows are the version's before it), and a
+    restore brings back those of the version it names. A release names the version after its build's
+    maintenance, which may be a compaction, and a restore to it names that compaction: both resolve
+    to the write before it. A version older than the log's history is its own."""
+    commits = {int(commit["version"]): commit for commit in table.history()}
+    version = table.version() if at is None else at
+    while (commit := commits.get(version)) is not None:
         operation = commit.get("operation")
         if operation in SAME_DATA_OPERATIONS:
-            continue
-        if operation == "RESTORE":
-            return int(commit["operationParameters"]["version"])
-        return int(commit["version"])
-    return table.version()
+            version -= 1
+        elif operation == "RESTORE":
+            version = int(commit["operationParameters"]["version"])
+        else:
+            break
+    return version
 
 
 def _replace(session: SessionContext, name: str) -> None:

@@ -44,7 +44,7 @@ DEFAULT_OPTIMIZER_PASSES = 3  # DataFusion's own default
 # Why tables read as Parquet scans get their filters after the scan (DataFusion's default), not pushed in.
 PARQUET_FILTERS_EVIDENCE = (
     "tables read as Parquet scans: filters applied after them, statistics still prune files and row groups "
-    "(pushed into the scans on an S3-compatible server, a filter keeping 20 to all of 1M rows took 1.4-1.5x "
+    "(pushed into the scans on an S3-compatible server, a filter the statistics cannot prune by took 1.4-1.5x "
     "as long, bench_pushdown.py; a 132k-line build's views 5-12% longer)")
 # Table-size tiers shared by every size-based decision.
 SIZE_TIERS: tuple[tuple[str, int], ...] = (("small", 100_000), ("medium", 2_000_000), ("large", 2**63 - 1))
@@ -270,11 +270,13 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, p
     planning, not rows, is what they cost (the points-to fixpoint of an 18-file package runs ~160
     queries of ~3 ms, two thirds of it planning); what later passes refine (an outer join that a
     filter turns into an inner one, the filter then pushed below it) saves little on so few rows.
-    Filters are applied after the scans, never pushed into them: where tables are read as Parquet
-    scans (``parquet_scans``: on object storage) a pushed-down filter was measured slower at every
-    selectivity but the most selective on local files (`tests/benchmarks/bench_pushdown.py`), while
-    the statistics prune files and row groups either way; a Delta provider plans its own Parquet
-    scan, which neither the session's options nor a filter reach (`tests/test_plan_signals.py`).
+    Filters are applied after the scans, never pushed into them. Where tables are read as Parquet
+    scans (``parquet_scans``: on object storage), a pushed-down filter the statistics cannot prune by
+    was measured 1.4-1.5x as long on an S3-compatible server, and the same where they prune (they
+    prune files and row groups either way); on local files 0.7-2.1x, by the filter
+    (`tests/benchmarks/bench_pushdown.py`). The decision's evidence then says so. A Delta provider
+    plans its own Parquet scan, which neither the session's options nor a filter reach
+    (`tests/test_plan_signals.py`).
     A ``fixpoint`` view over a small input also runs the independent queries of a stage as many at
     once as there are ``partitions`` (`ScanOptions.queries_at_once`)."""
     read = {name: stat for name, stat in stats.items() if tables is None or name in tables}
@@ -389,8 +391,8 @@ def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats], partitio
     """Scan options of the session and of each view, from the statistics of the tables it reads,
     what its plan scanned when it last ran (``scanned``: view -> run, rows) and, for a view whose
     tables do not exist yet, the workload's ``estimated`` largest table (rows, how), on at most
-    ``partitions``; small inputs by the (calibrated) ``thresholds``; Parquet options when the tables
-    are read as ``parquet_scans``."""
+    ``partitions``; small inputs by the (calibrated) ``thresholds``; where the tables are read as
+    ``parquet_scans``, the evidence says why their filters are not pushed into them."""
     scanned = scanned or {}
     small = (thresholds or Thresholds()).small_input_rows
     views = {name: scan_options(stats, graph.transitive_sources(name), partitions, scanned.get(name), estimated, small,

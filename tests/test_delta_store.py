@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from conftest import REPO, run_cli, write_tree
 from datafusion import SessionContext
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
 from driver.delta_store import DeltaTableStore
 from relspec.catalog import DatasetCatalog
@@ -154,6 +154,30 @@ def test_metadata_follows_commits_made_by_other_handles(tmp_path: Path) -> None:
     write_deltalake(store.catalog.location("ex_files"), _files_rows(["b.py", "c.py"]), mode="append")
     assert store.version("ex_files") == 1
     assert store.statistics("ex_files")[:1] == (3,)
+
+
+def test_a_table_holds_a_released_version_through_maintenance_and_a_restore_to_it(tmp_path: Path) -> None:
+    """A release names a table's version after its build's maintenance, which may be a compaction.
+    Its rows are the write's before it: later compactions and vacuums keep them, a write does not,
+    and a restore to the released version brings them back (Delta's operations, by hand)."""
+    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    location = store.catalog.location("ex_files")
+    for paths in (["a.py"], ["b.py"], ["c.py"]):
+        write_deltalake(location, _files_rows(paths), mode="append")  # versions 0-2: three data files
+    DeltaTable(location).optimize.compact()  # version 3: one file, the same rows; a release names it
+    assert store.holds_version("ex_files", 3)
+    table = DeltaTable(location)
+    table.vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False)  # versions 4, 5
+    table.optimize.compact()  # nothing left to compact: no commit, or one that keeps the rows
+    assert DeltaTable(location).version() > 3
+    assert store.holds_version("ex_files", 3)  # maintenance since: the same rows
+    assert store.holds_version("ex_files", 2)  # the write the compaction kept the rows of
+    assert not store.holds_version("ex_files", 1)  # version 1 held two of the three rows
+    write_deltalake(location, _files_rows(["d.py"]), mode="append")
+    assert not store.holds_version("ex_files", 3)  # a write since: other rows
+    store.restore("ex_files", 3)
+    assert store.holds_version("ex_files", 3)  # restored to the compaction, whose rows are version 2's write
+    assert sorted(store.read("ex_files").column("path").to_pylist()) == ["a.py", "b.py", "c.py"]
 
 
 def test_a_replays_pinned_tables_report_their_pinned_versions_metadata(tmp_path: Path) -> None:
