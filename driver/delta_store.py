@@ -415,7 +415,7 @@ class DeltaTableStore(TableStore):
     def holds_version(self, name: str, version: int) -> bool:
         table = self._metadata(name)
         return table is not None and (table.version() == version
-                                      or _data_version(table) == _data_version(table, at=version))
+                                      or _rows_version(table, table.version()) == _rows_version(table, version))
 
     def restore(self, name: str, version: int) -> int:
         table = self._table(name)
@@ -619,14 +619,27 @@ def _row_count(actions: pa.Table) -> int:
     return int(pc.sum(actions.column("num_records")).as_py() or 0)
 
 
-def _data_version(table: DeltaTable, at: int | None = None) -> int:
-    """The version whose rows the table holds now (or held at version ``at``): the commit that last
-    changed them. A compaction or a vacuum changes none (its rows are the version's before it), and a
-    restore brings back those of the version it names. A release names the version after its build's
-    maintenance, which may be a compaction, and a restore to it names that compaction: both resolve
-    to the write before it. A version older than the log's history is its own."""
+def _data_version(table: DeltaTable) -> int:
+    """The version whose rows the table holds now: the commit that last changed them (compaction and
+    vacuum change none), or the version a restore brought back."""
+    for commit in table.history():
+        operation = commit.get("operation")
+        if operation in SAME_DATA_OPERATIONS:
+            continue
+        if operation == "RESTORE":
+            return int(commit["operationParameters"]["version"])
+        return int(commit["version"])
+    return table.version()
+
+
+def _rows_version(table: DeltaTable, version: int) -> int:
+    """The write whose rows the table held at ``version``: a compaction or a vacuum keeps the rows of
+    the version before it, a restore brings back those of the version it names (resolved in turn). A
+    release names the version after its build's maintenance, which may be such a commit, and a
+    restore to it names that commit. A version older than the log's history is its own. (Only for
+    comparing rows: `_data_version`, which names the version a build's views read and a replay pins,
+    stops at a restore's target.)"""
     commits = {int(commit["version"]): commit for commit in table.history()}
-    version = table.version() if at is None else at
     while (commit := commits.get(version)) is not None:
         operation = commit.get("operation")
         if operation in SAME_DATA_OPERATIONS:
