@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -414,8 +415,12 @@ class DeltaTableStore(TableStore):
 
     def holds_version(self, name: str, version: int) -> bool:
         table = self._metadata(name)
-        return table is not None and (table.version() == version
-                                      or _rows_version(table, table.version()) == _rows_version(table, version))
+        if table is None:
+            return False
+        if table.version() == version:
+            return True
+        commits = {int(commit["version"]): commit for commit in table.history()}  # the log read once
+        return _rows_version(commits, table.version()) == _rows_version(commits, version)
 
     def restore(self, name: str, version: int) -> int:
         table = self._table(name)
@@ -632,14 +637,13 @@ def _data_version(table: DeltaTable) -> int:
     return table.version()
 
 
-def _rows_version(table: DeltaTable, version: int) -> int:
+def _rows_version(commits: dict[int, dict[str, Any]], version: int) -> int:
     """The write whose rows the table held at ``version``: a compaction or a vacuum keeps the rows of
     the version before it, a restore brings back those of the version it names (resolved in turn). A
     release names the version after its build's maintenance, which may be such a commit, and a
     restore to it names that commit. A version older than the log's history is its own. (Only for
     comparing rows: `_data_version`, which names the version a build's views read and a replay pins,
-    stops at a restore's target.)"""
-    commits = {int(commit["version"]): commit for commit in table.history()}
+    stops at a restore's target.) ``commits``: the table's history by version."""
     while (commit := commits.get(version)) is not None:
         operation = commit.get("operation")
         if operation in SAME_DATA_OPERATIONS:

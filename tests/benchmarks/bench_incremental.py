@@ -32,8 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_build import NodeTimer
-from datafusion import SessionContext, col
-from datafusion.functions.spark import xxhash64
+from datafusion import SessionContext
 from deltalake import DeltaTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests folder: the fixtures' helpers
@@ -43,6 +42,7 @@ from driver.api import content_fingerprint, open_session
 from driver.factory import build_driver
 from relspec.catalog import LOG_TABLES
 from relspec.summary import BuildSummary
+from semantics.numbering import row_hashes
 
 EXCLUDE = ("site-packages",)
 
@@ -103,20 +103,18 @@ def fingerprints(out: Path) -> dict[str, str]:
     return {table: content_fingerprint(session, table) for table in tables if table not in LOG_TABLES}
 
 
-def row_hashes(location: Path) -> np.ndarray:
-    """The distinct 64-bit hashes of a Delta table's rows (each column's value and whether it is null)."""
+def distinct_row_hashes(location: Path) -> np.ndarray:
+    """The distinct 64-bit hashes of a Delta table's rows (`semantics.numbering.row_hashes`)."""
     session = SessionContext()
     session.register_table("t", DeltaTable(str(location)))
-    parts = [part for name in session.table("t").schema().names for part in (col(name), col(name).is_null())]
-    hashed = session.table("t").select(xxhash64(*parts).alias("h")).to_arrow_table().column(0)
-    return np.unique(hashed.to_numpy())
+    return np.unique(row_hashes(session.table("t").to_arrow_table()))
 
 
 def content_hashes(out: Path) -> dict[str, np.ndarray]:
     """Row hashes of every staged view and published output of ``out``."""
     tables = [path for path in sorted((out / "_staging").iterdir()) if (path / "_delta_log").is_dir()]
     tables += [out / name for name in ("cpg_nodes", "cpg_edges", "cpg_points_to", "cpg_props") if (out / name).is_dir()]
-    return {path.name: row_hashes(path) for path in tables}
+    return {path.name: distinct_row_hashes(path) for path in tables}
 
 
 def report_diff(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> None:
