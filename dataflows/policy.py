@@ -153,12 +153,13 @@ def view_localities(semantic_plan: SemanticPlan) -> dict[str, Locality]:
 
 @tag(role="policy")
 def view_maintenance(view_localities: dict[str, Locality], cache_policies: dict[str, ViewPolicy],
-                     file_manifest: FileManifest, full_rebuild: bool = False) -> dict[str, ViewMaintenance]:
-    """How each written view is kept up to date: by file when it is file-local and few files changed,
-    else in full."""
+                     file_manifest: FileManifest, materialization: MaterializationStrategy,
+                     full_rebuild: bool = False) -> dict[str, ViewMaintenance]:
+    """How each written view is kept up to date: by file when it is file-local (relative to staged
+    global views, at most) and few files changed, else in full."""
     changed = len(file_manifest.replaced_file_ids()) if file_manifest.incremental else file_manifest.discovered
     return compile_view_maintenance(view_localities, cache_policies, full_rebuild, changed,
-                                    max(file_manifest.discovered, 1))
+                                    max(file_manifest.discovered, 1), materialization.held_in_memory())
 
 
 @tag(role="policy")

@@ -28,7 +28,7 @@ from relspec.catalog import RUNS_TABLE, DatasetCatalog, FileScope, StagedResult,
 from relspec.digests import digest
 from relspec.maintenance import MaintenanceDecision, MaintenancePolicy, MaintenanceRecord
 from relspec.plan_signals import ExecutedSignals, PlanExecution, PlanSignals, plan_signals
-from relspec.policy import CompiledExecutionPolicy
+from relspec.policy import BY_FILE_MAX_SHARE, CompiledExecutionPolicy
 from relspec.releases import KEPT_RELEASES, Release, current_release
 from relspec.runs import Outcome, ViewOutcome, new_run_id, new_run_record, run_row
 from relspec.validation import RuntimeCapabilities, ValidationFailed, ValidationResult
@@ -45,7 +45,7 @@ class RunAuthority(ExecutionAuthority):
     def __init__(self, session: SessionContext, capabilities: RuntimeCapabilities, store: TableStore,
                  policy: CompiledExecutionPolicy, validation: ValidationResult, released: frozenset[str],
                  changed_files: tuple[str, ...] | None = None,
-                 previous_fingerprints: Mapping[str, str] | None = None) -> None:
+                 previous_fingerprints: Mapping[str, str] | None = None, files: int = 0) -> None:
         self.session = session
         self.capabilities = capabilities
         self.store = store
@@ -76,6 +76,10 @@ class RunAuthority(ExecutionAuthority):
         # (None: no release to change), and each view's fingerprint over that release's sources.
         self.changed_files = changed_files
         self.previous_fingerprints = dict(previous_fingerprints or {})
+        self.files = files  # the build's files: past BY_FILE_MAX_SHARE of them in a scope, a view is rewritten whole
+        # by staged global view that by-file views read: the files whose rows credited to them changed
+        # since the current release (None: not known, so its by-file readers are recomputed whole)
+        self._changed_credits: dict[str, frozenset[str] | None] = {}
 
     def apply_scan_policy(self, resolver: DatasetCatalog) -> None:
         """The session's scan options, set for the run by the resolver's owner."""
@@ -136,6 +140,7 @@ class RunAuthority(ExecutionAuthority):
         frame: DataFrame | None = None  # built, written and dropped here: a frame kept to the end of the run
         scope: FileScope | None = None
         staged = None if in_memory else self.store.staged_result(name)
+        before = None if in_memory else self.store.staged_version(name)
         if self._reusable(staged, fingerprint):  # keeps alive much of what its plan read
             outcome: Outcome = "reused"
         else:
@@ -163,6 +168,7 @@ class RunAuthority(ExecutionAuthority):
             self._executed[name] = execution.signals(self._locations)
             _replace_table(self.session, _fixpoint_result(name))  # the staged table stands for it now
         self._fingerprints[name] = fingerprint
+        self._note_changed_credits(name, outcome, staged, before, fingerprint)
         self._record(name, "delta_staging", outcome, written, fingerprint, frame, run, scope)
         rows = written.rows if written is not None else None
         version = None if in_memory else self.store.staged_version(name)
@@ -201,14 +207,42 @@ class RunAuthority(ExecutionAuthority):
     def _file_scope(self, name: str, written: tuple[str, str] | None) -> FileScope | None:
         """The files whose rows to recompute and replace when the policy maintains ``name`` by file
         and its table holds the current release's result of it (the fingerprint that view had over
-        that release's sources); None: compute and write it whole."""
+        that release's sources): the files that changed, and those whose rows credited to them changed
+        in a global view it is local relative to. None: compute and write it whole (also when those
+        are more than BY_FILE_MAX_SHARE of the build's files)."""
         choice = self.policy.view_maintenance.get(name)
         if choice is None or choice.mode != "by_file" or choice.owner is None or self.changed_files is None:
             return None
         previous = self.previous_fingerprints.get(name)
         if previous is None or not self._reusable(written, previous):
             return None
-        return FileScope(choice.owner, self.changed_files)
+        files = set(self.changed_files)
+        for base in choice.bases:
+            credited = self._changed_credits.get(base)
+            if credited is None:
+                return None
+            files |= credited
+        if choice.bases and len(files) > BY_FILE_MAX_SHARE * self.files:
+            return None
+        return FileScope(choice.owner, tuple(sorted(files)))
+
+    def _note_changed_credits(self, name: str, outcome: Outcome, staged: tuple[str, str] | None,
+                              before: int | None, fingerprint: str) -> None:
+        """For a staged global view that by-file views read: the files whose rows credited to them
+        changed since the current release, from the rows its staging table held before this run's
+        write (that release's result) and after. Unknown (None) when the table held no result of
+        that release's sources."""
+        column = self.policy.view_maintenance[name].changes_by if name in self.policy.view_maintenance else None
+        if column is None:
+            return
+        previous = self.previous_fingerprints.get(name)
+        if outcome == "reused":
+            self._changed_credits[name] = frozenset() if previous == fingerprint else None
+        elif outcome == "computed_staged" and before is not None and previous is not None \
+                and self._reusable(staged, previous):
+            self._changed_credits[name] = self.store.staged_changes(name, before, column)
+        else:
+            self._changed_credits[name] = None
 
     def load_staged(self, name: str) -> DataFrame:
         """A staged view for its readers: the Delta table's scan. One the policy registers as a dataset

@@ -154,6 +154,16 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def changed_groups_sql(old: str, new: str, columns: list[str], group: str) -> str:
+    """The values of ``group`` whose rows differ between tables ``old`` and ``new`` (of ``columns``),
+    compared as multisets: each distinct row with its count, on both sides (EXCEPT matches NULLs)."""
+    listed = ", ".join(_quoted(column) for column in columns)
+    counted = "SELECT {listed}, count(*) AS copies__ FROM {table} GROUP BY {listed}"
+    left, right = (counted.format(listed=listed, table=table) for table in (old, new))
+    return (f"SELECT DISTINCT {_quoted(group)} FROM ((({left}) EXCEPT ({right})) "
+            f"UNION ALL (({right}) EXCEPT ({left}))) changed")
+
+
 def _scan(table: DeltaTable, options: StorageOptions, columns: list[str] | None = None,
           where: str | None = None) -> pa.Table:
     """A Delta table's rows read through a DataFusion session of its own, with the table's schema
@@ -362,6 +372,17 @@ class DeltaTableStore(TableStore):
     def staged_version(self, view: str) -> int | None:
         table = self._latest(self.catalog.staging_location(view))
         return None if table is None else table.version()
+
+    def staged_changes(self, view: str, before: int, column: str) -> frozenset[str]:
+        location = self.catalog.staging_location(view)
+        old, new = self._open(location, before), self._open(location)
+        assert old is not None and new is not None  # (versions of a table this run just wrote)
+        session = SessionContext()
+        _register_raw(session, "old_rows", old, self.storage_options)
+        _register_raw(session, "new_rows", new, self.storage_options)
+        columns = pa.schema(new.schema().to_arrow()).names
+        changed = session.sql(changed_groups_sql("old_rows", "new_rows", columns, column)).to_arrow_table()
+        return frozenset(changed.column(0).to_pylist())
 
     def stage(self, view: str, data: pa.Table | PlanExecution, schema: pa.Schema, fingerprint: str, run_id: str,
               scope: FileScope | None = None, cluster_by: str | None = None) -> StagedResult:

@@ -83,6 +83,7 @@ def execution_authority(session: SessionContext, capabilities: RuntimeCapabiliti
     files that changed since the current release, the views' fingerprints over its sources); the scan
     policy is applied to the session here."""
     authority = RunAuthority(session, capabilities, table_store, compiled_policy, validation,
-                             released_runs(release_log), file_manifest.changed_file_ids(), previous_view_fingerprints)
+                             released_runs(release_log), file_manifest.changed_file_ids(), previous_view_fingerprints,
+                             file_manifest.discovered)
     authority.apply_scan_policy(table_store.catalog)
     return authority

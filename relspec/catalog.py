@@ -158,6 +158,11 @@ class TableStore(abc.ABC):
         """The Delta version of a view's staging table, if one exists."""
 
     @abc.abstractmethod
+    def staged_changes(self, view: str, before: int, column: str) -> frozenset[str]:
+        """The values of ``column`` whose rows of a view's staging table differ, as multisets, between
+        version ``before`` and the latest."""
+
+    @abc.abstractmethod
     def stage(self, view: str, data: pa.Table | PlanExecution, schema: pa.Schema, fingerprint: str, run_id: str,
               scope: FileScope | None = None, cluster_by: str | None = None) -> StagedResult:
         """Write a view's result to its staging table (or, with ``scope``, replace the rows of its

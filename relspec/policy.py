@@ -125,11 +125,16 @@ class ViewMaintenance(msgspec.Struct, frozen=True):
     """How a written view (staged or published) is kept up to date from one build to the next:
     ``by_file`` recomputes the rows of the files that changed and replaces exactly those (in column
     ``owner``); ``full`` recomputes and rewrites it whole. ``owner`` is the column naming each row's file
-    in a file-local view whatever its mode (None: the view is not file-local); its table is clustered by it."""
+    in a file-local view whatever its mode (None: the view is not file-local); its table is clustered by it.
+    ``bases``: the global views a ``by_file`` view is local relative to (`semantics.locality`): the files
+    whose rows of them changed are recomputed too. ``changes_by``: set on a global view some ``by_file``
+    view is relative to, the column by which a build finds the files its rows changed for."""
 
     mode: ViewMaintenanceMode
     owner: str | None
     confidence: InferenceConfidence
+    bases: tuple[str, ...] = ()
+    changes_by: str | None = None
 
 
 class DiagnosticsFlags(msgspec.Struct, frozen=True):
@@ -228,10 +233,13 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
 
 
 def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str, ViewPolicy], full: bool,
-                             changed: int, files: int) -> dict[str, ViewMaintenance]:
-    """Per written view: ``by_file`` when its rows for a file depend only on that file's rows (the
-    inferred locality, with its evidence), else ``full``; every view ``full`` when asked (--full) or
-    when ``changed`` of the ``files`` files changed is more than BY_FILE_MAX_SHARE of them."""
+                             changed: int, files: int, held: frozenset[str] = frozenset()
+                             ) -> dict[str, ViewMaintenance]:
+    """Per written view: ``by_file`` when its rows for a file depend only on that file's rows and on
+    the rows credited to that file of global views written to staging tables (the inferred locality,
+    with its evidence), else ``full``; every view ``full`` when asked (--full) or when ``changed`` of the
+    ``files`` files changed is more than BY_FILE_MAX_SHARE of them. ``held``: the views held in memory
+    (no staging table keeps their rows from one build to the next)."""
     choices = {}
     too_many = changed > BY_FILE_MAX_SHARE * files
     for view, policy in sorted(policies.items()):
@@ -239,16 +247,38 @@ def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str
             continue  # computed inside its readers' plans: maintained as they are
         locality = localities[view]
         evidence = locality.evidence
+        unknown = _unknown_changes(locality.bases, policies, held)
         if full:
             mode, evidence = "full", (*evidence, "a full rebuild was asked for (--full)")
         elif locality.local and too_many:
             mode, evidence = "full", (*evidence, f"{changed:,} of {files:,} files changed: recomputing the view "
                                       "whole costs less than replacing most of its rows")
+        elif locality.local and unknown:
+            mode, evidence = "full", (*evidence, *unknown)
         else:
             mode = "by_file" if locality.local else "full"
         choices[view] = ViewMaintenance(mode, locality.owner,  # type: ignore[arg-type]
-                                        InferenceConfidence("view_maintenance", mode, 1.0, evidence))
+                                        InferenceConfidence("view_maintenance", mode, 1.0, evidence),
+                                        locality.bases if mode == "by_file" else ())
+    read = {base for choice in choices.values() for base in choice.bases}
+    for base in sorted(read):  # each a staged global view: say by what a build finds its changes
+        choice = choices[base]
+        column = localities[base].credited_to
+        why = (f"read by file by {', '.join(sorted(v for v, c in choices.items() if base in c.bases))}: a build "
+               f"compares its rows with the last build's and recomputes their rows of the files whose rows "
+               f"credited to them ({column}) changed")
+        choices[base] = msgspec.structs.replace(choice, changes_by=column, confidence=msgspec.structs.replace(
+            choice.confidence, evidence=(*choice.confidence.evidence, why)))
     return choices
+
+
+def _unknown_changes(bases: tuple[str, ...], policies: dict[str, ViewPolicy], held: frozenset[str]) -> tuple[str, ...]:
+    """Why a build cannot know which files' rows of ``bases`` changed (none: it can): a base computed
+    inside its readers' plans or held in memory leaves no last build's rows to compare with."""
+    where = {base: "inlined into its readers" if policies[base].cache == "none" else "held in memory"
+             for base in bases if policies[base].cache == "none" or base in held}
+    return tuple(f"reads {base}, computed across files and {how}: which files' rows of it changed is not known, "
+                 "so the view is recomputed whole" for base, how in where.items())
 
 
 # Past this share of the files changed, a file-local view is recomputed whole: replacing by file

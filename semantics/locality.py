@@ -21,6 +21,14 @@ a qualified name, a limit, a subquery the optimizer left in an expression, an op
 does not know) makes the view global, and the reason says which. A fixpoint program is
 global: it follows values across the whole code base. A local view is maintained by file when it
 outputs its owner; one that keeps only same-file ids is local to the views that read it.
+
+A global view that outputs a file column (of semantic type FILE_ID, never NULL) credits each of its
+rows to a file, though the row may depend on others. Its readers see it as a table owned by that
+column, and by that column alone (its ids may name entities of other files): a reader the analysis
+then finds local is local *relative* to it — its rows for a file read the global view's rows
+credited to that file, so they change when the file changes or when those rows do. Such a reader
+names the global views it is relative to (its `bases`), and a build that knows which files' rows of
+each changed can maintain it by file all the same.
 """
 
 from __future__ import annotations
@@ -46,12 +54,17 @@ Key = Literal["owner", "id", "nullable_id"]
 
 
 class Locality(msgspec.Struct, frozen=True):
-    """A view's locality: ``owner`` is its output column holding the owning file (local views)."""
+    """A view's locality: ``owner`` is its output column holding the owning file (local views);
+    ``bases``, the global views a local view is local relative to (see the module's doc);
+    ``credited_to``, a global view's column naming the file each row is credited to (its readers can
+    be local relative to it)."""
 
     view: str
     local: bool
     owner: str | None
     evidence: tuple[str, ...]
+    bases: tuple[str, ...] = ()
+    credited_to: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +143,7 @@ class _Analysis:
 
     def __init__(self, tables: dict[str, _Flow]) -> None:
         self.tables = tables
+        self.scanned: set[str] = set()  # the tables the plan scans
 
     def flow(self, plan: LogicalPlan) -> _Flow:
         variant = plan.to_variant()
@@ -143,6 +157,7 @@ class _Analysis:
 
     def _tablescan(self, scan: E.TableScan, plan: LogicalPlan) -> _Flow:
         table = scan.table_name()
+        self.scanned.add(table)
         known = self.tables.get(table)
         names = tuple((table, column) for _, column in scan.projection())
         if scan.fetch() is not None:
@@ -354,29 +369,50 @@ def infer_locality(plan: SemanticPlan, sources: dict[str, tuple[Column, ...]]) -
     for name, columns in sources.items():
         session.register_record_batches(name, [[empty_batch(columns)]])
     found: dict[str, Locality] = {}
+    bases: dict[str, tuple[str, ...]] = {}  # by view: the global views it reads by the file they credit rows to
     for view in plan.views:
+        analysis = _Analysis(tables)
         if view.fixpoint is not None:
             flow = _global((), "a fixpoint program: values flow across the whole code base")
         else:
-            flow = _Analysis(tables).flow(session.sql(view.sql).optimized_logical_plan())
-        found[view.name] = _locality(view.name, flow)
+            flow = analysis.flow(session.sql(view.sql).optimized_logical_plan())
         declared = tuple((None, column.name) for column in view.columns)
+        read = tuple(sorted({base for name in analysis.scanned for base in bases.get(name, ())}))
+        credited = _credited_to(view.columns) if flow.state == "global" else None
+        found[view.name] = _locality(view.name, flow, read if flow.state == "local" else (), credited)
         if flow.state == "local":  # (its declared columns, by name: a view's SQL names its outputs)
             keys = flow.moved((_position(flow.columns, (None, name)), i) for i, (_, name) in enumerate(declared))
             tables[view.name] = _Flow("local", declared, keys, flow.evidence)
+            bases[view.name] = read
+        elif credited is not None:
+            tables[view.name] = _Flow("local", declared, {declared.index((None, credited)): "owner"},
+                                      (f"reads {view.name}, computed across files, by the file each row is "
+                                       f"credited to ({credited})",))
+            bases[view.name] = (view.name,)
         else:
             tables[view.name] = _Flow(flow.state, declared, evidence=flow.evidence)
         session.register_record_batches(view.name, [[empty_batch(view.columns)]])
     return found
 
 
-def _locality(view: str, flow: _Flow) -> Locality:
+def _credited_to(columns: tuple[Column, ...]) -> str | None:
+    """The column a global view credits each row to a file by: its first never-NULL FILE_ID column."""
+    return next((column.name for column in columns if column.semantic is S.FILE_ID and not column.nullable), None)
+
+
+def _locality(view: str, flow: _Flow, bases: tuple[str, ...], credited: str | None) -> Locality:
     if flow.state != "local":
         why = flow.evidence or (("reads only tables that are the same for every file",) if flow.state == "constant"
                                 else ("not file-local",))
-        return Locality(view, False, None, why)
+        if credited is not None:
+            why = (*why, f"it credits each row to a file ({credited}): its readers can be local relative to it")
+        return Locality(view, False, None, why, credited_to=credited)
     if not flow.owners:  # local to its readers, but its rows cannot be replaced by file
         return Locality(view, False, None, (*_unique(flow.evidence), "it keeps ids of its rows' files, but does not "
-                                            "output its file identity: maintained whole"))
+                                            "output its file identity: maintained whole"), bases)
     owner = flow.columns[min(flow.owners)][1]
-    return Locality(view, True, owner, _unique(flow.evidence))
+    evidence = _unique(flow.evidence)
+    if bases:
+        evidence = (*evidence, f"local relative to {', '.join(bases)}: its rows for a file also change when their "
+                               "rows credited to that file do")
+    return Locality(view, True, owner, evidence, bases)

@@ -27,6 +27,10 @@ EDITED_A = TREE["pkg/a.py"] + "\n\ndef extra(y):\n    return y * 2\n"
 # The views that read one file's rows at a time and are written (staged or published); own_bindings
 # joins a file's bindings with its declarations and scope chains by ids of that file.
 BY_FILE = {"definitions", "value_flows", "own_bindings", "cpg_props", "cpg_diagnostics"}
+# The views that read, besides one file's rows, the rows credited to that file of a staged global view
+# (local relative to it): a file's bindings and those its star imports bring (star_bindings, followed
+# across files), the IMPORTS edges of its imports (import_targets), its INHERITS_FROM edges (class_bases).
+RELATIVE = {"effective_bindings": "star_bindings", "import_edges": "import_targets", "inherits_edges": "class_bases"}
 
 
 def build(root: Path, out: Path, **options: object) -> BuildSummary:
@@ -71,13 +75,50 @@ def test_one_file_edit_replaces_that_files_rows(tmp_path):
 
     views = _latest_views(out)
     assert {name for name, outcome in views.items() if outcome.maintained == "by_file"} == BY_FILE - {
-        "cpg_diagnostics"}  # nothing to diagnose: its output was reused
+        "cpg_diagnostics"} | set(RELATIVE)  # nothing to diagnose: its output was reused
+    # the edit adds a function to a.py, no star import, class base or import: the global views' rows
+    # credited to the other files are as they were, so only a.py's rows are replaced
+    for view in RELATIVE:
+        assert _last_write(catalog.staging_location(view))["operationParameters"]["predicate"] == \
+            f"file_id = '{a_id}'", view
     assert views["cpg_diagnostics"].outcome == "reused"
     assert views["cpg_edges"].maintained == "full" and views["value_flow_fixpoint"].maintained == "full"
     # extra() is one FUNCTION more in a.py: its props are a.py's new rows, base.py's are untouched
     assert query(out, f"SELECT * FROM cpg_props WHERE file_id = '{file_id_for('pkg/base.py')}'") == base_props
     assert query(out, "SELECT count(*) AS n FROM cpg_nodes WHERE kind = 'FUNCTION' AND name = 'extra'") == [{"n": 1}]
 
+    fresh = tmp_path / "fresh"
+    build(root, fresh)
+    assert _fingerprints(out) == _fingerprints(fresh)
+
+
+STARS = {
+    "pkg/__init__.py": "",
+    "pkg/a.py": "def f():\n    return 1\n",
+    "pkg/b.py": "from pkg.a import *\n\nf()\n",
+    "pkg/c.py": "def g():\n    return 2\n",
+}
+
+
+def test_an_edit_replaces_the_rows_of_the_files_whose_global_rows_it_changed(tmp_path):
+    """A function added to a.py is a name b.py's star import now binds: star_bindings' rows credited to
+    b.py change, so effective_bindings (local relative to it) replaces the rows of a.py and b.py, and
+    leaves c.py's; the result is the one a full build gives."""
+    root, out = write_tree(tmp_path / "src", STARS), tmp_path / "out"
+    build(root, out)
+    (root / "pkg/a.py").write_text(STARS["pkg/a.py"] + "\n\ndef extra():\n    return 2\n")
+    build(root, out)
+
+    catalog = DatasetCatalog(str(out))
+    a_id, b_id = file_id_for("pkg/a.py"), file_id_for("pkg/b.py")
+    views = _latest_views(out)
+    assert views["star_bindings"].maintained == "full" and views["effective_bindings"].maintained == "by_file"
+    commit = _last_write(catalog.staging_location("effective_bindings"))
+    assert commit["operationParameters"]["predicate"] == " OR ".join(f"file_id = '{file}'"
+                                                                     for file in sorted((a_id, b_id)))
+    # b.py's rows: its own binding (none: it binds by its star import only) and the two names it imports
+    assert commit["operationMetrics"]["num_added_rows"] == _rows_of(catalog.staging_location("effective_bindings"),
+                                                                    a_id) + 2
     fresh = tmp_path / "fresh"
     build(root, fresh)
     assert _fingerprints(out) == _fingerprints(fresh)

@@ -148,8 +148,76 @@ def test_locality_follows_the_views_a_view_reads():
     assert _locality(sql, before=(local, across)).local
     beside = _locality("SELECT o.file_id, o.name FROM owned o JOIN across a ON o.file_id = a.file_id",
                        before=(local, across))
-    assert not beside.local
-    assert beside.evidence == ("reads across, which is not file-local",)
+    assert beside.local and beside.bases == ("across",)  # local relative to the global view, by its file column
+    assert beside.evidence[-1] == ("local relative to across: its rows for a file also change when their rows "
+                                   "credited to that file do")
+
+
+ACROSS = EmittedView("across", "derive", "SELECT f.file_id, f.fact_id AS id, s.qualname AS name FROM facts f "
+                     "JOIN scopes s ON f.name = s.qualname", "delta_staging", (),
+                     (FILE, Column("id", "string", S.ENTITY_ID, nullable=False), Column("name", "string", S.NAME)))
+
+
+def test_a_global_view_credits_its_rows_to_the_file_in_its_file_column():
+    """`across` joins two files' rows on a name: global, but each row names a file (a FILE_ID column
+    that is never NULL), so its readers may read it by that file."""
+    found = infer_locality(SemanticPlan((ACROSS,), ("across",)), SOURCES)["across"]
+    assert not found.local and found.owner is None and found.bases == ()
+    assert found.credited_to == "file_id"
+    assert found.evidence[-1] == "it credits each row to a file (file_id): its readers can be local relative to it"
+
+
+RELATIVE = [
+    ("a filter of the global view", "SELECT file_id, name FROM across WHERE name <> 'x'"),
+    ("a join with a file's rows on the file column",
+     "SELECT f.file_id, a.name FROM facts f JOIN across a ON a.file_id = f.file_id AND a.name = f.name"),
+    ("a grouping by the file column", "SELECT file_id, min(name) AS name FROM across GROUP BY file_id"),
+    ("a union with a file's rows", "SELECT file_id, name FROM across UNION ALL SELECT file_id, name FROM facts"),
+]
+
+
+@pytest.mark.parametrize(("case", "sql"), RELATIVE, ids=[case for case, _ in RELATIVE])
+def test_views_local_relative_to_a_global_view(case, sql):
+    locality = _locality(sql, before=(ACROSS,))
+    assert locality.local and locality.owner == "file_id", (case, locality.evidence)
+    assert locality.bases == ("across",)
+
+
+NOT_RELATIVE = [
+    # the global view's ids may name entities of other files than the one its row is credited to
+    ("a join on the global view's id", "SELECT a.file_id, f.name FROM facts f JOIN across a ON a.id = f.fact_id",
+     "a join across files (f.fact_id = a.id)"),
+    ("a join that drops the file column", "SELECT f.file_id, f.name FROM facts f JOIN across a ON a.id = f.fact_id",
+     "reads across without its file identity"),
+    ("a grouping by the global view's id", "SELECT min(file_id) AS file_id, id AS name FROM across GROUP BY id",
+     "an aggregate not grouped by the file identity"),
+    ("a join with a file's rows on a name",
+     "SELECT a.file_id, f.file_id AS name FROM facts f JOIN across a ON a.name = f.name",
+     "a join across files (f.name = a.name)"),
+]
+
+
+@pytest.mark.parametrize(("case", "sql", "reason"), NOT_RELATIVE, ids=[case for case, _, _ in NOT_RELATIVE])
+def test_views_reading_a_global_view_by_other_columns_are_global(case, sql, reason):
+    locality = _locality(sql, before=(ACROSS,))
+    assert not locality.local and locality.bases == ()
+    assert reason in locality.evidence, (case, locality.evidence)
+
+
+def test_a_global_view_without_a_file_column_it_never_leaves_null_has_no_relative_readers():
+    nullable = EmittedView("across", "derive", ACROSS.sql, "delta_staging", (),
+                           (Column("file_id", "string", S.FILE_ID), *ACROSS.columns[1:]))
+    assert infer_locality(SemanticPlan((nullable,), ("across",)), SOURCES)["across"].credited_to is None
+    reader = _locality("SELECT file_id, name FROM across", before=(nullable,))
+    assert not reader.local and reader.evidence[0] == "reads across, which is not file-local"
+
+
+def test_bases_pass_through_local_views():
+    beside = EmittedView("beside", "derive", "SELECT f.file_id, f.name FROM facts f JOIN across a "
+                         "ON a.file_id = f.file_id", "delta_staging", (), OUT)
+    reader = _locality("SELECT b.file_id, b.name FROM beside b JOIN facts f ON f.file_id = b.file_id",
+                       before=(ACROSS, beside))
+    assert reader.local and reader.bases == ("across",)
 
 
 def test_a_view_of_ids_without_its_owner_is_local_to_its_readers():
@@ -209,4 +277,11 @@ def test_the_pipelines_own_views():
     assert found["own_bindings"].local and found["own_bindings"].owner == "file_id"
     assert not found["value_flow_fixpoint"].local
     assert "a fixpoint program: values flow across the whole code base" in found["value_flow_fixpoint"].evidence
-    assert not found["cpg_edges"].local
+    # the edges of a file: its own structure, and the rows credited to it of the views resolving names,
+    # calls, imports and bases across files
+    assert found["cpg_edges"].local
+    assert found["cpg_edges"].bases == ("builtin_uses", "call_edges", "class_bases", "import_targets",
+                                        "reference_candidates")
+    # a file's bindings: its own, and those its star imports bring (followed across files)
+    assert found["star_bindings"].credited_to == "file_id" and not found["star_bindings"].local
+    assert found["effective_bindings"].local and found["effective_bindings"].bases == ("star_bindings",)
