@@ -447,9 +447,13 @@ def plan(path: Path, out: str | None, cache_policy: tuple[str, ...], staging: st
                    f"({'; '.join(schedule['confidence']['evidence'])})", markup=False)  # type: ignore[index]
     stdout().print(_profile_text(results["compiled_policy"].profile), markup=False)
     for view in report["views"]:  # type: ignore[union-attr]
-        if view["maintenance"] and view["maintenance"]["mode"] == "by_file":
-            evidence = "; ".join(view["maintenance"]["confidence"]["evidence"])
+        maintenance = view["maintenance"]
+        if maintenance and maintenance["mode"] == "by_file":
+            evidence = "; ".join(maintenance["confidence"]["evidence"])
             stdout().print(f"{view['name']} is maintained by file: {evidence}", markup=False)
+        elif maintenance and maintenance["changes_by"]:
+            stdout().print(f"{view['name']} is recomputed whole, then compared with the last build's rows by "
+                           f"{maintenance['changes_by']}: its by-file readers recompute those files too", markup=False)
     ordered = sorted(f"{view['name']} by {view['write_order']}" for view in report["views"]  # type: ignore[union-attr]
                      if view["write_order"])
     if ordered:

@@ -257,7 +257,9 @@ def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str
             mode, evidence = "full", (*evidence, *unknown)
         else:
             mode = "by_file" if locality.local else "full"
-        choices[view] = ViewMaintenance(mode, locality.owner,  # type: ignore[arg-type]
+        # a view whose changed files are never known is never replaced by file: no clustering by them
+        owner = None if locality.local and unknown else locality.owner
+        choices[view] = ViewMaintenance(mode, owner,  # type: ignore[arg-type]
                                         InferenceConfidence("view_maintenance", mode, 1.0, evidence),
                                         locality.bases if mode == "by_file" else ())
     read = {base for choice in choices.values() for base in choice.bases}

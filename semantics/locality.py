@@ -73,6 +73,7 @@ class _Flow:
     columns: tuple[Name, ...]  # the operator's output columns
     keys: Mapping[int, Key] = dataclasses.field(default_factory=dict)  # file keys, by column position
     evidence: tuple[str, ...] = ()  # what keeps the rows within a file, or why they are not
+    credited: bool = False  # a global view's rows, read by the file each is credited to (see the module's doc)
 
     @property
     def owners(self) -> frozenset[int]:
@@ -170,7 +171,9 @@ class _Analysis:
         if not keys:
             return _global(names, f"reads {table} without its file identity")
         owners = sorted(position for position, key in keys.items() if key == "owner")
-        if owners:
+        if known.credited:
+            why = f"reads {table}, computed across files, by the file each row is credited to ({names[owners[0]][1]})"
+        elif owners:
             why = f"reads {table} with its owner {', '.join(names[i][1] for i in owners)}"
         else:
             why = f"reads {table} with ids of its rows' file ({', '.join(names[i][1] for i in sorted(keys))})"
@@ -385,9 +388,7 @@ def infer_locality(plan: SemanticPlan, sources: dict[str, tuple[Column, ...]]) -
             tables[view.name] = _Flow("local", declared, keys, flow.evidence)
             bases[view.name] = read
         elif credited is not None:
-            tables[view.name] = _Flow("local", declared, {declared.index((None, credited)): "owner"},
-                                      (f"reads {view.name}, computed across files, by the file each row is "
-                                       f"credited to ({credited})",))
+            tables[view.name] = _Flow("local", declared, {declared.index((None, credited)): "owner"}, credited=True)
             bases[view.name] = (view.name,)
         else:
             tables[view.name] = _Flow(flow.state, declared, evidence=flow.evidence)

@@ -76,7 +76,8 @@ def test_the_preview_plans_the_sort_a_whole_clustered_write_adds(tmp_path: Path)
     views = _views(root, "--out", out, "--staging", "delta")
     assert views["cpg_props"]["write_order"] == "file_id"  # published, file-local
     assert views["own_bindings"]["write_order"] == "file_id"  # staged, file-local (joins by ids of one file)
-    assert views["cpg_edges"]["write_order"] is None  # not file-local
+    # local relative to views computed inside its plan (builtin_uses, reference_candidates): never by file
+    assert views["cpg_edges"]["write_order"] is None
     assert views["scope_chain"]["write_order"] is None  # its rows belong to one file each, but it has no file column
     (record,) = read_records(DeltaTableStore(DatasetCatalog(str(out))).read(RUNS_TABLE))
     built = {outcome.view: outcome.planned.sort_keys for outcome in record.views if outcome.planned is not None

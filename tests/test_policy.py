@@ -15,6 +15,7 @@ from relspec.policy import (
     CompiledExecutionPolicy,
     DiagnosticsFlags,
     TableStats,
+    ViewMaintenance,
     ViewPolicy,
     available_cores,
     compile_cache_policies,
@@ -23,6 +24,7 @@ from relspec.policy import (
     compile_registration,
     compile_scan_policy,
     compile_udf_requirements,
+    compile_view_maintenance,
     extraction_writers,
     fingerprint_policy,
     parse_overrides,
@@ -44,6 +46,7 @@ from semantics.ir import (
     infer_join_plans,
     optimize,
 )
+from semantics.locality import Locality
 from semantics.scans import infer_scan_counts
 from semantics.views import OUTPUTS, discover_specs
 from tests.test_inference import _derive
@@ -320,3 +323,35 @@ def test_only_a_fixpoint_over_a_small_input_runs_queries_at_once() -> None:
     assert not any("at once" in text for text in two.views["scope_parents"].confidence.evidence)
     assert compile_scan_policy(graph, large, 2).views["value_flow_fixpoint"].queries_at_once == 1  # reads ex_flows
     assert compile_scan_policy(graph, small, 1).views["value_flow_fixpoint"].queries_at_once == 1
+
+
+def _maintained(bases_cache: str, held: frozenset[str] = frozenset()) -> dict[str, ViewMaintenance]:
+    """`reader` is local relative to the global view `base` (cached as ``bases_cache``)."""
+    localities = {
+        "base": Locality("base", False, None, ("a join across files",), credited_to="file_id"),
+        "reader": Locality("reader", True, "file_id", ("reads base with its owner",), ("base",)),
+    }
+    decided = InferenceConfidence("cache_policy", "x", 1.0, ())
+    policies = {"base": ViewPolicy(bases_cache, decided), "reader": ViewPolicy("delta_staging", decided)}  # type: ignore[arg-type]
+    return compile_view_maintenance(localities, policies, False, 1, 10, held)
+
+
+def test_a_view_local_relative_to_a_staged_global_view_is_maintained_by_file():
+    choices = _maintained("delta_staging")
+    reader = choices["reader"]
+    assert (reader.mode, reader.bases, reader.owner) == ("by_file", ("base",), "file_id")
+    # the base is recomputed whole, and a build finds the files its rows changed for by its file column
+    assert (choices["base"].mode, choices["base"].changes_by) == ("full", "file_id")
+    assert choices["base"].confidence.evidence[-1].startswith("read by file by reader:")
+
+
+@pytest.mark.parametrize(("cache", "held", "how"), [("none", frozenset(), "inlined into its readers"),
+                                                    ("delta_staging", frozenset({"base"}), "held in memory")])
+def test_a_view_relative_to_a_global_view_no_table_keeps_is_maintained_whole(cache, held, how):
+    """No staging table keeps the last build's rows of the base: which files' rows changed is unknown."""
+    choices = _maintained(cache, held)
+    assert (choices["reader"].mode, choices["reader"].bases, choices["reader"].owner) == ("full", (), None)
+    assert choices["reader"].confidence.evidence[-1] == (
+        f"reads base, computed across files and {how}: which files' rows of it changed is not known, so the view "
+        "is recomputed whole")
+    assert "base" not in choices or choices["base"].changes_by is None
