@@ -230,8 +230,9 @@ class RunAuthority(ExecutionAuthority):
                               before: int | None, fingerprint: str) -> None:
         """For a staged global view that by-file views read: the files whose rows credited to them
         changed since the current release, from the rows its staging table held before this run's
-        write (that release's result) and after. Unknown (None) when the table held no result of
-        that release's sources."""
+        write (that release's result) and after; none when it was reused with that release's
+        fingerprint. Unknown (None) when the table held no result of that release's sources, or the
+        comparison cannot tell (`TableStore.staged_changes`)."""
         column = self.policy.view_maintenance[name].changes_by if name in self.policy.view_maintenance else None
         if column is None:
             return
@@ -240,7 +241,7 @@ class RunAuthority(ExecutionAuthority):
             self._changed_credits[name] = frozenset() if previous == fingerprint else None
         elif outcome == "computed_staged" and before is not None and previous is not None \
                 and self._reusable(staged, previous):
-            self._changed_credits[name] = self.store.staged_changes(name, before, column)
+            self._changed_credits[name] = self.store.staged_changes(self.session, name, before, column)
         else:
             self._changed_credits[name] = None
 

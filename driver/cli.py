@@ -452,8 +452,9 @@ def plan(path: Path, out: str | None, cache_policy: tuple[str, ...], staging: st
             evidence = "; ".join(maintenance["confidence"]["evidence"])
             stdout().print(f"{view['name']} is maintained by file: {evidence}", markup=False)
         elif maintenance and maintenance["changes_by"]:
-            stdout().print(f"{view['name']} is recomputed whole, then compared with the last build's rows by "
-                           f"{maintenance['changes_by']}: its by-file readers recompute those files too", markup=False)
+            stdout().print(f"{view['name']}, when recomputed, is compared by {maintenance['changes_by']} with the "
+                           "current release's rows: its by-file readers also recompute the files whose rows changed",
+                           markup=False)
     ordered = sorted(f"{view['name']} by {view['write_order']}" for view in report["views"]  # type: ignore[union-attr]
                      if view["write_order"])
     if ordered:

@@ -158,7 +158,7 @@ def changed_groups_sql(old: str, new: str, columns: list[str], group: str) -> st
     """The values of ``group`` whose rows differ between tables ``old`` and ``new`` (of ``columns``),
     compared as multisets: each distinct row with its count, on both sides (EXCEPT matches NULLs)."""
     listed = ", ".join(_quoted(column) for column in columns)
-    counted = "SELECT {listed}, count(*) AS copies__ FROM {table} GROUP BY {listed}"
+    counted = "SELECT {listed}, count(*) AS \"copies of the row\" FROM {table} GROUP BY {listed}"
     left, right = (counted.format(listed=listed, table=table) for table in (old, new))
     return (f"SELECT DISTINCT {_quoted(group)} FROM ((({left}) EXCEPT ({right})) "
             f"UNION ALL (({right}) EXCEPT ({left}))) changed")
@@ -373,16 +373,26 @@ class DeltaTableStore(TableStore):
         table = self._latest(self.catalog.staging_location(view))
         return None if table is None else table.version()
 
-    def staged_changes(self, view: str, before: int, column: str) -> frozenset[str]:
+    def staged_changes(self, session: SessionContext, view: str, before: int, column: str) -> frozenset[str] | None:
         location = self.catalog.staging_location(view)
         old, new = self._open(location, before), self._open(location)
-        assert old is not None and new is not None  # (versions of a table this run just wrote)
-        session = SessionContext()
-        _register_raw(session, "old_rows", old, self.storage_options)
-        _register_raw(session, "new_rows", new, self.storage_options)
-        columns = pa.schema(new.schema().to_arrow()).names
-        changed = session.sql(changed_groups_sql("old_rows", "new_rows", columns, column)).to_arrow_table()
-        return frozenset(changed.column(0).to_pylist())
+        assert old is not None and new is not None  # (the table's version before this run's write, and after)
+        schema = pa.schema(new.schema().to_arrow())
+        if pa.schema(old.schema().to_arrow()) != schema:  # (a declaration changed: rows of two types)
+            return None
+        names = [f"{DELTA_SCHEMA}.changes_{side}_{uuid.uuid4().hex}" for side in ("before", "after")]
+        session.sql(f"CREATE SCHEMA IF NOT EXISTS {DELTA_SCHEMA}").collect()
+        try:
+            for name, table in zip(names, (old, new), strict=True):
+                _register_raw(session, name, table, self.storage_options)
+            changed = session.sql(changed_groups_sql(*names, schema.names, column)).to_arrow_table()
+        except Exception:  # (e.g. out of memory) not knowing what changed is safe: its readers are computed whole
+            return None
+        finally:
+            for name in names:
+                _replace(session, name)
+        values = changed.column(0).to_pylist()
+        return None if None in values else frozenset(values)  # a NULL file: no file's rows to replace
 
     def stage(self, view: str, data: pa.Table | PlanExecution, schema: pa.Schema, fingerprint: str, run_id: str,
               scope: FileScope | None = None, cluster_by: str | None = None) -> StagedResult:

@@ -158,9 +158,10 @@ class TableStore(abc.ABC):
         """The Delta version of a view's staging table, if one exists."""
 
     @abc.abstractmethod
-    def staged_changes(self, view: str, before: int, column: str) -> frozenset[str]:
+    def staged_changes(self, session: SessionContext, view: str, before: int, column: str) -> frozenset[str] | None:
         """The values of ``column`` whose rows of a view's staging table differ, as multisets, between
-        version ``before`` and the latest."""
+        version ``before`` and the latest, compared in ``session``; None when they cannot be told
+        apart by it (a NULL among them, a schema that changed, a comparison that failed)."""
 
     @abc.abstractmethod
     def stage(self, view: str, data: pa.Table | PlanExecution, schema: pa.Schema, fingerprint: str, run_id: str,

@@ -125,7 +125,8 @@ class ViewMaintenance(msgspec.Struct, frozen=True):
     """How a written view (staged or published) is kept up to date from one build to the next:
     ``by_file`` recomputes the rows of the files that changed and replaces exactly those (in column
     ``owner``); ``full`` recomputes and rewrites it whole. ``owner`` is the column naming each row's file
-    in a file-local view whatever its mode (None: the view is not file-local); its table is clustered by it.
+    in a file-local view whatever its mode (None: the view is not file-local, or is local relative to a
+    global view whose changes a build cannot know, so never replaced by file); its table is clustered by it.
     ``bases``: the global views a ``by_file`` view is local relative to (`semantics.locality`): the files
     whose rows of them changed are recomputed too. ``changes_by``: set on a global view some ``by_file``
     view is relative to, the column by which a build finds the files its rows changed for."""
@@ -274,11 +275,15 @@ def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str
     return choices
 
 
+_UNCOMPARED = {"none": "inlined into its readers", "delta_output": "published, not staged"}
+
+
 def _unknown_changes(bases: tuple[str, ...], policies: dict[str, ViewPolicy], held: frozenset[str]) -> tuple[str, ...]:
-    """Why a build cannot know which files' rows of ``bases`` changed (none: it can): a base computed
-    inside its readers' plans or held in memory leaves no last build's rows to compare with."""
-    where = {base: "inlined into its readers" if policies[base].cache == "none" else "held in memory"
-             for base in bases if policies[base].cache == "none" or base in held}
+    """Why a build cannot know which files' rows of ``bases`` changed (none: it can): only a base
+    written to a staging table is compared with its last build's rows; one computed inside its
+    readers' plans or held in memory leaves none to compare with."""
+    where = {base: "held in memory" if base in held else _UNCOMPARED[policies[base].cache]
+             for base in bases if policies[base].cache != "delta_staging" or base in held}
     return tuple(f"reads {base}, computed across files and {how}: which files' rows of it changed is not known, "
                  "so the view is recomputed whole" for base, how in where.items())
 

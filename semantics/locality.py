@@ -22,8 +22,9 @@ does not know) makes the view global, and the reason says which. A fixpoint prog
 global: it follows values across the whole code base. A local view is maintained by file when it
 outputs its owner; one that keeps only same-file ids is local to the views that read it.
 
-A global view that outputs a file column (of semantic type FILE_ID, never NULL) credits each of its
-rows to a file, though the row may depend on others. Its readers see it as a table owned by that
+A global view that outputs a file column (of semantic type FILE_ID, declared never NULL) credits each
+of its rows to a file, though the row may depend on others (a build that finds a NULL there when it
+compares the view's rows treats its changes as unknown). Its readers see it as a table owned by that
 column, and by that column alone (its ids may name entities of other files): a reader the analysis
 then finds local is local *relative* to it — its rows for a file read the global view's rows
 credited to that file, so they change when the file changes or when those rows do. Such a reader
@@ -397,7 +398,7 @@ def infer_locality(plan: SemanticPlan, sources: dict[str, tuple[Column, ...]]) -
 
 
 def _credited_to(columns: tuple[Column, ...]) -> str | None:
-    """The column a global view credits each row to a file by: its first never-NULL FILE_ID column."""
+    """The column a global view credits each row to a file by: its first FILE_ID column declared never NULL."""
     return next((column.name for column in columns if column.semantic is S.FILE_ID and not column.nullable), None)
 
 

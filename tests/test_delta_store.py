@@ -211,3 +211,39 @@ def test_a_failed_extraction_write_stops_the_build_before_the_files_table(tmp_pa
     assert not (out / "extract" / "ex_files").exists()
     assert not (out / "_releases").exists()
     assert not (out / SPOOL_FOLDER / "extraction").exists()
+
+
+CREDITED = pa.schema([pa.field("file_id", pa.string()), pa.field("name", pa.string()),
+                      pa.field("score", pa.float64())])
+
+
+def _changes_between(tmp_path: Path, before: dict, after: dict, schema: pa.Schema = CREDITED):
+    """What `staged_changes` finds between two staged results of one view (the second written over the first)."""
+    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    store.stage("credited", pa.table(before, schema=CREDITED), CREDITED, "first", "run")
+    version = store.staged_version("credited")
+    store.stage("credited", pa.table(after, schema=schema), schema, "second", "run")
+    return store.staged_changes(SessionContext(), "credited", version, "file_id")
+
+
+def test_staged_changes_are_the_files_whose_rows_differ_as_multisets(tmp_path):
+    before = {"file_id": ["a", "a", "b", "c", "d"], "name": ["x", "y", None, "z", "w"],
+              "score": [1.0, 1.0, 0.5, 2.0, 1.0]}
+    # a: the same rows in another order; b: its NULL name kept; c: one row twice (a multiset change);
+    # d: a value changed; e: new
+    after = {"file_id": ["a", "a", "b", "c", "c", "d", "e"], "name": ["y", "x", None, "z", "z", "w", "v"],
+             "score": [1.0, 1.0, 0.5, 2.0, 2.0, 1.5, 1.0]}
+    assert _changes_between(tmp_path, before, after) == frozenset({"c", "d", "e"})
+
+
+def test_staged_changes_are_unknown_when_a_row_credits_no_file(tmp_path):
+    """A NULL file is no file a reader's rows can be replaced by: the changes are unknown."""
+    before = {"file_id": ["a", "b"], "name": ["x", "y"], "score": [1.0, 1.0]}
+    after = {"file_id": ["a", None], "name": ["x", "y"], "score": [1.0, 1.0]}
+    assert _changes_between(tmp_path, before, after) is None
+
+
+def test_staged_changes_are_unknown_when_the_schema_changed(tmp_path):
+    row = {"file_id": ["a"], "name": ["x"], "score": [1.0]}
+    changed = pa.schema([CREDITED.field("file_id"), CREDITED.field("name"), pa.field("score", pa.int64())])
+    assert _changes_between(tmp_path, row, {**row, "score": [1]}, changed) is None

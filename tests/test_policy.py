@@ -346,9 +346,11 @@ def test_a_view_local_relative_to_a_staged_global_view_is_maintained_by_file():
 
 
 @pytest.mark.parametrize(("cache", "held", "how"), [("none", frozenset(), "inlined into its readers"),
-                                                    ("delta_staging", frozenset({"base"}), "held in memory")])
+                                                    ("delta_staging", frozenset({"base"}), "held in memory"),
+                                                    ("delta_output", frozenset(), "published, not staged")])
 def test_a_view_relative_to_a_global_view_no_table_keeps_is_maintained_whole(cache, held, how):
-    """No staging table keeps the last build's rows of the base: which files' rows changed is unknown."""
+    """No staging table keeps the last build's rows of the base (an output is not compared either):
+    which files' rows changed is unknown."""
     choices = _maintained(cache, held)
     assert (choices["reader"].mode, choices["reader"].bases, choices["reader"].owner) == ("full", (), None)
     assert choices["reader"].confidence.evidence[-1] == (
