@@ -140,7 +140,8 @@ class RunAuthority(ExecutionAuthority):
         frame: DataFrame | None = None  # built, written and dropped here: a frame kept to the end of the run
         scope: FileScope | None = None
         staged = None if in_memory else self.store.staged_result(name)
-        before = None if in_memory else self.store.staged_version(name)
+        compared = None if in_memory else self._changes_by(name)  # readers need the files its rows change for
+        before = None if compared is None else self.store.staged_version(name)
         if self._reusable(staged, fingerprint):  # keeps alive much of what its plan read
             outcome: Outcome = "reused"
         else:
@@ -168,7 +169,8 @@ class RunAuthority(ExecutionAuthority):
             self._executed[name] = execution.signals(self._locations)
             _replace_table(self.session, _fixpoint_result(name))  # the staged table stands for it now
         self._fingerprints[name] = fingerprint
-        self._note_changed_credits(name, outcome, staged, before, fingerprint)
+        if compared is not None:
+            self._note_changed_credits(name, compared, outcome, staged, before, fingerprint)
         self._record(name, "delta_staging", outcome, written, fingerprint, frame, run, scope)
         rows = written.rows if written is not None else None
         version = None if in_memory else self.store.staged_version(name)
@@ -226,16 +228,18 @@ class RunAuthority(ExecutionAuthority):
             return None
         return FileScope(choice.owner, tuple(sorted(files)))
 
-    def _note_changed_credits(self, name: str, outcome: Outcome, staged: tuple[str, str] | None,
+    def _changes_by(self, name: str) -> str | None:
+        """The column a staged global view is compared by, when by-file views read it (`ViewMaintenance`)."""
+        choice = self.policy.view_maintenance.get(name)
+        return None if choice is None else choice.changes_by
+
+    def _note_changed_credits(self, name: str, column: str, outcome: Outcome, staged: tuple[str, str] | None,
                               before: int | None, fingerprint: str) -> None:
         """For a staged global view that by-file views read: the files whose rows credited to them
         changed since the current release, from the rows its staging table held before this run's
         write (that release's result) and after; none when it was reused with that release's
         fingerprint. Unknown (None) when the table held no result of that release's sources, or the
         comparison cannot tell (`TableStore.staged_changes`)."""
-        column = self.policy.view_maintenance[name].changes_by if name in self.policy.view_maintenance else None
-        if column is None:
-            return
         previous = self.previous_fingerprints.get(name)
         if outcome == "reused":
             self._changed_credits[name] = frozenset() if previous == fingerprint else None

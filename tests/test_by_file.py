@@ -15,7 +15,7 @@ from relspec.runs import read_records
 from relspec.summary import BuildSummary
 from semantics.ids import file_id_for
 from tests.conftest import build as build_with_options
-from tests.conftest import query, write_tree
+from tests.conftest import query, run_cli, write_tree
 
 TREE = {
     "pkg/__init__.py": "from pkg.base import helper\n",
@@ -122,6 +122,12 @@ def test_an_edit_replaces_the_rows_of_the_files_whose_global_rows_it_changed(tmp
     fresh = tmp_path / "fresh"
     build(root, fresh)
     assert _fingerprints(out) == _fingerprints(fresh)
+    # what the plan shows of it
+    shown = run_cli("plan", root, "--out", out, "--staging", "delta").stdout
+    assert ("star_bindings, when recomputed, is compared by file_id with the current release's rows: its by-file "
+            "readers also recompute the files whose rows changed") in shown
+    assert "local relative to star_bindings" in next(line for line in shown.splitlines()
+                                                     if line.startswith("effective_bindings is maintained by file:"))
 
 
 def _rows_of(location: str, file_id: str) -> int:
