@@ -26,6 +26,7 @@ from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyarrow import fs
 
+from driver.changes import changed_groups, quoted
 from driver.lock import check_lease
 from driver.storage import (
     SPOOL_FOLDER,
@@ -150,20 +151,6 @@ def _plain(field: pa.Field) -> Expr:
     return column.cast(pa.string()).alias(field.name) if pa.types.is_string_view(field.type) else column
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def changed_groups_sql(old: str, new: str, columns: list[str], group: str) -> str:
-    """The values of ``group`` whose rows differ between tables ``old`` and ``new`` (of ``columns``),
-    compared as multisets: each distinct row with its count, on both sides (EXCEPT matches NULLs)."""
-    listed = ", ".join(_quoted(column) for column in columns)
-    counted = "SELECT {listed}, count(*) AS \"copies of the row\" FROM {table} GROUP BY {listed}"
-    left, right = (counted.format(listed=listed, table=table) for table in (old, new))
-    return (f"SELECT DISTINCT {_quoted(group)} FROM ((({left}) EXCEPT ({right})) "
-            f"UNION ALL (({right}) EXCEPT ({left}))) changed")
-
-
 def _scan(table: DeltaTable, options: StorageOptions, columns: list[str] | None = None,
           where: str | None = None) -> pa.Table:
     """A Delta table's rows read through a DataFusion session of its own, with the table's schema
@@ -174,7 +161,7 @@ def _scan(table: DeltaTable, options: StorageOptions, columns: list[str] | None 
         schema = pa.schema([schema.field(column) for column in columns])
     session = SessionContext()
     _register_raw(session, _SCAN_NAME, table, options)
-    projection = ", ".join(_quoted(field.name) for field in schema)
+    projection = ", ".join(quoted(field.name) for field in schema)
     condition = f" WHERE {where}" if where else ""
     return session.sql(f"SELECT {projection} FROM {_SCAN_NAME}{condition}").to_arrow_table().cast(schema)
 
@@ -385,13 +372,12 @@ class DeltaTableStore(TableStore):
         try:
             for name, table in zip(names, (old, new), strict=True):
                 _register_raw(session, name, table, self.storage_options)
-            changed = session.sql(changed_groups_sql(*names, schema.names, column)).to_arrow_table()
+            values = changed_groups(session, *names, schema.names, column)
         except Exception:  # (e.g. out of memory) not knowing what changed is safe: its readers are computed whole
             return None
         finally:
             for name in names:
                 _replace(session, name)
-        values = changed.column(0).to_pylist()
         return None if None in values else frozenset(values)  # a NULL file: no file's rows to replace
 
     def stage(self, view: str, data: pa.Table | PlanExecution, schema: pa.Schema, fingerprint: str, run_id: str,
