@@ -18,6 +18,7 @@ from relspec.calibration import (
 from relspec.catalog import CALIBRATION_TABLE, EXTRACT_TABLES, LOG_TABLES, RUNS_TABLE, TableStore
 from relspec.costs import ViewCost, input_rows, predict_costs
 from relspec.policy import (
+    BY_FILE_MAX_SHARE,
     CompiledExecutionPolicy,
     DiagnosticsFlags,
     ExtractionChoice,
@@ -38,9 +39,11 @@ from relspec.policy import (
     compile_udf_requirements,
     compile_view_maintenance,
     fingerprint_policy,
+    stages_in_memory,
     workload_rows,
 )
 from relspec.profiles import SessionProfile, compile_session_profile
+from relspec.relative_staging import stage_relative_bases
 from relspec.releases import Release, current_release
 from relspec.runs import RunRecord, builtin_names_version, read_records, view_fingerprints
 from relspec.schedule import ViewSchedule, compile_lanes, compile_schedule
@@ -97,12 +100,28 @@ def thresholds(calibration_history: list[Calibration], workload_class: WorkloadC
 
 
 @tag(role="policy")
-def cache_policies(optimized_ir: SemanticIR, view_graph: ViewGraph, table_statistics: dict[str, TableStats],
-                   thresholds: Thresholds, cache_overrides: dict[str, CachePolicy] | None = None
-                   ) -> dict[str, ViewPolicy]:
+def topology_cache_policies(optimized_ir: SemanticIR, view_graph: ViewGraph, table_statistics: dict[str, TableStats],
+                            thresholds: Thresholds, cache_overrides: dict[str, CachePolicy] | None = None
+                            ) -> dict[str, ViewPolicy]:
     """Cache policy by view: the topology's hint weighed against costs and the (calibrated) inline
     threshold; explicit overrides win."""
     return compile_cache_policies(optimized_ir, view_graph, table_statistics, cache_overrides or {}, thresholds)
+
+
+@tag(role="policy")
+def cache_policies(topology_cache_policies: dict[str, ViewPolicy], view_localities: dict[str, Locality],
+                   view_graph: ViewGraph, run_history: list[RunRecord], table_statistics: dict[str, TableStats],
+                   file_manifest: FileManifest, staging: StagingMedium = "auto",
+                   full_rebuild: bool = False) -> dict[str, ViewPolicy]:
+    """The cache policies a run executes: those of the topology, and, in an incremental build, the
+    inlined global views worth staging so that the views local relative to them are updated by file
+    (what earlier runs measured decides: `relspec.relative_staging`)."""
+    source_bytes = sum(len(task.raw) for task in file_manifest.tasks)
+    changed, files = _changed_files(file_manifest), max(file_manifest.discovered, 1)
+    updating_by_file = (file_manifest.incremental and not full_rebuild and changed <= BY_FILE_MAX_SHARE * files
+                        and not stages_in_memory(table_statistics, source_bytes, staging))
+    return stage_relative_bases(topology_cache_policies, view_localities, view_graph, run_history,
+                                table_statistics, updating_by_file, changed / files)
 
 
 @tag(role="policy")
@@ -157,9 +176,13 @@ def view_maintenance(view_localities: dict[str, Locality], cache_policies: dict[
                      full_rebuild: bool = False) -> dict[str, ViewMaintenance]:
     """How each written view is kept up to date: by file when it is file-local (relative to staged
     global views, at most) and few files changed, else in full."""
-    changed = len(file_manifest.replaced_file_ids()) if file_manifest.incremental else file_manifest.discovered
-    return compile_view_maintenance(view_localities, cache_policies, full_rebuild, changed,
+    return compile_view_maintenance(view_localities, cache_policies, full_rebuild, _changed_files(file_manifest),
                                     max(file_manifest.discovered, 1), materialization.held_in_memory())
+
+
+def _changed_files(file_manifest: FileManifest) -> int:
+    """The files an incremental build extracts again or removes (every file otherwise)."""
+    return len(file_manifest.replaced_file_ids()) if file_manifest.incremental else file_manifest.discovered
 
 
 @tag(role="policy")

@@ -169,9 +169,10 @@ class RunAuthority(ExecutionAuthority):
             self._executed[name] = execution.signals(self._locations)
             _replace_table(self.session, _fixpoint_result(name))  # the staged table stands for it now
         self._fingerprints[name] = fingerprint
+        comparing = 0.0
         if compared is not None:
-            self._note_changed_credits(name, compared, outcome, staged, before, fingerprint)
-        self._record(name, "delta_staging", outcome, written, fingerprint, frame, run, scope)
+            comparing = self._note_changed_credits(name, compared, outcome, staged, before, fingerprint)
+        self._record(name, "delta_staging", outcome, written, fingerprint, frame, run, scope, comparing)
         rows = written.rows if written is not None else None
         version = None if in_memory else self.store.staged_version(name)
         return {"table_uri": location, "version": version, "rows": rows, "fingerprint": fingerprint,
@@ -234,20 +235,23 @@ class RunAuthority(ExecutionAuthority):
         return None if choice is None else choice.changes_by
 
     def _note_changed_credits(self, name: str, column: str, outcome: Outcome, staged: tuple[str, str] | None,
-                              before: int | None, fingerprint: str) -> None:
+                              before: int | None, fingerprint: str) -> float:
         """For a staged global view that by-file views read: the files whose rows credited to them
         changed since the current release, from the rows its staging table held before this run's
         write (that release's result) and after; none when it was reused with that release's
         fingerprint. Unknown (None) when the table held no result of that release's sources, or the
-        comparison cannot tell (`TableStore.staged_changes`)."""
+        comparison cannot tell (`TableStore.staged_changes`). Returns the seconds the comparison took
+        (0: none ran)."""
         previous = self.previous_fingerprints.get(name)
+        self._changed_credits[name] = None
         if outcome == "reused":
             self._changed_credits[name] = frozenset() if previous == fingerprint else None
         elif outcome == "computed_staged" and before is not None and previous is not None \
                 and self._reusable(staged, previous):
+            started = time.perf_counter()
             self._changed_credits[name] = self.store.staged_changes(self.session, name, before, column)
-        else:
-            self._changed_credits[name] = None
+            return time.perf_counter() - started
+        return 0.0
 
     def load_staged(self, name: str) -> DataFrame:
         """A staged view for its readers: the Delta table's scan. One the policy registers as a dataset
@@ -288,9 +292,11 @@ class RunAuthority(ExecutionAuthority):
                 "rows": written.rows if written else None, "fingerprint": fingerprint, "outcome": outcome}
 
     def _record(self, name: str, policy: str, outcome: Outcome, written: StagedResult | None, fingerprint: str,
-                frame: DataFrame | None, run: FixpointRun | None = None, scope: FileScope | None = None) -> None:
+                frame: DataFrame | None, run: FixpointRun | None = None, scope: FileScope | None = None,
+                compared: float = 0.0) -> None:
         """Record what happened to a view; its plan is the fingerprint of the frame that ran (of its SQL
-        when nothing ran: a reused staged result)."""
+        when nothing ran: a reused staged result). ``compared``: the seconds spent finding which files'
+        rows of it changed (part of its seconds)."""
         seconds = time.perf_counter() - self._started.pop(name, time.perf_counter())
         finished = self._offset()
         started = self._working.pop(name, finished - seconds)
@@ -308,6 +314,8 @@ class RunAuthority(ExecutionAuthority):
         if written is not None:
             evaluation |= {"maintained": "by_file" if scope is not None else "full",
                            "rows_changed": written.rows + written.rows_removed}
+        if compared:
+            evaluation["compared_seconds"] = round(compared, 4)
         self._outcomes[name] = ViewOutcome(name, policy, outcome, written.rows if written else None,  # type: ignore[arg-type]
                                            round(seconds, 4), fingerprint, plan, **evaluation,
                                            started=round(started, 4), finished=round(finished, 4),

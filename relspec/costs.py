@@ -10,6 +10,7 @@ measured and whose sources are not built yet costs that estimate over zero bytes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
@@ -58,6 +59,27 @@ def predict_costs(graph: ViewGraph, history: list[RunRecord], stats: dict[str, T
                        or _from_rows(view, sources, released, now_rows, rates)
                        or _from_bytes(sources, stats))
     return costs
+
+
+def measured_cost(view: str, mode: str, graph: ViewGraph, history: list[RunRecord], stats: dict[str, TableStats],
+                  where: Callable[[RunRecord], bool] = lambda record: True) -> ViewCost | None:
+    """The seconds the latest released run (of those ``where`` admits) that computed ``view`` as
+    ``mode`` ("full" or "by_file") took, scaled by how its sources grew since (None: no such run in
+    ``history``, oldest first)."""
+    released = [record for record in reversed(history) if record.status == "released" and where(record)]
+    now_rows = {name: stat.rows for name, stat in stats.items()}
+    return _from_seconds(view, mode, graph.transitive_sources(view), released, now_rows)
+
+
+def last_computed(view: str, history: list[RunRecord]) -> tuple[str, ViewOutcome] | None:
+    """The latest released run that computed ``view`` and counted its rows, and its outcome there."""
+    for record in reversed(history):
+        if record.status != "released":
+            continue
+        outcome = _computed(view, record)
+        if outcome is not None and outcome.rows is not None:
+            return record.run_id, outcome
+    return None
 
 
 def input_rows(history: list[RunRecord], graph: ViewGraph) -> dict[str, tuple[str, int]]:

@@ -63,6 +63,9 @@ class ViewPolicy(msgspec.Struct, frozen=True):
     override: bool = False
     required: bool = False  # staging is needed for correctness (a recursive reader), not for speed
     weighed_sources: tuple[str, ...] = ()  # the measured source tables whose rows the decision weighed
+    # a global view that views local relative to it read: why it is staged for their update by file, or
+    # not, from what earlier runs measured (relspec.relative_staging)
+    for_readers: str | None = None
 
 
 class ScanOptions(msgspec.Struct, frozen=True):
@@ -452,6 +455,12 @@ def workload_rows(stats: dict[str, TableStats], source_bytes: int) -> tuple[int,
     return estimated, f"estimated from {how} (no table yet)"
 
 
+def stages_in_memory(stats: dict[str, TableStats], source_bytes: int, staging: StagingMedium) -> bool:
+    """Whether staged views are held in memory for the run rather than written to staging tables (see
+    `compile_registration`)."""
+    return staging == "memory" or (staging == "auto" and size_tier(workload_rows(stats, source_bytes)[0]) == "small")
+
+
 def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats: dict[str, TableStats],
                          source_bytes: int, staging: StagingMedium = "auto") -> MaterializationStrategy:
     """How each staged view and each extraction table is held for its readers. On a small code base
@@ -463,7 +472,7 @@ def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats:
     ``staging`` = "delta" or "memory" decides for every view, whatever the size."""
     rows, found = workload_rows(stats, source_bytes)
     small = size_tier(rows) == "small"
-    memory = staging == "memory" or (staging == "auto" and small)
+    memory = stages_in_memory(stats, source_bytes, staging)
     if staging != "auto":
         held = (f"staging={staging} was asked for",)
         held_score = 1.0

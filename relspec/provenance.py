@@ -156,6 +156,9 @@ def _cache_decisions(builder: _Builder, ir: SemanticIR, policy: CompiledExecutio
                          f"a view that reads only source tables is inlined into its readers, not staged, while "
                          f"its source rows times the scans of it past the first stay under {limit:,} "
                          "(calibrated: cpgflow calibration)", limit)
+        if chosen.for_readers is not None:
+            builder.cite(decision, "readers", "metric", f"what staging {view.name} saves its readers",
+                         chosen.for_readers)
         if chosen.override:
             builder.cite(decision, "override", "override", f"--cache-policy {view.name}",
                          f"{view.name}={chosen.cache}")
@@ -336,6 +339,7 @@ CACHE_WORDS = {"none": "inlined", "delta_staging": "staged", "delta_output": "pu
 # How `describe` introduces a cited fact of each role, in the order it lists them.
 ROLE_WORDS = {
     "topology": "in the view graph",
+    "readers": "measured runs",
     "source_size": "measured statistics of",
     "threshold": "rule",
     "override": "explicit override",

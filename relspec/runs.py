@@ -59,6 +59,9 @@ class ViewOutcome(msgspec.Struct, frozen=True):
     overlapped: int = 0  # a fixpoint view computed: times two or more of its queries ran at once
     maintained: str = ""  # a written view: "full" (rewritten) or "by_file" (its changed files' rows replaced)
     rows_changed: int | None = None  # a written view: rows written plus rows replaced or overwritten
+    # a staged global view that by-file views read: seconds (of ``seconds``) spent comparing its rows
+    # with the current release's, to find the files whose rows changed
+    compared_seconds: float = 0.0
     # seconds since the run's authority was built, when its work began and ended (a staged or published
     # view: its computation and write; a lazy one: its planning): the executed order and any overlap
     started: float = 0.0

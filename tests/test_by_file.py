@@ -181,3 +181,62 @@ def test_a_rebuild_that_changes_most_files_recomputes_whole(tmp_path):
 
     policy = plan_driver(root, out).execute(["compiled_policy"])["compiled_policy"]
     assert policy.view_maintenance["cpg_props"].mode == "by_file"  # nothing changed since: one file's rows at most
+
+
+CALLS_ACROSS = {
+    "pkg/__init__.py": "",
+    "pkg/a.py": "def f():\n    return 1\n",
+    "pkg/b.py": "from pkg.a import f\n\nf()\n",
+    "pkg/c.py": "def g():\n    return 2\n\n\ng()\n",
+}
+# The inlined global views the outputs are local relative to, staged (as an incremental build on a
+# large code base stages them when it pays: relspec/relative_staging.py) so that they can be compared.
+RELATIVE_BASES = {"reference_candidates": "delta_staging", "builtin_uses": "delta_staging",
+                  "nodes_external": "delta_staging"}
+
+
+def test_edges_of_an_unchanged_file_that_resolve_into_an_edited_one_are_replaced(tmp_path):
+    """A line added above f() in a.py moves f: its node id (a hash of its span) changes, so b.py's call
+    of f and its import of f now name another node. The rows credited to b.py of call_edges and
+    import_targets change, so cpg_edges replaces the rows of a.py and b.py, not c.py's. b.py's name f
+    refers to its own import binding, in b.py: no row of reference_candidates credited to b.py changes,
+    and reference_edges replaces a.py's rows alone; so does cpg_nodes (relative to nodes_external, the
+    external symbols, none of which changed). The result is a full build's."""
+    root, out = write_tree(tmp_path / "src", CALLS_ACROSS), tmp_path / "out"
+    build(root, out, cache_overrides=RELATIVE_BASES)
+    (root / "pkg/a.py").write_text("X = 0\n\n\n" + CALLS_ACROSS["pkg/a.py"])
+    build(root, out, cache_overrides=RELATIVE_BASES)
+
+    views = _latest_views(out)
+    assert {view: views[view].maintained for view in ("reference_edges", "cpg_edges", "cpg_nodes")} == dict.fromkeys(
+        ("reference_edges", "cpg_edges", "cpg_nodes"), "by_file")
+    catalog = DatasetCatalog(str(out))
+    a_and_b = " OR ".join(f"file_id = '{file}'" for file in sorted(map(file_id_for, ("pkg/a.py", "pkg/b.py"))))
+    a_only = f"file_id = '{file_id_for('pkg/a.py')}'"
+    assert _last_write(catalog.location("cpg_edges"))["operationParameters"]["predicate"] == a_and_b
+    assert _last_write(catalog.staging_location("reference_edges"))["operationParameters"]["predicate"] == a_only
+    assert _last_write(catalog.location("cpg_nodes"))["operationParameters"]["predicate"] == a_only
+    assert views["reference_candidates"].compared_seconds > 0 and views["call_edges"].compared_seconds > 0
+
+    fresh = tmp_path / "fresh"
+    build(root, fresh)  # (its own policy: nothing staged for this)
+    assert _fingerprints(out) == _fingerprints(fresh)
+
+
+def test_an_incremental_build_stages_an_inlined_base_once_to_measure_it(tmp_path, monkeypatch):
+    """Nothing in a fixture this small saves a second: with the least saving that makes a base of
+    unknown size worth measuring at zero, the first incremental build stages the bases the outputs
+    are relative to, and says why; a cold build stages none of them (it updates nothing by file)."""
+    from relspec import relative_staging
+
+    monkeypatch.setattr(relative_staging, "EXPLORE_MIN_SECONDS", 0.0)
+    root, out = write_tree(tmp_path / "src", CALLS_ACROSS), tmp_path / "out"
+    build(root, out)
+    assert _latest_views(out)["reference_candidates"].policy == "none"
+    (root / "pkg/c.py").write_text(CALLS_ACROSS["pkg/c.py"] + "\n\ndef h():\n    return 3\n")
+    build(root, out)
+    views = _latest_views(out)
+    for base in RELATIVE_BASES:
+        assert (views[base].policy, views[base].outcome) == ("delta_staging", "computed_staged"), base
+    why = " ".join(run_cli("why", out, "reference_candidates").stdout.split())
+    assert "staged, not inlined, once, to measure it: cpg_edges, reference_edges took" in why

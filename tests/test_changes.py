@@ -8,7 +8,7 @@ from datafusion import SessionContext, col
 from datafusion.functions.spark import xxhash64
 
 from driver.changes import changed_groups
-from test_numbering import SEED_PROOF
+from tests.test_numbering import SEED_PROOF
 
 SCHEMA = pa.schema([pa.field("file_id", pa.string()), pa.field("name", pa.string()), pa.field("score", pa.float64())])
 
