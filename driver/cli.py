@@ -447,6 +447,8 @@ def plan(path: Path, out: str | None, cache_policy: tuple[str, ...], staging: st
                    f"({'; '.join(schedule['confidence']['evidence'])})", markup=False)  # type: ignore[index]
     stdout().print(_profile_text(results["compiled_policy"].profile), markup=False)
     for view in report["views"]:  # type: ignore[union-attr]
+        if view["policy"]["for_readers"]:
+            stdout().print(f"{view['name']}: {view['policy']['for_readers']}", markup=False)
         maintenance = view["maintenance"]
         if maintenance and maintenance["mode"] == "by_file":
             evidence = "; ".join(maintenance["confidence"]["evidence"])
@@ -652,6 +654,11 @@ def runs(out: str, as_json: bool) -> None:
             stdout().print("  what each computed view's plan read (from its executed metrics):", markup=False)
             stdout().print(signals)
         stdout().print(f"  overlap: {overlap_seconds(written):.2f} s of views running at once", markup=False)
+        compared = ", ".join(f"{outcome.view} {outcome.compared_seconds:.2f} s" for outcome in written
+                             if outcome.compared_seconds)
+        if compared:
+            stdout().print(f"  compared with the current release's rows, to find the files whose rows changed: "
+                           f"{compared}", markup=False)
         for outcome in record.views:
             if outcome.rounds and not outcome.stage_rows and outcome.stage_names:  # one pass, in memory
                 stdout().print(f"  fixpoint {outcome.view}: {outcome.stage_names[0]} ({outcome.rounds[0]:,} rows)",

@@ -223,7 +223,7 @@ def _rows(view: str, history: list[RunRecord]) -> int:
 
 
 def _listed(readers: list[_Reader]) -> str:
-    return ", ".join(reader.view for reader in readers)
+    return ", ".join(sorted(reader.view for reader in readers))
 
 
 def _seconds(readers: list[_Reader], which: str) -> str:

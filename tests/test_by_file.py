@@ -49,6 +49,12 @@ def _fingerprints(out: Path) -> dict[str, str]:
     return {table: content_fingerprint(session, table) for table in tables if table not in LOG_TABLES}
 
 
+def _last_run_id(out: Path) -> str:
+    from driver.delta_store import DeltaTableStore
+
+    return read_records(DeltaTableStore(DatasetCatalog(str(out))).read(RUNS_TABLE))[-1].run_id
+
+
 def _latest_views(out: Path) -> dict[str, object]:
     from driver.delta_store import DeltaTableStore
 
@@ -217,6 +223,8 @@ def test_edges_of_an_unchanged_file_that_resolve_into_an_edited_one_are_replaced
     assert _last_write(catalog.staging_location("reference_edges"))["operationParameters"]["predicate"] == a_only
     assert _last_write(catalog.location("cpg_nodes"))["operationParameters"]["predicate"] == a_only
     assert views["reference_candidates"].compared_seconds > 0 and views["call_edges"].compared_seconds > 0
+    shown = " ".join(run_cli("runs", out).stdout.split())
+    assert "compared with the current release's rows, to find the files whose rows changed:" in shown
 
     fresh = tmp_path / "fresh"
     build(root, fresh)  # (its own policy: nothing staged for this)
@@ -240,3 +248,11 @@ def test_an_incremental_build_stages_an_inlined_base_once_to_measure_it(tmp_path
         assert (views[base].policy, views[base].outcome) == ("delta_staging", "computed_staged"), base
     why = " ".join(run_cli("why", out, "reference_candidates").stdout.split())
     assert "staged, not inlined, once, to measure it: cpg_edges, reference_edges took" in why
+    # measured now (b.py's f and c.py's g resolve to a binding: two rows), the next build's plan weighs
+    # it against what its readers save (both a few milliseconds here), and says so
+    shown = " ".join(run_cli("plan", root, "--out", out, "--staging", "delta").stdout.split())
+    line = shown[shown.index("reference_candidates: staged, ") if "reference_candidates: staged, " in shown
+                 else shown.index("reference_candidates: not staged"):][:500]
+    assert line.startswith(("reference_candidates: not staged for the update by file of cpg_edges, reference_edges:",
+                            "reference_candidates: staged, not inlined, so that cpg_edges, reference_edges can be"))
+    assert f"(run {_last_run_id(out)} staged its 2 rows in" in line
