@@ -43,7 +43,7 @@ from relspec.policy import (
     workload_rows,
 )
 from relspec.profiles import SessionProfile, compile_session_profile
-from relspec.relative_staging import stage_relative_bases
+from relspec.relative_staging import Updating, stage_relative_bases
 from relspec.releases import Release, current_release
 from relspec.runs import RunRecord, builtin_names_version, read_records, view_fingerprints
 from relspec.schedule import ViewSchedule, compile_lanes, compile_schedule
@@ -118,10 +118,13 @@ def cache_policies(topology_cache_policies: dict[str, ViewPolicy], view_localiti
     (what earlier runs measured decides: `relspec.relative_staging`)."""
     source_bytes = sum(len(task.raw) for task in file_manifest.tasks)
     changed, files = _changed_files(file_manifest), max(file_manifest.discovered, 1)
-    updating_by_file = (file_manifest.incremental and not full_rebuild and changed <= BY_FILE_MAX_SHARE * files
-                        and not stages_in_memory(table_statistics, source_bytes, staging))
+    updating: Updating = "by_file"
+    if stages_in_memory(table_statistics, source_bytes, staging):
+        updating = "in_memory"
+    elif not file_manifest.incremental or full_rebuild or changed > BY_FILE_MAX_SHARE * files:
+        updating = "whole"
     return stage_relative_bases(topology_cache_policies, view_localities, view_graph, run_history,
-                                table_statistics, updating_by_file, changed / files)
+                                table_statistics, updating, changed / files)
 
 
 @tag(role="policy")

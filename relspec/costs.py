@@ -71,17 +71,6 @@ def measured_cost(view: str, mode: str, graph: ViewGraph, history: list[RunRecor
     return _from_seconds(view, mode, graph.transitive_sources(view), released, now_rows)
 
 
-def last_computed(view: str, history: list[RunRecord]) -> tuple[str, ViewOutcome] | None:
-    """The latest released run that computed ``view`` and counted its rows, and its outcome there."""
-    for record in reversed(history):
-        if record.status != "released":
-            continue
-        outcome = _computed(view, record)
-        if outcome is not None and outcome.rows is not None:
-            return record.run_id, outcome
-    return None
-
-
 def input_rows(history: list[RunRecord], graph: ViewGraph) -> dict[str, tuple[str, int]]:
     """Each view's input rows the last time a released run computed it whole: what its plan's
     scans read (its executed metrics), plus the rows of each view it read from memory (a table held

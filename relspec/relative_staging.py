@@ -7,41 +7,46 @@ with the current release's (`TableStore.staged_changes`), so only a base written
 will do; one the topology inlines (read by one view, or cheap to compute again) leaves its readers to
 be recomputed whole. Staging such a base costs its write and the comparison, in every build; it saves
 its readers' whole recomputation less their update by file. An incremental build stages it when
-the saving, from what earlier runs measured, is the larger:
+the saving, from what the runs in the history measured, is the larger:
 
-- saving: each reader's seconds computed whole (the latest run that did so with those bases inlined: then
-  it computes them too) less its seconds by file
-  (the latest run that did so, else its whole seconds times the share of files that changed, and at
-  least `BY_FILE_MIN_SECONDS`);
-- cost: the base's seconds staged (computed and written, without the comparison), plus its rows times
-  the comparison's seconds a row (as the latest run that compared a base measured it, else
-  `COMPARE_SECONDS_PER_ROW`), plus comparing each staged base the readers read that no view updated
-  by file has compared so far.
+- saving: each reader's seconds recomputed whole with those bases inlined (the latest run that did so;
+  else the latest that recomputed it whole with them staged, plus their seconds staged there), less
+  its seconds with them staged and compared (the median over the runs that did so, whether those
+  updated it by file or found too many files changed; else its whole seconds times the share of files
+  that changed, and at least `BY_FILE_MIN_SECONDS`);
+- cost: each base's seconds staged (computed and written, without the comparison), plus its rows
+  times the comparison's seconds a row (as the latest run that compared a large view measured it,
+  else `COMPARE_SECONDS_PER_ROW`), plus comparing each staged base the readers read that no view
+  updated by file compares so far.
 
 Readers share bases (`reference_edges` and `cpg_edges` both need `reference_candidates`): each set of
-readers is weighed with the bases they need together, and the best is kept. A base no run has staged
-has no measured size: when its readers would save at least `EXPLORE_MIN_SECONDS`, it is staged once
-to measure it (its readers are recomputed whole in that build: there are no earlier rows of it to
-compare with), and the next build decides from the measurement. A full build, one that changes most
-files, and one that holds its staged views in memory update nothing by file: they stage nothing for this.
+readers is weighed with the bases they need together, and the best is kept. A base no run in the
+history has staged has no measured size: when its readers would save at least `EXPLORE_MIN_SECONDS`,
+it is staged to measure it (its readers are recomputed whole in that build: there are no earlier rows
+of it to compare with), and the next build decides from the measurement; a measurement older than the
+history is taken again so. A build that updates nothing by file (a full build, or one that changes
+most files) keeps staged the bases the last run staged for their readers, so that the next
+incremental build can compare them; one that holds its staged views in memory writes none.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from typing import TYPE_CHECKING, NamedTuple
+import statistics
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import msgspec
 
-from relspec.costs import last_computed, measured_cost
+from relspec.costs import COMPUTED_OUTCOMES, measured_cost
 
 if TYPE_CHECKING:
     from relspec.policy import TableStats, ViewPolicy
-    from relspec.runs import RunRecord
+    from relspec.runs import RunRecord, ViewOutcome
     from relspec.view_graph import ViewGraph
     from semantics.locality import Locality
 
+Updating = Literal["by_file", "whole", "in_memory"]  # how a build updates its views (stage_relative_bases)
 # Seconds a row that `driver.changes` took to compare a staged view's two versions, measured on the
 # standard library's staged views (0.9-1.05 microseconds a row): used until a run has measured one.
 COMPARE_SECONDS_PER_ROW = 1.0e-6
@@ -75,14 +80,16 @@ class _Size(NamedTuple):
 
 
 def stage_relative_bases(policies: dict[str, ViewPolicy], localities: dict[str, Locality], graph: ViewGraph,
-                         history: list[RunRecord], stats: dict[str, TableStats], updating_by_file: bool,
+                         history: list[RunRecord], stats: dict[str, TableStats], updating: Updating,
                          changed_share: float) -> dict[str, ViewPolicy]:
     """``policies`` with the inlined bases worth staging for their readers' update by file staged,
-    and why (see the module's doc). ``updating_by_file``: whether this build updates any view by file
-    (an incremental build of a few files' changes, staging to tables); ``changed_share``: the share of
-    the build's files that changed."""
-    if not updating_by_file:
+    and why (see the module's doc). ``updating``: how this build updates its views (``by_file`` in an
+    incremental build of a few files' changes writing staging tables; ``whole`` otherwise; ``in_memory``
+    when staged views are held in memory); ``changed_share``: the share of the build's files that changed."""
+    if updating == "in_memory":
         return policies
+    if updating == "whole":
+        return _keep_staged(policies, localities, history)
     readers = _blocked_readers(policies, localities, graph, history, stats, changed_share)
     sizes = {base: _size(base, history) for reader in readers for base in reader.needs}
     rate, rate_how = _compare_rate(history)
@@ -90,13 +97,13 @@ def stage_relative_bases(policies: dict[str, ViewPolicy], localities: dict[str, 
     explored = _to_explore(readers, sizes)
     for base, by in explored.items():
         decided[base] = (0.5, (
-            f"staged, not inlined, once, to measure it: {_listed(by)} took {_seconds(by, 'whole')} recomputed "
-            f"whole and would take ~{_seconds(by, 'by_file')} by file; no run has staged it, so its size and the "
-            "cost of comparing it are not known (its readers are recomputed whole in this build: there are no "
-            "earlier rows of it to compare with)"))
+            f"staged, not inlined, to measure it: {_listed(by)} took {_seconds(by, 'whole')} recomputed "
+            f"whole and would take ~{_seconds(by, 'by_file')} by file; no run in the history has staged it, so its "
+            "size and the cost of comparing it are not known (its readers are recomputed whole in this build: "
+            "there are no earlier rows of it to compare with)"))
     weighed = sorted((reader for reader in readers if not reader.needs & explored.keys()
                       and all(sizes[base] is not None for base in reader.needs)),
-                     key=lambda reader: -reader.saving)[:MAX_WEIGHED_READERS]
+                     key=lambda reader: (-reader.saving, reader.view))[:MAX_WEIGHED_READERS]
     chosen, cost = _best(weighed, sizes, history, rate)
     for base in sorted({base for reader in chosen for base in reader.needs}):
         by = [reader for reader in chosen if base in reader.needs]
@@ -104,17 +111,11 @@ def stage_relative_bases(policies: dict[str, ViewPolicy], localities: dict[str, 
         assert size is not None
         decided[base] = (0.8, (
             f"staged, not inlined, so that {_listed(by)} can be updated by file: the views updated by file so "
-            f"({_listed(chosen)}) took {_seconds(chosen, 'whole')} recomputed whole and would take "
+            f"({_listed(chosen)}) took {_seconds(chosen, 'whole')} recomputed whole and take "
             f"~{_seconds(chosen, 'by_file')} by file; staging and comparing what they need, ~{cost:.2f} s (run "
             f"{size.run_id} staged its {size.rows:,} rows in {size.seconds:.2f} s; compared at "
             f"{rate * 1e6:.2f} us a row, {rate_how})"))
-    updated = dict(policies)
-    for base, (score, why) in decided.items():
-        policy = policies[base]
-        updated[base] = msgspec.structs.replace(policy, cache="delta_staging", for_readers=why,
-                                                confidence=msgspec.structs.replace(
-            policy.confidence, decision_value="delta_staging", score=score,
-            evidence=(*policy.confidence.evidence, why)))
+    updated = _staged(policies, decided)
     for base in sorted({base for reader in weighed for base in reader.needs} - decided.keys()):
         by = [reader for reader in weighed if base in reader.needs]
         size = sizes[base]
@@ -126,6 +127,33 @@ def stage_relative_bases(policies: dict[str, ViewPolicy], localities: dict[str, 
         updated[base] = msgspec.structs.replace(policy, for_readers=why, confidence=msgspec.structs.replace(
             policy.confidence, evidence=(*policy.confidence.evidence, why)))
     return updated
+
+
+def _staged(policies: dict[str, ViewPolicy], decided: dict[str, tuple[float, str]]) -> dict[str, ViewPolicy]:
+    updated = dict(policies)
+    for base, (score, why) in decided.items():
+        policy = policies[base]
+        updated[base] = msgspec.structs.replace(policy, cache="delta_staging", for_readers=why,
+                                                confidence=msgspec.structs.replace(
+            policy.confidence, decision_value="delta_staging", score=score,
+            evidence=(*policy.confidence.evidence, why)))
+    return updated
+
+
+def _keep_staged(policies: dict[str, ViewPolicy], localities: dict[str, Locality],
+                 history: list[RunRecord]) -> dict[str, ViewPolicy]:
+    """The inlined bases the latest run staged (for their readers: the topology inlines them, and no
+    override pins them), staged again by a build that updates nothing by file."""
+    latest = next((record for record in reversed(history) if record.status == "released"), None)
+    if latest is None:
+        return policies
+    staged = {outcome.view for outcome in latest.views if outcome.policy == "delta_staging"}
+    bases = {base for locality in localities.values() if locality.local for base in locality.bases}
+    kept = {base: (0.8, f"kept staged, though this build updates nothing by file, so that the next incremental "
+                        f"build can compare its rows with this one's (run {latest.run_id} staged it for its readers)")
+            for base in sorted(bases & staged)
+            if policies[base].cache == "none" and not policies[base].override}
+    return _staged(policies, kept)
 
 
 def _blocked_readers(policies: dict[str, ViewPolicy], localities: dict[str, Locality], graph: ViewGraph,
@@ -143,14 +171,50 @@ def _blocked_readers(policies: dict[str, ViewPolicy], localities: dict[str, Loca
         needs = frozenset(base for base in bases if not staged(base))
         if not needs or any(policies[base].cache != "none" or policies[base].override for base in needs):
             continue
-        whole = measured_cost(view, "full", graph, history, stats, functools.partial(_inlined, needs))
+        whole = _whole_seconds(view, needs, graph, history, stats)
         if whole is None:
             continue
-        by_file = measured_cost(view, "by_file", graph, history, stats)
-        estimate = max(whole.seconds * changed_share, BY_FILE_MIN_SECONDS)
+        by_file = _median([outcome.seconds for record, outcome in _computed_in(view, history)
+                           if _compared(needs, record)])
+        if by_file is None:
+            by_file = max(whole * changed_share, BY_FILE_MIN_SECONDS)
         readers.append(_Reader(view, needs, frozenset(base for base in bases if staged(base)) - compared,
-                               whole.seconds, by_file.seconds if by_file else estimate))
+                               whole, by_file))
     return readers
+
+
+def _whole_seconds(view: str, needs: frozenset[str], graph: ViewGraph, history: list[RunRecord],
+                   stats: dict[str, TableStats]) -> float | None:
+    """``view``'s seconds recomputed whole with ``needs`` inlined: as the latest run that did so
+    measured them (scaled by how its sources grew), else the latest that did so with them staged,
+    plus their seconds staged there (the work inlining them moves into ``view``)."""
+    inlined = measured_cost(view, "full", graph, history, stats, functools.partial(_inlined, needs))
+    if inlined is not None:
+        return inlined.seconds
+    for record, outcome in reversed(_computed_in(view, history)):
+        moved = [found for found in record.views if found.view in needs and found.outcome == "computed_staged"]
+        if outcome.maintained == "full" and len(moved) == len(needs):
+            return outcome.seconds + sum(found.seconds - found.compared_seconds for found in moved)
+    return None
+
+
+def _computed_in(view: str, history: list[RunRecord]) -> list[tuple[RunRecord, ViewOutcome]]:
+    """The released runs that computed ``view``, oldest first, with its outcome in each."""
+    return [(record, outcome) for record in history if record.status == "released"
+            for outcome in record.views if outcome.view == view and outcome.outcome in COMPUTED_OUTCOMES]
+
+
+def _compared(needs: frozenset[str], record: RunRecord) -> bool:
+    """Whether ``record``'s run staged each of ``needs`` and knew which files' rows of it changed (it
+    compared it, or reused it): its readers ran as they will with those bases staged."""
+    outcomes = {outcome.view: outcome for outcome in record.views if outcome.view in needs}
+    return len(outcomes) == len(needs) and all(
+        outcome.outcome == "reused" or (outcome.outcome == "computed_staged" and outcome.compared_seconds > 0)
+        for outcome in outcomes.values())
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 def _inlined(views: frozenset[str], record: RunRecord) -> bool:
@@ -161,12 +225,11 @@ def _inlined(views: frozenset[str], record: RunRecord) -> bool:
 
 
 def _size(view: str, history: list[RunRecord]) -> _Size | None:
-    """What staging ``view`` cost when a run last did (None: no run computed it on its own)."""
-    found = last_computed(view, history)
-    if found is None:
-        return None
-    run_id, outcome = found
-    return _Size(outcome.rows or 0, max(outcome.seconds - outcome.compared_seconds, 0.0), run_id)
+    """What staging ``view`` to a table cost when a run last did (None: no run in the history did)."""
+    for record, outcome in reversed(_computed_in(view, history)):
+        if outcome.outcome == "computed_staged" and outcome.rows is not None:
+            return _Size(outcome.rows, max(outcome.seconds - outcome.compared_seconds, 0.0), record.run_id)
+    return None
 
 
 def _compare_rate(history: list[RunRecord]) -> tuple[float, str]:
@@ -201,11 +264,13 @@ def _best(readers: list[_Reader], sizes: dict[str, _Size | None], history: list[
           rate: float) -> tuple[list[_Reader], float]:
     """The set of readers whose update by file saves the most net of what staging and comparing
     their bases costs (empty: none saves), and that cost."""
+    rows = {base: _rows(base, history) for reader in readers for base in reader.compares}
+
     def cost_of(chosen: tuple[_Reader, ...]) -> float:
         needed = {base for reader in chosen for base in reader.needs}
         compared = {base for reader in chosen for base in reader.compares}
         staging = sum(size.seconds + size.rows * rate for base in needed if (size := sizes[base]) is not None)
-        return staging + sum(_rows(base, history) * rate for base in compared)
+        return staging + sum(rows[base] * rate for base in compared)
 
     best: tuple[list[_Reader], float, float] = ([], 0.0, 0.0)  # readers, net saving, cost
     for count in range(1, len(readers) + 1):
@@ -218,8 +283,8 @@ def _best(readers: list[_Reader], sizes: dict[str, _Size | None], history: list[
 
 
 def _rows(view: str, history: list[RunRecord]) -> int:
-    found = last_computed(view, history)
-    return 0 if found is None else found[1].rows or 0
+    size = _size(view, history)
+    return 0 if size is None else size.rows
 
 
 def _listed(readers: list[_Reader]) -> str:

@@ -74,6 +74,17 @@ def test_floats_compare_as_sql_equality_does():
     assert _changed([("a", "x", 0.0), ("b", "x", 1.0)], [("a", "x", -0.0), ("b", "x", 2.0)]) == ["b"]
 
 
-def test_a_row_of_no_file_is_always_listed():
-    """A NULL file matches nothing, even itself: the caller learns that some row credits no file."""
-    assert None in _changed([("a", "x", 1.0), (None, "y", 1.0)], [("a", "x", 1.0), (None, "y", 1.0)])
+def test_rows_of_no_file_are_a_group_like_any_other():
+    """The caller learns that rows crediting no file changed (and then cannot replace them by file)."""
+    assert _changed([("a", "x", 1.0), (None, "y", 1.0)], [("a", "x", 1.0), (None, "y", 1.0)]) == []
+    assert _changed([("a", "x", 1.0), (None, "y", 1.0)], [("a", "x", 1.0), (None, "z", 1.0)]) == [None]
+    assert _changed([(None, "y", 1.0), (None, "y", 1.0)], [(None, "y", 1.0)]) == [None]  # (a hash held twice)
+
+
+def test_columns_named_with_capitals_and_dots_are_compared():
+    session = SessionContext()
+    schema = pa.schema([pa.field("File", pa.string()), pa.field("a.b", pa.string())])
+    for name, values in (("old", ["x", "y"]), ("new", ["x", "z"])):
+        table = pa.table({"File": ["a", "b"], "a.b": values}, schema=schema)
+        session.register_record_batches(name, [table.to_batches()])
+    assert changed_groups(session, "old", "new", ["File", "a.b"], "File") == ["b"]
