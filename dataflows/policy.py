@@ -121,8 +121,8 @@ def cache_policies(topology_cache_policies: dict[str, ViewPolicy], view_localiti
     updating: Updating = "by_file"
     if stages_in_memory(table_statistics, source_bytes, staging):
         updating = "in_memory"
-    elif not file_manifest.incremental or full_rebuild or changed > BY_FILE_MAX_SHARE * files:
-        updating = "whole"
+    elif not file_manifest.incremental or full_rebuild or not 0 < changed <= BY_FILE_MAX_SHARE * files:
+        updating = "whole"  # (no file changed: every view is reused, and nothing is worth measuring)
     return stage_relative_bases(topology_cache_policies, view_localities, view_graph, run_history,
                                 table_statistics, updating, changed / files)
 

@@ -20,13 +20,15 @@ the saving, from what the runs in the history measured, is the larger:
   updated by file compares so far.
 
 Readers share bases (`reference_edges` and `cpg_edges` both need `reference_candidates`): each set of
-readers is weighed with the bases they need together, and the best is kept. A base no run in the
+readers is weighed with the bases they need together, and the best is kept; a base's cost counts
+`STATUS_QUO_MARGIN` less when the last run staged it, and as much more when it did not. A base no run in the
 history has staged has no measured size: when its readers would save at least `EXPLORE_MIN_SECONDS`,
 it is staged to measure it (its readers are recomputed whole in that build: there are no earlier rows
 of it to compare with), and the next build decides from the measurement; a measurement older than the
-history is taken again so. A build that updates nothing by file (a full build, or one that changes
-most files) keeps staged the bases the last run staged for their readers, so that the next
-incremental build can compare them; one that holds its staged views in memory writes none.
+history is taken again so. A build that updates nothing by file (a full build, one that changes most
+files, or none) keeps staged the bases the last run staged for their readers, so that the next
+incremental build can compare them (a build that changes nothing reuses them), and stages no other;
+one that holds its staged views in memory writes none.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ EXPLORE_MIN_SECONDS = 1.0
 # The least a view's update by file is taken to cost when no run has measured one: planning and
 # scanning for one file's rows (0.05-0.3 s for the standard library's views).
 BY_FILE_MIN_SECONDS = 0.1
+# How much less a base's cost counts when the last run staged it, and more when it did not.
+STATUS_QUO_MARGIN = 0.25
 MAX_WEIGHED_READERS = 12  # readers weighed in every combination (2^12 sets); the rest are not weighed
 
 
@@ -84,8 +88,9 @@ def stage_relative_bases(policies: dict[str, ViewPolicy], localities: dict[str, 
                          changed_share: float) -> dict[str, ViewPolicy]:
     """``policies`` with the inlined bases worth staging for their readers' update by file staged,
     and why (see the module's doc). ``updating``: how this build updates its views (``by_file`` in an
-    incremental build of a few files' changes writing staging tables; ``whole`` otherwise; ``in_memory``
-    when staged views are held in memory); ``changed_share``: the share of the build's files that changed."""
+    incremental build of a few files' changes writing staging tables; ``whole`` otherwise, and when no
+    file changed; ``in_memory`` when staged views are held in memory); ``changed_share``: the share of
+    the build's files that changed."""
     if updating == "in_memory":
         return policies
     if updating == "whole":
@@ -104,7 +109,7 @@ def stage_relative_bases(policies: dict[str, ViewPolicy], localities: dict[str, 
     weighed = sorted((reader for reader in readers if not reader.needs & explored.keys()
                       and all(sizes[base] is not None for base in reader.needs)),
                      key=lambda reader: (-reader.saving, reader.view))[:MAX_WEIGHED_READERS]
-    chosen, cost = _best(weighed, sizes, history, rate)
+    chosen, cost = _best(weighed, sizes, history, rate, _staged_last(policies, history))
     for base in sorted({base for reader in chosen for base in reader.needs}):
         by = [reader for reader in chosen if base in reader.needs]
         size = sizes[base]
@@ -144,15 +149,10 @@ def _keep_staged(policies: dict[str, ViewPolicy], localities: dict[str, Locality
                  history: list[RunRecord]) -> dict[str, ViewPolicy]:
     """The inlined bases the latest run staged (for their readers: the topology inlines them, and no
     override pins them), staged again by a build that updates nothing by file."""
-    latest = next((record for record in reversed(history) if record.status == "released"), None)
-    if latest is None:
-        return policies
-    staged = {outcome.view for outcome in latest.views if outcome.policy == "delta_staging"}
     bases = {base for locality in localities.values() if locality.local for base in locality.bases}
-    kept = {base: (0.8, f"kept staged, though this build updates nothing by file, so that the next incremental "
-                        f"build can compare its rows with this one's (run {latest.run_id} staged it for its readers)")
-            for base in sorted(bases & staged)
-            if policies[base].cache == "none" and not policies[base].override}
+    kept = {base: (0.8, "kept staged, though this build updates nothing by file, so that the next incremental "
+                        "build can compare its rows with this one's (the last run staged it for its readers)")
+            for base in sorted(bases & _staged_last(policies, history)) if not policies[base].override}
     return _staged(policies, kept)
 
 
@@ -260,26 +260,38 @@ def _to_explore(readers: list[_Reader], sizes: dict[str, _Size | None]) -> dict[
     return {base: sorted(by) for base, by in sorted(explored.items())}
 
 
-def _best(readers: list[_Reader], sizes: dict[str, _Size | None], history: list[RunRecord],
-          rate: float) -> tuple[list[_Reader], float]:
+def _best(readers: list[_Reader], sizes: dict[str, _Size | None], history: list[RunRecord], rate: float,
+          staged_last: frozenset[str]) -> tuple[list[_Reader], float]:
     """The set of readers whose update by file saves the most net of what staging and comparing
-    their bases costs (empty: none saves), and that cost."""
+    their bases costs (empty: none saves), and that cost. The cost of a base the last run staged
+    counts `STATUS_QUO_MARGIN` less, and of one it did not, as much more: a decision near the margin
+    is not reversed on noise (each reversal costs a build whose readers cannot be updated by file)."""
     rows = {base: _rows(base, history) for reader in readers for base in reader.compares}
 
-    def cost_of(chosen: tuple[_Reader, ...]) -> float:
+    def cost_of(chosen: tuple[_Reader, ...], margin: float) -> float:
         needed = {base for reader in chosen for base in reader.needs}
         compared = {base for reader in chosen for base in reader.compares}
-        staging = sum(size.seconds + size.rows * rate for base in needed if (size := sizes[base]) is not None)
+        staging = sum((size.seconds + size.rows * rate) * (1 - margin if base in staged_last else 1 + margin)
+                      for base in needed if (size := sizes[base]) is not None)
         return staging + sum(rows[base] * rate for base in compared)
 
     best: tuple[list[_Reader], float, float] = ([], 0.0, 0.0)  # readers, net saving, cost
     for count in range(1, len(readers) + 1):
         for chosen in itertools.combinations(readers, count):
-            cost = cost_of(chosen)
-            net = sum(reader.saving for reader in chosen) - cost
+            net = sum(reader.saving for reader in chosen) - cost_of(chosen, STATUS_QUO_MARGIN)
             if net > best[1]:
-                best = (list(chosen), net, cost)
+                best = (list(chosen), net, cost_of(chosen, 0.0))
     return best[0], best[2]
+
+
+def _staged_last(policies: dict[str, ViewPolicy], history: list[RunRecord]) -> frozenset[str]:
+    """The views the topology inlines that the latest run staged (for their readers)."""
+    latest = next((record for record in reversed(history) if record.status == "released"), None)
+    if latest is None:
+        return frozenset()
+    return frozenset(outcome.view for outcome in latest.views
+                     if outcome.policy == "delta_staging" and policies.get(outcome.view) is not None
+                     and policies[outcome.view].cache == "none")
 
 
 def _rows(view: str, history: list[RunRecord]) -> int:

@@ -233,13 +233,16 @@ def test_edges_of_an_unchanged_file_that_resolve_into_an_edited_one_are_replaced
 
 def test_an_incremental_build_stages_an_inlined_base_once_to_measure_it(tmp_path, monkeypatch):
     """Nothing in a fixture this small saves a second: with the least saving that makes a base of
-    unknown size worth measuring at zero, the first incremental build stages the bases the outputs
-    are relative to, and says why; a cold build stages none of them (it updates nothing by file)."""
+    unknown size worth measuring at zero, the first incremental build that changes a file stages the
+    bases the outputs are relative to, and says why; a cold build and a build that changes nothing stage
+    none of them (they update nothing by file)."""
     from relspec import relative_staging
 
     monkeypatch.setattr(relative_staging, "EXPLORE_MIN_SECONDS", 0.0)
     root, out = write_tree(tmp_path / "src", CALLS_ACROSS), tmp_path / "out"
     build(root, out)
+    assert _latest_views(out)["reference_candidates"].policy == "none"
+    build(root, out)  # nothing changed: every view is reused, nothing is worth measuring
     assert _latest_views(out)["reference_candidates"].policy == "none"
     (root / "pkg/c.py").write_text(CALLS_ACROSS["pkg/c.py"] + "\n\ndef h():\n    return 3\n")
     build(root, out)
