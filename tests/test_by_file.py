@@ -251,8 +251,12 @@ def test_an_incremental_build_stages_an_inlined_base_once_to_measure_it(tmp_path
         assert (views[base].policy, views[base].outcome) == ("delta_staging", "computed_staged"), base
     why = " ".join(run_cli("why", out, "reference_candidates").stdout.split())
     assert "staged, not inlined, to measure it: cpg_edges, reference_edges took" in why
-    # measured now (b.py's f and c.py's g resolve to a binding: two rows), the next build's plan weighs
-    # it against what its readers save (both a few milliseconds here), and says so
+    # a build that changes nothing keeps it staged (and reuses it)
+    shown = " ".join(run_cli("plan", root, "--out", out, "--staging", "delta").stdout.split())
+    assert "reference_candidates: kept staged, though this build updates nothing by file" in shown
+    # measured now (b.py's f and c.py's g resolve to a binding: two rows), the next edit's plan weighs it
+    # against what its readers save (a few milliseconds here, either way), and says so
+    (root / "pkg/c.py").write_text(CALLS_ACROSS["pkg/c.py"])
     shown = " ".join(run_cli("plan", root, "--out", out, "--staging", "delta").stdout.split())
     line = shown[shown.index("reference_candidates: staged, ") if "reference_candidates: staged, " in shown
                  else shown.index("reference_candidates: not staged"):][:500]
