@@ -273,8 +273,7 @@ def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str
         why = (f"read by file by {', '.join(sorted(v for v, c in choices.items() if base in c.bases))}: a build "
                f"that recomputes it compares its rows with the current release's, and those views recompute "
                f"their rows of the files whose rows credited to them ({column}) changed")
-        choices[base] = msgspec.structs.replace(choice, changes_by=column, confidence=msgspec.structs.replace(
-            choice.confidence, evidence=(*choice.confidence.evidence, why)))
+        choices[base] = msgspec.structs.replace(choice, changes_by=column, confidence=choice.confidence.citing(why))
     return choices
 
 

@@ -129,8 +129,7 @@ def stage_relative_bases(policies: dict[str, ViewPolicy], localities: dict[str, 
         why = (f"not staged for the update by file of {_listed(by)}: it would save ~{sum(r.saving for r in by):.2f} s, "
                f"less than staging and comparing what they need costs (run {size.run_id} staged its {size.rows:,} "
                f"rows in {size.seconds:.2f} s; compared at {rate * 1e6:.2f} us a row, {rate_how})")
-        updated[base] = msgspec.structs.replace(policy, for_readers=why, confidence=msgspec.structs.replace(
-            policy.confidence, evidence=(*policy.confidence.evidence, why)))
+        updated[base] = msgspec.structs.replace(policy, for_readers=why, confidence=policy.confidence.citing(why))
     return updated
 
 
@@ -138,10 +137,8 @@ def _staged(policies: dict[str, ViewPolicy], decided: dict[str, tuple[float, str
     updated = dict(policies)
     for base, (score, why) in decided.items():
         policy = policies[base]
-        updated[base] = msgspec.structs.replace(policy, cache="delta_staging", for_readers=why,
-                                                confidence=msgspec.structs.replace(
-            policy.confidence, decision_value="delta_staging", score=score,
-            evidence=(*policy.confidence.evidence, why)))
+        confidence = msgspec.structs.replace(policy.confidence.citing(why), decision_value="delta_staging", score=score)
+        updated[base] = msgspec.structs.replace(policy, cache="delta_staging", for_readers=why, confidence=confidence)
     return updated
 
 

@@ -28,6 +28,10 @@ class InferenceConfidence(msgspec.Struct, frozen=True):
     evidence: tuple[str, ...]
     fallback_reason: str | None = None
 
+    def citing(self, why: str) -> InferenceConfidence:
+        """This decision with one more piece of evidence."""
+        return msgspec.structs.replace(self, evidence=(*self.evidence, why))
+
 
 class JoinKeys(msgspec.Struct, frozen=True):
     equi: tuple[tuple[str, str], ...]  # (left column, right column) pairs joined with =
