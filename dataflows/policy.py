@@ -116,7 +116,7 @@ def cache_policies(topology_cache_policies: dict[str, ViewPolicy], view_localiti
     """The cache policies a run executes: those of the topology, and, in an incremental build, the
     inlined global views worth staging so that the views local relative to them are updated by file
     (what earlier runs measured decides: `relspec.relative_staging`)."""
-    source_bytes = sum(len(task.raw) for task in file_manifest.tasks)
+    source_bytes = _source_bytes(file_manifest)
     changed, files = _changed_files(file_manifest), max(file_manifest.discovered, 1)
     updating: Updating = "by_file"
     if stages_in_memory(table_statistics, source_bytes, staging):
@@ -143,7 +143,7 @@ def scan_policy(view_graph: ViewGraph, table_statistics: dict[str, TableStats], 
     the rows its plan read when it last ran, and (no table yet) the size of the work, on at most the
     profile's partitions; one partition under the (calibrated) small-input threshold; where the
     store's tables are read as Parquet scans, why their filters are not pushed into them."""
-    source_bytes = sum(len(task.raw) for task in file_manifest.tasks)
+    source_bytes = _source_bytes(file_manifest)
     return compile_scan_policy(view_graph, table_statistics, session_profile.target_partitions,
                                input_rows(run_history, view_graph), workload_rows(table_statistics, source_bytes),
                                thresholds, table_store.parquet_scans())
@@ -155,7 +155,7 @@ def materialization(optimized_ir: SemanticIR, cache_policies: dict[str, ViewPoli
                     staging: StagingMedium = "auto") -> MaterializationStrategy:
     """Where staged views go (a staging table, or memory on a small code base) and how each is
     registered for its readers."""
-    source_bytes = sum(len(task.raw) for task in file_manifest.tasks)
+    source_bytes = _source_bytes(file_manifest)
     return compile_registration(optimized_ir, cache_policies, table_statistics, source_bytes, staging)
 
 
@@ -181,6 +181,11 @@ def view_maintenance(view_localities: dict[str, Locality], cache_policies: dict[
     global views, at most) and few files changed, else in full."""
     return compile_view_maintenance(view_localities, cache_policies, full_rebuild, _changed_files(file_manifest),
                                     max(file_manifest.discovered, 1), materialization.held_in_memory())
+
+
+def _source_bytes(file_manifest: FileManifest) -> int:
+    """The bytes of source this build extracts (every file on a first build, the changed ones after)."""
+    return sum(len(task.raw) for task in file_manifest.tasks)
 
 
 def _changed_files(file_manifest: FileManifest) -> int:

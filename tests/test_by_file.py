@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 from driver.api import content_fingerprint, open_session
 from driver.delta_store import WRITE_OPERATIONS
 from relspec.catalog import LOG_TABLES, RUNS_TABLE, DatasetCatalog
-from relspec.runs import read_records
+from relspec.runs import RunRecord, read_records
 from relspec.summary import BuildSummary
 from semantics.ids import file_id_for
 from tests.conftest import build as build_with_options
@@ -49,17 +49,14 @@ def _fingerprints(out: Path) -> dict[str, str]:
     return {table: content_fingerprint(session, table) for table in tables if table not in LOG_TABLES}
 
 
-def _last_run_id(out: Path) -> str:
+def _latest_record(out: Path) -> RunRecord:
     from driver.delta_store import DeltaTableStore
 
-    return read_records(DeltaTableStore(DatasetCatalog(str(out))).read(RUNS_TABLE))[-1].run_id
+    return read_records(DeltaTableStore(DatasetCatalog(str(out))).read(RUNS_TABLE))[-1]
 
 
 def _latest_views(out: Path) -> dict[str, object]:
-    from driver.delta_store import DeltaTableStore
-
-    record = read_records(DeltaTableStore(DatasetCatalog(str(out))).read(RUNS_TABLE))[-1]
-    return {outcome.view: outcome for outcome in record.views}
+    return {outcome.view: outcome for outcome in _latest_record(out).views}
 
 
 def test_one_file_edit_replaces_that_files_rows(tmp_path):
@@ -262,4 +259,4 @@ def test_an_incremental_build_stages_an_inlined_base_once_to_measure_it(tmp_path
                  else shown.index("reference_candidates: not staged"):][:500]
     assert line.startswith(("reference_candidates: not staged for the update by file of cpg_edges, reference_edges:",
                             "reference_candidates: staged, not inlined, so that cpg_edges, reference_edges can be"))
-    assert f"(run {_last_run_id(out)} staged its 2 rows in" in line
+    assert f"(run {_latest_record(out).run_id} staged its 2 rows in" in line
