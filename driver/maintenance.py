@@ -84,14 +84,17 @@ def _last_vacuum(table: DeltaTable) -> int | None:
 
 
 def write_outcome(table_uri: str, policy: MaintenancePolicy, storage_options: StorageOptions = None) -> WriteOutcome:
-    table = _open(table_uri, storage_options)
+    return _outcome(_open(table_uri, storage_options), policy, storage_options)
+
+
+def _outcome(table: DeltaTable, policy: MaintenancePolicy, storage_options: StorageOptions) -> WriteOutcome:
     version = table.version()
     sizes = pa.table(table.get_add_actions()).column("size_bytes")
     log = _log_files(table, storage_options)
     checkpoint = _last_checkpoint(log, version)
     vacuum = _last_vacuum(table)
     return WriteOutcome(
-        dataset=dataset_name(table_uri),
+        dataset=dataset_name(table.table_uri),
         version=version,
         files_added=_files_added(log, version),
         files_total=len(sizes),
@@ -125,9 +128,12 @@ def _state(table: DeltaTable) -> tuple[int, int]:
     return table.version(), len(table.file_uris())
 
 
-def _state_or_unknown(table_uri: str, storage_options: StorageOptions) -> tuple[int, int]:
+def _state_after(table: DeltaTable) -> tuple[int, int]:
+    """The table's state once maintenance committed (the handle reads the commits it made), or
+    unknown when the table cannot be read."""
     try:
-        return _state(_open(table_uri, storage_options))
+        table.update_incremental()
+        return _state(table)
     except Exception:
         return _UNKNOWN
 
@@ -140,14 +146,28 @@ def run_maintenance(table_uri: str, decision: MaintenanceDecision, policy: Maint
                     storage_options: StorageOptions = None,
                     keep_versions: list[int] | None = None) -> MaintenanceRecord:
     started = time.perf_counter()
-    before, error = _UNKNOWN, None
     try:
         table = _open(table_uri, storage_options)
+    except Exception as exc:
+        return _record(decision, _UNKNOWN, _UNKNOWN, started, _describe(exc))
+    return _maintained(table, decision, policy, keep_versions, started)
+
+
+def _maintained(table: DeltaTable, decision: MaintenanceDecision, policy: MaintenancePolicy,
+                keep_versions: list[int] | None, started: float) -> MaintenanceRecord:
+    """Execute ``decision`` on the open ``table`` and record it: one handle throughout (opening a
+    table replays its log; a build maintains some seventy)."""
+    before, error = _UNKNOWN, None
+    try:
         before = _state(table)
         _execute(table, decision, policy, keep_versions)
     except Exception as exc:
         error = _describe(exc)
-    after = _state_or_unknown(table_uri, storage_options)
+    return _record(decision, before, _state_after(table), started, error)
+
+
+def _record(decision: MaintenanceDecision, before: tuple[int, int], after: tuple[int, int], started: float,
+            error: str | None) -> MaintenanceRecord:
     return MaintenanceRecord(
         dataset=decision.dataset,
         decision=decision,
@@ -165,15 +185,11 @@ def maintain(table_uri: str, policy: MaintenancePolicy, storage_options: Storage
     """``keep_versions``: versions a vacuum must leave readable (besides the latest)."""
     started = time.perf_counter()
     try:
-        outcome = write_outcome(table_uri, policy, storage_options)
+        table = _open(table_uri, storage_options)
+        outcome = _outcome(table, policy, storage_options)
     except Exception as exc:
         name = dataset_name(table_uri)
-        return MaintenanceRecord(
-            dataset=name,
-            decision=MaintenanceDecision(name, compact=False, checkpoint=False, vacuum=False,
-                                         reasons=(UNMEASURED_REASON,)),
-            version_before=-1, version_after=-1, files_before=-1, files_after=-1,
-            seconds=time.perf_counter() - started,
-            error=_describe(exc),
-        )
-    return run_maintenance(table_uri, decide_maintenance(outcome, policy), policy, storage_options, keep_versions)
+        unmeasured = MaintenanceDecision(name, compact=False, checkpoint=False, vacuum=False,
+                                         reasons=(UNMEASURED_REASON,))
+        return _record(unmeasured, _UNKNOWN, _UNKNOWN, started, _describe(exc))
+    return _maintained(table, decide_maintenance(outcome, policy), policy, keep_versions, started)
