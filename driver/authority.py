@@ -22,7 +22,7 @@ from hamilton.lifecycle import GraphExecutionHook
 
 from driver.engine import set_options, sorted_by
 from driver.lock import BuildLock, FolderChanged
-from driver.maintenance import dataset_name, maintain
+from driver.maintenance import dataset_name
 from relspec.authority import ExecutionAuthority, StagedQuery
 from relspec.catalog import RUNS_TABLE, DatasetCatalog, FileScope, StagedResult, TableStore
 from relspec.digests import digest
@@ -454,8 +454,7 @@ def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int], c
             records.append(_unchanged(dataset_name(location), version, ONE_COMMIT_REASON))
             continue
         keep = sorted({version, *(release.versions[name] for release in kept if name in release.versions)})
-        records.append(maintain(location, compiled_policy.maintenance[name].policy, table_store.storage_options,
-                                keep_versions=keep))
+        records.append(table_store.maintain(location, compiled_policy.maintenance[name].policy, keep_versions=keep))
     return (*records, *_maintain_staging(compiled_policy, table_store, _reused_staged(execution_authority)))
 
 
@@ -488,7 +487,7 @@ def _maintain_staging(policy: CompiledExecutionPolicy, store: TableStore,
             records.append(_unchanged(view, 0, ONE_COMMIT_REASON))
             continue
         if view in staged:
-            records.append(maintain(location, STAGING_MAINTENANCE, store.storage_options))
+            records.append(store.maintain(location, STAGING_MAINTENANCE))
             continue
         store.remove_staged(view)
         decision = MaintenanceDecision(view, compact=False, checkpoint=False, vacuum=False,

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datafusion import DataFrame, Expr, SessionContext, col
-from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction, create_table_with_add_actions
@@ -28,6 +28,8 @@ from pyarrow import fs
 
 from driver.changes import changed_groups, quoted
 from driver.lock import check_lease
+from driver.maintenance import maintain
+from driver.parquet_layout import ROW_GROUP_ROWS, WRITER_PROPERTIES
 from driver.storage import (
     SPOOL_FOLDER,
     StorageOptions,
@@ -49,7 +51,7 @@ from relspec.catalog import (
     StagedResult,
     TableStore,
 )
-from relspec.maintenance import CLUSTER_FILE_BYTES
+from relspec.maintenance import CLUSTER_FILE_BYTES, MaintenancePolicy, MaintenanceRecord
 from relspec.plan_signals import PlanExecution
 from relspec.provenance import PROVENANCE_SCHEMAS
 from relspec.releases import RELEASE_SCHEMA
@@ -67,12 +69,8 @@ LOG_SCHEMAS = {RUNS_TABLE: RUN_SCHEMA, RELEASES_TABLE: RELEASE_SCHEMA, CALIBRATI
 SAME_DATA_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
 STRING_ARRAY_BYTES = 2**31 - 1  # the most bytes a string array with 32-bit offsets holds
 STATS_STRING_CHARS = 64  # strings up to this long bound a data file's statistics whole (file ids are 37)
-# Rows per Parquet row group in every table the build writes. The Delta writer holds a row group's
-# columns until it is full: at parquet's default of 1M rows, writing the standard library's 3.1M
-# points-to rows raised the process's peak by 160-250 MB, at 128K rows by 0-90 MB (measured).
-ROW_GROUP_ROWS = 128 * 1024
-WRITER_PROPERTIES = WriterProperties(max_row_group_size=ROW_GROUP_ROWS)
 WRITE_OPERATIONS = frozenset({"WRITE", "CREATE TABLE", "CREATE OR REPLACE TABLE"})
+FIRST_COMMITS_READ = 8  # `newest_commits` reads this many, then eight times as many each time
 
 _SCAN_NAME = "delta_scan"
 DELTA_SCHEMA = "delta"  # where a session's Delta providers are; its default schema holds views over them
@@ -448,6 +446,16 @@ class DeltaTableStore(TableStore):
         table.restore(version)
         return self._version_at(self.catalog.location(name))
 
+    def maintain(self, location: str, policy: MaintenancePolicy,
+                 keep_versions: list[int] | None = None) -> MaintenanceRecord:
+        """Through the handle this store keeps for the table (brought up to date for a third of
+        what opening it again costs; a build maintains some seventy tables)."""
+        try:
+            handle = self._latest(location)
+        except Exception:  # maintenance never fails a build: `maintain` opens it and records what fails
+            handle = None
+        return maintain(location, policy, self.storage_options, keep_versions, table=handle)
+
     def register_staged(self, session: SessionContext, view: str, registration: str) -> None:
         table = self._open(self.catalog.staging_location(view))
         if table is None:
@@ -458,11 +466,24 @@ class DeltaTableStore(TableStore):
             _register_plain(session, view, table, self.storage_options)
 
 
+def newest_commits(table: DeltaTable) -> Iterator[dict[str, Any]]:
+    """The table's commits, newest first, read a few at a time. What is looked for (the last write,
+    the last vacuum) is almost always among the last few commits, and reading the whole log takes
+    time in proportion to its length: a staging table gains three commits a build."""
+    seen, limit = 0, FIRST_COMMITS_READ
+    while True:
+        commits = table.history(limit)
+        yield from commits[seen:]
+        if len(commits) < limit:
+            return
+        seen, limit = len(commits), limit * 8
+
+
 def _written_result(table: DeltaTable) -> tuple[str, str] | None:
     """(fingerprint, run id) recorded with the write that made the table's current rows: maintenance
     commits (compaction, vacuum) leave the rows as written; any other commit since (a restore)
     leaves rows that no recorded fingerprint describes."""
-    for commit in table.history():
+    for commit in newest_commits(table):
         operation = commit.get("operation")
         if operation in SAME_DATA_OPERATIONS:
             continue
@@ -644,7 +665,7 @@ def _row_count(actions: pa.Table) -> int:
 def _data_version(table: DeltaTable) -> int:
     """The version whose rows the table holds now: the commit that last changed them (compaction and
     vacuum change none), or the version a restore brought back."""
-    for commit in table.history():
+    for commit in newest_commits(table):
         operation = commit.get("operation")
         if operation in SAME_DATA_OPERATIONS:
             continue

@@ -18,7 +18,7 @@ from deltalake import DeltaTable
 from deltalake.fs import DeltaStorageHandler
 from pyarrow.fs import FileSelector, PyFileSystem
 
-from driver.delta_store import WRITER_PROPERTIES
+from driver.parquet_layout import WRITER_PROPERTIES
 from driver.storage import StorageOptions
 from relspec.maintenance import (
     CLUSTER_FILE_BYTES,
@@ -77,10 +77,12 @@ def _last_checkpoint(files: PyFileSystem, version: int) -> int | None:
     return max((found for found in listed if found is not None and found <= version), default=None)
 
 
-def _last_vacuum(table: DeltaTable) -> int | None:
-    """Vacuum commits only when it deletes something: a vacuum that found nothing leaves no trace."""
-    return next((commit["version"] for commit in table.history() if commit.get("operation") in VACUUM_OPERATIONS),
-                None)
+def _last_vacuum(table: DeltaTable, within: int) -> int | None:
+    """The newest vacuum commit among the last ``within`` commits. Vacuum commits only when it deletes
+    something: a vacuum that found nothing leaves no trace. Only whether one is that recent decides
+    anything, so the log further back is not read (its length grows with every build)."""
+    return next((commit["version"] for commit in table.history(max(within, 1))
+                 if commit.get("operation") in VACUUM_OPERATIONS), None)
 
 
 def write_outcome(table_uri: str, policy: MaintenancePolicy, storage_options: StorageOptions = None) -> WriteOutcome:
@@ -92,7 +94,7 @@ def _outcome(table: DeltaTable, policy: MaintenancePolicy, storage_options: Stor
     sizes = pa.table(table.get_add_actions()).column("size_bytes")
     log = _log_files(table, storage_options)
     checkpoint = _last_checkpoint(log, version)
-    vacuum = _last_vacuum(table)
+    vacuum = _last_vacuum(table, policy.vacuum_every_versions)
     return WriteOutcome(
         dataset=dataset_name(table.table_uri),
         version=version,
@@ -181,11 +183,12 @@ def _record(decision: MaintenanceDecision, before: tuple[int, int], after: tuple
 
 
 def maintain(table_uri: str, policy: MaintenancePolicy, storage_options: StorageOptions = None,
-             keep_versions: list[int] | None = None) -> MaintenanceRecord:
-    """``keep_versions``: versions a vacuum must leave readable (besides the latest)."""
+             keep_versions: list[int] | None = None, table: DeltaTable | None = None) -> MaintenanceRecord:
+    """``keep_versions``: versions a vacuum must leave readable (besides the latest); ``table``: a
+    handle on the table at its latest version, to use instead of opening it."""
     started = time.perf_counter()
     try:
-        table = _open(table_uri, storage_options)
+        table = table if table is not None else _open(table_uri, storage_options)
         outcome = _outcome(table, policy, storage_options)
     except Exception as exc:
         name = dataset_name(table_uri)

@@ -17,6 +17,7 @@ import msgspec
 import pyarrow as pa
 from datafusion import SessionContext
 
+from relspec.maintenance import MaintenancePolicy, MaintenanceRecord
 from relspec.plan_signals import PlanExecution
 from relspec.releases import Release, read_releases
 from semantics.entities import EXTRACTION_ENTITIES, DataFile
@@ -196,3 +197,10 @@ class TableStore(abc.ABC):
     @abc.abstractmethod
     def register_staged(self, session: SessionContext, view: str, registration: str) -> None:
         """Register a view's staged result under the view's name (`delta` or `dataset` scan)."""
+
+    @abc.abstractmethod
+    def maintain(self, location: str, policy: MaintenancePolicy,
+                 keep_versions: list[int] | None = None) -> MaintenanceRecord:
+        """Measure the table at ``location`` (one of this store's tables or staging tables), decide
+        its maintenance by ``policy`` and execute it, keeping ``keep_versions`` readable; what failed
+        is the record's error, never an exception."""

@@ -21,7 +21,8 @@ class WriteOutcome(msgspec.Struct, frozen=True):
 
     ``versions_since_checkpoint`` counts the commits a reader replays from JSON (``version`` minus
     the last checkpoint's version, ``version + 1`` with no checkpoint); ``versions_since_vacuum``
-    counts likewise from the last VACUUM commit.
+    counts likewise from the last VACUUM commit, looked for among as many recent commits as the
+    policy's vacuum threshold (one further back counts as none: either way the threshold is reached).
     """
 
     dataset: str

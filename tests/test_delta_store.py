@@ -13,7 +13,7 @@ from conftest import REPO, run_cli, write_tree
 from datafusion import SessionContext
 from deltalake import DeltaTable, write_deltalake
 
-from driver.delta_store import DeltaTableStore
+from driver.delta_store import DeltaTableStore, newest_commits
 from relspec.catalog import DatasetCatalog
 from relspec.plan_signals import PlanExecution
 
@@ -25,7 +25,7 @@ import sys
 import pyarrow as pa
 from datafusion import SessionConfig, SessionContext
 from deltalake import DeltaTable, write_deltalake
-from driver.delta_store import DeltaTableStore
+from driver.delta_store import DeltaTableStore, newest_commits
 from relspec.catalog import DatasetCatalog
 from relspec.plan_signals import PlanExecution
 
@@ -247,3 +247,13 @@ def test_staged_changes_are_unknown_when_the_schema_changed(tmp_path):
     row = {"file_id": ["a"], "name": ["x"], "score": [1.0]}
     changed = pa.schema([CREDITED.field("file_id"), CREDITED.field("name"), pa.field("score", pa.int64())])
     assert _changes_between(tmp_path, row, {**row, "score": [1]}, changed) is None
+
+
+def test_newest_commits_pages_through_the_whole_log_newest_first(tmp_path: Path) -> None:
+    """Read a few commits at a time, each commit comes once, newest first, down to the table's
+    creation: 75 commits take three pages (8, then 64, then the rest)."""
+    location = str(tmp_path / "t")
+    for value in range(75):
+        write_deltalake(location, pa.table({"v": [value]}), mode="overwrite")
+    assert [commit["version"] for commit in newest_commits(DeltaTable(location))] == list(range(74, -1, -1))
+

@@ -167,6 +167,24 @@ def test_vacuum_with_zero_retention_removes_compacted_away_files(tmp_path: Path)
     assert write_outcome(str(table), policy).versions_since_vacuum == 0
 
 
+
+def test_a_vacuum_is_due_once_its_threshold_of_commits_follows_the_last(tmp_path: Path) -> None:
+    """With a vacuum every 3 versions, the last vacuum counts while fewer than 3 commits followed it;
+    from the third on, one is due. The outcome reads back only as many commits as the threshold, so a
+    vacuum 3 commits back counts as none: since version 8 + 1 commits."""
+    table = tmp_path / "cpg_nodes"
+    append_rows(table, 3)
+    policy = MaintenancePolicy(compact_min_small_files=0, checkpoint_every_versions=0, vacuum_every_versions=3,
+                               vacuum_retention_hours=0)
+    assert run_maintenance(str(table), decision(compact=True), policy).error is None  # files to vacuum
+    assert run_maintenance(str(table), decision(vacuum=True), policy).error is None  # versions 4 and 5
+    due = []
+    for _ in range(4):
+        outcome = write_outcome(str(table), policy)
+        due.append((outcome.versions_since_vacuum, decide_maintenance(outcome, policy).vacuum))
+        append_rows(table, 1)
+    assert due == [(0, False), (1, False), (2, False), (9, True)]
+
 def test_full_maintenance_in_one_pass(tmp_path: Path) -> None:
     table = tmp_path / "cpg_nodes"
     append_rows(table, 20)
