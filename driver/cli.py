@@ -496,9 +496,9 @@ def _schedule_position(view: dict[str, object]) -> int:
 @_output_dir
 def callgraph(out: str) -> None:
     """Print the call graph of a built DIR as JSON: {caller: [callees]} by qualified name."""
-    from driver.reports import call_graph
+    from driver.reports import CALL_GRAPH_SQL, call_graph
 
-    session = _built_session(out)
+    session = _built_session(out, reading=CALL_GRAPH_SQL)
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(call_graph(session))).decode() + "\n")
 
 
@@ -872,14 +872,16 @@ def dag(path: Path, as_json: bool, png: Path | None) -> None:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(graph)).decode() + "\n")
 
 
-def _built_session(out: str, run_id: str | None = None) -> SessionContext:
-    """A session over DIR's current release (or over what run ``run_id`` wrote)."""
+def _built_session(out: str, run_id: str | None = None, reading: str | None = None) -> SessionContext:
+    """A session over DIR's current release (or over what run ``run_id`` wrote): every table, or
+    those the SQL ``reading`` names."""
     from driver.api import NotReleased, open_session
     from relspec.catalog import RUNS_TABLE
 
     _existing_output(out)
     try:
-        session, registered = open_session(_location(out), run_id=run_id, storage_options=_storage_options())
+        session, registered = open_session(_location(out), run_id=run_id, storage_options=_storage_options(),
+                                           reading=reading)
     except NotReleased as err:
         if _output_store(out).version(RUNS_TABLE) is None:
             registered = []

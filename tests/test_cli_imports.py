@@ -231,3 +231,18 @@ def test_build_imports_no_plotting_or_dataframe_plugins(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "hamilton.driver" in modules
     assert imported(modules, ("matplotlib", "plotly", "polars", "hamilton.plugins.pandas_extensions")) == []
+
+
+def test_a_session_opened_for_a_query_registers_the_tables_it_names(small_out):
+    """`open_session(reading=SQL)` registers what the SQL names and nothing else (`cpgflow callgraph`
+    opens its two tables, not the output's ~30); names are matched whole and case-blind."""
+    from driver.api import open_session
+    from driver.reports import CALL_GRAPH_SQL
+
+    _, everything = open_session(small_out)
+    session, registered = open_session(small_out, reading="select count(*) from CPG_NODES join cpg_nodes_x")
+    assert registered == ["cpg_nodes"] and len(everything) > 10
+    assert session.sql("SELECT count(*) AS n FROM cpg_nodes").to_arrow_table().column("n")[0].as_py() > 0
+    with pytest.raises(Exception, match="cpg_edges"):
+        session.sql("SELECT * FROM cpg_edges")
+    assert sorted(open_session(small_out, reading=CALL_GRAPH_SQL)[1]) == ["cpg_edges", "cpg_nodes"]
