@@ -102,6 +102,17 @@ def _foreign_key(left: tuple[Column, ...], right: tuple[Column, ...], right_enti
     return None
 
 
+def _same_file(left: tuple[Column, ...], right: tuple[Column, ...], evidence: list[str]) -> list[tuple[str, str]]:
+    """The file pair of a join on one scope, when each side has one file column: a scope is one
+    file's, so the rows it pairs share their file, and saying so lets the join be seen (and kept up
+    to date) file by file."""
+    lefts, rights = _by_type(left, S.FILE_ID), _by_type(right, S.FILE_ID)
+    if len(lefts) != 1 or len(rights) != 1:
+        return []
+    evidence.append(f"{S.FILE_ID}: l.{lefts[0].name} = r.{rights[0].name} (one scope is one file's)")
+    return [(lefts[0].name, rights[0].name)]
+
+
 def infer_join(spec: RelateSpec, left: tuple[Column, ...], right: tuple[Column, ...],
                right_entity: str | None = None) -> JoinPlan:
     """Keys and strategy for a relate spec, from the semantic types of its two inputs."""
@@ -129,12 +140,11 @@ def infer_join(spec: RelateSpec, left: tuple[Column, ...], right: tuple[Column, 
             if pair:
                 equi.append(pair)
         strategy = "scope_name_equi"
-        if len(equi) != 2:
-            equi = []
+        equi = [*equi, *_same_file(left, right, evidence)] if len(equi) == 2 else []
     elif relation == "same_scope":
         pair = _pair(left, right, S.SCOPE_ID, evidence, ambiguities)
         if pair:
-            equi.append(pair)
+            equi += [pair, *_same_file(left, right, evidence)]
         strategy = "scope_equi"
     elif relation == "named":
         pair = _pair(left, right, S.QUALNAME, evidence, ambiguities)

@@ -29,8 +29,11 @@ EDITED_A = TREE["pkg/a.py"] + "\n\ndef extra(y):\n    return y * 2\n"
 BY_FILE = {"definitions", "value_flows", "own_bindings", "cpg_props", "cpg_diagnostics"}
 # The views that read, besides one file's rows, the rows credited to that file of a staged global view
 # (local relative to it): a file's bindings and those its star imports bring (star_bindings, followed
-# across files), the IMPORTS edges of its imports (import_targets), its INHERITS_FROM edges (class_bases).
-RELATIVE = {"effective_bindings": "star_bindings", "import_edges": "import_targets", "inherits_edges": "class_bases"}
+# across files), and the resolution of its names among them; the IMPORTS edges of its imports
+# (import_targets), its INHERITS_FROM edges (class_bases).
+RELATIVE = {"effective_bindings": "star_bindings", "binding_ranks": "star_bindings",
+            "scope_candidates": "star_bindings", "name_resolution": "star_bindings", "reference_edges": "star_bindings",
+            "import_edges": "import_targets", "inherits_edges": "class_bases"}
 
 
 def build(root: Path, out: Path, **options: object) -> BuildSummary:
@@ -77,15 +80,16 @@ def test_one_file_edit_replaces_that_files_rows(tmp_path):
         assert commit["operationMetrics"]["num_added_rows"] == _rows_of(location, a_id) > 0, view
 
     views = _latest_views(out)
+    # (nothing to diagnose: cpg_diagnostics' output was reused; cpg_edges reads the staged global views
+    # that resolve calls, imports and bases, and star_bindings)
     assert {name for name, outcome in views.items() if outcome.maintained == "by_file"} == BY_FILE - {
-        "cpg_diagnostics"} | set(RELATIVE)  # nothing to diagnose: its output was reused
+        "cpg_diagnostics"} | set(RELATIVE) | {"cpg_edges"}
     # the edit adds a function to a.py, no star import, class base or import: the global views' rows
     # credited to the other files are as they were, so only a.py's rows are replaced
-    for view in RELATIVE:
-        assert _last_write(catalog.staging_location(view))["operationParameters"]["predicate"] == \
-            f"file_id = '{a_id}'", view
+    for location in [*map(catalog.staging_location, RELATIVE), catalog.location("cpg_edges")]:
+        assert _last_write(location)["operationParameters"]["predicate"] == f"file_id = '{a_id}'", location
     assert views["cpg_diagnostics"].outcome == "reused"
-    assert views["cpg_edges"].maintained == "full" and views["value_flow_fixpoint"].maintained == "full"
+    assert views["value_flow_fixpoint"].maintained == "full"
     # extra() is one FUNCTION more in a.py: its props are a.py's new rows, base.py's are untouched
     assert query(out, f"SELECT * FROM cpg_props WHERE file_id = '{file_id_for('pkg/base.py')}'") == base_props
     assert query(out, "SELECT count(*) AS n FROM cpg_nodes WHERE kind = 'FUNCTION' AND name = 'extra'") == [{"n": 1}]
@@ -192,19 +196,19 @@ CALLS_ACROSS = {
     "pkg/b.py": "from pkg.a import f\n\nf()\n",
     "pkg/c.py": "def g():\n    return 2\n\n\ng()\n",
 }
-# The inlined global views the outputs are local relative to, staged (as an incremental build on a
-# large code base stages them when it pays: relspec/relative_staging.py) so that they can be compared.
-RELATIVE_BASES = {"reference_candidates": "delta_staging", "builtin_uses": "delta_staging",
-                  "nodes_external": "delta_staging"}
+# The inlined global view cpg_nodes is local relative to, staged (as an incremental build on a large
+# code base stages it when it pays: relspec/relative_staging.py) so that it can be compared.
+RELATIVE_BASES = {"nodes_external": "delta_staging"}
 
 
 def test_edges_of_an_unchanged_file_that_resolve_into_an_edited_one_are_replaced(tmp_path):
     """A line added above f() in a.py moves f: its node id (a hash of its span) changes, so b.py's call
     of f and its import of f now name another node. The rows credited to b.py of call_edges and
     import_targets change, so cpg_edges replaces the rows of a.py and b.py, not c.py's. b.py's name f
-    refers to its own import binding, in b.py: no row of reference_candidates credited to b.py changes,
-    and reference_edges replaces a.py's rows alone; so does cpg_nodes (relative to nodes_external, the
-    external symbols, none of which changed). The result is a full build's."""
+    refers to its own import binding, in b.py (a file's names resolve in its own scopes, and star imports
+    are the only bindings other files bring): reference_edges replaces a.py's rows alone; so does
+    cpg_nodes (relative to nodes_external, the external symbols, none of which changed). The result is a
+    full build's."""
     root, out = write_tree(tmp_path / "src", CALLS_ACROSS), tmp_path / "out"
     build(root, out, cache_overrides=RELATIVE_BASES)
     (root / "pkg/a.py").write_text("X = 0\n\n\n" + CALLS_ACROSS["pkg/a.py"])
@@ -219,7 +223,7 @@ def test_edges_of_an_unchanged_file_that_resolve_into_an_edited_one_are_replaced
     assert _last_write(catalog.location("cpg_edges"))["operationParameters"]["predicate"] == a_and_b
     assert _last_write(catalog.staging_location("reference_edges"))["operationParameters"]["predicate"] == a_only
     assert _last_write(catalog.location("cpg_nodes"))["operationParameters"]["predicate"] == a_only
-    assert views["reference_candidates"].compared_seconds > 0 and views["call_edges"].compared_seconds > 0
+    assert views["nodes_external"].compared_seconds > 0 and views["call_edges"].compared_seconds > 0
     shown = " ".join(run_cli("runs", out).stdout.split())
     assert "compared with the current release's rows, to find the files whose rows changed:" in shown
 
@@ -238,25 +242,25 @@ def test_an_incremental_build_stages_an_inlined_base_once_to_measure_it(tmp_path
     monkeypatch.setattr(relative_staging, "EXPLORE_MIN_SECONDS", 0.0)
     root, out = write_tree(tmp_path / "src", CALLS_ACROSS), tmp_path / "out"
     build(root, out)
-    assert _latest_views(out)["reference_candidates"].policy == "none"
+    assert _latest_views(out)["nodes_external"].policy == "none"
     build(root, out)  # nothing changed: every view is reused, nothing is worth measuring
-    assert _latest_views(out)["reference_candidates"].policy == "none"
+    assert _latest_views(out)["nodes_external"].policy == "none"
     (root / "pkg/c.py").write_text(CALLS_ACROSS["pkg/c.py"] + "\n\ndef h():\n    return 3\n")
     build(root, out)
     views = _latest_views(out)
     for base in RELATIVE_BASES:
         assert (views[base].policy, views[base].outcome) == ("delta_staging", "computed_staged"), base
-    why = " ".join(run_cli("why", out, "reference_candidates").stdout.split())
-    assert "staged, not inlined, to measure it: cpg_edges, reference_edges took" in why
+    why = " ".join(run_cli("why", out, "nodes_external").stdout.split())
+    assert "staged, not inlined, to measure it: cpg_nodes took" in why
     # a build that changes nothing keeps it staged (and reuses it)
     shown = " ".join(run_cli("plan", root, "--out", out, "--staging", "delta").stdout.split())
-    assert "reference_candidates: kept staged, though this build updates nothing by file" in shown
-    # measured now (b.py's f and c.py's g resolve to a binding: two rows), the next edit's plan weighs it
-    # against what its readers save (a few milliseconds here, either way), and says so
+    assert "nodes_external: kept staged, though this build updates nothing by file" in shown
+    # measured now, the next edit's plan weighs it against what its readers save (a few milliseconds
+    # here, either way), and says so
     (root / "pkg/c.py").write_text(CALLS_ACROSS["pkg/c.py"])
     shown = " ".join(run_cli("plan", root, "--out", out, "--staging", "delta").stdout.split())
-    line = shown[shown.index("reference_candidates: staged, ") if "reference_candidates: staged, " in shown
-                 else shown.index("reference_candidates: not staged"):][:500]
-    assert line.startswith(("reference_candidates: not staged for the update by file of cpg_edges, reference_edges:",
-                            "reference_candidates: staged, not inlined, so that cpg_edges, reference_edges can be"))
-    assert f"(run {_latest_record(out).run_id} staged its 2 rows in" in line
+    line = shown[shown.index("nodes_external: staged, ") if "nodes_external: staged, " in shown
+                 else shown.index("nodes_external: not staged"):][:500]
+    assert line.startswith(("nodes_external: not staged for the update by file of cpg_nodes:",
+                            "nodes_external: staged, not inlined, so that cpg_nodes can be"))
+    assert f"(run {_latest_record(out).run_id} staged its 0 rows in" in line  # no name outside the code base

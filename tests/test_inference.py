@@ -25,9 +25,12 @@ from semantics.views import OUTPUTS, discover_specs
 # Every relationship of the pipeline and the join it must get: (equi keys, range keys, strategy).
 EXPECTED_JOINS = {
     "key_scopes": ((("scope_id", "scope_id"),), (), "scope_equi"),
-    "resolved_uses": ((("scope_id", "scope_id"), ("name", "name")), (), "scope_name_equi"),
-    "scope_candidates": ((("scope_id", "scope_id"), ("name", "name")), (), "scope_name_equi"),
-    "reference_candidates": ((("scope_id", "scope_id"), ("name", "name")), (), "scope_name_equi"),
+    # a scope is one file's: a side that names its file joins on it too (key_scopes' scope_chain does not)
+    "resolved_uses": ((("scope_id", "scope_id"), ("name", "name"), ("file_id", "file_id")), (), "scope_name_equi"),
+    "scope_candidates": ((("scope_id", "scope_id"), ("name", "name"), ("file_id", "file_id")), (),
+                         "scope_name_equi"),
+    "reference_candidates": ((("scope_id", "scope_id"), ("name", "name"), ("file_id", "file_id")), (),
+                             "scope_name_equi"),
     "import_definitions": ((("qualname", "qualname"),), (), "qualname_equi"),
     "import_bindings": ((("qualname", "qualname"),), (), "qualname_equi"),
     "class_bases": ((("ref_id", "ref_id"),), (), "foreign_key"),
@@ -92,6 +95,18 @@ def test_span_containment_and_overlap_come_from_span_types() -> None:
     overlap = infer_join(_relate("overlapping"), LEFT, RIGHT)
     assert overlap.strategy == "span_overlap"
     assert overlap.condition() == "l.file_id = r.file_id AND l.bstart < r.bend AND l.bend > r.bstart"
+
+
+def test_a_join_on_one_scope_is_a_join_on_its_file_when_both_sides_name_it() -> None:
+    scoped = (Column("scope_id", "string", S.SCOPE_ID), Column("name", "string", S.NAME))
+    with_file = (*scoped, Column("file_id", "string", S.FILE_ID))
+    assert infer_join(_relate("in_scope"), with_file, with_file).condition() == (
+        "l.scope_id = r.scope_id AND l.name = r.name AND l.file_id = r.file_id")
+    assert infer_join(_relate("same_scope"), with_file, with_file).keys.equi == (
+        ("scope_id", "scope_id"), ("file_id", "file_id"))
+    assert infer_join(_relate("in_scope"), with_file, scoped).keys.equi == (("scope_id", "scope_id"), ("name", "name"))
+    with pytest.raises(InferenceError):  # a file in common is no scope in common
+        infer_join(_relate("in_scope"), with_file, (Column("file_id", "string", S.FILE_ID),))
 
 
 def test_foreign_key_follows_the_declared_target_entity() -> None:

@@ -277,11 +277,14 @@ def test_the_pipelines_own_views():
     assert found["own_bindings"].local and found["own_bindings"].owner == "file_id"
     assert not found["value_flow_fixpoint"].local
     assert "a fixpoint program: values flow across the whole code base" in found["value_flow_fixpoint"].evidence
-    # the edges of a file: its own structure, and the rows credited to it of the views resolving names,
-    # calls, imports and bases across files
+    # the edges of a file: its own structure, and the rows credited to it of the views resolving calls,
+    # imports and bases across files, and of the star imports its names may resolve through
     assert found["cpg_edges"].local
-    assert found["cpg_edges"].bases == ("builtin_uses", "call_edges", "class_bases", "import_targets",
-                                        "reference_candidates")
+    assert found["cpg_edges"].bases == ("call_edges", "class_bases", "import_targets", "star_bindings")
+    # a file's names resolve in its own scopes (windows partitioned by file, joins on one scope and its
+    # file), among its own bindings and those its star imports bring
+    for view in ("binding_ranks", "name_resolution", "reference_candidates", "builtin_uses", "reference_edges"):
+        assert (found[view].local, found[view].owner, found[view].bases) == (True, "file_id", ("star_bindings",))
     # a file's bindings: its own, and those its star imports bring (followed across files)
     assert found["star_bindings"].credited_to == "file_id" and not found["star_bindings"].local
     assert found["effective_bindings"].local and found["effective_bindings"].bases == ("star_bindings",)

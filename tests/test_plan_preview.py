@@ -76,13 +76,16 @@ def test_the_preview_plans_the_sort_a_whole_clustered_write_adds(tmp_path: Path)
     views = _views(root, "--out", out, "--staging", "delta")
     assert views["cpg_props"]["write_order"] == "file_id"  # published, file-local
     assert views["own_bindings"]["write_order"] == "file_id"  # staged, file-local (joins by ids of one file)
-    # local relative to views computed inside its plan (builtin_uses, reference_candidates): never by file
-    assert views["cpg_edges"]["write_order"] is None
+    # local relative to staged global views (call_edges, class_bases, import_targets, star_bindings)
+    assert views["cpg_edges"]["write_order"] == "file_id"
+    # local relative to a view computed inside its plan (nodes_external): never by file
+    assert views["cpg_nodes"]["write_order"] is None
     assert views["scope_chain"]["write_order"] is None  # its rows belong to one file each, but it has no file column
     (record,) = read_records(DeltaTableStore(DatasetCatalog(str(out))).read(RUNS_TABLE))
     built = {outcome.view: outcome.planned.sort_keys for outcome in record.views if outcome.planned is not None
              and outcome.policy == views[outcome.view]["policy"]["cache"]}  # (a tiny view staged first is inlined now)
-    assert [key.split("@")[0] for key in built["cpg_props"]] == ["file_id"] and built["cpg_edges"] == ()
+    assert [key.split("@")[0] for key in built["cpg_props"]] == ["file_id"] and built["cpg_nodes"] == ()
+    assert [key.split("@")[0] for key in built["cpg_edges"]] == ["file_id"]
     assert [key.split("@")[0] for key in built["definitions"]] == ["file_id"]
     for name, keys in built.items():  # the preview plans what the build planned (a whole build: the first)
         if views[name]["preview"]["signals"] is not None:

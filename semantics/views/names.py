@@ -26,14 +26,16 @@ from semantics.views.columns import RESOLVED_EDGE, col
 
 MAX_CANDIDATES = 16  # edges from one use: the nearest candidates
 # Every (scope, name) that binds: its bindings' count, and how many bindings sort before its own in
-# one global order by (scope, name, position). Ranks within a group are positions in that order
-# minus `earlier`: DataFusion runs a window partitioned into many small groups ~6x slower.
+# its file's order by (scope, name, position). Ranks within a group are positions in that order minus
+# `earlier`: DataFusion runs a window partitioned into many small groups ~6x slower. Partitioned by
+# the file (a scope is one file's), so that a file's ranks read only its own bindings.
 _BINDING_GROUPS = """totals AS (
-    SELECT scope_id, name, count(*) AS total FROM effective_bindings GROUP BY scope_id, name
+    SELECT file_id, scope_id, name, count(*) AS total FROM effective_bindings GROUP BY file_id, scope_id, name
 ),
 binding_groups AS (
-    SELECT scope_id, name, total,
-        sum(total) OVER (ORDER BY scope_id, name ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - total AS earlier
+    SELECT file_id, scope_id, name, total,
+        sum(total) OVER (PARTITION BY file_id ORDER BY scope_id, name
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - total AS earlier
     FROM totals
 )"""
 # (edges, slot) for every number of edges a use can get: an equi-join gives a use its slots
@@ -124,10 +126,12 @@ NAME_PRESENCE = (
     col("scope_id", "string", S.SCOPE_ID, False),
     col("name", "string", S.NAME, False),
     col("mode", "string", S.KIND, False),
+    col("file_id", "string", S.FILE_ID, False),
 )
 
 NAME_RESOLUTION = (
     col("scope_id", "string", S.SCOPE_ID, False),  # where the name is used
+    col("file_id", "string", S.FILE_ID, False),
     col("name", "string", S.NAME, False),
     col("resolved_scope_id", "string", S.FOREIGN_ID, False, ("scope",)),
     col("depth", "int64", S.ORDINAL, False),
@@ -164,6 +168,7 @@ EFFECTIVE_BINDINGS = (
 
 BINDING_RANKS = (
     col("binding_id", "string", S.ENTITY_ID, False),
+    col("file_id", "string", S.FILE_ID, False),
     col("scope_id", "string", S.SCOPE_ID, False),
     col("name", "string", S.NAME, False),
     col("rank", "int64", S.ORDINAL, False),  # 1 for the first binding of the name in the scope
@@ -240,13 +245,13 @@ WHERE c.depth = 0 OR a.scope_kind <> 'class'""",
     ),
     DeriveSpec(
         name="name_presence", columns=NAME_PRESENCE, inputs=("ex_bindings", "ex_declarations", "star_bindings"),
-        sql="""SELECT DISTINCT b.scope_id, b.name, 'bound' AS mode FROM ex_bindings b
+        sql="""SELECT DISTINCT b.scope_id, b.name, 'bound' AS mode, b.file_id FROM ex_bindings b
 LEFT JOIN ex_declarations d ON d.scope_id = b.scope_id AND d.name = b.name
 WHERE d.name IS NULL
 UNION
-SELECT DISTINCT scope_id, name, 'bound' FROM star_bindings
+SELECT DISTINCT scope_id, name, 'bound', file_id FROM star_bindings
 UNION
-SELECT DISTINCT scope_id, name, 'global' AS mode FROM ex_declarations WHERE decl_kind = 'global'""",
+SELECT DISTINCT scope_id, name, 'global' AS mode, file_id FROM ex_declarations WHERE decl_kind = 'global'""",
         doc="the names each scope binds itself, or declares global (nonlocal names are not the scope's own)",
     ),
     RelateSpec(
@@ -258,17 +263,22 @@ SELECT DISTINCT scope_id, name, 'global' AS mode FROM ex_declarations WHERE decl
     DeriveSpec(
         name="name_resolution", columns=NAME_RESOLUTION,
         inputs=("scope_candidates", "module_scopes", "scope_parents"),
+        # (a name declared global resolves in the module's scope, whose kind is 'module')
         sql="""WITH nearest AS (
-    SELECT use_scope_id, name, min(depth) AS depth FROM scope_candidates GROUP BY use_scope_id, name
+    SELECT use_scope_id, file_id, name, min(depth) AS depth FROM scope_candidates
+    GROUP BY use_scope_id, file_id, name
 ),
 chosen AS (
-    SELECT c.*, CASE WHEN c.mode = 'global' THEN m.scope_id ELSE c.scope_id END AS resolved
+    SELECT c.*, m.scope_id AS module_scope_id
     FROM scope_candidates c
-    JOIN nearest n ON n.use_scope_id = c.use_scope_id AND n.name = c.name AND n.depth = c.depth
+    JOIN nearest n ON n.use_scope_id = c.use_scope_id AND n.file_id = c.file_id AND n.name = c.name
+        AND n.depth = c.depth
     JOIN module_scopes m ON m.file_id = c.file_id
 )
-SELECT c.use_scope_id AS scope_id, c.name, c.resolved AS resolved_scope_id, c.depth, c.mode, p.scope_kind
-FROM chosen c JOIN scope_parents p ON p.scope_id = c.resolved""",
+SELECT c.use_scope_id AS scope_id, c.file_id, c.name,
+    CASE WHEN c.mode = 'global' THEN c.module_scope_id ELSE c.scope_id END AS resolved_scope_id, c.depth, c.mode,
+    CASE WHEN c.mode = 'global' THEN 'module' ELSE p.scope_kind END AS scope_kind
+FROM chosen c JOIN scope_parents p ON p.scope_id = c.scope_id""",
         doc="the one scope each used (scope, name) resolves in: the nearest candidate (global: the module scope)",
     ),
     RelateSpec(
@@ -323,12 +333,13 @@ LEFT JOIN nonlocal_target n ON n.id = b.id AND n.rn = 1""",
         name="binding_ranks", columns=BINDING_RANKS, inputs=("effective_bindings",),
         sql="""WITH """ + _BINDING_GROUPS + """,
 ordered AS (
-    SELECT binding_id, scope_id, name,
-        CAST(row_number() OVER (ORDER BY scope_id, name, bstart, binding_id) AS BIGINT) AS position
+    SELECT binding_id, file_id, scope_id, name,
+        CAST(row_number() OVER (PARTITION BY file_id ORDER BY scope_id, name, bstart, binding_id) AS BIGINT)
+            AS position
     FROM effective_bindings
 )
-SELECT o.binding_id, o.scope_id, o.name, CAST(o.position - g.earlier AS BIGINT) AS rank
-FROM ordered o JOIN binding_groups g ON g.scope_id = o.scope_id AND g.name = o.name""",
+SELECT o.binding_id, o.file_id, o.scope_id, o.name, CAST(o.position - g.earlier AS BIGINT) AS rank
+FROM ordered o JOIN binding_groups g ON g.file_id = o.file_id AND g.scope_id = o.scope_id AND g.name = o.name""",
         doc="each binding's rank among the bindings of its name in its scope, in source order",
     ),
     # A strong update: the last binding before a use in its own scope is the only one it reads when that
@@ -344,20 +355,20 @@ events AS (
         bstart AS use_start
     FROM resolved_uses
     UNION ALL
-    SELECT scope_id, name, bstart, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM effective_bindings
+    SELECT scope_id, name, bstart, 1, NULL, file_id, NULL, NULL, NULL, NULL, NULL FROM effective_bindings
 ),
 counted AS (
-    SELECT *, sum(is_binding) OVER (ORDER BY scope_id, name, bstart, is_binding
+    SELECT *, sum(is_binding) OVER (PARTITION BY file_id ORDER BY scope_id, name, bstart, is_binding
                                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS bindings_before
     FROM events
 ),
-declared AS (SELECT DISTINCT scope_id, name FROM effective_bindings WHERE declared),
+declared AS (SELECT DISTINCT file_id, scope_id, name FROM effective_bindings WHERE declared),
 reach AS (
     SELECT c.ref_id, c.file_id, c.scope_id, c.name, c.depth, c.mode, c.scope_kind, c.use_start, c.block,
         c.depth = 0 AND c.mode <> 'global' AND c.bindings_before > g.earlier AS after_bindings,
         CASE WHEN c.depth = 0 AND c.bindings_before > g.earlier THEN c.bindings_before - g.earlier
              ELSE g.total END AS candidates
-    FROM counted c JOIN binding_groups g ON g.scope_id = c.scope_id AND g.name = c.name
+    FROM counted c JOIN binding_groups g ON g.file_id = c.file_id AND g.scope_id = c.scope_id AND g.name = c.name
     WHERE c.is_binding = 0
 ),
 -- the last binding before the use is the only one it reads (a strong update): outer joins rather than a
@@ -365,10 +376,11 @@ reach AS (
 chosen AS (
     SELECT r.*, CASE WHEN b.binding_id IS NULL THEN r.candidates ELSE 1 END AS edges
     FROM reach r
-    LEFT JOIN declared d ON d.scope_id = r.scope_id AND d.name = r.name
-    LEFT JOIN binding_ranks k ON k.scope_id = r.scope_id AND k.name = r.name AND k.rank = r.candidates
-        AND r.after_bindings AND d.scope_id IS NULL
-    LEFT JOIN effective_bindings b ON b.binding_id = k.binding_id AND b.scope_id = k.scope_id
+    LEFT JOIN declared d ON d.file_id = r.file_id AND d.scope_id = r.scope_id AND d.name = r.name
+    LEFT JOIN binding_ranks k ON k.file_id = r.file_id AND k.scope_id = r.scope_id AND k.name = r.name
+        AND k.rank = r.candidates AND r.after_bindings AND d.scope_id IS NULL
+    LEFT JOIN effective_bindings b ON b.file_id = r.file_id AND b.binding_id = k.binding_id
+        AND b.scope_id = k.scope_id
         AND b.statement_end <= r.use_start AND b.block <> ''
         AND substr(r.block, 1, length(b.block)) = b.block AND strpos(substr(r.block, length(b.block) + 1), 'L') = 0
 )
@@ -404,7 +416,7 @@ FROM builtin_uses""",
     DeriveSpec(
         name="builtin_uses", columns=BUILTIN_USES, inputs=("name_uses", "name_resolution", "builtin_names"),
         sql="""SELECT u.ref_id, u.file_id, u.name FROM name_uses u
-LEFT JOIN name_resolution r ON r.scope_id = u.scope_id AND r.name = u.name
+LEFT JOIN name_resolution r ON r.file_id = u.file_id AND r.scope_id = u.scope_id AND r.name = u.name
 JOIN builtin_names b ON b.name = u.name
 WHERE r.scope_id IS NULL""",
         doc="name uses bound nowhere in the code's scopes that name a builtin",
