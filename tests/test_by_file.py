@@ -232,6 +232,11 @@ def test_edges_of_an_unchanged_file_that_resolve_into_an_edited_one_are_replaced
     assert _fingerprints(out) == _fingerprints(fresh)
 
 
+# Two names outside the code base: the module d.py imports (an IMPORTS edge) and the function it calls
+# (a CALLS edge), so two EXTERNAL_SYMBOL nodes.
+OUTSIDE = "import os\n\nos.getcwd()\n"
+
+
 def test_an_incremental_build_stages_an_inlined_base_once_to_measure_it(tmp_path, monkeypatch):
     """Nothing in a fixture this small saves a second: with the least saving that makes a base of
     unknown size worth measuring at zero, the first incremental build that changes a file stages the
@@ -240,7 +245,7 @@ def test_an_incremental_build_stages_an_inlined_base_once_to_measure_it(tmp_path
     from relspec import relative_staging
 
     monkeypatch.setattr(relative_staging, "EXPLORE_MIN_SECONDS", 0.0)
-    root, out = write_tree(tmp_path / "src", CALLS_ACROSS), tmp_path / "out"
+    root, out = write_tree(tmp_path / "src", {**CALLS_ACROSS, "pkg/d.py": OUTSIDE}), tmp_path / "out"
     build(root, out)
     assert _latest_views(out)["nodes_external"].policy == "none"
     build(root, out)  # nothing changed: every view is reused, nothing is worth measuring
@@ -263,4 +268,4 @@ def test_an_incremental_build_stages_an_inlined_base_once_to_measure_it(tmp_path
                  else shown.index("nodes_external: not staged"):][:500]
     assert line.startswith(("nodes_external: not staged for the update by file of cpg_nodes:",
                             "nodes_external: staged, not inlined, so that cpg_nodes can be"))
-    assert f"(run {_latest_record(out).run_id} staged its 0 rows in" in line  # no name outside the code base
+    assert f"(run {_latest_record(out).run_id} staged its 2 rows in" in line  # os and os.getcwd

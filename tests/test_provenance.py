@@ -13,7 +13,8 @@ the rules (docs/pipeline.md, relspec/policy.py, relspec/maintenance.py), stated 
 - each CPG table is written as one file by the first build: the small tier compacts at 4 small files
   and checkpoints every 20 versions, so maintenance reaches no threshold; the second build reuses every
   CPG table (the override changes no output's fingerprint), so its maintenance skips them unmeasured;
-- ``scope_candidates`` relates key_scopes to name_presence ``in_scope``: the scope-id and name pair.
+- ``scope_candidates`` relates key_scopes to name_presence ``in_scope``: the scope-id and name pair, and
+  the file pair (each side names its file, and a scope is one file's).
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def test_join_decisions_of_a_relate_view(shop_runs):
     assert {row["decision_value"] for row in strategy} == {"scope_name_equi"}
     assert [row["value"] for row in strategy if row["role"] == "relation"] == ["key_scopes in_scope name_presence"]
     keys = _cited(out, second, "scope_candidates", "join_keys")
-    assert {row["decision_value"] for row in keys} == {"scope_id=scope_id, name=name"}
+    assert {row["decision_value"] for row in keys} == {"scope_id=scope_id, name=name, file_id=file_id"}
     assert {row["kind"] for row in keys} == {"semantic_type"}
 
 
