@@ -29,7 +29,7 @@ from driver.storage import output_location
 from relspec.catalog import LOG_TABLES, RUNS_TABLE, DatasetCatalog
 from relspec.releases import current_release, run_versions
 from relspec.runs import find_record
-from semantics.fixpoint import register_in_memory
+from semantics.fixpoint import reads_table, register_in_memory
 
 _RECURSIVE = re.compile(r"\bWITH\s+RECURSIVE\b", re.IGNORECASE)
 
@@ -62,7 +62,7 @@ def open_session(output_dir: str | Path, *, run_id: str | None = None,
     session = new_session()
     registered = []
     for name in store.catalog.names():
-        if reading is not None and not _names_table(reading, name):
+        if reading is not None and not reads_table(reading, name):
             continue
         if name in versions:
             store.register(session, name, versions[name])
@@ -72,11 +72,6 @@ def open_session(output_dir: str | Path, *, run_id: str | None = None,
             continue
         registered.append(name)
     return session, registered
-
-
-def _names_table(sql: str, name: str) -> bool:
-    """Whether ``sql`` names table ``name`` (as a whole word; SQL folds unquoted names)."""
-    return re.search(rf"\b{re.escape(name)}\b", sql, re.IGNORECASE) is not None
 
 
 def _release_versions(store: DeltaTableStore) -> dict[str, int]:
@@ -103,7 +98,7 @@ def prepare_query(session: SessionContext, sql: str) -> None:
     if not _RECURSIVE.search(sql):
         return
     for name in session.catalog().schema().names():
-        if _names_table(sql, name):
+        if reads_table(sql, name):
             register_in_memory(session, name, session.table(name).to_arrow_table())
 
 

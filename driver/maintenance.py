@@ -85,18 +85,17 @@ def _last_vacuum(table: DeltaTable, within: int) -> int | None:
                  if commit.get("operation") in VACUUM_OPERATIONS), None)
 
 
-def write_outcome(table_uri: str, policy: MaintenancePolicy, storage_options: StorageOptions = None) -> WriteOutcome:
-    return _outcome(_open(table_uri, storage_options), policy, storage_options)
-
-
-def _outcome(table: DeltaTable, policy: MaintenancePolicy, storage_options: StorageOptions) -> WriteOutcome:
+def write_outcome(table_uri: str, policy: MaintenancePolicy, storage_options: StorageOptions = None,
+                  table: DeltaTable | None = None) -> WriteOutcome:
+    """``table``: a handle on the table at its latest version, to use instead of opening it."""
+    table = table if table is not None else _open(table_uri, storage_options)
     version = table.version()
     sizes = pa.table(table.get_add_actions()).column("size_bytes")
     log = _log_files(table, storage_options)
     checkpoint = _last_checkpoint(log, version)
     vacuum = _last_vacuum(table, policy.vacuum_every_versions)
     return WriteOutcome(
-        dataset=dataset_name(table.table_uri),
+        dataset=dataset_name(table_uri),
         version=version,
         files_added=_files_added(log, version),
         files_total=len(sizes),
@@ -145,31 +144,21 @@ def _describe(error: Exception) -> str:
 
 
 def run_maintenance(table_uri: str, decision: MaintenanceDecision, policy: MaintenancePolicy,
-                    storage_options: StorageOptions = None,
-                    keep_versions: list[int] | None = None) -> MaintenanceRecord:
+                    storage_options: StorageOptions = None, keep_versions: list[int] | None = None,
+                    table: DeltaTable | None = None) -> MaintenanceRecord:
+    """Execute ``decision`` and record it, through one handle throughout (``table``, at the table's
+    latest version, or one opened here): opening a table replays its log, and a build maintains
+    some seventy."""
     started = time.perf_counter()
+    before, after, error = _UNKNOWN, _UNKNOWN, None
     try:
-        table = _open(table_uri, storage_options)
-    except Exception as exc:
-        return _record(decision, _UNKNOWN, _UNKNOWN, started, _describe(exc))
-    return _maintained(table, decision, policy, keep_versions, started)
-
-
-def _maintained(table: DeltaTable, decision: MaintenanceDecision, policy: MaintenancePolicy,
-                keep_versions: list[int] | None, started: float) -> MaintenanceRecord:
-    """Execute ``decision`` on the open ``table`` and record it: one handle throughout (opening a
-    table replays its log; a build maintains some seventy)."""
-    before, error = _UNKNOWN, None
-    try:
+        table = table if table is not None else _open(table_uri, storage_options)
         before = _state(table)
         _execute(table, decision, policy, keep_versions)
     except Exception as exc:
         error = _describe(exc)
-    return _record(decision, before, _state_after(table), started, error)
-
-
-def _record(decision: MaintenanceDecision, before: tuple[int, int], after: tuple[int, int], started: float,
-            error: str | None) -> MaintenanceRecord:
+    if table is not None:
+        after = _state_after(table)
     return MaintenanceRecord(
         dataset=decision.dataset,
         decision=decision,
@@ -189,10 +178,16 @@ def maintain(table_uri: str, policy: MaintenancePolicy, storage_options: Storage
     started = time.perf_counter()
     try:
         table = table if table is not None else _open(table_uri, storage_options)
-        outcome = _outcome(table, policy, storage_options)
+        outcome = write_outcome(table_uri, policy, storage_options, table)
     except Exception as exc:
         name = dataset_name(table_uri)
-        unmeasured = MaintenanceDecision(name, compact=False, checkpoint=False, vacuum=False,
-                                         reasons=(UNMEASURED_REASON,))
-        return _record(unmeasured, _UNKNOWN, _UNKNOWN, started, _describe(exc))
-    return _maintained(table, decide_maintenance(outcome, policy), policy, keep_versions, started)
+        return MaintenanceRecord(
+            dataset=name,
+            decision=MaintenanceDecision(name, compact=False, checkpoint=False, vacuum=False,
+                                         reasons=(UNMEASURED_REASON,)),
+            version_before=-1, version_after=-1, files_before=-1, files_after=-1,
+            seconds=time.perf_counter() - started,
+            error=_describe(exc),
+        )
+    return run_maintenance(table_uri, decide_maintenance(outcome, policy), policy, storage_options, keep_versions,
+                           table)

@@ -107,7 +107,7 @@ class Rule(msgspec.Struct, frozen=True):
     probe: Probe | None = None  # what the new rows must meet for the rule to derive anything
 
     def __post_init__(self) -> None:
-        if self.probe is not None and not _reads(self.sql, f"delta_{self.probe.relation}"):
+        if self.probe is not None and not reads_table(self.sql, f"delta_{self.probe.relation}"):
             raise ValueError(f"rule {self.name}: its probe names delta_{self.probe.relation}, which it does not read")
 
 
@@ -180,7 +180,7 @@ def _check_probe(rule: Rule, probe: Probe, prepared: set[str], columns: dict[str
     with the skipped round's), and it names a column of a relation and prepared keys."""
     if probe.column not in columns.get(probe.relation, ()):
         raise ValueError(f"rule {rule.name}: its probe names {probe.relation}.{probe.column}, no relation's column")
-    others = [name for name in columns if name != probe.relation and _reads(rule.sql, f"delta_{name}")]
+    others = [name for name in columns if name != probe.relation and reads_table(rule.sql, f"delta_{name}")]
     if others:
         raise ValueError(f"rule {rule.name}: it reads delta_{others[0]} besides its probe's delta_{probe.relation}")
     if not probe.keys and not probe.prefix:
@@ -257,7 +257,7 @@ class _State:
 
     def forget(self, program: FixpointProgram, kept: str) -> None:
         """Drop the relations, deltas and prepared tables ``kept`` (the SQL still to run) does not read."""
-        for name in [name for name in self.relations if not _reads(kept, name)]:
+        for name in [name for name in self.relations if not reads_table(kept, name)]:
             self.known.pop(name, None)
         _deregister_unread(self.session, [*self.relations, *(f"delta_{name}" for name in self.relations),
                                           *(prepared.name for prepared in program.prepare)], kept)
@@ -278,7 +278,7 @@ class _State:
         qualifying row."""
         deltas, starts = {}, {}
         for name, known in self.known.items():
-            if _reads(rule.sql, f"delta_{name}"):
+            if reads_table(rule.sql, f"delta_{name}"):
                 starts[name] = self.seen.get((rule.name, name), 0)
                 self.seen[(rule.name, name)] = known.num_rows
                 deltas[name] = known.slice(starts[name])
@@ -620,8 +620,8 @@ def _prepare(session: SessionContext, program: FixpointProgram, threads: int = 1
     wave_of = {index: number for number, wave in enumerate(order) for index in wave}
     last_wave: dict[str, int] = {}  # table -> the wave of the last step reading it (tables no rule reads)
     for index, prepared in enumerate(steps):
-        if not _reads(evaluation, prepared.name):
-            readers = [later for later in range(index + 1, len(steps)) if _reads(steps[later].sql, prepared.name)]
+        if not reads_table(evaluation, prepared.name):
+            readers = [later for later in range(index + 1, len(steps)) if reads_table(steps[later].sql, prepared.name)]
             last_wave[prepared.name] = max((wave_of[reader] for reader in readers), default=wave_of[index])
     overlapped = 0
     for number, wave in enumerate(order):
@@ -639,21 +639,22 @@ def _waves(steps: tuple[Prepared, ...]) -> list[list[int]]:
     """The steps' indexes by wave: each step in the wave after the last step it reads."""
     waves: dict[int, int] = {}
     for index, step in enumerate(steps):
-        waves[index] = 1 + max((waves[earlier] for earlier in range(index) if _reads(step.sql, steps[earlier].name)),
-                               default=0)
+        read = (waves[earlier] for earlier in range(index) if reads_table(step.sql, steps[earlier].name))
+        waves[index] = 1 + max(read, default=0)
     return [[index for index, wave in waves.items() if wave == number] for number in sorted(set(waves.values()))]
 
 
 def _deregister_unread(session: SessionContext, names: list[str], kept: str) -> None:
     """Deregister (and so free) each of the tables ``names`` that ``kept`` (SQL still to run) does not read."""
     for name in names:
-        if not _reads(kept, name) and session.table_exist(name):
+        if not reads_table(kept, name) and session.table_exist(name):
             session.deregister_table(name)
 
 
-@functools.cache  # asked of every rule each round
-def _reads(sql: str, table: str) -> bool:
-    """Whether ``sql`` names ``table`` (a regular expression for a name) as a whole word."""
+@functools.lru_cache(maxsize=8192)  # asked of every rule each round (bounded: queries ask it too)
+def reads_table(sql: str, table: str) -> bool:
+    """Whether ``sql`` names ``table`` (a regular expression for a name) as a whole word: the fixpoint's
+    rules and what a read-only session opens for a query (`driver.api.open_session`)."""
     return re.search(rf"\b{table}\b", sql, re.IGNORECASE) is not None  # (SQL folds unquoted names)
 
 
