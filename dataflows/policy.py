@@ -160,10 +160,11 @@ def materialization(optimized_ir: SemanticIR, cache_policies: dict[str, ViewPoli
 
 
 @tag(role="policy")
-def maintenance_policies(optimized_ir: SemanticIR,
-                         table_statistics: dict[str, TableStats]) -> dict[str, MaintenanceChoice]:
-    """Maintenance thresholds per table the build owns (outputs, extraction tables, logs), by size tier."""
-    return compile_maintenance((*optimized_ir.outputs, *EXTRACT_TABLES, *LOG_TABLES), table_statistics)
+def maintenance_policies(optimized_ir: SemanticIR, table_statistics: dict[str, TableStats],
+                         run_history: list[RunRecord]) -> dict[str, MaintenanceChoice]:
+    """Maintenance thresholds per table the build owns (outputs, extraction tables, logs), by size
+    tier, and when each was last vacuumed (from the runs' maintenance records)."""
+    return compile_maintenance((*optimized_ir.outputs, *EXTRACT_TABLES, *LOG_TABLES), table_statistics, run_history)
 
 
 @tag(role="policy")

@@ -22,15 +22,23 @@ from hamilton.lifecycle import GraphExecutionHook
 
 from driver.engine import set_options, sorted_by
 from driver.lock import BuildLock, FolderChanged
-from driver.maintenance import dataset_name
 from relspec.authority import ExecutionAuthority, StagedQuery
-from relspec.catalog import RUNS_TABLE, DatasetCatalog, FileScope, StagedResult, TableStore
+from relspec.catalog import RUN_RECORD_TABLES, RUNS_TABLE, DatasetCatalog, FileScope, StagedResult, TableStore
 from relspec.digests import digest
 from relspec.maintenance import MaintenanceDecision, MaintenancePolicy, MaintenanceRecord
 from relspec.plan_signals import ExecutedSignals, PlanExecution, PlanSignals, plan_signals
 from relspec.policy import BY_FILE_MAX_SHARE, CompiledExecutionPolicy
 from relspec.releases import KEPT_RELEASES, Release, current_release
-from relspec.runs import Outcome, ViewOutcome, new_run_id, new_run_record, run_row
+from relspec.runs import (
+    RUN_RETENTION,
+    Outcome,
+    ViewOutcome,
+    new_run_id,
+    new_run_record,
+    retention_due,
+    run_row,
+    runs_to_drop,
+)
 from relspec.validation import RuntimeCapabilities, ValidationFailed, ValidationResult
 from semantics.entities import EntityDecl
 from semantics.fixpoint import FixpointRun, register_in_memory, run_fixpoint
@@ -413,7 +421,8 @@ class BuildLockHolder(GraphExecutionHook):
 
     def run_before_graph_execution(self, **kwargs: Any) -> None:
         self.lock.acquire()
-        self.store.forget_metadata()  # read while planning, before the lock was let go
+        if not self.lock.undisturbed:  # the handles read while planning may miss what another build did
+            self.store.forget_metadata()
         current = current_release(self.store.releases())
         sequence = current.sequence if current else 0
         if sequence != self.planned_on:
@@ -439,6 +448,7 @@ def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int], c
     table still at the version the current release names had no commit since the maintenance of
     the build that made the release: it is recorded as skipped (`UNCHANGED_REASON`), not measured."""
     kept = release_log[-KEPT_RELEASES:]
+    _retain_runs(table_store, {release.run_id for release in kept}, execution_authority)
     current = current_release(release_log)
     maintained = current.versions if current else {}
     records = []
@@ -448,14 +458,36 @@ def maintenance(published_cpg: dict[str, int], source_catalog: dict[str, int], c
             continue
         location = table_store.catalog.location(name)
         if version == maintained.get(name):
-            records.append(_unchanged(dataset_name(location), version))
+            records.append(_unchanged(table_store.catalog.dataset(name), version))
             continue
         if version == 0:
-            records.append(_unchanged(dataset_name(location), version, ONE_COMMIT_REASON))
+            records.append(_unchanged(table_store.catalog.dataset(name), version, ONE_COMMIT_REASON))
             continue
         keep = sorted({version, *(release.versions[name] for release in kept if name in release.versions)})
-        records.append(table_store.maintain(location, compiled_policy.maintenance[name].policy, keep_versions=keep))
+        choice = compiled_policy.maintenance[name]
+        records.append(table_store.maintain(location, choice.policy, keep_versions=keep,
+                                            vacuumed_at=choice.vacuumed_at))
     return (*records, *_maintain_staging(compiled_policy, table_store, _reused_staged(execution_authority)))
+
+
+def _retain_runs(table_store: TableStore, kept: set[str], authority: ExecutionAuthority) -> None:
+    """Drop the runs past the newest `RUN_RETENTION` (but those of the kept releases) from the run
+    table, with their calibration and provenance rows, once there are a quarter more (`runs_to_drop`);
+    the decision, with the runs it dropped, is among the run's decisions."""
+    held = table_store.statistics(RUNS_TABLE)
+    if held is None or not retention_due(held[0], RUN_RETENTION):
+        return
+    runs = table_store.read(RUNS_TABLE, columns=["run_id", "started_at"])
+    dropped = [] if runs is None else runs_to_drop(runs, kept, RUN_RETENTION)
+    if not dropped:
+        return
+    predicate = "run_id IN (" + ", ".join("'" + run.replace("'", "''") + "'" for run in dropped) + ")"
+    for name in RUN_RECORD_TABLES:
+        table_store.delete_rows(name, predicate)
+    named = ", ".join(dropped[:5]) + (" ..." if len(dropped) > 5 else "")
+    authority.decided(InferenceConfidence("run_retention", f"{len(dropped)} runs dropped", 1.0, (
+        f"{held[0]:,} runs recorded, more than {RUN_RETENTION:,} + a quarter: the oldest go but those the "
+        f"last {KEPT_RELEASES} releases name", f"dropped: {named}")))
 
 
 def _reused_staged(authority: ExecutionAuthority) -> frozenset[str]:

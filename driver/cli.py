@@ -613,7 +613,8 @@ def export_graph(out: str, destination: Path, export_format: str) -> None:
 @_output_dir
 @click.option("--json", "as_json", is_flag=True, help="Print the run records as JSON.")
 def runs(out: str, as_json: bool) -> None:
-    """List the runs recorded in DIR: time, fingerprints, per-view outcomes, validation issues."""
+    """List the runs recorded in DIR (the newest 200, and the runs of the last two releases): time,
+    fingerprints, per-view outcomes, validation issues."""
     from rich.table import Table
 
     from relspec.catalog import RUNS_TABLE

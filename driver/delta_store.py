@@ -29,7 +29,7 @@ from pyarrow import fs
 from driver.changes import changed_groups, quoted
 from driver.lock import check_lease
 from driver.maintenance import maintain
-from driver.parquet_layout import ROW_GROUP_ROWS, WRITER_PROPERTIES
+from driver.parquet_layout import ROW_GROUP_ROWS, STATS_STRING_CHARS, WRITER_PROPERTIES
 from driver.storage import (
     SPOOL_FOLDER,
     StorageOptions,
@@ -68,7 +68,6 @@ LOG_SCHEMAS = {RUNS_TABLE: RUN_SCHEMA, RELEASES_TABLE: RELEASE_SCHEMA, CALIBRATI
 # Commits that leave a table's rows as they were: a result recorded before them still describes it.
 SAME_DATA_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
 STRING_ARRAY_BYTES = 2**31 - 1  # the most bytes a string array with 32-bit offsets holds
-STATS_STRING_CHARS = 64  # strings up to this long bound a data file's statistics whole (file ids are 37)
 WRITE_OPERATIONS = frozenset({"WRITE", "CREATE TABLE", "CREATE OR REPLACE TABLE"})
 FIRST_COMMITS_READ = 8  # `newest_commits` reads this many, then eight times as many each time
 
@@ -178,12 +177,14 @@ class DeltaTableStore(TableStore):
             return None
 
     def _latest(self, location: str) -> DeltaTable | None:
-        """The table's latest snapshot, for its metadata (version, add actions, history) only: one
-        handle per location, brought up to date by reading the commits made since (a third of the
-        cost of opening the table again). Never registered in a session, which must keep reading
-        the snapshot it was given. A handle sees new commits but not a table removed and made
-        again, so handles live while this process holds the build lock (see `forget_metadata`),
-        and the store drops a staging table's handle when it removes the table."""
+        """The table's latest snapshot: one handle per location, brought up to date by reading the
+        commits made since (a fraction of the cost of opening the table again, which replays its log
+        from the last checkpoint: ~5-10 ms a table, and a build reads some fifty). A session it is
+        registered in keeps reading the snapshot it was registered at when the handle is brought up to
+        date later (the provider holds a copy; tests/test_delta_store.py pins it). A handle sees new
+        commits but not a table removed and made again, so handles live while this process holds the
+        build lock (see `forget_metadata`), and the store drops a staging table's handle when it
+        removes the table."""
         handle = self._handles.get(location)
         if handle is not None:
             handle.update_incremental()
@@ -213,6 +214,9 @@ class DeltaTableStore(TableStore):
         return f"{local_folder(self.catalog.root).rstrip('/')}/{SPOOL_FOLDER}/{purpose}"
 
     def _table(self, name: str, version: int | None = None) -> DeltaTable | None:
+        """Table ``name`` at ``version`` (None: its latest, through the store's handle)."""
+        if version is None:
+            return self._metadata(name)
         return self._open(self.catalog.location(name), version)
 
     def version(self, name: str) -> int | None:
@@ -239,7 +243,9 @@ class DeltaTableStore(TableStore):
         When the files' rows are exactly what the table already holds (an edit that moved nothing
         this entity records), nothing is written and the version of the table's rows is returned:
         the version of the commit that last changed them (compaction and vacuum change none), so
-        views over the table keep their staged results."""
+        views over the table keep their staged results. ``keep``: the rows the table holds after
+        the write are kept for `register` to take instead of reading them back (on a replace, the
+        table is read whole once, as the comparison reads it)."""
         if isinstance(rows, list):
             return self._commit_data_files(name, rows, file_ids)
         declared = _DECLARATIONS[name].arrow_schema()
@@ -252,14 +258,23 @@ class DeltaTableStore(TableStore):
             if keep:
                 self._kept[name] = (version, rows)
             return version
-        if not file_ids:
+        if not file_ids and not keep:
             return _data_version(table)
         scope = FileScope(owner, tuple(file_ids))
-        current = _scan(table, self.storage_options, where=scope.predicate())
+        if keep:  # read whole (the provider filters after its scan anyway), and keep what it will hold
+            whole = _scan(table, self.storage_options).cast(rows.schema)
+            replaced = pc.is_in(whole.column(owner), value_set=pa.array(file_ids, rows.schema.field(owner).type))
+            current, others = whole.filter(replaced), whole.filter(pc.invert(replaced))
+        else:
+            current = _scan(table, self.storage_options, where=scope.predicate())
         if _same_rows(current, rows):
-            return _data_version(table)
-        return self._write(name, rows, mode="overwrite", predicate=scope.predicate(),
-                           target_file_size=CLUSTER_FILE_BYTES)
+            version = _data_version(table)
+        else:
+            version = self._write(name, rows, mode="overwrite", predicate=scope.predicate(),
+                                  target_file_size=CLUSTER_FILE_BYTES)
+        if keep:
+            self._kept[name] = (version, pa.concat_tables([others, rows]))
+        return version
 
     def _commit_data_files(self, name: str, files: list[DataFile], file_ids: list[str] | None) -> int:
         """`replace_files` with rows that workers already wrote into the table's folder: the build
@@ -346,6 +361,15 @@ class DeltaTableStore(TableStore):
     def published_result(self, name: str) -> tuple[str, str] | None:
         table = self._metadata(name)
         return None if table is None else _written_result(table)
+
+    def delete_rows(self, name: str, predicate: str) -> int | None:
+        table = self._metadata(name)
+        if table is None:
+            return None
+        check_lease(self.catalog.root)
+        self._kept.pop(name, None)
+        table.delete(predicate)
+        return self._version_at(self.catalog.location(name))
 
     def append(self, name: str, rows: pa.Table) -> int:
         return self._write(name, rows.cast(LOG_SCHEMAS[name]), mode="append")
@@ -447,17 +471,17 @@ class DeltaTableStore(TableStore):
         return self._version_at(self.catalog.location(name))
 
     def maintain(self, location: str, policy: MaintenancePolicy,
-                 keep_versions: list[int] | None = None) -> MaintenanceRecord:
+                 keep_versions: list[int] | None = None, vacuumed_at: int = -1) -> MaintenanceRecord:
         """Through the handle this store keeps for the table (brought up to date for a third of
         what opening it again costs; a build maintains some seventy tables)."""
         try:
             handle = self._latest(location)
         except Exception:  # maintenance never fails a build: `maintain` opens it and records what fails
             handle = None
-        return maintain(location, policy, self.storage_options, keep_versions, table=handle)
+        return maintain(location, policy, self.storage_options, keep_versions, table=handle, vacuumed_at=vacuumed_at)
 
     def register_staged(self, session: SessionContext, view: str, registration: str) -> None:
-        table = self._open(self.catalog.staging_location(view))
+        table = self._latest(self.catalog.staging_location(view))
         if table is None:
             raise LookupError(f"view {view} has no staged result")
         if registration == "dataset":  # re-scannable: a recursive query reads it once per iteration

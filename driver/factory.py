@@ -161,7 +161,8 @@ def build_driver(
         shutil.rmtree(Path(local_folder(planning.config["output_dir"])) / FORMER_CACHE_FOLDER, ignore_errors=True)
         releases = store.releases()
         restored = restore_release(store, releases)
-        context = planning.execute(list(CONTEXT), overrides={"release_log": releases})
+        # one store for the run: its Delta handles, opened here, serve planning and execution alike
+        context = planning.execute(list(CONTEXT), overrides={"release_log": releases, "table_store": store})
     finally:
         lock.release()
     planned_on = current_release(releases)

@@ -197,6 +197,9 @@ def _taken(error: Exception) -> bool:
 # wait on the first for ever; a holder inside the process (the CLI holds the folder for a whole
 # build) lets the factory's lock through.
 _HELD: dict[Path | str, list] = {}
+# Acquisitions of each folder by any lock of this process, so far: a lock taken again knows whether
+# another one of this process held the folder since it let it go.
+_ACQUISITIONS: dict[Path | str, int] = {}
 
 
 def check_lease(location: str) -> None:
@@ -217,6 +220,12 @@ class BuildLock:
         self.storage_options = storage_options
         self.timeout = timeout
         self._holding = False
+        # Whether no other holder had the folder since this lock last let it go: no other acquisition in
+        # this process (`_ACQUISITIONS`) and, when the release let the folder go, the lock file as it
+        # left it (its inode and modification time: an acquisition writes its holder into the file, a
+        # release empties it). False when unknown: the first acquisition, a lease on object storage let go.
+        self.undisturbed = False
+        self._released: tuple[int, tuple[int, int] | None] | None = None  # (acquisitions, the file's state)
 
     def _where(self) -> str:
         return str(self.key) if self.remote else str(Path(self.key).parent)
@@ -224,7 +233,10 @@ class BuildLock:
     def acquire(self) -> None:
         if self._holding:
             return
-        if self.key in _HELD:
+        acquisitions = _ACQUISITIONS.get(self.key, 0)
+        self.undisturbed = self._released is not None and self._released[0] == acquisitions
+        _ACQUISITIONS[self.key] = acquisitions + 1
+        if self.key in _HELD:  # this process holds the folder (another lock of it, e.g. the CLI's, never let go)
             if isinstance(_HELD[self.key][0], _Lease):
                 _HELD[self.key][0].confirm()
             _HELD[self.key][1] += 1
@@ -232,6 +244,7 @@ class BuildLock:
             return
         handle: int | _Lease
         if self.remote:
+            self.undisturbed = False  # (what another build did with the lease in between is not known)
             handle = _Lease(str(self.key), self.storage_options)
             self._wait(handle.try_acquire, lambda: None)
         else:
@@ -239,6 +252,7 @@ class BuildLock:
             path.parent.mkdir(parents=True, exist_ok=True)
             handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             self._wait(lambda: _try_flock(handle), lambda: os.close(handle))
+            self.undisturbed &= self._released is not None and self._released[1] == _file_state(handle)
             os.ftruncate(handle, 0)
             os.pwrite(handle, f"pid {os.getpid()} since {_since()}".encode(), 0)
         _HELD[self.key] = [handle, 1]
@@ -267,13 +281,17 @@ class BuildLock:
         self._holding = False
         held = _HELD[self.key]
         held[1] -= 1
+        acquisitions = _ACQUISITIONS.get(self.key, 0)
         if held[1]:
+            self._released = (acquisitions, None)  # the folder stays this process's
             return
         del _HELD[self.key]
         if isinstance(held[0], _Lease):
+            self._released = None
             held[0].release()
             return
         os.ftruncate(held[0], 0)
+        self._released = (acquisitions, _file_state(held[0]))
         fcntl.flock(held[0], fcntl.LOCK_UN)
         os.close(held[0])
 
@@ -283,6 +301,11 @@ class BuildLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _file_state(fd: int) -> tuple[int, int]:
+    state = os.fstat(fd)
+    return state.st_ino, state.st_mtime_ns
 
 
 def _try_flock(fd: int) -> str | None:

@@ -20,6 +20,7 @@ from pyarrow.fs import FileSelector, PyFileSystem
 
 from driver.parquet_layout import WRITER_PROPERTIES
 from driver.storage import StorageOptions
+from relspec.catalog import dataset_name
 from relspec.maintenance import (
     CLUSTER_FILE_BYTES,
     MaintenanceDecision,
@@ -35,10 +36,6 @@ LOG_FOLDER = "_delta_log"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _UNKNOWN = (-1, -1)
 
-
-
-def dataset_name(table_uri: str) -> str:
-    return table_uri.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _open(table_uri: str, storage_options: StorageOptions) -> DeltaTable:
@@ -86,14 +83,18 @@ def _last_vacuum(table: DeltaTable, within: int) -> int | None:
 
 
 def write_outcome(table_uri: str, policy: MaintenancePolicy, storage_options: StorageOptions = None,
-                  table: DeltaTable | None = None) -> WriteOutcome:
-    """``table``: a handle on the table at its latest version, to use instead of opening it."""
+                  table: DeltaTable | None = None, vacuumed_at: int = -1) -> WriteOutcome:
+    """``table``: a handle on the table at its latest version, to use instead of opening it;
+    ``vacuumed_at``: the version a vacuum last ran at, as recorded elsewhere (-1: none known), which
+    counts as much as a vacuum commit: one that deleted nothing commits nothing."""
     table = table if table is not None else _open(table_uri, storage_options)
     version = table.version()
     sizes = pa.table(table.get_add_actions()).column("size_bytes")
     log = _log_files(table, storage_options)
     checkpoint = _last_checkpoint(log, version)
-    vacuum = _last_vacuum(table, policy.vacuum_every_versions)
+    committed = _last_vacuum(table, policy.vacuum_every_versions)
+    recorded = vacuumed_at if vacuumed_at <= version else -1  # (past the version: a table since made again)
+    vacuum = max(-1 if committed is None else committed, recorded)
     return WriteOutcome(
         dataset=dataset_name(table_uri),
         version=version,
@@ -102,7 +103,7 @@ def write_outcome(table_uri: str, policy: MaintenancePolicy, storage_options: St
         small_files=int(pc.sum(pc.less(sizes, policy.small_file_bytes)).as_py() or 0),
         bytes_total=int(pc.sum(sizes).as_py() or 0),
         versions_since_checkpoint=version - (-1 if checkpoint is None else checkpoint),
-        versions_since_vacuum=version - (-1 if vacuum is None else vacuum),
+        versions_since_vacuum=version - vacuum,
     )
 
 
@@ -172,13 +173,15 @@ def run_maintenance(table_uri: str, decision: MaintenanceDecision, policy: Maint
 
 
 def maintain(table_uri: str, policy: MaintenancePolicy, storage_options: StorageOptions = None,
-             keep_versions: list[int] | None = None, table: DeltaTable | None = None) -> MaintenanceRecord:
+             keep_versions: list[int] | None = None, table: DeltaTable | None = None,
+             vacuumed_at: int = -1) -> MaintenanceRecord:
     """``keep_versions``: versions a vacuum must leave readable (besides the latest); ``table``: a
-    handle on the table at its latest version, to use instead of opening it."""
+    handle on the table at its latest version, to use instead of opening it; ``vacuumed_at``: see
+    `write_outcome`."""
     started = time.perf_counter()
     try:
         table = table if table is not None else _open(table_uri, storage_options)
-        outcome = write_outcome(table_uri, policy, storage_options, table)
+        outcome = write_outcome(table_uri, policy, storage_options, table, vacuumed_at)
     except Exception as exc:
         name = dataset_name(table_uri)
         return MaintenanceRecord(

@@ -34,8 +34,15 @@ PROVENANCE_TABLES = {"provenance_decisions": "decisions", "provenance_evidence":
                      "provenance_edges": "edges"}
 # Tables that record runs, not facts of the code base: append-only, read at their latest version.
 LOG_TABLES = (RUNS_TABLE, RELEASES_TABLE, CALIBRATION_TABLE, *PROVENANCE_TABLES)
+# The logs whose rows belong to one run each (`run_id`): a run dropped from the history goes from all of them.
+RUN_RECORD_TABLES = (RUNS_TABLE, CALIBRATION_TABLE, *PROVENANCE_TABLES)
 CPG_TABLES = OUTPUTS  # the published tables, at the root of the output
 EXTRACT_TABLES = tuple(entity.table for entity in EXTRACTION_ENTITIES)
+
+
+def dataset_name(location: str) -> str:
+    """A table's name in maintenance records: the last folder of its location."""
+    return location.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _new_identity() -> str:
@@ -63,6 +70,10 @@ class DatasetCatalog(msgspec.Struct, frozen=True):
         if name in PROVENANCE_TABLES:
             return f"{base}/{PROVENANCE_FOLDER}/{PROVENANCE_TABLES[name]}"
         raise KeyError(f"unknown dataset {name!r}")
+
+    def dataset(self, name: str) -> str:
+        """Table ``name``'s name in maintenance records (`dataset_name`)."""
+        return dataset_name(self.location(name))
 
     def staging_location(self, view: str) -> str:
         return f"{self.root.rstrip('/')}/{STAGING_FOLDER}/{view}"
@@ -137,6 +148,11 @@ class TableStore(abc.ABC):
         """(fingerprint, run id) recorded when the table's current rows were published, if any."""
 
     @abc.abstractmethod
+    def delete_rows(self, name: str, predicate: str) -> int | None:
+        """Delete the rows of table ``name`` that ``predicate`` (SQL) holds for, in one commit; return
+        the new version (None: no such table)."""
+
+    @abc.abstractmethod
     def append(self, name: str, rows: pa.Table) -> int:
         """Append rows to a log table (runs, releases, provenance) in one commit, the table made on the
         first; return the new version."""
@@ -200,7 +216,8 @@ class TableStore(abc.ABC):
 
     @abc.abstractmethod
     def maintain(self, location: str, policy: MaintenancePolicy,
-                 keep_versions: list[int] | None = None) -> MaintenanceRecord:
+                 keep_versions: list[int] | None = None, vacuumed_at: int = -1) -> MaintenanceRecord:
         """Measure the table at ``location`` (one of this store's tables or staging tables), decide
         its maintenance by ``policy`` and execute it, keeping ``keep_versions`` readable; what failed
-        is the record's error, never an exception."""
+        is the record's error, never an exception. ``vacuumed_at``: the version a vacuum last ran at
+        as the run records say (one that deleted nothing left no commit saying so)."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, get_args
 
 import msgspec
 
 from relspec.calibration import DEFAULT_SMALL_INPUT_ROWS, Thresholds
-from relspec.catalog import EXTRACT_TABLES, LOG_TABLES
+from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, DatasetCatalog
 from relspec.costs import ViewCost
 from relspec.machine import available_cores, physical_memory
 from relspec.maintenance import MaintenancePolicy
@@ -27,6 +28,7 @@ from semantics.ir import CACHE_POLICIES, CachePolicy, SemanticIR, SemanticPlan
 from semantics.types import SemanticType
 
 if TYPE_CHECKING:  # the extractor itself is not loaded to plan (a reader of the run records imports this)
+    from relspec.runs import RunRecord  # (which imports this module)
     from semantics.extract.files import FileTask
     from semantics.locality import Locality
 
@@ -104,6 +106,9 @@ class MaterializationStrategy(msgspec.Struct, frozen=True):
 class MaintenanceChoice(msgspec.Struct, frozen=True):
     policy: MaintenancePolicy
     confidence: InferenceConfidence
+    # the version the table's last vacuum ran at, as the last run that maintained it recorded it (-1:
+    # none known): a vacuum that deletes nothing commits nothing, so its log does not say it ran
+    vacuumed_at: int = -1
 
 
 ExtractionExecutor = Literal["local", "dask"]
@@ -529,16 +534,25 @@ def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats:
 _FILE_COLUMNS = {entity.table: entity.require(SemanticType.FILE_ID).name for entity in EXTRACTION_ENTITIES}
 
 
-def compile_maintenance(tables: tuple[str, ...], stats: dict[str, TableStats]) -> dict[str, MaintenanceChoice]:
+def compile_maintenance(tables: tuple[str, ...], stats: dict[str, TableStats],
+                        history: Sequence[RunRecord] = ()) -> dict[str, MaintenanceChoice]:
     """Maintenance thresholds per table the build owns, by its size tier: big tables checkpoint more
     often (their logs grow costly to replay) and tolerate more small files before compacting. Vacuum
     runs every few versions with no time-based retention: the maintenance node keeps the versions the
-    recent releases name, so a folder holds a few builds, not every build it has seen."""
+    recent releases name, so a folder holds a few builds, not every build it has seen. A large table
+    vacuums every other version (its dead files are big); a smaller one holds a few more versions of
+    its small files rather than pay a vacuum (a listing of its folder and two commits, which every
+    later open of the table replays) in most builds. When the table's last vacuum ran is read from the
+    ``history`` of runs (`vacuum_attempts`)."""
     by_tier = {
-        "large": MaintenancePolicy(compact_min_small_files=16, checkpoint_every_versions=5, **_VACUUM),
-        "medium": MaintenancePolicy(compact_min_small_files=8, checkpoint_every_versions=10, **_VACUUM),
-        "small": MaintenancePolicy(compact_min_small_files=4, checkpoint_every_versions=20, **_VACUUM),
+        "large": MaintenancePolicy(compact_min_small_files=16, checkpoint_every_versions=5,
+                                   vacuum_every_versions=2, vacuum_retention_hours=0),
+        "medium": MaintenancePolicy(compact_min_small_files=8, checkpoint_every_versions=10,
+                                    vacuum_every_versions=4, vacuum_retention_hours=0),
+        "small": MaintenancePolicy(compact_min_small_files=4, checkpoint_every_versions=10,
+                                   vacuum_every_versions=8, vacuum_retention_hours=0),
     }
+    vacuumed = vacuum_attempts(history)
     choices = {}
     for name in tables:
         known = name in stats
@@ -551,12 +565,30 @@ def compile_maintenance(tables: tuple[str, ...], stats: dict[str, TableStats]) -
         if name in LOG_TABLES:  # read at their latest version, by a session opened any time before
             policy = msgspec.structs.replace(policy, **_LOG_VACUUM)
             evidence += (f"a log: vacuum keeps what the last {LOG_RETENTION_HOURS} hours' versions read",)
+        dataset = _FOLDERS.dataset(name) if name in _FOLDERS.names() else name
+        if dataset in vacuumed:
+            evidence += (f"last vacuumed at version {vacuumed[dataset]} (run record)",)
         choices[name] = MaintenanceChoice(policy, InferenceConfidence(
-            "maintenance", tier, 1.0 if known else 0.5, evidence, None if known else "no table statistics yet"))
+            "maintenance", tier, 1.0 if known else 0.5, evidence, None if known else "no table statistics yet"),
+            vacuumed.get(dataset, -1))
     return choices
 
 
-_VACUUM = {"vacuum_every_versions": 2, "vacuum_retention_hours": 0}
+_FOLDERS = DatasetCatalog("")  # where each table is, relative to an output root
+
+
+def vacuum_attempts(history: Sequence[RunRecord]) -> dict[str, int]:
+    """The version each table (by dataset name: its folder's) was last vacuumed at, from the
+    maintenance the runs of ``history`` (oldest first) recorded: the version after, when the vacuum
+    did not fail."""
+    attempts: dict[str, int] = {}
+    for run in history:
+        for record in run.maintenance:
+            if record.decision.vacuum and record.error is None and record.version_after >= 0:
+                attempts[record.dataset] = record.version_after
+    return attempts
+
+
 LOG_RETENTION_HOURS = 24
 _LOG_VACUUM = {"vacuum_every_versions": 20, "vacuum_retention_hours": LOG_RETENTION_HOURS}
 

@@ -130,6 +130,28 @@ def test_rows_kept_at_a_write_are_registered_without_reading_the_table_back(tmp_
         store.register(SessionContext(), "ex_files", in_memory=True)
 
 
+def test_rows_kept_at_a_by_file_replace_are_the_whole_tables_rows(tmp_path: Path) -> None:
+    """An incremental build replaces some files' rows; the table it keeps for an in-memory
+    registration is every row the table now holds (the other files' rows and the new ones), and it
+    is registered without a read (the data files are gone). A replace that changes nothing keeps the
+    table as it is, at the version of its rows."""
+    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    location = tmp_path / "extract" / "ex_files"
+    store.replace_files("ex_files", _files_rows(["a.py", "b.py", "c.py"]), None)
+    edited = _files_rows(["b.py", "d.py"]).set_column(3, "content_hash", pa.array(["new", "new"]))
+    version = store.replace_files("ex_files", edited, ["f:b.py", "f:d.py"], keep=True)
+    assert version == 1
+    same = store.replace_files("ex_files", edited, ["f:b.py", "f:d.py"], keep=True)  # nothing changed: no write
+    assert same == 1 and store.version("ex_files") == 1
+    for path in _data_files(location):
+        path.unlink()
+    session = SessionContext()
+    store.register(session, "ex_files", in_memory=True)
+    held = session.sql("SELECT path, content_hash FROM ex_files ORDER BY path").to_arrow_table().to_pylist()
+    assert held == [{"path": "a.py", "content_hash": "h"}, {"path": "b.py", "content_hash": "new"},
+                    {"path": "c.py", "content_hash": "h"}, {"path": "d.py", "content_hash": "new"}]
+
+
 def test_rows_kept_of_an_older_version_are_never_registered(tmp_path: Path) -> None:
     store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
     store.replace_files("ex_files", _files_rows(["a.py"]), None, keep=True)
@@ -154,6 +176,21 @@ def test_metadata_follows_commits_made_by_other_handles(tmp_path: Path) -> None:
     write_deltalake(store.catalog.location("ex_files"), _files_rows(["b.py", "c.py"]), mode="append")
     assert store.version("ex_files") == 1
     assert store.statistics("ex_files")[:1] == (3,)
+
+
+def test_a_registration_keeps_reading_its_snapshot_while_the_stores_handle_moves_on(tmp_path: Path) -> None:
+    """The store registers its one handle per table in sessions: a session must go on reading the
+    snapshot it was registered at after the store writes again and brings the handle up to date."""
+    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    store.replace_files("ex_files", _files_rows(["a.py"]), None)
+    session = SessionContext()
+    store.register(session, "ex_files")
+    store.replace_files("ex_files", _files_rows(["b.py", "c.py"]), None)  # overwrites: version 1
+    assert store.version("ex_files") == 1  # (the handle read the new commit)
+    assert session.sql("SELECT path FROM ex_files").to_arrow_table().column(0).to_pylist() == ["a.py"]
+    later = SessionContext()
+    store.register(later, "ex_files")
+    assert sorted(later.sql("SELECT path FROM ex_files").to_arrow_table().column(0).to_pylist()) == ["b.py", "c.py"]
 
 
 def test_a_table_holds_a_released_version_through_maintenance_and_a_restore_to_it(tmp_path: Path) -> None:

@@ -185,6 +185,26 @@ def test_a_vacuum_is_due_once_its_threshold_of_commits_follows_the_last(tmp_path
         append_rows(table, 1)
     assert due == [(0, False), (1, False), (2, False), (9, True)]
 
+def test_a_vacuum_that_deleted_nothing_counts_when_the_run_records_say_it_ran(tmp_path: Path) -> None:
+    """A vacuum with nothing to delete leaves no commit, so the log alone would call one due at every
+    build from then on; the version recorded as vacuumed (`vacuumed_at`, from the run records) counts
+    like a vacuum commit, and a recorded version past the table's (a table since made again) does not."""
+    table = tmp_path / "cpg_nodes"
+    append_rows(table, 4)  # versions 0-3, nothing removed: a vacuum finds nothing
+    policy = MaintenancePolicy(compact_min_small_files=0, checkpoint_every_versions=0, vacuum_every_versions=3,
+                               vacuum_retention_hours=0)
+    ran = maintain(str(table), policy)
+    assert ran.decision.vacuum and ran.error is None
+    assert ran.version_after == ran.version_before == 3  # it committed nothing
+    assert maintain(str(table), policy).decision.vacuum  # the log alone: due again
+    remembered = maintain(str(table), policy, vacuumed_at=ran.version_after)
+    assert not remembered.decision.vacuum and remembered.decision.reasons == (SKIP_REASON,)
+    assert write_outcome(str(table), policy, vacuumed_at=3).versions_since_vacuum == 0
+    assert write_outcome(str(table), policy, vacuumed_at=9).versions_since_vacuum == 4  # 9 > version 3: ignored
+    append_rows(table, 3)
+    assert maintain(str(table), policy, vacuumed_at=3).decision.vacuum  # three commits since: due
+
+
 def test_full_maintenance_in_one_pass(tmp_path: Path) -> None:
     table = tmp_path / "cpg_nodes"
     append_rows(table, 20)

@@ -142,6 +142,32 @@ def test_a_bad_staging_choice_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_old_runs_leave_the_history_with_their_rows_but_the_kept_releases_runs_stay(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a history of 2 runs (a quarter more is 2), the fourth build finds 3 recorded and drops the
+    oldest: from the run table, the calibration and the provenance tables. A run a kept release names
+    (the last two) would stay."""
+    import driver.authority
+
+    monkeypatch.setattr(driver.authority, "RUN_RETENTION", 2)
+    root = write_tree(tmp_path / "src", TREE)
+    out = tmp_path / "out"
+    store = DeltaTableStore(DatasetCatalog(str(out)))
+    for edit in range(4):
+        if edit == 3:
+            before = [run.run_id for run in read_records(store.read(RUNS_TABLE))]
+        (root / "pkg" / "a.py").write_text(TREE["pkg/a.py"] + f"\n\ndef extra_{edit}(y):\n    return y\n")
+        build(root, out)
+    runs = [run.run_id for run in read_records(store.read(RUNS_TABLE))]
+    assert len(before) == 3 and runs[:2] == before[1:] and len(runs) == 3  # the oldest went; the fourth came after
+    for name in ("provenance_decisions", "provenance_evidence", "provenance_edges", "cpg_calibration"):
+        assert set(store.read(name, columns=["run_id"]).column("run_id").to_pylist()) == set(runs), name
+    (decision,) = [d for d in read_records(store.read(RUNS_TABLE))[-1].decisions
+                   if d.decision_type == "run_retention"]
+    assert decision.decision_value == "1 runs dropped" and decision.evidence[-1] == f"dropped: {before[0]}"
+    assert {release.run_id for release in store.releases()[-2:]} <= set(runs)
+
+
 def test_a_rebuild_after_an_edit_in_memory_equals_a_fresh_build(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "src", TREE)
     out, fresh = tmp_path / "out", tmp_path / "fresh"

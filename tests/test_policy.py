@@ -4,9 +4,12 @@ to fire by a planted fault."""
 from __future__ import annotations
 
 import msgspec
+import pyarrow as pa
 import pytest
 
 from relspec.calibration import DEFAULT_INLINE_MAX_ROWS, Thresholds
+from relspec.catalog import DatasetCatalog
+from relspec.maintenance import MaintenanceDecision, MaintenanceRecord
 from relspec.policy import (
     OPTIMIZER_PASSES,
     PARQUET_FILTERS_EVIDENCE,
@@ -30,6 +33,7 @@ from relspec.policy import (
     parse_overrides,
 )
 from relspec.profiles import compile_session_profile
+from relspec.runs import RunRecord, new_run_record, read_records, run_row, runs_to_drop
 from relspec.validation import RuntimeCapabilities, ValidationInput, validate
 from relspec.view_graph import ViewGraph
 from semantics.extract.files import FileTask
@@ -246,9 +250,56 @@ def test_the_calibrated_small_input_threshold_decides_one_partition() -> None:
 
 def test_maintenance_follows_table_size_tiers() -> None:
     large = {"cpg_nodes": TableStats(rows=3_000_000, files=4, bytes=1, version=0)}
-    assert compile_maintenance(("cpg_nodes",), large)["cpg_nodes"].policy.checkpoint_every_versions == 5
+    big = compile_maintenance(("cpg_nodes",), large)["cpg_nodes"].policy
+    assert (big.checkpoint_every_versions, big.vacuum_every_versions) == (5, 2)
     fresh = compile_maintenance(("cpg_nodes",), {})["cpg_nodes"]
-    assert fresh.policy.checkpoint_every_versions == 20 and isinstance(fresh.confidence, InferenceConfidence)
+    assert (fresh.policy.checkpoint_every_versions, fresh.policy.vacuum_every_versions) == (10, 8)
+    assert isinstance(fresh.confidence, InferenceConfidence) and fresh.vacuumed_at == -1
+
+
+def test_the_run_history_is_the_newest_runs_oldest_first() -> None:
+    """`read_records(last=N)` picks the newest N runs by start before decoding any record, whatever
+    order the table holds them in."""
+    starts = ["2026-01-03", "2026-01-01", "2026-01-05", "2026-01-02", "2026-01-04"]
+    table = pa.concat_tables([run_row(new_run_record(f"run{start[-1]}", start, "released")) for start in starts])
+    assert [record.run_id for record in read_records(table, last=2)] == ["run4", "run5"]
+    assert [record.run_id for record in read_records(table)] == ["run1", "run2", "run3", "run4", "run5"]
+    assert read_records(None, last=2) == []
+
+
+def test_no_view_shares_a_tables_name_in_maintenance_records() -> None:
+    """Maintenance records name a staging table by its view and any other table by its folder, and
+    `vacuum_attempts` reads them by that name: the two must never meet (an output is published,
+    never staged)."""
+    folders = DatasetCatalog("")
+    tables = {folders.dataset(name) for name in folders.names()}
+    assert not tables & ({spec.name for spec in discover_specs()} - set(OUTPUTS))
+
+
+def test_old_runs_are_dropped_in_batches_and_never_a_kept_releases() -> None:
+    table = pa.table({"run_id": [f"r{index}" for index in range(12)],
+                      "started_at": [f"2026-01-{index:02d}" for index in (5, 1, 2, 3, 4, 0, 6, 7, 8, 9, 10, 11)]})
+    assert runs_to_drop(table, set(), retention=10) == []  # 12 held: not past 10 + a quarter (12)
+    wider = pa.concat_tables([table, pa.table({"run_id": ["r12"], "started_at": ["2026-01-12"]})])
+    # 13 held: the 3 oldest by start (r5 at day 0, r1, r2) go, but r1 is a kept release's
+    assert runs_to_drop(wider, {"r1"}, retention=10) == ["r2", "r5"]
+
+
+def test_maintenance_knows_when_a_vacuum_last_ran_from_the_run_records() -> None:
+    """A vacuum that deletes nothing commits nothing, so the table's log cannot say it ran: the runs'
+    maintenance records do (the newest one that vacuumed, and did not fail, wins)."""
+    def maintained(run_id: str, dataset: str, vacuum: bool, after: int, error: str | None = None) -> RunRecord:
+        decision = MaintenanceDecision(dataset, compact=False, checkpoint=False, vacuum=vacuum, reasons=("test",))
+        record = MaintenanceRecord(dataset, decision, after - 1, after, 1, 1, 0.0, error)
+        return new_run_record(run_id, "2026-01-01T00:00:00", "released", maintenance=(record,))
+
+    history = [maintained("a", "_runs", True, 7), maintained("b", "_runs", False, 9),
+               maintained("c", "cpg_nodes", True, 4), maintained("d", "cpg_nodes", True, 6, error="OSError: gone")]
+    choices = compile_maintenance(("cpg_runs", "cpg_nodes", "cpg_edges"), {}, history)
+    assert choices["cpg_runs"].vacuumed_at == 7  # the runs table's folder is `_runs`
+    assert choices["cpg_nodes"].vacuumed_at == 4  # the failed vacuum at 6 does not count
+    assert choices["cpg_edges"].vacuumed_at == -1
+    assert "last vacuumed at version 7 (run record)" in choices["cpg_runs"].confidence.evidence
 
 
 def test_extraction_processes_are_compiled_from_the_size_of_the_work() -> None:

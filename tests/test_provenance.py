@@ -11,7 +11,7 @@ the rules (docs/pipeline.md, relspec/policy.py, relspec/maintenance.py), stated 
 - ``name_uses`` is read by three views but is a leaf over ex_references, which holds fewer than 20,000
   rows: inlined on the second build; on the first, the override inlines it;
 - each CPG table is written as one file by the first build: the small tier compacts at 4 small files
-  and checkpoints every 20 versions, so maintenance reaches no threshold; the second build reuses every
+  and checkpoints every 10 versions, so maintenance reaches no threshold; the second build reuses every
   CPG table (the override changes no output's fingerprint), so its maintenance skips them unmeasured;
 - ``scope_candidates`` relates key_scopes to name_presence ``in_scope``: the scope-id and name pair, and
   the file pair (each side names its file, and a scope is one file's).
@@ -109,7 +109,8 @@ def test_maintenance_decisions_cite_their_reason_code(shop_runs):
             assert {row["decision_value"] for row in cited} == {"no action"}, table
             assert [row["value"] for row in cited if row["role"] == "reason_code"] == [reason]
             (thresholds,) = [row["value"] for row in cited if row["role"] == "thresholds"]
-            assert "compact at 4 files" in thresholds and "checkpoint every 20 versions" in thresholds
+            assert "compact at 4 files" in thresholds and "checkpoint every 10 versions" in thresholds
+            assert "vacuum every 8 versions" in thresholds
         # the first build had no statistics to cite
         assert [row["quantity"] for row in cited if row["role"] == "table_size"] == [_rows_of(out, table)]
 

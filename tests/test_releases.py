@@ -20,7 +20,7 @@ from datafusion import SessionContext
 
 from driver.api import build_driver, open_session
 from driver.delta_store import DeltaTableStore
-from driver.lock import LOCK_FILE, FolderChanged, FolderLocked
+from driver.lock import LOCK_FILE, BuildLock, FolderChanged, FolderLocked
 from relspec.authority import ResolverIdentityError
 from relspec.catalog import RUNS_TABLE, DatasetCatalog
 from relspec.quarantine import DataCheck, density_in_history
@@ -230,6 +230,60 @@ def test_a_driver_planned_before_another_build_released_refuses_to_run(trees: tu
         stale.execute(["build_summary"])
     assert len(DeltaTableStore(DatasetCatalog(str(out))).releases()) == 1 and _functions(out) == FUNCTIONS_B
     assert _build(code_a, out).release == 2  # planned again, it runs
+
+
+def test_a_lock_knows_whether_anyone_held_the_folder_since_it_let_it_go(tmp_path: Path) -> None:
+    """What lets a build keep the table handles it opened while planning: its lock taken again with
+    no holder in between is undisturbed; after another process held the folder, it is not."""
+    out = tmp_path / "out"
+    lock = BuildLock(str(out))
+    lock.acquire()
+    assert not lock.undisturbed  # a first acquisition knows nothing of before
+    lock.release()
+    lock.acquire()
+    assert lock.undisturbed
+    lock.release()
+    subprocess.run([sys.executable, "-c", "import sys; from driver.lock import BuildLock; "
+                    "lock = BuildLock(sys.argv[1]); lock.acquire(); lock.release()", str(out)], check=True,
+                   cwd=Path(__file__).resolve().parents[1])
+    lock.acquire()
+    assert not lock.undisturbed
+    lock.release()
+    other = BuildLock(str(out))  # another lock of this process in between
+    other.acquire()
+    other.release()
+    lock.acquire()
+    assert not lock.undisturbed
+    lock.release()
+
+
+def test_a_lock_inside_a_lock_held_throughout_is_undisturbed(tmp_path: Path) -> None:
+    """The CLI holds the folder for a whole build; the driver's lock inside it, let go after planning
+    and taken again to execute, knows no one else held the folder meanwhile, unless another lock of
+    the process did."""
+    out = str(tmp_path / "out")
+    with BuildLock(out):
+        inner = BuildLock(out)
+        inner.acquire()
+        inner.release()
+        inner.acquire()
+        assert inner.undisturbed
+        inner.release()
+        with BuildLock(out):
+            pass
+        inner.acquire()
+        assert not inner.undisturbed
+        inner.release()
+
+
+def test_a_build_plans_and_executes_with_one_store(trees: tuple[Path, Path], tmp_path: Path) -> None:
+    """The lock holder forgets the store's Delta handles when the folder was disturbed: it must be the
+    store the execution reads and writes through."""
+    from driver.authority import BuildLockHolder
+
+    driver = build_driver(trees[0], tmp_path / "out", jobs=1)
+    (holder,) = [adapter for adapter in driver.adapter.adapters if isinstance(adapter, BuildLockHolder)]
+    assert holder.store is driver.config["table_store"]
 
 
 @pytest.fixture

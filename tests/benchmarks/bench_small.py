@@ -5,10 +5,13 @@ file, a requests-sized package (18 files, ~5,600 lines) and a flask-sized one (2
 lines). For each, in one run, `cpgflow build` and then `cpgflow callgraph`, each in a fresh process
 as a user runs them, and prints their wall time as a ratio to the wall time of a bare
 ``python -c "import hamilton.driver, datafusion, deltalake"`` measured in the same run (the floor:
-what any tool built on these libraries pays), and each command's peak RSS. The stdlib's own ratio to
-its `ast.parse` floor is bench_build.py's job.
+what any tool built on these libraries pays), and each command's peak RSS. Then an editor's loop on
+each corpus: a function appended to one module and `cpgflow build` again into the same folder,
+``--edits`` times; the first and the last of these rebuilds are printed against the floor and against
+the corpus's cold build (an edit must cost no more than a build, and the hundredth no more than the
+first). The stdlib's own ratio to its `ast.parse` floor is bench_build.py's job.
 
-    .venv/bin/python tests/benchmarks/bench_small.py [--repeat N]
+    .venv/bin/python tests/benchmarks/bench_small.py [--repeat N] [--edits N]
 """
 
 from __future__ import annotations
@@ -59,6 +62,18 @@ def corpus(target: Path, files: int, lines: int) -> Path:
     return target
 
 
+def editor_loop(root: Path, out: Path, edits: int) -> list[float]:
+    """Wall seconds of ``edits`` rebuilds into ``out``, each after appending a function to the same
+    module of ``root`` (its largest: the edit a user makes most often is to the module they work in)."""
+    module = max(root.rglob("*.py"), key=lambda path: (path.stat().st_size, path.name))
+    seconds = []
+    for edit in range(edits):
+        with module.open("a") as source:
+            source.write(f"\n\ndef edited_{edit}(value):\n    return value + {edit}\n")
+        seconds.append(timed([*CPGFLOW, "build", str(root), "--out", str(out), "-q"])[0])
+    return seconds
+
+
 def _compile_bytecode() -> None:
     """Compile cpgflow's modules as installing a package does: the floor's libraries come with their
     bytecode, while an editable checkout run with PYTHONDONTWRITEBYTECODE set (as on our machines)
@@ -70,6 +85,7 @@ def _compile_bytecode() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each command; the best is reported")
+    parser.add_argument("--edits", type=int, default=10, help="rebuilds after a one-function edit, per corpus")
     args = parser.parse_args()
     _compile_bytecode()
     work = Path(tempfile.mkdtemp(prefix="cpgflow-bench-small-"))
@@ -92,6 +108,12 @@ def main() -> None:
             print(f"{name:15s} {len(sources):3d} files {lines:6,d} lines   build {build[0]:5.2f} s "
                   f"({build[0] / floor:4.2f}x, {build[1]:5.0f} MiB)   callgraph {graph[0]:5.2f} s "
                   f"({graph[1]:4.0f} MiB)   together {(build[0] + graph[0]) / floor:4.2f}x the floor", flush=True)
+            if args.edits:
+                edits = editor_loop(root, work / f"{name}-out0", args.edits)
+                print(f"{'':15s} edit rebuilds: first {edits[0]:5.2f} s ({edits[0] / floor:4.2f}x the floor, "
+                      f"{edits[0] / build[0]:4.2f}x the build), last of {len(edits)} {edits[-1]:5.2f} s "
+                      f"({edits[-1] / floor:4.2f}x, {edits[-1] / build[0]:4.2f}x), median "
+                      f"{sorted(edits)[len(edits) // 2]:5.2f} s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
