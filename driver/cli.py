@@ -38,13 +38,11 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from datafusion import SessionContext
     from rich.console import Console
-    from rich.progress import Progress
 
     from driver.delta_store import DeltaTableStore
     from relspec.profiles import SessionProfile
     from relspec.runs import ViewOutcome
     from relspec.summary import BuildSummary
-    from semantics.extract.parallel import Progress as ExtractionProgress
 
 # `cpgflow query` reads: DDL (CREATE, DROP), DML (INSERT, COPY ... TO) and statements (SET) are refused.
 REFUSED_STATEMENT = re.compile(r"(DDL|DML|Statement) not supported: \w+")
@@ -101,24 +99,6 @@ def _option_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
             raise CliError(f"{CLI_OPTION_NAMES.get(err.option, err.option)}: {err.problem}") from None
 
     return checked
-
-
-def _progress_bar(progress: Progress) -> ExtractionProgress:
-    """Extraction progress as a Rich bar on stderr (files done / total)."""
-    from semantics.extract.parallel import Progress as ExtractionProgress
-
-    class BarProgress(ExtractionProgress):
-        def __init__(self) -> None:
-            self._task: int | None = None
-
-        def start(self, total: int) -> None:
-            self._task = progress.add_task("extracting", total=total)
-
-        def advance(self, done: int) -> None:
-            if self._task is not None:
-                progress.advance(self._task, done)
-
-    return BarProgress()
 
 
 _STORAGE_OPTIONS = "cpgflow.storage_options"
@@ -258,6 +238,7 @@ def build(path: Path, out: str, jobs: int, executor: str, scheduler: str | None,
     from driver.factory import build_driver
     from driver.lock import BuildLock, FolderLocked
     from driver.options import check_build_options
+    from driver.progress import ExtractionBar, StepBar, pipeline_steps
     from driver.storage import StorageError
     from relspec.policy import parse_overrides
     from relspec.validation import ValidationFailed
@@ -284,12 +265,15 @@ def build(path: Path, out: str, jobs: int, executor: str, scheduler: str | None,
 
         adapters.append(build_tracker(root, output, project_id=project_id))
     try:
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=stderr(), transient=True, disable=quiet)
+        steps = StepBar(bar)
         with BuildLock(output, timeout=0 if no_wait else None, storage_options=storage_options):  # the whole build
-            dr = build_driver(root, output, adapters=adapters, full=full, storage_options=storage_options,
+            dr = build_driver(root, output, adapters=[*adapters, steps], full=full, storage_options=storage_options,
                               **options)  # type: ignore[arg-type]
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          console=stderr(), transient=True, disable=quiet) as bar:
-                summary: BuildSummary = dr.execute(["build_summary"], inputs={"progress": _progress_bar(bar)})[
+            steps.start(pipeline_steps(dr, ["build_summary"], ["progress"]))
+            with bar:
+                summary: BuildSummary = dr.execute(["build_summary"], inputs={"progress": ExtractionBar(bar)})[
                     "build_summary"
                 ]
     except FolderLocked as err:
