@@ -28,3 +28,15 @@ def test_deltalakes_jemalloc_reads_them_and_a_users_own_are_kept() -> None:
     # stats_print makes jemalloc print its options at exit: it read this variable, and driver kept it
     done = _python("import driver, deltalake", **{JEMALLOC_SETTINGS: "stats_print:true,dirty_decay_ms:1234"})
     assert "opt.dirty_decay_ms: 1234" in done.stderr
+
+
+def test_importing_the_driver_turns_huge_pages_off_for_the_process_and_its_workers() -> None:
+    from driver.allocators import PR_SET_THP_DISABLE
+
+    get = "ctypes.CDLL(None).prctl(42, 0, 0, 0, 0)"  # PR_GET_THP_DISABLE
+    script = ("import ctypes, subprocess, sys; "
+              f"ctypes.CDLL(None).prctl({PR_SET_THP_DISABLE}, 0, 0, 0, 0); print({get}); "  # on again
+              f"import driver; print({get}); "
+              f"print(subprocess.run([sys.executable, '-c', 'import ctypes; print({get})'], capture_output=True, "
+              "text=True).stdout)")
+    assert _python(script).stdout.split() == ["0", "1", "1"]  # on, then off, and off in a process it starts
