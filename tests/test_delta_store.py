@@ -193,6 +193,26 @@ def test_a_registration_keeps_reading_its_snapshot_while_the_stores_handle_moves
     assert sorted(later.sql("SELECT path FROM ex_files").to_arrow_table().column(0).to_pylist()) == ["b.py", "c.py"]
 
 
+def test_the_stores_handle_reads_the_log_only_when_a_commit_came_after_it(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handle is brought up to date (a read of the log) only when the log holds the commit after its
+    version; one made behind the store's back is seen at the next ask."""
+    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    store.replace_files("ex_files", _files_rows(["a.py"]), None)
+    assert store.version("ex_files") == 0
+    updates: list[int] = []
+    update = DeltaTable.update_incremental
+    monkeypatch.setattr(DeltaTable, "update_incremental", lambda table: updates.append(1) or update(table))
+    for _ in range(3):
+        assert store.version("ex_files") == 0
+    assert updates == []  # nothing committed since: no read of the log
+    write_deltalake(store.catalog.location("ex_files"), _files_rows(["b.py"]), mode="append")  # not the store
+    assert store.version("ex_files") == 1
+    assert updates == [1]
+    assert store.version("ex_files") == 1 and updates == [1]
+    assert sorted(store.read("ex_files", ["path"]).column(0).to_pylist()) == ["a.py", "b.py"]
+
+
 def test_a_table_holds_a_released_version_through_maintenance_and_a_restore_to_it(tmp_path: Path) -> None:
     """A release names a table's version after its build's maintenance, which may be a compaction.
     Its rows are the write's before it: later compactions and vacuums keep them, a write does not,
