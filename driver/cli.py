@@ -214,7 +214,7 @@ _STAGING_HELP = ("Where staged views go: auto holds them in memory on a small co
               help="Override a view's compiled cache policy: none, delta_staging or delta_output (repeatable).")
 @click.option("--validation", type=click.Choice(["warn", "error"]), default="warn", show_default=True,
               help="error: a run that fails validation stops before writing anything.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--track", is_flag=True,
               help="Send the run to a Hamilton UI (HAMILTON_API_URL, default http://localhost:8241; docs/ui.md).")
 @click.option("--project-id", "project_id", default=1, show_default=True, metavar="N",
@@ -234,6 +234,7 @@ def build(path: Path, out: str, jobs: int, executor: str, scheduler: str | None,
     """Build the CPG of the code base at PATH into DIR."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from driver.allocators import without_huge_pages
     from driver.dask_cluster import SchedulerUnavailable, check_scheduler
     from driver.factory import build_driver
     from driver.lock import BuildLock, FolderLocked
@@ -258,6 +259,7 @@ def build(path: Path, out: str, jobs: int, executor: str, scheduler: str | None,
             raise CliError(str(err)) from None
     output = _writable_output(out)
     storage_options = _storage_options()
+    without_huge_pages()  # (see driver/allocators.py)
     started = time.perf_counter()
     adapters = []
     if track:

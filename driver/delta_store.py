@@ -167,7 +167,9 @@ def _committed_after(location: str, version: int) -> bool:
     """Whether table ``location`` may have a version past ``version``. On a local disk exactly: its
     log holds the next commit's file (commits are numbered without a gap and never renamed; a file
     test costs microseconds where reading the log for new commits costs ~0.5 ms, and a small build
-    asks some two hundred times). On object storage always (a listing would cost what the update does)."""
+    asks some two hundred times). On object storage always (a listing would cost what the update does).
+    (Log cleanup deletes commit files only past the log's retention, 30 days by default: never the
+    commit after a handle a build opened.)"""
     if is_object_store(location):
         return True
     return (local_path(location) / "_delta_log" / f"{version + 1:020d}.json").exists()
@@ -186,7 +188,7 @@ class DeltaTableStore(TableStore):
         except TableNotFoundError:
             return None
 
-    def _latest(self, location: str) -> DeltaTable | None:
+    def _latest(self, location: str, fresh: bool = False) -> DeltaTable | None:
         """The table's latest snapshot: one handle per location, brought up to date by reading the
         commits made since (a fraction of the cost of opening the table again, which replays its log
         from the last checkpoint: ~5-10 ms a table, and a build reads some fifty). A session it is
@@ -194,10 +196,11 @@ class DeltaTableStore(TableStore):
         date later (the provider holds a copy; tests/test_delta_store.py pins it). A handle sees new
         commits but not a table removed and made again, so handles live while this process holds the
         build lock (see `forget_metadata`), and the store drops a staging table's handle when it
-        removes the table."""
+        removes the table. ``fresh``: bring it up to date whatever `_committed_after` says (after this
+        store's own write, whose version goes into a release)."""
         handle = self._handles.get(location)
         if handle is not None:
-            if _committed_after(location, handle.version()):
+            if fresh or _committed_after(location, handle.version()):
                 handle.update_incremental()
             return handle
         handle = self._open(location)
@@ -214,7 +217,7 @@ class DeltaTableStore(TableStore):
 
     def _version_at(self, location: str) -> int:
         """The version of a table this store has just written."""
-        table = self._latest(location)
+        table = self._latest(location, fresh=True)
         assert table is not None
         return table.version()
 
@@ -344,7 +347,7 @@ class DeltaTableStore(TableStore):
             write_deltalake(location, rows, mode="overwrite", storage_options=self.storage_options,
                             commit_properties=CommitProperties(custom_metadata=metadata),
                             writer_properties=WRITER_PROPERTIES, **options)  # type: ignore[arg-type]
-        table = self._latest(location)
+        table = self._latest(location, fresh=True)
         assert table is not None  # just written
         added = int(table.history(1)[0].get("operationMetrics", {}).get("num_added_rows", 0))
         rows_after = _row_count(pa.table(table.get_add_actions(flatten=True)))
@@ -365,7 +368,7 @@ class DeltaTableStore(TableStore):
             location, DeltaSchema.from_arrow(schema), [_add_action(file) for file in files], mode="overwrite",
             description=None if description is None else str(description), storage_options=self.storage_options,
             commit_properties=CommitProperties(custom_metadata=metadata))
-        table = self._latest(location)
+        table = self._latest(location, fresh=True)
         assert table is not None  # just written
         return StagedResult(rows=sum(file.rows for file in files), version=table.version(), rows_removed=rows_before)
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from driver.allocators import JEMALLOC_OPTIONS, JEMALLOC_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,13 +32,15 @@ def test_deltalakes_jemalloc_reads_them_and_a_users_own_are_kept() -> None:
     assert "opt.dirty_decay_ms: 1234" in done.stderr
 
 
-def test_importing_the_driver_turns_huge_pages_off_for_the_process_and_its_workers() -> None:
+@pytest.mark.skipif(sys.platform != "linux", reason="a Linux process setting (prctl)")
+def test_a_build_turns_huge_pages_off_for_its_process_and_the_processes_it_starts() -> None:
     from driver.allocators import PR_SET_THP_DISABLE
 
     get = "ctypes.CDLL(None).prctl(42, 0, 0, 0, 0)"  # PR_GET_THP_DISABLE
     script = ("import ctypes, subprocess, sys; "
-              f"ctypes.CDLL(None).prctl({PR_SET_THP_DISABLE}, 0, 0, 0, 0); print({get}); "  # on again
-              f"import driver; print({get}); "
+              f"ctypes.CDLL(None).prctl({PR_SET_THP_DISABLE}, 0, 0, 0, 0); "  # on (this test process may have them off)
+              f"import driver; print({get}); "  # importing the driver changes nothing
+              f"from driver.allocators import without_huge_pages; without_huge_pages(); print({get}); "
               f"print(subprocess.run([sys.executable, '-c', 'import ctypes; print({get})'], capture_output=True, "
               "text=True).stdout)")
-    assert _python(script).stdout.split() == ["0", "1", "1"]  # on, then off, and off in a process it starts
+    assert _python(script).stdout.split() == ["0", "1", "1"]  # on after the import, then off, and off in a child

@@ -193,11 +193,14 @@ def test_a_registration_keeps_reading_its_snapshot_while_the_stores_handle_moves
     assert sorted(later.sql("SELECT path FROM ex_files").to_arrow_table().column(0).to_pylist()) == ["b.py", "c.py"]
 
 
-def test_the_stores_handle_reads_the_log_only_when_a_commit_came_after_it(tmp_path: Path,
+@pytest.mark.parametrize("as_uri", [False, True], ids=["path", "file URI"])
+def test_the_stores_handle_reads_the_log_only_when_a_commit_came_after_it(tmp_path: Path, as_uri: bool,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A handle is brought up to date (a read of the log) only when the log holds the commit after its
-    version; one made behind the store's back is seen at the next ask."""
-    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    version; one made behind the store's back is seen at the next ask (an output named by a path or by
+    a ``file://`` URI, in a folder whose name has a space)."""
+    folder = tmp_path / "my out"
+    store = DeltaTableStore(DatasetCatalog(folder.as_uri() if as_uri else str(folder)))
     store.replace_files("ex_files", _files_rows(["a.py"]), None)
     assert store.version("ex_files") == 0
     updates: list[int] = []

@@ -22,6 +22,7 @@ from typing import Any
 
 from hamilton.lifecycle import NodeExecutionHook
 
+from driver.allocators import without_huge_pages
 from driver.api import open_session
 from driver.factory import build_driver
 from relspec.catalog import RUNS_TABLE
@@ -138,6 +139,7 @@ def main() -> None:
     if out.exists():
         shutil.rmtree(out)
     timer = NodeTimer()
+    without_huge_pages()  # as `cpgflow build` (make demo) runs
     started = time.perf_counter()
     dr = build_driver(root, out, jobs=args.jobs, exclude=["site-packages"], adapters=[timer])
     summary = dr.execute(["build_summary"])["build_summary"]
