@@ -76,9 +76,11 @@ def data_checks(published_cpg: dict[str, int], maintenance: tuple[MaintenanceRec
     endpoints = _released_check(released, table_store, "edges.dangling_endpoint", "cpg_edges",
                                 ("cpg_edges", "cpg_nodes"))
     if endpoints is None:
-        endpoints = dangling_endpoints("cpg_edges", *_first(session, """SELECT count(*) AS n, min(e.edge_id) AS example
-            FROM cpg_edges e WHERE NOT EXISTS (SELECT 1 FROM cpg_nodes n WHERE n.node_id = e.src)
-                OR NOT EXISTS (SELECT 1 FROM cpg_nodes n WHERE n.node_id = e.dst)"""))
+        # both ends in one anti join (one hash table of the nodes, not one per end: 0.81 -> 0.66 s on the stdlib)
+        endpoints = dangling_endpoints("cpg_edges", *_first(session, """SELECT count(DISTINCT e.edge_id) AS n,
+                min(e.edge_id) AS example
+            FROM (SELECT edge_id, src AS node_id FROM cpg_edges UNION ALL SELECT edge_id, dst FROM cpg_edges) e
+            LEFT ANTI JOIN cpg_nodes n ON n.node_id = e.node_id"""))
     modules = _released_check(released, table_store, "files.module_missing", "cpg_nodes", ("cpg_nodes", FILE.table))
     if modules is None:
         modules = modules_present("cpg_nodes", *_first(session, f"""SELECT count(*) AS n, min(f.path) AS example
