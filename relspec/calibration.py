@@ -234,6 +234,9 @@ def describe(calibration: Calibration) -> str:
 
     before, proposed = calibration.before, calibration.proposed
     effect = {"apply": "the next build compiles with them", "observe": "observed only", "off": "off"}[calibration.mode]
+    error = calibration.error
+    predicted = (f"predicted {error.predicted_seconds:.2f} s of views" if error.predicted_seconds > 0
+                 else "no view's seconds predicted (no earlier run measured them)")
     return (f"{calibration.workload}: inline_max_rows {moved(before.inline_max_rows, proposed.inline_max_rows)}, "
-            f"small_input_rows {moved(before.small_input_rows, proposed.small_input_rows)}, {effect}; predicted "
-            f"{calibration.error.predicted_seconds:.2f} s of views, measured {calibration.error.actual_seconds:.2f} s")
+            f"small_input_rows {moved(before.small_input_rows, proposed.small_input_rows)}, {effect}; {predicted}, "
+            f"measured {error.actual_seconds:.2f} s")

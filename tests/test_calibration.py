@@ -126,6 +126,11 @@ def test_the_prediction_error_is_the_median_log_ratio() -> None:
     assert (error.views, error.predicted_seconds, error.actual_seconds) == (2, 5.0, 3.0)
     # |ln 2| and |ln 1/4|: the upper median of two is ln 4
     assert error.median_log_error == pytest.approx(round(math.log(4), 4))
+    made = calibrate("r", "full_build", "observe", Thresholds(), outcomes, costs, graph, {})
+    assert describe(made).endswith("; predicted 5.00 s of views, measured 3.00 s")
+    unknown = {name: _cost(0.0) for name in costs}  # a first build: no run measured any view
+    first = calibrate("r", "full_build", "observe", Thresholds(), outcomes, unknown, graph, {})
+    assert describe(first).endswith("; no view's seconds predicted (no earlier run measured them), measured 3.00 s")
 
 
 def _records(out: Path) -> list[Calibration]:
