@@ -482,9 +482,11 @@ def _schedule_position(view: dict[str, object]) -> int:
 @_output_dir
 def callgraph(out: str) -> None:
     """Print the call graph of a built DIR as JSON: {caller: [callees]} by qualified name."""
+    from driver.api import hold_small_tables
     from driver.reports import CALL_GRAPH_SQL, call_graph
 
     session = _built_session(out, reading=CALL_GRAPH_SQL)
+    hold_small_tables(session, CALL_GRAPH_SQL)
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(call_graph(session))).decode() + "\n")
 
 

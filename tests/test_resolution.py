@@ -57,6 +57,26 @@ def test_call_graph_is_exactly_the_hand_checked_one(built: Path, capsys: pytest.
     }
 
 
+def test_a_small_outputs_question_reads_its_tables_into_memory_once(built: Path) -> None:
+    """`hold_small_tables` (what `cpgflow callgraph` does): the tables the SQL names go into memory
+    when they hold few enough rows, and stay Delta scans otherwise; the answer is the same."""
+    from driver.api import hold_small_tables
+    from driver.reports import CALL_GRAPH_SQL, call_graph
+
+    def scans(session: object) -> str:
+        return "\n".join(session.sql("EXPLAIN SELECT * FROM cpg_nodes, cpg_edges").to_arrow_table()  # type: ignore[attr-defined]
+                         .column(1).to_pylist())
+
+    large, _ = open_session(built, reading=CALL_GRAPH_SQL)
+    rows = sum(_query(built, f"SELECT count(*) AS n FROM {name}")[0]["n"] for name in ("cpg_nodes", "cpg_edges"))
+    hold_small_tables(large, CALL_GRAPH_SQL, max_rows=rows - 1)  # one row too many: stays where it is
+    assert scans(large).count("DeltaScanExec") == 2
+    small, _ = open_session(built, reading=CALL_GRAPH_SQL)
+    hold_small_tables(small, CALL_GRAPH_SQL, max_rows=rows)
+    assert "DeltaScanExec" not in scans(small)
+    assert call_graph(small) == call_graph(large)
+
+
 def test_calls_edges_carry_the_rule_and_confidence(built: Path) -> None:
     calls = _edges(built, "CALLS")
     items = "shop/items.py"
