@@ -502,7 +502,9 @@ def _depth_option(command: Callable[_P, _R]) -> Callable[_P, _R]:
 
 def _answer(out: str, output_format: str, question: Callable[[SessionContext], pa.Table]) -> None:
     """Print the answer of one of driver.questions over DIR; a name it does not know is one error line."""
-    session = _built_session(out)
+    from driver.questions import GRAPH_TABLES
+
+    session = _built_session(out, reading=" ".join(GRAPH_TABLES))
     try:
         result = question(session)
     except ValueError as err:

@@ -18,6 +18,10 @@ from datafusion import SessionContext
 from driver.engine import new_session
 from semantics.fixpoint import register_in_memory
 
+# The tables the graph questions (all but `decisions_about`) read: a session for them opens only these
+# (opening each of an output's ~30 tables costs a few milliseconds).
+GRAPH_TABLES = ("cpg_nodes", "cpg_edges", "cpg_props", "cpg_points_to")
+
 # Every call edge with both ends and its site named, read once from the output: the walks below
 # recurse over it in memory (a recursive query re-scans its inputs each round, and a Delta scan
 # yields its rows to the first scan of a plan only). The caller is the definition (module, class or
