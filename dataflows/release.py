@@ -40,6 +40,14 @@ def output_rows(published_cpg: dict[str, int], table_store: TableStore) -> dict[
     return {name: table_store.statistics(name)[0] for name in published_cpg}  # type: ignore[index]
 
 
+# The edges with an end that is no node, counted once each (edge ids are unique and never null), and
+# one of them: both ends in one anti join, one hash table of the nodes (two NOT EXISTS built one per
+# end: 0.81 -> 0.66 s on the stdlib).
+DANGLING_ENDPOINTS_SQL = """SELECT count(DISTINCT e.edge_id) AS n, min(e.edge_id) AS example
+FROM (SELECT edge_id, src AS node_id FROM cpg_edges UNION ALL SELECT edge_id, dst FROM cpg_edges) e
+LEFT ANTI JOIN cpg_nodes n ON n.node_id = e.node_id"""
+
+
 def _check_session(table_store: TableStore, names: list[str]) -> SessionContext:
     """A session of its own over the tables as this run wrote them (their latest versions)."""
     session = SessionContext()
@@ -76,11 +84,7 @@ def data_checks(published_cpg: dict[str, int], maintenance: tuple[MaintenanceRec
     endpoints = _released_check(released, table_store, "edges.dangling_endpoint", "cpg_edges",
                                 ("cpg_edges", "cpg_nodes"))
     if endpoints is None:
-        # both ends in one anti join (one hash table of the nodes, not one per end: 0.81 -> 0.66 s on the stdlib)
-        endpoints = dangling_endpoints("cpg_edges", *_first(session, """SELECT count(DISTINCT e.edge_id) AS n,
-                min(e.edge_id) AS example
-            FROM (SELECT edge_id, src AS node_id FROM cpg_edges UNION ALL SELECT edge_id, dst FROM cpg_edges) e
-            LEFT ANTI JOIN cpg_nodes n ON n.node_id = e.node_id"""))
+        endpoints = dangling_endpoints("cpg_edges", *_first(session, DANGLING_ENDPOINTS_SQL))
     modules = _released_check(released, table_store, "files.module_missing", "cpg_nodes", ("cpg_nodes", FILE.table))
     if modules is None:
         modules = modules_present("cpg_nodes", *_first(session, f"""SELECT count(*) AS n, min(f.path) AS example

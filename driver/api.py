@@ -32,16 +32,17 @@ from relspec.runs import find_record
 from semantics.fixpoint import reads_table, register_in_memory
 
 _RECURSIVE = re.compile(r"\bWITH\s+RECURSIVE\b", re.IGNORECASE)
-# A question's tables are read into memory once when together they hold at most this many rows (see
-# `hold_small_tables`): ~70 MB of cpg_nodes and cpg_edges, read in well under a second.
-HELD_QUESTION_ROWS = 500_000
+# The tables a report reads are read into memory once when together they hold at most this many rows
+# (see `hold_small_tables`): ~70 MB of cpg_nodes and cpg_edges, read in well under a second.
+HELD_TABLE_ROWS = 500_000
 
 if TYPE_CHECKING:
     from driver.exports import export
     from driver.factory import build_driver
 
 __all__ = ["NotReleased", "build_driver", "callees_of", "callers_of", "content_fingerprint", "export",
-           "import_graph", "open_session", "points_to", "prepare_query", "subclasses_of", "unused_functions"]
+           "hold_small_tables", "import_graph", "open_session", "points_to", "prepare_query", "subclasses_of",
+           "unused_functions"]
 
 
 class NotReleased(LookupError):
@@ -105,15 +106,17 @@ def prepare_query(session: SessionContext, sql: str) -> None:
             register_in_memory(session, name, session.table(name).to_arrow_table())
 
 
-def hold_small_tables(session: SessionContext, sql: str, max_rows: int = HELD_QUESTION_ROWS) -> None:
+def hold_small_tables(session: SessionContext, sql: str, max_rows: int = HELD_TABLE_ROWS) -> None:
     """Read the tables ``sql`` names into memory under their names, when together they hold at most
-    ``max_rows`` rows (counted from the tables' statistics: no scan). A report's plan scans
+    ``max_rows`` rows (counted from the tables' statistics: usually no scan). A report's plan scans
     cpg_nodes and cpg_edges several times each, and each scan of a Delta table opens its files again:
     `cpgflow callgraph` of a requests-sized output ran its query in 0.18 s over the tables and in
     0.06 s, the reads included, over them in memory. A large output's tables stay where they are."""
     names = [name for name in session.catalog().schema().names() if reads_table(sql, name)]
-    counted = session.sql(" UNION ALL ".join(f"SELECT count(*) AS n FROM {name}" for name in names)) if names else None
-    if counted is None or sum(counted.to_arrow_table().column(0).to_pylist()) > max_rows:
+    if not names:
+        return
+    counted = session.sql(" UNION ALL ".join(f"SELECT count(*) AS n FROM {name}" for name in names))
+    if sum(counted.to_arrow_table().column(0).to_pylist()) > max_rows:
         return
     for name in names:
         register_in_memory(session, name, session.table(name).to_arrow_table())

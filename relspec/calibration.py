@@ -236,6 +236,7 @@ def describe(calibration: Calibration) -> str:
     effect = {"apply": "the next build compiles with them", "observe": "observed only", "off": "off"}[calibration.mode]
     error = calibration.error
     predicted = (f"predicted {error.predicted_seconds:.2f} s of views" if error.predicted_seconds > 0
+                 else "no view computed" if not error.views
                  else "no view's seconds predicted (no earlier run measured them)")
     return (f"{calibration.workload}: inline_max_rows {moved(before.inline_max_rows, proposed.inline_max_rows)}, "
             f"small_input_rows {moved(before.small_input_rows, proposed.small_input_rows)}, {effect}; {predicted}, "

@@ -131,6 +131,9 @@ def test_the_prediction_error_is_the_median_log_ratio() -> None:
     unknown = {name: _cost(0.0) for name in costs}  # a first build: no run measured any view
     first = calibrate("r", "full_build", "observe", Thresholds(), outcomes, unknown, graph, {})
     assert describe(first).endswith("; no view's seconds predicted (no earlier run measured them), measured 3.00 s")
+    lazy = (_outcome("v1", 0.0, outcome="lazy"),)
+    none = calibrate("r", "full_build", "observe", Thresholds(), lazy, unknown, graph, {})
+    assert describe(none).endswith("; no view computed, measured 0.00 s")
 
 
 def _records(out: Path) -> list[Calibration]:

@@ -160,6 +160,21 @@ def test_unknown_names_are_value_errors(session, ask, message) -> None:
         ask(session)
 
 
+def test_the_graph_questions_read_only_the_tables_the_cli_opens_for_them() -> None:
+    """`cpgflow callers` and the rest open only `GRAPH_TABLES`: every query of the graph questions
+    names no other table of an output (the decisions' queries are `cpgflow why`'s)."""
+    from driver import questions
+    from relspec.catalog import DatasetCatalog
+    from semantics.fixpoint import reads_table
+
+    tables = DatasetCatalog("/nowhere").names()
+    queries = {name: sql for name, sql in vars(questions).items() if name.endswith("_SQL")
+               and name not in ("DECISIONS_SQL", "LATEST_EXPLAINED_RUN_SQL")}
+    assert {"HOPS_SQL", "UNUSED_SQL", "IMPORTS_SQL", "POINTS_TO_SQL"} <= queries.keys()
+    for name, sql in queries.items():
+        assert {table for table in tables if reads_table(sql, table)} <= set(questions.GRAPH_TABLES), name
+
+
 # -- the CLI ------------------------------------------------------------------------------------------
 
 

@@ -89,6 +89,25 @@ def _with_dangling_edge(out: Path) -> object:
     return SessionContext().from_arrow(rows)
 
 
+def test_the_dangling_endpoint_check_counts_each_edge_with_an_end_that_is_no_node_once() -> None:
+    """By hand: nodes a and b; e1 a->b holds, e2 has only its destination dangling, e3 only its
+    source, e4 both: three edges dangle, e2 first by id; with only e1 none does."""
+    from dataflows.release import DANGLING_ENDPOINTS_SQL
+
+    def check(edges: list[tuple[str, str, str]]) -> list[dict]:
+        session = SessionContext()
+        session.from_arrow(pa.table({"node_id": ["a", "b"]}), "cpg_nodes")
+        columns = zip(*edges, strict=True)
+        session.from_arrow(pa.table(dict(zip(("edge_id", "src", "dst"), map(list, columns), strict=True))), "cpg_edges")
+        return session.sql(DANGLING_ENDPOINTS_SQL).to_arrow_table().to_pylist()
+
+    assert check([("e1", "a", "b"), ("e2", "a", "x"), ("e3", "y", "b"), ("e4", "y", "z")]) == [
+        {"n": 3, "example": "e2"}]
+    assert check([("e3", "y", "b")]) == [{"n": 1, "example": "e3"}]  # the source side alone
+    assert check([("e2", "a", "x")]) == [{"n": 1, "example": "e2"}]  # the destination side alone
+    assert check([("e1", "a", "b")]) == [{"n": 0, "example": None}]
+
+
 def test_a_run_that_fails_its_checks_is_quarantined_kept_and_dropped(trees: tuple[Path, Path],
                                                                       tmp_path: Path) -> None:
     code_a, code_b = trees

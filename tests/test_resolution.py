@@ -57,7 +57,7 @@ def test_call_graph_is_exactly_the_hand_checked_one(built: Path, capsys: pytest.
     }
 
 
-def test_a_small_outputs_question_reads_its_tables_into_memory_once(built: Path) -> None:
+def test_a_small_outputs_report_reads_its_tables_into_memory_once(built: Path) -> None:
     """`hold_small_tables` (what `cpgflow callgraph` does): the tables the SQL names go into memory
     when they hold few enough rows, and stay Delta scans otherwise; the answer is the same."""
     from driver.api import hold_small_tables
