@@ -99,11 +99,8 @@ def prepare_query(session: SessionContext, sql: str) -> None:
     recursive step reads at every iteration, and a Delta scan yields its rows to the first scan of a
     plan only (later iterations would silently see no rows), so before a ``WITH RECURSIVE`` query each
     table it names is read once into memory under its name."""
-    if not _RECURSIVE.search(sql):
-        return
-    for name in session.catalog().schema().names():
-        if reads_table(sql, name):
-            register_in_memory(session, name, session.table(name).to_arrow_table())
+    if _RECURSIVE.search(sql):
+        _read_into_memory(session, _tables_named(session, sql))
 
 
 def hold_small_tables(session: SessionContext, sql: str, max_rows: int = HELD_TABLE_ROWS) -> None:
@@ -112,12 +109,21 @@ def hold_small_tables(session: SessionContext, sql: str, max_rows: int = HELD_TA
     cpg_nodes and cpg_edges several times each, and each scan of a Delta table opens its files again:
     `cpgflow callgraph` of a requests-sized output ran its query in 0.18 s over the tables and in
     0.06 s, the reads included, over them in memory. A large output's tables stay where they are."""
-    names = [name for name in session.catalog().schema().names() if reads_table(sql, name)]
+    names = _tables_named(session, sql)
     if not names:
         return
     counted = session.sql(" UNION ALL ".join(f"SELECT count(*) AS n FROM {name}" for name in names))
-    if sum(counted.to_arrow_table().column(0).to_pylist()) > max_rows:
-        return
+    if sum(counted.to_arrow_table().column(0).to_pylist()) <= max_rows:
+        _read_into_memory(session, names)
+
+
+def _tables_named(session: SessionContext, sql: str) -> list[str]:
+    """The tables of ``session`` that ``sql`` names."""
+    return [name for name in session.catalog().schema().names() if reads_table(sql, name)]
+
+
+def _read_into_memory(session: SessionContext, names: list[str]) -> None:
+    """Each of the tables ``names`` read once and registered in memory under its name."""
     for name in names:
         register_in_memory(session, name, session.table(name).to_arrow_table())
 
