@@ -349,12 +349,20 @@ def _conformed_sql(view: EmittedView, source: str) -> str:
     return f"SELECT {', '.join(typed(column.name, column) for column in view.columns)} FROM ({source}) v"
 
 
+# A value no file column holds (a file's id is never empty). A scope of one file filters by it too: the
+# optimizer would otherwise take that file's id as a constant of every scan and drop it from the sorts
+# a window partitioned by it needs, and DataFusion 55's plan check rejects the sorted union that leaves
+# ("does not satisfy order requirements"; apache/datafusion#17372): a by-file update of use_slots failed so.
+NO_FILE = ""
+
+
 def _scoped(frame: DataFrame, scope: FileScope | None) -> DataFrame:
     """``frame``'s rows of the files ``scope`` names (all of them without one); DataFusion pushes the
     filter down to the scans."""
     if scope is None:
         return frame
-    return frame.filter(in_list(col(scope.owner), [lit(file_id) for file_id in scope.file_ids]))
+    files = [*scope.file_ids, *([NO_FILE] if len(scope.file_ids) == 1 else [])]
+    return frame.filter(in_list(col(scope.owner), [lit(file_id) for file_id in files]))
 
 
 def _override_fingerprint(view: str) -> str:

@@ -269,3 +269,21 @@ def test_an_incremental_build_stages_an_inlined_base_once_to_measure_it(tmp_path
     assert line.startswith(("nodes_external: not staged for the update by file of cpg_nodes:",
                             "nodes_external: staged, not inlined, so that cpg_nodes can be"))
     assert f"(run {_latest_record(out).run_id} staged its 2 rows in" in line  # os and os.getcwd
+
+
+def test_modules_added_one_build_at_a_time_build_each_time(tmp_path):
+    """Each build adds one module (no import between them): its views are updated for that file
+    alone. The fourth used to fail planning use_slots (read by name_resolution): with the file's id
+    a constant of every scan, DataFusion's plan check rejected the sorted union under its window
+    ("SanityCheckPlan ... does not satisfy order requirements", apache/datafusion#17372)."""
+    root, out = write_tree(tmp_path / "src", TREE), tmp_path / "out"
+    build(root, out)
+    for index in range(5):
+        (root / f"pkg/m{index}.py").write_text(f"def f{index}(x):\n    y = x\n    return y\n")
+        summary = build(root, out)
+        assert (summary.files_added, summary.incremental) == (1, True)
+    assert {view for view, outcome in _latest_views(out).items() if outcome.maintained == "by_file"} >= \
+        {"name_resolution", "binding_ranks"}
+    fresh = tmp_path / "fresh"
+    build(root, fresh)
+    assert _fingerprints(out) == _fingerprints(fresh)
