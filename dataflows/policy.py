@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import cast
 
+import msgspec
 from hamilton.function_modifiers import tag
 
 from relspec.calibration import (
@@ -27,6 +28,7 @@ from relspec.policy import (
     MaterializationStrategy,
     ScanPolicy,
     StagingMedium,
+    StatisticsReads,
     TableStats,
     ValidationMode,
     ViewMaintenance,
@@ -36,6 +38,7 @@ from relspec.policy import (
     compile_maintenance,
     compile_registration,
     compile_scan_policy,
+    compile_statistics_reads,
     compile_udf_requirements,
     compile_view_maintenance,
     fingerprint_policy,
@@ -184,6 +187,18 @@ def view_maintenance(view_localities: dict[str, Locality], cache_policies: dict[
                                     max(file_manifest.discovered, 1), materialization.held_in_memory())
 
 
+@tag(role="policy")
+def statistics_reads(view_maintenance: dict[str, ViewMaintenance], view_localities: dict[str, Locality],
+                     view_graph: ViewGraph, cache_policies: dict[str, ViewPolicy],
+                     materialization: MaterializationStrategy, run_history: list[RunRecord]
+                     ) -> dict[str, StatisticsReads]:
+    """For each staged view updated by file, the tables it reads only the data files of that the
+    files it updates may be in (by the tables' statistics), with what its last update by file read."""
+    staged = frozenset(view for view, policy in cache_policies.items()
+                       if policy.cache == "delta_staging") - materialization.held_in_memory()
+    return compile_statistics_reads(view_maintenance, view_localities, view_graph, staged, run_history)
+
+
 def _source_bytes(file_manifest: FileManifest) -> int:
     """The bytes of source this build extracts (every file on a first build, the changed ones after)."""
     return sum(len(task.raw) for task in file_manifest.tasks)
@@ -246,14 +261,16 @@ def udf_requirements(semantic_plan: SemanticPlan) -> dict[str, tuple[str, ...]]:
 
 @tag(role="policy")
 def compiled_policy(cache_policies: dict[str, ViewPolicy], extraction_choice: ExtractionChoice,
-                    scan_policy: ScanPolicy, materialization: MaterializationStrategy,
+                    scan_policy: ScanPolicy, statistics_reads: dict[str, StatisticsReads],
+                    materialization: MaterializationStrategy,
                     maintenance_policies: dict[str, MaintenanceChoice], udf_requirements: dict[str, tuple[str, ...]],
                     view_maintenance: dict[str, ViewMaintenance], view_costs: dict[str, ViewCost],
                     view_schedule: ViewSchedule, thresholds: Thresholds, session_profile: SessionProfile,
                     validation_mode: ValidationMode = "warn") -> CompiledExecutionPolicy:
     """Every execution decision of the run, in one fingerprinted struct."""
     return fingerprint_policy(CompiledExecutionPolicy(
-        cache=cache_policies, extraction=extraction_choice, scan=scan_policy, maintenance=maintenance_policies,
+        cache=cache_policies, extraction=extraction_choice,
+        scan=msgspec.structs.replace(scan_policy, by_statistics=statistics_reads), maintenance=maintenance_policies,
         udfs=udf_requirements, view_maintenance=view_maintenance, costs=view_costs, schedule=view_schedule,
         thresholds=thresholds, profile=session_profile,
         materialization=materialization, diagnostics=DiagnosticsFlags(), validation_mode=validation_mode,

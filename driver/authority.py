@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import pyarrow as pa
 from datafusion import DataFrame, SessionContext, col, lit
+from datafusion.catalog import Table
 from datafusion.functions import in_list
 from hamilton.function_modifiers import tag
 from hamilton.lifecycle import GraphExecutionHook
@@ -23,7 +25,15 @@ from hamilton.lifecycle import GraphExecutionHook
 from driver.engine import set_options, sorted_by
 from driver.lock import BuildLock, FolderChanged
 from relspec.authority import ExecutionAuthority, StagedQuery
-from relspec.catalog import RUN_RECORD_TABLES, RUNS_TABLE, DatasetCatalog, FileScope, StagedResult, TableStore
+from relspec.catalog import (
+    EXTRACT_TABLES,
+    RUN_RECORD_TABLES,
+    RUNS_TABLE,
+    DatasetCatalog,
+    FileScope,
+    StagedResult,
+    TableStore,
+)
 from relspec.digests import digest
 from relspec.maintenance import MaintenanceDecision, MaintenancePolicy, MaintenanceRecord
 from relspec.plan_signals import ExecutedSignals, PlanExecution, PlanSignals, plan_signals
@@ -88,6 +98,8 @@ class RunAuthority(ExecutionAuthority):
         # by staged global view that by-file views read: the files whose rows credited to them changed
         # since the current release (None: not known, so its by-file readers are recomputed whole)
         self._changed_credits: dict[str, frozenset[str] | None] = {}
+        # the tables the session reads through their Delta provider, by name (extraction tables and staged views)
+        self._from_delta: set[str] = set()
 
     def apply_scan_policy(self, resolver: DatasetCatalog) -> None:
         """The session's scan options, set for the run by the resolver's owner."""
@@ -163,7 +175,8 @@ class RunAuthority(ExecutionAuthority):
                 register_in_memory(self.session, _fixpoint_result(name), result)
                 source = f"SELECT * FROM {_fixpoint_result(name)}"
             scope = self._file_scope(name, staged)
-            frame = _scoped(self.session.sql(_conformed_sql(view, source)), scope)
+            with self._reading_files(view, scope):
+                frame = _scoped(self.session.sql(_conformed_sql(view, source)), scope)
             execution = self._execution(name, frame, self.policy.write_order(name) if scope is None else None)
             if in_memory:
                 self._held[name] = execution.collect()
@@ -197,6 +210,36 @@ class RunAuthority(ExecutionAuthority):
         self._planned_signals[name] = plan_signals(self.session, frame, execution.plan)
         return execution
 
+    @contextmanager
+    def _reading_files(self, view: EmittedView, scope: FileScope | None) -> Iterator[None]:
+        """While ``view`` is planned for its update by file (``scope``): each table the policy has it
+        read by statistics registered as only the data files that may hold the scope's files (the
+        plan keeps the tables it was planned over; the session then gets the whole tables back)."""
+        swapped: list[tuple[str, Table]] = []
+        reads = self.policy.scan.by_statistics.get(view.name)
+        if scope is not None and reads is not None:
+            for name, column in sorted(reads.columns.items()):
+                if not self._read_from_delta(name):
+                    continue
+                whole = self.session.catalog().schema().table(name)
+                if self.store.register_files_holding(self.session, name, self._locations[name], column,
+                                                     list(scope.file_ids)) is not None:
+                    swapped.append((name, whole))
+        try:
+            yield
+        finally:
+            for name, original in swapped:
+                _replace_table(self.session, name)
+                self.session.register_table(name, original)
+
+    def _read_from_delta(self, name: str) -> bool:
+        """Whether the session reads table ``name`` through its Delta provider (an extraction table
+        not held in memory, or a staged view its loader registered so)."""
+        if name in EXTRACT_TABLES:
+            choice = self.policy.materialization.registration.get(name)
+            return choice is None or choice.registration != "memory"
+        return name in self._from_delta
+
     def _register_datasets(self, view: EmittedView) -> None:
         """The staged inputs the policy registers as datasets, read into memory before ``view`` is
         planned (its SQL resolves them then)."""
@@ -205,6 +248,7 @@ class RunAuthority(ExecutionAuthority):
             choice = registrations.get(name)
             if choice is not None and choice.registration == "dataset":
                 self.store.register_staged(self.session, name, "dataset")
+                self._from_delta.discard(name)
 
     def _reusable(self, written: tuple[str, str] | None, fingerprint: str) -> bool:
         """A result already written holds this view's rows: same fingerprint, written by a trusted run."""
@@ -268,8 +312,10 @@ class RunAuthority(ExecutionAuthority):
         memory is the table its saver computed."""
         if name in self._held:
             register_in_memory(self.session, name, self._held.pop(name))
+            self._from_delta.discard(name)
         else:
             self.store.register_staged(self.session, name, "delta")
+            self._from_delta.add(name)
         frame = self.session.table(name)
         self._frames[name] = (frame, self._fingerprints[name])
         return frame

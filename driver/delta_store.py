@@ -6,6 +6,7 @@ version of a table or the new one, never a half-written table.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import time
@@ -136,6 +137,33 @@ def _register_raw(session: SessionContext, name: str, table: DeltaTable, options
         register_in_memory(session, name, schema.empty_table())
         return
     session.register_view(name, _parquet_union(session, files, schema))
+
+
+def files_holding(table: DeltaTable, column: str, values: list[str]) -> list[str] | None:
+    """The URIs of the table's data files whose statistics say they may hold a row whose ``column`` is
+    one of ``values``, or None when every file may. A file without statistics of the column may hold
+    any, and so may one whose maximum may have been cut short (`STATS_STRING_CHARS`: a cut maximum is
+    below the true one; a cut minimum stays a lower bound)."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    low, high = f"min.{column}", f"max.{column}"
+    if low not in actions.column_names or high not in actions.column_names:
+        return None
+    wanted = sorted(values)
+    mins, maxes = actions.column(low).to_pylist(), actions.column(high).to_pylist()
+    paths = actions.column("path").to_pylist()
+    kept = [path for path, first, last in zip(paths, mins, maxes, strict=True)
+            if first is None or last is None or len(last.encode()) >= STATS_STRING_CHARS
+            or _any_within(wanted, first, last)]
+    if len(kept) == len(paths):
+        return None
+    uris = table.file_uris()  # (as the provider reads them: a path on a local disk, a URI elsewhere)
+    found = [next((uri for uri in uris if uri.endswith("/" + path)), None) for path in kept]
+    return None if None in found else found  # type: ignore[return-value]
+
+
+def _any_within(ordered: list[str], low: str, high: str) -> bool:
+    at = bisect.bisect_left(ordered, low)
+    return at < len(ordered) and ordered[at] <= high
 
 
 def _parquet_union(session: SessionContext, uris: list[str], schema: pa.Schema) -> DataFrame:
@@ -465,6 +493,28 @@ class DeltaTableStore(TableStore):
             register_in_memory(session, name, _scan(table, self.storage_options))
         else:
             _register_plain(session, name, table, self.storage_options)
+
+    def register_files_holding(self, session: SessionContext, name: str, location: str, column: str,
+                               values: list[str]) -> int | None:
+        """Register ``name`` (the table at ``location``, with plain string columns as `register` does)
+        as a Parquet scan of only those of its data files whose statistics say they may hold a row whose
+        ``column`` is one of ``values``: the file skipping the Delta provider does not do for a filter
+        (`tests/test_plan_signals.py`). Returns how many files it reads, None (nothing registered) when
+        it would read them all, or when the table's files alone are not its rows (deletion vectors,
+        column mapping, partitions)."""
+        table = self._latest(location)
+        if table is None or table.protocol().min_reader_version != 1 or table.metadata().partition_columns:
+            return None
+        uris = files_holding(table, column, values)
+        if uris is None:
+            return None
+        if is_object_store(location):
+            register_object_store(session, table.table_uri, self.storage_options)
+        schema = pa.schema(table.schema().to_arrow())
+        frame = _parquet_union(session, uris, schema) if uris else session.from_arrow(schema.empty_table())
+        _replace(session, name)
+        session.register_view(name, frame.select(*(_plain(field) for field in frame.schema())))
+        return len(uris)
 
     def holds_version(self, name: str, version: int) -> bool:
         table = self._metadata(name)

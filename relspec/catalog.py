@@ -144,6 +144,13 @@ class TableStore(abc.ABC):
         ``cluster_by``: the column naming each row's file, which the table's data files are clustered by."""
 
     @abc.abstractmethod
+    def register_files_holding(self, session: SessionContext, name: str, location: str, column: str,
+                               values: list[str]) -> int | None:
+        """Register ``name`` (the table at ``location``) in ``session`` as only those of its data files
+        whose statistics say they may hold a row whose ``column`` is one of ``values``; return how many
+        it reads, or None (nothing registered) when that would be every file."""
+
+    @abc.abstractmethod
     def published_result(self, name: str) -> tuple[str, str] | None:
         """(fingerprint, run id) recorded when the table's current rows were published, if any."""
 

@@ -79,9 +79,20 @@ class ScanOptions(msgspec.Struct, frozen=True):
     queries_at_once: int = 1
 
 
+class StatisticsReads(msgspec.Struct, frozen=True):
+    """The tables a view updated by file reads as only their data files whose statistics of a column
+    may hold the files it updates: ``columns`` maps each table to its column naming each row's file.
+    The Delta provider skips no data file for a filter (`tests/test_plan_signals.py`), so each update
+    by file otherwise scans every file of what it reads."""
+
+    columns: dict[str, str]
+    confidence: InferenceConfidence
+
+
 class ScanPolicy(msgspec.Struct, frozen=True):
     session: ScanOptions  # applied when the run's session is set up
     views: dict[str, ScanOptions]  # applied before a view executes (staged or published), from its sources
+    by_statistics: dict[str, StatisticsReads] = {}  # by view updated by file (staged): what it reads so
 
 
 class RegistrationChoice(msgspec.Struct, frozen=True):
@@ -359,6 +370,57 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, p
         evidence.append(PARQUET_FILTERS_EVIDENCE)
     return ScanOptions(options, InferenceConfidence("scan_options", decision, 1.0 if read else 0.5, tuple(evidence),
                                                     None if read else "no table statistics yet"), at_once)
+
+
+def compile_statistics_reads(maintenance: dict[str, ViewMaintenance], localities: dict[str, Locality],
+                             graph: ViewGraph, staged: frozenset[str], history: list[RunRecord]
+                             ) -> dict[str, StatisticsReads]:
+    """For each staged view updated by file, the tables it reads whose data files a build can pick by
+    their statistics: its rows for a file read only that file's rows of each (`semantics.locality`),
+    so the update reads only the data files whose range of the table's file column may hold the files
+    it updates, and nothing it needs is left out. A table qualifies by the column that says whose rows
+    it holds: an extraction table's, a staged view's owner when it is file-local, a global
+    view's credited file when the view is local relative to it (one of its ``bases``); a table of no
+    file (the builtin names) and a view inlined into it do not. The evidence is what the last update
+    by file of the view measured: the data files its scans opened and the rows they read. ``staged``:
+    the views written to staging tables (read through their tables, not held in memory)."""
+    chosen = {}
+    for view, choice in sorted(maintenance.items()):
+        if choice.mode != "by_file" or view not in staged:
+            continue
+        columns: dict[str, str] = {}
+        for table in (*graph.sources[view], *graph.inputs(view)):
+            read = maintenance.get(table)
+            if table in _FILE_COLUMNS:
+                columns[table] = _FILE_COLUMNS[table]
+            elif table in choice.bases and localities[table].credited_to is not None:
+                columns[table] = localities[table].credited_to  # type: ignore[assignment]
+            elif read is not None and read.owner is not None and table in staged:
+                columns[table] = read.owner
+        if columns:
+            evidence, fallback = _last_update_by_file(view, set(columns), history)
+            tables = ", ".join(f"{table} by {column}" for table, column in sorted(columns.items()))
+            evidence = (f"its rows for a file read only that file's rows of {tables} (file-local or credited "
+                        "to the file): only the data files whose statistics may hold the updated files are read",
+                        *evidence)
+            confidence = InferenceConfidence("statistics_reads", "by_statistics", 1.0 if fallback is None else 0.5,
+                                             evidence, fallback)
+            chosen[view] = StatisticsReads(columns, confidence)
+    return chosen
+
+
+def _last_update_by_file(view: str, tables: set[str], history: list[RunRecord]) -> tuple[tuple[str, ...], str | None]:
+    """What the newest run that updated ``view`` by file measured of its scans of ``tables``."""
+    for record in reversed(history):
+        outcome = next((o for o in record.views if o.view == view and o.maintained == "by_file"), None)
+        if outcome is None or outcome.executed is None:
+            continue
+        scans = [scan for scan in outcome.executed.scans if scan.table in tables]
+        files = sum(scan.files_opened or 0 for scan in scans)
+        rows = sum(scan.rows_out or 0 for scan in scans)
+        return (f"its last update by file (run {record.run_id}) opened {files:,} data files in {len(scans)} scans "
+                f"of them and read {rows:,} rows, for {outcome.rows or 0:,} rows written",), None
+    return (), "no update by file of it measured yet"
 
 
 # A worker takes ~0.2 s and ~75 MB to start (interpreter, pyarrow, msgspec): the time it extracts about

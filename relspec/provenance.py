@@ -33,8 +33,8 @@ from semantics.inference import InferenceConfidence
 from semantics.ir import SemanticIR, ViewIR
 from semantics.specs import RelateSpec
 
-DecisionKind = Literal["cache_policy", "scan_options", "session_profile", "registration", "extraction",
-                       "extraction_writes", "join_keys", "join_strategy", "maintenance", "run_status"]
+DecisionKind = Literal["cache_policy", "scan_options", "statistics_reads", "session_profile", "registration",
+                       "extraction", "extraction_writes", "join_keys", "join_strategy", "maintenance", "run_status"]
 EvidenceKind = Literal["statistic", "topology", "rule", "override", "inference", "semantic_type", "metric",
                        "message", "validation_issue", "data_check"]
 # The subjects of the decisions that are about no view or table.
@@ -129,6 +129,7 @@ def derive_provenance(record: RunRecord, policy: CompiledExecutionPolicy, ir: Se
     builder = _Builder(record.run_id)
     _cache_decisions(builder, ir, policy, stats)
     _scan_decisions(builder, policy, graph, stats)
+    _statistics_decisions(builder, policy)
     _registration_decisions(builder, policy)
     _extraction_decision(builder, policy)
     _measured_decisions(builder, record)
@@ -180,6 +181,14 @@ def _scan_decisions(builder: _Builder, policy: CompiledExecutionPolicy, graph: V
         decision = builder.decide("scan_options", subject, chosen.confidence.decision_value, chosen.confidence)
         builder.cite_statistics(decision, "source_size", tables, stats)
         builder.cite(decision, "threshold", "rule", "small input threshold", rule, small)
+
+
+def _statistics_decisions(builder: _Builder, policy: CompiledExecutionPolicy) -> None:
+    """The tables each view updated by file reads only the data files of that may hold its files."""
+    for view, reads in sorted(policy.scan.by_statistics.items()):
+        value = ", ".join(f"{table} by {column}" for table, column in sorted(reads.columns.items()))
+        decision = builder.decide("statistics_reads", view, value, reads.confidence)
+        builder.cite_inference(decision, view, reads.confidence)
 
 
 def _registration_decisions(builder: _Builder, policy: CompiledExecutionPolicy) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 from deltalake import DeltaTable
 
 from driver.api import content_fingerprint, open_session
@@ -284,6 +285,43 @@ def test_modules_added_one_build_at_a_time_build_each_time(tmp_path):
         assert (summary.files_added, summary.incremental) == (1, True)
     assert {view for view, outcome in _latest_views(out).items() if outcome.maintained == "by_file"} >= \
         {"name_resolution", "binding_ranks"}
+    fresh = tmp_path / "fresh"
+    build(root, fresh)
+    assert _fingerprints(out) == _fingerprints(fresh)
+
+
+def _files_opened(outcome: object, table: str) -> list[int]:
+    """The data files each scan of ``table`` in the view's executed plan opened."""
+    return [scan.files_opened or 0 for scan in outcome.executed.scans if scan.table == table]  # type: ignore[attr-defined]
+
+
+def test_an_update_by_file_reads_only_the_data_files_its_files_may_be_in(tmp_path):
+    """Modules added one build at a time: each by-file update appends its file's rows to the staged
+    effective_bindings as a data file of their own, whose statistics name that file alone. After a
+    one-file edit, binding_ranks (file-local relative to star_bindings) reads of effective_bindings only
+    the data files whose range of file ids (in the Delta log) holds the edited file, not all of them
+    as the Delta provider would; `cpgflow why` says why, and the output is a fresh build's."""
+    root, out = write_tree(tmp_path / "src", TREE), tmp_path / "out"
+    build(root, out)
+    for index in range(4):
+        (root / f"pkg/m{index}.py").write_text(f"def f{index}(x):\n    y = x\n    return y\n")
+        build(root, out)
+    (root / "pkg/a.py").write_text(EDITED_A)
+    build(root, out)
+    ranks = _latest_views(out)["binding_ranks"]
+    assert ranks.maintained == "by_file"
+
+    staged = DeltaTable(DatasetCatalog(str(out)).staging_location("effective_bindings"))
+    actions = pa.table(staged.get_add_actions(flatten=True)).to_pylist()
+    a_id = file_id_for("pkg/a.py")
+    holding = [row for row in actions if row["min.file_id"] <= a_id <= row["max.file_id"]]
+    assert len(actions) >= 5 and 1 <= len(holding) < len(actions)  # TREE's rows (a.py's rewritten), a module's each
+    opened = _files_opened(ranks, "effective_bindings")
+    assert opened and set(opened) == {len(holding)}
+
+    why = run_cli("why", out, "binding_ranks")
+    assert why.returncode == 0, why.stderr
+    assert "binding_ranks: statistics reads effective_bindings by file_id" in why.stdout
     fresh = tmp_path / "fresh"
     build(root, fresh)
     assert _fingerprints(out) == _fingerprints(fresh)

@@ -317,3 +317,40 @@ def test_newest_commits_pages_through_the_whole_log_newest_first(tmp_path: Path)
         write_deltalake(location, pa.table({"v": [value]}), mode="overwrite")
     assert [commit["version"] for commit in newest_commits(DeltaTable(location))] == list(range(74, -1, -1))
 
+
+
+def _three_files(location: str) -> None:
+    """A table of three data files (one append each) whose ``file_id`` ranges are a..c, d..f and x..z;
+    the third file's ``owner`` column has no value, so no statistics."""
+    for ids in (["a", "c"], ["d", "f"], ["x", "z"]):
+        rows = pa.table({"file_id": ids, "owner": pa.array([None, None] if ids[0] == "x" else ids, pa.string()),
+                         "n": [1, 2]})
+        write_deltalake(location, rows, mode="append")
+
+
+@pytest.mark.parametrize(("column", "values", "expected"), [
+    ("file_id", ["b"], {"a", "c"}),  # inside the first file's range (though no row holds it)
+    ("file_id", ["e", "y"], {"d", "f", "x", "z"}),  # one value in each of two files
+    ("file_id", ["g"], set()),  # in no file's range: nothing is read
+    ("owner", ["b"], {"a", "c", "x", "z"}),  # the third file has no statistics of owner: it may hold any
+])
+def test_a_table_registered_by_its_files_statistics_reads_only_the_files_that_may_hold_the_values(
+        tmp_path: Path, column: str, values: list[str], expected: set[str]) -> None:
+    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    location = str(tmp_path / "t")
+    _three_files(location)
+    session = SessionContext()
+    files = store.register_files_holding(session, "t", location, column, values)
+    assert files == len(expected) // 2
+    assert set(session.sql("SELECT file_id FROM t").to_arrow_table().column(0).to_pylist()) == expected
+    assert session.table("t").schema() == pa.schema([("file_id", pa.string()), ("owner", pa.string()),
+                                                     ("n", pa.int64())])
+
+
+def test_a_table_is_not_registered_by_statistics_when_every_file_may_hold_the_values(tmp_path: Path) -> None:
+    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    location = str(tmp_path / "t")
+    _three_files(location)
+    session = SessionContext()
+    assert store.register_files_holding(session, "t", location, "file_id", ["a", "e", "y"]) is None
+    assert not session.table_exist("t")
