@@ -43,6 +43,7 @@ from relspec.policy import (
     compile_view_maintenance,
     fingerprint_policy,
     stages_in_memory,
+    staging_tables,
     workload_rows,
 )
 from relspec.profiles import SessionProfile, compile_session_profile
@@ -188,15 +189,14 @@ def view_maintenance(view_localities: dict[str, Locality], cache_policies: dict[
 
 
 @tag(role="policy")
-def statistics_reads(view_maintenance: dict[str, ViewMaintenance], view_localities: dict[str, Locality],
-                     view_graph: ViewGraph, cache_policies: dict[str, ViewPolicy],
+def statistics_reads(view_maintenance: dict[str, ViewMaintenance], view_graph: ViewGraph,
+                     cache_policies: dict[str, ViewPolicy],
                      materialization: MaterializationStrategy, run_history: list[RunRecord]
                      ) -> dict[str, StatisticsReads]:
     """For each staged view updated by file, the tables it reads only the data files of that the
     files it updates may be in (by the tables' statistics), with what its last update by file read."""
-    staged = frozenset(view for view, policy in cache_policies.items()
-                       if policy.cache == "delta_staging") - materialization.held_in_memory()
-    return compile_statistics_reads(view_maintenance, view_localities, view_graph, staged, run_history)
+    return compile_statistics_reads(view_maintenance, view_graph, staging_tables(cache_policies, materialization),
+                                    materialization, run_history)
 
 
 def _source_bytes(file_manifest: FileManifest) -> int:

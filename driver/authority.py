@@ -37,7 +37,7 @@ from relspec.catalog import (
 from relspec.digests import digest
 from relspec.maintenance import MaintenanceDecision, MaintenancePolicy, MaintenanceRecord
 from relspec.plan_signals import ExecutedSignals, PlanExecution, PlanSignals, plan_signals
-from relspec.policy import BY_FILE_MAX_SHARE, CompiledExecutionPolicy
+from relspec.policy import BY_FILE_MAX_SHARE, CompiledExecutionPolicy, staging_tables
 from relspec.releases import KEPT_RELEASES, Release, current_release
 from relspec.runs import (
     RUN_RETENTION,
@@ -145,6 +145,7 @@ class RunAuthority(ExecutionAuthority):
             made = self._frames.get(name)
             if made is None or made[0] is not frame:
                 _register_view(self.session, name, frame)
+                self._from_delta.discard(name)
                 made = self._frames[name] = (frame, _override_fingerprint(name))
             if made[1] != self._planned.get(name):
                 salts.append(made[1])
@@ -217,27 +218,25 @@ class RunAuthority(ExecutionAuthority):
         plan keeps the tables it was planned over; the session then gets the whole tables back)."""
         swapped: list[tuple[str, Table]] = []
         reads = self.policy.scan.by_statistics.get(view.name)
-        if scope is not None and reads is not None:
-            for name, column in sorted(reads.columns.items()):
+        try:
+            for name, column in sorted(reads.columns.items()) if scope is not None and reads is not None else ():
                 if not self._read_from_delta(name):
                     continue
-                whole = self.session.catalog().schema().table(name)
+                swapped.append((name, self.session.catalog().schema().table(name)))
                 if self.store.register_files_holding(self.session, name, self._locations[name], column,
-                                                     list(scope.file_ids)) is not None:
-                    swapped.append((name, whole))
-        try:
+                                                     scope.file_ids) is None:  # type: ignore[union-attr]
+                    swapped.pop()  # (nothing registered: the whole table stays)
             yield
         finally:
-            for name, original in swapped:
+            for name, whole in swapped:
                 _replace_table(self.session, name)
-                self.session.register_table(name, original)
+                self.session.register_table(name, whole)
 
     def _read_from_delta(self, name: str) -> bool:
-        """Whether the session reads table ``name`` through its Delta provider (an extraction table
-        not held in memory, or a staged view its loader registered so)."""
+        """Whether the session reads table ``name`` through its Delta provider: an extraction table
+        not held in memory, or a staged view its loader registered so (what the policy compiled)."""
         if name in EXTRACT_TABLES:
-            choice = self.policy.materialization.registration.get(name)
-            return choice is None or choice.registration != "memory"
+            return name not in self.policy.materialization.held_in_memory()
         return name in self._from_delta
 
     def _register_datasets(self, view: EmittedView) -> None:
@@ -562,8 +561,7 @@ def _maintain_staging(policy: CompiledExecutionPolicy, store: TableStore,
     staged result is reused by fingerprint), and one whose result this run reused is skipped
     unmeasured; those the policy no longer stages are removed."""
     records = []
-    staged = {view for view, choice in policy.cache.items()
-              if choice.cache == "delta_staging"} - policy.materialization.held_in_memory()
+    staged = staging_tables(policy.cache, policy.materialization)
     for view in store.staged_views():
         location = store.catalog.staging_location(view)
         if view in reused:

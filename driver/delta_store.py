@@ -11,9 +11,10 @@ import functools
 import itertools
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import unquote
 
 import msgspec
 import numpy as np
@@ -127,23 +128,37 @@ def _register_raw(session: SessionContext, name: str, table: DeltaTable, options
     if not is_object_store(table.table_uri):
         session.register_table(name, table)
         return
-    if table.protocol().min_reader_version != 1 or table.metadata().partition_columns:
+    if not _files_are_rows(table):
         raise ValueError(f"{table.table_uri}: a table with deletion vectors, column mapping or partitions "
                          "cannot be read from object storage here")
-    register_object_store(session, table.table_uri, options)
+    _register_files(session, name, table, options, table.file_uris())
+
+
+def _files_are_rows(table: DeltaTable) -> bool:
+    """Whether the table's rows are its data files' rows as Parquet reads them: no deletion vectors,
+    no column mapping, no partition values kept only in the log."""
+    return table.protocol().min_reader_version == 1 and not table.metadata().partition_columns
+
+
+def _register_files(session: SessionContext, name: str, table: DeltaTable, options: StorageOptions,
+                    uris: list[str]) -> None:
+    """``name``: the rows of the table's data files at ``uris`` (files of its snapshot), read as
+    Parquet with the table's schema (strings plain)."""
     schema = pa.schema(table.schema().to_arrow())
-    files = table.file_uris()
-    if not files:
+    if not uris:
         register_in_memory(session, name, schema.empty_table())
         return
-    session.register_view(name, _parquet_union(session, files, schema))
+    if is_object_store(table.table_uri):
+        register_object_store(session, table.table_uri, options)
+    frame = _parquet_union(session, uris, schema)
+    session.register_view(name, frame.select(*(_plain(field) for field in frame.schema())))
 
 
-def files_holding(table: DeltaTable, column: str, values: list[str]) -> list[str] | None:
-    """The URIs of the table's data files whose statistics say they may hold a row whose ``column`` is
-    one of ``values``, or None when every file may. A file without statistics of the column may hold
-    any, and so may one whose maximum may have been cut short (`STATS_STRING_CHARS`: a cut maximum is
-    below the true one; a cut minimum stays a lower bound)."""
+def files_holding(table: DeltaTable, column: str, values: Sequence[str]) -> list[str] | None:
+    """The paths (as the Delta log names them, relative to the table) of the table's data files whose
+    statistics say they may hold a row whose ``column`` is one of ``values``, or None when every file
+    may. A file without statistics of the column may hold any. (Both writers keep a long string's
+    statistics a bound: a cut minimum is a prefix, a long maximum is raised or left out.)"""
     actions = pa.table(table.get_add_actions(flatten=True))
     low, high = f"min.{column}", f"max.{column}"
     if low not in actions.column_names or high not in actions.column_names:
@@ -152,13 +167,20 @@ def files_holding(table: DeltaTable, column: str, values: list[str]) -> list[str
     mins, maxes = actions.column(low).to_pylist(), actions.column(high).to_pylist()
     paths = actions.column("path").to_pylist()
     kept = [path for path, first, last in zip(paths, mins, maxes, strict=True)
-            if first is None or last is None or len(last.encode()) >= STATS_STRING_CHARS
-            or _any_within(wanted, first, last)]
-    if len(kept) == len(paths):
-        return None
-    uris = table.file_uris()  # (as the provider reads them: a path on a local disk, a URI elsewhere)
-    found = [next((uri for uri in uris if uri.endswith("/" + path)), None) for path in kept]
-    return None if None in found else found  # type: ignore[return-value]
+            if first is None or last is None or _any_within(wanted, first, last)]
+    return None if len(kept) == len(paths) else kept
+
+
+def _data_file_uris(table: DeltaTable, location: str, paths: list[str]) -> list[str] | None:
+    """Where Parquet reads the table's data files at ``paths`` (log paths): files under the table's folder
+    on a local disk (the log escapes characters such as spaces), the provider's URIs on object storage;
+    None when one is not found."""
+    if is_object_store(location):
+        uris = table.file_uris()
+        found = [next((uri for uri in uris if uri.endswith("/" + path)), None) for path in paths]
+        return None if None in found else [uri for uri in found if uri is not None]
+    files = [local_path(location) / unquote(path) for path in paths]
+    return [str(file) for file in files] if all(file.is_file() for file in files) else None
 
 
 def _any_within(ordered: list[str], low: str, high: str) -> bool:
@@ -495,25 +517,21 @@ class DeltaTableStore(TableStore):
             _register_plain(session, name, table, self.storage_options)
 
     def register_files_holding(self, session: SessionContext, name: str, location: str, column: str,
-                               values: list[str]) -> int | None:
+                               values: Sequence[str]) -> int | None:
         """Register ``name`` (the table at ``location``, with plain string columns as `register` does)
         as a Parquet scan of only those of its data files whose statistics say they may hold a row whose
         ``column`` is one of ``values``: the file skipping the Delta provider does not do for a filter
-        (`tests/test_plan_signals.py`). Returns how many files it reads, None (nothing registered) when
-        it would read them all, or when the table's files alone are not its rows (deletion vectors,
-        column mapping, partitions)."""
+        (`tests/test_plan_signals.py`). Returns how many files it reads; None (nothing registered) when
+        it would read them all, or when the table's data files alone are not its rows."""
         table = self._latest(location)
-        if table is None or table.protocol().min_reader_version != 1 or table.metadata().partition_columns:
+        if table is None or not _files_are_rows(table):
             return None
-        uris = files_holding(table, column, values)
+        paths = files_holding(table, column, values)
+        uris = None if paths is None else _data_file_uris(table, location, paths)
         if uris is None:
             return None
-        if is_object_store(location):
-            register_object_store(session, table.table_uri, self.storage_options)
-        schema = pa.schema(table.schema().to_arrow())
-        frame = _parquet_union(session, uris, schema) if uris else session.from_arrow(schema.empty_table())
         _replace(session, name)
-        session.register_view(name, frame.select(*(_plain(field) for field in frame.schema())))
+        _register_files(session, name, table, self.storage_options, uris)
         return len(uris)
 
     def holds_version(self, name: str, version: int) -> bool:

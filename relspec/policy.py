@@ -372,36 +372,45 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, p
                                                     None if read else "no table statistics yet"), at_once)
 
 
-def compile_statistics_reads(maintenance: dict[str, ViewMaintenance], localities: dict[str, Locality],
-                             graph: ViewGraph, staged: frozenset[str], history: list[RunRecord]
+def staging_tables(cache: dict[str, ViewPolicy], materialization: MaterializationStrategy) -> frozenset[str]:
+    """The views written to staging tables (staged, and not held in memory)."""
+    staged = frozenset(view for view, choice in cache.items() if choice.cache == "delta_staging")
+    return staged - materialization.held_in_memory()
+
+
+def compile_statistics_reads(maintenance: dict[str, ViewMaintenance], graph: ViewGraph, staged: frozenset[str],
+                             materialization: MaterializationStrategy, history: list[RunRecord]
                              ) -> dict[str, StatisticsReads]:
-    """For each staged view updated by file, the tables it reads whose data files a build can pick by
-    their statistics: its rows for a file read only that file's rows of each (`semantics.locality`),
-    so the update reads only the data files whose range of the table's file column may hold the files
-    it updates, and nothing it needs is left out. A table qualifies by the column that says whose rows
-    it holds: an extraction table's, a staged view's owner when it is file-local, a global
-    view's credited file when the view is local relative to it (one of its ``bases``); a table of no
-    file (the builtin names) and a view inlined into it do not. The evidence is what the last update
-    by file of the view measured: the data files its scans opened and the rows they read. ``staged``:
-    the views written to staging tables (read through their tables, not held in memory)."""
-    chosen = {}
+    """For each view written to a staging table (``staged``) and updated by file, the tables it reads
+    through their Delta provider whose data files a build can pick by their statistics: its rows for
+    a file read only that file's rows of each (`semantics.locality`), so the update reads only the
+    data files whose range of the table's file column may hold the files it updates, and nothing it
+    needs is left out. A table qualifies by the column it is written clustered by, so that its data
+    files' ranges are narrow: an extraction table's file column, or a file-local staged view's owner.
+    Not a table read into memory (an extraction table on a small code base, a staged view a recursive
+    reader re-scans), a global view (written unclustered: every file's range spans the files), nor a
+    view inlined into it. The evidence is what the view's last update by file measured: the data files
+    its scans opened and the rows they read."""
+    chosen: dict[str, StatisticsReads] = {}
+    in_memory = {name for name, choice in materialization.registration.items()
+                 if choice.registration in ("memory", "dataset")}
     for view, choice in sorted(maintenance.items()):
         if choice.mode != "by_file" or view not in staged:
             continue
         columns: dict[str, str] = {}
         for table in (*graph.sources[view], *graph.inputs(view)):
             read = maintenance.get(table)
+            if table in in_memory:
+                continue
             if table in _FILE_COLUMNS:
                 columns[table] = _FILE_COLUMNS[table]
-            elif table in choice.bases and localities[table].credited_to is not None:
-                columns[table] = localities[table].credited_to  # type: ignore[assignment]
             elif read is not None and read.owner is not None and table in staged:
                 columns[table] = read.owner
         if columns:
             evidence, fallback = _last_update_by_file(view, set(columns), history)
             tables = ", ".join(f"{table} by {column}" for table, column in sorted(columns.items()))
-            evidence = (f"its rows for a file read only that file's rows of {tables} (file-local or credited "
-                        "to the file): only the data files whose statistics may hold the updated files are read",
+            evidence = (f"its rows for a file read only that file's rows of {tables}, each written clustered by "
+                        "that column: only the data files whose statistics may hold the updated files are read",
                         *evidence)
             confidence = InferenceConfidence("statistics_reads", "by_statistics", 1.0 if fallback is None else 0.5,
                                              evidence, fallback)

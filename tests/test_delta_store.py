@@ -318,7 +318,6 @@ def test_newest_commits_pages_through_the_whole_log_newest_first(tmp_path: Path)
     assert [commit["version"] for commit in newest_commits(DeltaTable(location))] == list(range(74, -1, -1))
 
 
-
 def _three_files(location: str) -> None:
     """A table of three data files (one append each) whose ``file_id`` ranges are a..c, d..f and x..z;
     the third file's ``owner`` column has no value, so no statistics."""
@@ -345,6 +344,16 @@ def test_a_table_registered_by_its_files_statistics_reads_only_the_files_that_ma
     assert set(session.sql("SELECT file_id FROM t").to_arrow_table().column(0).to_pylist()) == expected
     assert session.table("t").schema() == pa.schema([("file_id", pa.string()), ("owner", pa.string()),
                                                      ("n", pa.int64())])
+
+
+def test_a_table_in_a_folder_whose_name_the_log_escapes_is_read_by_statistics_all_the_same(tmp_path: Path) -> None:
+    """The Delta log and `file_uris()` escape a space as %20; the files are found where they are."""
+    store = DeltaTableStore(DatasetCatalog(str(tmp_path)))
+    location = str(tmp_path / "an output" / "t")
+    _three_files(location)
+    session = SessionContext()
+    assert store.register_files_holding(session, "t", location, "file_id", ["e"]) == 1
+    assert sorted(session.sql("SELECT file_id FROM t").to_arrow_table().column(0).to_pylist()) == ["d", "f"]
 
 
 def test_a_table_is_not_registered_by_statistics_when_every_file_may_hold_the_values(tmp_path: Path) -> None:

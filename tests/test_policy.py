@@ -17,6 +17,8 @@ from relspec.policy import (
     WORKER_MIN_BYTES,
     CompiledExecutionPolicy,
     DiagnosticsFlags,
+    MaterializationStrategy,
+    RegistrationChoice,
     TableStats,
     ViewMaintenance,
     ViewPolicy,
@@ -26,6 +28,7 @@ from relspec.policy import (
     compile_maintenance,
     compile_registration,
     compile_scan_policy,
+    compile_statistics_reads,
     compile_udf_requirements,
     compile_view_maintenance,
     extraction_writers,
@@ -50,7 +53,7 @@ from semantics.ir import (
     infer_join_plans,
     optimize,
 )
-from semantics.locality import Locality
+from semantics.locality import Locality, infer_locality
 from semantics.scans import infer_scan_counts
 from semantics.views import OUTPUTS, discover_specs
 from tests.test_inference import _derive
@@ -408,3 +411,25 @@ def test_a_view_relative_to_a_global_view_no_table_keeps_is_maintained_whole(cac
         f"reads base, computed across files and {how}: which files' rows of it changed is not known, so the view "
         "is recomputed whole")
     assert "base" not in choices or choices["base"].changes_by is None
+
+
+def test_a_view_updated_by_file_reads_by_statistics_the_clustered_tables_of_its_files():
+    """value_flows is `SELECT ... FROM ex_flows` and binding_ranks reads the staged effective_bindings,
+    file-local with owner file_id (and star_bindings only through it): each is read by its file column.
+    An extraction table read into memory is not; a view maintained whole reads nothing by statistics."""
+    ir, plan, graph = _pipeline()
+    localities = infer_locality(plan, SOURCE_COLUMNS)
+    cache = compile_cache_policies(ir, graph, {}, {})
+    maintenance = compile_view_maintenance(localities, cache, False, 1, 10)
+    staged = frozenset(view for view, policy in cache.items() if policy.cache == "delta_staging")
+    assert {"value_flows", "binding_ranks", "effective_bindings"} <= staged
+    reads = compile_statistics_reads(maintenance, graph, staged, MaterializationStrategy(), [])
+    assert reads["value_flows"].columns == {"ex_flows": "file_id"}
+    assert reads["binding_ranks"].columns == {"effective_bindings": "file_id"}
+    assert reads["value_flows"].confidence.fallback_reason == "no update by file of it measured yet"
+    assert all(maintenance[view].mode == "by_file" for view in reads)
+    held = MaterializationStrategy(registration={"ex_flows": RegistrationChoice(
+        "memory", InferenceConfidence("registration", "memory", 1.0, ()))})
+    assert "value_flows" not in compile_statistics_reads(maintenance, graph, staged, held, [])
+    whole = compile_view_maintenance(localities, cache, True, 1, 10)  # --full
+    assert compile_statistics_reads(whole, graph, staged, MaterializationStrategy(), []) == {}
