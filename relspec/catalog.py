@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import uuid
+from collections.abc import Sequence
 
 import msgspec
 import pyarrow as pa
@@ -145,7 +146,7 @@ class TableStore(abc.ABC):
 
     @abc.abstractmethod
     def register_files_holding(self, session: SessionContext, name: str, location: str, column: str,
-                               values: list[str]) -> int | None:
+                               values: Sequence[str]) -> int | None:
         """Register ``name`` (the table at ``location``) in ``session`` as only those of its data files
         whose statistics say they may hold a row whose ``column`` is one of ``values``; return how many
         it reads, or None (nothing registered) when that would be every file."""
