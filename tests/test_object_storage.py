@@ -427,3 +427,22 @@ def test_dask_workers_write_the_extraction_to_object_storage(s3: dict[str, str],
     release = _releases(s3, out)[-1]
     functions = _table_by_hand(s3, "dask/extract", "ex_functions", release["versions"]["ex_functions"])
     assert sorted(functions.column("name").to_pylist()) == ["hello", "run", "shout", "whisper"]
+
+
+def test_a_table_is_read_by_its_files_statistics_on_object_storage(s3: dict[str, str]) -> None:
+    """Three data files whose file_id ranges are a..c, d..f and x..z: a read by statistics of 'e'
+    registers only the second one, read from the bucket."""
+    from datafusion import SessionContext
+    from deltalake import write_deltalake
+
+    from driver.delta_store import DeltaTableStore
+    from relspec.catalog import DatasetCatalog
+
+    options = {key: value for key, value in s3.items() if key.startswith("AWS_")}
+    location = f"s3://{BUCKET}/statistics/t"
+    for ids in (["a", "c"], ["d", "f"], ["x", "z"]):
+        write_deltalake(location, pa.table({"file_id": ids, "n": [1, 2]}), mode="append", storage_options=options)
+    store = DeltaTableStore(DatasetCatalog(f"s3://{BUCKET}/statistics"), options)
+    session = SessionContext()
+    assert store.register_files_holding(session, "t", location, "file_id", ["e"]) == 1
+    assert sorted(session.sql("SELECT file_id FROM t").to_arrow_table().column(0).to_pylist()) == ["d", "f"]
