@@ -26,7 +26,6 @@ from driver.engine import set_options, sorted_by
 from driver.lock import BuildLock, FolderChanged
 from relspec.authority import ExecutionAuthority, StagedQuery
 from relspec.catalog import (
-    EXTRACT_TABLES,
     RUN_RECORD_TABLES,
     RUNS_TABLE,
     DatasetCatalog,
@@ -98,8 +97,8 @@ class RunAuthority(ExecutionAuthority):
         # by staged global view that by-file views read: the files whose rows credited to them changed
         # since the current release (None: not known, so its by-file readers are recomputed whole)
         self._changed_credits: dict[str, frozenset[str] | None] = {}
-        # the tables the session reads through their Delta provider, by name (extraction tables and staged views)
-        self._from_delta: set[str] = set()
+        # views whose frame a caller handed in (a Hamilton override): registered as that frame, not their table
+        self._overridden: set[str] = set()
 
     def apply_scan_policy(self, resolver: DatasetCatalog) -> None:
         """The session's scan options, set for the run by the resolver's owner."""
@@ -145,7 +144,7 @@ class RunAuthority(ExecutionAuthority):
             made = self._frames.get(name)
             if made is None or made[0] is not frame:
                 _register_view(self.session, name, frame)
-                self._from_delta.discard(name)
+                self._overridden.add(name)
                 made = self._frames[name] = (frame, _override_fingerprint(name))
             if made[1] != self._planned.get(name):
                 salts.append(made[1])
@@ -215,12 +214,14 @@ class RunAuthority(ExecutionAuthority):
     def _reading_files(self, view: EmittedView, scope: FileScope | None) -> Iterator[None]:
         """While ``view`` is planned for its update by file (``scope``): each table the policy has it
         read by statistics registered as only the data files that may hold the scope's files (the
-        plan keeps the tables it was planned over; the session then gets the whole tables back)."""
+        plan keeps the tables it was planned over; the session then gets the whole tables back). The
+        policy names only tables read through their Delta provider; a view a caller overrode is read
+        as the frame it handed in."""
         swapped: list[tuple[str, Table]] = []
         reads = self.policy.scan.by_statistics.get(view.name)
         try:
             for name, column in sorted(reads.columns.items()) if scope is not None and reads is not None else ():
-                if not self._read_from_delta(name):
+                if name in self._overridden:
                     continue
                 swapped.append((name, self.session.catalog().schema().table(name)))
                 if self.store.register_files_holding(self.session, name, self._locations[name], column,
@@ -232,13 +233,6 @@ class RunAuthority(ExecutionAuthority):
                 _replace_table(self.session, name)
                 self.session.register_table(name, whole)
 
-    def _read_from_delta(self, name: str) -> bool:
-        """Whether the session reads table ``name`` through its Delta provider: an extraction table
-        not held in memory, or a staged view its loader registered so (what the policy compiled)."""
-        if name in EXTRACT_TABLES:
-            return name not in self.policy.materialization.held_in_memory()
-        return name in self._from_delta
-
     def _register_datasets(self, view: EmittedView) -> None:
         """The staged inputs the policy registers as datasets, read into memory before ``view`` is
         planned (its SQL resolves them then)."""
@@ -247,7 +241,6 @@ class RunAuthority(ExecutionAuthority):
             choice = registrations.get(name)
             if choice is not None and choice.registration == "dataset":
                 self.store.register_staged(self.session, name, "dataset")
-                self._from_delta.discard(name)
 
     def _reusable(self, written: tuple[str, str] | None, fingerprint: str) -> bool:
         """A result already written holds this view's rows: same fingerprint, written by a trusted run."""
@@ -311,10 +304,8 @@ class RunAuthority(ExecutionAuthority):
         memory is the table its saver computed."""
         if name in self._held:
             register_in_memory(self.session, name, self._held.pop(name))
-            self._from_delta.discard(name)
         else:
             self.store.register_staged(self.session, name, "delta")
-            self._from_delta.add(name)
         frame = self.session.table(name)
         self._frames[name] = (frame, self._fingerprints[name])
         return frame

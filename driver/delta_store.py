@@ -154,7 +154,7 @@ def _register_files(session: SessionContext, name: str, table: DeltaTable, optio
     session.register_view(name, frame.select(*(_plain(field) for field in frame.schema())))
 
 
-def files_holding(table: DeltaTable, column: str, values: Sequence[str]) -> list[str] | None:
+def _files_holding(table: DeltaTable, column: str, values: Sequence[str]) -> list[str] | None:
     """The paths (as the Delta log names them, relative to the table) of the table's data files whose
     statistics say they may hold a row whose ``column`` is one of ``values``, or None when every file
     may. A file without statistics of the column may hold any. (Both writers keep a long string's
@@ -526,7 +526,7 @@ class DeltaTableStore(TableStore):
         table = self._latest(location)
         if table is None or not _files_are_rows(table):
             return None
-        paths = files_holding(table, column, values)
+        paths = _files_holding(table, column, values)
         uris = None if paths is None else _data_file_uris(table, location, paths)
         if uris is None:
             return None
