@@ -123,7 +123,7 @@ def cache_policies(topology_cache_policies: dict[str, ViewPolicy], view_localiti
     source_bytes = _source_bytes(file_manifest)
     changed, files = _changed_files(file_manifest), max(file_manifest.discovered, 1)
     updating: Updating = "by_file"
-    if stages_in_memory(table_statistics, source_bytes, staging):
+    if stages_in_memory(table_statistics, source_bytes, staging, file_manifest.kept_share):
         updating = "in_memory"
     elif not file_manifest.incremental or full_rebuild or not 0 < changed <= BY_FILE_MAX_SHARE * files:
         updating = "whole"  # (no file changed: every view is reused, and nothing is worth measuring)
@@ -147,9 +147,9 @@ def scan_policy(view_graph: ViewGraph, table_statistics: dict[str, TableStats], 
     the rows its plan read when it last ran, and (no table yet) the size of the work, on at most the
     profile's partitions; one partition under the (calibrated) small-input threshold; where the
     store's tables are read as Parquet scans, why their filters are not pushed into them."""
-    source_bytes = _source_bytes(file_manifest)
+    workload = workload_rows(table_statistics, _source_bytes(file_manifest), file_manifest.kept_share)
     return compile_scan_policy(view_graph, table_statistics, session_profile.target_partitions,
-                               input_rows(run_history, view_graph), workload_rows(table_statistics, source_bytes),
+                               input_rows(run_history, view_graph), workload,
                                thresholds, table_store.parquet_scans())
 
 
@@ -160,7 +160,8 @@ def materialization(optimized_ir: SemanticIR, cache_policies: dict[str, ViewPoli
     """Where staged views go (a staging table, or memory on a small code base) and how each is
     registered for its readers."""
     source_bytes = _source_bytes(file_manifest)
-    return compile_registration(optimized_ir, cache_policies, table_statistics, source_bytes, staging)
+    return compile_registration(optimized_ir, cache_policies, table_statistics, source_bytes, staging,
+                                file_manifest.kept_share)
 
 
 @tag(role="policy")

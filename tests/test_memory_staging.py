@@ -13,6 +13,7 @@ from conftest import build, run_cli, write_tree
 from driver.api import build_driver, content_fingerprint, open_session
 from driver.authority import NOT_STAGED_REASON, ONE_COMMIT_REASON
 from driver.delta_store import DeltaTableStore
+from driver.factory import plan_driver
 from driver.options import BuildOptionError
 from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, RUNS_TABLE, DatasetCatalog
 from relspec.costs import input_rows
@@ -85,6 +86,39 @@ def test_the_policy_holds_views_in_memory_by_the_size_of_the_code_base() -> None
             for name in EXTRACT_TABLES} == {"memory"}
     assert {compile_registration(ir, policies, medium, 0).registration[name].registration
             for name in EXTRACT_TABLES} == {"delta"}
+
+
+def test_a_rebuild_counts_only_the_rows_it_keeps_of_the_last_build() -> None:
+    """The last build's 70,000 rows count for the share of its source kept unchanged: none of them on a
+    full rebuild (every row is written again, at the estimate of the source extracted), half of them
+    when half its source is kept (an upper bound: a changed file counts at its old size and its new)."""
+    measured = {"ex_flows": TableStats(rows=70_000, files=1, bytes=1, version=0)}
+    rows, how = workload_rows(measured, 1_000_000, kept=0.0)
+    assert rows == 50_000 and "every file extracted again" in how
+    rows, how = workload_rows(measured, 200_000, kept=0.5)
+    assert rows == 35_000 + 10_000 and "35,000 measured by the last build in files kept (50% of its source)" in how
+    assert workload_rows(measured, 0)[0] == 70_000  # nothing changed: every row kept
+
+
+def test_the_manifest_says_what_share_of_the_last_build_it_keeps(tmp_path: Path) -> None:
+    """Two files of 10 and 30 bytes: a first build keeps nothing, an unchanged rebuild all, an edit of
+    the 10-byte one 30 / 40 of the source, a full rebuild (--full) nothing; the registration's evidence
+    on the full rebuild counts none of the last build's rows."""
+    root = write_tree(tmp_path / "src", {"a.py": "x = 1    \n", "b.py": "y = 2" + " " * 24 + "\n"})
+    out = tmp_path / "out"
+
+    def planned(**options) -> tuple[float, tuple[str, ...]]:
+        done = plan_driver(root, out, jobs=1, **options).execute(["file_manifest", "materialization"])
+        chosen = done["materialization"].registration["ex_flows"]
+        return done["file_manifest"].kept_share, chosen.confidence.evidence
+
+    assert planned()[0] == 0.0
+    build(root, out)
+    assert planned()[0] == 1.0
+    (root / "a.py").write_text("x = 2    \n")
+    assert planned()[0] == 0.75
+    kept, evidence = planned(full=True)
+    assert kept == 0.0 and "every file extracted again" in evidence[0]
 
 
 def _scanned_sources(out: Path) -> set[str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from semantics.discovery import Discovery, SkippedFile
 from semantics.extract.files import EXTRACTOR_VERSION, FileTask, content_hash, failure_rows
@@ -21,6 +22,9 @@ class FileManifest(msgspec.Struct):
     discovered: int
     added: list[str] = []  # paths to extract that no earlier build had (the others in `tasks` changed)
     incremental: bool = False  # there is an earlier build to change: the tasks and removals are its change set
+    # the share of the earlier build's source bytes in files kept unchanged: how much of what it wrote
+    # this build keeps (0.0: no earlier build to keep, or a full rebuild)
+    kept_share: float = 0.0
 
     def replaced_file_ids(self) -> list[str]:
         """Every file whose rows this build rewrites (or deletes)."""
@@ -65,6 +69,7 @@ def plan_manifest(discovery: Discovery, previous: pa.Table | None,
     tasks: list[FileTask] = []
     skipped_rows: list[dict[str, list[tuple]]] = []
     unchanged: list[str] = []
+    kept_bytes = 0
     for found in discovery.files:
         try:
             raw = (root / found.path).read_bytes()
@@ -76,6 +81,7 @@ def plan_manifest(discovery: Discovery, previous: pa.Table | None,
         digest = content_hash(raw)
         if known.get(found.path) == (digest, extractor_version):
             unchanged.append(found.path)
+            kept_bytes += len(raw)
         else:
             tasks.append(FileTask(found.path, raw, digest))
     for skipped in discovery.skipped:
@@ -84,4 +90,14 @@ def plan_manifest(discovery: Discovery, previous: pa.Table | None,
     removed = sorted(path for path in known if path not in present)
     return FileManifest(root=discovery.root, tasks=tasks, skipped_rows=skipped_rows, unchanged=unchanged,
                         removed=removed, discovered=len(discovery.files) + len(discovery.skipped),
-                        added=[task.path for task in tasks if task.path not in known], incremental=bool(known))
+                        added=[task.path for task in tasks if task.path not in known], incremental=bool(known),
+                        kept_share=_kept_share(previous, kept_bytes))
+
+
+def _kept_share(previous: pa.Table | None, kept_bytes: int) -> float:
+    """``kept_bytes`` (of the files kept unchanged) as a share of the source bytes ``previous`` (the
+    earlier build's file table) recorded."""
+    if previous is None or not previous.num_rows:
+        return 0.0
+    earlier = pc.sum(previous.column("size_bytes")).as_py() or 0
+    return min(kept_bytes / earlier, 1.0) if earlier else 0.0
