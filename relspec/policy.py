@@ -48,6 +48,9 @@ PARQUET_FILTERS_EVIDENCE = (
     "tables read as Parquet scans: filters applied after them, statistics still prune files and row groups "
     "(pushed into the scans on an S3-compatible server, a filter the statistics cannot prune by took 1.4-1.5x "
     "as long, bench_pushdown.py; a 132k-line build's views 5-12% longer)")
+# Staged views are held in memory for the run, not written to staging tables, while the code base's
+# largest extraction table holds fewer rows than this (see `compile_registration`; measured there).
+MEMORY_STAGING_MAX_ROWS = 500_000
 # Table-size tiers shared by every size-based decision.
 SIZE_TIERS: tuple[tuple[str, int], ...] = (("small", 100_000), ("medium", 2_000_000), ("large", 2**63 - 1))
 
@@ -507,15 +510,10 @@ def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats], partitio
     what its plan scanned when it last ran (``scanned``: view -> run, rows) and, for a view whose
     tables do not exist yet, the workload's ``estimated`` largest table (rows, how), on at most
     ``partitions``; small inputs by the (calibrated) ``thresholds``; where the tables are read as
-    ``parquet_scans``, the evidence says why their filters are not pushed into them.
-    A fixpoint view is sized by its largest table, never by what it read: each of its queries reads a
-    few of its inputs, and what a run records it read is all of them together (155k rows for a 104-file
-    code base whose largest table holds 54k), which took it for a large input from its second build on
-    and ran it 20-25% slower than on its first (measured on that code base: 1.44 s -> 1.75-1.79 s)."""
+    ``parquet_scans``, the evidence says why their filters are not pushed into them."""
     scanned = scanned or {}
     small = (thresholds or Thresholds()).small_input_rows
-    views = {name: scan_options(stats, graph.transitive_sources(name), partitions,
-                                None if name in graph.fixpoints else scanned.get(name), estimated, small,
+    views = {name: scan_options(stats, graph.transitive_sources(name), partitions, scanned.get(name), estimated, small,
                                 parquet_scans, name in graph.fixpoints) for name in graph.names()}
     # what a view-less query runs on: every partition, every optimizer pass (no input is small to it)
     session = scan_options(stats, partitions=partitions, small_rows=0, parquet_scans=parquet_scans)
@@ -546,16 +544,20 @@ def stages_in_memory(stats: dict[str, TableStats], source_bytes: int, staging: S
     """Whether staged views are held in memory for the run rather than written to staging tables (see
     `compile_registration`)."""
     return staging == "memory" or (staging == "auto" and
-                                   size_tier(workload_rows(stats, source_bytes, kept)[0]) == "small")
+                                   workload_rows(stats, source_bytes, kept)[0] < MEMORY_STAGING_MAX_ROWS)
 
 
 def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats: dict[str, TableStats],
                          source_bytes: int, staging: StagingMedium = "auto", kept: float = 1.0
                          ) -> MaterializationStrategy:
-    """How each staged view and each extraction table is held for its readers. On a small code base
-    (its largest extraction table in the small tier) in memory for the run: writing, reading back and
-    maintaining a staging table costs more than computing the view again in the next run, and the
-    extraction tables are read into memory once, so no view is planned over a Delta provider.
+    """How each staged view and each extraction table is held for its readers. While the code base's
+    largest extraction table holds fewer than MEMORY_STAGING_MAX_ROWS rows, staged views are held in
+    memory for the run: writing, reading back and maintaining a staging table costs more than computing
+    the view again in the next build, an edit's included (measured: see docs/pipeline.md, "Staging
+    in memory"); past it, the memory they hold grows past what a build may take (the standard library:
+    ~3.4 GB at the peak against ~1.9 GB), and updating views by file, which needs their staging tables,
+    is what makes an edit cheap. On a small code base (its largest extraction table in the small tier)
+    the extraction tables are read into memory once as well, so no view is planned over a Delta provider.
     Otherwise in a staging table, read through the Delta provider, or into memory for a recursive
     reader (which re-scans it).
     ``staging`` = "delta" or "memory" decides for every view, whatever the size; ``kept``: see
@@ -567,7 +569,8 @@ def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats:
         held = (f"staging={staging} was asked for",)
         held_score = 1.0
     else:
-        held = (f"largest extraction table: {rows:,} rows ({found}): {size_tier(rows)} tier",)
+        held = (f"largest extraction table: {rows:,} rows ({found}): {size_tier(rows)} tier, "
+                f"{'under' if rows < MEMORY_STAGING_MAX_ROWS else 'not under'} {MEMORY_STAGING_MAX_ROWS:,} rows",)
         held_score = 1.0 if stats else 0.6
     recursive_readers: dict[str, list[str]] = {}
     fixpoint_readers: dict[str, list[str]] = {}

@@ -70,18 +70,25 @@ def test_the_policy_holds_views_in_memory_by_the_size_of_the_code_base() -> None
     rows, how = workload_rows({"ex_flows": TableStats(rows=70_000, files=1, bytes=1, version=0)}, 200_000)
     assert rows == 80_000 and "70,000 measured by the last build, plus 200,000 bytes" in how
     assert registrations({}, 1_000_000) == {"memory"}  # 50,000 rows: the small tier
-    assert registrations({}, 3_000_000) == {"delta", "dataset"}  # 150,000 rows: medium
+    # 150,000 rows: the medium tier, under MEMORY_STAGING_MAX_ROWS: staged views in memory, sources in Delta
+    assert registrations({}, 3_000_000) == {"memory", "delta"}
+    assert registrations({}, 10_000_000) == {"delta", "dataset"}  # 500,000 rows: staging tables
     medium = {"ex_flows": TableStats(rows=150_000, files=1, bytes=1, version=0)}
-    assert registrations(medium, 0) == {"delta", "dataset"}  # what the last build measured wins
+    large = {"ex_flows": TableStats(rows=500_000, files=1, bytes=1, version=0)}
+    assert registrations(large, 0) == {"delta", "dataset"}  # what the last build measured wins
     small = {"ex_flows": TableStats(rows=99_999, files=1, bytes=1, version=0)}
     assert registrations(small, 0) == {"memory"}
-    assert registrations(small, 20) == {"delta", "dataset"}  # one more row: grown out of the small tier
+    assert registrations(small, 20) == {"memory", "delta"}  # one more row: its sources out of the small tier
+    below = {"ex_flows": TableStats(rows=499_999, files=1, bytes=1, version=0)}
+    assert registrations(below, 0) == {"memory", "delta"}
+    assert registrations(below, 20) == {"delta", "dataset"}  # one more row: staging tables
     assert registrations(small, 0, "delta") == {"delta", "dataset"}
-    assert registrations(medium, 0, "memory") == {"memory", "delta"}  # the staged views in memory ...
-    forced = compile_registration(ir, policies, medium, 0, "memory").registration
+    assert registrations(large, 0, "memory") == {"memory", "delta"}  # the staged views in memory ...
+    forced = compile_registration(ir, policies, large, 0, "memory").registration
     assert {forced[name].registration for name in EXTRACT_TABLES} == {"delta"}  # ... not a large base's sources
     chosen = compile_registration(ir, policies, {}, 1_000_000).registration["value_flows"]
     assert chosen.confidence.score < 1.0 and "estimated from 1,000,000 bytes" in chosen.confidence.evidence[0]
+    assert "under 500,000 rows" in chosen.confidence.evidence[0]
     assert {compile_registration(ir, policies, small, 0).registration[name].registration
             for name in EXTRACT_TABLES} == {"memory"}
     assert {compile_registration(ir, policies, medium, 0).registration[name].registration
@@ -141,6 +148,11 @@ def test_a_small_code_base_reads_its_extraction_tables_from_memory(tmp_path: Pat
     assert graph.sources["lambdas"] == ("ex_functions",) and not graph.inputs("lambdas")
     assert input_rows([record], graph)["lambdas"] == (record.run_id, record.source_rows["ex_functions"])
     assert record.source_rows["ex_functions"] == 3  # helper, Base.run, main: the functions of TREE
+    # a fixpoint's input is its largest input, not their sum: each of its queries reads a few of them
+    fixpoint, made = "value_flow_fixpoint", {outcome.view: outcome.rows for outcome in record.views}
+    inputs = [*(made[name] for name in graph.inputs(fixpoint)),
+              *(record.source_rows[name] for name in graph.sources[fixpoint])]
+    assert input_rows([record], graph)[fixpoint] == (record.run_id, max(inputs)) and max(inputs) < sum(inputs)
     planned = json.loads(run_cli("plan", root, "--json").stdout)["policy"]["sources"]
     assert set(planned) == set(EXTRACT_TABLES) and planned["ex_flows"]["registration"] == "memory"
 

@@ -379,19 +379,6 @@ def test_only_a_fixpoint_over_a_small_input_runs_queries_at_once() -> None:
     assert compile_scan_policy(graph, small, 1).views["value_flow_fixpoint"].queries_at_once == 1
 
 
-def test_a_fixpoint_is_sized_by_its_largest_table_not_by_what_it_read_in_all() -> None:
-    """A run records that a fixpoint read all its inputs together (each of its queries reads a few):
-    200,000 rows read last time over tables of at most 500 rows is still a small input to it, as on
-    its first build; an ordinary view that read as much is not."""
-    _, _, graph = _pipeline()
-    small = {table: TableStats(rows=500, files=1, bytes=1, version=0) for table in SOURCE_COLUMNS}
-    read = {view: ("run1", 200_000) for view in ("value_flow_fixpoint", "scope_parents")}
-    views = compile_scan_policy(graph, small, 2, read).views
-    assert views["value_flow_fixpoint"].queries_at_once == 2
-    assert views["value_flow_fixpoint"].options[TARGET_PARTITIONS] == "1"
-    assert views["scope_parents"].options[TARGET_PARTITIONS] == "2"
-    assert any("it read 200,000 rows in run run1" in text for text in views["scope_parents"].confidence.evidence)
-
 
 def _maintained(bases_cache: str, held: frozenset[str] = frozenset()) -> dict[str, ViewMaintenance]:
     """`reader` is local relative to the global view `base` (cached as ``bases_cache``)."""
