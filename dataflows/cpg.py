@@ -155,7 +155,10 @@ def calibration(run_record: RunRecord, compiled_policy: CompiledExecutionPolicy,
     if calibration_mode == "off":
         return None
     partitions = {view: int(chosen.options[TARGET_PARTITIONS]) for view, chosen in compiled_policy.scan.views.items()}
-    inputs = {view: rows for view, (_, rows) in input_rows([run_record], view_graph).items()}
+    # (not a fixpoint's: its seconds are its rounds of queries, not the rows it reads, so it is no point
+    # on the lines of seconds by rows read that move the small-input threshold)
+    inputs = {view: rows for view, (_, rows) in input_rows([run_record], view_graph).items()
+              if view not in view_graph.fixpoints}
     made = calibrate(run_record.run_id, workload_class, calibration_mode, compiled_policy.thresholds,
                      run_record.views, compiled_policy.costs, view_graph, run_record.source_rows, partitions, inputs)
     table_store.append(CALIBRATION_TABLE, calibration_row(made))

@@ -192,8 +192,8 @@ def cli(ctx: click.Context) -> None:
 _CALIBRATION_HELP = ("What the run's measurements do: observe records them and the thresholds they would move to; "
                      "apply also moves the thresholds the next build compiles with; off records nothing "
                      "(cpgflow calibration DIR shows them).")
-_STAGING_HELP = ("Where staged views go: auto holds them in memory on a small code base and writes staging "
-                 "tables otherwise; delta or memory always there.")
+_STAGING_HELP = ("Where staged views go: auto holds them in memory on a code base of up to ~10 MB of "
+                 "source and writes staging tables past it; delta or memory always there.")
 
 
 @cli.command()

@@ -75,16 +75,20 @@ def input_rows(history: list[RunRecord], graph: ViewGraph) -> dict[str, tuple[st
     """Each view's input rows the last time a released run computed it whole: what its plan's
     scans read (its executed metrics), plus the rows of each view it read from memory (a table held
     in memory reports no scan metrics; its rows are in the same record), and of each source table
-    when it scanned no file at all (a small build holds its extraction tables in memory too).
+    when it scanned no file at all (a small build holds its extraction tables in memory too). A view's
+    rows are those of the last run that computed it whole (one that reused it, or replaced some files'
+    rows of it, says nothing of them).
     A fixpoint view's input is its largest input: each of its queries reads a few of them, and their
-    sum (155k rows on a 104-file code base whose largest input holds 54k) took it for a large input
+    sum (155k rows on a 104-file code base whose largest input held 54k) took it for a large input
     from its second build on, which ran it 20-25% slower than on its first (1.44 s -> 1.75-1.79 s).
     view -> (run, rows)."""
     found: dict[str, tuple[str, int]] = {}
+    rows: dict[str, int] = {}
     for record in history:  # oldest first: later runs overwrite
         if record.status != "released":
             continue
-        rows = {outcome.view: outcome.rows for outcome in record.views if outcome.rows is not None}
+        rows |= {outcome.view: outcome.rows for outcome in record.views
+                 if outcome.rows is not None and outcome.maintained == "full"}
         for outcome in record.views:
             executed = outcome.executed
             if executed is None or outcome.maintained != "full" or outcome.view not in graph.index:

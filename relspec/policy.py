@@ -343,7 +343,8 @@ def scan_options(stats: dict[str, TableStats], tables: set[str] | None = None, p
     evidence = [f"largest table read: {largest:,} rows ({size_tier(largest)} tier), most files: {most_files}"]
     if scanned is not None:
         input_rows = scanned[1]
-        evidence.append(f"it read {input_rows:,} rows in run {scanned[0]}")
+        measured = "its largest input held" if fixpoint else "it read"
+        evidence.append(f"{measured} {input_rows:,} rows in run {scanned[0]}")
     elif not read and estimated is not None:
         input_rows = estimated[0]
         evidence.append(f"no table yet: the largest extraction table {estimated[1]}")
@@ -522,11 +523,10 @@ def compile_scan_policy(graph: ViewGraph, stats: dict[str, TableStats], partitio
 
 def workload_rows(stats: dict[str, TableStats], source_bytes: int, kept: float = 1.0) -> tuple[int, str]:
     """The rows the code base's largest extraction table will hold: the share ``kept`` of what the
-    last build measured (the share of its source in files this build keeps unchanged: 0 on a full
-    rebuild, which rewrites every row), plus an estimate for ``source_bytes`` (the source this build
-    extracts: every file on a first build, the changed and added ones after) — an upper bound (a
-    changed file counts at its old size and its new), so a code base that grew is not taken for the
-    small one it was; with how it was found."""
+    last build measured (the share of the source it extracted in files this build keeps unchanged: 0
+    on a full rebuild, which rewrites every row), plus an estimate for ``source_bytes`` (the source
+    this build extracts: every file on a first build, the changed and added ones after), so a code
+    base that grew is not taken for the small one it was; with how it was found."""
     estimated = round(source_bytes * ROWS_PER_SOURCE_BYTE)
     how = f"{source_bytes:,} bytes of source to extract at {ROWS_PER_SOURCE_BYTE} rows a byte"
     measured = [stats[name].rows for name in EXTRACT_TABLES if name in stats]
@@ -543,8 +543,12 @@ def stages_in_memory(stats: dict[str, TableStats], source_bytes: int, staging: S
                      kept: float = 1.0) -> bool:
     """Whether staged views are held in memory for the run rather than written to staging tables (see
     `compile_registration`)."""
-    return staging == "memory" or (staging == "auto" and
-                                   workload_rows(stats, source_bytes, kept)[0] < MEMORY_STAGING_MAX_ROWS)
+    return _holds_in_memory(workload_rows(stats, source_bytes, kept)[0], staging)
+
+
+def _holds_in_memory(rows: int, staging: StagingMedium) -> bool:
+    """Whether a code base whose largest extraction table holds ``rows`` rows holds its staged views in memory."""
+    return staging == "memory" or (staging == "auto" and rows < MEMORY_STAGING_MAX_ROWS)
 
 
 def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats: dict[str, TableStats],
@@ -564,14 +568,14 @@ def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats:
     `workload_rows`."""
     rows, found = workload_rows(stats, source_bytes, kept)
     small = size_tier(rows) == "small"
-    memory = stages_in_memory(stats, source_bytes, staging, kept)
+    memory = _holds_in_memory(rows, staging)
     if staging != "auto":
         held = (f"staging={staging} was asked for",)
         held_score = 1.0
     else:
         held = (f"largest extraction table: {rows:,} rows ({found}): {size_tier(rows)} tier, "
                 f"{'under' if rows < MEMORY_STAGING_MAX_ROWS else 'not under'} {MEMORY_STAGING_MAX_ROWS:,} rows",)
-        held_score = 1.0 if stats else 0.6
+        held_score = 1.0 if stats and kept > 0 else 0.6  # measured, or (none kept) estimated alone
     recursive_readers: dict[str, list[str]] = {}
     fixpoint_readers: dict[str, list[str]] = {}
     for view in ir.views:

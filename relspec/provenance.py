@@ -170,7 +170,7 @@ def _scan_decisions(builder: _Builder, policy: CompiledExecutionPolicy, graph: V
     """Scan options of the session (from every table) and of each view (from the tables it reads)."""
     small = policy.thresholds.small_input_rows
     rule = (f"a plan whose input has fewer than {small:,} rows (what it read last time — a fixpoint: its largest "
-            "table —, else its largest table, else on a first build the estimated largest extraction table) runs "
+            "input —, else its largest table, else on a first build the estimated largest extraction table) runs "
             "on one partition, its queries optimized in one pass: repartitioning it costs more than the threads win "
             "back, and planning more than its rows (calibrated: cpgflow calibration); filters are applied after "
             "the scans, never pushed into them (measured slower: tests/benchmarks/bench_pushdown.py)")

@@ -108,24 +108,29 @@ def test_a_rebuild_counts_only_the_rows_it_keeps_of_the_last_build() -> None:
 
 
 def test_the_manifest_says_what_share_of_the_last_build_it_keeps(tmp_path: Path) -> None:
-    """Two files of 10 and 30 bytes: a first build keeps nothing, an unchanged rebuild all, an edit of
-    the 10-byte one 30 / 40 of the source, a full rebuild (--full) nothing; the registration's evidence
-    on the full rebuild counts none of the last build's rows."""
-    root = write_tree(tmp_path / "src", {"a.py": "x = 1    \n", "b.py": "y = 2" + " " * 24 + "\n"})
+    """Two files of 10 and 30 bytes, one of 50 over the size cap (40) and one that does not parse: the
+    last two count for nothing (a row or two each, whatever their size). A first build keeps nothing,
+    an unchanged rebuild all, an edit of the 10-byte one 30 / 40 of the source, a full rebuild
+    (--full) nothing; the registration's evidence on the full rebuild counts none of the last build's
+    rows, at a lower confidence."""
+    root = write_tree(tmp_path / "src", {"a.py": "x = 1    \n", "b.py": "y = 2" + " " * 24 + "\n",
+                                         "big.py": "z = 3" + " " * 44 + "\n", "bad.py": "def (:\n"})
     out = tmp_path / "out"
 
-    def planned(**options) -> tuple[float, tuple[str, ...]]:
-        done = plan_driver(root, out, jobs=1, **options).execute(["file_manifest", "materialization"])
+    def planned(**options) -> tuple[float, tuple[str, ...], float]:
+        done = plan_driver(root, out, jobs=1, max_file_bytes=40, **options).execute(["file_manifest",
+                                                                                     "materialization"])
         chosen = done["materialization"].registration["ex_flows"]
-        return done["file_manifest"].kept_share, chosen.confidence.evidence
+        return done["file_manifest"].kept_share, chosen.confidence.evidence, chosen.confidence.score
 
     assert planned()[0] == 0.0
-    build(root, out)
-    assert planned()[0] == 1.0
+    build(root, out, max_file_bytes=40)
+    kept, _, score = planned()
+    assert kept == 1.0 and score == 1.0
     (root / "a.py").write_text("x = 2    \n")
     assert planned()[0] == 0.75
-    kept, evidence = planned(full=True)
-    assert kept == 0.0 and "every file extracted again" in evidence[0]
+    kept, evidence, score = planned(full=True)
+    assert kept == 0.0 and "every file extracted again" in evidence[0] and score < 1.0
 
 
 def _scanned_sources(out: Path) -> set[str]:

@@ -9,7 +9,9 @@ import pytest
 
 from relspec.calibration import DEFAULT_INLINE_MAX_ROWS, Thresholds
 from relspec.catalog import DatasetCatalog
+from relspec.costs import input_rows
 from relspec.maintenance import MaintenanceDecision, MaintenanceRecord
+from relspec.plan_signals import ExecutedSignals
 from relspec.policy import (
     OPTIMIZER_PASSES,
     PARQUET_FILTERS_EVIDENCE,
@@ -36,7 +38,7 @@ from relspec.policy import (
     parse_overrides,
 )
 from relspec.profiles import compile_session_profile
-from relspec.runs import RunRecord, new_run_record, read_records, run_row, runs_to_drop
+from relspec.runs import RunRecord, ViewOutcome, new_run_record, read_records, run_row, runs_to_drop
 from relspec.validation import RuntimeCapabilities, ValidationInput, validate
 from relspec.view_graph import ViewGraph
 from semantics.extract.files import FileTask
@@ -379,7 +381,6 @@ def test_only_a_fixpoint_over_a_small_input_runs_queries_at_once() -> None:
     assert compile_scan_policy(graph, small, 1).views["value_flow_fixpoint"].queries_at_once == 1
 
 
-
 def _maintained(bases_cache: str, held: frozenset[str] = frozenset()) -> dict[str, ViewMaintenance]:
     """`reader` is local relative to the global view `base` (cached as ``bases_cache``)."""
     localities = {
@@ -434,3 +435,31 @@ def test_a_view_updated_by_file_reads_by_statistics_the_clustered_tables_of_its_
     assert "value_flows" not in compile_statistics_reads(maintenance, graph, staged, held, [])
     whole = compile_view_maintenance(localities, cache, True, 1, 10)  # --full
     assert compile_statistics_reads(whole, graph, staged, MaterializationStrategy(), []) == {}
+
+
+def test_a_fixpoint_is_sized_by_its_largest_input_as_last_computed_whole() -> None:
+    """A fixpoint's queries each read a few of its inputs: its input is the largest of them, not their
+    sum. An input an edit's build updated by file says only how many rows it replaced: its rows are
+    those of the last build that computed it whole. An ordinary view still counts what it read in all."""
+    _, _, graph = _pipeline()
+    fixpoint = "value_flow_fixpoint"
+    inputs = graph.inputs(fixpoint)
+    assert len(inputs) >= 3 and not graph.sources[fixpoint]  # it reads staged views only
+    ran = ExecutedSignals(output_rows=1, output_bytes=1, elapsed_compute_ns=1, scans=(), filters=(),
+                          selectivity=None, complete=True)
+
+    def outcome(view: str, rows: int, maintained: str = "full") -> ViewOutcome:
+        return ViewOutcome(view, "delta_staging", "computed_staged", rows, 0.1, "f", "p", maintained=maintained,
+                           executed=ran)
+
+    first = new_run_record("run1", "t", "released", views=(
+        *(outcome(name, 1_000 * (index + 1)) for index, name in enumerate(inputs)), outcome(fixpoint, 5)))
+    largest = 1_000 * len(inputs)
+    assert input_rows([first], graph)[fixpoint] == ("run1", largest)  # the largest, not the sum
+    reader = next(view for view in graph.names() if view not in graph.fixpoints and len(graph.inputs(view)) >= 2)
+    read = new_run_record("run1", "t", "released", views=(*(outcome(name, 700) for name in graph.inputs(reader)),
+                                                           outcome(reader, 5)))
+    assert input_rows([read], graph)[reader] == ("run1", 700 * len(graph.inputs(reader)))  # the sum
+    edited = new_run_record("run2", "t", "released", views=(
+        outcome(inputs[-1], 3, maintained="by_file"), outcome(fixpoint, 5)))
+    assert input_rows([first, edited], graph)[fixpoint] == ("run2", largest)  # not 3: the rows replaced

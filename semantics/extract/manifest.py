@@ -6,7 +6,6 @@ from pathlib import Path
 
 import msgspec
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from semantics.discovery import Discovery, SkippedFile
 from semantics.extract.files import EXTRACTOR_VERSION, FileTask, content_hash, failure_rows
@@ -22,8 +21,8 @@ class FileManifest(msgspec.Struct):
     discovered: int
     added: list[str] = []  # paths to extract that no earlier build had (the others in `tasks` changed)
     incremental: bool = False  # there is an earlier build to change: the tasks and removals are its change set
-    # the share of the earlier build's source bytes in files kept unchanged: how much of what it wrote
-    # this build keeps (0.0: no earlier build to keep, or a full rebuild)
+    # the share of the source the earlier build extracted rows from (its parsed files' bytes) in files
+    # kept unchanged: how much of what it wrote this build keeps (0.0: no earlier build, or a full rebuild)
     kept_share: float = 0.0
 
     def replaced_file_ids(self) -> list[str]:
@@ -69,7 +68,6 @@ def plan_manifest(discovery: Discovery, previous: pa.Table | None,
     tasks: list[FileTask] = []
     skipped_rows: list[dict[str, list[tuple]]] = []
     unchanged: list[str] = []
-    kept_bytes = 0
     for found in discovery.files:
         try:
             raw = (root / found.path).read_bytes()
@@ -81,7 +79,6 @@ def plan_manifest(discovery: Discovery, previous: pa.Table | None,
         digest = content_hash(raw)
         if known.get(found.path) == (digest, extractor_version):
             unchanged.append(found.path)
-            kept_bytes += len(raw)
         else:
             tasks.append(FileTask(found.path, raw, digest))
     for skipped in discovery.skipped:
@@ -91,13 +88,16 @@ def plan_manifest(discovery: Discovery, previous: pa.Table | None,
     return FileManifest(root=discovery.root, tasks=tasks, skipped_rows=skipped_rows, unchanged=unchanged,
                         removed=removed, discovered=len(discovery.files) + len(discovery.skipped),
                         added=[task.path for task in tasks if task.path not in known], incremental=bool(known),
-                        kept_share=_kept_share(previous, kept_bytes))
+                        kept_share=_kept_share(previous, unchanged))
 
 
-def _kept_share(previous: pa.Table | None, kept_bytes: int) -> float:
-    """``kept_bytes`` (of the files kept unchanged) as a share of the source bytes ``previous`` (the
-    earlier build's file table) recorded."""
+def _kept_share(previous: pa.Table | None, unchanged: list[str]) -> float:
+    """The share of the source the earlier build (its file table ``previous``) extracted rows from that
+    is in the files kept ``unchanged``: its parsed files only (a file over the size cap, or one that
+    did not parse, holds a row or two, whatever its size)."""
     if previous is None or not previous.num_rows:
         return 0.0
-    earlier = pc.sum(previous.column("size_bytes")).as_py() or 0
-    return min(kept_bytes / earlier, 1.0) if earlier else 0.0
+    parsed = previous.filter(previous.column("parsed"))
+    sizes = dict(zip(parsed.column("path").to_pylist(), parsed.column("size_bytes").to_pylist(), strict=True))
+    earlier = sum(sizes.values())
+    return sum(sizes.get(path, 0) for path in unchanged) / earlier if earlier else 0.0

@@ -67,12 +67,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cpgflow-bench-staging-"))
     try:
         for megabytes in args.megabytes:
-            root = corpus(work / f"src{megabytes:g}", megabytes)
-            files = list(root.rglob("*.py"))
-            module = max(files, key=lambda path: (path.stat().st_size, str(path)))
+            built = corpus(work / f"src{megabytes:g}", megabytes)
+            files = list(built.rglob("*.py"))
             lines = sum(len(path.read_bytes().splitlines()) for path in files)
             results: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {}
-            for mode in MODES:
+            for mode in MODES:  # each on a copy of its own, which its edit changes
+                root = shutil.copytree(built, work / f"src{megabytes:g}-{mode}")
+                module = max(root.rglob("*.py"), key=lambda path: (path.stat().st_size, str(path)))
                 out = work / f"out{megabytes:g}-{mode}"
                 command = [*CPGFLOW, "build", str(root), "--out", str(out), "-q", "--staging", mode]
                 cold = timed(command)
