@@ -157,7 +157,7 @@ def scan_policy(view_graph: ViewGraph, table_statistics: dict[str, TableStats], 
 def materialization(optimized_ir: SemanticIR, cache_policies: dict[str, ViewPolicy],
                     table_statistics: dict[str, TableStats], file_manifest: FileManifest,
                     staging: StagingMedium = "auto") -> MaterializationStrategy:
-    """Where staged views go (a staging table, or memory on a code base of up to ~10 MB of source) and
+    """Where staged views go (a staging table, or memory on a code base of up to ~16 MB of source) and
     how each is registered for its readers."""
     source_bytes = _source_bytes(file_manifest)
     return compile_registration(optimized_ir, cache_policies, table_statistics, source_bytes, staging,

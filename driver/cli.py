@@ -192,7 +192,7 @@ def cli(ctx: click.Context) -> None:
 _CALIBRATION_HELP = ("What the run's measurements do: observe records them and the thresholds they would move to; "
                      "apply also moves the thresholds the next build compiles with; off records nothing "
                      "(cpgflow calibration DIR shows them).")
-_STAGING_HELP = ("Where staged views go: auto holds them in memory on a code base of up to ~10 MB of "
+_STAGING_HELP = ("Where staged views go: auto holds them in memory on a code base of up to ~16 MB of "
                  "source and writes staging tables past it; delta or memory always there.")
 
 

@@ -72,14 +72,14 @@ def test_the_policy_holds_views_in_memory_by_the_size_of_the_code_base() -> None
     assert registrations({}, 1_000_000) == {"memory"}  # 50,000 rows: the small tier
     # 150,000 rows: the medium tier, under MEMORY_STAGING_MAX_ROWS: staged views in memory, sources in Delta
     assert registrations({}, 3_000_000) == {"memory", "delta"}
-    assert registrations({}, 10_000_000) == {"delta", "dataset"}  # 500,000 rows: staging tables
+    assert registrations({}, 16_000_000) == {"delta", "dataset"}  # 800,000 rows: staging tables
     medium = {"ex_flows": TableStats(rows=150_000, files=1, bytes=1, version=0)}
-    large = {"ex_flows": TableStats(rows=500_000, files=1, bytes=1, version=0)}
+    large = {"ex_flows": TableStats(rows=800_000, files=1, bytes=1, version=0)}
     assert registrations(large, 0) == {"delta", "dataset"}  # what the last build measured wins
     small = {"ex_flows": TableStats(rows=99_999, files=1, bytes=1, version=0)}
     assert registrations(small, 0) == {"memory"}
     assert registrations(small, 20) == {"memory", "delta"}  # one more row: its sources out of the small tier
-    below = {"ex_flows": TableStats(rows=499_999, files=1, bytes=1, version=0)}
+    below = {"ex_flows": TableStats(rows=799_999, files=1, bytes=1, version=0)}
     assert registrations(below, 0) == {"memory", "delta"}
     assert registrations(below, 20) == {"delta", "dataset"}  # one more row: staging tables
     assert registrations(small, 0, "delta") == {"delta", "dataset"}
@@ -88,7 +88,7 @@ def test_the_policy_holds_views_in_memory_by_the_size_of_the_code_base() -> None
     assert {forced[name].registration for name in EXTRACT_TABLES} == {"delta"}  # ... not a large base's sources
     chosen = compile_registration(ir, policies, {}, 1_000_000).registration["value_flows"]
     assert chosen.confidence.score < 1.0 and "estimated from 1,000,000 bytes" in chosen.confidence.evidence[0]
-    assert "under 500,000 rows" in chosen.confidence.evidence[0]
+    assert "under 800,000 rows" in chosen.confidence.evidence[0]
     assert {compile_registration(ir, policies, small, 0).registration[name].registration
             for name in EXTRACT_TABLES} == {"memory"}
     assert {compile_registration(ir, policies, medium, 0).registration[name].registration

@@ -5,7 +5,7 @@
 
 The policy compiler chooses how each view is cached — `none` (lazy, inlined into its readers),
 `delta_staging` (computed once into a staging Delta table its readers read — on a code base of up
-to ~10 MB of source held in memory for the run instead, ``computed_in_memory``) or `delta_output`
+to ~16 MB of source held in memory for the run instead, ``computed_in_memory``) or `delta_output`
 (published) — from the view graph's topology and table statistics; ``cache_overrides`` wins over
 its choice. This prints the compiled choice with its evidence, the Hamilton nodes of the view in the
 execution driver without and with the override (a staged view ``v`` becomes ``v__query``, its frame;
