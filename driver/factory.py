@@ -129,7 +129,8 @@ def build_driver(
     that fails validation before it writes anything. ``full=True`` extracts every file again and
     recomputes every view whole, where a build otherwise updates the views that are file-local by
     file (see `cpgflow plan`). ``staging`` says where staged views go: "auto" (default) holds them in
-    memory on a code base of up to ~16 MB of source and writes staging tables past it; "delta" and "memory" force one.
+    memory on a code base of up to ~16 MB of source and writes staging tables past it; "delta" and
+    "memory" force one.
     ``calibration`` says what the run's measurements do: "observe" (default) records them and the
     thresholds they would move to, "apply" also compiles the next build with the moved thresholds,
     "off" records nothing (see `relspec.calibration`). ``output_dir`` may be ``s3://BUCKET/PREFIX``

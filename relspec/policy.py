@@ -561,11 +561,10 @@ def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats:
     memory for the run: writing, reading back and maintaining a staging table costs more than computing
     the view again in the next build, an edit's included (measured: see docs/pipeline.md, "Staging
     in memory"); past it, the memory they hold grows past what a build may hold (2 GiB: the standard
-    library's build peaks at 3.3 GB with them against 1.8 GB with staging tables, though 18% sooner).
-    On a small code base (its largest extraction table in the small tier)
-    the extraction tables are read into memory once as well, so no view is planned over a Delta provider.
-    Otherwise in a staging table, read through the Delta provider, or into memory for a recursive
-    reader (which re-scans it).
+    library's build peaks at 3.3 GB with them against 1.8 GB with staging tables, though 18% sooner);
+    there, in a staging table, read through the Delta provider, or into memory for a recursive reader
+    (which re-scans it). On a small code base (its largest extraction table in the small tier) the
+    extraction tables are read into memory once as well, so no view is planned over a Delta provider.
     ``staging`` = "delta" or "memory" decides for every view, whatever the size; ``kept``: see
     `workload_rows`."""
     rows, found = workload_rows(stats, source_bytes, kept)
