@@ -98,7 +98,7 @@ def test_the_policy_holds_views_in_memory_by_the_size_of_the_code_base() -> None
 def test_a_rebuild_counts_only_the_rows_it_keeps_of_the_last_build() -> None:
     """The last build's 70,000 rows count for the share of its source kept unchanged: none of them on a
     full rebuild (every row is written again, at the estimate of the source extracted), half of them
-    when half its source is kept (an upper bound: a changed file counts at its old size and its new)."""
+    when half its source is kept (the other half counted at the estimate of what is extracted again)."""
     measured = {"ex_flows": TableStats(rows=70_000, files=1, bytes=1, version=0)}
     rows, how = workload_rows(measured, 1_000_000, kept=0.0)
     assert rows == 50_000 and "every file extracted again" in how
