@@ -19,6 +19,8 @@ from relspec.calibration import (
 )
 from relspec.catalog import CALIBRATION_TABLE, RUNS_TABLE, TableStore
 from relspec.costs import input_rows
+from relspec.demand import ViewDemand, written_views
+from relspec.demand import view_demand as demanded
 from relspec.maintenance import MaintenanceRecord
 from relspec.policy import TARGET_PARTITIONS, CompiledExecutionPolicy
 from relspec.quarantine import DataCheck, failures, quarantine_reason
@@ -75,6 +77,21 @@ def source_versions(source_catalog: dict[str, int], builtin_names: pa.Table) -> 
 def view_fingerprints(semantic_plan: SemanticPlan, source_versions: dict[str, str]) -> dict[str, str]:
     """Every view's fingerprint: its SQL and its inputs' fingerprints, down to source versions."""
     return fingerprints_of_views(semantic_plan, source_versions)
+
+
+@tag(role="policy")
+def view_demand(view_graph: ViewGraph, view_fingerprints: dict[str, str], execution_authority: ExecutionAuthority,
+                view_frames_requested: bool = True) -> ViewDemand:
+    """The staged views held in memory that no view this run computes reads, so they are not computed
+    (a rebuild whose outputs all hold its result already computes none), from the written views whose
+    tables hold this run's result by fingerprint. ``view_frames_requested``: the request reads view
+    frames itself (the build's executor says when it does not), so every view is computed."""
+    policy = execution_authority.policy
+    reused = frozenset(view for view in written_views(policy)
+                       if execution_authority.reuses(view, view_fingerprints[view]))
+    demand = demanded(view_graph, policy, reused, view_frames_requested)
+    execution_authority.decided(demand.confidence)
+    return demand
 
 
 @tag(role="output")

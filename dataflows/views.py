@@ -22,11 +22,13 @@ from datafusion import DataFrame
 from hamilton.function_modifiers import tag
 
 from relspec.authority import ExecutionAuthority, StagedQuery
+from relspec.demand import ViewDemand
 from semantics.ir import SOURCE_COLUMNS, SemanticPlan
 from semantics.specs import AnySpec, spec_inputs
 from semantics.views import OUTPUTS, discover_specs
 
 SOURCES_NODE = "source_catalog"
+DEMAND_NODE = "view_demand"
 MODULE_NAME = "dataflows.views"
 
 
@@ -45,8 +47,11 @@ def _view_node(spec: AnySpec, node_name: str, staged: bool) -> Callable[..., Dat
         assert isinstance(plan, SemanticPlan) and isinstance(authority, ExecutionAuthority)
         assert isinstance(fingerprints, dict)
         frames = {source: frame for source, frame in inputs.items() if isinstance(frame, DataFrame)}
-        run = authority.pending if staged else authority.query
-        return run(plan.view(name), fingerprints[name], frames)
+        if staged:
+            demand = inputs[DEMAND_NODE]
+            assert isinstance(demand, ViewDemand)
+            return authority.pending(plan.view(name), fingerprints[name], frames, name not in demand.unneeded)
+        return authority.query(plan.view(name), fingerprints[name], frames)
 
     parameter = inspect.Parameter.POSITIONAL_OR_KEYWORD
     parameters = [
@@ -54,6 +59,8 @@ def _view_node(spec: AnySpec, node_name: str, staged: bool) -> Callable[..., Dat
         inspect.Parameter("view_fingerprints", parameter, annotation=dict[str, str]),
         inspect.Parameter("execution_authority", parameter, annotation=ExecutionAuthority),
     ]
+    if staged:  # whether a view this run computes reads it
+        parameters.append(inspect.Parameter(DEMAND_NODE, parameter, annotation=ViewDemand))
     inputs = spec_inputs(spec)
     if any(source in SOURCE_COLUMNS for source in inputs):
         parameters.append(inspect.Parameter(SOURCES_NODE, parameter, annotation=dict[str, int]))

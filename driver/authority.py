@@ -99,6 +99,7 @@ class RunAuthority(ExecutionAuthority):
         self._changed_credits: dict[str, frozenset[str] | None] = {}
         # views whose frame a caller handed in (a Hamilton override): registered as that frame, not their table
         self._overridden: set[str] = set()
+        self._unneeded: set[str] = set()  # staged views in memory no view that ran read: not computed
 
     def apply_scan_policy(self, resolver: DatasetCatalog) -> None:
         """The session's scan options, set for the run by the resolver's owner."""
@@ -122,8 +123,18 @@ class RunAuthority(ExecutionAuthority):
             self._record(view.name, policy, "lazy", None, fingerprint, frame)
         return frame
 
-    def pending(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> StagedQuery:
-        return StagedQuery(view.name, self._begin(view, fingerprint, inputs))
+    def pending(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame],
+                needed: bool = True) -> StagedQuery:
+        return StagedQuery(view.name, self._begin(view, fingerprint, inputs), needed)
+
+    def reuses(self, view: str, fingerprint: str) -> bool:
+        choice = self.policy.cache[view].cache
+        if choice == "delta_output":
+            return self.store.version(view) is not None and self._reusable(self.store.published_result(view),
+                                                                          fingerprint)
+        if choice == "delta_staging" and view not in self.policy.materialization.held_in_memory():
+            return self._reusable(self.store.staged_result(view), fingerprint)
+        return False
 
     def _begin(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> str:
         """Start ``view``: its inputs registered, its fingerprint over them (see `_read_inputs`)."""
@@ -162,9 +173,13 @@ class RunAuthority(ExecutionAuthority):
         staged = None if in_memory else self.store.staged_result(name)
         compared = None if in_memory else self._changes_by(name)  # readers need the files its rows change for
         before = None if compared is None else self.store.staged_version(name)
-        if self._reusable(staged, fingerprint):  # keeps alive much of what its plan read
-            outcome: Outcome = "reused"
+        if in_memory and not query.needed:
+            self._unneeded.add(name)
+            outcome: Outcome = "unneeded"
+        elif self._reusable(staged, fingerprint):  # keeps alive much of what its plan read
+            outcome = "reused"
         else:
+            self._refuse_unneeded_inputs(name)
             self._set_scan_options(name)
             view = self._views[name]
             self._register_datasets(view)
@@ -183,8 +198,7 @@ class RunAuthority(ExecutionAuthority):
                 written = StagedResult(rows=self._held[name].num_rows, version=-1)
                 outcome = "computed_in_memory"
             else:
-                schema = EntityDecl(name, name, "view", view.columns).arrow_schema()
-                written = self.store.stage(name, execution, schema, fingerprint, self.run_id, scope,
+                written = self.store.stage(name, execution, self._schema(name), fingerprint, self.run_id, scope,
                                            self._owner(name))
                 outcome = "computed_staged"
             self._executed[name] = execution.signals(self._locations)
@@ -198,6 +212,22 @@ class RunAuthority(ExecutionAuthority):
         version = None if in_memory else self.store.staged_version(name)
         return {"table_uri": location, "version": version, "rows": rows, "fingerprint": fingerprint,
                 "outcome": outcome}
+
+    def _schema(self, name: str) -> pa.Schema:
+        view = self._views[name]
+        return EntityDecl(name, name, "view", view.columns).arrow_schema()
+
+    def _refuse_unneeded_inputs(self, name: str) -> None:
+        """A view about to run may read no view this run left uncomputed (directly or through lazy
+        views): it would compute over no rows. `relspec.demand` rules that out; this says so if not."""
+        pending, seen = list(self._views[name].inputs), set()
+        while pending:
+            read = pending.pop()
+            if read in self._unneeded:
+                raise RuntimeError(f"{name} would run over {read}, which this run did not compute")
+            if read in self._views and read not in seen and self.policy.cache[read].cache in ("none", "delta_output"):
+                seen.add(read)
+                pending.extend(self._views[read].inputs)
 
     def _execution(self, name: str, frame: DataFrame, clustered_by: str | None = None) -> PlanExecution:
         """The physical plan that computes ``name``, kept to read its metrics once it ran, and the
@@ -304,6 +334,8 @@ class RunAuthority(ExecutionAuthority):
         memory is the table its saver computed."""
         if name in self._held:
             register_in_memory(self.session, name, self._held.pop(name))
+        elif name in self._unneeded:  # its readers are planned over no rows, and none of them runs
+            register_in_memory(self.session, name, self._schema(name).empty_table())
         else:
             self.store.register_staged(self.session, name, "delta")
         frame = self.session.table(name)
@@ -322,6 +354,7 @@ class RunAuthority(ExecutionAuthority):
         if version is not None and self._reusable(published, fingerprint):
             outcome: Outcome = "reused"
         else:
+            self._refuse_unneeded_inputs(name)
             self._set_scan_options(name)
             scope = self._file_scope(name, published)
             frame = _scoped(frame, scope)

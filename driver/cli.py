@@ -916,7 +916,8 @@ def _output_store(out: str) -> DeltaTableStore:
 
 # How a build's summary words each view outcome (relspec.runs.Outcome).
 _OUTCOME_WORDS = {"lazy": "lazy", "computed_staged": "computed and staged",
-                  "computed_in_memory": "computed and held in memory", "reused": "reused", "published": "published"}
+                  "computed_in_memory": "computed and held in memory", "reused": "reused", "published": "published",
+                  "unneeded": "not needed"}
 
 
 def _outcomes_text(counts: dict[str, int]) -> str:

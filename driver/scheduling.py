@@ -11,14 +11,18 @@ still runs through Hamilton's node lifecycle (hooks, trackers, the Hamilton UI).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from hamilton import driver as hamilton_driver
 from hamilton import graph as hamilton_graph
+from hamilton import node as hamilton_node
 
+from dataflows.views import query_node
 from driver.materializers import saver_node
 from relspec.policy import CompiledExecutionPolicy
+
+FRAMES_REQUESTED = "view_frames_requested"  # the input of dataflows.cpg.view_demand
 
 
 def scheduled_savers(policy: CompiledExecutionPolicy) -> tuple[str, ...]:
@@ -31,11 +35,15 @@ def scheduled_savers(policy: CompiledExecutionPolicy) -> tuple[str, ...]:
 
 
 class ScheduledGraphExecutor(hamilton_driver.DefaultGraphExecutor):
-    """Hamilton's default executor, with the scheduled saver nodes visited first (those the request needs)."""
+    """Hamilton's default executor, with the scheduled saver nodes visited first (those the request
+    needs). It also tells the pipeline (input ``view_frames_requested``) when nothing the request runs
+    reads a view's frame but the views and their savers: then a staged view no computed view reads
+    need not be computed (`relspec.demand`)."""
 
-    def __init__(self, adapter: Any, savers: Sequence[str]) -> None:
+    def __init__(self, adapter: Any, savers: Sequence[str], views: Collection[str] = ()) -> None:
         super().__init__(adapter)
         self.savers = tuple(savers)
+        self.views = frozenset(views)
 
     def execute(self, fg: hamilton_graph.FunctionGraph, final_vars: list[str], overrides: dict[str, Any],
                 inputs: dict[str, Any], run_id: str) -> dict[str, Any]:
@@ -44,11 +52,22 @@ class ScheduledGraphExecutor(hamilton_driver.DefaultGraphExecutor):
         first = [name for name in self.savers if name in names and name not in overrides]
         memoized: dict[str, Any] = {}
         nodes = [fg.nodes[name] for name in (*first, *final_vars) if name in fg.nodes]
+        if FRAMES_REQUESTED not in inputs:
+            inputs = {**inputs, FRAMES_REQUESTED: bool(overrides) or self._reads_frames(needed, final_vars)}
         fg.execute(nodes, memoized, overrides, inputs, run_id=run_id)
         return {name: memoized.get(name, inputs.get(name)) for name in final_vars}
+
+    def _reads_frames(self, needed: Collection[hamilton_node.Node], final_vars: list[str]) -> bool:
+        """Whether the request asks for a view's frame, or runs a node other than the views and their
+        savers that reads one (a caller's node)."""
+        own = self.views | {query_node(view) for view in self.views} | {
+            saver_node(view, layer) for view in self.views for layer in ("staging", "output")}
+        return bool(self.views & set(final_vars)) or any(
+            node_.name not in own and any(dependency.name in self.views for dependency in node_.dependencies)
+            for node_ in needed)
 
 
 def obey_schedule(dr: hamilton_driver.Driver, policy: CompiledExecutionPolicy) -> hamilton_driver.Driver:
     """``dr``, executing the written views in ``policy``'s schedule order."""
-    dr.graph_executor = ScheduledGraphExecutor(dr.graph_executor.adapter, scheduled_savers(policy))
+    dr.graph_executor = ScheduledGraphExecutor(dr.graph_executor.adapter, scheduled_savers(policy), policy.cache)
     return dr

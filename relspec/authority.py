@@ -27,6 +27,7 @@ class StagedQuery(msgspec.Struct, frozen=True):
 
     view: str
     fingerprint: str  # over the frames the view was given
+    needed: bool = True  # False: no view this run computes reads it (`relspec.demand`), so it is not computed
 
 
 class ResolverIdentityError(RuntimeError):
@@ -52,8 +53,15 @@ class ExecutionAuthority(abc.ABC):
         """A lazy or output view's frame over the frames it reads (``inputs``, by view name)."""
 
     @abc.abstractmethod
-    def pending(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> StagedQuery:
-        """A staged view over the frames it reads, to be computed by `stage`."""
+    def pending(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame],
+                needed: bool = True) -> StagedQuery:
+        """A staged view over the frames it reads, to be computed by `stage` (unless not ``needed``: see
+        `relspec.demand`)."""
+
+    @abc.abstractmethod
+    def reuses(self, view: str, fingerprint: str) -> bool:
+        """Whether a written view's table holds the result of ``fingerprint`` already, so that the run
+        will not compute it."""
 
     @abc.abstractmethod
     def stage(self, query: StagedQuery) -> dict[str, object]:

@@ -24,8 +24,9 @@ from relspec.validation import ValidationIssue
 from semantics.inference import InferenceConfidence
 from semantics.ir import CachePolicy, SemanticPlan
 
-# reused: staged or published before; computed_in_memory: staged, held in memory for the run (no table)
-Outcome = Literal["lazy", "computed_staged", "computed_in_memory", "reused", "published"]
+# reused: staged or published before; computed_in_memory: staged, held in memory for the run (no table);
+# unneeded: staged in memory, but no view the run computed reads it, so it was not computed (relspec.demand)
+Outcome = Literal["lazy", "computed_staged", "computed_in_memory", "reused", "published", "unneeded"]
 # released: checked and made current; quarantined: written but failed the data checks, not released
 RunStatus = Literal["released", "quarantined", "failed_validation", "failed"]
 
