@@ -87,9 +87,9 @@ def view_demand(view_graph: ViewGraph, view_fingerprints: dict[str, str], execut
     tables hold this run's result by fingerprint. ``view_frames_requested``: the request reads view
     frames itself (the build's executor says when it does not), so every view is computed."""
     policy = execution_authority.policy
-    reused = frozenset(view for view in written_views(policy)
-                       if execution_authority.reuses(view, view_fingerprints[view]))
-    demand = demanded(view_graph, policy, reused, view_frames_requested)
+    written = written_views(policy)
+    reused = frozenset(view for view in written if execution_authority.reuses(view, view_fingerprints[view]))
+    demand = demanded(view_graph, written, policy.materialization.held_in_memory(), reused, view_frames_requested)
     execution_authority.decided(demand.confidence)
     return demand
 

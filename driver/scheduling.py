@@ -52,8 +52,7 @@ class ScheduledGraphExecutor(hamilton_driver.DefaultGraphExecutor):
         first = [name for name in self.savers if name in names and name not in overrides]
         memoized: dict[str, Any] = {}
         nodes = [fg.nodes[name] for name in (*first, *final_vars) if name in fg.nodes]
-        if FRAMES_REQUESTED not in inputs:
-            inputs = {**inputs, FRAMES_REQUESTED: bool(overrides) or self._reads_frames(needed, final_vars)}
+        inputs = {**inputs, FRAMES_REQUESTED: bool(overrides) or self._reads_frames(needed, final_vars)}
         fg.execute(nodes, memoized, overrides, inputs, run_id=run_id)
         return {name: memoized.get(name, inputs.get(name)) for name in final_vars}
 

@@ -32,13 +32,12 @@ def written_views(policy: CompiledExecutionPolicy) -> frozenset[str]:
                      if choice.cache == "delta_output" or (choice.cache == "delta_staging" and view not in held))
 
 
-def view_demand(graph: ViewGraph, policy: CompiledExecutionPolicy, reused: frozenset[str],
+def view_demand(graph: ViewGraph, written: frozenset[str], held: frozenset[str], reused: frozenset[str],
                 frames_requested: bool) -> ViewDemand:
-    """The staged views held in memory that this run need not compute, given the written views it
-    reuses (``reused``): every path from them to a written view ends at a reused one."""
-    written = written_views(policy)
-    held = {view for view in policy.materialization.held_in_memory() if view in graph.index}
-    runs: dict[str, bool] = {}  # view -> whether its rows are read by a view that runs (or it is written and runs)
+    """Which of the staged views ``held`` in memory this run need not compute: every path from one to a
+    ``written`` view ends at a view the run reuses (``reused``), whatever lazy or held views lie between."""
+    held = frozenset(view for view in held if view in graph.index)  # (the policy holds extraction tables too)
+    runs: dict[str, bool] = {}  # view -> whether it runs: written and not reused, or read by a view that runs
     for view in reversed(graph.names()):
         runs[view] = view not in reused if view in written else any(runs[reader] for reader in graph.consumers(view))
     unneeded = frozenset() if frames_requested else frozenset(view for view in held if not runs[view])

@@ -5,8 +5,9 @@ holds fewer than `relspec.policy.MEMORY_STAGING_MAX_ROWS` rows, and writes stagi
 This prints, for code bases made of the running interpreter's standard library (its packages and
 top-level modules, tests left out, then its tests, in a fixed order, until the source reaches each
 size asked for): the cold build and an edit's build (a function appended to the largest module) in
-each mode, `--staging memory` and `--staging delta`, each build in a fresh process as a user runs it,
-with its peak RSS, the largest extraction table's rows, and each mode's time as a ratio to the other's.
+each mode, `--staging memory` and `--staging delta`, then a rebuild with nothing changed, each build
+in a fresh process as a user runs it, with its peak RSS, the largest extraction table's rows, and
+each mode's time as a ratio to the other's (the unchanged rebuild's as a share of the cold build).
 
     .venv/bin/python tests/benchmarks/bench_staging.py [--megabytes 4 11 19]
 """
@@ -70,7 +71,7 @@ def main() -> None:
             built = corpus(work / f"src{megabytes:g}", megabytes)
             files = list(built.rglob("*.py"))
             lines = sum(len(path.read_bytes().splitlines()) for path in files)
-            results: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {}
+            results: dict[str, tuple[tuple[float, float], ...]] = {}
             for mode in MODES:  # each on a copy of its own, which its edit changes
                 root = shutil.copytree(built, work / f"src{megabytes:g}-{mode}")
                 module = max(root.rglob("*.py"), key=lambda path: (path.stat().st_size, str(path)))
@@ -79,13 +80,15 @@ def main() -> None:
                 cold = timed(command)
                 with module.open("a") as source:
                     source.write(f"\n\ndef edited_{mode}(value):\n    return value\n")
-                results[mode] = (cold, timed(command))
+                edit = timed(command)
+                results[mode] = (cold, edit, timed(command))
                 rows = largest_table(out)
             print(f"{len(files):5,d} files {lines:9,d} lines, largest table {rows:9,d} rows:", flush=True)
-            for mode, ((cold, cold_rss), (edit, edit_rss)) in results.items():
+            for mode, ((cold, cold_rss), (edit, edit_rss), (unchanged, _)) in results.items():
                 other = results[MODES[1 - MODES.index(mode)]]
                 print(f"    {mode:6s}  cold {cold:6.2f} s ({cold / other[0][0]:4.2f}x, {cold_rss:5.0f} MiB)   "
-                      f"edit {edit:6.2f} s ({edit / other[1][0]:4.2f}x, {edit_rss:5.0f} MiB)", flush=True)
+                      f"edit {edit:6.2f} s ({edit / other[1][0]:4.2f}x, {edit_rss:5.0f} MiB)   "
+                      f"unchanged {unchanged:5.2f} s ({unchanged / cold:6.1%} of cold)", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

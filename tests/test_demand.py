@@ -1,0 +1,125 @@
+"""A staged view held in memory is computed only when a view the run computes reads it: a rebuild whose
+outputs all hold its result already computes none of them (relspec/demand.py), shown from what ran
+(the run record) and giving the tables a fresh build gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import rustworkx as rx
+from conftest import build, query, write_tree
+
+import relspec.demand
+from driver.api import build_driver, content_fingerprint, open_session
+from driver.delta_store import DeltaTableStore
+from driver.factory import plan_driver
+from relspec.catalog import LOG_TABLES, RUNS_TABLE, DatasetCatalog
+from relspec.demand import view_demand
+from relspec.runs import read_records
+from relspec.view_graph import ViewGraph
+
+TREE = {
+    "pkg/__init__.py": "",
+    "pkg/base.py": "def helper(x):\n    return x + 1\n\n\nclass Base:\n    def run(self):\n        return helper(1)\n",
+    "pkg/a.py": "from pkg.base import Base, helper\n\n\nclass A(Base):\n    pass\n\n\n"
+                "def main():\n    A().run()\n    return helper(2)\n",
+}
+
+
+def _graph(edges: dict[str, tuple[str, ...]]) -> ViewGraph:
+    """A view graph of views named by ``edges`` (view -> the views it reads)."""
+    views = [SimpleNamespace(name=name, inputs=inputs, fixpoint=None) for name, inputs in edges.items()]
+    return ViewGraph(SimpleNamespace(views=views))  # type: ignore[arg-type]
+
+
+def test_a_view_held_in_memory_is_unneeded_when_every_path_from_it_ends_at_a_reused_view() -> None:
+    # a -> b (lazy) -> out1;  a -> s (held) -> out2;  c (held) -> out2;  d (held) -> e (staged table);
+    # f (held) -> g (staged table)
+    graph = _graph({"a": (), "b": ("a",), "s": ("a",), "c": (), "d": (), "f": (), "out1": ("b",),
+                    "out2": ("s", "c"), "e": ("d",), "g": ("f",)})
+    written, held = frozenset({"out1", "out2", "e", "g"}), frozenset({"a", "s", "c", "d", "f", "ex_files"})
+    # out2 runs, so s and c do, and a through s (though b feeds only out1, reused); d feeds only e, reused;
+    # g runs, so f does
+    demand = view_demand(graph, written, held, frozenset({"out1", "e"}), frames_requested=False)
+    assert demand.unneeded == {"d"}
+    assert view_demand(graph, written, held, written, frames_requested=False).unneeded == {"a", "s", "c", "d", "f"}
+    assert view_demand(graph, written, held, frozenset(), frames_requested=False).unneeded == set()
+    asked = view_demand(graph, written, held, written, frames_requested=True)
+    assert asked.unneeded == set() and "reads view frames itself" in asked.confidence.evidence[0]
+
+
+def _records(out: Path):
+    return read_records(DeltaTableStore(DatasetCatalog(str(out))).read(RUNS_TABLE))
+
+
+def _fingerprints(out: Path) -> dict[str, str]:
+    session, tables = open_session(out)
+    return {table: content_fingerprint(session, table) for table in tables if table not in LOG_TABLES}
+
+
+def test_an_unchanged_rebuild_in_memory_computes_no_staged_view(tmp_path: Path) -> None:
+    root, out = write_tree(tmp_path / "src", TREE), tmp_path / "out"
+    build(root, out)
+    before = _fingerprints(out)
+    summary = build(root, out)
+    record = _records(out)[-1]
+    staged = {outcome.view: outcome.outcome for outcome in record.views if outcome.policy == "delta_staging"}
+    assert "value_flow_fixpoint" in staged and set(staged.values()) == {"unneeded"}
+    assert {outcome.outcome for outcome in record.views if outcome.policy == "delta_output"} == {"reused"}
+    assert summary.view_outcomes["unneeded"] == len(staged)
+    decision = next(decision for decision in record.decisions if decision.decision_type == "view_demand")
+    assert decision.decision_value == f"{len(staged)} unneeded" and "5 of 5 written views" in decision.evidence[0]
+    assert _fingerprints(out) == before
+
+
+def test_an_edit_computes_every_view_its_published_outputs_read(tmp_path: Path) -> None:
+    """Appending a function changes every output but the diagnostics (reused): every staged view an
+    output that is published reads, directly or not, was computed, and the tables are a fresh build's."""
+    root, out = write_tree(tmp_path / "src", TREE), tmp_path / "out"
+    build(root, out)
+    (root / "pkg/a.py").write_text(TREE["pkg/a.py"] + "\n\ndef extra():\n    return helper(3)\n")
+    build(root, out)
+    record = _records(out)[-1]
+    outcomes = {outcome.view: outcome.outcome for outcome in record.views}
+    policies = {outcome.view: outcome.policy for outcome in record.views}
+    assert outcomes["cpg_diagnostics"] == "reused" and outcomes["cpg_nodes"] == "published"
+    graph = ViewGraph(plan_driver(root).execute(["semantic_plan"])["semantic_plan"])
+    published = [name for name, outcome in outcomes.items() if outcome == "published"]
+    read: set[str] = set()  # the staged views the published outputs read
+    for view in published:
+        upstream = {graph.graph[index] for index in rx.ancestors(graph.graph, graph.index[view])}
+        read |= {name for name in upstream if policies[name] == "delta_staging"}
+    assert "value_flow_fixpoint" in read and {outcomes[name] for name in read} == {"computed_in_memory"}
+    fresh = tmp_path / "fresh"
+    build(root, fresh)
+    assert _fingerprints(out) == _fingerprints(fresh)
+
+
+def test_a_request_that_reads_a_view_frame_gets_its_rows(tmp_path: Path) -> None:
+    """Asking for a view by name (or giving an override) computes every view: the frame holds the rows
+    of the published table, though every output is reused."""
+    root, out = write_tree(tmp_path / "src", TREE), tmp_path / "out"
+    build(root, out)
+    published = query(out, "SELECT count(*) AS n FROM cpg_nodes")[0]["n"]
+    result = build_driver(root, out, jobs=1).execute(["cpg_nodes", "definitions", "build_summary"])
+    assert result["cpg_nodes"].count() == published > 0
+    assert result["definitions"].count() > 0
+    assert "unneeded" not in result["build_summary"].view_outcomes
+
+
+def test_a_view_that_runs_over_an_uncomputed_view_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    """Were the demand wrong, a view would compute over no rows: the run fails instead of publishing."""
+    root, out = write_tree(tmp_path / "src", TREE), tmp_path / "out"
+    build(root, out)
+    real = relspec.demand.view_demand
+
+    def every_held_view_unneeded(graph, written, held, reused, frames_requested):  # type: ignore[no-untyped-def]
+        return real(graph, written, held, written, frames_requested)
+
+    monkeypatch.setattr("dataflows.cpg.demanded", every_held_view_unneeded)
+    (root / "pkg/a.py").write_text(TREE["pkg/a.py"] + "\n\ndef extra():\n    return 3\n")
+    with pytest.raises(RuntimeError, match="which this run did not compute"):
+        build(root, out)
