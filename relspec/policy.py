@@ -53,6 +53,12 @@ PARQUET_FILTERS_EVIDENCE = (
 # measured, and its peak RSS reaches 1.9 GB at 829k rows (3.3 GB on the standard library's 1.6M), where
 # a build may hold 2 GiB (tests/benchmarks/bench_staging.py; docs/pipeline.md, "Staging in memory").
 MEMORY_STAGING_MAX_ROWS = 800_000
+# A build holding its staged views in memory peaks at about this, plus this much a row of its largest
+# extraction table (bench_staging.py: 671 MiB at 112k rows, 1,911 MiB at 829k); on a machine with
+# little memory the threshold is lowered so that the peak stays within this share of it.
+HELD_BASE_BYTES = 480 * 2**20
+HELD_BYTES_PER_ROW = 1_800
+MEMORY_STAGING_SHARE = 0.5
 # Table-size tiers shared by every size-based decision.
 SIZE_TIERS: tuple[tuple[str, int], ...] = (("small", 100_000), ("medium", 2_000_000), ("large", 2**63 - 1))
 
@@ -542,20 +548,30 @@ def workload_rows(stats: dict[str, TableStats], source_bytes: int, kept: float =
 
 
 def stages_in_memory(stats: dict[str, TableStats], source_bytes: int, staging: StagingMedium,
-                     kept: float = 1.0) -> bool:
+                     kept: float = 1.0, memory: int | None = None) -> bool:
     """Whether staged views are held in memory for the run rather than written to staging tables (see
     `compile_registration`)."""
-    return _holds_in_memory(workload_rows(stats, source_bytes, kept)[0], staging)
+    return _holds_in_memory(workload_rows(stats, source_bytes, kept)[0], staging, memory_staging_max_rows(memory))
 
 
-def _holds_in_memory(rows: int, staging: StagingMedium) -> bool:
-    """Whether a code base whose largest extraction table holds ``rows`` rows holds its staged views in memory."""
-    return staging == "memory" or (staging == "auto" and rows < MEMORY_STAGING_MAX_ROWS)
+def memory_staging_max_rows(memory: int | None = None) -> int:
+    """The rows of the largest extraction table below which staged views are held in memory on a
+    machine with ``memory`` bytes (this one's when None): MEMORY_STAGING_MAX_ROWS, or fewer where a
+    build holding that many would reach more than MEMORY_STAGING_SHARE of the memory."""
+    memory = physical_memory() if memory is None else memory
+    fits = int((memory * MEMORY_STAGING_SHARE - HELD_BASE_BYTES) / HELD_BYTES_PER_ROW)
+    return max(0, min(MEMORY_STAGING_MAX_ROWS, fits))
+
+
+def _holds_in_memory(rows: int, staging: StagingMedium, limit: int) -> bool:
+    """Whether a code base whose largest extraction table holds ``rows`` rows holds its staged views in
+    memory, below ``limit`` rows."""
+    return staging == "memory" or (staging == "auto" and rows < limit)
 
 
 def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats: dict[str, TableStats],
-                         source_bytes: int, staging: StagingMedium = "auto", kept: float = 1.0
-                         ) -> MaterializationStrategy:
+                         source_bytes: int, staging: StagingMedium = "auto", kept: float = 1.0,
+                         memory: int | None = None) -> MaterializationStrategy:
     """How each staged view and each extraction table is held for its readers. While the code base's
     largest extraction table holds fewer than MEMORY_STAGING_MAX_ROWS rows, staged views are held in
     memory for the run: writing, reading back and maintaining a staging table costs more than computing
@@ -566,16 +582,21 @@ def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats:
     (which re-scans it). On a small code base (its largest extraction table in the small tier) the
     extraction tables are read into memory once as well, so no view is planned over a Delta provider.
     ``staging`` = "delta" or "memory" decides for every view, whatever the size; ``kept``: see
-    `workload_rows`."""
+    `workload_rows`; ``memory``: the machine's bytes (see `memory_staging_max_rows`)."""
     rows, found = workload_rows(stats, source_bytes, kept)
     small = size_tier(rows) == "small"
-    memory = _holds_in_memory(rows, staging)
+    limit = memory_staging_max_rows(memory)
+    memory_held = _holds_in_memory(rows, staging, limit)
     if staging != "auto":
         held = (f"staging={staging} was asked for",)
         held_score = 1.0
     else:
+        bound = (f"{limit:,} rows" if limit == MEMORY_STAGING_MAX_ROWS else
+                 f"{limit:,} rows (of {MEMORY_STAGING_MAX_ROWS:,}: a build holding more would reach over "
+                 f"{MEMORY_STAGING_SHARE:.0%} of this machine's {physical_memory() if memory is None else memory:,} "
+                 "bytes of memory)")
         held = (f"largest extraction table: {rows:,} rows ({found}): {size_tier(rows)} tier, "
-                f"{'under' if rows < MEMORY_STAGING_MAX_ROWS else 'not under'} {MEMORY_STAGING_MAX_ROWS:,} rows",)
+                f"{'under' if rows < limit else 'not under'} {bound}",)
         held_score = 1.0 if stats and kept > 0 else 0.6  # measured, or (none kept) estimated alone
     recursive_readers: dict[str, list[str]] = {}
     fixpoint_readers: dict[str, list[str]] = {}
@@ -595,7 +616,7 @@ def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats:
         if policy.cache != "delta_staging":
             continue
         readers = recursive_readers.get(name)
-        if memory:
+        if memory_held:
             evidence = (*held, "held in memory for this run: no staging table to write, read back and maintain, "
                         "and none for a later run to reuse")
             choice = RegistrationChoice("memory", InferenceConfidence("registration", "memory", held_score, evidence))

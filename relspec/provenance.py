@@ -34,7 +34,8 @@ from semantics.ir import SemanticIR, ViewIR
 from semantics.specs import RelateSpec
 
 DecisionKind = Literal["cache_policy", "scan_options", "statistics_reads", "session_profile", "registration",
-                       "extraction", "extraction_writes", "join_keys", "join_strategy", "maintenance", "run_status"]
+                       "extraction", "extraction_writes", "join_keys", "join_strategy", "maintenance", "run_status",
+                       "view_demand"]
 EvidenceKind = Literal["statistic", "topology", "rule", "override", "inference", "semantic_type", "metric",
                        "message", "validation_issue", "data_check"]
 # The subjects of the decisions that are about no view or table.
@@ -205,9 +206,17 @@ def _extraction_decision(builder: _Builder, policy: CompiledExecutionPolicy) -> 
 
 def _measured_decisions(builder: _Builder, record: RunRecord) -> None:
     """The decisions the run made as it ran, from what it measured (how many extraction tables it
-    wrote at once, from the extracted rows' sizes); a replay, which extracts nothing, has none."""
+    wrote at once, from the extracted rows' sizes; a replay, which extracts nothing, has none), and
+    from what the output folder held: each staged view it did not compute, as no view that ran read it
+    (`relspec.demand`)."""
     for confidence in record.decisions:
         kind = cast(DecisionKind, confidence.decision_type)
+        if kind == "view_demand":
+            for outcome in record.views:
+                if outcome.outcome == "unneeded":
+                    decision = builder.decide(kind, outcome.view, outcome.outcome, confidence)
+                    builder.cite_inference(decision, outcome.view, confidence)
+            continue
         decision = builder.decide(kind, EXTRACTION_SUBJECT, confidence.decision_value, confidence)
         builder.cite_inference(decision, EXTRACTION_SUBJECT, confidence)
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import rustworkx as rx
-from conftest import build, query, write_tree
+from conftest import build, query, run_cli, write_tree
 
 import relspec.demand
 from driver.api import build_driver, content_fingerprint, open_session
@@ -72,6 +72,10 @@ def test_an_unchanged_rebuild_in_memory_computes_no_staged_view(tmp_path: Path) 
     decision = next(decision for decision in record.decisions if decision.decision_type == "view_demand")
     assert decision.decision_value == f"{len(staged)} unneeded" and "5 of 5 written views" in decision.evidence[0]
     assert _fingerprints(out) == before
+    why = run_cli("why", out, "value_flow_fixpoint")  # the provenance graph says why it was not computed
+    assert why.returncode == 0, why.stderr
+    assert "value_flow_fixpoint: view demand unneeded, confidence 1.00" in why.stdout
+    assert "5 of 5 written views hold this run's result already (same fingerprint)" in why.stdout
 
 
 def test_an_edit_computes_every_view_its_published_outputs_read(tmp_path: Path) -> None:

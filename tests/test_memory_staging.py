@@ -22,10 +22,14 @@ from relspec.policy import (
     TableStats,
     compile_cache_policies,
     compile_registration,
+    memory_staging_max_rows,
+    stages_in_memory,
     workload_rows,
 )
 from relspec.runs import read_records
 from tests.test_policy import _pipeline
+
+MACHINE = 16 * 2**30  # the memory of the machine the registrations below are compiled for
 
 TREE = {
     "pkg/__init__.py": "from pkg.base import helper\n",
@@ -62,7 +66,7 @@ def test_the_policy_holds_views_in_memory_by_the_size_of_the_code_base() -> None
     policies = compile_cache_policies(ir, graph, {}, {})
 
     def registrations(stats: dict[str, TableStats], source_bytes: int, staging: str = "auto") -> set[str]:
-        chosen = compile_registration(ir, policies, stats, source_bytes, staging)  # type: ignore[arg-type]
+        chosen = compile_registration(ir, policies, stats, source_bytes, staging, memory=MACHINE)  # type: ignore[arg-type]
         return {choice.registration for choice in chosen.registration.values()}
 
     rows, how = workload_rows({}, 1_000_000)  # a first build: estimated at one row per 20 bytes of source
@@ -84,15 +88,34 @@ def test_the_policy_holds_views_in_memory_by_the_size_of_the_code_base() -> None
     assert registrations(below, 20) == {"delta", "dataset"}  # one more row: staging tables
     assert registrations(small, 0, "delta") == {"delta", "dataset"}
     assert registrations(large, 0, "memory") == {"memory", "delta"}  # the staged views in memory ...
-    forced = compile_registration(ir, policies, large, 0, "memory").registration
+    forced = compile_registration(ir, policies, large, 0, "memory", memory=MACHINE).registration
     assert {forced[name].registration for name in EXTRACT_TABLES} == {"delta"}  # ... not a large base's sources
-    chosen = compile_registration(ir, policies, {}, 1_000_000).registration["value_flows"]
+    chosen = compile_registration(ir, policies, {}, 1_000_000, memory=MACHINE).registration["value_flows"]
     assert chosen.confidence.score < 1.0 and "estimated from 1,000,000 bytes" in chosen.confidence.evidence[0]
     assert "under 800,000 rows" in chosen.confidence.evidence[0]
-    assert {compile_registration(ir, policies, small, 0).registration[name].registration
+    assert {compile_registration(ir, policies, small, 0, memory=MACHINE).registration[name].registration
             for name in EXTRACT_TABLES} == {"memory"}
-    assert {compile_registration(ir, policies, medium, 0).registration[name].registration
+    assert {compile_registration(ir, policies, medium, 0, memory=MACHINE).registration[name].registration
             for name in EXTRACT_TABLES} == {"delta"}
+
+
+def test_a_machine_with_little_memory_holds_fewer_views_in_memory() -> None:
+    """A build holding its views peaks at ~480 MiB plus 1,800 bytes a row of its largest table; the
+    threshold keeps that within half of the machine's memory: (1 GiB - 480 MiB) / 1,800 bytes is
+    316,902 rows on a 2 GiB machine, 18,641 on a 1 GiB one, none on 512 MiB."""
+    assert memory_staging_max_rows(16 * 2**30) == memory_staging_max_rows(4 * 2**30) == 800_000
+    assert memory_staging_max_rows(2 * 2**30) == 316_902
+    assert memory_staging_max_rows(2**30) == 18_641 and memory_staging_max_rows(2**29) == 0
+    ir, _, graph = _pipeline()
+    policies = compile_cache_policies(ir, graph, {}, {})
+    stats = {"ex_flows": TableStats(rows=400_000, files=1, bytes=1, version=0)}
+    roomy = compile_registration(ir, policies, stats, 0, memory=16 * 2**30).registration["value_flows"]
+    tight = compile_registration(ir, policies, stats, 0, memory=2 * 2**30).registration["value_flows"]
+    assert (roomy.registration, tight.registration) == ("memory", "delta")
+    assert ("not under 316,902 rows (of 800,000: a build holding more would reach over 50% of this machine's "
+            "2,147,483,648 bytes of memory)") in " ".join(tight.confidence.evidence)
+    assert stages_in_memory(stats, 0, "auto", memory=16 * 2**30)
+    assert not stages_in_memory(stats, 0, "auto", memory=2 * 2**30)
 
 
 def test_a_rebuild_counts_only_the_rows_it_keeps_of_the_last_build() -> None:
