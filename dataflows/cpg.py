@@ -19,7 +19,7 @@ from relspec.calibration import (
 )
 from relspec.catalog import CALIBRATION_TABLE, RUNS_TABLE, TableStore
 from relspec.costs import input_rows
-from relspec.demand import ViewDemand, written_views
+from relspec.demand import ViewDemand, output_views, written_views
 from relspec.demand import view_demand as demanded
 from relspec.maintenance import MaintenanceRecord
 from relspec.policy import TARGET_PARTITIONS, CompiledExecutionPolicy
@@ -89,7 +89,8 @@ def view_demand(view_graph: ViewGraph, view_fingerprints: dict[str, str], execut
     policy = execution_authority.policy
     written = written_views(policy)
     reused = frozenset(view for view in written if execution_authority.reuses(view, view_fingerprints[view]))
-    demand = demanded(view_graph, written, policy.materialization.held_in_memory(), reused, view_frames_requested)
+    demand = demanded(view_graph, written, output_views(policy), policy.materialization.held_in_memory(), reused,
+                      view_frames_requested)
     execution_authority.decided(demand.confidence)
     return demand
 

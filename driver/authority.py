@@ -113,6 +113,9 @@ class RunAuthority(ExecutionAuthority):
 
     def query(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> DataFrame:
         fingerprint = self._begin(view, fingerprint, inputs)
+        # planned under the session's options, not those the last view that ran left: its plan's
+        # fingerprint is then the same whichever views ran before it (a rebuild computes none)
+        self._set_scan_options(None)
         policy = self.policy.cache[view.name].cache
         if view.fixpoint is not None:  # validation reports the dropped staging; nothing lazy can stand for it
             raise ValidationFailed(f"fixpoint view {view.name} must be staged, not {policy}")
@@ -125,16 +128,20 @@ class RunAuthority(ExecutionAuthority):
 
     def pending(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame],
                 needed: bool = True) -> StagedQuery:
+        if needed:  # (a driver executed again may need what its last execution left out)
+            self._unneeded.discard(view.name)
         return StagedQuery(view.name, self._begin(view, fingerprint, inputs), needed)
 
     def reuses(self, view: str, fingerprint: str) -> bool:
         choice = self.policy.cache[view].cache
         if choice == "delta_output":
-            return self.store.version(view) is not None and self._reusable(self.store.published_result(view),
-                                                                          fingerprint)
-        if choice == "delta_staging" and view not in self.policy.materialization.held_in_memory():
-            return self._reusable(self.store.staged_result(view), fingerprint)
-        return False
+            written = self.store.published_result(view) if self.store.version(view) is not None else None
+        elif choice == "delta_staging" and view not in self.policy.materialization.held_in_memory():
+            written = self.store.staged_result(view)
+        else:
+            return False
+        # (by an earlier run: one this run wrote already is no result it found)
+        return written is not None and written[1] != self.run_id and self._reusable(written, fingerprint)
 
     def _begin(self, view: EmittedView, fingerprint: str, inputs: Mapping[str, DataFrame]) -> str:
         """Start ``view``: its inputs registered, its fingerprint over them (see `_read_inputs`)."""

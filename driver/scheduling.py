@@ -23,6 +23,8 @@ from driver.materializers import saver_node
 from relspec.policy import CompiledExecutionPolicy
 
 FRAMES_REQUESTED = "view_frames_requested"  # the input of dataflows.cpg.view_demand
+FRAME_HOLDERS = frozenset({"session", "execution_authority"})  # nodes through which every view's rows are reached
+PIPELINE_PACKAGES = frozenset({"dataflows", "driver"})  # where the pipeline's own nodes come from
 
 
 def scheduled_savers(policy: CompiledExecutionPolicy) -> tuple[str, ...]:
@@ -37,8 +39,8 @@ def scheduled_savers(policy: CompiledExecutionPolicy) -> tuple[str, ...]:
 class ScheduledGraphExecutor(hamilton_driver.DefaultGraphExecutor):
     """Hamilton's default executor, with the scheduled saver nodes visited first (those the request
     needs). It also tells the pipeline (input ``view_frames_requested``) when nothing the request runs
-    reads a view's frame but the views and their savers: then a staged view no computed view reads
-    need not be computed (`relspec.demand`)."""
+    reads a view's frame but the views and their savers: then a staged view that no view the run
+    computes reads is not computed (`relspec.demand`)."""
 
     def __init__(self, adapter: Any, savers: Sequence[str], views: Collection[str] = ()) -> None:
         super().__init__(adapter)
@@ -57,13 +59,23 @@ class ScheduledGraphExecutor(hamilton_driver.DefaultGraphExecutor):
         return {name: memoized.get(name, inputs.get(name)) for name in final_vars}
 
     def _reads_frames(self, needed: Collection[hamilton_node.Node], final_vars: list[str]) -> bool:
-        """Whether the request asks for a view's frame, or runs a node other than the views and their
-        savers that reads one (a caller's node)."""
-        own = self.views | {query_node(view) for view in self.views} | {
-            saver_node(view, layer) for view in self.views for layer in ("staging", "output")}
-        return bool(self.views & set(final_vars)) or any(
-            node_.name not in own and any(dependency.name in self.views for dependency in node_.dependencies)
-            for node_ in needed)
+        """Whether the request asks for a view's frame (its node, or its loader's, saver's or query's)
+        or for what every frame is registered in (the session, the authority), or runs a caller's node
+        that reads one of these."""
+        view_nodes = self.views | {query_node(view) for view in self.views} | {
+            saver_node(view, layer) for view in self.views for layer in ("staging", "output")} | {
+            f"load_data.{view}" for view in self.views}
+        if set(final_vars) & (view_nodes | FRAME_HOLDERS):
+            return True
+        return any(_from_caller(node_) and any(dependency.name in self.views or dependency.name in FRAME_HOLDERS
+                                               for dependency in node_.dependencies)
+                   for node_ in needed)
+
+
+def _from_caller(node_: hamilton_node.Node) -> bool:
+    """Whether ``node_`` comes from a module of the caller's (`build_driver(..., modules=...)`), not the pipeline's."""
+    return any(function.__module__.split(".")[0] not in PIPELINE_PACKAGES
+               for function in node_.originating_functions or ())
 
 
 def obey_schedule(dr: hamilton_driver.Driver, policy: CompiledExecutionPolicy) -> hamilton_driver.Driver:

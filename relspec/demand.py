@@ -21,8 +21,12 @@ from semantics.inference import InferenceConfidence
 
 class ViewDemand(msgspec.Struct, frozen=True):
     reused: frozenset[str]  # written views whose table holds this run's result already
-    unneeded: frozenset[str]  # staged views held in memory that no view this run computes reads
+    unneeded: frozenset[str]  # staged views held in memory that no view this run computes would read
     confidence: InferenceConfidence
+
+
+def output_views(policy: CompiledExecutionPolicy) -> frozenset[str]:
+    return frozenset(view for view, choice in policy.cache.items() if choice.cache == "delta_output")
 
 
 def written_views(policy: CompiledExecutionPolicy) -> frozenset[str]:
@@ -32,14 +36,17 @@ def written_views(policy: CompiledExecutionPolicy) -> frozenset[str]:
                      if choice.cache == "delta_output" or (choice.cache == "delta_staging" and view not in held))
 
 
-def view_demand(graph: ViewGraph, written: frozenset[str], held: frozenset[str], reused: frozenset[str],
-                frames_requested: bool) -> ViewDemand:
+def view_demand(graph: ViewGraph, written: frozenset[str], outputs: frozenset[str], held: frozenset[str],
+                reused: frozenset[str], frames_requested: bool) -> ViewDemand:
     """Which of the staged views ``held`` in memory this run need not compute: every path from one to a
-    ``written`` view ends at a view the run reuses (``reused``), whatever lazy or held views lie between."""
+    ``written`` view ends at a view the run reuses (``reused``), whatever lazy or held views lie between
+    (or an output, of the ``written`` views, that a view which runs reads: it reads the output's frame)."""
     held = frozenset(view for view in held if view in graph.index)  # (the policy holds extraction tables too)
     runs: dict[str, bool] = {}  # view -> whether it runs: written and not reused, or read by a view that runs
     for view in reversed(graph.names()):
-        runs[view] = view not in reused if view in written else any(runs[reader] for reader in graph.consumers(view))
+        read = any(runs[reader] for reader in graph.consumers(view))
+        # a staging table is what its readers read; an output's readers read its frame (it has no loader)
+        runs[view] = view not in reused or (read and view in outputs) if view in written else read
     unneeded = frozenset() if frames_requested else frozenset(view for view in held if not runs[view])
     if frames_requested:
         evidence = ("the request reads view frames itself (a view asked for by name, a caller's node or an "

@@ -10,6 +10,8 @@ from types import SimpleNamespace
 import pytest
 import rustworkx as rx
 from conftest import build, query, run_cli, write_tree
+from datafusion import SessionContext
+from hamilton import ad_hoc_utils
 
 import relspec.demand
 from driver.api import build_driver, content_fingerprint, open_session
@@ -36,17 +38,21 @@ def _graph(edges: dict[str, tuple[str, ...]]) -> ViewGraph:
 
 def test_a_view_held_in_memory_is_unneeded_when_every_path_from_it_ends_at_a_reused_view() -> None:
     # a -> b (lazy) -> out1;  a -> s (held) -> out2;  c (held) -> out2;  d (held) -> e (staged table);
-    # f (held) -> g (staged table)
+    # f (held) -> g (staged table); out1 -> h (staged table): h reads out1's frame
     graph = _graph({"a": (), "b": ("a",), "s": ("a",), "c": (), "d": (), "f": (), "out1": ("b",),
-                    "out2": ("s", "c"), "e": ("d",), "g": ("f",)})
-    written, held = frozenset({"out1", "out2", "e", "g"}), frozenset({"a", "s", "c", "d", "f", "ex_files"})
-    # out2 runs, so s and c do, and a through s (though b feeds only out1, reused); d feeds only e, reused;
-    # g runs, so f does
-    demand = view_demand(graph, written, held, frozenset({"out1", "e"}), frames_requested=False)
+                    "out2": ("s", "c"), "e": ("d",), "g": ("f",), "h": ("out1",)})
+    written, outputs = frozenset({"out1", "out2", "e", "g", "h"}), frozenset({"out1", "out2"})
+    held = frozenset({"a", "s", "c", "d", "f", "ex_files"})
+    # out2 runs, so s and c do, and a through s (though b feeds only out1, reused and read by h, reused);
+    # d feeds only e, reused; g runs, so f does
+    demand = view_demand(graph, written, outputs, held, frozenset({"out1", "e", "h"}), frames_requested=False)
     assert demand.unneeded == {"d"}
-    assert view_demand(graph, written, held, written, frames_requested=False).unneeded == {"a", "s", "c", "d", "f"}
-    assert view_demand(graph, written, held, frozenset(), frames_requested=False).unneeded == set()
-    asked = view_demand(graph, written, held, written, frames_requested=True)
+    everything = view_demand(graph, written, outputs, held, written, frames_requested=False)
+    assert everything.unneeded == {"a", "s", "c", "d", "f"}
+    # h runs and reads out1's frame (though out1's table holds its result): b and a are read
+    assert view_demand(graph, written, outputs, held, written - {"h"}, False).unneeded == {"s", "c", "d", "f"}
+    assert view_demand(graph, written, outputs, held, frozenset(), frames_requested=False).unneeded == set()
+    asked = view_demand(graph, written, outputs, held, written, frames_requested=True)
     assert asked.unneeded == set() and "reads view frames itself" in asked.confidence.evidence[0]
 
 
@@ -120,10 +126,35 @@ def test_a_view_that_runs_over_an_uncomputed_view_fails_the_run(tmp_path: Path, 
     build(root, out)
     real = relspec.demand.view_demand
 
-    def every_held_view_unneeded(graph, written, held, reused, frames_requested):  # type: ignore[no-untyped-def]
-        return real(graph, written, held, written, frames_requested)
+    def every_held_view_unneeded(graph, written, outputs, held, reused, frames_requested):  # type: ignore[no-untyped-def]
+        return real(graph, written, outputs, held, written, frames_requested)
 
     monkeypatch.setattr("dataflows.cpg.demanded", every_held_view_unneeded)
     (root / "pkg/a.py").write_text(TREE["pkg/a.py"] + "\n\ndef extra():\n    return 3\n")
     with pytest.raises(RuntimeError, match="which this run did not compute"):
         build(root, out)
+
+
+def definitions_count(published_cpg: dict, session: SessionContext) -> int:
+    """A caller's node: it reads the run's session, where every view is registered."""
+    return session.sql("SELECT count(*) AS n FROM definitions").to_arrow_table().column(0)[0].as_py()
+
+
+def test_a_callers_node_that_reads_the_session_gets_every_views_rows(tmp_path: Path) -> None:
+    """TREE defines 3 modules, 2 classes (Base, A) and 3 functions (helper, run, main): 8 definitions,
+    read through the session on a rebuild whose outputs are all reused."""
+    root, out = write_tree(tmp_path / "src", TREE), tmp_path / "out"
+    build(root, out)
+    dr = build_driver(root, out, jobs=1, modules=[ad_hoc_utils.create_temporary_module(definitions_count)])
+    result = dr.execute(["build_summary", "definitions_count"])
+    assert result["definitions_count"] == 8
+    assert "unneeded" not in result["build_summary"].view_outcomes
+
+
+def test_a_driver_executed_again_computes_what_its_last_execution_left_out(tmp_path: Path) -> None:
+    root, out = write_tree(tmp_path / "src", TREE), tmp_path / "out"
+    build(root, out)
+    published = query(out, "SELECT count(*) AS n FROM cpg_nodes")[0]["n"]
+    dr = build_driver(root, out, jobs=1)
+    dr.execute(["published_cpg"])  # every output reused: the staged views left out
+    assert dr.execute(["cpg_nodes"])["cpg_nodes"].count() == published > 0
