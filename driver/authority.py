@@ -227,7 +227,8 @@ class RunAuthority(ExecutionAuthority):
     def _refuse_unneeded_inputs(self, name: str) -> None:
         """A view about to run may read no view this run left uncomputed (directly or through lazy
         views): it would compute over no rows. `relspec.demand` rules that out; this says so if not."""
-        pending, seen = list(self._views[name].inputs), set()
+        made = self._views.get(name)  # (none for an output whose frame a caller handed in: it reads nothing here)
+        pending, seen = list(made.inputs) if made is not None else [], set()
         while pending:
             read = pending.pop()
             if read in self._unneeded:

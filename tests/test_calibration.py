@@ -5,6 +5,7 @@ that ``apply`` moves the threshold the next compile uses (and its cache policies
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -145,10 +146,12 @@ def _policy(root: Path, out: Path, mode: str):
 
 
 def test_apply_moves_the_threshold_the_next_compile_uses(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    build(FIXTURES, out, calibration="apply")
-    for _ in range(2):
-        build(FIXTURES, out, calibration="apply")
+    root, out = shutil.copytree(FIXTURES, tmp_path / "src"), tmp_path / "out"
+    build(root, out, calibration="apply")
+    edited = root / "edited.py"
+    for edit in range(2):  # an edit each time: a rebuild with nothing changed computes no view to measure
+        edited.write_text("".join(f"def f{number}(x):\n    return x\n\n\n" for number in range(edit + 1)))
+        build(root, out, calibration="apply")
     records = _records(out)
     assert [record.mode for record in records] == ["apply"] * 3
     assert [record.workload for record in records] == ["full_build", "incremental_build", "incremental_build"]
@@ -165,8 +168,8 @@ def test_apply_moves_the_threshold_the_next_compile_uses(tmp_path: Path) -> None
         assert record.partitions_confidence is not None  # the build handed each view's partitions and reads
         assert record.partitions_confidence.evidence[0].endswith(" on several")
     assert any(record.proposed != record.before for record in records)
-    assert _policy(FIXTURES, out, "apply").thresholds == records[-1].proposed
-    assert _policy(FIXTURES, out, "observe").thresholds == Thresholds()
+    assert _policy(root, out, "apply").thresholds == records[-1].proposed
+    assert _policy(root, out, "observe").thresholds == Thresholds()
 
 
 def test_a_calibrated_threshold_changes_the_cache_policies_by_it(tmp_path: Path) -> None:
