@@ -788,7 +788,9 @@ def replay(out: str, run_id: str, as_json: bool) -> None:
             stdout().print(f"  {check.name}: {verdict}", markup=False)
         changed = [check.name for check in report.plans if not check.matches]
         stdout().print(f"  plans: {len(report.plans) - len(changed)} of {len(report.plans)} views planned as recorded"
-                       + (f"; different: {', '.join(changed)}" if changed else ""), markup=False)
+                       + (f"; different: {', '.join(changed)}" if changed else "")
+                       + (f" ({len(report.unplanned)} more the run did not plan: reused or not needed)"
+                          if report.unplanned else ""), markup=False)
     if not report.reproduced:
         different = ", ".join(check.name for check in report.outputs if not check.matches)
         raise CliError(f"replay of run {run_id} differs from what it published: {different}")

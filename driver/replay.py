@@ -22,7 +22,7 @@ from driver.housekeeping import readable
 from driver.storage import output_location
 from relspec.catalog import RUNS_TABLE, DatasetCatalog
 from relspec.releases import input_versions, run_versions
-from relspec.runs import RunRecord, find_record
+from relspec.runs import UNPLANNED_OUTCOMES, RunRecord, find_record
 
 
 class ReplayError(LookupError):
@@ -59,6 +59,7 @@ class ReplayReport(msgspec.Struct, frozen=True):
     pinned: dict[str, int]  # extraction table -> the version read
     outputs: tuple[ViewCheck, ...]  # by content: what decides whether the replay reproduced the run
     plans: tuple[ViewCheck, ...]  # by DataFusion plan fingerprint: where a difference comes from
+    unplanned: tuple[str, ...] = ()  # views the run did not plan (reused, or not needed): no plan to compare
 
     @property
     def reproduced(self) -> bool:
@@ -101,9 +102,10 @@ def replay(output_dir: str | Path, run_id: str, storage_options: dict[str, str] 
         replayed_plans = {outcome.view: outcome.plan_fingerprint
                           for outcome in results["execution_authority"].outcomes()}
     recorded_plans = record.package.plan_fingerprints  # type: ignore[union-attr]
+    unplanned = {outcome.view for outcome in record.views if outcome.outcome in UNPLANNED_OUTCOMES}
     plans = tuple(ViewCheck(view, replayed_plans.get(view) == plan, plan, replayed_plans.get(view, ""))
-                  for view, plan in sorted(recorded_plans.items()))
-    return ReplayReport(run_id, pinned, outputs, plans)
+                  for view, plan in sorted(recorded_plans.items()) if view not in unplanned)
+    return ReplayReport(run_id, pinned, outputs, plans, tuple(sorted(unplanned & set(recorded_plans))))
 
 
 def _compare_outputs(store: DeltaTableStore, published: dict[str, int], scratch: DeltaTableStore,

@@ -27,6 +27,8 @@ from semantics.ir import CachePolicy, SemanticPlan
 # reused: staged or published before; computed_in_memory: staged, held in memory for the run (no table);
 # unneeded: staged in memory, but no view the run computed reads it, so it was not computed (relspec.demand)
 Outcome = Literal["lazy", "computed_staged", "computed_in_memory", "reused", "published", "unneeded"]
+# outcomes of a view the run did not plan: its recorded plan fingerprint is its SQL's, no plan's
+UNPLANNED_OUTCOMES = frozenset({"reused", "unneeded"})
 # released: checked and made current; quarantined: written but failed the data checks, not released
 RunStatus = Literal["released", "quarantined", "failed_validation", "failed"]
 

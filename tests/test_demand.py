@@ -4,6 +4,7 @@ outputs all hold its result already computes none of them (relspec/demand.py), s
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -158,3 +159,23 @@ def test_a_driver_executed_again_computes_what_its_last_execution_left_out(tmp_p
     dr = build_driver(root, out, jobs=1)
     dr.execute(["published_cpg"])  # every output reused: the staged views left out
     assert dr.execute(["cpg_nodes"])["cpg_nodes"].count() == published > 0
+
+
+def test_a_replay_of_a_rebuild_compares_the_plans_of_the_views_it_planned(tmp_path: Path) -> None:
+    """The rebuild planned none of its staged views (not needed) nor its outputs (reused): the replay,
+    which computes every view, compares only the lazy views' plans, and says how many it left out."""
+    root, out = write_tree(tmp_path / "src", TREE), tmp_path / "out"
+    build(root, out)
+    build(root, out)
+    record = _records(out)[-1]
+    unplanned = {outcome.view for outcome in record.views if outcome.outcome in ("unneeded", "reused")}
+    lazy = {outcome.view for outcome in record.views if outcome.outcome == "lazy"}
+    done = run_cli("replay", out, record.run_id, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert set(report["unplanned"]) == unplanned and "value_flow_fixpoint" in unplanned
+    assert {check["name"] for check in report["plans"]} == lazy
+    assert all(check["matches"] for check in report["plans"])
+    shown = run_cli("replay", out, record.run_id).stdout
+    assert (f"plans: {len(lazy)} of {len(lazy)} views planned as recorded ({len(unplanned)} more the run did "
+            "not plan: reused or not needed)") in shown
