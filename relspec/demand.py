@@ -20,7 +20,6 @@ from semantics.inference import InferenceConfidence
 
 
 class ViewDemand(msgspec.Struct, frozen=True):
-    reused: frozenset[str]  # written views whose table holds this run's result already
     unneeded: frozenset[str]  # staged views held in memory that no view this run computes would read
     confidence: InferenceConfidence
 
@@ -56,4 +55,4 @@ def view_demand(graph: ViewGraph, written: frozenset[str], outputs: frozenset[st
                     f"fingerprint): {', '.join(sorted(reused)) or 'none'}",
                     f"{len(unneeded)} of {len(held)} staged views held in memory are read by none of the views "
                     "that run, so they are not computed")
-    return ViewDemand(reused, unneeded, InferenceConfidence("view_demand", f"{len(unneeded)} unneeded", 1.0, evidence))
+    return ViewDemand(unneeded, InferenceConfidence("view_demand", f"{len(unneeded)} unneeded", 1.0, evidence))
