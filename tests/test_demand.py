@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import rustworkx as rx
@@ -15,26 +14,15 @@ from datafusion import SessionContext
 from hamilton import ad_hoc_utils
 
 import relspec.demand
-from driver.api import build_driver, content_fingerprint, open_session
+from driver.api import build_driver
 from driver.delta_store import DeltaTableStore
 from driver.factory import plan_driver
-from relspec.catalog import LOG_TABLES, RUNS_TABLE, DatasetCatalog
+from relspec.catalog import RUNS_TABLE, DatasetCatalog
 from relspec.demand import view_demand
 from relspec.runs import read_records
 from relspec.view_graph import ViewGraph
-
-TREE = {
-    "pkg/__init__.py": "",
-    "pkg/base.py": "def helper(x):\n    return x + 1\n\n\nclass Base:\n    def run(self):\n        return helper(1)\n",
-    "pkg/a.py": "from pkg.base import Base, helper\n\n\nclass A(Base):\n    pass\n\n\n"
-                "def main():\n    A().run()\n    return helper(2)\n",
-}
-
-
-def _graph(edges: dict[str, tuple[str, ...]]) -> ViewGraph:
-    """A view graph of views named by ``edges`` (view -> the views it reads)."""
-    views = [SimpleNamespace(name=name, inputs=inputs, fixpoint=None) for name, inputs in edges.items()]
-    return ViewGraph(SimpleNamespace(views=views))  # type: ignore[arg-type]
+from tests.test_memory_staging import TREE, _fingerprints
+from tests.test_schedule import _graph
 
 
 def test_a_view_held_in_memory_is_unneeded_when_every_path_from_it_ends_at_a_reused_view() -> None:
@@ -59,11 +47,6 @@ def test_a_view_held_in_memory_is_unneeded_when_every_path_from_it_ends_at_a_reu
 
 def _records(out: Path):
     return read_records(DeltaTableStore(DatasetCatalog(str(out))).read(RUNS_TABLE))
-
-
-def _fingerprints(out: Path) -> dict[str, str]:
-    session, tables = open_session(out)
-    return {table: content_fingerprint(session, table) for table in tables if table not in LOG_TABLES}
 
 
 def test_an_unchanged_rebuild_in_memory_computes_no_staged_view(tmp_path: Path) -> None:
