@@ -115,7 +115,7 @@ def _execute(table: DeltaTable, decision: MaintenanceDecision, policy: Maintenan
         table.optimize.z_order([policy.cluster_by], target_size=CLUSTER_FILE_BYTES, max_concurrent_tasks=1,
                                writer_properties=WRITER_PROPERTIES)
     elif decision.compact:
-        table.optimize.compact(writer_properties=WRITER_PROPERTIES)
+        table.optimize.compact(target_size=policy.compact_target_bytes, writer_properties=WRITER_PROPERTIES)
     # A full vacuum: also the data files no commit names (the workers of a distributed extraction that
     # failed before its commit wrote them); one build writes a folder at a time, so none is in flight.
     if decision.vacuum:

@@ -52,6 +52,9 @@ class MaintenancePolicy(msgspec.Struct, frozen=True):
     vacuum_every_versions: int = 20
     vacuum_retention_hours: int = 168
     cluster_by: str | None = None
+    # compaction packs only files under this size (None: Delta's target, 100 MB): an append-only log
+    # compacted to one file rewrites its whole history at every compaction
+    compact_target_bytes: int | None = None
 
 
 class MaintenanceDecision(msgspec.Struct, frozen=True):

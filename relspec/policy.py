@@ -18,7 +18,7 @@ from relspec.calibration import DEFAULT_SMALL_INPUT_ROWS, Thresholds
 from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, DatasetCatalog
 from relspec.costs import ViewCost
 from relspec.machine import available_cores, physical_memory
-from relspec.maintenance import MaintenancePolicy
+from relspec.maintenance import CLUSTER_FILE_BYTES, MaintenancePolicy
 from relspec.profiles import MEMORY_SHARE, SessionProfile
 from relspec.schedule import ViewSchedule
 from relspec.view_graph import ViewGraph
@@ -678,8 +678,9 @@ def compile_maintenance(tables: tuple[str, ...], stats: dict[str, TableStats],
             policy = msgspec.structs.replace(policy, cluster_by=_FILE_COLUMNS[name])
             evidence += (f"rows owned by source files: clustered by {_FILE_COLUMNS[name]}",)
         if name in LOG_TABLES:  # read at their latest version, by a session opened any time before
-            policy = msgspec.structs.replace(policy, **_LOG_VACUUM)
-            evidence += (f"a log: vacuum keeps what the last {LOG_RETENTION_HOURS} hours' versions read",)
+            policy = msgspec.structs.replace(policy, **_LOG_MAINTENANCE)
+            evidence += (f"a log: vacuum keeps what the last {LOG_RETENTION_HOURS} hours' versions read; "
+                         f"compaction packs its files under {CLUSTER_FILE_BYTES // 2**20} MiB, not its history",)
         dataset = _FOLDERS.dataset(name) if name in _FOLDERS.names() else name
         if dataset in vacuumed:
             evidence += (f"last vacuumed at version {vacuumed[dataset]} (run record)",)
@@ -705,7 +706,12 @@ def vacuum_attempts(history: Sequence[RunRecord]) -> dict[str, int]:
 
 
 LOG_RETENTION_HOURS = 24
-_LOG_VACUUM = {"vacuum_every_versions": 20, "vacuum_retention_hours": LOG_RETENTION_HOURS}
+# A log is appended to by every build; compacted to one file, its whole history was rewritten every
+# five builds (a 175-build editor loop left 297 MB of superseded run-table files within the retention,
+# for 13 MB of rows): compaction packs the files under the size a data file is written at, and leaves
+# the larger ones alone.
+_LOG_MAINTENANCE = {"vacuum_every_versions": 20, "vacuum_retention_hours": LOG_RETENTION_HOURS,
+                    "compact_target_bytes": CLUSTER_FILE_BYTES}
 
 
 _FUNCTION_CALL = re.compile(r"\b([a-z_][a-z0-9_]*)\s*\(", re.I)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 from pathlib import Path
 
@@ -14,13 +15,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from driver.maintenance import UNMEASURED_REASON, maintain, run_maintenance, write_outcome
+from relspec.catalog import RUNS_TABLE
 from relspec.maintenance import (
+    CLUSTER_FILE_BYTES,
     SKIP_REASON,
     MaintenanceDecision,
     MaintenancePolicy,
     WriteOutcome,
     decide_maintenance,
 )
+from relspec.policy import compile_maintenance
 
 POLICY = MaintenancePolicy()
 ONLY_COMPACT = MaintenancePolicy(checkpoint_every_versions=0, vacuum_every_versions=0)
@@ -242,3 +246,29 @@ def test_a_failure_midway_keeps_the_table_and_records_the_error(tmp_path: Path) 
     record = run_maintenance(str(table), decision(compact=True), POLICY)
     assert record.error is not None
     assert (record.version_before, record.version_after, record.files_before, record.files_after) == (8, 8, 9, 9)
+
+
+def test_a_log_is_compacted_without_rewriting_its_large_files(tmp_path: Path) -> None:
+    """A log's compaction packs its files under the target and leaves a larger one alone: the history
+    compacted before is not written again at every compaction."""
+    table = tmp_path / "cpg_runs"
+    noise = random.Random(7)  # (records that do not compress: the file stays over the target)
+    big = pa.table({"run_id": [f"run-{index:06d}" for index in range(80_000)],
+                    "record": [noise.randbytes(80).hex() for _ in range(80_000)]})
+    write_deltalake(str(table), big)
+    (history,) = DeltaTable(str(table)).file_uris()
+    for index in range(8):  # a run each: eight small files
+        write_deltalake(str(table), pa.table({"run_id": [f"new-{index}"], "record": ["{}"]}), mode="append")
+    policy = MaintenancePolicy(checkpoint_every_versions=0, vacuum_every_versions=0, compact_target_bytes=4 * 2**20)
+    assert Path(history.removeprefix("file://")).stat().st_size > 4 * 2**20
+    record = maintain(table.as_uri(), policy)
+    assert record.error is None and record.decision.reasons == ("compact.small_files>=8",)
+    after = DeltaTable(str(table)).file_uris()
+    assert history in after and record.files_before == 9 and record.files_after == len(after) == 2
+
+
+def test_the_compiled_policy_compacts_logs_only_to_the_data_file_size() -> None:
+    chosen = compile_maintenance((RUNS_TABLE, "cpg_nodes"), {})
+    assert chosen[RUNS_TABLE].policy.compact_target_bytes == CLUSTER_FILE_BYTES == 4 * 2**20
+    assert "compaction packs its files under 4 MiB, not its history" in chosen[RUNS_TABLE].confidence.evidence[-1]
+    assert chosen["cpg_nodes"].policy.compact_target_bytes is None  # (an output: clustered, compacted by z-order)
