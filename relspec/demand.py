@@ -50,6 +50,9 @@ def view_demand(graph: ViewGraph, written: frozenset[str], outputs: frozenset[st
     if frames_requested:
         evidence = ("the request reads view frames itself (a view asked for by name, a caller's node or an "
                     "override): every view is computed",)
+    elif not held:
+        evidence = ("no staged view is held in memory: each is written to a staging table, reused there by "
+                    "fingerprint",)
     else:
         evidence = (f"{len(reused)} of {len(written)} written views hold this run's result already (same "
                     f"fingerprint): {', '.join(sorted(reused)) or 'none'}",

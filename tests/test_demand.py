@@ -43,6 +43,8 @@ def test_a_view_held_in_memory_is_unneeded_when_every_path_from_it_ends_at_a_reu
     assert view_demand(graph, written, outputs, held, frozenset(), frames_requested=False).unneeded == set()
     asked = view_demand(graph, written, outputs, held, written, frames_requested=True)
     assert asked.unneeded == set() and "reads view frames itself" in asked.confidence.evidence[0]
+    staged = view_demand(graph, written | {"a", "s", "c", "d", "f"}, outputs, frozenset({"ex_files"}), written, False)
+    assert staged.unneeded == set() and "no staged view is held in memory" in staged.confidence.evidence[0]
 
 
 def _records(out: Path):
