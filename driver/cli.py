@@ -1,7 +1,8 @@
 """The `cpgflow` command line.
 
 Every failure a user can cause (a missing path, an unwritable output, bad SQL) ends in one line on
-stderr and a non-zero exit; set CPGFLOW_DEBUG=1 to see the traceback of an unexpected error.
+stderr and a non-zero exit; set CPGFLOW_DEBUG=1 to see the traceback of an unexpected error. A reader
+that stops reading the output (`| head`) changes no exit status (`_discard_stdout`).
 
 A command imports what it uses when it runs, at the top of its function: `cpgflow --help` loads
 neither the engines nor the pipeline, `query`, `runs`, `callgraph`, the questions (`callers`,
@@ -63,10 +64,39 @@ _R = TypeVar("_R")
 
 @functools.cache
 def stdout() -> Console:
-    """The Rich console for results, made on first use (help and JSON output need no Rich)."""
+    """The Rich console for results, made on first use (help and JSON output need no Rich). A reader
+    that stops reading (`cpgflow build | head`) takes no more of it: see `_discard_stdout`."""
     from rich.console import Console
 
-    return Console(soft_wrap=True)
+    class ResultConsole(Console):
+        def on_broken_pipe(self) -> None:  # Rich's own exits with status 1
+            self.quiet = True
+            _discard_stdout()
+
+    return ResultConsole(soft_wrap=True)
+
+
+def _discard_stdout() -> None:
+    """Send what is left to print to /dev/null: the reader of our standard output went away. The
+    command's exit status stays what its work makes it — a build has committed, a query has run, by the
+    time they print — and the interpreter's last flush finds no broken pipe to complain about."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _write(text: str) -> None:
+    """``text`` on standard output (see `_discard_stdout` for a reader that stopped reading)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+
+
+def _print_json(value: object) -> None:
+    """``value`` as indented JSON on standard output."""
+    _write(msgspec.json.format(msgspec.json.encode(value)).decode() + "\n")
 
 
 @functools.cache
@@ -412,7 +442,7 @@ def plan(path: Path, out: str | None, cache_policy: tuple[str, ...], staging: st
         previews = preview_views(results["semantic_plan"], results["compiled_policy"], store)
         for view in report["views"]:  # type: ignore[union-attr]
             view["preview"] = msgspec.to_builtins(previews[view["name"]])  # type: ignore[index]
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(report)).decode() + "\n")
+        _print_json(report)
         return
     source = report["source"]
     stdout().print(f"[bold]Plan for[/bold] {source['root']}: {source['files']:,} files; "  # type: ignore[index]
@@ -487,7 +517,7 @@ def callgraph(out: str) -> None:
 
     session = _built_session(out, reading=CALL_GRAPH_SQL)
     hold_small_tables(session, CALL_GRAPH_SQL)
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(call_graph(session))).decode() + "\n")
+    _print_json(call_graph(session))
 
 
 def _format_option(command: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -615,7 +645,7 @@ def runs(out: str, as_json: bool) -> None:
         raise CliError(f"DIR '{out}' has no run records")
     records = read_records(table)
     if as_json:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(records)).decode() + "\n")
+        _print_json(records)
         return
     for record in records:
         package = record.package
@@ -682,7 +712,7 @@ def calibration(out: str, as_json: bool) -> None:
 
     records = read_calibrations(_output_store(out).read(CALIBRATION_TABLE))
     if as_json:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(records)).decode() + "\n")
+        _print_json(records)
         return
     if not records:
         raise CliError(f"DIR '{out}' has no calibration records (a build with --calibration off records none)")
@@ -717,7 +747,7 @@ def releases(out: str, as_json: bool) -> None:
     if not made:
         raise CliError(f"DIR '{out}' holds no release (cpgflow runs lists its runs)")
     if as_json:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(made)).decode() + "\n")
+        _print_json(made)
         return
     for release in made:
         current = "  (current)" if release is made[-1] else ""
@@ -777,7 +807,7 @@ def replay(out: str, run_id: str, as_json: bool) -> None:
     except ReplayError as err:
         raise CliError(str(err)) from None
     if as_json:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(report)).decode() + "\n")
+        _print_json(report)
     else:
         pinned = ", ".join(f"{name}@{version}" for name, version in sorted(report.pinned.items())[:3])
         stdout().print(f"replayed run {run_id} in {time.perf_counter() - started:.1f} s, inputs pinned "
@@ -808,7 +838,7 @@ def fingerprint(out: str, as_json: bool) -> None:
     names = sorted(name for name in session.catalog().schema().names() if name not in LOG_TABLES)
     digests = {name: content_fingerprint(session, name) for name in names}
     if as_json:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(digests)).decode() + "\n")
+        _print_json(digests)
         return
     for name, digest in digests.items():
         stdout().print(f"{digest}  {name}", markup=False)
@@ -832,7 +862,7 @@ def why(out: str, name: str, run_id: str | None, as_json: bool) -> None:
         raise CliError(str(err)) from None
     explained = explained_decisions(_plain_types(rows).to_pylist())
     if as_json:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(explained)).decode() + "\n")
+        _print_json(explained)
         return
     stdout().print(f"run {explained[0].run_id}", style="bold", markup=False, highlight=False)
     for item in explained:
@@ -862,7 +892,7 @@ def dag(path: Path, as_json: bool, png: Path | None) -> None:
                                      show_legend=False)
             stdout().print(f"wrote {png}")
     if as_json or png is None:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(graph)).decode() + "\n")
+        _print_json(graph)
 
 
 def _built_session(out: str, run_id: str | None = None, reading: str | None = None) -> SessionContext:
@@ -970,9 +1000,9 @@ def _print_table(result: pa.Table, output_format: str) -> None:
     if output_format == "csv":
         sink = pa.BufferOutputStream()
         pa_csv.write_csv(_nested_as_json(result), sink)
-        sys.stdout.write(sink.getvalue().to_pybytes().decode())
+        _write(sink.getvalue().to_pybytes().decode())
     elif output_format == "json":
-        sys.stdout.write(msgspec.json.encode(_python_values(result).to_pylist()).decode() + "\n")
+        _write(msgspec.json.encode(_python_values(result).to_pylist()).decode() + "\n")
     else:
         table = Table(*result.column_names, show_lines=False)
         for row in _python_values(result).to_pylist():

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, query, run_cli, write_tree
+from conftest import CPGFLOW, assert_one_line_error, cli_env, query, run_cli, write_tree
 
 from driver.cli import main
 
@@ -325,3 +327,31 @@ def test_query_error_line_names_the_cause(sql, cause, tiny_built, capsys):
     err = capsys.readouterr().err
     assert_one_line_error(err)
     assert cause in err, err
+
+
+def _run_into_closed_pipe(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run the console script with its standard output a pipe nobody reads any more (`| head` done)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe fails (EPIPE) from the first byte on
+    try:
+        return subprocess.run([str(CPGFLOW), *map(str, args)], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              env=cli_env(), timeout=300, check=False)
+    finally:
+        os.close(write_end)
+
+
+def test_build_into_a_closed_pipe_succeeds(tmp_path):
+    """`cpgflow build ... | head -1` under `set -o pipefail`: the build commits and says so by its status."""
+    root = write_tree(tmp_path / "tiny", TINY)
+    done = _run_into_closed_pipe("build", root, "--out", tmp_path / "out", "-j", "1", "--quiet")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert _count(tmp_path / "out", "cpg_nodes") >= 10  # released
+
+
+@pytest.mark.parametrize("argv", [("query", "SELECT * FROM cpg_nodes"), ("query", "SELECT * FROM cpg_nodes", "--format",
+                                  "csv"), ("query", "SELECT * FROM cpg_nodes", "--format", "json"), ("callgraph",),
+                                  ("runs",)], ids=["table", "csv", "json", "callgraph", "runs"])
+def test_reading_commands_into_a_closed_pipe_exit_zero(argv, tiny_built):
+    _, out, _ = tiny_built
+    done = _run_into_closed_pipe(argv[0], out, *argv[1:])
+    assert (done.returncode, done.stderr) == (0, "")
