@@ -33,6 +33,7 @@ from relspec.policy import (
     ValidationMode,
     ViewMaintenance,
     ViewPolicy,
+    Workload,
     compile_cache_policies,
     compile_extraction,
     compile_maintenance,
@@ -41,10 +42,9 @@ from relspec.policy import (
     compile_statistics_reads,
     compile_udf_requirements,
     compile_view_maintenance,
+    compile_workload,
     fingerprint_policy,
-    stages_in_memory,
     staging_tables,
-    workload_rows,
 )
 from relspec.profiles import SessionProfile, compile_session_profile
 from relspec.relative_staging import Updating, stage_relative_bases
@@ -104,26 +104,37 @@ def thresholds(calibration_history: list[Calibration], workload_class: WorkloadC
 
 
 @tag(role="policy")
+def workload(table_statistics: dict[str, TableStats], file_manifest: FileManifest,
+             staging: StagingMedium = "auto") -> Workload:
+    """The size of the work (the largest extraction table's rows: measured by the last build for the
+    files it keeps, estimated for the source this build extracts) and so where the run holds its
+    tables: staged views in memory or in staging tables, extraction tables in memory or read through
+    the Delta provider."""
+    return compile_workload(table_statistics, _source_bytes(file_manifest), staging, file_manifest.kept_share)
+
+
+@tag(role="policy")
 def topology_cache_policies(optimized_ir: SemanticIR, view_graph: ViewGraph, table_statistics: dict[str, TableStats],
-                            thresholds: Thresholds, cache_overrides: dict[str, CachePolicy] | None = None
-                            ) -> dict[str, ViewPolicy]:
-    """Cache policy by view: the topology's hint weighed against costs and the (calibrated) inline
-    threshold; explicit overrides win."""
-    return compile_cache_policies(optimized_ir, view_graph, table_statistics, cache_overrides or {}, thresholds)
+                            workload: Workload, view_localities: dict[str, Locality], thresholds: Thresholds,
+                            cache_overrides: dict[str, CachePolicy] | None = None) -> dict[str, ViewPolicy]:
+    """Cache policy by view: the topology's hint weighed against costs, the (calibrated) inline
+    threshold, where the workload holds its tables and which readers are file-local; explicit
+    overrides win."""
+    return compile_cache_policies(optimized_ir, view_graph, table_statistics, cache_overrides or {}, workload,
+                                  view_localities, thresholds)
 
 
 @tag(role="policy")
 def cache_policies(topology_cache_policies: dict[str, ViewPolicy], view_localities: dict[str, Locality],
                    view_graph: ViewGraph, run_history: list[RunRecord], table_statistics: dict[str, TableStats],
-                   file_manifest: FileManifest, staging: StagingMedium = "auto",
-                   full_rebuild: bool = False) -> dict[str, ViewPolicy]:
+                   file_manifest: FileManifest, workload: Workload, full_rebuild: bool = False
+                   ) -> dict[str, ViewPolicy]:
     """The cache policies a run executes: those of the topology, and, in an incremental build, the
     inlined global views worth staging so that the views local relative to them are updated by file
     (what earlier runs measured decides: `relspec.relative_staging`)."""
-    source_bytes = _source_bytes(file_manifest)
     changed, files = _changed_files(file_manifest), max(file_manifest.discovered, 1)
     updating: Updating = "by_file"
-    if stages_in_memory(table_statistics, source_bytes, staging, file_manifest.kept_share):
+    if workload.staged_in_memory:
         updating = "in_memory"
     elif not file_manifest.incremental or full_rebuild or not 0 < changed <= BY_FILE_MAX_SHARE * files:
         updating = "whole"  # (no file changed: every view is reused, and nothing is worth measuring)
@@ -141,27 +152,23 @@ def extraction_choice(file_manifest: FileManifest, jobs: int = 0,
 
 @tag(role="policy")
 def scan_policy(view_graph: ViewGraph, table_statistics: dict[str, TableStats], run_history: list[RunRecord],
-                file_manifest: FileManifest, session_profile: SessionProfile, thresholds: Thresholds,
+                workload: Workload, session_profile: SessionProfile, thresholds: Thresholds,
                 table_store: TableStore) -> ScanPolicy:
     """Scan options for the session and for each view, from the statistics of the tables it reads,
     the rows its plan read when it last ran, and (no table yet) the size of the work, on at most the
     profile's partitions; one partition under the (calibrated) small-input threshold; where the
     store's tables are read as Parquet scans, why their filters are not pushed into them."""
-    workload = workload_rows(table_statistics, _source_bytes(file_manifest), file_manifest.kept_share)
     return compile_scan_policy(view_graph, table_statistics, session_profile.target_partitions,
-                               input_rows(run_history, view_graph), workload,
+                               input_rows(run_history, view_graph), (workload.rows, workload.found),
                                thresholds, table_store.parquet_scans())
 
 
 @tag(role="policy")
 def materialization(optimized_ir: SemanticIR, cache_policies: dict[str, ViewPolicy],
-                    table_statistics: dict[str, TableStats], file_manifest: FileManifest,
-                    staging: StagingMedium = "auto") -> MaterializationStrategy:
+                    workload: Workload) -> MaterializationStrategy:
     """Where staged views go (a staging table, or memory on a code base of up to ~16 MB of source) and
     how each is registered for its readers."""
-    source_bytes = _source_bytes(file_manifest)
-    return compile_registration(optimized_ir, cache_policies, table_statistics, source_bytes, staging,
-                                file_manifest.kept_share)
+    return compile_registration(optimized_ir, cache_policies, workload)
 
 
 @tag(role="policy")

@@ -21,7 +21,7 @@ from semantics.ir import (
     infer_join_plans,
     optimize,
 )
-from semantics.scans import infer_scan_counts
+from semantics.scans import infer_pass_through, infer_scan_counts, plan_texts
 from semantics.specs import AnySpec
 from semantics.views import OUTPUTS, discover_specs
 
@@ -39,10 +39,23 @@ def compiled_ir(view_specs: tuple[AnySpec, ...]) -> SemanticIR:
 
 
 @tag(role="inference")
-def scan_counts(compiled_ir: SemanticIR) -> dict[str, dict[str, int]]:
-    """infer: how many times each view's DataFusion plan scans each of its inputs (a CTE read twice
-    scans its inputs twice), planned over empty tables."""
-    return infer_scan_counts(compiled_ir)
+def view_logical_plans(compiled_ir: SemanticIR) -> dict[str, str]:
+    """infer: DataFusion's logical plan of each view whose SQL is known before joins are inferred,
+    planned over empty tables."""
+    return plan_texts(compiled_ir)
+
+
+@tag(role="inference")
+def scan_counts(compiled_ir: SemanticIR, view_logical_plans: dict[str, str]) -> dict[str, dict[str, int]]:
+    """infer: how many times each view's plan scans each of its inputs (a CTE read twice scans its
+    inputs twice)."""
+    return infer_scan_counts(compiled_ir, view_logical_plans)
+
+
+@tag(role="inference")
+def pass_through_views(compiled_ir: SemanticIR, view_logical_plans: dict[str, str]) -> frozenset[str]:
+    """infer: the views whose plans only scan, filter, project and union their inputs' rows."""
+    return infer_pass_through(compiled_ir, view_logical_plans)
 
 
 @tag(role="inference")
@@ -58,9 +71,10 @@ def join_plans(compiled_ir: SemanticIR) -> dict[str, JoinPlan]:
 
 
 @tag(role="inference")
-def cache_hints(compiled_ir: SemanticIR, graph_positions: dict[str, GraphPosition]) -> dict[str, CacheHint]:
-    """infer: a cache hint per view from the view graph's topology."""
-    return infer_cache_hints(compiled_ir, graph_positions)
+def cache_hints(compiled_ir: SemanticIR, graph_positions: dict[str, GraphPosition],
+                pass_through_views: frozenset[str]) -> dict[str, CacheHint]:
+    """infer: a cache hint per view from the view graph's topology (and which views pass rows on)."""
+    return infer_cache_hints(compiled_ir, graph_positions, pass_through_views)
 
 
 @tag(role="inference")

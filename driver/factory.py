@@ -72,8 +72,9 @@ CONTEXT = ("execution_authority", "semantic_plan", "compiled_policy", "validatio
 # Hamilton's cache keeps them across runs, in a folder per version of that code (a node's own code
 # version would miss a change in the library it calls). Every other node holds live engine objects
 # (sessions, lazy frames, stores) or reads tables, whose reuse the fingerprinted staging decides.
-CACHED_NODES = ("view_specs", "compiled_ir", "scan_counts", "graph_positions", "join_plans", "cache_hints",
-                "inferred_ir", "optimized_ir", "semantic_plan", "view_localities")
+CACHED_NODES = ("view_specs", "compiled_ir", "view_logical_plans", "scan_counts", "pass_through_views",
+                "graph_positions", "join_plans", "cache_hints", "inferred_ir", "optimized_ir", "semantic_plan",
+                "view_localities")
 PLANNING_CACHE_FOLDER = "planning"  # under the machine's cpgflow cache (`driver.storage.cache_home`)
 FORMER_CACHE_FOLDER = "_hamilton_cache"  # where it was, in each output folder
 UNUSED_CACHE_DAYS = 30  # a version of the code's planning cache no build used for so long is removed

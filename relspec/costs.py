@@ -89,20 +89,33 @@ def input_rows(history: list[RunRecord], graph: ViewGraph) -> dict[str, tuple[st
             continue
         rows |= {outcome.view: outcome.rows for outcome in record.views
                  if outcome.rows is not None and outcome.maintained == "full"}
+        lazy = {outcome.view for outcome in record.views if outcome.outcome == "lazy"}
         for outcome in record.views:
             executed = outcome.executed
             if executed is None or outcome.maintained != "full" or outcome.view not in graph.index:
                 continue
+            computed = [name for name in graph.inputs(outcome.view) if name not in lazy]
+            sources = _read_sources(outcome.view, graph, lazy)
             if outcome.view in graph.fixpoints:
-                sizes = [*(rows.get(name, 0) for name in graph.inputs(outcome.view)),
-                         *(record.source_rows.get(name, 0) for name in graph.sources[outcome.view])]
+                sizes = [*(rows.get(name, 0) for name in computed),
+                         *(record.source_rows.get(name, 0) for name in sources)]
                 found[outcome.view] = (record.run_id, max(sizes, default=0))
                 continue
             measured = {scan.table for scan in executed.scans}
-            held = sum(rows.get(name, 0) for name in graph.inputs(outcome.view) if name not in measured)
+            held = sum(rows.get(name, 0) for name in computed if name not in measured)
             if not executed.scans:
-                held += sum(record.source_rows.get(name, 0) for name in graph.sources[outcome.view])
+                held += sum(record.source_rows.get(name, 0) for name in sources)
             found[outcome.view] = (record.run_id, executed.rows_scanned + held)
+    return found
+
+
+def _read_sources(view: str, graph: ViewGraph, lazy: set[str]) -> set[str]:
+    """The source tables ``view``'s plan reads: its own, and those of the ``lazy`` views it reads (their
+    plans are part of its own)."""
+    found = set(graph.sources[view])
+    for name in graph.inputs(view):
+        if name in lazy:
+            found |= _read_sources(name, graph, lazy)
     return found
 
 

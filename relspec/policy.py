@@ -24,7 +24,7 @@ from relspec.schedule import ViewSchedule
 from relspec.view_graph import ViewGraph
 from semantics.entities import EXTRACTION_ENTITIES
 from semantics.inference import InferenceConfidence
-from semantics.ir import CACHE_POLICIES, CachePolicy, SemanticIR, SemanticPlan
+from semantics.ir import CACHE_POLICIES, SOURCE_COLUMNS, CachePolicy, SemanticIR, SemanticPlan
 from semantics.types import SemanticType
 
 if TYPE_CHECKING:  # the extractor itself is not loaded to plan (a reader of the run records imports this)
@@ -79,6 +79,8 @@ class ViewPolicy(msgspec.Struct, frozen=True):
     # a global view that views local relative to it read: why it is staged for their update by file, or
     # not, from what earlier runs measured (relspec.relative_staging)
     for_readers: str | None = None
+    # a view whose plan only passes on rows it scans: why it is inlined, or staged (`_inlines_pass_through`)
+    passes_on: str | None = None
 
 
 class ScanOptions(msgspec.Struct, frozen=True):
@@ -218,14 +220,16 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, CachePolicy
 
 
 def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, TableStats],
-                           overrides: dict[str, CachePolicy], thresholds: Thresholds | None = None
+                           overrides: dict[str, CachePolicy], workload: Workload,
+                           localities: dict[str, Locality], thresholds: Thresholds | None = None
                            ) -> dict[str, ViewPolicy]:
-    """Cache policy by view. A view that only scans source tables is cheaper to recompute in each
-    reader than to write and read back while the computations inlining adds (one per scan of it past
-    the first) read fewer source rows than ``thresholds.inline_max_rows``, calibrated from measured
-    runs (`relspec.calibration`): the fan-out at which such a view is staged falls as its rows grow.
-    Only leaf views are inlined: inlining views built on other views grows the readers' plans until
-    DataFusion's optimizer stalls (measured on the fixture suite)."""
+    """Cache policy by view. A view whose plan only passes on rows of tables (`_inlines_pass_through`)
+    is inlined whatever its readers. A view that only scans source tables is cheaper to recompute in
+    each reader than to write and read back while the computations inlining adds (one per scan of it
+    past the first) read fewer source rows than ``thresholds.inline_max_rows``, calibrated from
+    measured runs (`relspec.calibration`): the fan-out at which such a view is staged falls as its
+    rows grow. Only leaf views are inlined: inlining views built on other views grows the readers'
+    plans until DataFusion's optimizer stalls (measured on the fixture suite)."""
     limit = (thresholds or Thresholds()).inline_max_rows
     source_rows = {name: stat.rows for name, stat in stats.items()}
     policies: dict[str, ViewPolicy] = {}
@@ -235,6 +239,13 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
         evidence = list(hint.confidence.evidence)
         policy, score, fallback = hint.policy, hint.confidence.score, None
         weighed: tuple[str, ...] = ()
+        passes_on = None
+        if policy == "delta_staging" and hint.pass_through and not hint.required:
+            assert view.position is not None, "graph positions are inferred before the policy is compiled"
+            inlined, passes_on = _inlines_pass_through(view.inputs, view.position.consumers, policies, localities,
+                                                       workload)
+            evidence.append(passes_on)
+            policy = "none" if inlined else policy
         if policy == "delta_staging" and not hint.required:
             if not stats:
                 fallback = "no table statistics yet (first build): topology alone decides"
@@ -259,8 +270,41 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
             override=override is not None,
             required=hint.required,
             weighed_sources=weighed,
+            passes_on=passes_on,
         )
     return policies
+
+
+def _inlines_pass_through(inputs: tuple[str, ...], readers: tuple[str, ...],
+                          decided: dict[str, ViewPolicy], localities: dict[str, Locality], workload: Workload
+                          ) -> tuple[bool, str]:
+    """Whether a view whose plan only passes on rows of its ``inputs`` (scans, filters, projections,
+    unions: `semantics.scans.infer_pass_through`) is inlined into its ``readers``, and why: they then
+    scan its inputs, as cheaply as they would scan its staged copy, which costs a write (or, held in
+    memory, a copy). It stays staged where an input would be computed in each reader's plan (a view
+    not staged); where staging tables hold it and a reader is file-local (a build updating that reader
+    by file reads only the data files of it that hold the changed files, by their statistics, and would
+    read its inputs whole); and where staged views are held in memory while it reads an extraction
+    table through the Delta provider (staged, its readers scan memory rather than each decode those
+    files)."""
+    named = ", ".join(inputs)
+    computed = [name for name in inputs if name not in SOURCE_COLUMNS and decided[name].cache != "delta_staging"]
+    if computed:
+        return False, (f"its plan passes on rows of {named}, but {', '.join(computed)} would be computed in "
+                       "each reader's plan: staged, it is computed once")
+    local = [name for name in readers if name in localities and localities[name].local]
+    if not workload.staged_in_memory and local:
+        return False, (f"its plan passes on rows of {named}, and file-local {', '.join(local)} read it: a build "
+                       "updating them by file reads only the data files of its staging table that hold the changed "
+                       "files, where inlined they would read its inputs whole")
+    decoded = [name for name in inputs if name in EXTRACT_TABLES]
+    if workload.staged_in_memory and not workload.sources_in_memory and decoded:
+        return False, (f"its plan passes on rows of {named}; staged views are held in memory while "
+                       f"{', '.join(decoded)} is read through the Delta provider: staged, its readers scan memory "
+                       "rather than each decode those files")
+    copy = "a copy in memory" if workload.staged_in_memory else "a write"
+    return True, (f"its plan passes on rows of {named} (scans, filters, projections, unions): its readers scan "
+                  f"those as cheaply as they would scan it staged, which costs {copy}")
 
 
 def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str, ViewPolicy], full: bool,
@@ -547,11 +591,38 @@ def workload_rows(stats: dict[str, TableStats], source_bytes: int, kept: float =
     return estimated, f"estimated from {how} (no table yet)"
 
 
-def stages_in_memory(stats: dict[str, TableStats], source_bytes: int, staging: StagingMedium,
-                     kept: float = 1.0, memory: int | None = None) -> bool:
-    """Whether staged views are held in memory for the run rather than written to staging tables (see
-    `compile_registration`)."""
-    return _holds_in_memory(workload_rows(stats, source_bytes, kept)[0], staging, memory_staging_max_rows(memory))
+class Workload(msgspec.Struct, frozen=True):
+    """The size of a run's work, and so where it holds its tables (see `compile_registration`): the
+    rows of the largest extraction table (``found`` says how they were found: measured by the last
+    build, or estimated), the machine's ``memory`` and the rows below which staged views are held in
+    memory on it (``memory_limit``), and the ``staging`` asked for."""
+
+    rows: int
+    found: str
+    measured: bool  # some of ``rows`` come from the last build's tables (else an estimate alone)
+    staging: StagingMedium
+    memory: int
+    memory_limit: int
+
+    @property
+    def staged_in_memory(self) -> bool:
+        """Staged views are held in memory for the run rather than written to staging tables."""
+        return _holds_in_memory(self.rows, self.staging, self.memory_limit)
+
+    @property
+    def sources_in_memory(self) -> bool:
+        """The extraction tables are read into memory once (a small code base not forced to staging
+        tables), not read through the Delta provider by each plan."""
+        return size_tier(self.rows) == "small" and self.staging != "delta"
+
+
+def compile_workload(stats: dict[str, TableStats], source_bytes: int, staging: StagingMedium = "auto",
+                     kept: float = 1.0, memory: int | None = None) -> Workload:
+    """The run's `Workload`: ``kept`` and ``source_bytes`` see `workload_rows`; ``memory``: the
+    machine's bytes (its physical memory if None)."""
+    rows, found = workload_rows(stats, source_bytes, kept)
+    memory = physical_memory() if memory is None else memory
+    return Workload(rows, found, bool(stats) and kept > 0, staging, memory, memory_staging_max_rows(memory))
 
 
 def memory_staging_max_rows(memory: int | None = None) -> int:
@@ -569,9 +640,8 @@ def _holds_in_memory(rows: int, staging: StagingMedium, limit: int) -> bool:
     return staging == "memory" or (staging == "auto" and rows < limit)
 
 
-def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats: dict[str, TableStats],
-                         source_bytes: int, staging: StagingMedium = "auto", kept: float = 1.0,
-                         memory: int | None = None) -> MaterializationStrategy:
+def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], workload: Workload
+                         ) -> MaterializationStrategy:
     """How each staged view and each extraction table is held for its readers. While the code base's
     largest extraction table holds fewer than MEMORY_STAGING_MAX_ROWS rows, staged views are held in
     memory for the run: writing, reading back and maintaining a staging table costs more than computing
@@ -581,23 +651,19 @@ def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats:
     there, in a staging table, read through the Delta provider, or into memory for a recursive reader
     (which re-scans it). On a small code base (its largest extraction table in the small tier) the
     extraction tables are read into memory once as well, so no view is planned over a Delta provider.
-    ``staging`` = "delta" or "memory" decides for every view, whatever the size; ``kept``: see
-    `workload_rows`; ``memory``: the machine's bytes (see `memory_staging_max_rows`)."""
-    rows, found = workload_rows(stats, source_bytes, kept)
-    small = size_tier(rows) == "small"
-    limit = memory_staging_max_rows(memory)
-    memory_held = _holds_in_memory(rows, staging, limit)
-    if staging != "auto":
-        held = (f"staging={staging} was asked for",)
+    The ``workload``'s staging = "delta" or "memory" decides for every view, whatever the size."""
+    rows, limit = workload.rows, workload.memory_limit
+    memory_held = workload.staged_in_memory
+    if workload.staging != "auto":
+        held = (f"staging={workload.staging} was asked for",)
         held_score = 1.0
     else:
         bound = (f"{limit:,} rows" if limit == MEMORY_STAGING_MAX_ROWS else
                  f"{limit:,} rows (of {MEMORY_STAGING_MAX_ROWS:,}: a build holding more would reach over "
-                 f"{MEMORY_STAGING_SHARE:.0%} of this machine's {physical_memory() if memory is None else memory:,} "
-                 "bytes of memory)")
-        held = (f"largest extraction table: {rows:,} rows ({found}): {size_tier(rows)} tier, "
+                 f"{MEMORY_STAGING_SHARE:.0%} of this machine's {workload.memory:,} bytes of memory)")
+        held = (f"largest extraction table: {rows:,} rows ({workload.found}): {size_tier(rows)} tier, "
                 f"{'under' if rows < limit else 'not under'} {bound}",)
-        held_score = 1.0 if stats and kept > 0 else 0.6  # measured, or (none kept) estimated alone
+        held_score = 1.0 if workload.measured else 0.6  # measured, or (none kept) estimated alone
     recursive_readers: dict[str, list[str]] = {}
     fixpoint_readers: dict[str, list[str]] = {}
     for view in ir.views:
@@ -632,14 +698,13 @@ def compile_registration(ir: SemanticIR, policies: dict[str, ViewPolicy], stats:
             evidence = ("no recursive reader: the Delta provider keeps file statistics and pruning", *held)
             choice = RegistrationChoice("delta", InferenceConfidence("registration", "delta", held_score, evidence))
         registration[name] = choice
-    sources_in_memory = small and staging != "delta"  # (not a large code base forced to memory)
     for name in EXTRACT_TABLES:
-        if sources_in_memory:
+        if workload.sources_in_memory:
             evidence = (*held, "extraction table read into memory once: a view planned and run over a Delta "
                         "provider pays ~10 ms a query, over a table in memory ~2 ms (measured)")
         else:
             evidence = (*held, "extraction table read through the Delta provider: file statistics and pruning")
-        chosen = "memory" if sources_in_memory else "delta"
+        chosen = "memory" if workload.sources_in_memory else "delta"
         registration[name] = RegistrationChoice(chosen, InferenceConfidence("registration", chosen, held_score,
                                                                             evidence))
     return MaterializationStrategy(registration=registration)

@@ -158,6 +158,8 @@ def _cache_decisions(builder: _Builder, ir: SemanticIR, policy: CompiledExecutio
                          f"a view that reads only source tables is inlined into its readers, not staged, while "
                          f"its source rows times the scans of it past the first stay under {limit:,} "
                          "(calibrated: cpgflow calibration)", limit)
+        if chosen.passes_on is not None:
+            builder.cite(decision, "pass_through", "rule", f"what the plan of {view.name} does", chosen.passes_on)
         if chosen.for_readers is not None:
             builder.cite(decision, "readers", "metric", f"what staging {view.name} saves its readers",
                          chosen.for_readers)

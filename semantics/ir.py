@@ -49,6 +49,9 @@ class CacheHint(msgspec.Struct, frozen=True):
     policy: CachePolicy
     confidence: InferenceConfidence
     required: bool = False  # staging is needed for correctness: a recursive view re-scans this one
+    # its plan only passes on rows it scans (`semantics.scans.infer_pass_through`): the policy weighs
+    # staging it against its readers scanning its inputs
+    pass_through: bool = False
 
 
 class ViewIR(msgspec.Struct, frozen=True):
@@ -205,18 +208,25 @@ def infer_join_plans(ir: SemanticIR) -> dict[str, JoinPlan]:
     return plans
 
 
-def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition]) -> dict[str, CacheHint]:
+def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition],
+                      pass_through: frozenset[str] = frozenset()) -> dict[str, CacheHint]:
     """Cache hints from the view graph's topology alone (never from names): a requested output is
     published; a view whose plan would run twice or more is computed once and staged; the rest stay
     lazy. A view runs once per scan of it in its readers' plans (a lazy reader runs once, or it
-    would be staged itself), so its fan-out counts scans, not readers."""
+    would be staged itself), so its fan-out counts scans, not readers. A recursive reader re-scans
+    what it reads at each iteration, which must then be staged — but a fixpoint program re-scans it
+    in plain queries, where a view that only passes its inputs' rows on (``pass_through``:
+    `semantics.scans.infer_pass_through`) costs a scan of those, as a staged copy would."""
     hints = {}
     recursive = {view.name for view in ir.views if isinstance(view.spec, DeriveSpec) and view.spec.recursive}
+    fixpoints = {view.name for view in ir.views if isinstance(view.spec, DeriveSpec) and view.spec.fixpoint}
     for view in ir.views:
         position = positions[view.name]
         reads = dict(zip(position.consumers, position.scans, strict=True))
         fan_out = position.fan_out
         recursive_readers = [name for name in position.consumers if name in recursive]
+        passes = view.name in pass_through
+        rescanning = [name for name in recursive_readers if not (passes and name in fixpoints)]
         is_recursive = view.name in recursive
         if position.terminal:
             policy: CachePolicy = "delta_output"
@@ -235,9 +245,12 @@ def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition]) -> di
             policy = "none"
             evidence = (f"its plan runs {fan_out} time{'s' if fan_out != 1 else ''}"
                         + (f", inlined into {_readers(reads)}" if reads else ""),)
+        if passes and policy == "delta_staging":
+            evidence += ("its plan only passes on rows it scans (scans, filters, projections, unions): the policy "
+                         "weighs staging it against its readers scanning its inputs",)
         hints[view.name] = CacheHint(policy, InferenceConfidence("cache_hint", policy, 1.0, evidence),
-                                     required=bool(recursive_readers or (is_recursive and position.consumers))
-                                     and not position.terminal)
+                                     required=bool(rescanning or (is_recursive and position.consumers))
+                                     and not position.terminal, pass_through=passes)
     return hints
 
 

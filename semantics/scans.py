@@ -1,9 +1,12 @@
-"""How often each view's plan scans each dataset it reads.
+"""What each view's plan does with the datasets it reads: how often it scans each, and whether it
+only passes their rows on.
 
 A view read by one consumer can still be computed several times: DataFusion plans a CTE once per
 reference and an input named twice in a query is scanned twice, so a lazy view inlined there runs
-once per scan. The count comes from DataFusion's own logical plan of the view's SQL over empty
-tables of the declared schemas: no data is read.
+once per scan. A view whose plan only scans, filters, projects and unions its inputs' rows computes
+nothing its readers' own scans of those inputs would not: staging it writes a copy they then read
+as they would read its inputs (`relspec.policy.compile_cache_policies`). Both come from DataFusion's
+own logical plan of the view's SQL over empty tables of the declared schemas: no data is read.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import pyarrow as pa
 from datafusion import SessionContext
 
 from semantics.entities import Column
-from semantics.ir import SemanticIR, SpecError, columns_of
-from semantics.specs import DeriveSpec, DiagnosticSpec
+from semantics.ir import EMITTERS, SemanticIR, SpecError, columns_of
+from semantics.specs import DeriveSpec, DiagnosticSpec, RelateSpec
 from semantics.types import ARROW_TYPES
 
 
@@ -30,27 +33,55 @@ def empty_batch(columns: tuple[Column, ...]) -> pa.RecordBatch:
 _SCAN_LINE = re.compile(r"^\s*TableScan: (\S+)", re.MULTILINE)
 
 
-def infer_scan_counts(ir: SemanticIR) -> dict[str, dict[str, int]]:
-    """Per view, how many scans of each input its plan holds. A view whose SQL is written by hand
-    (derive, diagnostic) is planned by DataFusion; the others read each input once per time they name
-    it (a self-join names it twice). A fixpoint program reads its inputs once per round, whatever
-    its text: its inputs are staged for that reason already (`infer_cache_hints`)."""
+# The logical operators that pass on the rows they are given; a plan made of these alone computes no
+# row a scan of its inputs does not hold.
+PASS_THROUGH_OPERATORS = frozenset({"TableScan", "Projection", "Filter", "Union", "SubqueryAlias"})
+# Per-row functions that cost about what scanning the row does: a projection calling one computes.
+COSTLY_FUNCTIONS = ("md5", "sha224", "sha256", "sha384", "sha512", "digest", "regexp_replace", "regexp_like",
+                    "regexp_match", "regexp_count")
+_OPERATOR = re.compile(r"^\s*(\w+)", re.MULTILINE)
+_COSTLY_CALL = re.compile(rf"\b({'|'.join(COSTLY_FUNCTIONS)})\(", re.IGNORECASE)
+
+
+def plan_texts(ir: SemanticIR) -> dict[str, str]:
+    """The logical plan (indented text) of each view whose SQL is written by hand (derive, diagnostic;
+    not a fixpoint program), or emitted from its kind alone (normalize, union, project): the views a
+    relate view's inferred join leaves out are planned once their joins are known, not here."""
     session = SessionContext()
     names = {name for view in ir.views for name in view.inputs} | {view.name for view in ir.views}
     for name in sorted(names):
         session.register_record_batches(name, [[empty_batch(columns_of(ir, name))]])
-    counts: dict[str, dict[str, int]] = {}
+    texts: dict[str, str] = {}
     for view in ir.views:
         spec = view.spec
-        planned = isinstance(spec, DeriveSpec | DiagnosticSpec) and not (isinstance(spec, DeriveSpec)
-                                                                         and spec.fixpoint is not None)
-        if planned:
-            try:
-                text = session.sql(spec.sql).logical_plan().display_indent()
-            except Exception as error:  # DataFusion raises plain exceptions for planning errors
-                raise SpecError(f"view {view.name!r} cannot be planned: {error}") from error
-            scanned = Counter(_SCAN_LINE.findall(text))
-        else:
-            scanned = Counter(view.inputs)
+        if isinstance(spec, RelateSpec) or (isinstance(spec, DeriveSpec) and spec.fixpoint is not None):
+            continue
+        try:
+            texts[view.name] = session.sql(EMITTERS[view.kind](view)).logical_plan().display_indent()
+        except Exception as error:  # DataFusion raises plain exceptions for planning errors
+            raise SpecError(f"view {view.name!r} cannot be planned: {error}") from error
+    return texts
+
+
+def infer_scan_counts(ir: SemanticIR, texts: dict[str, str] | None = None) -> dict[str, dict[str, int]]:
+    """Per view, how many scans of each input its plan holds (``texts``: `plan_texts`, made here when
+    not given). A view whose SQL is written by hand (derive, diagnostic) is counted from its plan; the
+    others read each input once per time they name it (a self-join names it twice). A fixpoint
+    program reads its inputs once per round, whatever its text: its inputs are staged for that
+    reason already (`infer_cache_hints`)."""
+    texts = plan_texts(ir) if texts is None else texts
+    counts: dict[str, dict[str, int]] = {}
+    for view in ir.views:
+        planned = isinstance(view.spec, DeriveSpec | DiagnosticSpec) and view.name in texts
+        scanned = Counter(_SCAN_LINE.findall(texts[view.name]) if planned else view.inputs)
         counts[view.name] = {name: scanned[name] for name in view.inputs}
     return counts
+
+
+def infer_pass_through(ir: SemanticIR, texts: dict[str, str] | None = None) -> frozenset[str]:
+    """The views whose plans only pass their inputs' rows on: nothing but scans, filters, projections
+    and unions (no join, aggregate, distinct, window, sort, limit, subquery or recursion), and no
+    projection calling a costly function (`COSTLY_FUNCTIONS`). ``texts``: see `infer_scan_counts`."""
+    texts = plan_texts(ir) if texts is None else texts
+    return frozenset(name for name, text in texts.items()
+                     if set(_OPERATOR.findall(text)) <= PASS_THROUGH_OPERATORS and not _COSTLY_CALL.search(text))

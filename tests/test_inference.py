@@ -134,8 +134,9 @@ def test_a_relationship_the_types_cannot_support_is_an_error() -> None:
 
 
 def _derive(name: str, *inputs: str, sql: str | None = None) -> DeriveSpec:
-    """A view scanning each input once (unless ``sql`` says otherwise)."""
-    sql = sql or " UNION ALL ".join(f"SELECT 1 AS one FROM {name}" for name in inputs)
+    """A view scanning each input once and computing something (a DISTINCT: a view that only passes
+    rows on is inlined whatever its readers), unless ``sql`` says otherwise."""
+    sql = sql or " UNION ALL ".join(f"SELECT DISTINCT 1 AS one FROM {name}" for name in inputs)
     return DeriveSpec(name=name, columns=(), doc="", inputs=inputs, sql=sql)
 
 

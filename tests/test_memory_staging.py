@@ -19,17 +19,19 @@ from relspec.catalog import EXTRACT_TABLES, LOG_TABLES, RUNS_TABLE, DatasetCatal
 from relspec.costs import input_rows
 from relspec.policy import (
     ROWS_PER_SOURCE_BYTE,
+    MaterializationStrategy,
     TableStats,
-    compile_cache_policies,
     compile_registration,
+    compile_workload,
     memory_staging_max_rows,
-    stages_in_memory,
     workload_rows,
 )
 from relspec.runs import read_records
-from tests.test_policy import _pipeline
+from tests.test_policy import _cache, _pipeline
 
 MACHINE = 16 * 2**30  # the memory of the machine the registrations below are compiled for
+# a medium code base: staged views held in memory, extraction tables read through the Delta provider
+MEDIUM = {"ex_flows": TableStats(rows=150_000, files=1, bytes=1, version=0)}
 
 TREE = {
     "pkg/__init__.py": "from pkg.base import helper\n",
@@ -61,13 +63,18 @@ def test_a_small_code_base_stages_in_memory_and_gets_the_same_tables(tmp_path: P
     assert _fingerprints(in_memory) == _fingerprints(in_delta)
 
 
+def _registration(ir, policies, stats: dict[str, TableStats], source_bytes: int, staging: str = "auto",
+                  memory: int = MACHINE) -> MaterializationStrategy:
+    return compile_registration(ir, policies, compile_workload(stats, source_bytes, staging, memory=memory))  # type: ignore[arg-type]
+
+
 def test_the_policy_holds_views_in_memory_by_the_size_of_the_code_base() -> None:
-    ir, _, graph = _pipeline()
-    policies = compile_cache_policies(ir, graph, {}, {})
+    ir, plan, graph = _pipeline()
+    policies = _cache(ir, plan, graph, workload=compile_workload(MEDIUM, 0, memory=MACHINE))  # value_flows staged
 
     def registrations(stats: dict[str, TableStats], source_bytes: int, staging: str = "auto") -> set[str]:
-        chosen = compile_registration(ir, policies, stats, source_bytes, staging, memory=MACHINE)  # type: ignore[arg-type]
-        return {choice.registration for choice in chosen.registration.values()}
+        return {choice.registration for choice in _registration(ir, policies, stats, source_bytes, staging)
+                .registration.values()}
 
     rows, how = workload_rows({}, 1_000_000)  # a first build: estimated at one row per 20 bytes of source
     assert rows == 1_000_000 * ROWS_PER_SOURCE_BYTE == 50_000 and "estimated from 1,000,000 bytes" in how
@@ -77,7 +84,6 @@ def test_the_policy_holds_views_in_memory_by_the_size_of_the_code_base() -> None
     # 150,000 rows: the medium tier, under MEMORY_STAGING_MAX_ROWS: staged views in memory, sources in Delta
     assert registrations({}, 3_000_000) == {"memory", "delta"}
     assert registrations({}, 16_000_000) == {"delta", "dataset"}  # 800,000 rows: staging tables
-    medium = {"ex_flows": TableStats(rows=150_000, files=1, bytes=1, version=0)}
     large = {"ex_flows": TableStats(rows=800_000, files=1, bytes=1, version=0)}
     assert registrations(large, 0) == {"delta", "dataset"}  # what the last build measured wins
     small = {"ex_flows": TableStats(rows=99_999, files=1, bytes=1, version=0)}
@@ -88,14 +94,14 @@ def test_the_policy_holds_views_in_memory_by_the_size_of_the_code_base() -> None
     assert registrations(below, 20) == {"delta", "dataset"}  # one more row: staging tables
     assert registrations(small, 0, "delta") == {"delta", "dataset"}
     assert registrations(large, 0, "memory") == {"memory", "delta"}  # the staged views in memory ...
-    forced = compile_registration(ir, policies, large, 0, "memory", memory=MACHINE).registration
+    forced = _registration(ir, policies, large, 0, "memory").registration
     assert {forced[name].registration for name in EXTRACT_TABLES} == {"delta"}  # ... not a large base's sources
-    chosen = compile_registration(ir, policies, {}, 1_000_000, memory=MACHINE).registration["value_flows"]
+    chosen = _registration(ir, policies, {}, 1_000_000).registration["value_flows"]
     assert chosen.confidence.score < 1.0 and "estimated from 1,000,000 bytes" in chosen.confidence.evidence[0]
     assert "under 800,000 rows" in chosen.confidence.evidence[0]
-    assert {compile_registration(ir, policies, small, 0, memory=MACHINE).registration[name].registration
+    assert {_registration(ir, policies, small, 0).registration[name].registration
             for name in EXTRACT_TABLES} == {"memory"}
-    assert {compile_registration(ir, policies, medium, 0, memory=MACHINE).registration[name].registration
+    assert {_registration(ir, policies, MEDIUM, 0).registration[name].registration
             for name in EXTRACT_TABLES} == {"delta"}
 
 
@@ -106,16 +112,16 @@ def test_a_machine_with_little_memory_holds_fewer_views_in_memory() -> None:
     assert memory_staging_max_rows(16 * 2**30) == memory_staging_max_rows(4 * 2**30) == 800_000
     assert memory_staging_max_rows(2 * 2**30) == 316_902
     assert memory_staging_max_rows(2**30) == 18_641 and memory_staging_max_rows(2**29) == 0
-    ir, _, graph = _pipeline()
-    policies = compile_cache_policies(ir, graph, {}, {})
+    ir, plan, graph = _pipeline()
+    policies = _cache(ir, plan, graph, workload=compile_workload(MEDIUM, 0, memory=MACHINE))
     stats = {"ex_flows": TableStats(rows=400_000, files=1, bytes=1, version=0)}
-    roomy = compile_registration(ir, policies, stats, 0, memory=16 * 2**30).registration["value_flows"]
-    tight = compile_registration(ir, policies, stats, 0, memory=2 * 2**30).registration["value_flows"]
+    roomy = _registration(ir, policies, stats, 0, memory=16 * 2**30).registration["value_flows"]
+    tight = _registration(ir, policies, stats, 0, memory=2 * 2**30).registration["value_flows"]
     assert (roomy.registration, tight.registration) == ("memory", "delta")
     assert ("not under 316,902 rows (of 800,000: a build holding more would reach over 50% of this machine's "
             "2,147,483,648 bytes of memory)") in " ".join(tight.confidence.evidence)
-    assert stages_in_memory(stats, 0, "auto", memory=16 * 2**30)
-    assert not stages_in_memory(stats, 0, "auto", memory=2 * 2**30)
+    assert compile_workload(stats, 0, "auto", memory=16 * 2**30).staged_in_memory
+    assert not compile_workload(stats, 0, "auto", memory=2 * 2**30).staged_in_memory
 
 
 def test_a_rebuild_counts_only_the_rows_it_keeps_of_the_last_build() -> None:
@@ -173,13 +179,15 @@ def test_a_small_code_base_reads_its_extraction_tables_from_memory(tmp_path: Pat
     assert {"ex_references", "ex_flows"} <= _scanned_sources(in_delta)
     # what the next compile reads of a view's inputs still counts the tables it read from memory
     record, graph = _last_record(in_memory), _pipeline()[2]
-    assert graph.sources["lambdas"] == ("ex_functions",) and not graph.inputs("lambdas")
-    assert input_rows([record], graph)["lambdas"] == (record.run_id, record.source_rows["ex_functions"])
-    assert record.source_rows["ex_functions"] == 3  # helper, Base.run, main: the functions of TREE
+    assert graph.sources["top_packages"] == ("ex_modules",) and not graph.inputs("top_packages")
+    assert input_rows([record], graph)["top_packages"] == (record.run_id, record.source_rows["ex_modules"])
+    assert record.source_rows["ex_modules"] == 3  # pkg, pkg.base, pkg.a: the modules of TREE
     # a fixpoint's input is its largest input, not their sum: each of its queries reads a few of them
+    # (and an input inlined into it, such as value_flows, counts as the tables it reads: ex_flows)
     fixpoint, made = "value_flow_fixpoint", {outcome.view: outcome.rows for outcome in record.views}
-    inputs = [*(made[name] for name in graph.inputs(fixpoint)),
-              *(record.source_rows[name] for name in graph.sources[fixpoint])]
+    assert made["value_flows"] is None and "ex_flows" not in graph.sources[fixpoint]
+    inputs = [*(made[name] for name in graph.inputs(fixpoint) if made[name] is not None),
+              *(record.source_rows[name] for name in (*graph.sources[fixpoint], *graph.sources["value_flows"]))]
     assert input_rows([record], graph)[fixpoint] == (record.run_id, max(inputs)) and max(inputs) < sum(inputs)
     planned = json.loads(run_cli("plan", root, "--json").stdout)["policy"]["sources"]
     assert set(planned) == set(EXTRACT_TABLES) and planned["ex_flows"]["registration"] == "memory"

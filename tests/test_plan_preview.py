@@ -86,7 +86,7 @@ def test_the_preview_plans_the_sort_a_whole_clustered_write_adds(tmp_path: Path)
              and outcome.policy == views[outcome.view]["policy"]["cache"]}  # (a tiny view staged first is inlined now)
     assert [key.split("@")[0] for key in built["cpg_props"]] == ["file_id"] and built["cpg_nodes"] == ()
     assert [key.split("@")[0] for key in built["cpg_edges"]] == ["file_id"]
-    assert [key.split("@")[0] for key in built["definitions"]] == ["file_id"]
+    assert [key.split("@")[0] for key in built["own_bindings"]] == ["file_id"]
     for name, keys in built.items():  # the preview plans what the build planned (a whole build: the first)
         if views[name]["preview"]["signals"] is not None:
             shown = views[name]["preview"]["signals"]["sort_keys"]

@@ -24,6 +24,7 @@ from relspec.policy import (
     TableStats,
     ViewMaintenance,
     ViewPolicy,
+    Workload,
     available_cores,
     compile_cache_policies,
     compile_extraction,
@@ -33,6 +34,7 @@ from relspec.policy import (
     compile_statistics_reads,
     compile_udf_requirements,
     compile_view_maintenance,
+    compile_workload,
     extraction_writers,
     fingerprint_policy,
     parse_overrides,
@@ -56,7 +58,7 @@ from semantics.ir import (
     optimize,
 )
 from semantics.locality import Locality, infer_locality
-from semantics.scans import infer_scan_counts
+from semantics.scans import infer_pass_through, infer_scan_counts, plan_texts
 from semantics.views import OUTPUTS, discover_specs
 from tests.test_inference import _derive
 
@@ -70,21 +72,31 @@ CAPABLE = RuntimeCapabilities(
 
 
 def _pipeline(specs=None, outputs=OUTPUTS):
+    """The planning chain of `dataflows.semantic_plan`: the IR with every inference, its plan, its graph."""
     ir = compile_specs(specs if specs is not None else discover_specs(), outputs)
-    positions = infer_graph_positions(ir, infer_scan_counts(ir))
-    ir = optimize(apply_inference(ir, positions, infer_join_plans(ir), infer_cache_hints(ir, positions)))
+    texts = plan_texts(ir)
+    positions = infer_graph_positions(ir, infer_scan_counts(ir, texts))
+    hints = infer_cache_hints(ir, positions, infer_pass_through(ir, texts))
+    ir = optimize(apply_inference(ir, positions, infer_join_plans(ir), hints))
     plan = emit(ir)
     return ir, plan, ViewGraph(plan)
 
 
+def _cache(ir, plan, graph, stats=None, overrides=None, workload: Workload | None = None) -> dict[str, ViewPolicy]:
+    """Cache policies as the pipeline compiles them; ``workload`` by default: ``stats``' in staging tables."""
+    workload = workload or compile_workload(stats or {}, 0, "delta", memory=16 * 2**30)
+    return compile_cache_policies(ir, graph, stats or {}, overrides or {}, workload,
+                                  infer_locality(plan, SOURCE_COLUMNS))
+
+
 def _policy(ir, plan, graph, stats=None, overrides=None) -> CompiledExecutionPolicy:
     stats = stats or {}
-    cache = compile_cache_policies(ir, graph, stats, overrides or {})
+    cache = _cache(ir, plan, graph, stats, overrides)
     return fingerprint_policy(CompiledExecutionPolicy(
         cache=cache, extraction=compile_extraction([], 0), scan=compile_scan_policy(graph, stats, 2),
         maintenance=compile_maintenance(ir.outputs, stats),
         udfs=compile_udf_requirements(plan, set(SOURCE_COLUMNS)),
-        materialization=compile_registration(ir, cache, stats, 0, "delta"),
+        materialization=compile_registration(ir, cache, compile_workload(stats, 0, "delta")),
         diagnostics=DiagnosticsFlags(), validation_mode="error"))
 
 
@@ -320,8 +332,8 @@ def test_extraction_processes_are_compiled_from_the_size_of_the_work() -> None:
 def test_inputs_only_the_fixpoint_reads_stay_on_the_delta_provider() -> None:
     ir, plan, graph = _pipeline()
     registration = _policy(ir, plan, graph).materialization.registration
-    assert registration["value_flows"].registration == "delta"
-    assert "fixpoint view value_flow_fixpoint" in registration["value_flows"].confidence.evidence[0]
+    assert registration["parameter_bindings"].registration == "delta"
+    assert "fixpoint view value_flow_fixpoint" in registration["parameter_bindings"].confidence.evidence[0]
     assert registration["scope_parents"].registration == "dataset"  # a WITH RECURSIVE query re-scans it
 
 
@@ -416,23 +428,24 @@ def test_a_view_relative_to_a_global_view_no_table_keeps_is_maintained_whole(cac
 
 
 def test_a_view_updated_by_file_reads_by_statistics_the_clustered_tables_of_its_files():
-    """value_flows is `SELECT ... FROM ex_flows` and binding_ranks reads the staged effective_bindings,
-    file-local with owner file_id (and star_bindings only through it): each is read by its file column.
+    """name_uses is `SELECT ... FROM ex_references WHERE ...` (staged: file-local views read it) and
+    binding_ranks reads the staged effective_bindings, file-local with owner file_id (and star_bindings
+    only through it): each is read by its file column.
     An extraction table read into memory is not; a view maintained whole reads nothing by statistics."""
     ir, plan, graph = _pipeline()
     localities = infer_locality(plan, SOURCE_COLUMNS)
-    cache = compile_cache_policies(ir, graph, {}, {})
+    cache = _cache(ir, plan, graph)
     maintenance = compile_view_maintenance(localities, cache, False, 1, 10)
     staged = frozenset(view for view, policy in cache.items() if policy.cache == "delta_staging")
-    assert {"value_flows", "binding_ranks", "effective_bindings"} <= staged
+    assert {"name_uses", "binding_ranks", "effective_bindings"} <= staged
     reads = compile_statistics_reads(maintenance, graph, staged, MaterializationStrategy(), [])
-    assert reads["value_flows"].columns == {"ex_flows": "file_id"}
+    assert reads["name_uses"].columns == {"ex_references": "file_id"}
     assert reads["binding_ranks"].columns == {"effective_bindings": "file_id"}
-    assert reads["value_flows"].confidence.fallback_reason == "no update by file of it measured yet"
+    assert reads["name_uses"].confidence.fallback_reason == "no update by file of it measured yet"
     assert all(maintenance[view].mode == "by_file" for view in reads)
-    held = MaterializationStrategy(registration={"ex_flows": RegistrationChoice(
+    held = MaterializationStrategy(registration={"ex_references": RegistrationChoice(
         "memory", InferenceConfidence("registration", "memory", 1.0, ()))})
-    assert "value_flows" not in compile_statistics_reads(maintenance, graph, staged, held, [])
+    assert "name_uses" not in compile_statistics_reads(maintenance, graph, staged, held, [])
     whole = compile_view_maintenance(localities, cache, True, 1, 10)  # --full
     assert compile_statistics_reads(whole, graph, staged, MaterializationStrategy(), []) == {}
 
