@@ -208,6 +208,10 @@ def infer_join_plans(ir: SemanticIR) -> dict[str, JoinPlan]:
     return plans
 
 
+PASSES_ROWS_ON = ("its plan only passes on rows it scans (scans, filters, projections, unions): the policy weighs "
+                  "staging it against its readers scanning its inputs")
+
+
 def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition],
                       pass_through: frozenset[str] = frozenset()) -> dict[str, CacheHint]:
     """Cache hints from the view graph's topology alone (never from names): a requested output is
@@ -226,6 +230,7 @@ def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition],
         fan_out = position.fan_out
         recursive_readers = [name for name in position.consumers if name in recursive]
         passes = view.name in pass_through
+        passing = (PASSES_ROWS_ON,) if passes else ()
         rescanning = [name for name in recursive_readers if not (passes and name in fixpoints)]
         is_recursive = view.name in recursive
         if position.terminal:
@@ -237,17 +242,15 @@ def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition],
                         "DataFusion's optimizer",)
         elif recursive_readers:
             policy = "delta_staging"
-            evidence = (f"read by recursive view {', '.join(recursive_readers)}, which re-scans it per iteration",)
+            evidence = (f"read by recursive view {', '.join(recursive_readers)}, which re-scans it per iteration",
+                        *passing)
         elif fan_out >= 2:
             policy = "delta_staging"
-            evidence = (f"its plan would run {fan_out} times, scanned by {_readers(reads)}",)
+            evidence = (f"its plan would run {fan_out} times, scanned by {_readers(reads)}", *passing)
         else:
             policy = "none"
             evidence = (f"its plan runs {fan_out} time{'s' if fan_out != 1 else ''}"
                         + (f", inlined into {_readers(reads)}" if reads else ""),)
-        if passes and policy == "delta_staging":
-            evidence += ("its plan only passes on rows it scans (scans, filters, projections, unions): the policy "
-                         "weighs staging it against its readers scanning its inputs",)
         hints[view.name] = CacheHint(policy, InferenceConfidence("cache_hint", policy, 1.0, evidence),
                                      required=bool(rescanning or (is_recursive and position.consumers))
                                      and not position.terminal, pass_through=passes)

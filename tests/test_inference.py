@@ -8,6 +8,8 @@ import pytest
 from semantics.entities import Column
 from semantics.inference import InferenceError, infer_join
 from semantics.ir import (
+    CacheHint,
+    SemanticIR,
     SpecError,
     apply_inference,
     compile_specs,
@@ -17,7 +19,7 @@ from semantics.ir import (
     infer_join_plans,
     optimize,
 )
-from semantics.scans import infer_scan_counts
+from semantics.scans import infer_pass_through, infer_scan_counts, plan_texts
 from semantics.specs import DeriveSpec, RelateSpec
 from semantics.types import SemanticType as S
 from semantics.views import OUTPUTS, discover_specs
@@ -205,3 +207,42 @@ def test_optimize_drops_views_no_output_needs() -> None:
     positions = infer_graph_positions(ir, infer_scan_counts(ir))
     pruned = optimize(apply_inference(ir, positions, {}, infer_cache_hints(ir, positions)))
     assert pruned.names() == ("a", "out")
+
+
+def test_views_that_only_pass_rows_on_are_found_from_their_plans() -> None:
+    """Scans, filters, projections and unions pass their inputs' rows on; a join, a DISTINCT, a window,
+    a subquery or a projection hashing each row computes something."""
+    two = ("ex_files", "ex_modules")
+    ir = compile_specs([
+        _derive("filtered", "ex_files", sql="SELECT file_id, upper(path) AS path FROM ex_files WHERE parsed"),
+        _derive("both", *two, sql="SELECT file_id FROM ex_files UNION ALL SELECT file_id FROM ex_modules"),
+        _derive("joined", *two, sql="SELECT f.path FROM ex_files f JOIN ex_modules m ON m.file_id = f.file_id"),
+        _derive("distinct", "ex_files", sql="SELECT DISTINCT path FROM ex_files"),
+        _derive("windowed", "ex_files", sql="SELECT row_number() OVER (ORDER BY path) AS n FROM ex_files"),
+        _derive("hashed", "ex_files", sql="SELECT md5(path) AS path FROM ex_files"),
+        _derive("subquery", *two, sql="SELECT path FROM ex_files WHERE file_id IN (SELECT file_id FROM ex_modules)"),
+        _derive("out", "filtered", "both", "joined", "distinct", "windowed", "hashed", "subquery"),
+    ], ["out"])
+    assert infer_pass_through(ir) == {"filtered", "both"}
+
+
+def _hints(ir: SemanticIR) -> dict[str, CacheHint]:
+    """The cache hints of the planning chain (`dataflows.semantic_plan`)."""
+    texts = plan_texts(ir)
+    return infer_cache_hints(ir, infer_graph_positions(ir, infer_scan_counts(ir, texts)), infer_pass_through(ir, texts))
+
+
+def test_a_view_that_passes_rows_on_needs_staging_only_for_a_recursive_query() -> None:
+    """A WITH RECURSIVE query re-scans its input at each iteration, which must be a table; a fixpoint
+    program re-scans it in plain queries, where a view passing rows on costs a scan of its inputs.
+    From the pipeline's own views: `scope_parents` (`SELECT ... FROM ex_scopes`) is read by the recursive
+    `scope_chain`, `value_flows` (`SELECT ... FROM ex_flows`) by the points-to fixpoint."""
+    passing = _derive("a", "ex_files", sql="SELECT file_id FROM ex_files")
+    recursive = DeriveSpec(name="r", columns=(), doc="", inputs=("a",), sql="SELECT 1", recursive=True)
+    ir = compile_specs([passing, recursive, _derive("out", "r")], ["out"])
+    hints = _hints(ir)
+    assert hints["a"].policy == "delta_staging" and hints["a"].required and hints["a"].pass_through
+    hints = _hints(compile_specs(discover_specs(), OUTPUTS))
+    assert (hints["scope_parents"].required, hints["scope_parents"].pass_through) == (True, True)
+    assert (hints["value_flows"].required, hints["value_flows"].pass_through) == (False, True)
+    assert hints["value_flows"].policy == "delta_staging"  # the policy weighs it: see test_policy

@@ -259,3 +259,17 @@ def test_a_rebuild_after_an_edit_in_memory_equals_a_fresh_build(tmp_path: Path) 
     assert summary.incremental and summary.files_extracted == 1
     build(root, fresh)
     assert _fingerprints(out) == _fingerprints(fresh)
+
+
+def test_a_view_inlined_for_passing_rows_on_gives_the_tables_staging_gives(tmp_path: Path) -> None:
+    """value_flows (`SELECT ... FROM ex_flows`) is inlined into its readers on a build with staging
+    tables; staged by an override, it gives the same tables, and only then is it a staging table."""
+    root = write_tree(tmp_path / "src", TREE)
+    inlined, staged = tmp_path / "inlined", tmp_path / "staged"
+    build(root, inlined, staging="delta")
+    build(root, staged, staging="delta", cache_overrides={"value_flows": "delta_staging"})
+    outcomes = {out: {outcome.view: outcome.outcome for outcome in _last_record(out).views}
+                for out in (inlined, staged)}
+    assert (outcomes[inlined]["value_flows"], outcomes[staged]["value_flows"]) == ("lazy", "computed_staged")
+    assert not (inlined / "_staging" / "value_flows").exists() and (staged / "_staging" / "value_flows").exists()
+    assert _fingerprints(inlined) == _fingerprints(staged)

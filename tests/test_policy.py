@@ -476,3 +476,29 @@ def test_a_fixpoint_is_sized_by_its_largest_input_as_last_computed_whole() -> No
     edited = new_run_record("run2", "t", "released", views=(
         outcome(inputs[-1], 3, maintained="by_file"), outcome(fixpoint, 5)))
     assert input_rows([first, edited], graph)[fixpoint] == ("run2", largest)  # not 3: the rows replaced
+
+
+def test_a_view_that_passes_rows_on_is_inlined_where_staging_it_saves_nothing() -> None:
+    """value_flows is `SELECT ... FROM ex_flows`, read by value_flow_fixpoint, pt_call_targets and
+    identity_functions, none of them file-local; name_uses, `SELECT ... FROM ex_references WHERE ...`, is
+    read by the file-local name_keys, resolved_uses and builtin_uses; reference_edges unions two views
+    its staging computes once (reference_candidates and builtin_uses are read by it alone)."""
+    ir, plan, graph = _pipeline()
+    tables = _cache(ir, plan, graph)  # staged views in staging tables, extraction tables in Delta
+    assert tables["value_flows"].cache == "none"
+    assert "its readers scan those as cheaply as they would scan it staged, which costs a write" in \
+        tables["value_flows"].passes_on
+    assert tables["name_uses"].cache == "delta_staging"
+    assert "file-local name_keys, resolved_uses, builtin_uses read it" in tables["name_uses"].passes_on
+    assert tables["reference_edges"].cache == "delta_staging"
+    assert "reference_candidates, builtin_uses would be computed in each reader's plan" in \
+        tables["reference_edges"].passes_on
+    medium = _cache(ir, plan, graph, workload=compile_workload(
+        {"ex_flows": TableStats(rows=150_000, files=1, bytes=1, version=0)}, 0, memory=16 * 2**30))
+    assert medium["value_flows"].cache == "delta_staging"  # held in memory: its readers do not decode ex_flows
+    assert "ex_flows is read through the Delta provider" in medium["value_flows"].passes_on
+    small = _cache(ir, plan, graph, workload=compile_workload({}, 0, memory=16 * 2**30))  # all in memory
+    assert small["value_flows"].cache == small["name_uses"].cache == "none"
+    assert "which costs a copy in memory" in small["name_uses"].passes_on
+    assert all(policy.passes_on is None for name, policy in tables.items()
+               if name not in infer_pass_through(compile_specs(discover_specs(), OUTPUTS)))
