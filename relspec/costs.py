@@ -94,8 +94,7 @@ def input_rows(history: list[RunRecord], graph: ViewGraph) -> dict[str, tuple[st
             executed = outcome.executed
             if executed is None or outcome.maintained != "full" or outcome.view not in graph.index:
                 continue
-            computed = [name for name in graph.inputs(outcome.view) if name not in lazy]
-            sources = _read_sources(outcome.view, graph, lazy)
+            sources, computed = _read_through(outcome.view, graph, lazy)
             if outcome.view in graph.fixpoints:
                 sizes = [*(rows.get(name, 0) for name in computed),
                          *(record.source_rows.get(name, 0) for name in sources)]
@@ -109,14 +108,18 @@ def input_rows(history: list[RunRecord], graph: ViewGraph) -> dict[str, tuple[st
     return found
 
 
-def _read_sources(view: str, graph: ViewGraph, lazy: set[str]) -> set[str]:
-    """The source tables ``view``'s plan reads: its own, and those of the ``lazy`` views it reads (their
-    plans are part of its own)."""
-    found = set(graph.sources[view])
+def _read_through(view: str, graph: ViewGraph, lazy: set[str]) -> tuple[set[str], set[str]]:
+    """The source tables and the computed (not ``lazy``) views ``view``'s plan reads: its own, and
+    those of the lazy views it reads (their plans are part of its own)."""
+    sources, computed = set(graph.sources[view]), set()
     for name in graph.inputs(view):
         if name in lazy:
-            found |= _read_sources(name, graph, lazy)
-    return found
+            more_sources, more_computed = _read_through(name, graph, lazy)
+            sources |= more_sources
+            computed |= more_computed
+        else:
+            computed.add(name)
+    return sources, computed
 
 
 def _growth(sources: set[str], record: RunRecord, now_rows: dict[str, int]) -> tuple[float, str]:

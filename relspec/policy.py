@@ -79,7 +79,7 @@ class ViewPolicy(msgspec.Struct, frozen=True):
     # a global view that views local relative to it read: why it is staged for their update by file, or
     # not, from what earlier runs measured (relspec.relative_staging)
     for_readers: str | None = None
-    # a view whose plan only passes on rows it scans: why it is inlined, or staged (`_inlines_pass_through`)
+    # a view whose plan passes on every row it scans: why it is inlined, or staged (`_inlines_pass_through`)
     passes_on: str | None = None
 
 
@@ -223,7 +223,7 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
                            overrides: dict[str, CachePolicy], workload: Workload,
                            localities: dict[str, Locality], thresholds: Thresholds | None = None
                            ) -> dict[str, ViewPolicy]:
-    """Cache policy by view. A view whose plan only passes on rows of tables (`_inlines_pass_through`)
+    """Cache policy by view. A view whose plan passes on every row of tables (`_inlines_pass_through`)
     is inlined whatever its readers. A view that only scans source tables is cheaper to recompute in
     each reader than to write and read back while the computations inlining adds (one per scan of it
     past the first) read fewer source rows than ``thresholds.inline_max_rows``, calibrated from
@@ -257,7 +257,7 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
                 assert view.position is not None, "graph positions are inferred before the policy is compiled"
                 extra = view.position.fan_out - 1  # the computations inlining adds (a staging hint: fan-out >= 2)
                 if cost * extra < limit and not graph.inputs(view.name):
-                    policy = "none"
+                    policy, passes_on = "none", None  # inlined for its cost, whatever its plan does
                     evidence.append(f"recomputed {extra} more time{'s' if extra > 1 else ''} if inlined: "
                                     f"{cost * extra:,} rows, under {limit:,}: cheaper than staging it")
         override = overrides.get(view.name)
@@ -278,8 +278,8 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
 def _inlines_pass_through(inputs: tuple[str, ...], readers: tuple[str, ...],
                           decided: dict[str, ViewPolicy], localities: dict[str, Locality], workload: Workload
                           ) -> tuple[bool, str]:
-    """Whether a view whose plan only passes on rows of its ``inputs`` (scans, filters, projections,
-    unions: `semantics.scans.infer_pass_through`) is inlined into its ``readers``, and why: they then
+    """Whether a view whose plan passes on every row of its ``inputs`` (scans, projections, unions:
+    `semantics.scans.infer_pass_through`) is inlined into its ``readers``, and why: they then
     scan its inputs, as cheaply as they would scan its staged copy, which costs a write (or, held in
     memory, a copy). It stays staged where an input would be computed in each reader's plan (a view
     not staged); where staging tables hold it and a reader is file-local (a build updating that reader
@@ -303,7 +303,7 @@ def _inlines_pass_through(inputs: tuple[str, ...], readers: tuple[str, ...],
                        f"{', '.join(decoded)} is read through the Delta provider: staged, its readers scan memory "
                        "rather than each decode those files")
     copy = "a copy in memory" if workload.staged_in_memory else "a write"
-    return True, (f"its plan passes on rows of {named} (scans, filters, projections, unions): its readers scan "
+    return True, (f"its plan passes on every row of {named} (scans, projections, unions): its readers scan "
                   f"those as cheaply as they would scan it staged, which costs {copy}")
 
 

@@ -49,7 +49,7 @@ class CacheHint(msgspec.Struct, frozen=True):
     policy: CachePolicy
     confidence: InferenceConfidence
     required: bool = False  # staging is needed for correctness: a recursive view re-scans this one
-    # its plan only passes on rows it scans (`semantics.scans.infer_pass_through`): the policy weighs
+    # its plan passes on every row it scans (`semantics.scans.infer_pass_through`): the policy weighs
     # staging it against its readers scanning its inputs
     pass_through: bool = False
 
@@ -208,7 +208,7 @@ def infer_join_plans(ir: SemanticIR) -> dict[str, JoinPlan]:
     return plans
 
 
-PASSES_ROWS_ON = ("its plan only passes on rows it scans (scans, filters, projections, unions): the policy weighs "
+PASSES_ROWS_ON = ("its plan passes on every row it scans (scans, projections, unions): the policy weighs "
                   "staging it against its readers scanning its inputs")
 
 
@@ -219,7 +219,7 @@ def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition],
     lazy. A view runs once per scan of it in its readers' plans (a lazy reader runs once, or it
     would be staged itself), so its fan-out counts scans, not readers. A recursive reader re-scans
     what it reads at each iteration, which must then be staged — but a fixpoint program re-scans it
-    in plain queries, where a view that only passes its inputs' rows on (``pass_through``:
+    in plain queries, where a view that passes on every row of its inputs (``pass_through``:
     `semantics.scans.infer_pass_through`) costs a scan of those, as a staged copy would."""
     hints = {}
     recursive = {view.name for view in ir.views if isinstance(view.spec, DeriveSpec) and view.spec.recursive}
@@ -230,8 +230,8 @@ def infer_cache_hints(ir: SemanticIR, positions: dict[str, GraphPosition],
         fan_out = position.fan_out
         recursive_readers = [name for name in position.consumers if name in recursive]
         passes = view.name in pass_through
-        passing = (PASSES_ROWS_ON,) if passes else ()
         rescanning = [name for name in recursive_readers if not (passes and name in fixpoints)]
+        passing = (PASSES_ROWS_ON,) if passes and not rescanning else ()
         is_recursive = view.name in recursive
         if position.terminal:
             policy: CachePolicy = "delta_output"

@@ -1,12 +1,13 @@
 """What each view's plan does with the datasets it reads: how often it scans each, and whether it
-only passes their rows on.
+passes on every row of them.
 
 A view read by one consumer can still be computed several times: DataFusion plans a CTE once per
 reference and an input named twice in a query is scanned twice, so a lazy view inlined there runs
-once per scan. A view whose plan only scans, filters, projects and unions its inputs' rows computes
-nothing its readers' own scans of those inputs would not: staging it writes a copy they then read
-as they would read its inputs (`relspec.policy.compile_cache_policies`). Both come from DataFusion's
-own logical plan of the view's SQL over empty tables of the declared schemas: no data is read.
+once per scan. A view whose plan only scans, projects and unions its inputs' rows, calling nothing
+dearer than a cast, computes nothing its readers' own scans of those inputs would not: staging it
+writes a copy they then read as they would read its inputs (`relspec.policy.compile_cache_policies`).
+Both come from DataFusion's own logical plan of the view's SQL over empty tables of the declared
+schemas: no data is read.
 """
 
 from __future__ import annotations
@@ -33,14 +34,16 @@ def empty_batch(columns: tuple[Column, ...]) -> pa.RecordBatch:
 _SCAN_LINE = re.compile(r"^\s*TableScan: (\S+)", re.MULTILINE)
 
 
-# The logical operators that pass on the rows they are given; a plan made of these alone computes no
-# row a scan of its inputs does not hold.
-PASS_THROUGH_OPERATORS = frozenset({"TableScan", "Projection", "Filter", "Union", "SubqueryAlias"})
-# Per-row functions that cost about what scanning the row does: a projection calling one computes.
-COSTLY_FUNCTIONS = ("md5", "sha224", "sha256", "sha384", "sha512", "digest", "regexp_replace", "regexp_like",
-                    "regexp_match", "regexp_count")
+# The logical operators that pass on every row they are given; a plan made of these alone holds each
+# row of its scans. A filter is not one: with no measured selectivity, a filter that keeps few rows
+# is worth staging for its readers.
+PASS_THROUGH_OPERATORS = frozenset({"TableScan", "Projection", "Union", "SubqueryAlias"})
+# The functions a projection may call and still pass rows on: casts and string joins, which cost
+# less than decoding the row. Any other call (a hash, a regex, random()) computes.
+PASSING_CALLS = frozenset({"CAST", "TRY_CAST", "coalesce", "nullif", "concat", "concat_ws", "substr", "Utf8",
+                           "Utf8View", "LargeUtf8", "Int32", "Int64", "Float64", "Boolean"})
 _OPERATOR = re.compile(r"^\s*(\w+)", re.MULTILINE)
-_COSTLY_CALL = re.compile(rf"\b({'|'.join(COSTLY_FUNCTIONS)})\(", re.IGNORECASE)
+_CALL = re.compile(r"([A-Za-z_]\w*)\(")
 
 
 def plan_texts(ir: SemanticIR) -> dict[str, str]:
@@ -79,9 +82,10 @@ def infer_scan_counts(ir: SemanticIR, texts: dict[str, str] | None = None) -> di
 
 
 def infer_pass_through(ir: SemanticIR, texts: dict[str, str] | None = None) -> frozenset[str]:
-    """The views whose plans only pass their inputs' rows on: nothing but scans, filters, projections
-    and unions (no join, aggregate, distinct, window, sort, limit, subquery or recursion), and no
-    projection calling a costly function (`COSTLY_FUNCTIONS`). ``texts``: see `infer_scan_counts`."""
+    """The views whose plans pass on every row of their inputs: nothing but scans, projections and
+    unions (no filter, join, aggregate, distinct, window, sort, limit, subquery or recursion), and
+    no projection calling a function outside `PASSING_CALLS`. ``texts``: see `infer_scan_counts`."""
     texts = plan_texts(ir) if texts is None else texts
     return frozenset(name for name, text in texts.items()
-                     if set(_OPERATOR.findall(text)) <= PASS_THROUGH_OPERATORS and not _COSTLY_CALL.search(text))
+                     if set(_OPERATOR.findall(text)) <= PASS_THROUGH_OPERATORS
+                     and set(_CALL.findall(text)) <= PASSING_CALLS)

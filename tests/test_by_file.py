@@ -27,7 +27,7 @@ TREE = {
 EDITED_A = TREE["pkg/a.py"] + "\n\ndef extra(y):\n    return y * 2\n"
 # The views that read one file's rows at a time and are written (staged or published); own_bindings
 # joins a file's bindings with its declarations and scope chains by ids of that file.
-BY_FILE = {"definitions", "value_flows", "own_bindings", "cpg_props", "cpg_diagnostics"}
+BY_FILE = {"definitions", "own_bindings", "cpg_props", "cpg_diagnostics"}
 # The views that read, besides one file's rows, the rows credited to that file of a staged global view
 # (local relative to it): a file's bindings and those its star imports bring (star_bindings, followed
 # across files), and the resolution of its names among them; the IMPORTS edges of its imports

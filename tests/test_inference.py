@@ -136,8 +136,8 @@ def test_a_relationship_the_types_cannot_support_is_an_error() -> None:
 
 
 def _derive(name: str, *inputs: str, sql: str | None = None) -> DeriveSpec:
-    """A view scanning each input once and computing something (a DISTINCT: a view that only passes
-    rows on is inlined whatever its readers), unless ``sql`` says otherwise."""
+    """A view scanning each input once and computing something (a DISTINCT: a view that passes on
+    every row it scans is inlined whatever its readers), unless ``sql`` says otherwise."""
     sql = sql or " UNION ALL ".join(f"SELECT DISTINCT 1 AS one FROM {name}" for name in inputs)
     return DeriveSpec(name=name, columns=(), doc="", inputs=inputs, sql=sql)
 
@@ -209,21 +209,26 @@ def test_optimize_drops_views_no_output_needs() -> None:
     assert pruned.names() == ("a", "out")
 
 
-def test_views_that_only_pass_rows_on_are_found_from_their_plans() -> None:
-    """Scans, filters, projections and unions pass their inputs' rows on; a join, a DISTINCT, a window,
-    a subquery or a projection hashing each row computes something."""
+def test_views_that_pass_every_row_on_are_found_from_their_plans() -> None:
+    """Scans, projections calling casts and string joins, and unions pass on every row of their
+    inputs; a filter (it may keep few rows), a join, a DISTINCT, a window, a subquery, or a
+    projection calling anything dearer (a hash, random()) computes something."""
     two = ("ex_files", "ex_modules")
     ir = compile_specs([
-        _derive("filtered", "ex_files", sql="SELECT file_id, upper(path) AS path FROM ex_files WHERE parsed"),
+        _derive("projected", "ex_files", sql="SELECT file_id, coalesce(encoding, 'utf-8') AS encoding, CAST("
+                                             "size_bytes AS INT) AS size, concat(path, ':') AS path FROM ex_files"),
         _derive("both", *two, sql="SELECT file_id FROM ex_files UNION ALL SELECT file_id FROM ex_modules"),
+        _derive("filtered", "ex_files", sql="SELECT file_id, path FROM ex_files WHERE parsed"),
         _derive("joined", *two, sql="SELECT f.path FROM ex_files f JOIN ex_modules m ON m.file_id = f.file_id"),
         _derive("distinct", "ex_files", sql="SELECT DISTINCT path FROM ex_files"),
         _derive("windowed", "ex_files", sql="SELECT row_number() OVER (ORDER BY path) AS n FROM ex_files"),
         _derive("hashed", "ex_files", sql="SELECT md5(path) AS path FROM ex_files"),
+        _derive("random", "ex_files", sql="SELECT path, random() AS r FROM ex_files"),
         _derive("subquery", *two, sql="SELECT path FROM ex_files WHERE file_id IN (SELECT file_id FROM ex_modules)"),
-        _derive("out", "filtered", "both", "joined", "distinct", "windowed", "hashed", "subquery"),
+        _derive("out", "projected", "both", "filtered", "joined", "distinct", "windowed", "hashed", "random",
+                "subquery"),
     ], ["out"])
-    assert infer_pass_through(ir) == {"filtered", "both"}
+    assert infer_pass_through(ir) == {"projected", "both"}
 
 
 def _hints(ir: SemanticIR) -> dict[str, CacheHint]:

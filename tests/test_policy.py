@@ -428,7 +428,7 @@ def test_a_view_relative_to_a_global_view_no_table_keeps_is_maintained_whole(cac
 
 
 def test_a_view_updated_by_file_reads_by_statistics_the_clustered_tables_of_its_files():
-    """name_uses is `SELECT ... FROM ex_references WHERE ...` (staged: file-local views read it) and
+    """name_uses is `SELECT ... FROM ex_references WHERE ...` (a filter: staged, read by three views) and
     binding_ranks reads the staged effective_bindings, file-local with owner file_id (and star_bindings
     only through it): each is read by its file column.
     An extraction table read into memory is not; a view maintained whole reads nothing by statistics."""
@@ -478,18 +478,32 @@ def test_a_fixpoint_is_sized_by_its_largest_input_as_last_computed_whole() -> No
     assert input_rows([first, edited], graph)[fixpoint] == ("run2", largest)  # not 3: the rows replaced
 
 
+def test_a_view_counts_the_computed_views_its_lazy_inputs_read() -> None:
+    """c reads the lazy b, which reads the staged a held in memory (no scan metrics): c's plan holds
+    b's, so the rows c read are a's."""
+    _, _, graph = _pipeline([_derive("a", "ex_files"), _derive("b", "a"), _derive("c", "b")], ["c"])
+    held = ExecutedSignals(output_rows=1, output_bytes=1, elapsed_compute_ns=1, scans=(), filters=(),
+                           selectivity=None, complete=True)
+    record = new_run_record("run1", "t", "released", views=(
+        ViewOutcome("a", "delta_staging", "computed_staged", 700, 0.1, "f", "p", maintained="full", executed=held),
+        ViewOutcome("b", "none", "lazy", None, 0.0, "f", "p"),
+        ViewOutcome("c", "delta_output", "published", 5, 0.1, "f", "p", maintained="full", executed=held)))
+    assert input_rows([record], graph)["c"] == ("run1", 700)
+
+
 def test_a_view_that_passes_rows_on_is_inlined_where_staging_it_saves_nothing() -> None:
     """value_flows is `SELECT ... FROM ex_flows`, read by value_flow_fixpoint, pt_call_targets and
-    identity_functions, none of them file-local; name_uses, `SELECT ... FROM ex_references WHERE ...`, is
-    read by the file-local name_keys, resolved_uses and builtin_uses; reference_edges unions two views
-    its staging computes once (reference_candidates and builtin_uses are read by it alone)."""
+    identity_functions, none of them file-local; effective_bindings, `own_bindings UNION ALL
+    star_bindings` (both staged), is read by the file-local binding_ranks and use_slots among others;
+    reference_edges unions two views its staging computes once (reference_candidates and builtin_uses
+    are read by it alone)."""
     ir, plan, graph = _pipeline()
     tables = _cache(ir, plan, graph)  # staged views in staging tables, extraction tables in Delta
     assert tables["value_flows"].cache == "none"
     assert "its readers scan those as cheaply as they would scan it staged, which costs a write" in \
         tables["value_flows"].passes_on
-    assert tables["name_uses"].cache == "delta_staging"
-    assert "file-local name_keys, resolved_uses, builtin_uses read it" in tables["name_uses"].passes_on
+    assert tables["effective_bindings"].cache == "delta_staging"
+    assert "file-local binding_ranks, use_slots read it" in tables["effective_bindings"].passes_on
     assert tables["reference_edges"].cache == "delta_staging"
     assert "reference_candidates, builtin_uses would be computed in each reader's plan" in \
         tables["reference_edges"].passes_on
@@ -497,8 +511,12 @@ def test_a_view_that_passes_rows_on_is_inlined_where_staging_it_saves_nothing() 
         {"ex_flows": TableStats(rows=150_000, files=1, bytes=1, version=0)}, 0, memory=16 * 2**30))
     assert medium["value_flows"].cache == "delta_staging"  # held in memory: its readers do not decode ex_flows
     assert "ex_flows is read through the Delta provider" in medium["value_flows"].passes_on
+    few = {"ex_flows": TableStats(rows=100, files=1, bytes=1, version=0),
+           "ex_references": TableStats(rows=150_000, files=1, bytes=1, version=0)}
+    cheap = _cache(ir, plan, graph, few, workload=compile_workload(few, 0, memory=16 * 2**30))["value_flows"]
+    assert cheap.cache == "none" and cheap.passes_on is None  # kept staged by its plan, inlined for its 100 rows
     small = _cache(ir, plan, graph, workload=compile_workload({}, 0, memory=16 * 2**30))  # all in memory
-    assert small["value_flows"].cache == small["name_uses"].cache == "none"
-    assert "which costs a copy in memory" in small["name_uses"].passes_on
+    assert small["value_flows"].cache == small["effective_bindings"].cache == "none"
+    assert "which costs a copy in memory" in small["effective_bindings"].passes_on
     assert all(policy.passes_on is None for name, policy in tables.items()
                if name not in infer_pass_through(compile_specs(discover_specs(), OUTPUTS)))
