@@ -54,7 +54,7 @@ def scan_counts(compiled_ir: SemanticIR, view_logical_plans: dict[str, str]) -> 
 
 @tag(role="inference")
 def pass_through_views(compiled_ir: SemanticIR, view_logical_plans: dict[str, str]) -> frozenset[str]:
-    """infer: the views whose plans only scan, filter, project and union their inputs' rows."""
+    """infer: the views whose plans pass on every row they scan (scans, projections, unions)."""
     return infer_pass_through(compiled_ir, view_logical_plans)
 
 

@@ -224,15 +224,17 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
                            localities: dict[str, Locality], thresholds: Thresholds | None = None
                            ) -> dict[str, ViewPolicy]:
     """Cache policy by view. A view whose plan passes on every row of tables (`_inlines_pass_through`)
-    is inlined whatever its readers. A view that only scans source tables is cheaper to recompute in
-    each reader than to write and read back while the computations inlining adds (one per scan of it
-    past the first) read fewer source rows than ``thresholds.inline_max_rows``, calibrated from
-    measured runs (`relspec.calibration`): the fan-out at which such a view is staged falls as its
-    rows grow. Only leaf views are inlined: inlining views built on other views grows the readers'
-    plans until DataFusion's optimizer stalls (measured on the fixture suite)."""
+    is inlined whatever its fan-out: its readers' plans grow by scans and projections only. A view
+    that only scans source tables is cheaper to recompute in each reader than to write and read back
+    while the computations inlining adds (one per scan of it past the first) read fewer source rows
+    than ``thresholds.inline_max_rows``, calibrated from measured runs (`relspec.calibration`): the
+    fan-out at which such a view is staged falls as its rows grow. Only leaf views are inlined so:
+    inlining views that compute over other views grows the readers' plans until DataFusion's
+    optimizer stalls (measured on the fixture suite)."""
     limit = (thresholds or Thresholds()).inline_max_rows
     source_rows = {name: stat.rows for name, stat in stats.items()}
     policies: dict[str, ViewPolicy] = {}
+    planned = {view.name: overrides.get(view.name, view.cache.policy) for view in ir.views if view.cache}
     for view in ir.views:
         hint = view.cache
         assert hint is not None, "cache hints are inferred before the policy is compiled"
@@ -242,8 +244,8 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
         passes_on = None
         if policy == "delta_staging" and hint.pass_through and not hint.required:
             assert view.position is not None, "graph positions are inferred before the policy is compiled"
-            inlined, passes_on = _inlines_pass_through(view.inputs, view.position.consumers, policies, localities,
-                                                       workload)
+            inlined, passes_on = _inlines_pass_through(view.inputs, view.position.consumers, policies, planned,
+                                                       localities, workload)
             evidence.append(passes_on)
             policy = "none" if inlined else policy
         if policy == "delta_staging" and not hint.required:
@@ -257,7 +259,9 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
                 assert view.position is not None, "graph positions are inferred before the policy is compiled"
                 extra = view.position.fan_out - 1  # the computations inlining adds (a staging hint: fan-out >= 2)
                 if cost * extra < limit and not graph.inputs(view.name):
-                    policy, passes_on = "none", None  # inlined for its cost, whatever its plan does
+                    if passes_on is not None:  # inlined for its cost: why its plan kept it staged is moot
+                        evidence.remove(passes_on)
+                    policy, passes_on = "none", None
                     evidence.append(f"recomputed {extra} more time{'s' if extra > 1 else ''} if inlined: "
                                     f"{cost * extra:,} rows, under {limit:,}: cheaper than staging it")
         override = overrides.get(view.name)
@@ -275,24 +279,27 @@ def compile_cache_policies(ir: SemanticIR, graph: ViewGraph, stats: dict[str, Ta
     return policies
 
 
-def _inlines_pass_through(inputs: tuple[str, ...], readers: tuple[str, ...],
-                          decided: dict[str, ViewPolicy], localities: dict[str, Locality], workload: Workload
+def _inlines_pass_through(inputs: tuple[str, ...], readers: tuple[str, ...], decided: dict[str, ViewPolicy],
+                          planned: dict[str, CachePolicy], localities: dict[str, Locality], workload: Workload
                           ) -> tuple[bool, str]:
     """Whether a view whose plan passes on every row of its ``inputs`` (scans, projections, unions:
-    `semantics.scans.infer_pass_through`) is inlined into its ``readers``, and why: they then
-    scan its inputs, as cheaply as they would scan its staged copy, which costs a write (or, held in
-    memory, a copy). It stays staged where an input would be computed in each reader's plan (a view
-    not staged); where staging tables hold it and a reader is file-local (a build updating that reader
-    by file reads only the data files of it that hold the changed files, by their statistics, and would
-    read its inputs whole); and where staged views are held in memory while it reads an extraction
-    table through the Delta provider (staged, its readers scan memory rather than each decode those
-    files)."""
+    `semantics.scans.infer_pass_through`) is inlined into its ``readers``, and why: they then scan its
+    inputs, as cheaply as they would scan its staged copy, which costs a write (or, held in memory, a
+    copy). It stays staged where an input would be computed in each reader's plan (a view neither
+    staged nor itself inlined for passing rows on); where staging tables hold it and a reader that is
+    written (``planned``: the topology's policy or an override; the compiler inlines more only where
+    a reader passes rows on, which then keeps this view staged for nothing) is file-local (a build
+    updating that reader by file reads only the data files of it that hold the changed files, by
+    their statistics, and would read its inputs whole); and where staged views are held in memory
+    while it reads an extraction table through the Delta provider (staged, its readers scan memory
+    rather than each decode those files)."""
     named = ", ".join(inputs)
-    computed = [name for name in inputs if name not in SOURCE_COLUMNS and decided[name].cache != "delta_staging"]
+    computed = [name for name in inputs if name not in SOURCE_COLUMNS
+                and decided[name].cache != "delta_staging" and not _passes_on(decided[name])]
     if computed:
         return False, (f"its plan passes on rows of {named}, but {', '.join(computed)} would be computed in "
                        "each reader's plan: staged, it is computed once")
-    local = [name for name in readers if name in localities and localities[name].local]
+    local = [name for name in readers if name in localities and localities[name].local and planned[name] != "none"]
     if not workload.staged_in_memory and local:
         return False, (f"its plan passes on rows of {named}, and file-local {', '.join(local)} read it: a build "
                        "updating them by file reads only the data files of its staging table that hold the changed "
@@ -305,6 +312,12 @@ def _inlines_pass_through(inputs: tuple[str, ...], readers: tuple[str, ...],
     copy = "a copy in memory" if workload.staged_in_memory else "a write"
     return True, (f"its plan passes on every row of {named} (scans, projections, unions): its readers scan "
                   f"those as cheaply as they would scan it staged, which costs {copy}")
+
+
+def _passes_on(policy: ViewPolicy) -> bool:
+    """Whether ``policy`` inlines its view for passing on the rows of inputs that are not computed in
+    its readers' plans (so a view reading it reads those)."""
+    return policy.cache == "none" and policy.passes_on is not None and not policy.override
 
 
 def compile_view_maintenance(localities: dict[str, Locality], policies: dict[str, ViewPolicy], full: bool,

@@ -138,7 +138,8 @@ def _staged(policies: dict[str, ViewPolicy], decided: dict[str, tuple[float, str
     for base, (score, why) in decided.items():
         policy = policies[base]
         confidence = msgspec.structs.replace(policy.confidence.citing(why), decision_value="delta_staging", score=score)
-        updated[base] = msgspec.structs.replace(policy, cache="delta_staging", for_readers=why, confidence=confidence)
+        updated[base] = msgspec.structs.replace(policy, cache="delta_staging", for_readers=why, confidence=confidence,
+                                                passes_on=None)  # staged for its readers, whatever its plan does
     return updated
 
 

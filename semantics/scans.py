@@ -38,11 +38,14 @@ _SCAN_LINE = re.compile(r"^\s*TableScan: (\S+)", re.MULTILINE)
 # row of its scans. A filter is not one: with no measured selectivity, a filter that keeps few rows
 # is worth staging for its readers.
 PASS_THROUGH_OPERATORS = frozenset({"TableScan", "Projection", "Union", "SubqueryAlias"})
-# The functions a projection may call and still pass rows on: casts and string joins, which cost
-# less than decoding the row. Any other call (a hash, a regex, random()) computes.
+# The functions a projection may call and still pass rows on: casts, null handling, string joins and
+# slices, which cost less than decoding the row, and the plan's spelling of literals (`Utf8("x")`).
+# Any other call (a hash, a regex function, random()) computes; an operator (arithmetic, LIKE, CASE)
+# shows as no call and passes.
 PASSING_CALLS = frozenset({"CAST", "TRY_CAST", "coalesce", "nullif", "concat", "concat_ws", "substr", "Utf8",
-                           "Utf8View", "LargeUtf8", "Int32", "Int64", "Float64", "Boolean"})
+                           "Int64", "Float64", "Boolean"})
 _OPERATOR = re.compile(r"^\s*(\w+)", re.MULTILINE)
+_RECURSIVE = re.compile(r"^\s*RecursiveQuery\b", re.MULTILINE)
 _CALL = re.compile(r"([A-Za-z_]\w*)\(")
 
 
@@ -63,6 +66,9 @@ def plan_texts(ir: SemanticIR) -> dict[str, str]:
             texts[view.name] = session.sql(EMITTERS[view.kind](view)).logical_plan().display_indent()
         except Exception as error:  # DataFusion raises plain exceptions for planning errors
             raise SpecError(f"view {view.name!r} cannot be planned: {error}") from error
+        if _RECURSIVE.search(texts[view.name]) and not (isinstance(spec, DeriveSpec) and spec.recursive):
+            # the policy keeps a recursive query's inputs staged (inlined, they lose rows) by this flag
+            raise SpecError(f"view {view.name!r} runs a WITH RECURSIVE query: declare it with recursive=True")
     return texts
 
 

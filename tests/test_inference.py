@@ -193,6 +193,16 @@ def test_a_recursive_reader_forces_its_input_to_be_materialized() -> None:
                                   recursive=True)], ["r"])
 
 
+def test_a_recursive_query_must_be_declared() -> None:
+    """The policy keeps what a WITH RECURSIVE query reads staged by the spec's flag: a query the plan
+    shows recursive, declared plain, is an error rather than a view whose inputs may be inlined."""
+    undeclared = ("WITH RECURSIVE up(n) AS (SELECT 1 AS n FROM a UNION ALL SELECT n + 1 FROM up WHERE n < 3) "
+                  "SELECT n FROM up")
+    ir = compile_specs([_derive("a", "ex_files"), _derive("r", "a", sql=undeclared)], ["r"])
+    with pytest.raises(SpecError, match="view 'r' runs a WITH RECURSIVE query: declare it with recursive=True"):
+        plan_texts(ir)
+
+
 def test_compile_rejects_bad_specs() -> None:
     with pytest.raises(SpecError, match="declared more than once"):
         compile_specs([_derive("a", "ex_files"), _derive("a", "ex_files")], ["a"])

@@ -43,6 +43,7 @@ from relspec.profiles import compile_session_profile
 from relspec.runs import RunRecord, ViewOutcome, new_run_record, read_records, run_row, runs_to_drop
 from relspec.validation import RuntimeCapabilities, ValidationInput, validate
 from relspec.view_graph import ViewGraph
+from semantics.entities import Column
 from semantics.extract.files import FileTask
 from semantics.inference import InferenceConfidence
 from semantics.ir import (
@@ -59,6 +60,8 @@ from semantics.ir import (
 )
 from semantics.locality import Locality, infer_locality
 from semantics.scans import infer_pass_through, infer_scan_counts, plan_texts
+from semantics.specs import DeriveSpec
+from semantics.types import SemanticType as S
 from semantics.views import OUTPUTS, discover_specs
 from tests.test_inference import _derive
 
@@ -478,6 +481,21 @@ def test_a_fixpoint_is_sized_by_its_largest_input_as_last_computed_whole() -> No
     assert input_rows([first, edited], graph)[fixpoint] == ("run2", largest)  # not 3: the rows replaced
 
 
+def test_a_view_passing_on_rows_of_an_inlined_view_passing_rows_on_is_inlined() -> None:
+    """a and b each pass on every row they scan (a of ex_files, b of a) and are each read twice: a is
+    inlined, its readers scanning ex_files; so is b, since reading a is reading ex_files."""
+    file_id = (Column("file_id", "string", S.FILE_ID),)
+    a = DeriveSpec(name="a", columns=file_id, doc="", inputs=("ex_files",), sql="SELECT file_id FROM ex_files")
+    b = DeriveSpec(name="b", columns=file_id, doc="", inputs=("a",), sql="SELECT file_id FROM a")
+    readers = [_derive("c", "a", "b"), _derive("d", "b")]
+    ir, plan, graph = _pipeline([a, b, *readers, _derive("out", "c", "d")], ["out"])
+    assert ir.view("a").cache.policy == ir.view("b").cache.policy == "delta_staging"  # read twice each
+    # held in memory, extraction tables too: no file-local reader or Delta decoding keeps either staged
+    policies = _cache(ir, plan, graph, workload=compile_workload({}, 0, memory=16 * 2**30))
+    assert policies["a"].cache == policies["b"].cache == "none"
+    assert "its plan passes on every row of a (scans, projections, unions)" in policies["b"].passes_on
+
+
 def test_a_view_counts_the_computed_views_its_lazy_inputs_read() -> None:
     """c reads the lazy b, which reads the staged a held in memory (no scan metrics): c's plan holds
     b's, so the rows c read are a's."""
@@ -503,7 +521,10 @@ def test_a_view_that_passes_rows_on_is_inlined_where_staging_it_saves_nothing() 
     assert "its readers scan those as cheaply as they would scan it staged, which costs a write" in \
         tables["value_flows"].passes_on
     assert tables["effective_bindings"].cache == "delta_staging"
-    assert "file-local binding_ranks, use_slots read it" in tables["effective_bindings"].passes_on
+    # use_slots, file-local too, is inlined (read once): a build reads its inputs whole anyway
+    assert "file-local binding_ranks read it" in tables["effective_bindings"].passes_on
+    # resolved_edges, their file-local reader, is inlined into cpg_edges: nothing reads them by file
+    assert tables["import_edges"].cache == tables["inherits_edges"].cache == "none"
     assert tables["reference_edges"].cache == "delta_staging"
     assert "reference_candidates, builtin_uses would be computed in each reader's plan" in \
         tables["reference_edges"].passes_on

@@ -241,9 +241,9 @@ SELECT d.node_id FROM definitions d LEFT ANTI JOIN in_use u ON u.class_id = d.no
 # it is replaced by its source's representative everywhere the rules read it (`pt_rep`), and a node no
 # rule reads gets its values once, after the rounds, from its static sources (`pt_sink_edges`).
 _PREPARE = (
-    # The flows, read once for the statements below (each picks its kinds: one scan of the staged table,
-    # then scans of memory), and the small inputs the rules join every round, held in memory for the
-    # same reason; the flows are dropped once the statements below are done.
+    # The flows, read once for the statements below (each picks its kinds: one scan of value_flows, staged
+    # or inlined over ex_flows, then scans of memory), and the small inputs the rules join every round,
+    # held in memory for the same reason; the flows are dropped once the statements below are done.
     Prepared("pt_flows", "SELECT kind, CAST(dst AS VARCHAR) AS dst, CAST(src AS VARCHAR) AS src, "
                          "CAST(key AS VARCHAR) AS key, position FROM value_flows"),
     Prepared("pt_parameters", "SELECT * FROM parameter_bindings"),
