@@ -28,13 +28,13 @@ EDITED_A = TREE["pkg/a.py"] + "\n\ndef extra(y):\n    return y * 2\n"
 # The views that read one file's rows at a time and are written (staged or published); own_bindings
 # joins a file's bindings with its declarations and scope chains by ids of that file.
 BY_FILE = {"definitions", "own_bindings", "cpg_props", "cpg_diagnostics"}
-# The views that read, besides one file's rows, the rows credited to that file of a staged global view
-# (local relative to it): a file's bindings and those its star imports bring (star_bindings, followed
-# across files), and the resolution of its names among them; the IMPORTS edges of its imports
-# (import_targets), its INHERITS_FROM edges (class_bases).
+# The staged views that read, besides one file's rows, the rows credited to that file of a staged
+# global view (local relative to it): a file's bindings and those its star imports bring (star_bindings,
+# followed across files), and the resolution of its names among them. The IMPORTS edges of a file's
+# imports (import_targets) and its INHERITS_FROM edges (class_bases) pass those views' rows on to
+# cpg_edges alone, which updates by file: they are inlined into it.
 RELATIVE = {"effective_bindings": "star_bindings", "binding_ranks": "star_bindings",
-            "scope_candidates": "star_bindings", "name_resolution": "star_bindings", "reference_edges": "star_bindings",
-            "import_edges": "import_targets", "inherits_edges": "class_bases"}
+            "scope_candidates": "star_bindings", "name_resolution": "star_bindings", "reference_edges": "star_bindings"}
 
 
 def build(root: Path, out: Path, **options: object) -> BuildSummary:
