@@ -409,9 +409,11 @@ def query(out: str, sql: str, output_format: str, run_id: str | None) -> None:
               help=_STAGING_HELP)
 @click.option("--calibration", type=click.Choice(["off", "observe", "apply"]), default="observe", show_default=True,
               help=_CALIBRATION_HELP)
+@click.option("--full", is_flag=True, help="Plan the build `cpgflow build --full` would run (every file extracted "
+              "again, every view recomputed whole).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_option_errors
-def plan(path: Path, out: str | None, cache_policy: tuple[str, ...], staging: str, calibration: str,
+def plan(path: Path, out: str | None, cache_policy: tuple[str, ...], staging: str, calibration: str, full: bool,
          as_json: bool) -> None:
     """Show the compiled plan for PATH without running it: views, joins, policy, validation."""
     from rich.table import Table
@@ -428,7 +430,7 @@ def plan(path: Path, out: str | None, cache_policy: tuple[str, ...], staging: st
     root = check_source_root(path)
     with tempfile.TemporaryDirectory(prefix="cpgflow-plan-") as scratch:
         statistics_from = _location(out) if out is not None else scratch
-        results = plan_driver(root, statistics_from, cache_overrides=overrides, staging=staging,  # type: ignore[arg-type]
+        results = plan_driver(root, statistics_from, cache_overrides=overrides, staging=staging, full=full,  # type: ignore[arg-type]
                               calibration=calibration, storage_options=_storage_options()).execute(  # type: ignore[arg-type]
             ["optimized_ir", "discovery", "compiled_policy", "validation", "view_graph", "semantic_plan"])
     report = plan_report(results["optimized_ir"], results["discovery"], results["compiled_policy"],

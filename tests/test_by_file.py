@@ -136,6 +136,10 @@ def test_an_edit_replaces_the_rows_of_the_files_whose_global_rows_it_changed(tmp
             "readers also recompute the files whose rows changed") in shown
     assert "local relative to star_bindings" in next(line for line in shown.splitlines()
                                                      if line.startswith("effective_bindings is maintained by file:"))
+    assert "session profile incremental_build: " in shown
+    # what `build --full` would run: every view recomputed whole, under the full build's profile
+    whole = run_cli("plan", root, "--out", out, "--staging", "delta", "--full").stdout
+    assert "session profile full_build: " in whole and " is maintained by file:" not in whole
 
 
 def _rows_of(location: str, file_id: str) -> int:

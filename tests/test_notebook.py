@@ -129,7 +129,7 @@ def test_build(executed: dict[str, nbformat.NotebookNode]) -> None:
 def test_dag(executed: dict[str, nbformat.NotebookNode]) -> None:
     assert text(executed["dag"]).rstrip().endswith("drawn in json/pipeline.svg")
     (svg,) = images(executed["dag-path"], "image/svg+xml")
-    for node in ("inherits_edges__query", "inherits_edges__staged", "resolved_edges", "all_edges", "cpg_edges"):
+    for node in ("call_edges__query", "call_edges__staged", "resolved_edges", "all_edges", "cpg_edges"):
         assert f">{node}<" in svg, node
     assert ">materializer<" in svg and ">output<" in svg
 

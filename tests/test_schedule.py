@@ -138,15 +138,26 @@ def test_a_view_whose_plan_scanned_little_runs_on_one_partition_and_the_next_vie
     # the outputs are reused; asking for a view's frame computes every staged view again (relspec/demand.py)
     dr.execute(["build_summary", "cpg_nodes"])
     first, second = _records(out)[-2:]
-    # what each view read: its plan's scans, and the views it read from memory (no scan metrics); a
-    # fixpoint, whose queries each read a few of its inputs: its largest input
+    # what each view read: its plan's scans, and the views it read from memory (no scan metrics), its
+    # lazy inputs' plans being part of its own; a fixpoint, whose queries each read a few of its inputs:
+    # its largest input
     rows = {outcome.view: outcome.rows for outcome in first.views if outcome.rows is not None}
+    lazy = {outcome.view for outcome in first.views if outcome.outcome == "lazy"}
+
+    def computed_inputs(view: str) -> set[str]:
+        return {found for name in graph.inputs(view)
+                for found in (computed_inputs(name) if name in lazy else {name})}
+
+    def sources(view: str) -> set[str]:
+        through = (found for name in graph.inputs(view) if name in lazy for found in sources(name))
+        return {*graph.sources[view], *through}
+
     read = {outcome.view: outcome.executed.rows_scanned + sum(
-        rows.get(name, 0) for name in graph.inputs(outcome.view)
+        rows.get(name, 0) for name in computed_inputs(outcome.view)
         if name not in {scan.table for scan in outcome.executed.scans})
         for outcome in first.views if outcome.executed and outcome.view not in graph.fixpoints}
-    read |= {view: max([rows.get(name, 0) for name in graph.inputs(view)]
-                       + [first.source_rows.get(name, 0) for name in graph.sources[view]]) for view in graph.fixpoints}
+    read |= {view: max([rows.get(name, 0) for name in computed_inputs(view)]
+                       + [first.source_rows.get(name, 0) for name in sources(view)]) for view in graph.fixpoints}
     partitions = "datafusion.execution.target_partitions"
     ran = [outcome for outcome in sorted(second.views, key=lambda outcome: outcome.started) if outcome.planned]
     small = {outcome.view for outcome in ran if read.get(outcome.view, 10**9) < 100_000}
