@@ -19,11 +19,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from datafusion import SessionContext
 
 from driver.delta_store import DeltaTableStore
 from driver.engine import new_session
-from relspec.catalog import DatasetCatalog
+from driver.factory import plan_driver
+from relspec.catalog import EXTRACT_TABLES, DatasetCatalog
 from semantics import fixpoint
+from semantics.ir import SemanticPlan
 from semantics.views.pointsto import SPECS
 
 FIXPOINT_VIEW = "value_flow_fixpoint"
@@ -48,6 +51,23 @@ def _timed_derive() -> None:
         rule.name, propagate, self, rule, closure, sole)
 
 
+def _register_inputs(session: SessionContext, store: DeltaTableStore, names: tuple[str, ...],
+                     plan: SemanticPlan | None = None) -> None:
+    """Each of ``names`` as the build registers it: a staged view's table, an extraction table, and a
+    view the policy inlined (value_flows: it passes on the rows of ex_flows) as its SQL over its own
+    inputs, registered so in turn."""
+    for name in names:
+        if store.staged_result(name) is not None:
+            store.register_staged(session, name, "delta")
+        elif name in EXTRACT_TABLES:
+            store.register(session, name)
+        else:
+            plan = plan or plan_driver(Path.cwd()).execute(["semantic_plan"])["semantic_plan"]
+            view = plan.view(name)
+            _register_inputs(session, store, view.inputs, plan)
+            session.register_view(name, session.sql(view.sql))
+
+
 def _sorted(table: pa.Table) -> pa.Table:
     return table.sort_by([(name, "ascending") for name in table.column_names])
 
@@ -63,8 +83,7 @@ def main() -> None:
     (spec,) = [spec for spec in SPECS if spec.name == FIXPOINT_VIEW]
     store = DeltaTableStore(DatasetCatalog(str(Path(args.out).resolve())))
     session = new_session()
-    for name in spec.inputs:
-        store.register_staged(session, name, "delta")  # as the build registers them
+    _register_inputs(session, store, spec.inputs)
     if args.rules:
         _timed_derive()
     started, cpu = time.perf_counter(), time.process_time()
