@@ -152,9 +152,11 @@ def test_a_view_whose_plan_scanned_little_runs_on_one_partition_and_the_next_vie
         through = (found for name in graph.inputs(view) if name in lazy for found in sources(name))
         return {*graph.sources[view], *through}
 
+    # (a view that scanned no file read its sources from memory: their rows count too)
     read = {outcome.view: outcome.executed.rows_scanned + sum(
         rows.get(name, 0) for name in computed_inputs(outcome.view)
         if name not in {scan.table for scan in outcome.executed.scans})
+        + (0 if outcome.executed.scans else sum(first.source_rows.get(name, 0) for name in sources(outcome.view)))
         for outcome in first.views if outcome.executed and outcome.view not in graph.fixpoints}
     read |= {view: max([rows.get(name, 0) for name in computed_inputs(view)]
                        + [first.source_rows.get(name, 0) for name in sources(view)]) for view in graph.fixpoints}

@@ -16,6 +16,7 @@ import resource
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,7 +27,6 @@ from driver.engine import new_session
 from driver.factory import plan_driver
 from relspec.catalog import EXTRACT_TABLES, DatasetCatalog
 from semantics import fixpoint
-from semantics.ir import SemanticPlan
 from semantics.views.pointsto import SPECS
 
 FIXPOINT_VIEW = "value_flow_fixpoint"
@@ -52,19 +52,23 @@ def _timed_derive() -> None:
 
 
 def _register_inputs(session: SessionContext, store: DeltaTableStore, names: tuple[str, ...],
-                     plan: SemanticPlan | None = None) -> None:
+                     planned: dict[str, Any] | None = None) -> None:
     """Each of ``names`` as the build registers it: a staged view's table, an extraction table, and a
-    view the policy inlined (value_flows: it passes on the rows of ex_flows) as its SQL over its own
-    inputs, registered so in turn."""
+    view passing its inputs' rows on that the policy inlined (value_flows passes on the rows of
+    ex_flows) as its SQL over its own inputs, registered so in turn. Any other view must be staged:
+    a build whose staged views were held in memory left none to time the fixpoint on."""
     for name in names:
         if store.staged_result(name) is not None:
             store.register_staged(session, name, "delta")
         elif name in EXTRACT_TABLES:
             store.register(session, name)
         else:
-            plan = plan or plan_driver(Path.cwd()).execute(["semantic_plan"])["semantic_plan"]
-            view = plan.view(name)
-            _register_inputs(session, store, view.inputs, plan)
+            planned = planned or plan_driver(Path.cwd()).execute(["semantic_plan", "pass_through_views"])
+            if name not in planned["pass_through_views"]:
+                raise SystemExit(f"{name} has no staging table in this build: keep a build with staging tables "
+                                 "(bench_build.py --keep, or cpgflow build --staging delta)")
+            view = planned["semantic_plan"].view(name)
+            _register_inputs(session, store, view.inputs, planned)
             session.register_view(name, session.sql(view.sql))
 
 
